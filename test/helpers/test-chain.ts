@@ -4,7 +4,9 @@ import { webcrypto } from "node:crypto";
 import { encodeDocumentPayload, signCoseSign1 } from "../../attestation/dev/encode-document.js";
 import { trustAnchorFromPem, type TrustAnchor } from "../../attestation/roots.js";
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
 
 /**
  * A throwaway CA for tests: builds root → intermediates → leaf with one knob
