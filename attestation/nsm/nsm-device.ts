@@ -14,6 +14,9 @@ export interface NsmDevice {
    * Sends one encoded request (1..4096 bytes) and returns the response bytes,
    * exactly as long as the driver reported. Throws AttestationError.
    * Not re-entrant: callers serialize calls (NsmAttester queues them).
+   * Synchronous: the ioctl blocks the calling thread until the NSM answers,
+   * normally within milliseconds; the kernel gives up after two minutes
+   * (drivers/misc/nsm.c NSM_DEFAULT_TIMEOUT_MSECS) with ETIMEDOUT.
    */
   call(request: Uint8Array): Uint8Array;
   /** Releases the device. Idempotent; call() afterwards throws ERR_NSM_UNAVAILABLE. */
@@ -133,10 +136,7 @@ function loadFfi(): Ffi {
   }
   // errno is read immediately after the call, before any other native work
   // can overwrite it (src/driver/mod.rs reads Errno::last() the same way).
-  const sys = (rc: unknown): SysResult => {
-    const code = Number(rc);
-    return { rc: code, errno: code === 0 ? 0 : koffi.errno() };
-  };
+  const sys = (rc: unknown): SysResult => ({ rc: Number(rc), errno: koffi.errno() });
 
   ffi = {
     koffi,
