@@ -1,0 +1,13 @@
+#!/usr/bin/env node
+// The `egw` / `enclave-gateway` executable: binds the CLI to the real process.
+import { run } from "./main.js";
+
+const code = await run(process.argv.slice(2), {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  stdin: process.stdin,
+  cwd: process.cwd(),
+  now: () => new Date(),
+  env: process.env,
+});
+process.exitCode = code;

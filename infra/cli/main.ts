@@ -1,0 +1,57 @@
+import { ATTEST_USAGE } from "./attest.js";
+import { EXIT, print, UsageError, type CliContext } from "./context.js";
+import { INSPECT_USAGE } from "./inspect.js";
+
+export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
+
+Commands:
+  inspect <file|->          decode and explain an attestation document
+  attest verify <file|->    verify a document against the AWS root and a policy
+  attest issue --dev        issue a document from the simulated NSM
+  attest dev-root           print the development root certificate (PEM)
+  help [command]            show help
+
+${ATTEST_USAGE}
+
+${INSPECT_USAGE}`;
+
+type Command = (args: string[], ctx: CliContext) => Promise<number>;
+
+// Each command is imported only when it runs, so e.g. a host-side command
+// never loads enclave code into its process.
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  inspect: async () => (await import("./inspect.js")).inspectCommand,
+  attest: async () => (await import("./attest.js")).attestCommand,
+};
+
+export async function run(argv: string[], ctx: CliContext): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    print(ctx.stdout, USAGE);
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    print(ctx.stderr, `egw: unknown command "${name}" (see "egw help")`);
+    return EXIT.usage;
+  }
+  if (args.includes("--help") || args.includes("-h")) {
+    print(ctx.stdout, USAGE);
+    return EXIT.ok;
+  }
+  try {
+    return await (await load())(args, ctx);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      print(ctx.stderr, `egw ${name}: ${err.message}`);
+      return EXIT.usage;
+    }
+    // A typed error that escaped a command (e.g. a corrupt dev CA store).
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === "string") {
+      print(ctx.stderr, `egw ${name}: ${code}: ${(err as Error).message}`);
+      return EXIT.usage;
+    }
+    throw err;
+  }
+}
