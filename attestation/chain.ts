@@ -34,11 +34,14 @@ export interface ChainCheck {
   leaf: ParsedCertificate;
   anchor: TrustAnchor;
   chain: CertificateSummary[];
-  /** True when the intermediates came from the cache (already verified). */
-  cached: boolean;
-  /** Signature checks still to run, in pipeline order. */
-  pending: { what: string; run: () => Promise<boolean> }[];
-  /** Called once every pending check passed, to remember the intermediates. */
+  /** What came from the cache (already verified): "none", "intermediates" or "all". */
+  cached: "none" | "intermediates" | "all";
+  /**
+   * Signature checks already started on the thread pool, in pipeline order.
+   * Each resolves to true or false and never rejects.
+   */
+  pending: { what: string; result: Promise<boolean> }[];
+  /** Called once every pending check passed, to remember what was verified. */
   commit: () => void;
 }
 
@@ -51,28 +54,26 @@ interface CachedBundle {
   notAfter: number;
 }
 
-/**
- * Remembers cabundles whose every link has been verified, so the next
- * document from the same instance costs two signature checks, not five.
- * Entries are keyed by the exact bundle bytes and the anchor that ended
- * the chain; validity is still checked against each call's `currentDate`.
- */
-export class ChainCache {
-  private readonly entries = new Map<string, CachedBundle>();
+interface CachedLeaf {
+  leaf: ParsedCertificate;
+}
 
-  constructor(private readonly maxEntries = 32) {}
+/** A small LRU map; Map iteration order is insertion order. */
+class Lru<V> {
+  private readonly entries = new Map<string, V>();
 
-  get(key: string): CachedBundle | undefined {
+  constructor(private readonly maxEntries: number) {}
+
+  get(key: string): V | undefined {
     const entry = this.entries.get(key);
-    if (entry) {
-      // Refresh recency: Map iteration order is insertion order.
+    if (entry !== undefined) {
       this.entries.delete(key);
       this.entries.set(key, entry);
     }
     return entry;
   }
 
-  set(key: string, value: CachedBundle): void {
+  set(key: string, value: V): void {
     this.entries.delete(key);
     this.entries.set(key, value);
     while (this.entries.size > this.maxEntries) {
@@ -89,6 +90,50 @@ export class ChainCache {
   clear(): void {
     this.entries.clear();
   }
+}
+
+/**
+ * Remembers certificate links whose signatures have been verified, so the
+ * next document from the same enclave costs one signature check (the
+ * document's), not five. The NSM keeps its leaf for the enclave's lifetime
+ * (the fixtures' leaves predate their documents by up to a minute), and the
+ * cabundle changes only when AWS rotates intermediates.
+ *
+ * Bundles are keyed by their exact bytes plus the anchor that ended the
+ * chain; leaves by their bytes plus the bundle key. Only signature results
+ * and parsed structure are cached: validity is checked again against every
+ * call's `currentDate`, and nothing is cached unless every check passed.
+ */
+export class ChainCache {
+  readonly bundles: Lru<CachedBundle>;
+  readonly leaves: Lru<CachedLeaf>;
+
+  constructor(maxEntries = 32) {
+    this.bundles = new Lru(maxEntries);
+    this.leaves = new Lru(maxEntries);
+  }
+
+  /** Number of cached bundles. */
+  get size(): number {
+    return this.bundles.size;
+  }
+
+  clear(): void {
+    this.bundles.clear();
+    this.leaves.clear();
+  }
+}
+
+// Trust anchors are constants: parse each once, not once per document.
+const parsedAnchors = new WeakMap<TrustAnchor, ParsedCertificate>();
+
+function parsedAnchor(anchor: TrustAnchor): ParsedCertificate {
+  let parsed = parsedAnchors.get(anchor);
+  if (!parsed) {
+    parsed = parse(anchor.der, `trust anchor ${anchor.name}`);
+    parsedAnchors.set(anchor, parsed);
+  }
+  return parsed;
 }
 
 function constraints(message: string): AttestationError {
@@ -185,9 +230,9 @@ function bundleWindow(certs: ParsedCertificate[]): { notBefore: number; notAfter
 }
 
 /**
- * Runs every structural and time rule now, and returns the signature checks
- * as pending jobs so the caller can run them concurrently with the COSE
- * signature check.
+ * Runs every structural and time rule now, and starts each signature check
+ * on the thread pool as soon as both of its certificates are parsed, so
+ * parsing the next certificate overlaps with verifying the previous link.
  */
 export function checkChain(
   certificate: Uint8Array,
@@ -195,25 +240,30 @@ export function checkChain(
   options: { anchors: TrustAnchor[]; currentDate: Date; cache?: ChainCache },
 ): ChainCheck {
   const now = options.currentDate.getTime();
-  const key = bundleKey(cabundle);
   const rootSha = createHash("sha256").update(cabundle[0]!).digest("hex");
   const anchor = options.anchors.find((a) => a.sha256 === rootSha && sameBytes(a.der, cabundle[0]!));
   if (!anchor) {
     throw new AttestationError("ERR_ROOT_UNTRUSTED", `cabundle[0] (sha256 ${rootSha}) is not a trusted root`);
   }
-
+  const cache = options.cache;
+  const key = bundleKey(cabundle);
+  const leafKey = `${createHash("sha256").update(certificate).digest("hex")}|${key}`;
   const pending: ChainCheck["pending"] = [];
-  const cachedEntry = options.cache?.get(key);
+
+  const cachedBundle = cache?.bundles.get(key);
+  const bundleHit =
+    cachedBundle !== undefined && cachedBundle.anchorSha256 === anchor.sha256 && now >= cachedBundle.notBefore && now <= cachedBundle.notAfter;
+  const cachedLeaf = bundleHit ? cache?.leaves.get(leafKey) : undefined;
+
   let certs: ParsedCertificate[];
-  let cached = false;
-  if (cachedEntry && cachedEntry.anchorSha256 === anchor.sha256 && now >= cachedEntry.notBefore && now <= cachedEntry.notAfter) {
-    certs = cachedEntry.certs;
-    cached = true;
+  if (bundleHit) {
+    certs = cachedBundle.certs;
   } else {
-    certs = cabundle.map((der, i) => parse(der, `cabundle[${i}]`));
-    const n = certs.length;
-    certs.forEach((cert, i) => {
+    const n = cabundle.length;
+    certs = [parsedAnchor(anchor)];
+    for (let i = 0; i < n; i++) {
       const what = i === 0 ? "root" : `cabundle[${i}]`;
+      const cert = i === 0 ? certs[0]! : parse(cabundle[i]!, what);
       checkAlgorithms(cert, what);
       checkCriticalExtensions(cert, what);
       // CAs below cabundle[i], not counting the leaf: cabundle[i+1..n-1].
@@ -222,19 +272,22 @@ export function checkChain(
       if (i > 0) {
         const issuer = certs[i - 1]!;
         checkLink(cert, issuer, what);
-        pending.push({ what, run: () => verifyEs384(cert.tbs, issuer.publicKey, cert.signature, "der") });
+        pending.push({ what, result: verifyEs384(cert.tbs, issuer.publicKey, cert.signature, "der") });
+        certs.push(cert);
       }
-    });
+    }
   }
 
-  const leaf = parse(certificate, "leaf");
   const parent = certs[certs.length - 1]!;
-  checkAlgorithms(leaf, "leaf");
-  checkCriticalExtensions(leaf, "leaf");
-  checkLeaf(leaf);
+  const leaf = cachedLeaf ? cachedLeaf.leaf : parse(certificate, "leaf");
+  if (!cachedLeaf) {
+    checkAlgorithms(leaf, "leaf");
+    checkCriticalExtensions(leaf, "leaf");
+    checkLeaf(leaf);
+    checkLink(leaf, parent, "leaf");
+  }
   checkValidity(leaf, "leaf", now);
-  checkLink(leaf, parent, "leaf");
-  pending.push({ what: "leaf", run: () => verifyEs384(leaf.tbs, parent.publicKey, leaf.signature, "der") });
+  if (!cachedLeaf) pending.push({ what: "leaf", result: verifyEs384(leaf.tbs, parent.publicKey, leaf.signature, "der") });
 
   const chain: CertificateSummary[] = [summary(leaf, "leaf")];
   for (let i = certs.length - 1; i >= 0; i--) chain.push(summary(certs[i]!, i === 0 ? "root" : "intermediate"));
@@ -243,10 +296,12 @@ export function checkChain(
     leaf,
     anchor,
     chain,
-    cached,
+    cached: cachedLeaf ? "all" : bundleHit ? "intermediates" : "none",
     pending,
     commit: () => {
-      if (!cached && options.cache) options.cache.set(key, { certs, anchorSha256: anchor.sha256, ...bundleWindow(certs) });
+      if (!cache) return;
+      if (!bundleHit) cache.bundles.set(key, { certs, anchorSha256: anchor.sha256, ...bundleWindow(certs) });
+      if (!cachedLeaf) cache.leaves.set(leafKey, { leaf });
     },
   };
 }

@@ -39,7 +39,8 @@ export interface VerificationResult {
   root: { name: string; sha256: string; production: boolean };
   /** Leaf first, root last. */
   chain: CertificateSummary[];
-  chainFromCache: boolean;
+  /** What the chain cache supplied: nothing, the intermediates, or every link. */
+  chainFromCache: "none" | "intermediates" | "all";
   steps: VerificationStep[];
 }
 
@@ -87,11 +88,11 @@ export async function verifyAttestation(bytes: Uint8Array, options: VerifyOption
   const toBeSigned = sigStructure(cose.protectedBytes, cose.payload);
   const jobs = [
     ...chain.pending,
-    { what: "document", run: () => verifyEs384(toBeSigned, chain.leaf.publicKey, cose.signature, "ieee-p1363") },
+    { what: "document", result: verifyEs384(toBeSigned, chain.leaf.publicKey, cose.signature, "ieee-p1363") },
   ];
   // All signature checks run at once on the thread pool; the first failure in
   // pipeline order (chain top-down, then the document) is reported.
-  const outcomes = await Promise.all(jobs.map((job) => job.run()));
+  const outcomes = await Promise.all(jobs.map((job) => job.result));
   outcomes.forEach((ok, i) => {
     if (ok) return;
     const what = jobs[i]!.what;
@@ -101,7 +102,7 @@ export async function verifyAttestation(bytes: Uint8Array, options: VerifyOption
   chain.commit();
   pass(
     "chain",
-    `${chain.chain.length} certificates to ${chain.anchor.name} (sha256 ${chain.anchor.sha256}), valid at ${policy.currentDate.toISOString()}${chain.cached ? ", intermediates from cache" : ""}`,
+    `${chain.chain.length} certificates to ${chain.anchor.name} (sha256 ${chain.anchor.sha256}), valid at ${policy.currentDate.toISOString()}${chain.cached === "none" ? "" : `, ${chain.cached === "all" ? "every link" : "intermediates"} verified earlier (cache)`}`,
   );
   pass("signature", "ES384 over Sig_structure with the leaf key");
 

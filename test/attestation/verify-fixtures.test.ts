@@ -1,6 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ChainCache } from "../../attestation/chain.js";
+import { createDevCa } from "../../attestation/dev/dev-ca.js";
+import { SimulatedNsm } from "../../attestation/dev/simulated-nsm.js";
+import { trustAnchorFromPem } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
+import { buildTestChain, testDocument } from "../helpers/test-chain.js";
 import { loadNitroFixtures } from "../helpers/fixtures.js";
 
 const fixtures = loadNitroFixtures();
@@ -126,13 +130,33 @@ describe("verified-intermediate cache", () => {
     const fx = fixtures.find((f) => f.name.startsWith("blocky"))!;
     const cache = new ChainCache(4);
     const options = { currentDate: new Date(fx.timestampMs), expectedPcrs: fx.pcrs, cache };
-    expect((await verifyAttestation(fx.bytes, options)).chainFromCache).toBe(false);
+    expect((await verifyAttestation(fx.bytes, options)).chainFromCache).toBe("none");
     expect(cache.size).toBe(1);
-    expect((await verifyAttestation(fx.bytes, options)).chainFromCache).toBe(true);
-    // Cached intermediates do not bypass validity at another instant.
+    expect((await verifyAttestation(fx.bytes, options)).chainFromCache).toBe("all");
+    // Cached links do not bypass validity at another instant.
     await expect(
       verifyAttestation(fx.bytes, { ...options, currentDate: new Date(fx.chainWindow[1].getTime() + 1000), maxAgeMs: Infinity }),
     ).rejects.toMatchObject({ code: "ERR_CERT_EXPIRED" });
+  });
+
+  it("reuses cached intermediates for a new leaf, and still verifies that leaf", async () => {
+    // The simulated NSM issues a fresh leaf per document under one cabundle.
+    const now = new Date("2026-06-01T00:00:00Z");
+    const ca = await createDevCa({ now: () => now });
+    const nsm = new SimulatedNsm({ ca, now: () => now, pcrs: { 0: new Uint8Array(48).fill(7) } });
+    const anchor = trustAnchorFromPem(ca.rootPem, "development");
+    const cache = new ChainCache(4);
+    const options = { currentDate: now, expectedPcrs: "any" as const, trustedRoots: [anchor], cache };
+    const first = await verifyAttestation(await nsm.attest({}), options);
+    const second = await verifyAttestation(await nsm.attest({}), options);
+    expect(first.chainFromCache).toBe("none");
+    expect(second.chainFromCache).toBe("intermediates");
+    expect(second.chain[0]!.sha256).not.toBe(first.chain[0]!.sha256);
+    // A leaf signed by a stranger under the cached bundle is still refused.
+    const forged = await buildTestChain(now);
+    const doc = await testDocument({ ...forged, cabundle: ca.cabundle() }, { timestamp: now.getTime() });
+    await expect(verifyAttestation(doc, options)).rejects.toMatchObject({ code: "ERR_CHAIN_BROKEN" });
+    await nsm.close();
   });
 
   it("never caches a chain whose signatures failed", async () => {

@@ -1,0 +1,12 @@
+// `npm run bench`: every benchmark, one after another. Prints numbers; the
+// targets are recorded in docs/BENCHMARKS.md, not asserted here.
+import { main as attestationVerify } from "./attestation-verify.js";
+
+const only = process.argv[2];
+const benches: Record<string, () => Promise<void>> = {
+  "attestation-verify": attestationVerify,
+};
+for (const [name, run] of Object.entries(benches)) {
+  if (only && only !== name) continue;
+  await run();
+}
