@@ -20,23 +20,19 @@
 import { Encoder } from "cbor-x";
 import { webcrypto } from "node:crypto";
 import { NSM_MAX_NONCE, NSM_MAX_PUBLIC_KEY, NSM_MAX_USER_DATA } from "../attester.js";
+import { COSE_ALG_ES384, ES384_SIGNATURE_LENGTH, sigStructure } from "../cose-sign1.js";
+import { MAX_CABUNDLE, MAX_CERT_BYTES, MAX_MODULE_ID_BYTES, PCR_LENGTH_SHA384, PCR_MAX_INDEX } from "../document.js";
 import { AttestationError } from "../errors.js";
 import type { AttestationDocument } from "../types.js";
 
-/** COSE algorithm ES384 (RFC 9053 §2.1). */
-export const COSE_ALG_ES384 = -35;
-/** ES384 signature length as r ‖ s: two 48-byte P-384 scalars. */
-export const ES384_SIGNATURE_LENGTH = 96;
-/** PCR length for digest "SHA384". */
-export const PCR_LENGTH = 48;
+// The encoder's limits are the verifier's: it must never issue what the
+// verifier would refuse.
+export { COSE_ALG_ES384, ES384_SIGNATURE_LENGTH, MAX_CABUNDLE };
+export const PCR_LENGTH = PCR_LENGTH_SHA384;
 /** The NSM has 32 PCRs; documents from hardware carry indexes 0..15. */
-export const NSM_PCR_COUNT = 32;
-/** cert = bytes .size (1..1024) in the AWS document CDDL. */
-export const NSM_MAX_CERT = 1024;
-/** Bound on module_id (the CDDL leaves it open; hardware ids are ~40 chars). */
-export const MAX_MODULE_ID = 256;
-/** Bound on cabundle entries (AWS chains carry 4). */
-export const MAX_CABUNDLE = 16;
+export const NSM_PCR_COUNT = PCR_MAX_INDEX + 1;
+export const NSM_MAX_CERT = MAX_CERT_BYTES;
+export const MAX_MODULE_ID = MAX_MODULE_ID_BYTES;
 
 /**
  * Configured so that every value we hand it becomes exactly one plain CBOR
@@ -134,7 +130,7 @@ export function encodeDocumentPayload(doc: AttestationDocument): Uint8Array {
 
 /** Sig_structure for COSE_Sign1 (RFC 9052 §4.4), over the exact header and payload bytes. */
 export function encodeSigStructure(protectedBytes: Uint8Array, payload: Uint8Array): Uint8Array {
-  return encodeItem(["Signature1", protectedBytes, new Uint8Array(0), payload]);
+  return sigStructure(protectedBytes, payload);
 }
 
 /** The untagged COSE_Sign1 array, with an empty unprotected header as the NSM sends it. */
