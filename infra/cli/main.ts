@@ -1,5 +1,6 @@
 import { ATTEST_USAGE } from "./attest.js";
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
+import { DEV_USAGE } from "./dev.js";
 import { INSPECT_USAGE } from "./inspect.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
@@ -9,11 +10,14 @@ Commands:
   attest verify <file|->    verify a document against the AWS root and a policy
   attest issue --dev        issue a document from the simulated NSM
   attest dev-root           print the development root certificate (PEM)
+  dev                       development mode on one machine (npm start)
   help [command]            show help
 
 ${ATTEST_USAGE}
 
-${INSPECT_USAGE}`;
+${INSPECT_USAGE}
+
+${DEV_USAGE}`;
 
 type Command = (args: string[], ctx: CliContext) => Promise<number>;
 
@@ -22,6 +26,7 @@ type Command = (args: string[], ctx: CliContext) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import("./inspect.js")).inspectCommand,
   attest: async () => (await import("./attest.js")).attestCommand,
+  dev: async () => (await import("./dev.js")).devCommand,
 };
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
