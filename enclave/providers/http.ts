@@ -1,0 +1,111 @@
+import { UpstreamError, type ProviderCallContext } from "./types.js";
+
+/** Largest non-streamed upstream JSON body the gateway will read. */
+export const MAX_UPSTREAM_JSON_BYTES = 32 * 1024 * 1024;
+/** How much of an upstream error body is read (then discarded). */
+const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * `retry-after` is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+ * Returns seconds, capped, or undefined when absent or unreadable.
+ */
+export function parseRetryAfter(value: string | null, now: Date, capSeconds = 60): number | undefined {
+  if (value === null || value.trim() === "") return undefined;
+  const trimmed = value.trim();
+  if (/^\d+$/.test(trimmed)) return Math.min(Number(trimmed), capSeconds);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.min(Math.max(0, Math.ceil((date - now.getTime()) / 1000)), capSeconds);
+}
+
+/**
+ * POSTs JSON upstream through the context's fetch and returns the response
+ * once its status is 2xx. Non-2xx answers become UpstreamError("status")
+ * with the provider's retry-after; the error body is drained (bounded) and
+ * dropped, because providers echo prompts in error messages. Network
+ * failures become "connect", aborts "aborted" (or "timeout" when the
+ * signal's reason says so).
+ */
+export async function postJson(
+  ctx: ProviderCallContext,
+  provider: string,
+  url: string,
+  body: unknown,
+  headers: Record<string, string>,
+): Promise<Response> {
+  let response: Response;
+  try {
+    response = await ctx.fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+      body: JSON.stringify(body),
+      signal: ctx.signal,
+    });
+  } catch (cause) {
+    throw networkError(ctx, provider, cause);
+  }
+  if (response.status >= 200 && response.status < 300) return response;
+  await drain(response);
+  throw new UpstreamError(
+    "status",
+    `${provider} answered HTTP ${response.status}`,
+    response.status,
+    parseRetryAfter(response.headers.get("retry-after"), ctx.now()),
+  );
+}
+
+export function networkError(ctx: ProviderCallContext, provider: string, cause: unknown): UpstreamError {
+  if (ctx.signal.aborted) {
+    const reason = ctx.signal.reason as { name?: string } | undefined;
+    const timedOut = reason?.name === "TimeoutError";
+    return new UpstreamError(timedOut ? "timeout" : "aborted", `${provider}: request ${timedOut ? "timed out" : "aborted"}`, undefined, undefined, { cause });
+  }
+  if (cause instanceof UpstreamError) return cause;
+  return new UpstreamError("connect", `${provider}: cannot reach upstream`, undefined, undefined, { cause });
+}
+
+async function drain(response: Response): Promise<void> {
+  if (!response.body) return;
+  const reader = response.body.getReader();
+  let read = 0;
+  try {
+    while (read < MAX_ERROR_BODY_BYTES) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      read += value.byteLength;
+    }
+  } catch {
+    // The status is what matters; a broken error body changes nothing.
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+/** Reads a JSON body with a size bound; unreadable JSON is a malformed upstream. */
+export async function readJson(ctx: ProviderCallContext, provider: string, response: Response): Promise<unknown> {
+  const length = Number(response.headers.get("content-length") ?? "0");
+  if (length > MAX_UPSTREAM_JSON_BYTES) throw new UpstreamError("malformed", `${provider}: response larger than ${MAX_UPSTREAM_JSON_BYTES} bytes`);
+  if (!response.body) throw new UpstreamError("malformed", `${provider}: response has no body`);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > MAX_UPSTREAM_JSON_BYTES) throw new UpstreamError("malformed", `${provider}: response larger than ${MAX_UPSTREAM_JSON_BYTES} bytes`);
+      chunks.push(value);
+    }
+  } catch (cause) {
+    if (cause instanceof UpstreamError) throw cause;
+    throw networkError(ctx, provider, cause);
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch (cause) {
+    throw new UpstreamError("malformed", `${provider}: response is not JSON`, undefined, undefined, { cause });
+  }
+}
