@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { parseCertificate } from "./cert-parse.js";
 import { AttestationError } from "./errors.js";
 
 /**
@@ -36,9 +37,11 @@ export interface TrustAnchor {
 }
 
 export function pemToDer(pem: string): Uint8Array {
-  const match = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/.exec(pem);
-  if (!match) throw new AttestationError("ERR_POLICY_INVALID", "trust anchor is not a PEM certificate");
-  return new Uint8Array(Buffer.from(match[1]!.replace(/\s+/g, ""), "base64"));
+  const blocks = [...pem.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g)];
+  if (blocks.length !== 1) {
+    throw new AttestationError("ERR_POLICY_INVALID", `trust anchor must be exactly one PEM certificate, found ${blocks.length}`);
+  }
+  return new Uint8Array(Buffer.from(blocks[0]![1]!.replace(/\s+/g, ""), "base64"));
 }
 
 export function derToPem(der: Uint8Array): string {
@@ -48,6 +51,13 @@ export function derToPem(der: Uint8Array): string {
 
 export function trustAnchorFromPem(pem: string, name: string): TrustAnchor {
   const der = pemToDer(pem);
+  try {
+    // Anything between the PEM markers must be a readable certificate, or
+    // a typo'd file would silently become a root that matches nothing.
+    parseCertificate(der);
+  } catch (cause) {
+    throw new AttestationError("ERR_POLICY_INVALID", "trust anchor is not a readable X.509 certificate", { cause });
+  }
   return { name, der, sha256: createHash("sha256").update(der).digest("hex") };
 }
 

@@ -39,10 +39,16 @@ export async function attestCommand(args: string[], ctx: CliContext): Promise<nu
   }
 }
 
+// An explicit offset is required: a bare local time would make the verdict
+// depend on the machine's time zone.
+const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
 export function parseAt(value: string | undefined, ctx: CliContext): Date {
   if (value === undefined) return ctx.now();
   const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new UsageError(`--at "${value}" is not an ISO 8601 time`);
+  if (!ISO_INSTANT.test(value) || Number.isNaN(date.getTime())) {
+    throw new UsageError(`--at "${value}" must be an ISO 8601 instant with Z or an offset, e.g. 2024-09-07T14:37:40Z`);
+  }
   return date;
 }
 
@@ -101,8 +107,9 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   if (values["user-data"] !== undefined) options.userData = parseHexOption(values["user-data"], "user-data", NSM_MAX_USER_DATA);
   if (values["public-key"] !== undefined) options.publicKey = parseHexOption(values["public-key"], "public-key", NSM_MAX_PUBLIC_KEY);
   if (values["max-age"] !== undefined) {
-    const seconds = Number(values["max-age"]);
-    if (!Number.isFinite(seconds) || seconds < 0) throw new UsageError("--max-age must be a non-negative number of seconds");
+    const text = values["max-age"];
+    if (!/^\d{1,12}(\.\d{1,3})?$/.test(text)) throw new UsageError("--max-age must be a non-negative number of seconds");
+    const seconds = Number(text);
     options.maxAgeMs = seconds * 1000;
   }
 

@@ -45,7 +45,8 @@ async function readBounded(stream: Readable, limit: number): Promise<Uint8Array>
 export function decodeDocumentText(bytes: Uint8Array): { bytes: Uint8Array; format: "cbor" | "base64" | "hex" } {
   const first = bytes[0];
   if (first === undefined || first < 0x20 || first > 0x7e) return { bytes, format: "cbor" };
-  const text = Buffer.from(bytes).toString("latin1").replace(/\s+/g, "");
+  let text = Buffer.from(bytes).toString("latin1").replace(/\s+/g, "");
+  if (/^0x[0-9a-fA-F]/.test(text)) text = text.slice(2);
   if (/^([0-9a-fA-F]{2})+$/.test(text)) return { bytes: new Uint8Array(Buffer.from(text, "hex")), format: "hex" };
   if (/^[A-Za-z0-9+/_-]+={0,2}$/.test(text) && text.length % 4 !== 1) {
     return { bytes: new Uint8Array(Buffer.from(text, text.includes("-") || text.includes("_") ? "base64url" : "base64")), format: "base64" };

@@ -23,6 +23,9 @@ export async function inspectCommand(args: string[], ctx: CliContext): Promise<n
     root: { type: "string" },
   });
   if (positionals.length !== 1) throw new UsageError("inspect takes exactly one document (a path or -)");
+  // Usage problems first, whatever the document holds.
+  const at = parseAt(values.at, ctx);
+  const anchor = values.root !== undefined ? await readTrustAnchor(values.root, ctx) : undefined;
   const raw = await readInput(positionals[0]!, ctx.stdin, ctx.cwd, MAX_DOCUMENT_BYTES);
   const { bytes, format } = decodeDocumentText(raw);
 
@@ -36,9 +39,8 @@ export async function inspectCommand(args: string[], ctx: CliContext): Promise<n
     return EXIT.rejected;
   }
 
-  const at = parseAt(values.at, ctx);
   const options: VerifyOptions = { currentDate: at, expectedPcrs: "any", allowDebug: true, maxAgeMs: Infinity, clockSkewMs: Infinity };
-  if (values.root !== undefined) options.trustedRoots = [await readTrustAnchor(values.root, ctx)];
+  if (anchor) options.trustedRoots = [anchor];
   let verification: { at: string; root: string; passed: boolean; code?: string; message?: string };
   const rootName = values.root !== undefined ? `caller-supplied root ${values.root}` : "aws-nitro-root-g1";
   try {

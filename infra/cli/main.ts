@@ -54,7 +54,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
     // A typed error that escaped a command (e.g. a corrupt dev CA store).
     const code = (err as { code?: unknown }).code;
     if (typeof code === "string") {
-      print(ctx.stderr, `egw ${name}: ${code}: ${(err as Error).message}`);
+      const message = (err as Error).message;
+      print(ctx.stderr, `egw ${name}: ${message.startsWith(code) ? message : `${code}: ${message}`}`);
       return EXIT.usage;
     }
     throw err;
