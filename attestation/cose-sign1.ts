@@ -28,12 +28,23 @@ function structure(message: string): AttestationError {
  * unprotected header empty, 96-byte signature.
  */
 export function decodeCoseSign1(bytes: Uint8Array): DecodedCoseSign1 {
+  return decodeCoseSign1Profile(bytes, NITRO_PROFILE);
+}
+
+/** What a COSE_Sign1 must look like: one algorithm, its signature size, a size bound. */
+export interface CoseProfile {
+  alg: number;
+  algName: string;
+  signatureLength: number;
+  maxBytes: number;
+}
+
+export const NITRO_PROFILE: CoseProfile = { alg: COSE_ALG_ES384, algName: "ES384", signatureLength: ES384_SIGNATURE_LENGTH, maxBytes: MAX_DOCUMENT_BYTES };
+
+export function decodeCoseSign1Profile(bytes: Uint8Array, profile: CoseProfile): DecodedCoseSign1 {
   if (!(bytes instanceof Uint8Array)) throw structure("input must be bytes");
-  if (bytes.length > MAX_DOCUMENT_BYTES) {
-    throw new AttestationError(
-      "ERR_INPUT_TOO_LARGE",
-      `document is ${bytes.length} bytes, limit is ${MAX_DOCUMENT_BYTES}`,
-    );
+  if (bytes.length > profile.maxBytes) {
+    throw new AttestationError("ERR_INPUT_TOO_LARGE", `COSE_Sign1 is ${bytes.length} bytes, limit is ${profile.maxBytes}`);
   }
   const { tag, offset } = readLeadingTag(bytes);
   if (tag !== null && tag !== COSE_SIGN1_TAG) throw structure(`unexpected tag ${tag}, expected 18 or none`);
@@ -46,24 +57,24 @@ export function decodeCoseSign1(bytes: Uint8Array): DecodedCoseSign1 {
   if (!isBytes(signature)) throw structure("signature must be a byte string");
   if (payload.length === 0) throw structure("payload is empty");
 
-  const alg = readProtectedAlg(protectedBytes);
+  const alg = readProtectedAlg(protectedBytes, profile);
   // AWS documents carry an empty unprotected header. Anything there would be
   // unauthenticated, so refuse rather than ignore it.
   if (unprotected.size !== 0) throw structure("unprotected header must be empty");
-  if (signature.length !== ES384_SIGNATURE_LENGTH) {
-    throw structure(`signature is ${signature.length} bytes, ES384 requires ${ES384_SIGNATURE_LENGTH}`);
+  if (signature.length !== profile.signatureLength) {
+    throw structure(`signature is ${signature.length} bytes, ${profile.algName} requires ${profile.signatureLength}`);
   }
   return { tagged: tag !== null, protectedBytes, payload, signature, alg };
 }
 
-function readProtectedAlg(protectedBytes: Uint8Array): number {
+function readProtectedAlg(protectedBytes: Uint8Array, profile: CoseProfile): number {
   if (protectedBytes.length === 0) throw new AttestationError("ERR_COSE_ALG", "protected header is empty: no algorithm");
   const header = decodeStrict(protectedBytes, "protected header");
   if (!(header instanceof Map)) throw structure("protected header must encode a map");
   const alg: unknown = header.get(1);
   if (alg === undefined) throw new AttestationError("ERR_COSE_ALG", "protected header has no alg (label 1)");
-  if (alg !== COSE_ALG_ES384) {
-    throw new AttestationError("ERR_COSE_ALG", `alg ${String(alg)} is not allowed, expected ES384 (-35)`);
+  if (alg !== profile.alg) {
+    throw new AttestationError("ERR_COSE_ALG", `alg ${String(alg)} is not allowed, expected ${profile.algName} (${profile.alg})`);
   }
   // Any other protected label (crit, content type, kid…) is outside the
   // Nitro profile; accepting it would mean honouring semantics we don't check.

@@ -39,6 +39,9 @@ export type AttestationErrorCode =
   | "ERR_DOC_STALE"
   | "ERR_DOC_FROM_FUTURE"
   | "ERR_DEBUG_MODE"
+  // Receipts
+  | "ERR_RECEIPT_REQUEST_MISMATCH"
+  | "ERR_RECEIPT_RESPONSE_MISMATCH"
   // Issuing
   | "ERR_NSM_UNAVAILABLE"
   | "ERR_NSM_REQUEST"
@@ -73,6 +76,8 @@ const ACTION: Record<AttestationErrorCode, ErrorAction> = {
   ERR_DOC_STALE: "reject",
   ERR_DOC_FROM_FUTURE: "reject",
   ERR_DEBUG_MODE: "reject",
+  ERR_RECEIPT_REQUEST_MISMATCH: "reject",
+  ERR_RECEIPT_RESPONSE_MISMATCH: "reject",
   ERR_NSM_UNAVAILABLE: "retry",
   ERR_NSM_REQUEST: "fix-input",
   ERR_NSM_RESPONSE: "retry",

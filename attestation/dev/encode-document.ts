@@ -17,11 +17,11 @@
  * Only definite-length items are emitted, integers use the shortest head,
  * and no CBOR tags are written.
  */
-import { Encoder } from "cbor-x";
 import { webcrypto } from "node:crypto";
 import { NSM_MAX_NONCE, NSM_MAX_PUBLIC_KEY, NSM_MAX_USER_DATA } from "../attester.js";
 import { COSE_ALG_ES384, ES384_SIGNATURE_LENGTH, sigStructure } from "../cose-sign1.js";
 import { MAX_CABUNDLE, MAX_CERT_BYTES, MAX_MODULE_ID_BYTES, PCR_LENGTH_SHA384, PCR_MAX_INDEX } from "../document.js";
+import { encodeCbor } from "../cbor-encode.js";
 import { AttestationError } from "../errors.js";
 import type { AttestationDocument } from "../types.js";
 
@@ -34,29 +34,7 @@ export const NSM_PCR_COUNT = PCR_MAX_INDEX + 1;
 export const NSM_MAX_CERT = MAX_CERT_BYTES;
 export const MAX_MODULE_ID = MAX_MODULE_ID_BYTES;
 
-/**
- * Configured so that every value we hand it becomes exactly one plain CBOR
- * item: Uint8Array → bstr (no typed-array tag 64), Map → definite-length map
- * in insertion order (no tag 259, no records extension), bigint → uint.
- * Numbers are never passed in: cbor-x writes integers above 2^32 as float64,
- * so the timestamp goes in as a bigint.
- */
-const encoder = new Encoder({
-  useRecords: false,
-  mapsAsObjects: false,
-  variableMapSize: true,
-  tagUint8Array: false,
-  pack: false,
-  structuredClone: false,
-  bundleStrings: false,
-  useSelfDescribedHeader: false,
-  useToJSON: false,
-});
-
-function encodeItem(value: unknown): Uint8Array {
-  // Copy: the encoder may hand out a view of a buffer it reuses.
-  return new Uint8Array(encoder.encode(value));
-}
+const encodeItem = encodeCbor;
 
 /** The protected header every NSM document carries: bstr contents of {1: -35}. */
 export function es384ProtectedHeader(): Uint8Array {

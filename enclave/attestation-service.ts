@@ -1,0 +1,81 @@
+import type { Attester } from "../attestation/attester.js";
+import { encodeBinding } from "../attestation/binding.js";
+import { GatewayError } from "./errors.js";
+import type { EnclaveIdentity } from "./identity.js";
+import { TokenBuckets } from "./limits/token-bucket.js";
+
+/**
+ * Issues the enclave's attestation documents. Every document binds:
+ *  - public_key = the receipt-signing key (SPKI DER, P-256);
+ *  - user_data  = { v: 1, tls_spki_sha256, config_sha256 } (attestation/binding.ts);
+ *  - nonce      = the client's nonce, for fresh documents.
+ * Fresh documents are rate limited (the NSM is a shared, slow device);
+ * a document without a nonce is cached and refreshed for cheap polling.
+ */
+export const MAX_NONCE_BYTES = 64;
+export const MIN_NONCE_BYTES = 8;
+
+export interface AttestationServiceOptions {
+  attester: Attester;
+  identity: EnclaveIdentity;
+  configSha256: Uint8Array;
+  now: () => Date;
+  /** Fresh documents per second, across all clients. */
+  perSecond: number;
+  /** How long the nonce-less document is reused. */
+  cacheTtlMs?: number;
+}
+
+export class AttestationService {
+  private readonly buckets: TokenBuckets;
+  private readonly userData: Uint8Array;
+  private cached: { doc: Uint8Array; at: number } | undefined;
+  private refreshing: Promise<Uint8Array> | undefined;
+
+  constructor(private readonly options: AttestationServiceOptions) {
+    this.buckets = new TokenBuckets(() => options.now().getTime(), 4);
+    this.userData = encodeBinding({ tlsSpkiSha256: options.identity.tls.spkiSha256, configSha256: options.configSha256 });
+  }
+
+  get bindingUserData(): Uint8Array {
+    return this.userData;
+  }
+
+  async fresh(nonce: Uint8Array): Promise<Uint8Array> {
+    if (nonce.length < MIN_NONCE_BYTES || nonce.length > MAX_NONCE_BYTES) {
+      throw new GatewayError("invalid_request", `nonce must be ${MIN_NONCE_BYTES}..${MAX_NONCE_BYTES} bytes of hex`);
+    }
+    const perSecond = this.options.perSecond;
+    const wait = this.buckets.take("fresh", Math.max(1, perSecond), perSecond);
+    if (wait > 0) {
+      throw new GatewayError("attestation_rate_limited", "Too many attestation requests; poll the cached document or retry later.", { retryAfter: wait });
+    }
+    return this.issue(nonce);
+  }
+
+  /** The nonce-less document, reissued when older than the TTL. Single-flight. */
+  async current(): Promise<Uint8Array> {
+    const ttl = this.options.cacheTtlMs ?? 60_000;
+    const now = this.options.now().getTime();
+    if (this.cached && now - this.cached.at < ttl) return this.cached.doc;
+    if (!this.refreshing) {
+      this.refreshing = this.issue(undefined)
+        .then((doc) => {
+          this.cached = { doc, at: this.options.now().getTime() };
+          return doc;
+        })
+        .finally(() => {
+          this.refreshing = undefined;
+        });
+    }
+    return this.refreshing;
+  }
+
+  private async issue(nonce: Uint8Array | undefined): Promise<Uint8Array> {
+    return this.options.attester.attest({
+      publicKey: this.options.identity.receipt.publicSpkiDer,
+      userData: this.userData,
+      ...(nonce && { nonce }),
+    });
+  }
+}

@@ -1,0 +1,106 @@
+import { randomInt } from "node:crypto";
+import type { Attester } from "../attestation/attester.js";
+import { AttestationService } from "./attestation-service.js";
+import { createEgressFetch } from "./egress.js";
+import { createGatewayApp } from "./gateway.js";
+import { createIdentity, type EnclaveIdentity } from "./identity.js";
+import type { ListenEndpoint } from "./listen.js";
+import type { Logger } from "./observability/log.js";
+import { createMetrics, type GatewayMetrics } from "./observability/metrics.js";
+import { createAdapters } from "./providers/registry.js";
+import type { ProviderAdapter } from "./providers/types.js";
+import { parseRuntimeConfig, type RuntimeConfig } from "./runtime-config.js";
+import type { SecretSource } from "./secrets.js";
+import { startHttpsServer, type RunningServer } from "./server.js";
+import { defaultSleep } from "./upstream.js";
+import { createHash } from "node:crypto";
+
+/**
+ * Assembles the enclave from its parts. Everything with an effect is passed
+ * in (attester, secrets, clock, fetch, logger), so tests boot the real
+ * thing with local mocks, and production passes the NSM and KMS.
+ */
+export interface BootOptions {
+  /** The runtime config exactly as received; its SHA-256 is attested. */
+  configBytes: Uint8Array;
+  attester: Attester;
+  secrets: SecretSource;
+  log: Logger;
+  now?: () => Date;
+  listen: ListenEndpoint;
+  /** Replaces the egress fetch (tests that must reach local mocks still get the allowlist unless they pass their own). */
+  fetch?: typeof fetch;
+  /** Replaces configured adapters by name (tests). */
+  adapters?: Map<string, ProviderAdapter>;
+  hostnames?: string[];
+}
+
+export interface BootedEnclave {
+  config: RuntimeConfig;
+  configSha256: Uint8Array;
+  identity: EnclaveIdentity;
+  attestation: AttestationService;
+  metrics: GatewayMetrics;
+  server: RunningServer;
+  close(): Promise<void>;
+}
+
+export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> {
+  const now = options.now ?? (() => new Date());
+  const config = parseRuntimeConfig(options.configBytes);
+  const configSha256 = new Uint8Array(createHash("sha256").update(options.configBytes).digest());
+  const identity = await createIdentity({ now, ...(options.hostnames && { hostnames: options.hostnames }) });
+  const attestation = new AttestationService({
+    attester: options.attester,
+    identity,
+    configSha256,
+    now,
+    perSecond: config.limits.attestationPerSecond,
+  });
+  const metrics = createMetrics();
+  const fetch =
+    options.fetch ??
+    createEgressFetch({
+      allowlist: config.egressAllowlist,
+      connectTimeoutMs: config.limits.connectTimeoutMs,
+      headersTimeoutMs: config.limits.firstByteTimeoutMs,
+    });
+  const adapters = options.adapters ?? createAdapters(config.providers, options.secrets);
+  const app = createGatewayApp({
+    config,
+    adapters,
+    attestation,
+    identity,
+    log: options.log,
+    metrics,
+    upstream: {
+      fetch,
+      now,
+      random: () => randomInt(0, 1_000_000) / 1_000_000,
+      sleep: defaultSleep,
+      onAttempt: (route, outcome) => metrics.upstreamAttempts.inc({ provider: route.adapter.info.name, outcome }),
+    },
+  });
+  // Fail fast if the attester cannot issue: a gateway that cannot prove
+  // itself must not serve.
+  await attestation.current();
+  const server = await startHttpsServer({ app, identity, listen: options.listen, limits: config.limits });
+  options.log.log("info", "enclave.ready", {
+    port: server.port,
+    attester: options.attester.kind,
+    configSha256: Buffer.from(configSha256).toString("hex"),
+    tlsSpkiSha256: Buffer.from(identity.tls.spkiSha256).toString("hex"),
+  });
+  return {
+    config,
+    configSha256,
+    identity,
+    attestation,
+    metrics,
+    server,
+    close: async () => {
+      await server.close();
+      await options.attester.close();
+    },
+  };
+}

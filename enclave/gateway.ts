@@ -1,0 +1,404 @@
+import { createHash, randomBytes } from "node:crypto";
+import { Hono, type Context } from "hono";
+import { RECEIPT_EVENT, RECEIPT_HEADER, signReceipt, type ReceiptClaims } from "../attestation/receipt.js";
+import type { AttestationService } from "./attestation-service.js";
+import { ClientDirectory } from "./auth.js";
+import { GatewayError, isGatewayError } from "./errors.js";
+import { parseJsonObject, readBody } from "./http/body.js";
+import { errorObject, type Surface } from "./http/error-body.js";
+import type { EnclaveIdentity } from "./identity.js";
+import { Semaphore, TokenBuckets } from "./limits/token-bucket.js";
+import type { Logger } from "./observability/log.js";
+import type { GatewayMetrics } from "./observability/metrics.js";
+import type { ChatCompletionChunk, ChatRequest, EmbeddingsRequest, ImagesRequest, ProviderAdapter } from "./providers/types.js";
+import { clientMayUse, Router, type Route } from "./router.js";
+import type { ClientConfig, RuntimeConfig } from "./runtime-config.js";
+import { hostPort } from "./runtime-config.js";
+import { callChat, callOnce, openChatStream, toGatewayError, type UpstreamDeps } from "./upstream.js";
+
+/**
+ * The enclave's HTTP service. Every response under /v1 (success, gateway
+ * error or upstream error) carries a receipt signed by the attested key:
+ * in the `x-egw-receipt` header, or for streams as a final `egw-receipt`
+ * SSE event after the stream's own end marker, where stock SDKs stop
+ * reading. Nothing here logs or labels content: see observability/.
+ */
+export interface GatewayDeps {
+  config: RuntimeConfig;
+  adapters: ReadonlyMap<string, ProviderAdapter>;
+  attestation: AttestationService;
+  identity: EnclaveIdentity;
+  log: Logger;
+  metrics: GatewayMetrics;
+  upstream: UpstreamDeps;
+}
+
+interface Exchange {
+  id: string;
+  surface: string;
+  started: number;
+  requestSha256: Uint8Array;
+  requestBytes: number;
+  model: string;
+  label: string;
+  provider: string;
+  upstreamHost: string;
+  stream: boolean;
+}
+
+const EMPTY_SHA256 = new Uint8Array(createHash("sha256").digest());
+
+function b64url(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString("base64url");
+}
+
+function upstreamHostOf(adapter: ProviderAdapter): string {
+  if (adapter.info.kind === "local") return "local";
+  try {
+    return hostPort(new URL(adapter.info.baseUrl));
+  } catch {
+    return "";
+  }
+}
+
+export function createGatewayApp(deps: GatewayDeps): Hono {
+  const { config, log, metrics } = deps;
+  const now = () => deps.upstream.now();
+  const router = new Router(config, deps.adapters);
+  const clients = new ClientDirectory(config.clients);
+  const concurrency = new Semaphore(config.limits.maxConcurrentRequests);
+  const rates = new TokenBuckets(() => now().getTime());
+  const app = new Hono();
+
+  function newExchange(surface: string): Exchange {
+    return {
+      id: `egw-${randomBytes(12).toString("hex")}`,
+      surface,
+      started: now().getTime(),
+      requestSha256: EMPTY_SHA256,
+      requestBytes: 0,
+      model: "",
+      label: "(unrouted)",
+      provider: "",
+      upstreamHost: "",
+      stream: false,
+    };
+  }
+
+  function claims(ex: Exchange, status: number, responseSha256: Uint8Array): ReceiptClaims {
+    return {
+      v: 1,
+      id: ex.id,
+      time: now().getTime(),
+      surface: ex.surface,
+      model: ex.model,
+      provider: ex.provider,
+      upstreamHost: ex.upstreamHost,
+      status,
+      stream: ex.stream,
+      requestSha256: ex.requestSha256,
+      responseSha256,
+    };
+  }
+
+  function record(ex: Exchange, status: number, responseBytes: number, code?: string): void {
+    const seconds = (now().getTime() - ex.started) / 1000;
+    metrics.requests.inc({ surface: ex.surface, model: ex.label, provider: ex.provider || "(none)", status: String(status) });
+    metrics.latency.observe({ surface: ex.surface, stream: String(ex.stream) }, seconds);
+    metrics.requestBytes.inc({ surface: ex.surface }, ex.requestBytes);
+    metrics.responseBytes.inc({ surface: ex.surface }, responseBytes);
+    if (code) metrics.errors.inc({ surface: ex.surface, code });
+    log.log(status >= 500 ? "warn" : "info", "request", {
+      reqId: ex.id,
+      surface: ex.surface,
+      model: ex.label,
+      provider: ex.provider || undefined,
+      status,
+      code,
+      stream: ex.stream,
+      ms: Math.round(seconds * 1000),
+      reqBytes: ex.requestBytes,
+      resBytes: responseBytes,
+    });
+  }
+
+  /** A complete (non-streamed) response: body bytes hashed, receipt in a header. */
+  function finish(ex: Exchange, status: number, body: Uint8Array, extraHeaders: Record<string, string> = {}, code?: string): Response {
+    const receipt = signReceipt(claims(ex, status, new Uint8Array(createHash("sha256").update(body).digest())), deps.identity.receipt.privateKey);
+    record(ex, status, body.byteLength, code);
+    return new Response(body, {
+      status,
+      headers: {
+        "content-type": "application/json",
+        "x-request-id": ex.id,
+        [RECEIPT_HEADER]: b64url(receipt),
+        ...extraHeaders,
+      },
+    });
+  }
+
+  function json(ex: Exchange, status: number, value: unknown, headers?: Record<string, string>): Response {
+    return finish(ex, status, new TextEncoder().encode(JSON.stringify(value)), headers);
+  }
+
+  function fail(ex: Exchange, err: unknown, surface: Surface): Response {
+    const e = isGatewayError(err) ? err : toGatewayError(err);
+    if (e.code === "internal_error") log.log("error", "internal_error", { reqId: ex.id, surface: ex.surface });
+    const headers: Record<string, string> = {};
+    if (e.retryAfter !== undefined) headers["retry-after"] = String(e.retryAfter);
+    return finish(ex, e.status, new TextEncoder().encode(JSON.stringify(errorObject(e, surface))), headers, e.code);
+  }
+
+  /** Common front half of every model call: body, auth, limits, JSON, route. */
+  async function admit(
+    c: Context,
+    ex: Exchange,
+    surface: Surface,
+  ): Promise<{ body: Record<string, unknown>; client: ClientConfig; release: () => void }> {
+    const bytes = await readBody(c.req.raw, config.limits.maxBodyBytes).catch((err: unknown) => {
+      throw isGatewayError(err) ? err : new GatewayError("invalid_request", "Could not read the request body.", { cause: err });
+    });
+    ex.requestBytes = bytes.byteLength;
+    ex.requestSha256 = new Uint8Array(createHash("sha256").update(bytes).digest());
+    const client = clients.authenticate(c.req.raw.headers, surface);
+    const perMinute = client.rateLimitPerMinute ?? config.limits.rateLimitPerMinute;
+    const wait = rates.take(`client:${client.name}`, Math.max(1, perMinute), perMinute / 60);
+    if (wait > 0) throw new GatewayError("rate_limited", "Rate limit reached for this API key.", { retryAfter: wait });
+    const release = concurrency.tryAcquire();
+    if (!release) throw new GatewayError("overloaded", "The gateway is at its concurrency limit; retry shortly.", { retryAfter: 1 });
+    metrics.inFlight.inc();
+    let released = false;
+    const releaseOnce = () => {
+      if (released) return;
+      released = true;
+      metrics.inFlight.dec();
+      release();
+    };
+    try {
+      const contentType = c.req.header("content-type") ?? "";
+      if (!/^application\/json\b/i.test(contentType)) {
+        throw new GatewayError("unsupported_media_type", "Content-Type must be application/json.");
+      }
+      return { body: parseJsonObject(bytes), client, release: releaseOnce };
+    } catch (err) {
+      releaseOnce();
+      throw err;
+    }
+  }
+
+  function routeFor(ex: Exchange, client: ClientConfig, model: unknown): Route[] {
+    if (typeof model !== "string" || model.length === 0 || model.length > 256) {
+      throw new GatewayError("invalid_request", "`model` must be a non-empty string.");
+    }
+    const route = router.resolve(model);
+    if (!clientMayUse(client, route.exposed)) {
+      throw new GatewayError("model_not_allowed", "This API key may not use this model.");
+    }
+    ex.model = model;
+    ex.label = route.label;
+    ex.provider = route.adapter.info.name;
+    ex.upstreamHost = upstreamHostOf(route.adapter);
+    const fallbacks = route.fallbacks.map((name) => router.resolve(name)).filter((r) => clientMayUse(client, r.exposed));
+    return [route, ...fallbacks];
+  }
+
+  function served(ex: Exchange, route: Route): void {
+    ex.provider = route.adapter.info.name;
+    ex.upstreamHost = upstreamHostOf(route.adapter);
+  }
+
+  // ─── /v1/chat/completions ──────────────────────────────────────────────
+  app.post("/v1/chat/completions", async (c) => {
+    const ex = newExchange("chat.completions");
+    let release: (() => void) | undefined;
+    try {
+      const admitted = await admit(c, ex, "openai");
+      release = admitted.release;
+      const body = admitted.body;
+      if (!Array.isArray(body.messages) || body.messages.length === 0) {
+        throw new GatewayError("invalid_request", "`messages` must be a non-empty array.");
+      }
+      if (body.stream !== undefined && typeof body.stream !== "boolean") throw new GatewayError("invalid_request", "`stream` must be a boolean.");
+      const routes = routeFor(ex, admitted.client, body.model);
+      const request = body as unknown as ChatRequest;
+      if (request.stream === true) {
+        ex.stream = true;
+        const opened = await openChatStream(routes, request, c.req.raw.signal, config.limits, deps.upstream);
+        served(ex, opened.route);
+        const response = streamOpenAI(ex, opened.value, release);
+        release = undefined; // the stream releases when it ends
+        return response;
+      }
+      const result = await callChat(routes, request, c.req.raw.signal, config.limits, deps.upstream);
+      served(ex, result.route);
+      return json(ex, 200, result.value);
+    } catch (err) {
+      return fail(ex, err, "openai");
+    } finally {
+      release?.();
+    }
+  });
+
+  function streamOpenAI(ex: Exchange, opened: { first: ChatCompletionChunk; rest: AsyncGenerator<ChatCompletionChunk>; close: () => void }, release: () => void): Response {
+    const hash = createHash("sha256");
+    const encoder = new TextEncoder();
+    let sent = 0;
+    let firstSent = false;
+    let finished = false;
+    const finishStream = (controller: ReadableStreamDefaultController<Uint8Array>, code?: string) => {
+      if (finished) return;
+      finished = true;
+      const receipt = signReceipt(claims(ex, 200, new Uint8Array(hash.digest())), deps.identity.receipt.privateKey);
+      controller.enqueue(encoder.encode(`event: ${RECEIPT_EVENT}\ndata: ${b64url(receipt)}\n\n`));
+      controller.close();
+      record(ex, 200, sent, code);
+      release();
+    };
+    const emit = (controller: ReadableStreamDefaultController<Uint8Array>, text: string) => {
+      const bytes = encoder.encode(text);
+      hash.update(bytes);
+      sent += bytes.byteLength;
+      controller.enqueue(bytes);
+    };
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          try {
+            if (!firstSent) {
+              firstSent = true;
+              metrics.firstByte.observe({ surface: ex.surface }, (now().getTime() - ex.started) / 1000);
+              emit(controller, `data: ${JSON.stringify(opened.first)}\n\n`);
+              return;
+            }
+            const next = await opened.rest.next();
+            if (next.done) {
+              emit(controller, "data: [DONE]\n\n");
+              finishStream(controller);
+              return;
+            }
+            emit(controller, `data: ${JSON.stringify(next.value)}\n\n`);
+          } catch (err) {
+            // Bytes already reached the client: no retry. Tell the client in
+            // OpenAI's in-stream error form, sign what was sent, and stop.
+            const e = toGatewayError(err);
+            emit(controller, `data: ${JSON.stringify(errorObject(e, "openai"))}\n\n`);
+            finishStream(controller, e.code);
+          }
+        },
+        cancel: () => {
+          // The client went away: abort the upstream call now.
+          opened.close();
+          void opened.rest.return(undefined).catch(() => {});
+          if (!finished) {
+            finished = true;
+            record(ex, 499, sent, "client_closed");
+            release();
+          }
+        },
+      },
+      { highWaterMark: 0 },
+    );
+    return new Response(body, {
+      status: 200,
+      headers: {
+        "content-type": "text/event-stream; charset=utf-8",
+        "cache-control": "no-cache",
+        "x-request-id": ex.id,
+        "x-accel-buffering": "no",
+      },
+    });
+  }
+
+  // ─── /v1/embeddings and /v1/images/generations ─────────────────────────
+  for (const [path, surface] of [
+    ["/v1/embeddings", "embeddings"],
+    ["/v1/images/generations", "images"],
+  ] as const) {
+    app.post(path, async (c) => {
+      const ex = newExchange(surface);
+      let release: (() => void) | undefined;
+      try {
+        const admitted = await admit(c, ex, "openai");
+        release = admitted.release;
+        const routes = routeFor(ex, admitted.client, admitted.body.model);
+        const result = await callOnce<unknown>(routes, c.req.raw.signal, config.limits, deps.upstream, (route, ctx): Promise<unknown> => {
+          const adapter = route.adapter;
+          if (surface === "embeddings") {
+            if (!adapter.embeddings) throw new GatewayError("unsupported_capability", "This model's provider does not offer embeddings.");
+            return adapter.embeddings({ ...(admitted.body as unknown as EmbeddingsRequest), model: route.upstreamModel }, ctx);
+          }
+          if (!adapter.images) throw new GatewayError("unsupported_capability", "This model's provider does not generate images.");
+          return adapter.images({ ...(admitted.body as unknown as ImagesRequest), model: route.upstreamModel }, ctx);
+        });
+        served(ex, result.route);
+        return json(ex, 200, result.value);
+      } catch (err) {
+        return fail(ex, err, "openai");
+      } finally {
+        release?.();
+      }
+    });
+  }
+
+  // ─── /v1/models ────────────────────────────────────────────────────────
+  app.get("/v1/models", async (c) => {
+    const ex = newExchange("models");
+    try {
+      const client = clients.authenticate(c.req.raw.headers, c.req.header("anthropic-version") ? "anthropic" : "openai");
+      const created = Math.floor(now().getTime() / 1000);
+      const data = router
+        .list()
+        .filter((m) => clientMayUse(client, m.id))
+        .map((m) => ({ id: m.id, object: "model", created, owned_by: m.provider, ...(m.description && { description: m.description }) }));
+      return json(ex, 200, { object: "list", data });
+    } catch (err) {
+      return fail(ex, err, "openai");
+    }
+  });
+
+  // ─── /v1/attestation ───────────────────────────────────────────────────
+  app.get("/v1/attestation", async (c) => {
+    const ex = newExchange("attestation");
+    try {
+      const nonceHex = c.req.query("nonce");
+      let doc: Uint8Array;
+      if (nonceHex === undefined) {
+        doc = await deps.attestation.current();
+        metrics.attestations.inc({ kind: "cached" });
+      } else {
+        if (!/^([0-9a-fA-F]{2}){1,64}$/.test(nonceHex)) throw new GatewayError("invalid_request", "nonce must be hex, 8..64 bytes.");
+        doc = await deps.attestation.fresh(new Uint8Array(Buffer.from(nonceHex, "hex")));
+        metrics.attestations.inc({ kind: "fresh" });
+      }
+      const wantsJson = c.req.query("format") === "json" || /application\/json/.test(c.req.header("accept") ?? "");
+      record(ex, 200, doc.byteLength);
+      if (wantsJson) {
+        return c.json(
+          { format: "cose_sign1", encoding: "base64", document: Buffer.from(doc).toString("base64"), fresh: nonceHex !== undefined },
+          200,
+          { "cache-control": "no-store" },
+        );
+      }
+      return new Response(doc, { status: 200, headers: { "content-type": "application/cbor", "cache-control": "no-store" } });
+    } catch (err) {
+      return fail(ex, err, "openai");
+    }
+  });
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/metrics", async () => {
+    const text = await metrics.registry.metrics();
+    return new Response(text, { headers: { "content-type": metrics.registry.contentType } });
+  });
+
+  app.notFound((c) => {
+    const ex = newExchange("unknown");
+    const surface: Surface = c.req.path.startsWith("/v1/messages") ? "anthropic" : "openai";
+    return fail(ex, new GatewayError("not_found", "Unknown path."), surface);
+  });
+  app.onError((err) => {
+    const ex = newExchange("unknown");
+    return fail(ex, err instanceof GatewayError ? err : new GatewayError("internal_error", "Internal error.", { cause: err }), "openai");
+  });
+  return app;
+}

@@ -1,0 +1,93 @@
+import { AnthropicStreamMapper } from "../translate/anthropic-stream.js";
+import { fromAnthropicMessage, toAnthropicRequest } from "../translate/openai-to-anthropic.js";
+import { networkError, postJson, readJson } from "./http.js";
+import { parseEventJson, readSse } from "./sse.js";
+import {
+  UpstreamError,
+  type ChatCompletion,
+  type ChatCompletionChunk,
+  type ChatRequest,
+  type ProviderAdapter,
+  type ProviderCallContext,
+} from "./types.js";
+
+/**
+ * Adapter for Anthropic's Messages API (POST {baseUrl}/v1/messages,
+ * `x-api-key` + `anthropic-version` headers). The translation lives in
+ * translate/; this file only does the I/O: one request, then either one JSON
+ * body or an SSE stream mapped event by event.
+ */
+export interface AnthropicAdapterOptions {
+  /** Provider instance name from config. */
+  name: string;
+  /** e.g. https://api.anthropic.com (no /v1). */
+  baseUrl: string;
+  /** Called per request, so a key rotated in memory takes effect at once. */
+  apiKey: () => string | Promise<string>;
+  /** `anthropic-version` header; default "2023-06-01". */
+  anthropicVersion?: string;
+  /** max_tokens when the client sent none (Anthropic requires it); default 4096. */
+  defaultMaxTokens?: number;
+}
+
+export const DEFAULT_ANTHROPIC_VERSION = "2023-06-01";
+export const DEFAULT_ANTHROPIC_MAX_TOKENS = 4096;
+
+export function createAnthropicAdapter(options: AnthropicAdapterOptions): ProviderAdapter {
+  const { name } = options;
+  const version = options.anthropicVersion ?? DEFAULT_ANTHROPIC_VERSION;
+  const defaultMaxTokens = options.defaultMaxTokens ?? DEFAULT_ANTHROPIC_MAX_TOKENS;
+  if (!Number.isSafeInteger(defaultMaxTokens) || defaultMaxTokens < 1) {
+    throw new TypeError(`"defaultMaxTokens" expected a positive integer, got ${defaultMaxTokens}`);
+  }
+  const url = `${options.baseUrl.replace(/\/+$/, "")}/v1/messages`;
+
+  const headers = async (): Promise<Record<string, string>> => ({
+    "x-api-key": await options.apiKey(),
+    "anthropic-version": version,
+  });
+
+  return {
+    info: { name, kind: "anthropic", baseUrl: options.baseUrl },
+
+    async chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion> {
+      const body = toAnthropicRequest(request, { model: ctx.upstreamModel, defaultMaxTokens, stream: false });
+      const response = await postJson(ctx, name, url, body, await headers());
+      const json = await readJson(ctx, name, response);
+      return fromAnthropicMessage(json, { provider: name, now: ctx.now });
+    },
+
+    async *chatStream(request: ChatRequest, ctx: ProviderCallContext): AsyncGenerator<ChatCompletionChunk> {
+      // Translation errors (GatewayError) surface before any request is made.
+      const body = toAnthropicRequest(request, { model: ctx.upstreamModel, defaultMaxTokens, stream: true });
+      const response = await postJson(ctx, name, url, body, await headers());
+      const mapper = new AnthropicStreamMapper({
+        provider: name,
+        includeUsage: request.stream_options?.include_usage === true,
+        now: ctx.now,
+      });
+      try {
+        for await (const event of readSse(response.body)) {
+          // Comment-only or data-less events (keep-alives) carry nothing.
+          if (event.data === "") continue;
+          yield* mapper.push(parseEventJson(event, name));
+          // Stop reading at message_stop: readSse's cleanup cancels the body.
+          if (mapper.done) return;
+        }
+      } catch (cause) {
+        if (cause instanceof UpstreamError && !ctx.signal.aborted) throw cause;
+        throw streamReadError(ctx, name, cause);
+      }
+      mapper.end();
+    },
+  };
+}
+
+/**
+ * A body that breaks after the headers came is not "cannot reach upstream":
+ * name it for what it is, keeping abort and timeout as networkError sees them.
+ */
+function streamReadError(ctx: ProviderCallContext, provider: string, cause: unknown): UpstreamError {
+  if (ctx.signal.aborted) return networkError(ctx, provider, cause);
+  return new UpstreamError("connect", `${provider}: upstream connection lost mid-stream`, undefined, undefined, { cause });
+}
