@@ -8,22 +8,11 @@ import { AttestationError } from "../../attestation/errors.js";
 import { trustAnchorFromPem } from "../../attestation/roots.js";
 import { verifyAttestation, type VerificationResult } from "../../attestation/verify.js";
 import type { VerifyOptions } from "../../attestation/verify-options.js";
+export { ATTEST_USAGE } from "./usage.js";
 import { EXIT, parseFlags as parse, print, UsageError, type CliContext } from "./context.js";
 import { decodeDocumentText, parseHexOption, readInput } from "./input.js";
 
 export const DEFAULT_STATE_DIR = ".egw-dev";
-
-export const ATTEST_USAGE = `Usage:
-  egw attest verify <file|-> [--at <ISO time>] [--root <pem>] [--pcr <i>=<hex>]…
-                    [--nonce <hex>] [--user-data <hex>] [--public-key <hex>]
-                    [--max-age <seconds>] [--allow-debug] [--json]
-  egw attest issue --dev [--nonce <hex>] [--user-data <hex>] [--public-key <hex>]
-                   [--pcr <i>=<hex>]… [--state-dir <dir>] [--out <file>]
-  egw attest dev-root [--state-dir <dir>]
-
-verify exits 0 when the document is accepted, 1 when it is rejected (the
-error code is printed), 2 on a usage or I/O problem. Without --root only the
-AWS Nitro Enclaves root G1 is trusted. Without --at the current time is used.`;
 
 export async function attestCommand(args: string[], ctx: CliContext): Promise<number> {
   const [sub, ...rest] = args;

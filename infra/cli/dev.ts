@@ -5,15 +5,8 @@ import { SimulatedNsm } from "../../attestation/dev/simulated-nsm.js";
 import { trustAnchorFromPem } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
 import { DEFAULT_STATE_DIR } from "./attest.js";
+export { DEV_USAGE } from "./usage.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
-
-export const DEV_USAGE = `Usage:
-  egw dev [--state-dir <dir>]
-
-Development mode on one machine. Today it sets up the development CA, issues
-a document from the simulated NSM with a fresh nonce and verifies it against
-the development root. The gateway service, host relay and verifying proxy it
-will start are not built yet, and it says so.`;
 
 /**
  * `npm start`. Honest about what exists: it exercises the trust core end to

@@ -4,17 +4,9 @@ import { explainDocument, type DocumentView, type FieldView } from "../../attest
 import { verifyAttestation } from "../../attestation/verify.js";
 import type { VerifyOptions } from "../../attestation/verify-options.js";
 import { parseAt, readTrustAnchor } from "./attest.js";
+export { INSPECT_USAGE } from "./usage.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 import { decodeDocumentText, readInput } from "./input.js";
-
-export const INSPECT_USAGE = `Usage:
-  egw inspect <file|-> [--json] [--at <ISO time>] [--root <pem>]
-
-Decodes and explains an attestation document (raw CBOR, base64 or hex):
-fields, PCRs, the certificate chain with validity, and debug mode. It also
-reports whether the document verifies at --at (default: now) against the AWS
-root, or --root; it checks no measurement policy (use "egw attest verify").
-Exits 0 when the document decodes, 1 when it does not, 2 on usage or I/O.`;
 
 export async function inspectCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseFlags(args, {

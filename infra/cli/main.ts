@@ -1,7 +1,5 @@
-import { ATTEST_USAGE } from "./attest.js";
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { DEV_USAGE } from "./dev.js";
-import { INSPECT_USAGE } from "./inspect.js";
+import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, INSPECT_USAGE } from "./usage.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
 
@@ -11,13 +9,16 @@ Commands:
   attest issue --dev        issue a document from the simulated NSM
   attest dev-root           print the development root certificate (PEM)
   dev                       development mode on one machine (npm start)
+  enclave --config <file>   run the gateway service (inside the enclave)
   help [command]            show help
 
 ${ATTEST_USAGE}
 
 ${INSPECT_USAGE}
 
-${DEV_USAGE}`;
+${DEV_USAGE}
+
+${ENCLAVE_USAGE}`;
 
 type Command = (args: string[], ctx: CliContext) => Promise<number>;
 
@@ -27,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   inspect: async () => (await import("./inspect.js")).inspectCommand,
   attest: async () => (await import("./attest.js")).attestCommand,
   dev: async () => (await import("./dev.js")).devCommand,
+  enclave: async () => (await import("./enclave.js")).enclaveCommand,
 };
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {

@@ -1,0 +1,81 @@
+import { readFile } from "node:fs/promises";
+import { parseListen, type ListenEndpoint } from "./listen.js";
+import type { LogLevel } from "./observability/log.js";
+import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
+
+/**
+ * The one place the enclave process reads its environment. Everything is
+ * read once, validated, and passed on as a typed value.
+ *
+ * | variable / flag              | meaning                                                        |
+ * |------------------------------|----------------------------------------------------------------|
+ * | EGW_CONFIG / --config        | path of the runtime config JSON (attested by its SHA-256)      |
+ * | EGW_LISTEN / --listen        | tcp://host:port or unix:///path (default tcp://127.0.0.1:8443) |
+ * | EGW_ATTESTER / --dev         | "nsm" (default: real /dev/nsm) or "simulated" (development)    |
+ * | EGW_STATE_DIR / --state-dir  | development CA directory for the simulated NSM (.egw-dev)      |
+ * | EGW_LOG_LEVEL                | debug, info (default), warn, error                             |
+ * | EGW_HOSTNAMES                | comma-separated DNS names for the TLS certificate              |
+ * | <secret names>               | development only: each provider's `secret` names an env var    |
+ *
+ * "simulated" must never be used in production: its documents chain to a
+ * development root that no production verifier trusts.
+ */
+export interface EnclaveSettings {
+  configPath: string;
+  configBytes: Uint8Array;
+  listen: ListenEndpoint;
+  attester: "nsm" | "simulated";
+  stateDir: string;
+  logLevel: LogLevel;
+  hostnames: string[];
+  /** Provider secrets found in the environment (development). */
+  secrets: Map<string, string>;
+}
+
+export interface EnclaveFlags {
+  config?: string;
+  listen?: string;
+  dev?: boolean;
+  stateDir?: string;
+}
+
+const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
+
+export async function loadEnclaveSettings(env: Readonly<Record<string, string | undefined>>, flags: EnclaveFlags): Promise<EnclaveSettings> {
+  const configPath = flags.config ?? env.EGW_CONFIG;
+  if (!configPath) throw new ConfigError("no runtime config: pass --config <file> or set EGW_CONFIG");
+  let configBytes: Uint8Array;
+  try {
+    configBytes = new Uint8Array(await readFile(configPath));
+  } catch (err) {
+    throw new ConfigError(`cannot read runtime config ${configPath} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  if (configBytes.byteLength > 1024 * 1024) throw new ConfigError("runtime config is larger than 1 MiB");
+  const config = parseRuntimeConfig(configBytes);
+
+  let listen: ListenEndpoint;
+  try {
+    listen = parseListen(flags.listen ?? env.EGW_LISTEN ?? "tcp://127.0.0.1:8443");
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const attesterName = flags.dev ? "simulated" : (env.EGW_ATTESTER ?? "nsm");
+  if (attesterName !== "nsm" && attesterName !== "simulated") throw new ConfigError('EGW_ATTESTER must be "nsm" or "simulated"');
+  const logLevel = (env.EGW_LOG_LEVEL ?? "info") as LogLevel;
+  if (!LEVELS.includes(logLevel)) throw new ConfigError(`EGW_LOG_LEVEL must be one of ${LEVELS.join(", ")}`);
+
+  const secrets = new Map<string, string>();
+  for (const p of config.providers) {
+    if (p.secret && env[p.secret]) secrets.set(p.secret, env[p.secret]!);
+  }
+  return {
+    configPath,
+    configBytes,
+    listen,
+    attester: attesterName,
+    stateDir: flags.stateDir ?? env.EGW_STATE_DIR ?? ".egw-dev",
+    logLevel,
+    hostnames: (env.EGW_HOSTNAMES ?? "localhost").split(",").map((s) => s.trim()).filter(Boolean),
+    secrets,
+  };
+}
