@@ -371,15 +371,11 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
         metrics.attestations.inc({ kind: "fresh" });
       }
       const wantsJson = c.req.query("format") === "json" || /application\/json/.test(c.req.header("accept") ?? "");
-      record(ex, 200, doc.byteLength);
       if (wantsJson) {
-        return c.json(
-          { format: "cose_sign1", encoding: "base64", document: Buffer.from(doc).toString("base64"), fresh: nonceHex !== undefined },
-          200,
-          { "cache-control": "no-store" },
-        );
+        const body = { format: "cose_sign1", encoding: "base64", document: Buffer.from(doc).toString("base64"), fresh: nonceHex !== undefined };
+        return json(ex, 200, body, { "cache-control": "no-store" });
       }
-      return new Response(doc, { status: 200, headers: { "content-type": "application/cbor", "cache-control": "no-store" } });
+      return finish(ex, 200, doc, { "content-type": "application/cbor", "cache-control": "no-store" });
     } catch (err) {
       return fail(ex, err, "openai");
     }
