@@ -231,9 +231,10 @@ function streamFailure(ctx: ProviderCallContext, provider: string, err: unknown)
 
 /**
  * JSON.parse's SyntaxError quotes the text it failed on (V8: `Unexpected
- * token … "<body excerpt>" is not valid JSON`), and http.ts / sse.ts attach
- * it as `cause`. A provider body may echo the prompt, so that cause is
- * dropped here; kind, message and status are kept.
+ * token 'X', "<first ~10 chars>"... is not valid JSON`), and a provider body
+ * may echo the prompt. http.ts and sse.ts no longer attach it as `cause`;
+ * this keeps the guarantee local should that regress (the canary tests in
+ * gemini-errors.test.ts pin it). Kind, message and status are kept.
  */
 function scrub(err: unknown): unknown {
   if (err instanceof UpstreamError && err.cause instanceof SyntaxError) {

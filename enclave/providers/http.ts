@@ -105,7 +105,8 @@ export async function readJson(ctx: ProviderCallContext, provider: string, respo
   }
   try {
     return JSON.parse(Buffer.concat(chunks).toString("utf8"));
-  } catch (cause) {
-    throw new UpstreamError("malformed", `${provider}: response is not JSON`, undefined, undefined, { cause });
+  } catch {
+    // No `cause`: a SyntaxError's message quotes the body, which may echo the prompt.
+    throw new UpstreamError("malformed", `${provider}: response is not JSON`);
   }
 }

@@ -58,7 +58,8 @@ export async function* readSse(
 export function parseEventJson(event: SseEvent, provider: string): unknown {
   try {
     return JSON.parse(event.data);
-  } catch (cause) {
-    throw new UpstreamError("malformed", `${provider}: stream event is not JSON`, undefined, undefined, { cause });
+  } catch {
+    // No `cause`: a SyntaxError's message quotes the data, which may echo the prompt.
+    throw new UpstreamError("malformed", `${provider}: stream event is not JSON`);
   }
 }

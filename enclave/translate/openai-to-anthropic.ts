@@ -29,6 +29,8 @@ import {
  * - Empty text is dropped (Anthropic rejects empty text blocks), and so is a
  *   message left with no content.
  * - `temperature` is clamped to Anthropic's 0..1 (OpenAI allows 0..2).
+ *   temperature and top_p are forwarded as sent; some Claude models accept
+ *   only one of them and answer 400, which the client then sees.
  * - `response_format` json_object/json_schema: Anthropic has no portable JSON
  *   mode across models, so the gateway appends a system instruction (with the
  *   schema, for json_schema). Best effort: the output is not validated.
