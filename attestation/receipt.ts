@@ -43,8 +43,33 @@ const PROTECTED_ES256 = Uint8Array.of(0xa1, 0x01, 0x26); // {1: -7}
 
 /** The receipt is carried in this header on non-streamed responses (base64url). */
 export const RECEIPT_HEADER = "x-egw-receipt";
-/** …and as this SSE event, after the stream's last event, on streamed ones. */
-export const RECEIPT_EVENT = "egw-receipt";
+/**
+ * …and on streamed ones as a final SSE *comment* block after the stream's
+ * own end: `: egw-receipt <base64url>\n\n`. Every spec-compliant SSE parser
+ * discards comment lines (WHATWG HTML §9.2.6), so stock clients never see
+ * it. A named event would not do: @anthropic-ai/sdk JSON-parses the data of
+ * every event it does not know and would fail on the receipt.
+ */
+export const RECEIPT_SSE_PREFIX = ": egw-receipt ";
+
+/** The SSE block that carries a receipt at the end of a stream. */
+export function receiptSseBlock(receipt: Uint8Array): string {
+  return `${RECEIPT_SSE_PREFIX}${Buffer.from(receipt).toString("base64url")}\n\n`;
+}
+
+/**
+ * Splits a complete streamed body into the bytes the receipt covers and the
+ * receipt itself. The receipt block must be the last thing in the body.
+ */
+export function splitStreamReceipt(body: Uint8Array): { signed: Uint8Array; receipt: Uint8Array } | null {
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const at = buf.lastIndexOf(RECEIPT_SSE_PREFIX);
+  if (at < 0 || (at > 0 && buf[at - 1] !== 0x0a)) return null;
+  const tail = buf.subarray(at + RECEIPT_SSE_PREFIX.length).toString("latin1");
+  const match = /^([A-Za-z0-9_-]{1,8192})\n\n$/.exec(tail);
+  if (!match) return null;
+  return { signed: body.subarray(0, at), receipt: new Uint8Array(Buffer.from(match[1]!, "base64url")) };
+}
 
 const KEYS = ["v", "id", "time", "surface", "model", "provider", "upstream_host", "status", "stream", "req_sha256", "res_sha256"] as const;
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Hono, type Context } from "hono";
-import { RECEIPT_EVENT, RECEIPT_HEADER, signReceipt, type ReceiptClaims } from "../attestation/receipt.js";
+import { RECEIPT_HEADER, receiptSseBlock, signReceipt, type ReceiptClaims } from "../attestation/receipt.js";
 import type { AttestationService } from "./attestation-service.js";
 import { ClientDirectory } from "./auth.js";
 import { GatewayError, isGatewayError } from "./errors.js";
@@ -12,6 +12,8 @@ import type { Logger } from "./observability/log.js";
 import type { GatewayMetrics } from "./observability/metrics.js";
 import type { ChatCompletionChunk, ChatRequest, EmbeddingsRequest, ImagesRequest, ProviderAdapter } from "./providers/types.js";
 import { clientMayUse, Router, type Route } from "./router.js";
+import { anthropicRequestToOpenAI, completionToAnthropicMessage } from "./translate/anthropic-to-openai.js";
+import { anthropicErrorEvent, formatAnthropicSse, OpenAIToAnthropicStreamMapper } from "./translate/openai-stream-to-anthropic.js";
 import type { ClientConfig, RuntimeConfig } from "./runtime-config.js";
 import { hostPort } from "./runtime-config.js";
 import { callChat, callOnce, openChatStream, toGatewayError, type UpstreamDeps } from "./upstream.js";
@@ -19,9 +21,9 @@ import { callChat, callOnce, openChatStream, toGatewayError, type UpstreamDeps }
 /**
  * The enclave's HTTP service. Every response under /v1 (success, gateway
  * error or upstream error) carries a receipt signed by the attested key:
- * in the `x-egw-receipt` header, or for streams as a final `egw-receipt`
- * SSE event after the stream's own end marker, where stock SDKs stop
- * reading. Nothing here logs or labels content: see observability/.
+ * in the `x-egw-receipt` header, or for streams as a final SSE comment
+ * block `: egw-receipt <base64url>` after the stream's own end, which every
+ * SSE parser discards. Nothing here logs or labels content: see observability/.
  */
 export interface GatewayDeps {
   config: RuntimeConfig;
@@ -225,7 +227,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
         ex.stream = true;
         const opened = await openChatStream(routes, request, c.req.raw.signal, config.limits, deps.upstream);
         served(ex, opened.route);
-        const response = streamOpenAI(ex, opened.value, release);
+        const response = streamChat(ex, opened.value, release, openaiStream());
         release = undefined; // the stream releases when it ends
         return response;
       }
@@ -239,9 +241,36 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     }
   });
 
-  function streamOpenAI(ex: Exchange, opened: { first: ChatCompletionChunk; rest: AsyncGenerator<ChatCompletionChunk>; close: () => void }, release: () => void): Response {
+  /** How a surface writes a chat stream: each chunk, the normal end, an in-stream error. */
+  interface StreamEncoder {
+    chunk(chunk: ChatCompletionChunk): string;
+    end(): string;
+    error(err: GatewayError): string;
+  }
+
+  const openaiStream: () => StreamEncoder = () => ({
+    chunk: (chunk) => `data: ${JSON.stringify(chunk)}\n\n`,
+    end: () => "data: [DONE]\n\n",
+    error: (err) => `data: ${JSON.stringify(errorObject(err, "openai"))}\n\n`,
+  });
+
+  const anthropicStream = (provider: string, model: string): StreamEncoder => {
+    const mapper = new OpenAIToAnthropicStreamMapper({ provider, model });
+    return {
+      chunk: (chunk) => mapper.push(chunk).map(formatAnthropicSse).join(""),
+      end: () => mapper.finish().map(formatAnthropicSse).join(""),
+      error: (err) => formatAnthropicSse(anthropicErrorEvent((errorObject(err, "anthropic") as { error: { type: string } }).error.type, err.message)),
+    };
+  };
+
+  function streamChat(
+    ex: Exchange,
+    opened: { first: ChatCompletionChunk; rest: AsyncGenerator<ChatCompletionChunk>; close: () => void },
+    release: () => void,
+    encoder: StreamEncoder,
+  ): Response {
     const hash = createHash("sha256");
-    const encoder = new TextEncoder();
+    const utf8 = new TextEncoder();
     let sent = 0;
     let firstSent = false;
     let finished = false;
@@ -249,13 +278,14 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       if (finished) return;
       finished = true;
       const receipt = signReceipt(claims(ex, 200, new Uint8Array(hash.digest())), deps.identity.receipt.privateKey);
-      controller.enqueue(encoder.encode(`event: ${RECEIPT_EVENT}\ndata: ${b64url(receipt)}\n\n`));
+      controller.enqueue(utf8.encode(receiptSseBlock(receipt)));
       controller.close();
       record(ex, 200, sent, code);
       release();
     };
     const emit = (controller: ReadableStreamDefaultController<Uint8Array>, text: string) => {
-      const bytes = encoder.encode(text);
+      if (text === "") return;
+      const bytes = utf8.encode(text);
       hash.update(bytes);
       sent += bytes.byteLength;
       controller.enqueue(bytes);
@@ -267,21 +297,28 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
             if (!firstSent) {
               firstSent = true;
               metrics.firstByte.observe({ surface: ex.surface }, (now().getTime() - ex.started) / 1000);
-              emit(controller, `data: ${JSON.stringify(opened.first)}\n\n`);
+              emit(controller, encoder.chunk(opened.first));
               return;
             }
-            const next = await opened.rest.next();
-            if (next.done) {
-              emit(controller, "data: [DONE]\n\n");
-              finishStream(controller);
-              return;
+            // Pull until something is written: a surface may map a chunk to nothing.
+            for (;;) {
+              const next = await opened.rest.next();
+              if (next.done) {
+                emit(controller, encoder.end());
+                finishStream(controller);
+                return;
+              }
+              const text = encoder.chunk(next.value);
+              if (text !== "") {
+                emit(controller, text);
+                return;
+              }
             }
-            emit(controller, `data: ${JSON.stringify(next.value)}\n\n`);
           } catch (err) {
             // Bytes already reached the client: no retry. Tell the client in
-            // OpenAI's in-stream error form, sign what was sent, and stop.
+            // the surface's in-stream error form, sign what was sent, and stop.
             const e = toGatewayError(err);
-            emit(controller, `data: ${JSON.stringify(errorObject(e, "openai"))}\n\n`);
+            emit(controller, encoder.error(e));
             finishStream(controller, e.code);
           }
         },
@@ -308,6 +345,35 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       },
     });
   }
+
+  // ─── /v1/messages (Anthropic shape, any provider) ───────────────────────
+  // Translated to the canonical request and back, so every model is
+  // reachable with the Anthropic SDK unchanged.
+  app.post("/v1/messages", async (c) => {
+    const ex = newExchange("messages");
+    let release: (() => void) | undefined;
+    try {
+      const admitted = await admit(c, ex, "anthropic");
+      release = admitted.release;
+      const request = anthropicRequestToOpenAI(admitted.body);
+      const routes = routeFor(ex, admitted.client, admitted.body.model);
+      if (request.stream === true) {
+        ex.stream = true;
+        const opened = await openChatStream(routes, request, c.req.raw.signal, config.limits, deps.upstream);
+        served(ex, opened.route);
+        const response = streamChat(ex, opened.value, release, anthropicStream(opened.route.adapter.info.name, ex.model));
+        release = undefined;
+        return response;
+      }
+      const result = await callChat(routes, request, c.req.raw.signal, config.limits, deps.upstream);
+      served(ex, result.route);
+      return json(ex, 200, completionToAnthropicMessage(result.value, { provider: result.route.adapter.info.name }));
+    } catch (err) {
+      return fail(ex, err, "anthropic");
+    } finally {
+      release?.();
+    }
+  });
 
   // ─── /v1/embeddings and /v1/images/generations ─────────────────────────
   for (const [path, surface] of [

@@ -117,7 +117,7 @@ describe("upstream fault matrix", () => {
     const text = await sse(res);
     expect(text).toContain('"code":"upstream_timeout"');
     expect(text).not.toContain("data: [DONE]");
-    expect(text).toMatch(/event: egw-receipt\ndata: [A-Za-z0-9_-]+\n\n$/);
+    expect(text).toMatch(/\n: egw-receipt [A-Za-z0-9_-]+\n\n$/);
     mock.releaseStalled();
   });
 
@@ -126,7 +126,7 @@ describe("upstream fault matrix", () => {
     const res = await post(chat({ stream: true }));
     const text = await sse(res);
     expect(text).toContain('"error"');
-    expect(text).toMatch(/event: egw-receipt/);
+    expect(text).toMatch(/\n: egw-receipt [A-Za-z0-9_-]+\n\n$/);
     expect(mock.requests).toHaveLength(1);
   });
 
