@@ -1,4 +1,5 @@
-import { Agent, fetch as undiciFetch } from "undici";
+import { Readable } from "node:stream";
+import { Agent, request } from "undici";
 import { hostPort } from "./runtime-config.js";
 import { UpstreamError } from "./providers/types.js";
 
@@ -7,8 +8,10 @@ import { UpstreamError } from "./providers/types.js";
  * host:port is not on the attested egress allowlist (defence in depth: the
  * host's CONNECT proxy enforces its own list, but the enclave must not rely
  * on an untrusted party for that), and bounds connection setup.
- * Uses undici's fetch and Agent together so the connect timeout and pool
- * limits apply; Node's global fetch cannot take an Agent from another undici.
+ * It speaks the `fetch` contract the adapters use, but is built on
+ * undici's `request` with a shared keep-alive Agent: undici's WHATWG fetch
+ * costs about 0.8 ms more CPU per call on the reference machine, which
+ * would be most of the gateway's added latency.
  */
 export interface EgressOptions {
   allowlist: readonly string[];
@@ -34,7 +37,34 @@ export function createEgressFetch(options: EgressOptions): typeof fetch {
       // The message names the rule, not the URL (a path can carry data).
       throw new UpstreamError("connect", "egress denied: host is not on the enclave's allowlist");
     }
-    return (await undiciFetch(url, { ...(init as Parameters<typeof undiciFetch>[1]), dispatcher: agent })) as unknown as Response;
+    const method = (init?.method ?? "GET").toUpperCase();
+    const headers: Record<string, string> = {};
+    new Headers(init?.headers).forEach((value, key) => {
+      headers[key] = value;
+    });
+    const body = init?.body;
+    if (body !== undefined && body !== null && typeof body !== "string" && !(body instanceof Uint8Array)) {
+      throw new TypeError("egress fetch sends string or byte bodies only");
+    }
+    const res = await request(url, {
+      method: method as "GET",
+      headers,
+      ...(body !== undefined && body !== null && { body }),
+      ...(init?.signal && { signal: init.signal }),
+      dispatcher: agent,
+    });
+    const responseHeaders = new Headers();
+    for (const [key, value] of Object.entries(res.headers)) {
+      if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
+      else if (value !== undefined) responseHeaders.set(key, value);
+    }
+    // 1xx/204/304 may not carry a body in a Response.
+    const nullBody = res.statusCode === 204 || res.statusCode === 304 || res.statusCode < 200;
+    if (nullBody) res.body.destroy();
+    return new Response(nullBody ? null : (Readable.toWeb(res.body) as ReadableStream<Uint8Array>), {
+      status: res.statusCode,
+      headers: responseHeaders,
+    });
   };
   return egressFetch as typeof fetch;
 }
