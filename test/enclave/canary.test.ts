@@ -1,3 +1,4 @@
+import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashToken } from "../../enclave/auth.js";
@@ -82,6 +83,18 @@ describe("canaries never reach logs or metrics", () => {
     mock.setScenario({ content: `${ANSWER} x y z`, stallAfterChunks: 1 });
     await (await post(JSON.stringify({ model: "gpt", messages, stream: true }))).text();
     mock.releaseStalled();
+
+    // The Anthropic surface, x-api-key auth included.
+    mock.setScenario({ content: `here is ${ANSWER} for you` });
+    const ant = new Anthropic({ baseURL: h.baseURL.replace(/\/v1$/, ""), apiKey: TOKEN, fetch: h.fetch, maxRetries: 0 });
+    const msg = await ant.messages.create({ model: "gpt", max_tokens: 50, messages: [{ role: "user", content: `repeat ${PROMPT}` }] });
+    expect(JSON.stringify(msg.content)).toContain(ANSWER);
+    await ant.messages.stream({ model: "gpt", max_tokens: 50, messages: [{ role: "user", content: `repeat ${PROMPT}` }] }).finalMessage();
+    const antBad = new Anthropic({ baseURL: h.baseURL.replace(/\/v1$/, ""), apiKey: `x${TOKEN}`, fetch: h.fetch, maxRetries: 0 });
+    await expect(antBad.messages.create({ model: "gpt", max_tokens: 5, messages: [{ role: "user", content: PROMPT }] })).rejects.toBeInstanceOf(Anthropic.AuthenticationError);
+    mock.setScenario({ status: 500, errorMessage: `failed ${PROMPT}` });
+    await expect(ant.messages.create({ model: "gpt", max_tokens: 5, messages: [{ role: "user", content: PROMPT }] })).rejects.toBeInstanceOf(Anthropic.InternalServerError);
+    mock.setScenario(undefined);
 
     const metrics = await (await h.fetch(h.baseURL.replace(/\/v1$/, "/metrics"))).text();
     expect(metrics).toContain("egw_requests_total"); // control: metrics exist
