@@ -157,7 +157,8 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     ex: Exchange,
     surface: Surface,
   ): Promise<{ body: Record<string, unknown>; client: ClientConfig; release: () => void }> {
-    const bytes = await readBody(c.req.raw, config.limits.maxBodyBytes).catch((err: unknown) => {
+    const incoming = (c.env as { incoming?: AsyncIterable<Uint8Array> } | undefined)?.incoming;
+    const bytes = await readBody(c.req.raw, config.limits.maxBodyBytes, incoming).catch((err: unknown) => {
       throw isGatewayError(err) ? err : new GatewayError("invalid_request", "Could not read the request body.", { cause: err });
     });
     ex.requestBytes = bytes.byteLength;
