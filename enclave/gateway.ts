@@ -148,6 +148,8 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     if (e.code === "internal_error") log.log("error", "internal_error", { reqId: ex.id, surface: ex.surface });
     const headers: Record<string, string> = {};
     if (e.retryAfter !== undefined) headers["retry-after"] = String(e.retryAfter);
+    // The unread rest of an oversized body must not be read or kept: close.
+    if (e.code === "request_too_large") headers.connection = "close";
     return finish(ex, e.status, new TextEncoder().encode(JSON.stringify(errorObject(e, surface))), headers, e.code);
   }
 

@@ -37,8 +37,9 @@ async function readIterable(source: AsyncIterable<Uint8Array>, maxBytes: number)
   for await (const chunk of source) {
     total += chunk.byteLength;
     if (total > maxBytes) {
-      // Stop reading; the connection is closed after the 413 is sent.
-      (source as { destroy?: () => void }).destroy?.();
+      // Stop reading (the for-await exit pauses the stream). The 413 goes
+      // out with Connection: close, and Node closes the socket once it is
+      // written, so the unread rest is never buffered.
       throw new GatewayError("request_too_large", `Request body is larger than ${maxBytes} bytes.`);
     }
     chunks.push(chunk);
