@@ -10,13 +10,13 @@ import type { EnclaveIdentity } from "./identity.js";
 import { Semaphore, TokenBuckets } from "./limits/token-bucket.js";
 import type { Logger } from "./observability/log.js";
 import type { GatewayMetrics } from "./observability/metrics.js";
-import type { ChatCompletionChunk, ChatRequest, EmbeddingsRequest, ImagesRequest, ProviderAdapter } from "./providers/types.js";
+import type { ChatCompletionChunk, ChatRequest, EmbeddingsRequest, ImagesRequest, ProviderAdapter, ProviderCallContext } from "./providers/types.js";
 import { clientMayUse, Router, type Route } from "./router.js";
 import { anthropicRequestToOpenAI, completionToAnthropicMessage } from "./translate/anthropic-to-openai.js";
 import { anthropicErrorEvent, formatAnthropicSse, OpenAIToAnthropicStreamMapper } from "./translate/openai-stream-to-anthropic.js";
 import type { ClientConfig, RuntimeConfig } from "./runtime-config.js";
 import { hostPort } from "./runtime-config.js";
-import { callChat, callOnce, openChatStream, toGatewayError, type UpstreamDeps } from "./upstream.js";
+import { callChat, callOnce, openChatStream, openStream, toGatewayError, type UpstreamDeps } from "./upstream.js";
 
 /**
  * The enclave's HTTP service. Every response under /v1 (success, gateway
@@ -245,8 +245,8 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   });
 
   /** How a surface writes a chat stream: each chunk, the normal end, an in-stream error. */
-  interface StreamEncoder {
-    chunk(chunk: ChatCompletionChunk): string;
+  interface StreamEncoder<T = ChatCompletionChunk> {
+    chunk(chunk: T): string;
     end(): string;
     error(err: GatewayError): string;
   }
@@ -257,20 +257,28 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     error: (err) => `data: ${JSON.stringify(errorObject(err, "openai"))}\n\n`,
   });
 
-  const anthropicStream = (provider: string, model: string): StreamEncoder => {
-    const mapper = new OpenAIToAnthropicStreamMapper({ provider, model });
-    return {
-      chunk: (chunk) => mapper.push(chunk).map(formatAnthropicSse).join(""),
-      end: () => mapper.finish().map(formatAnthropicSse).join(""),
-      error: (err) => formatAnthropicSse(anthropicErrorEvent((errorObject(err, "anthropic") as { error: { type: string } }).error.type, err.message)),
-    };
+  /** The Anthropic surface streams pre-framed SSE text (native, or translated per route). */
+  const anthropicStream: StreamEncoder<string> = {
+    chunk: (text) => text,
+    end: () => "",
+    error: (err) => formatAnthropicSse(anthropicErrorEvent((errorObject(err, "anthropic") as { error: { type: string } }).error.type, err.message)),
   };
 
-  function streamChat(
+  /** OpenAI chunks from a non-Anthropic provider, re-framed as Anthropic events. */
+  async function* translatedMessagesStream(route: Route, request: ChatRequest, model: string, ctx: ProviderCallContext): AsyncGenerator<string> {
+    const mapper = new OpenAIToAnthropicStreamMapper({ provider: route.adapter.info.name, model });
+    for await (const chunk of route.adapter.chatStream({ ...request, model: route.upstreamModel, stream: true }, ctx)) {
+      const text = mapper.push(chunk).map(formatAnthropicSse).join("");
+      if (text !== "") yield text;
+    }
+    yield mapper.finish().map(formatAnthropicSse).join("");
+  }
+
+  function streamChat<T>(
     ex: Exchange,
-    opened: { first: ChatCompletionChunk; rest: AsyncGenerator<ChatCompletionChunk>; close: () => void },
+    opened: { first: T; rest: AsyncGenerator<T>; close: () => void },
     release: () => void,
-    encoder: StreamEncoder,
+    encoder: StreamEncoder<T>,
   ): Response {
     const hash = createHash("sha256");
     const utf8 = new TextEncoder();
@@ -358,19 +366,32 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     try {
       const admitted = await admit(c, ex, "anthropic");
       release = admitted.release;
-      const request = anthropicRequestToOpenAI(admitted.body);
-      const routes = routeFor(ex, admitted.client, admitted.body.model);
-      if (request.stream === true) {
+      const body = admitted.body;
+      if (!Array.isArray(body.messages)) throw new GatewayError("invalid_request", "`messages` must be an array.");
+      if (body.stream !== undefined && typeof body.stream !== "boolean") throw new GatewayError("invalid_request", "`stream` must be a boolean.");
+      const routes = routeFor(ex, admitted.client, body.model);
+      // Anthropic routes pass the request through untouched; others get it
+      // translated, once, and only if they are tried.
+      let translated: ChatRequest | undefined;
+      const canonical = () => (translated ??= anthropicRequestToOpenAI(body));
+      if (!routes[0]!.adapter.native) canonical();
+      if (body.stream === true) {
         ex.stream = true;
-        const opened = await openChatStream(routes, request, c.req.raw.signal, config.limits, deps.upstream);
+        const opened = await openStream<string>(routes, c.req.raw.signal, config.limits, deps.upstream, (route, ctx) =>
+          route.adapter.native ? route.adapter.native.messagesStream(body, ctx) : translatedMessagesStream(route, canonical(), ex.model, ctx),
+        );
         served(ex, opened.route);
-        const response = streamChat(ex, opened.value, release, anthropicStream(opened.route.adapter.info.name, ex.model));
+        const response = streamChat(ex, opened.value, release, anthropicStream);
         release = undefined;
         return response;
       }
-      const result = await callChat(routes, request, c.req.raw.signal, config.limits, deps.upstream);
+      const result = await callOnce<Uint8Array>(routes, c.req.raw.signal, config.limits, deps.upstream, async (route, ctx) => {
+        if (route.adapter.native) return route.adapter.native.messages(body, ctx);
+        const completion = await route.adapter.chat({ ...canonical(), model: route.upstreamModel }, ctx);
+        return new TextEncoder().encode(JSON.stringify(completionToAnthropicMessage(completion, { provider: route.adapter.info.name })));
+      });
       served(ex, result.route);
-      return json(ex, 200, completionToAnthropicMessage(result.value, { provider: result.route.adapter.info.name }));
+      return finish(ex, 200, result.value);
     } catch (err) {
       return fail(ex, err, "anthropic");
     } finally {

@@ -215,10 +215,10 @@ export async function callOnce<T>(
   });
 }
 
-export interface OpenedStream {
-  first: ChatCompletionChunk;
-  /** The remaining chunks, with the idle and total timeouts applied. Call `close` if you stop early. */
-  rest: AsyncGenerator<ChatCompletionChunk>;
+export interface OpenedStream<T = ChatCompletionChunk> {
+  first: T;
+  /** The remaining items, with the idle and total timeouts applied. Call `close` if you stop early. */
+  rest: AsyncGenerator<T>;
   close: () => void;
 }
 
@@ -227,19 +227,30 @@ export interface OpenedStream {
  * while nothing has been sent to the client. Once the first chunk is in
  * hand the choice is final: later failures end the stream, never retry.
  */
-export async function openChatStream(
+export function openChatStream(
   routes: Route[],
   request: ChatRequest,
   clientSignal: AbortSignal,
   policy: UpstreamPolicy,
   deps: UpstreamDeps,
 ): Promise<Attempted<OpenedStream>> {
+  return openStream(routes, clientSignal, policy, deps, (route, ctx) =>
+    route.adapter.chatStream({ ...request, model: route.upstreamModel, stream: true }, ctx),
+  );
+}
+
+/** Any stream (chunks, or pre-framed SSE text): same timeouts, retries and fallbacks. */
+export async function openStream<T>(
+  routes: Route[],
+  clientSignal: AbortSignal,
+  policy: UpstreamPolicy,
+  deps: UpstreamDeps,
+  open: (route: Route, ctx: ProviderCallContext) => AsyncIterable<T>,
+): Promise<Attempted<OpenedStream<T>>> {
   return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first chunk");
-    const iterator = route.adapter
-      .chatStream({ ...request, model: route.upstreamModel, stream: true }, context(deps, route, attempt))
-      [Symbol.asyncIterator]();
-    let first: IteratorResult<ChatCompletionChunk>;
+    const iterator = open(route, context(deps, route, attempt))[Symbol.asyncIterator]();
+    let first: IteratorResult<T>;
     try {
       first = await iterator.next();
     } catch (err) {
@@ -253,10 +264,10 @@ export async function openChatStream(
     const signal = attempt.controller.signal;
     const arm = () => attempt.arm(Math.min(policy.idleTimeoutMs, budget.remaining()), "idle");
     arm();
-    async function* rest(): AsyncGenerator<ChatCompletionChunk> {
+    async function* rest(): AsyncGenerator<T> {
       try {
         for (;;) {
-          let next: IteratorResult<ChatCompletionChunk>;
+          let next: IteratorResult<T>;
           try {
             next = await iterator.next();
           } catch (err) {

@@ -1,4 +1,4 @@
-import { AnthropicStreamMapper } from "../translate/anthropic-stream.js";
+import { AnthropicStreamMapper, streamErrorStatus } from "../translate/anthropic-stream.js";
 import { fromAnthropicMessage, toAnthropicRequest } from "../translate/openai-to-anthropic.js";
 import { networkError, postJson, readJson } from "./http.js";
 import { parseEventJson, readSse } from "./sse.js";
@@ -7,6 +7,7 @@ import {
   type ChatCompletion,
   type ChatCompletionChunk,
   type ChatRequest,
+  type NativeMessages,
   type ProviderAdapter,
   type ProviderCallContext,
 } from "./types.js";
@@ -47,8 +48,42 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
     "anthropic-version": version,
   });
 
+  const native: NativeMessages = {
+    async messages(body, ctx) {
+      const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: false }, await headers());
+      const json = await readJson(ctx, name, response);
+      if (json === null || typeof json !== "object" || Array.isArray(json) || (json as { type?: unknown }).type !== "message") {
+        throw new UpstreamError("malformed", `${name}: answer is not a Messages object`);
+      }
+      // Re-serialized from the parsed value: the bytes sent to the client are
+      // what the receipt covers; JSON.parse/stringify keeps every field.
+      return new TextEncoder().encode(JSON.stringify(json));
+    },
+    async *messagesStream(body, ctx) {
+      const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: true }, await headers());
+      try {
+        for await (const event of readSse(response.body)) {
+          if (event.data === "") continue;
+          const parsed = parseEventJson(event, name) as { type?: unknown; error?: { type?: unknown } };
+          if (event.event === "error" || parsed.type === "error") {
+            // Passed through only until the first byte: before it, the
+            // gateway may still retry; so surface it as an UpstreamError.
+            throw new UpstreamError("status", `${name}: stream error event`, streamErrorStatus(typeof parsed.error?.type === "string" ? parsed.error.type : undefined), undefined);
+          }
+          yield `event: ${event.event ?? String(parsed.type ?? "message")}\ndata: ${event.data}\n\n`;
+          if (parsed.type === "message_stop") return;
+        }
+      } catch (cause) {
+        if (cause instanceof UpstreamError && !ctx.signal.aborted) throw cause;
+        throw streamReadError(ctx, name, cause);
+      }
+      throw new UpstreamError("malformed", `${name}: stream ended before message_stop`);
+    },
+  };
+
   return {
     info: { name, kind: "anthropic", baseUrl: options.baseUrl },
+    native,
 
     async chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion> {
       const body = toAnthropicRequest(request, { model: ctx.upstreamModel, defaultMaxTokens, stream: false });

@@ -149,8 +149,21 @@ export interface ProviderInfo {
   baseUrl: string;
 }
 
+/**
+ * Anthropic's Messages API spoken natively. Only the Anthropic adapter has
+ * it: on `/v1/messages` an Anthropic route is then a pass-through (model
+ * replaced, nothing translated), so every Anthropic feature works as sent.
+ */
+export interface NativeMessages {
+  /** Returns the upstream JSON body bytes as received (checked to be a JSON object). */
+  messages(body: Record<string, unknown>, ctx: ProviderCallContext): Promise<Uint8Array>;
+  /** Yields each upstream SSE event re-framed as `event: …\ndata: …\n\n`, data as received. */
+  messagesStream(body: Record<string, unknown>, ctx: ProviderCallContext): AsyncIterable<string>;
+}
+
 export interface ProviderAdapter {
   readonly info: ProviderInfo;
+  readonly native?: NativeMessages;
   chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion>;
   /** Yields chunks as the provider's events arrive; never buffers the whole answer. */
   chatStream(request: ChatRequest, ctx: ProviderCallContext): AsyncIterable<ChatCompletionChunk>;

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeReceipt, RECEIPT_HEADER, splitStreamReceipt } from "../../attestation/receipt.js";
 import { hashToken } from "../../enclave/auth.js";
 import { CLIENT_TOKEN, startHarness, type Harness } from "../helpers/enclave-harness.js";
-import { startMockAnthropic, type MockAnthropic } from "../helpers/mock-anthropic.js";
+import { mockEvents, startMockAnthropic, type MockAnthropic } from "../helpers/mock-anthropic.js";
 import { startMockGemini, type MockGemini } from "../helpers/mock-gemini.js";
 import { startMockOpenAI, type MockOpenAI } from "../helpers/mock-openai.js";
 
@@ -171,6 +171,25 @@ describe("Anthropic surface over every provider", () => {
       expect(final.usage.output_tokens).toBeGreaterThan(0);
     });
   }
+
+  it("an Anthropic route is a pass-through: Anthropic-only fields reach the provider untouched, events come back as sent", async () => {
+    const request = {
+      model: "claude",
+      max_tokens: 64,
+      top_k: 5,
+      metadata: { user_id: "u-1" },
+      thinking: { type: "enabled", budget_tokens: 1024 },
+      messages: [{ role: "user", content: [{ type: "text", text: "hi", cache_control: { type: "ephemeral" } }] }],
+    };
+    await anthropic.messages.create(request as never);
+    const sent = mocks.anthropic.requests.at(-1)!.body as Record<string, unknown>;
+    expect(sent).toMatchObject({ ...request, model: "claude-sonnet-4-5", stream: false });
+    const raw = await h.fetch(`${h.baseURL}/messages`, { method: "POST", headers: { "x-api-key": CLIENT_TOKEN, "content-type": "application/json" }, body: JSON.stringify({ ...request, stream: true }) });
+    const text = Buffer.from(splitStreamReceipt(new Uint8Array(await raw.arrayBuffer()))!.signed).toString();
+    const upstream = mockEvents({}, "claude-sonnet-4-5", "x"); // ping included: passed through as sent
+    const names = [...text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
+    expect(names).toEqual(upstream.map((e) => e.event));
+  });
 
   it("the streamed receipt is present, signed over the exact bytes, and invisible to the SDK's raw event iteration", async () => {
     const body = JSON.stringify({ model: "claude", max_tokens: 50, stream: true, messages: [{ role: "user", content: "hi" }] });
