@@ -61,6 +61,23 @@ export function geminiModelId(model: unknown): string {
   return id;
 }
 
+/**
+ * Google sends its retry hint in the error body, as a google.rpc.RetryInfo
+ * detail (`"retryDelay": "12s"`), not in a retry-after header. Capped at 60 s.
+ */
+export function geminiRetryHint(errorBody: string): number | undefined {
+  const parsed = JSON.parse(errorBody) as { error?: { details?: { "@type"?: string; retryDelay?: string }[] } };
+  for (const detail of parsed.error?.details ?? []) {
+    if (detail["@type"] === "type.googleapis.com/google.rpc.RetryInfo" && typeof detail.retryDelay === "string") {
+      const match = /^(\d{1,6})(?:\.\d+)?s$/.exec(detail.retryDelay);
+      if (match) return Math.min(60, Math.ceil(Number(detail.retryDelay.slice(0, -1))));
+    }
+  }
+  return undefined;
+}
+
+const GEMINI_RETRY = { retryHint: geminiRetryHint };
+
 export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdapter {
   const name = options.name;
   const baseUrl = (options.baseUrl ?? GEMINI_DEFAULT_BASE_URL).replace(/\/+$/, "");
@@ -71,7 +88,7 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
     const model = geminiModelId(ctx.upstreamModel);
     const body = toGeminiRequest(request);
     try {
-      const response = await postJson(ctx, name, methodUrl(model, "generateContent"), body, await headers());
+      const response = await postJson(ctx, name, methodUrl(model, "generateContent"), body, await headers(), GEMINI_RETRY);
       const json = await readJson(ctx, name, response);
       return fromGeminiResponse(json, {
         fallbackId: `chatcmpl-${randomUUID()}`,
@@ -97,7 +114,7 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
     });
     let response: Response;
     try {
-      response = await postJson(ctx, name, `${methodUrl(model, "streamGenerateContent")}?alt=sse`, body, await headers());
+      response = await postJson(ctx, name, `${methodUrl(model, "streamGenerateContent")}?alt=sse`, body, await headers(), GEMINI_RETRY);
     } catch (err) {
       throw scrub(err);
     }
@@ -157,7 +174,7 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
             ...(dimensions === undefined ? {} : { outputDimensionality: dimensions }),
           })),
         };
-        const response = await postJson(ctx, name, methodUrl(model, "batchEmbedContents"), body, await headers());
+        const response = await postJson(ctx, name, methodUrl(model, "batchEmbedContents"), body, await headers(), GEMINI_RETRY);
         const json = await readJson(ctx, name, response);
         const vectors = embeddingVectors(json, batch.length, name);
         vectors.forEach((values, k) => {

@@ -32,6 +32,7 @@ export async function postJson(
   url: string,
   body: unknown,
   headers: Record<string, string>,
+  options: { retryHint?: (errorBody: string) => number | undefined } = {},
 ): Promise<Response> {
   let response: Response;
   try {
@@ -45,13 +46,17 @@ export async function postJson(
     throw networkError(ctx, provider, cause);
   }
   if (response.status >= 200 && response.status < 300) return response;
-  await drain(response);
-  throw new UpstreamError(
-    "status",
-    `${provider} answered HTTP ${response.status}`,
-    response.status,
-    parseRetryAfter(response.headers.get("retry-after"), ctx.now()),
-  );
+  const errorBody = await drain(response);
+  // The header wins; some providers (Gemini) put the hint in the body only.
+  let retryAfter = parseRetryAfter(response.headers.get("retry-after"), ctx.now());
+  if (retryAfter === undefined && options.retryHint) {
+    try {
+      retryAfter = options.retryHint(errorBody);
+    } catch {
+      retryAfter = undefined;
+    }
+  }
+  throw new UpstreamError("status", `${provider} answered HTTP ${response.status}`, response.status, retryAfter);
 }
 
 export function networkError(ctx: ProviderCallContext, provider: string, cause: unknown): UpstreamError {
@@ -64,21 +69,25 @@ export function networkError(ctx: ProviderCallContext, provider: string, cause: 
   return new UpstreamError("connect", `${provider}: cannot reach upstream`, undefined, undefined, { cause });
 }
 
-async function drain(response: Response): Promise<void> {
-  if (!response.body) return;
+/** Reads at most 64 KiB of an error body, for retry hints only; it is never logged or returned to clients. */
+async function drain(response: Response): Promise<string> {
+  if (!response.body) return "";
   const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
   let read = 0;
   try {
     while (read < MAX_ERROR_BODY_BYTES) {
       const { value, done } = await reader.read();
       if (done) break;
       read += value.byteLength;
+      chunks.push(value);
     }
   } catch {
     // The status is what matters; a broken error body changes nothing.
   } finally {
     reader.cancel().catch(() => {});
   }
+  return Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY_BYTES).toString("utf8");
 }
 
 /** Reads a JSON body with a size bound; unreadable JSON is a malformed upstream. */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { GatewayError } from "../../../enclave/errors.js";
-import { createGeminiAdapter, geminiModelId } from "../../../enclave/providers/gemini.js";
+import { createGeminiAdapter, geminiModelId, geminiRetryHint } from "../../../enclave/providers/gemini.js";
 import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderAdapter, type ProviderCallContext } from "../../../enclave/providers/types.js";
 import { startMockGemini, type MockGemini } from "../../helpers/mock-gemini.js";
 
@@ -237,5 +237,21 @@ describe("no prompt text in errors", () => {
     await adapter.embeddings!({ model: "e", input: "x" }, ctx({ fetch: spy }));
     expect(seen).toHaveLength(3);
     expect(seen.some((u) => u.includes(KEY) || /[?&]key=/.test(u))).toBe(false);
+  });
+});
+
+describe("Gemini retry hint in the error body", () => {
+  it("reads google.rpc.RetryInfo when there is no retry-after header", async () => {
+    const mock = await startMockGemini({ scenario: { status: 429, retryDelay: "7s" } as never });
+    try {
+      const adapter = createGeminiAdapter({ name: "gemini", baseUrl: mock.url, apiKey: () => "k" });
+      const ctx = { fetch, signal: new AbortController().signal, upstreamModel: "gemini-2.5-flash", now: () => new Date() };
+      await expect(adapter.chat({ model: "x", messages: [{ role: "user", content: "hi" }] }, ctx)).rejects.toMatchObject({ status: 429, retryAfterSeconds: 7 });
+    } finally {
+      await mock.close();
+    }
+    expect(geminiRetryHint('{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"0.5s"}]}}')).toBe(1);
+    expect(geminiRetryHint('{"error":{"details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"9999s"}]}}')).toBe(60);
+    expect(geminiRetryHint('{"error":{}}')).toBeUndefined();
   });
 });
