@@ -33,6 +33,8 @@ export interface BootOptions {
   /** Replaces configured adapters by name (tests). */
   adapters?: Map<string, ProviderAdapter>;
   hostnames?: string[];
+  /** The host's egress CONNECT proxy, e.g. http://127.0.0.1:3128. Without it the enclave dials directly (development). */
+  egressProxy?: string;
 }
 
 export interface BootedEnclave {
@@ -64,6 +66,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
       allowlist: config.egressAllowlist,
       connectTimeoutMs: config.limits.connectTimeoutMs,
       headersTimeoutMs: config.limits.firstByteTimeoutMs,
+      ...(options.egressProxy && { proxy: options.egressProxy }),
     });
   const adapters = options.adapters ?? createAdapters(config.providers, options.secrets);
   const app = createGatewayApp({

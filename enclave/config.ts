@@ -15,6 +15,7 @@ import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
  * | EGW_STATE_DIR / --state-dir  | development CA directory for the simulated NSM (.egw-dev)      |
  * | EGW_LOG_LEVEL                | debug, info (default), warn, error                             |
  * | EGW_HOSTNAMES                | comma-separated DNS names for the TLS certificate              |
+ * | EGW_EGRESS_PROXY / --egress-proxy | http://host:port of the host's CONNECT proxy (production) |
  * | <secret names>               | development only: each provider's `secret` names an env var    |
  *
  * "simulated" must never be used in production: its documents chain to a
@@ -30,6 +31,7 @@ export interface EnclaveSettings {
   hostnames: string[];
   /** Provider secrets found in the environment (development). */
   secrets: Map<string, string>;
+  egressProxy: string | undefined;
 }
 
 export interface EnclaveFlags {
@@ -37,6 +39,7 @@ export interface EnclaveFlags {
   listen?: string;
   dev?: boolean;
   stateDir?: string;
+  egressProxy?: string;
 }
 
 const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
@@ -68,7 +71,12 @@ export async function loadEnclaveSettings(env: Readonly<Record<string, string | 
   for (const p of config.providers) {
     if (p.secret && env[p.secret]) secrets.set(p.secret, env[p.secret]!);
   }
+  const egressProxy = flags.egressProxy ?? env.EGW_EGRESS_PROXY;
+  if (egressProxy !== undefined && !/^http:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(egressProxy)) {
+    throw new ConfigError("egress proxy must be http://host:port (the CONNECT proxy on the host side of the enclave)");
+  }
   return {
+    egressProxy,
     configPath,
     configBytes,
     listen,

@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { Agent, request } from "undici";
+import { Agent, ProxyAgent, request, type Dispatcher } from "undici";
 import { hostPort } from "./runtime-config.js";
 import { UpstreamError } from "./providers/types.js";
 
@@ -20,17 +20,27 @@ export interface EgressOptions {
   headersTimeoutMs: number;
   /** Max sockets per origin. */
   connections?: number;
+  /**
+   * The host's egress CONNECT proxy (http://host:port). When set, every
+   * upstream connection is a CONNECT tunnel through it, TLS to the provider
+   * running end to end inside the tunnel; the proxy sees only the
+   * destination host:port and ciphertext.
+   */
+  proxy?: string;
 }
 
 export function createEgressFetch(options: EgressOptions): typeof fetch {
   const allowed = new Set(options.allowlist.map((e) => e.toLowerCase()));
-  const agent = new Agent({
+  const agentOptions = {
     connect: { timeout: options.connectTimeoutMs },
     headersTimeout: options.headersTimeoutMs,
     // Streams may idle for long; the gateway's own idle timer governs that.
     bodyTimeout: 0,
     connections: options.connections ?? 128,
-  });
+  };
+  const agent: Dispatcher = options.proxy
+    ? new ProxyAgent({ ...agentOptions, uri: options.proxy, proxyTunnel: true, proxyTls: { timeout: options.connectTimeoutMs } })
+    : new Agent(agentOptions);
   const egressFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
     if (!allowed.has(hostPort(url).toLowerCase())) {

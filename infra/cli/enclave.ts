@@ -16,6 +16,7 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
     listen: { type: "string" },
     dev: { type: "boolean" },
     "state-dir": { type: "string" },
+    "egress-proxy": { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError("enclave takes no positional arguments");
   let settings;
@@ -25,6 +26,7 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
       ...(values.listen !== undefined && { listen: values.listen }),
       ...(values.dev !== undefined && { dev: values.dev }),
       ...(values["state-dir"] !== undefined && { stateDir: path.resolve(ctx.cwd, values["state-dir"]) }),
+      ...(values["egress-proxy"] !== undefined && { egressProxy: values["egress-proxy"] }),
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -45,6 +47,7 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
     now: ctx.now,
     listen: settings.listen,
     hostnames: settings.hostnames,
+    ...(settings.egressProxy && { egressProxy: settings.egressProxy }),
   });
   print(ctx.stdout, JSON.stringify({ ready: true, port: enclave.server.port, configSha256: Buffer.from(enclave.configSha256).toString("hex"), tlsSpkiSha256: Buffer.from(enclave.identity.tls.spkiSha256).toString("hex") }));
   await new Promise<void>((resolve) => {

@@ -31,7 +31,7 @@ will start are not built yet, and it says so.`;
 
 export const ENCLAVE_USAGE = `Usage:
   egw enclave --config <runtime-config.json> [--listen tcp://127.0.0.1:8443|unix:///path]
-              [--dev] [--state-dir <dir>]
+              [--dev] [--state-dir <dir>] [--egress-proxy http://host:port]
 
 Runs the gateway service (HTTPS only). On Nitro it attests through /dev/nsm;
 --dev uses the simulated NSM and the development CA in --state-dir. Logs are
