@@ -43,6 +43,7 @@ export async function startHarness(options: {
   adapters?: Map<string, ProviderAdapter>;
   fetch?: typeof fetch;
   now?: () => Date;
+  egressProxy?: string;
 } = {}): Promise<Harness> {
   const now = options.now ?? (() => new Date());
   const ca = await createDevCa({ now });
@@ -57,6 +58,7 @@ export async function startHarness(options: {
     listen: { kind: "tcp", host: "127.0.0.1", port: 0 },
     ...(options.fetch && { fetch: options.fetch }),
     ...(options.adapters && { adapters: options.adapters }),
+    ...(options.egressProxy && { egressProxy: options.egressProxy }),
   });
   const agent = new Agent({ connect: { ca: enclave.identity.tls.certPem } });
   const pinnedFetch = ((input: string | URL | Request, init?: RequestInit) =>
