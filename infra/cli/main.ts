@@ -1,5 +1,5 @@
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, INSPECT_USAGE } from "./usage.js";
+import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, INSPECT_USAGE, PROXY_USAGE, RECEIPT_USAGE, VERIFY_USAGE } from "./usage.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
 
@@ -10,6 +10,9 @@ Commands:
   attest dev-root           print the development root certificate (PEM)
   dev                       development mode on one machine (npm start)
   enclave --config <file>   run the gateway service (inside the enclave)
+  verify <url>              attest a running gateway and print every check
+  proxy --upstream <url>    local verifying proxy for curl, Python, LangChain
+  receipt verify …          verify a saved receipt offline
   help [command]            show help
 
 ${ATTEST_USAGE}
@@ -18,7 +21,13 @@ ${INSPECT_USAGE}
 
 ${DEV_USAGE}
 
-${ENCLAVE_USAGE}`;
+${ENCLAVE_USAGE}
+
+${VERIFY_USAGE}
+
+${PROXY_USAGE}
+
+${RECEIPT_USAGE}`;
 
 type Command = (args: string[], ctx: CliContext) => Promise<number>;
 
@@ -29,6 +38,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   attest: async () => (await import("./attest.js")).attestCommand,
   dev: async () => (await import("./dev.js")).devCommand,
   enclave: async () => (await import("./enclave.js")).enclaveCommand,
+  verify: async () => (await import("./verify.js")).verifyCommand,
+  proxy: async () => (await import("./proxy.js")).proxyCommand,
+  receipt: async () => (await import("./receipt.js")).receiptCommand,
 };
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {

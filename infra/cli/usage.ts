@@ -37,3 +37,40 @@ Runs the gateway service (HTTPS only). On Nitro it attests through /dev/nsm;
 --dev uses the simulated NSM and the development CA in --state-dir. Logs are
 JSON lines on stderr; "enclave.ready" names the port and the attested hashes.
 Stops cleanly on SIGINT/SIGTERM.`;
+
+export const VERIFY_USAGE = `Usage:
+  egw verify <https://gateway[:port]> [--policy <manifest.json>] [--dev-root <pem>] [--json]
+
+Attests a gateway the way the verifying client does: one TLS connection, a
+fresh 32-byte nonce, the document checked against the AWS root (or the
+development root from --dev-root or the manifest's devRootPem), the
+manifest's measurements and config hashes, and the TLS key binding; every
+step is printed. Exits 0 when every check passed, 1 when one failed
+(connection problems included), 2 on a usage problem. Without --policy the
+measurements are checked against no manifest and the verdict says so;
+exit 0 then covers every other check.`;
+
+export const PROXY_USAGE = `Usage:
+  egw proxy --upstream <https://gateway[:port]> [--policy <manifest.json>]
+            [--dev-root <pem>] [--listen 127.0.0.1:8787]
+
+Plain-HTTP verifying proxy on loopback for curl, Python openai, LangChain
+(base URL http://127.0.0.1:8787/v1). Every gateway connection is attested;
+every answer is passed on only if its receipt verifies, else a 502 with a
+JSON error (streams: an error event, then the connection is cut). Headers
+x-egw-verified, x-egw-measurement, x-egw-root, x-egw-receipt-id say what was
+verified. Exits 1 at start if the gateway fails attestation; stops on
+SIGINT/SIGTERM.`;
+
+export const RECEIPT_USAGE = `Usage:
+  egw receipt verify --receipt <file> --request <file> --response <file>
+                     --attestation <doc> [--at <ISO time>] [--policy <manifest.json>]
+                     [--dev-root <pem>] [--json]
+
+Offline proof, from saved files, that an attested enclave signed this
+response to this request. --request/--response: exact body bytes (a stream:
+everything before the ": egw-receipt" block). --receipt: raw, the
+x-egw-receipt header value, or the SSE block. --attestation: raw, base64 or
+hex. The document is verified at --at (default: the receipt's time), with
+measurements "any" unless --policy is given (which also checks its age).
+Exits 0 verified, 1 refused, 2 usage or unreadable file.`;

@@ -1,0 +1,159 @@
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import tls, { type TLSSocket } from "node:tls";
+import type { ChainCache } from "../chain.js";
+import { MAX_DOCUMENT_BYTES } from "../cose-sign1.js";
+import { RECEIPT_HEADER } from "../receipt.js";
+import { ClientError, asClientError, withSteps, type ClientStep } from "./errors.js";
+import { exchangeHttp1 } from "./http1-exchange.js";
+import { checkPeer, spkiSha256, type AttestedPeer } from "./peer.js";
+import type { ResolvedPolicy } from "./policy.js";
+
+/**
+ * Opens one TLS connection to the gateway and attests it before anyone else
+ * may use it:
+ *
+ *  1. TLS 1.3 handshake. The certificate is self-signed and no CA vouches
+ *     for it, so chain validation is off here; the handshake still proves
+ *     the peer holds the private key of the certificate it presented. TLS 1.3
+ *     has no renegotiation, so that certificate is the only one this
+ *     connection will ever carry (its key is "pinned" for the connection's
+ *     life). No session is resumed, so the certificate is always presented.
+ *  2. On that same socket, `GET /v1/attestation?nonce=<32 fresh random
+ *     bytes>` (HTTP/1.1, keep-alive).
+ *  3. checkPeer: the document against the policy, and the SHA-256 of the
+ *     certificate's SubjectPublicKeyInfo against the attested one.
+ *
+ * Only then is the socket returned, with nothing buffered, to carry requests.
+ * Any failure destroys the socket and throws a ClientError: a request body
+ * is never written to a connection that was not attested.
+ */
+export const NONCE_BYTES = 32;
+export const ATTESTATION_PATH = "/v1/attestation";
+
+export interface ConnectOptions {
+  /** https://host[:port] of the gateway. */
+  origin: string;
+  policy: ResolvedPolicy;
+  /** The clock; every check runs at now(). */
+  now: () => Date;
+  cache?: ChainCache;
+  /** TCP + TLS handshake limit. Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Attestation response limit. Default 10 s. */
+  attestationTimeoutMs?: number;
+}
+
+export interface AttestedConnection {
+  socket: TLSSocket;
+  peer: AttestedPeer;
+}
+
+function connectError(message: string, cause?: unknown, steps?: ClientStep[]): ClientError {
+  return new ClientError("ERR_CONNECT", message, { ...(cause !== undefined && { cause }), ...(steps && { steps }) });
+}
+
+export function parseGatewayOrigin(value: string | URL): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (cause) {
+    throw new ClientError("ERR_ORIGIN", `"${String(value).slice(0, 200)}" is not a URL`, { cause });
+  }
+  if (url.protocol !== "https:") throw new ClientError("ERR_ORIGIN", `the gateway URL must be https:, not ${url.protocol}`);
+  if (url.username || url.password) throw new ClientError("ERR_ORIGIN", "the gateway URL must not carry credentials");
+  return url;
+}
+
+function tlsConnect(url: URL, timeoutMs: number): Promise<TLSSocket> {
+  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const port = Number(url.port || 443);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({
+      host,
+      port,
+      ...(net.isIP(host) === 0 && { servername: host }),
+      // Trust comes from the attestation, checked before the socket is used.
+      rejectUnauthorized: false,
+      minVersion: "TLSv1.3",
+      ALPNProtocols: ["http/1.1"],
+    });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(connectError(`TLS connection to ${url.host} not established within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.once("secureConnect", () => {
+      clearTimeout(timer);
+      socket.off("error", onError);
+      resolve(socket);
+    });
+    const onError = (err: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(connectError(`cannot connect to ${url.host} (${(err as NodeJS.ErrnoException).code ?? err.message})`, err));
+    };
+    socket.once("error", onError);
+  });
+}
+
+/** Opens and attests one connection. See the module comment. */
+export async function openAttestedConnection(options: ConnectOptions): Promise<AttestedConnection> {
+  const url = parseGatewayOrigin(options.origin);
+  const socket = await tlsConnect(url, options.connectTimeoutMs ?? 10_000);
+  // Until the socket is handed on, an error (e.g. a reset while the document
+  // is being verified) must not go unhandled; it fails the attestation.
+  let socketError: Error | undefined;
+  const guard = (err: Error) => {
+    socketError ??= err;
+  };
+  socket.on("error", guard);
+  const steps: ClientStep[] = [];
+  try {
+    const cert = socket.getPeerX509Certificate();
+    if (!cert) throw connectError("the gateway presented no certificate");
+    const spkiDer = new Uint8Array(cert.publicKey.export({ type: "spki", format: "der" }));
+    const peerSpkiSha256 = spkiSha256(spkiDer);
+    steps.push({
+      step: "tls",
+      status: "passed",
+      detail: `${socket.getProtocol() ?? "TLS"} to ${url.host}, certificate "${cert.subject.replace(/\n/g, ", ")}", SPKI sha256 ${Buffer.from(peerSpkiSha256).toString("hex")} (trusted only through the attestation)`,
+    });
+
+    const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
+    const request =
+      `GET ${ATTESTATION_PATH}?nonce=${Buffer.from(nonce).toString("hex")} HTTP/1.1\r\n` +
+      `Host: ${url.host}\r\nAccept: application/cbor\r\nUser-Agent: enclave-gateway-verifying-client\r\n\r\n`;
+    const response = await exchangeHttp1(socket, request, {
+      maxHeaderBytes: 16 * 1024,
+      maxBodyBytes: MAX_DOCUMENT_BYTES,
+      timeoutMs: options.attestationTimeoutMs ?? 10_000,
+    });
+    if (response.status !== 200) {
+      const retry = response.headers.get("retry-after")?.[0];
+      throw new ClientError("ERR_ATTESTATION_UNAVAILABLE", `the attestation endpoint answered ${response.status}${retry ? ` (retry after ${retry} s)` : ""}`);
+    }
+    const type = response.headers.get("content-type")?.[0] ?? "";
+    if (!/^application\/cbor\s*(;|$)/i.test(type)) {
+      throw new ClientError("ERR_ATTESTATION_PROTOCOL", `attestation response has content-type "${type.slice(0, 64)}", expected application/cbor`);
+    }
+    const receiptHeader = response.headers.get(RECEIPT_HEADER);
+    const peer = await checkPeer({
+      origin: url.origin,
+      document: response.body,
+      nonce,
+      peerSpkiSha256,
+      receiptHeader: receiptHeader?.length === 1 ? receiptHeader[0] : undefined,
+      policy: options.policy,
+      currentDate: options.now(),
+      ...(options.cache && { cache: options.cache }),
+      steps,
+    });
+    if (socketError || socket.destroyed || !socket.writable) throw connectError("the connection failed during attestation", socketError);
+    socket.off("error", guard);
+    return { socket, peer };
+  } catch (err) {
+    socket.destroy();
+    const wrapped = asClientError(err);
+    throw wrapped instanceof ClientError ? withSteps(wrapped, steps, steps.length === 0 ? "tls" : "attestation") : wrapped;
+  }
+}

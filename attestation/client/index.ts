@@ -1,0 +1,18 @@
+// Public surface of the verifying client (what relying parties ship). Re-exports only.
+// It imports nothing from enclave/: only the attestation module and undici.
+export { createVerifiedFetch } from "./verified-fetch.js";
+export type { VerifiedFetch, VerifiedFetchOptions, VerifiedExchange, FetchInput } from "./verified-fetch.js";
+export { openAttestedConnection, parseGatewayOrigin, ATTESTATION_PATH, NONCE_BYTES } from "./connection.js";
+export type { AttestedConnection, ConnectOptions } from "./connection.js";
+export { checkPeer } from "./peer.js";
+export type { AttestedPeer, PeerCheckInput } from "./peer.js";
+export { checkBufferedResponse, checkStreamedResponse } from "./response-check.js";
+export type { SentRequest, VerifiedReceipt } from "./response-check.js";
+export { verifyReceiptDigests, decodeReceiptText } from "./receipt-check.js";
+export { StreamReceiptSplitter } from "./stream-splitter.js";
+export { resolvePolicy, matchMeasurements, parseManifest, policyFromManifest, loadPolicyFile, loadDevRoot } from "./policy.js";
+export type { ClientPolicy, ResolvedPolicy, MeasurementSet, Manifest } from "./policy.js";
+export { ClientError, isClientError } from "./errors.js";
+export type { ClientErrorCode, ClientOwnErrorCode, ClientStep } from "./errors.js";
+export { verifySavedExchange } from "./offline.js";
+export type { SavedExchange, SavedExchangeResult } from "./offline.js";

@@ -1,0 +1,312 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { DEFAULT_CLOCK_SKEW_MS, DEFAULT_MAX_AGE_MS } from "../verify-options.js";
+import { awsNitroRootG1, trustAnchorFromPem, type TrustAnchor } from "../roots.js";
+import { ClientError } from "./errors.js";
+import { rejectDuplicateJsonKeys } from "./strict-json.js";
+
+/**
+ * What a client accepts from a gateway before it sends a single byte.
+ *
+ * Fail closed: `measurements` is required, and "any" must be said on purpose
+ * (the CLI does so only when no manifest was given, and reports it). Trust
+ * anchors default to the AWS Nitro root G1 alone; a development root is
+ * trusted only when a policy names it, and it then *replaces* the AWS root,
+ * so a development document can never pass under a production policy.
+ */
+export interface ClientPolicy {
+  /** Allowed PCR sets. A document passes when it equals every PCR of at least one entry. */
+  measurements: readonly MeasurementSet[] | "any";
+  /** Allowed SHA-256 hashes of the runtime config (32 bytes each). Absent: not checked, and reported so. */
+  configSha256?: readonly Uint8Array[];
+  /** Oldest acceptable document, and how long a connection's attestation is used. Default 300 000 ms. */
+  maxAgeMs?: number;
+  /** Accept debug-mode enclaves (PCR0 all zero). Default false. */
+  allowDebug?: boolean;
+  /** Trust anchors. Default: the AWS Nitro root G1 only. */
+  trustedRoots?: readonly TrustAnchor[];
+  /** How far a document timestamp may be ahead of the client clock. Default 60 000 ms. */
+  clockSkewMs?: number;
+}
+
+export interface MeasurementSet {
+  label: string;
+  /** PCR index → 48-byte SHA-384 measurement. */
+  pcrs: ReadonlyMap<number, Uint8Array>;
+}
+
+/** A ClientPolicy with every default applied and every value checked. */
+export interface ResolvedPolicy {
+  measurements: readonly MeasurementSet[] | "any";
+  configSha256: readonly Uint8Array[] | undefined;
+  maxAgeMs: number;
+  allowDebug: boolean;
+  trustedRoots: TrustAnchor[];
+  clockSkewMs: number;
+}
+
+const PCR_BYTES = 48;
+const MAX_ENTRIES = 64;
+const MAX_LABEL = 128;
+const MAX_AGE_SECONDS = 86_400;
+
+function invalidPolicy(message: string): ClientError {
+  return new ClientError("ERR_POLICY_INVALID", message);
+}
+
+function millis(value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) throw invalidPolicy(`${name} must be a positive, finite number of milliseconds`);
+  return value;
+}
+
+/** Checks a ClientPolicy and applies defaults. Throws ERR_POLICY_INVALID; never skips a check it cannot do. */
+export function resolvePolicy(policy: ClientPolicy): ResolvedPolicy {
+  if (policy === null || typeof policy !== "object") throw invalidPolicy("a policy is required");
+  const { measurements } = policy;
+  if (measurements !== "any") {
+    if (!Array.isArray(measurements) || measurements.length === 0) {
+      throw invalidPolicy('measurements must list at least one allowed PCR set, or be "any" on purpose');
+    }
+    for (const [i, entry] of measurements.entries()) {
+      if (!entry || typeof entry.label !== "string" || entry.label === "") throw invalidPolicy(`measurements[${i}] needs a label`);
+      if (!(entry.pcrs instanceof Map) || entry.pcrs.size === 0) throw invalidPolicy(`measurements[${i}] (${entry.label}) names no PCR`);
+      for (const [index, value] of entry.pcrs) {
+        if (!Number.isInteger(index) || index < 0 || index > 31) throw invalidPolicy(`measurements[${i}] PCR index ${index} is not in 0..31`);
+        if (!(value instanceof Uint8Array) || value.length !== PCR_BYTES) {
+          throw invalidPolicy(`measurements[${i}] PCR${index} expected ${PCR_BYTES} bytes, got ${value instanceof Uint8Array ? value.length : typeof value}`);
+        }
+      }
+    }
+  }
+  let configSha256: Uint8Array[] | undefined;
+  if (Object.prototype.hasOwnProperty.call(policy, "configSha256")) {
+    const list = policy.configSha256;
+    // `{ configSha256: undefined }` is a caller who lost the list on the way: reject, never skip.
+    if (!Array.isArray(list) || list.length === 0) throw invalidPolicy("configSha256 is present but not a non-empty list");
+    configSha256 = list.map((h, i) => {
+      if (!(h instanceof Uint8Array) || h.length !== 32) throw invalidPolicy(`configSha256[${i}] must be 32 bytes`);
+      return h;
+    });
+  }
+  if (policy.allowDebug !== undefined && typeof policy.allowDebug !== "boolean") throw invalidPolicy("allowDebug must be a boolean");
+  const roots = policy.trustedRoots ?? [awsNitroRootG1()];
+  if (!Array.isArray(roots) || roots.length === 0) throw invalidPolicy("trustedRoots must name at least one root");
+  return {
+    measurements,
+    configSha256,
+    maxAgeMs: millis(policy.maxAgeMs, "maxAgeMs", DEFAULT_MAX_AGE_MS),
+    allowDebug: policy.allowDebug ?? false,
+    trustedRoots: [...roots],
+    clockSkewMs: policy.clockSkewMs === undefined ? DEFAULT_CLOCK_SKEW_MS : millis(policy.clockSkewMs, "clockSkewMs", DEFAULT_CLOCK_SKEW_MS),
+  };
+}
+
+/** The first entry whose every PCR equals the document's, or undefined. */
+export function matchMeasurements(sets: readonly MeasurementSet[], pcrs: ReadonlyMap<number, Uint8Array>): MeasurementSet | undefined {
+  return sets.find((set) => {
+    for (const [index, expected] of set.pcrs) {
+      const actual = pcrs.get(index);
+      if (!actual || !Buffer.from(actual).equals(Buffer.from(expected))) return false;
+    }
+    return true;
+  });
+}
+
+// ─── Measurements manifest ───────────────────────────────────────────────
+
+/**
+ * A measurements manifest: the reviewed list of enclave builds a relying
+ * party accepts, as a JSON file. Schema (version 1); every field not listed
+ * here is refused, and so is a repeated key:
+ *
+ * ```jsonc
+ * {
+ *   "version": 1,                          // required, exactly 1
+ *   "measurements": [                      // required, 1..64 entries
+ *     { "label": "egw 0.1.0 release build", // required, 1..128 characters, unique
+ *       "pcrs": {                          // required, 1..32 entries
+ *         "0": "<96 hex digits>",          // key: PCR index "0".."31" (decimal, no leading zero)
+ *         "1": "<96 hex digits>",          // value: the 48-byte SHA-384 measurement
+ *         "2": "<96 hex digits>" } }
+ *   ],
+ *   "configSha256": ["<64 hex digits>"],   // optional, 1..64 unique entries: the attested
+ *                                          // runtime-config hash must be one of them
+ *   "maxAgeSeconds": 300,                  // optional, 1..86400, default 300: oldest document
+ *                                          // accepted, and how long a connection's attestation is used
+ *   "allowDebug": false,                   // optional, default false: accept PCR0 all zero
+ *   "devRootPem": "dev-root.pem"           // optional: a development root certificate (PEM),
+ *                                          // path relative to the manifest; it REPLACES the AWS root
+ * }
+ * ```
+ *
+ * A document matches an entry when it carries every PCR the entry lists,
+ * with equal bytes; PCRs the entry does not list are not compared. The
+ * first matching entry's label is reported. Hex may be upper or lower case.
+ */
+export interface Manifest {
+  version: 1;
+  measurements: MeasurementSet[];
+  configSha256?: Uint8Array[];
+  maxAgeSeconds?: number;
+  allowDebug?: boolean;
+  /** As written in the file; `loadPolicyFile` resolves it against the manifest's folder. */
+  devRootPem?: string;
+}
+
+const TOP_KEYS = new Set(["version", "measurements", "configSha256", "maxAgeSeconds", "allowDebug", "devRootPem"]);
+const ENTRY_KEYS = new Set(["label", "pcrs"]);
+
+function invalid(where: string, message: string): ClientError {
+  return new ClientError("ERR_MANIFEST_INVALID", `manifest ${where}: ${message}`);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function onlyKeys(obj: Record<string, unknown>, allowed: Set<string>, where: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.has(key)) throw invalid(where, `unknown field "${key.slice(0, 64)}"`);
+  }
+}
+
+function hexBytes(value: unknown, length: number, where: string): Uint8Array {
+  if (typeof value !== "string") throw invalid(where, `expected a string of ${length * 2} hex digits`);
+  if (!/^[0-9a-fA-F]*$/.test(value)) throw invalid(where, "expected hex digits only");
+  if (value.length !== length * 2) throw invalid(where, `expected ${length * 2} hex digits, got ${value.length}`);
+  return new Uint8Array(Buffer.from(value, "hex"));
+}
+
+/**
+ * Parses a manifest from its JSON text (or an already parsed value, which
+ * cannot be checked for repeated keys). Throws ERR_MANIFEST_INVALID naming
+ * the field at fault.
+ */
+export function parseManifest(input: string | unknown): Manifest {
+  let value: unknown = input;
+  if (typeof input === "string") {
+    try {
+      value = JSON.parse(input);
+    } catch (cause) {
+      throw new ClientError("ERR_MANIFEST_INVALID", `manifest is not JSON (${(cause as Error).message})`, { cause });
+    }
+    rejectDuplicateJsonKeys(input, (key) => invalid("", `field "${key.slice(0, 64)}" appears twice in one object`));
+  }
+  if (!isPlainObject(value)) throw invalid("(top level)", "expected an object");
+  onlyKeys(value, TOP_KEYS, "(top level)");
+  if (value.version !== 1) throw invalid("version", "must be 1");
+
+  const list = value.measurements;
+  if (!Array.isArray(list) || list.length === 0) throw invalid("measurements", "expected a non-empty array");
+  if (list.length > MAX_ENTRIES) throw invalid("measurements", `at most ${MAX_ENTRIES} entries, got ${list.length}`);
+  const labels = new Set<string>();
+  const measurements = list.map((entry, i): MeasurementSet => {
+    const where = `measurements[${i}]`;
+    if (!isPlainObject(entry)) throw invalid(where, "expected an object");
+    onlyKeys(entry, ENTRY_KEYS, where);
+    const { label, pcrs } = entry;
+    if (typeof label !== "string" || label.trim() === "" || label.length > MAX_LABEL || /[\u0000-\u001f\u007f]/.test(label)) {
+      throw invalid(`${where}.label`, `expected 1..${MAX_LABEL} printable characters`);
+    }
+    if (labels.has(label)) throw invalid(`${where}.label`, `"${label}" is used twice`);
+    labels.add(label);
+    if (!isPlainObject(pcrs) || Object.keys(pcrs).length === 0) throw invalid(`${where}.pcrs`, "expected an object naming at least one PCR");
+    const map = new Map<number, Uint8Array>();
+    for (const [key, hex] of Object.entries(pcrs)) {
+      if (!/^(0|[1-9]\d?)$/.test(key) || Number(key) > 31) throw invalid(`${where}.pcrs`, `"${key.slice(0, 8)}" is not a PCR index 0..31`);
+      map.set(Number(key), hexBytes(hex, PCR_BYTES, `${where}.pcrs.${key}`));
+    }
+    return { label, pcrs: new Map([...map].sort((a, b) => a[0] - b[0])) };
+  });
+
+  const manifest: Manifest = { version: 1, measurements };
+  if (value.configSha256 !== undefined) {
+    const hashes = value.configSha256;
+    if (!Array.isArray(hashes) || hashes.length === 0 || hashes.length > MAX_ENTRIES) {
+      throw invalid("configSha256", `expected 1..${MAX_ENTRIES} hashes`);
+    }
+    const seen = new Set<string>();
+    manifest.configSha256 = hashes.map((h, i) => {
+      const bytes = hexBytes(h, 32, `configSha256[${i}]`);
+      const key = Buffer.from(bytes).toString("hex");
+      if (seen.has(key)) throw invalid(`configSha256[${i}]`, "listed twice");
+      seen.add(key);
+      return bytes;
+    });
+  }
+  if (value.maxAgeSeconds !== undefined) {
+    const s = value.maxAgeSeconds;
+    if (typeof s !== "number" || !Number.isFinite(s) || s <= 0 || s > MAX_AGE_SECONDS) throw invalid("maxAgeSeconds", `expected a number in (0, ${MAX_AGE_SECONDS}]`);
+    manifest.maxAgeSeconds = s;
+  }
+  if (value.allowDebug !== undefined) {
+    if (typeof value.allowDebug !== "boolean") throw invalid("allowDebug", "expected true or false");
+    manifest.allowDebug = value.allowDebug;
+  }
+  if (value.devRootPem !== undefined) {
+    if (typeof value.devRootPem !== "string" || value.devRootPem === "" || value.devRootPem.length > 4096) throw invalid("devRootPem", "expected a file path");
+    manifest.devRootPem = value.devRootPem;
+  }
+  return manifest;
+}
+
+/** The ClientPolicy a manifest describes. Trust anchors: `trustedRoots` if given, else the AWS root. */
+export function policyFromManifest(manifest: Manifest, options: { trustedRoots?: readonly TrustAnchor[] } = {}): ClientPolicy {
+  return {
+    measurements: manifest.measurements,
+    ...(manifest.configSha256 && { configSha256: manifest.configSha256 }),
+    ...(manifest.maxAgeSeconds !== undefined && { maxAgeMs: manifest.maxAgeSeconds * 1000 }),
+    ...(manifest.allowDebug !== undefined && { allowDebug: manifest.allowDebug }),
+    ...(options.trustedRoots && { trustedRoots: options.trustedRoots }),
+  };
+}
+
+const MAX_MANIFEST_BYTES = 1 << 20;
+
+/** Reads a development root PEM file into a trust anchor labelled with its file name. */
+export async function loadDevRoot(file: string): Promise<TrustAnchor> {
+  let pem: string;
+  try {
+    pem = await readFile(file, "utf8");
+  } catch (cause) {
+    throw new ClientError("ERR_POLICY_INVALID", `development root ${file}: cannot read (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
+  }
+  try {
+    return trustAnchorFromPem(pem, `development root ${path.basename(file)}`);
+  } catch (cause) {
+    throw new ClientError("ERR_POLICY_INVALID", `development root ${file}: not a PEM certificate`, { cause });
+  }
+}
+
+/**
+ * Loads a manifest file into a policy. The manifest's `devRootPem` is read
+ * relative to the manifest's folder; `options.devRootFile` (e.g. a command
+ * line flag) may name the same root, but two different roots are refused.
+ */
+export async function loadPolicyFile(
+  file: string,
+  options: { devRootFile?: string } = {},
+): Promise<{ manifest: Manifest; policy: ClientPolicy; devRoot: TrustAnchor | undefined }> {
+  let text: string;
+  try {
+    const bytes = await readFile(file);
+    if (bytes.length > MAX_MANIFEST_BYTES) throw new ClientError("ERR_MANIFEST_INVALID", `manifest ${file}: ${bytes.length} bytes is too large`);
+    text = bytes.toString("utf8");
+  } catch (cause) {
+    if (cause instanceof ClientError) throw cause;
+    throw new ClientError("ERR_MANIFEST_INVALID", `manifest ${file}: cannot read (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
+  }
+  const manifest = parseManifest(text);
+  const fromManifest = manifest.devRootPem === undefined ? undefined : path.resolve(path.dirname(file), manifest.devRootPem);
+  let devRoot: TrustAnchor | undefined;
+  if (fromManifest !== undefined || options.devRootFile !== undefined) {
+    const a = fromManifest === undefined ? undefined : await loadDevRoot(fromManifest);
+    const b = options.devRootFile === undefined ? undefined : await loadDevRoot(options.devRootFile);
+    if (a && b && a.sha256 !== b.sha256) {
+      throw new ClientError("ERR_POLICY_INVALID", "the manifest's devRootPem and the development root given separately are different certificates");
+    }
+    devRoot = a ?? b;
+  }
+  return { manifest, policy: policyFromManifest(manifest, devRoot ? { trustedRoots: [devRoot] } : {}), devRoot };
+}

@@ -1,0 +1,300 @@
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { openAttestedConnection, parseGatewayOrigin } from "../../attestation/client/connection.js";
+import { ClientError } from "../../attestation/client/errors.js";
+import type { AttestedPeer } from "../../attestation/client/peer.js";
+import type { ClientPolicy } from "../../attestation/client/policy.js";
+import { receiptSseBlock } from "../../attestation/receipt.js";
+import { createVerifiedFetch, type VerifiedFetch } from "../../attestation/client/verified-fetch.js";
+import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
+import { loadCliPolicy, stepLines } from "./verify.js";
+
+/**
+ * `egw proxy --upstream <url> [--policy file] [--dev-root pem] [--listen 127.0.0.1:8787]`
+ *
+ * A plain-HTTP proxy on loopback for tools that cannot verify (curl,
+ * Python's openai, LangChain): every request goes to the gateway through
+ * createVerifiedFetch, so over an attested connection, and every answer is
+ * passed on only if its receipt verifies.
+ *
+ *  - Non-streamed answers are checked before a byte is passed on; a failure
+ *    becomes a 502 with a JSON error in the surface's own shape.
+ *  - Streams pass through as they arrive; the receipt comes at their end.
+ *    Verified, the receipt block follows (the caller gets the gateway's bytes
+ *    unchanged); refused, an in-stream error event follows instead, and the
+ *    connection is cut without the final chunk, so that even a client that
+ *    stopped reading at `[DONE]` sees an incomplete body.
+ *  - Response headers say what was verified: x-egw-verified
+ *    (attestation+receipt, or attestation+receipt-at-end-of-stream),
+ *    x-egw-measurement (manifest label, or "unchecked"), x-egw-root
+ *    (production / development), x-egw-receipt-id, x-egw-tls-spki-sha256,
+ *    x-egw-config-sha256.
+ *
+ * Loopback only: it speaks plain HTTP, and a Host header that is not
+ * loopback is refused (DNS rebinding).
+ */
+export interface ProxyOptions {
+  upstream: string;
+  policy: ClientPolicy;
+  host: string;
+  port: number;
+  now?: () => Date;
+  /** One line per request, no content. */
+  log?: (line: string) => void;
+  maxRequestBytes?: number;
+}
+
+export interface RunningProxy {
+  url: string;
+  port: number;
+  verifiedFetch: VerifiedFetch;
+  close(): Promise<void>;
+}
+
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length", "proxy-connection", "proxy-authorization", "expect"]);
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
+
+function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host.toLowerCase()) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+export function parseListen(value: string): { host: string; port: number } {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^:[\]]+):(\d{1,5})$/.exec(value);
+  if (!match) throw new UsageError(`--listen "${value}" must be host:port, e.g. 127.0.0.1:8787`);
+  const host = match[1]!;
+  const port = Number(match[2]);
+  if (port > 65535) throw new UsageError(`--listen port ${port} is not a port`);
+  if (!isLoopbackHost(host)) throw new UsageError(`--listen ${host}: the proxy speaks plain HTTP and listens on loopback only (127.0.0.1, ::1, localhost)`);
+  return { host: host.startsWith("[") ? host.slice(1, -1) : host, port };
+}
+
+/** A header value that is always valid: visible ASCII, else percent-encoded. */
+function headerSafe(text: string): string {
+  return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
+}
+
+function errorBody(path: string, code: string, message: string): { type: string; body: string; sse: string } {
+  const text = `egw proxy: ${message} (${code})`;
+  if (path.startsWith("/v1/messages")) {
+    const body = JSON.stringify({ type: "error", error: { type: "api_error", message: text } });
+    return { type: "anthropic", body, sse: `event: error\ndata: ${body}\n\n` };
+  }
+  const body = JSON.stringify({ error: { message: text, type: "egw_verification_failed", param: null, code } });
+  return { type: "openai", body, sse: `data: ${body}\n\n` };
+}
+
+function verifiedHeaders(peer: AttestedPeer): Record<string, string> {
+  return {
+    "x-egw-measurement": peer.measurement === null ? "unchecked" : headerSafe(peer.measurement),
+    "x-egw-root": peer.result.root.production ? "production" : "development",
+    "x-egw-tls-spki-sha256": Buffer.from(peer.tlsSpkiSha256).toString("hex"),
+    "x-egw-config-sha256": Buffer.from(peer.configSha256).toString("hex"),
+  };
+}
+
+async function readBody(req: IncomingMessage, max: number): Promise<Uint8Array | null> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req) {
+    total += (chunk as Buffer).length;
+    if (total > max) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+export async function startVerifyingProxy(options: ProxyOptions): Promise<RunningProxy> {
+  const upstream = parseGatewayOrigin(options.upstream).origin;
+  const verifiedFetch = createVerifiedFetch({ baseURL: upstream, policy: options.policy, ...(options.now && { now: options.now }), keepReceipts: 0 });
+  const maxRequestBytes = options.maxRequestBytes ?? 32 * 1024 * 1024;
+  const log = options.log ?? (() => {});
+  let port = options.port;
+
+  function fail(res: ServerResponse, path: string, status: number, code: string, message: string): void {
+    const { body } = errorBody(path, code, message);
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-egw-verified": "failed", "x-egw-error": code });
+    res.end(body);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = req.url ?? "/";
+    const method = req.method ?? "GET";
+    const hostHeader = (req.headers.host ?? "").replace(/:\d+$/, "");
+    if (!isLoopbackHost(hostHeader)) {
+      fail(res, path, 403, "ERR_ORIGIN", "requests must be addressed to a loopback host");
+      return;
+    }
+    if (!path.startsWith("/")) {
+      fail(res, path, 400, "ERR_ORIGIN", "absolute-form request targets are not proxied; send requests to this proxy as if it were the gateway");
+      return;
+    }
+    const body = await readBody(req, maxRequestBytes);
+    if (body === null) {
+      fail(res, path, 413, "ERR_REQUEST_TOO_LARGE", `request body over ${maxRequestBytes} bytes`);
+      return;
+    }
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value === undefined || HOP_BY_HOP.has(name)) continue;
+      for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
+    }
+    const abort = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
+
+    let exchange;
+    try {
+      exchange = await verifiedFetch.exchange(`${upstream}${path}`, {
+        method,
+        headers,
+        ...(method !== "GET" && method !== "HEAD" && { body }),
+        signal: abort.signal,
+      });
+    } catch (err) {
+      const code = err instanceof ClientError ? err.code : "ERR_UPSTREAM";
+      const message = err instanceof ClientError ? `the gateway's answer failed verification: ${err.message}` : "the gateway could not be reached";
+      log(`${method} ${path} → 502 ${code}`);
+      fail(res, path, 502, code, message);
+      return;
+    }
+    const { response, peer } = exchange;
+    const outHeaders: Record<string, string | string[]> = {};
+    response.headers.forEach((value, name) => {
+      if (HOP_BY_HOP.has(name)) return;
+      if (name === "set-cookie") return;
+      outHeaders[name] = value;
+    });
+    const cookies = response.headers.getSetCookie();
+    if (cookies.length > 0) outHeaders["set-cookie"] = cookies;
+    Object.assign(outHeaders, verifiedHeaders(peer));
+
+    if (!/^text\/event-stream/i.test(response.headers.get("content-type") ?? "")) {
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const verified = await exchange.receipt;
+      outHeaders["x-egw-verified"] = "attestation+receipt";
+      outHeaders["x-egw-receipt-id"] = headerSafe(verified.claims.id);
+      outHeaders["content-length"] = String(bytes.length);
+      res.writeHead(response.status, outHeaders);
+      res.end(bytes);
+      log(`${method} ${path} → ${response.status} verified (receipt ${verified.claims.id})`);
+      return;
+    }
+
+    outHeaders["x-egw-verified"] = "attestation+receipt-at-end-of-stream";
+    res.writeHead(response.status, outHeaders);
+    res.flushHeaders();
+    try {
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        if (!res.write(chunk)) await new Promise<void>((resolve) => res.once("drain", resolve).once("close", resolve));
+        if (res.destroyed) return;
+      }
+      const verified = await exchange.receipt;
+      // Verified: the receipt block goes on too, so the caller gets the
+      // gateway's bytes unchanged and can keep the receipt.
+      res.end(receiptSseBlock(verified.receipt));
+      log(`${method} ${path} → ${response.status} stream verified (receipt ${verified.claims.id})`);
+    } catch (err) {
+      const code = err instanceof ClientError ? err.code : "ERR_UPSTREAM";
+      const message = err instanceof ClientError ? `the stream failed verification: ${err.message}` : "the gateway connection failed mid-stream";
+      log(`${method} ${path} → stream REFUSED ${code}`);
+      if (res.destroyed) return;
+      // The error event, then a cut without the final chunk: the body is
+      // visibly incomplete to every HTTP client, even one past [DONE].
+      res.write(errorBody(path, code, message).sse, () => res.destroy());
+    }
+  }
+
+  const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) fail(res, req.url ?? "/", 500, "ERR_PROXY", "internal proxy error");
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  port = (server.address() as AddressInfo).port;
+  const hostPart = options.host.includes(":") ? `[${options.host}]` : options.host;
+  return {
+    url: `http://${hostPart}:${port}`,
+    port,
+    verifiedFetch,
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await verifiedFetch.close();
+    },
+  };
+}
+
+export async function proxyCommand(args: string[], ctx: CliContext, options: { signal?: AbortSignal } = {}): Promise<number> {
+  const { values, positionals } = parseFlags(args, {
+    upstream: { type: "string" },
+    policy: { type: "string" },
+    "dev-root": { type: "string" },
+    listen: { type: "string" },
+  });
+  if (positionals.length > 0) throw new UsageError("proxy takes no positional arguments");
+  if (values.upstream === undefined) throw new UsageError("proxy needs --upstream <https://gateway:port>");
+  let upstream: string;
+  try {
+    upstream = parseGatewayOrigin(values.upstream).origin;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const listen = parseListen(values.listen ?? "127.0.0.1:8787");
+  const { policy, resolved, source } = await loadCliPolicy(values, ctx);
+
+  // Attest once up front, so a gateway that fails is reported now rather
+  // than as 502s later. Each proxied connection is attested again.
+  try {
+    const first = await openAttestedConnection({ origin: upstream, policy: resolved, now: ctx.now });
+    first.socket.destroy();
+    const m = first.peer.measurement === null ? "measurements NOT checked (no --policy)" : `measurement "${first.peer.measurement}"`;
+    print(ctx.stderr, `egw proxy: ${upstream} attested: ${first.peer.result.moduleId}, ${m}, root ${first.peer.result.root.name}${first.peer.result.root.production ? "" : " (DEVELOPMENT)"}`);
+  } catch (err) {
+    if (!(err instanceof ClientError)) throw err;
+    print(ctx.stdout, [`egw proxy: ${upstream} REFUSED`, `  policy: ${source}`, ...stepLines(err.steps), `REJECTED ${err.code}`, `  ${err.message}`].join("\n"));
+    return EXIT.rejected;
+  }
+
+  const proxy = await startVerifyingProxy({
+    upstream,
+    policy,
+    host: listen.host,
+    port: listen.port,
+    now: ctx.now,
+    log: (line) => print(ctx.stderr, `egw proxy: ${line}`),
+  });
+  print(ctx.stdout, `egw proxy: listening on ${proxy.url} → ${upstream} (${source})`);
+  print(ctx.stdout, `  e.g. OPENAI_BASE_URL=${proxy.url}/v1, or curl ${proxy.url}/v1/models -H "authorization: Bearer $TOKEN"`);
+
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    if (options.signal) {
+      if (options.signal.aborted) return stop();
+      options.signal.addEventListener("abort", stop, { once: true });
+    } else {
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    }
+  });
+  await proxy.close();
+  print(ctx.stderr, "egw proxy: stopped");
+  return EXIT.ok;
+}
