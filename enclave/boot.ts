@@ -35,6 +35,8 @@ export interface BootOptions {
   hostnames?: string[];
   /** The host's egress CONNECT proxy, e.g. http://127.0.0.1:3128. Without it the enclave dials directly (development). */
   egressProxy?: string;
+  /** Development: extra PEM CA for upstream TLS (the local model server). */
+  upstreamCa?: string;
 }
 
 export interface BootedEnclave {
@@ -67,6 +69,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
       connectTimeoutMs: config.limits.connectTimeoutMs,
       headersTimeoutMs: config.limits.firstByteTimeoutMs,
       ...(options.egressProxy && { proxy: options.egressProxy }),
+      ...(options.upstreamCa && { extraCa: options.upstreamCa }),
     });
   const adapters = options.adapters ?? createAdapters(config.providers, options.secrets);
   const app = createGatewayApp({

@@ -16,6 +16,7 @@ import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
  * | EGW_LOG_LEVEL                | debug, info (default), warn, error                             |
  * | EGW_HOSTNAMES                | comma-separated DNS names for the TLS certificate              |
  * | EGW_EGRESS_PROXY / --egress-proxy | http://host:port of the host's CONNECT proxy (production) |
+ * | --upstream-ca <pem file>     | development only: extra CA for upstream TLS (local model)      |
  * | <secret names>               | development only: each provider's `secret` names an env var    |
  *
  * "simulated" must never be used in production: its documents chain to a
@@ -32,6 +33,7 @@ export interface EnclaveSettings {
   /** Provider secrets found in the environment (development). */
   secrets: Map<string, string>;
   egressProxy: string | undefined;
+  upstreamCa: string | undefined;
 }
 
 export interface EnclaveFlags {
@@ -40,6 +42,7 @@ export interface EnclaveFlags {
   dev?: boolean;
   stateDir?: string;
   egressProxy?: string;
+  upstreamCaFile?: string;
 }
 
 const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
@@ -75,8 +78,18 @@ export async function loadEnclaveSettings(env: Readonly<Record<string, string | 
   if (egressProxy !== undefined && !/^http:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(egressProxy)) {
     throw new ConfigError("egress proxy must be http://host:port (the CONNECT proxy on the host side of the enclave)");
   }
+  let upstreamCa: string | undefined;
+  if (flags.upstreamCaFile !== undefined) {
+    try {
+      upstreamCa = await readFile(flags.upstreamCaFile, "utf8");
+    } catch {
+      throw new ConfigError(`cannot read --upstream-ca ${flags.upstreamCaFile}`);
+    }
+    if (!upstreamCa.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError("--upstream-ca must be a PEM certificate");
+  }
   return {
     egressProxy,
+    upstreamCa,
     configPath,
     configBytes,
     listen,

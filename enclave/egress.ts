@@ -1,4 +1,5 @@
 import { Readable } from "node:stream";
+import tls from "node:tls";
 import { Agent, ProxyAgent, request, type Dispatcher } from "undici";
 import { hostPort } from "./runtime-config.js";
 import { UpstreamError } from "./providers/types.js";
@@ -27,19 +28,26 @@ export interface EgressOptions {
    * destination host:port and ciphertext.
    */
   proxy?: string;
+  /**
+   * Extra PEM certificates to trust for upstream TLS, on top of the system
+   * roots. Development only (the local model's self-signed certificate);
+   * part of the enclave's settings, so never silently on.
+   */
+  extraCa?: string;
 }
 
 export function createEgressFetch(options: EgressOptions): typeof fetch {
   const allowed = new Set(options.allowlist.map((e) => e.toLowerCase()));
+  const ca = options.extraCa ? [...tls.rootCertificates, options.extraCa] : undefined;
   const agentOptions = {
-    connect: { timeout: options.connectTimeoutMs },
+    connect: { timeout: options.connectTimeoutMs, ...(ca && { ca }) },
     headersTimeout: options.headersTimeoutMs,
     // Streams may idle for long; the gateway's own idle timer governs that.
     bodyTimeout: 0,
     connections: options.connections ?? 128,
   };
   const agent: Dispatcher = options.proxy
-    ? new ProxyAgent({ ...agentOptions, uri: options.proxy, proxyTunnel: true, proxyTls: { timeout: options.connectTimeoutMs } })
+    ? new ProxyAgent({ ...agentOptions, uri: options.proxy, proxyTunnel: true, proxyTls: { timeout: options.connectTimeoutMs }, ...(ca && { requestTls: { ca } }) })
     : new Agent(agentOptions);
   const egressFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);

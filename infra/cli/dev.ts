@@ -1,50 +1,243 @@
-import { randomBytes } from "node:crypto";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import fs from "node:fs/promises";
+import net from "node:net";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { DEV_ROOT_FILE, loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
-import { SimulatedNsm } from "../../attestation/dev/simulated-nsm.js";
-import { trustAnchorFromPem } from "../../attestation/roots.js";
-import { verifyAttestation } from "../../attestation/verify.js";
-import { DEFAULT_STATE_DIR } from "./attest.js";
-export { DEV_USAGE } from "./usage.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 
+export { DEV_USAGE } from "./usage.js";
+
 /**
- * `npm start`. Honest about what exists: it exercises the trust core end to
- * end and names the parts of the stack that are still missing, rather than
- * pretending to serve.
+ * `egw dev` (npm start): the whole stack on one machine, with the same
+ * process split as on Nitro:
+ *   local model (HTTPS)  ←TLS─ host egress proxy ←CONNECT─ enclave ←TLS─ host ingress relay ← client
+ * Each part is its own `egw` process, started with the same commands an
+ * operator runs. Provider keys found in the environment go to the enclave
+ * process only; the host processes never receive them.
  */
-export async function devCommand(args: string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseFlags(args, { "state-dir": { type: "string" } });
-  if (positionals.length > 0) throw new UsageError("dev takes no positional arguments");
-  const stateDir = path.resolve(ctx.cwd, values["state-dir"] ?? DEFAULT_STATE_DIR);
-  const ca = await loadOrCreateDevCa(stateDir, { now: ctx.now });
-  const nsm = new SimulatedNsm({ ca, now: ctx.now });
-  const nonce = new Uint8Array(randomBytes(32));
-  try {
-    const doc = await nsm.attest({ nonce });
-    const result = await verifyAttestation(doc, {
-      currentDate: ctx.now(),
-      expectedPcrs: "any",
-      nonce,
-      trustedRoots: [trustAnchorFromPem(ca.rootPem, "development")],
+const EGW = fileURLToPath(new URL("./egw.js", import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+
+/** Real providers used when their key is in the environment. */
+const PROVIDERS = [
+  { env: "OPENAI_API_KEY", name: "openai", kind: "openai", host: "api.openai.com:443" },
+  { env: "ANTHROPIC_API_KEY", name: "anthropic", kind: "anthropic", host: "api.anthropic.com:443" },
+  { env: "GEMINI_API_KEY", name: "gemini", kind: "gemini", host: "generativelanguage.googleapis.com:443" },
+  { env: "XAI_API_KEY", name: "xai", kind: "openai-compatible", host: "api.x.ai:443", baseUrl: "https://api.x.ai/v1" },
+] as const;
+
+interface Child {
+  name: string;
+  process: ChildProcess;
+  ready: Record<string, unknown>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as net.AddressInfo).port;
+      server.close(() => resolve(port));
     });
-    const pcr = (i: number) => Buffer.from(result.document.pcrs.get(i) ?? new Uint8Array()).toString("hex");
+  });
+}
+
+function start(name: string, args: string[], env: NodeJS.ProcessEnv, stderr: NodeJS.WritableStream, logDir: string): Promise<Child> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [EGW, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
+    void fs.open(path.join(logDir, `${name}.log`), "a", 0o600).then((handle) => {
+      const log = handle.createWriteStream();
+      child.stderr!.pipe(log);
+    });
+    let buffer = "";
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name} did not become ready within ${READY_TIMEOUT_MS / 1000} s (see ${path.join(logDir, `${name}.log`)})`));
+    }, READY_TIMEOUT_MS);
+    const onData = (data: Buffer) => {
+      buffer += data.toString("utf8");
+      const nl = buffer.indexOf("\n");
+      if (nl < 0) return;
+      clearTimeout(timer);
+      child.stdout!.off("data", onData);
+      try {
+        resolve({ name, process: child, ready: JSON.parse(buffer.slice(0, nl)) as Record<string, unknown> });
+      } catch {
+        reject(new Error(`${name} printed an unreadable ready line`));
+      }
+    };
+    child.stdout!.on("data", onData);
+    child.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with code ${code} before it was ready (see ${path.join(logDir, `${name}.log`)})`));
+    });
+    void stderr;
+  });
+}
+
+async function stopAll(children: Child[]): Promise<void> {
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.process.exitCode !== null || c.process.signalCode !== null) return resolve();
+          const kill = setTimeout(() => c.process.kill("SIGKILL"), 10_000);
+          c.process.once("exit", () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          c.process.kill("SIGTERM");
+        }),
+    ),
+  );
+}
+
+export async function devCommand(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseFlags(args, {
+    "state-dir": { type: "string" },
+    port: { type: "string" },
+    "capture-dir": { type: "string" },
+  });
+  if (positionals.length > 0) throw new UsageError("dev takes no positional arguments");
+  const portText = values.port ?? "8443";
+  if (!/^\d{1,5}$/.test(portText) || Number(portText) > 65535) throw new UsageError("--port must be a TCP port (0 picks a free one)");
+  const stateDir = path.resolve(ctx.cwd, values["state-dir"] ?? ".egw-dev");
+  await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const logDir = path.join(stateDir, "logs");
+  await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
+  await loadOrCreateDevCa(stateDir, { now: ctx.now });
+
+  // The development client token: kept across runs, 0600.
+  const tokenFile = path.join(stateDir, "client-token");
+  let token: string;
+  try {
+    token = (await fs.readFile(tokenFile, "utf8")).trim();
+    if (!/^egw-dev-[0-9a-f]{32}$/.test(token)) throw new Error("bad token file");
+  } catch {
+    token = `egw-dev-${randomBytes(16).toString("hex")}`;
+    await fs.writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+  }
+
+  const children: Child[] = [];
+  const baseEnv: NodeJS.ProcessEnv = { ...ctx.env };
+  for (const p of PROVIDERS) delete baseEnv[p.env];
+  delete baseEnv.EGW_DEV_LOCAL_KEY;
+  if (values["capture-dir"] !== undefined) await fs.mkdir(path.resolve(ctx.cwd, values["capture-dir"]), { recursive: true });
+  try {
+    // 1. The model process (what a provider is in production).
+    const certFile = path.join(stateDir, "local-model-cert.pem");
+    const localKey = ctx.env.EGW_DEV_LOCAL_KEY ?? "";
+    const keyCheck = localKey ? ["--require-key-sha256", createHash("sha256").update(localKey).digest("hex")] : [];
+    const model = await start("local-model", ["local-model", "--listen", "tcp://127.0.0.1:0", "--cert-out", certFile, ...keyCheck], baseEnv, ctx.stderr, logDir);
+    children.push(model);
+    const modelHost = `127.0.0.1:${String(model.ready.port)}`;
+
+    // 2. The runtime config (attested by hash).
+    const available = PROVIDERS.filter((p) => (ctx.env[p.env] ?? "") !== "");
+    const config = {
+      version: 1,
+      providers: [
+        {
+          name: "local",
+          kind: "openai-compatible",
+          baseUrl: `https://${modelHost}/v1`,
+          capabilities: { chat: true, embeddings: true, images: true },
+          // Optional: a key for the local model, so key handling can be exercised without a real provider.
+          ...(localKey && { secret: "EGW_DEV_LOCAL_KEY" }),
+        },
+        ...available.map((p) => ({ name: p.name, kind: p.kind, secret: p.env, ...("baseUrl" in p && { baseUrl: p.baseUrl }) })),
+      ],
+      models: { local: { provider: "local", model: "local", description: "built-in deterministic responder (not an LLM)" } },
+      prefixRouting: true,
+      egressAllowlist: [modelHost, ...available.map((p) => p.host)],
+      clients: [{ name: "dev", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }],
+    };
+    const configFile = path.join(stateDir, "runtime-config.json");
+    await fs.writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
+
+    // 3. The host: ingress relay and egress proxy. It dials the enclave per
+    //    connection, so it can start first.
+    const enclavePort = await freePort();
+    const capture = values["capture-dir"] !== undefined ? ["--capture-dir", path.resolve(ctx.cwd, values["capture-dir"])] : [];
+    const host = await start(
+      "host",
+      ["host", "--listen", `tcp://127.0.0.1:${portText}`, "--enclave", `tcp://127.0.0.1:${enclavePort}`, "--egress-listen", "tcp://127.0.0.1:0", "--config", configFile, "--allow-private", modelHost, ...capture],
+      baseEnv,
+      ctx.stderr,
+      logDir,
+    );
+    children.push(host);
+    const egress = String(host.ready.egress).replace(/^tcp:/, "http:");
+
+    // 4. The enclave, with the provider keys and nothing else special.
+    const enclaveEnv: NodeJS.ProcessEnv = { ...baseEnv };
+    for (const p of available) enclaveEnv[p.env] = ctx.env[p.env];
+    if (localKey) enclaveEnv.EGW_DEV_LOCAL_KEY = localKey;
+    const enclave = await start(
+      "enclave",
+      ["enclave", "--dev", "--config", configFile, "--listen", `tcp://127.0.0.1:${enclavePort}`, "--state-dir", stateDir, "--egress-proxy", egress, "--upstream-ca", certFile],
+      enclaveEnv,
+      ctx.stderr,
+      logDir,
+    );
+    children.push(enclave);
+
+    const ingress = String(host.ready.listen).replace(/^tcp:/, "https:");
+    const devRoot = path.join(stateDir, DEV_ROOT_FILE);
+    const ready = {
+      ready: true,
+      url: `${ingress}/v1`,
+      stateDir,
+      devRoot,
+      tokenFile,
+      configSha256: enclave.ready.configSha256,
+      tlsSpkiSha256: enclave.ready.tlsSpkiSha256,
+      providers: ["local", ...available.map((p) => p.name)],
+      pids: Object.fromEntries(children.map((c) => [c.name, c.process.pid])),
+    };
+    print(ctx.stdout, JSON.stringify(ready));
     print(
       ctx.stdout,
       [
-        "egw dev — development mode",
-        `  state dir        ${stateDir}`,
-        `  development root ${path.join(stateDir, DEV_ROOT_FILE)}`,
-        `  simulated NSM    ${result.moduleId}: document issued and verified (nonce, chain to the development root, signature)`,
-        `  PCR0 (code)      ${pcr(0)}`,
         "",
-        "Not built yet: the enclave gateway service, the host relay and the verifying",
-        "proxy. Until they land, this command only checks the attestation core.",
-        "Try: npx egw attest issue --dev > /tmp/doc.cbor && npx egw inspect /tmp/doc.cbor",
+        `enclave-gateway development stack is up at ${ingress}/v1 (host relay → enclave → egress proxy → providers)`,
+        `  providers: local (deterministic, NOT an LLM)${available.length ? `, ${available.map((p) => p.name).join(", ")}` : " — set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY to add real ones"}`,
+        `  attested config sha256: ${String(enclave.ready.configSha256)}`,
+        `  TLS key (SPKI sha256):  ${String(enclave.ready.tlsSpkiSha256)}`,
+        "",
+        "Verify it:",
+        `  npx egw verify ${ingress} --dev-root ${devRoot}`,
+        "Use it through the local verifying proxy (every answer checked):",
+        `  npx egw proxy --upstream ${ingress} --dev-root ${devRoot} --listen 127.0.0.1:8787 &`,
+        `  curl -s http://127.0.0.1:8787/v1/chat/completions -H "authorization: Bearer $(cat ${tokenFile})" \\`,
+        `       -H 'content-type: application/json' -d '{"model":"local","messages":[{"role":"user","content":"hello"}]}'`,
+        "Or from TypeScript with the openai SDK:",
+        `  new OpenAI({ baseURL: "${ingress}/v1", apiKey: token, fetch: createVerifiedFetch({ baseURL: "${ingress}", policy }) })`,
+        "",
+        `Logs: ${logDir}. Ctrl-C stops everything.`,
       ].join("\n"),
     );
-  } finally {
-    await nsm.close();
+
+    const exited = new Promise<string>((resolve) => {
+      for (const c of children) c.process.once("exit", (code) => resolve(`${c.name} exited (code ${code})`));
+    });
+    const stopped = new Promise<string>((resolve) => {
+      process.once("SIGINT", () => resolve("stop"));
+      process.once("SIGTERM", () => resolve("stop"));
+    });
+    const why = await Promise.race([exited, stopped]);
+    await stopAll(children);
+    if (why !== "stop") {
+      print(ctx.stderr, `egw dev: ${why}; stopped the others (logs in ${logDir})`);
+      return EXIT.rejected;
+    }
+    return EXIT.ok;
+  } catch (err) {
+    await stopAll(children);
+    print(ctx.stderr, `egw dev: ${(err as Error).message}`);
+    return EXIT.rejected;
   }
-  return EXIT.ok;
 }

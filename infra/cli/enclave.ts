@@ -17,6 +17,7 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
     dev: { type: "boolean" },
     "state-dir": { type: "string" },
     "egress-proxy": { type: "string" },
+    "upstream-ca": { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError("enclave takes no positional arguments");
   let settings;
@@ -27,6 +28,7 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
       ...(values.dev !== undefined && { dev: values.dev }),
       ...(values["state-dir"] !== undefined && { stateDir: path.resolve(ctx.cwd, values["state-dir"]) }),
       ...(values["egress-proxy"] !== undefined && { egressProxy: values["egress-proxy"] }),
+      ...(values["upstream-ca"] !== undefined && { upstreamCaFile: path.resolve(ctx.cwd, values["upstream-ca"]) }),
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -48,6 +50,7 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
     listen: settings.listen,
     hostnames: settings.hostnames,
     ...(settings.egressProxy && { egressProxy: settings.egressProxy }),
+    ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
   });
   print(ctx.stdout, JSON.stringify({ ready: true, port: enclave.server.port, configSha256: Buffer.from(enclave.configSha256).toString("hex"), tlsSpkiSha256: Buffer.from(enclave.identity.tls.spkiSha256).toString("hex") }));
   await new Promise<void>((resolve) => {

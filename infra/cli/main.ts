@@ -1,5 +1,5 @@
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, INSPECT_USAGE, PROXY_USAGE, RECEIPT_USAGE, VERIFY_USAGE } from "./usage.js";
+import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, LOCAL_MODEL_USAGE, PROXY_USAGE, RECEIPT_USAGE, VERIFY_USAGE } from "./usage.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
 
@@ -10,6 +10,8 @@ Commands:
   attest dev-root           print the development root certificate (PEM)
   dev                       development mode on one machine (npm start)
   enclave --config <file>   run the gateway service (inside the enclave)
+  host --enclave <endpoint> run the host relay and egress proxy (parent instance)
+  local-model               the built-in local model as its own HTTPS server
   verify <url>              attest a running gateway and print every check
   proxy --upstream <url>    local verifying proxy for curl, Python, LangChain
   receipt verify …          verify a saved receipt offline
@@ -22,6 +24,10 @@ ${INSPECT_USAGE}
 ${DEV_USAGE}
 
 ${ENCLAVE_USAGE}
+
+${HOST_USAGE}
+
+${LOCAL_MODEL_USAGE}
 
 ${VERIFY_USAGE}
 
@@ -38,6 +44,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   attest: async () => (await import("./attest.js")).attestCommand,
   dev: async () => (await import("./dev.js")).devCommand,
   enclave: async () => (await import("./enclave.js")).enclaveCommand,
+  host: async () => (await import("./host.js")).hostCommand,
+  "local-model": async () => (await import("./local-model.js")).localModelCommand,
   verify: async () => (await import("./verify.js")).verifyCommand,
   proxy: async () => (await import("./proxy.js")).proxyCommand,
   receipt: async () => (await import("./receipt.js")).receiptCommand,

@@ -22,16 +22,20 @@ root, or --root; it checks no measurement policy (use "egw attest verify").
 Exits 0 when the document decodes, 1 when it does not, 2 on usage or I/O.`;
 
 export const DEV_USAGE = `Usage:
-  egw dev [--state-dir <dir>]
+  egw dev [--port 8443] [--state-dir .egw-dev] [--capture-dir <dir>]
 
-Development mode on one machine. Today it sets up the development CA, issues
-a document from the simulated NSM with a fresh nonce and verifies it against
-the development root. The gateway service, host relay and verifying proxy it
-will start are not built yet, and it says so.`;
+The whole stack on one machine, as separate processes started with the same
+commands an operator runs: the local model (HTTPS), "egw host" (ingress relay
+and egress proxy) and "egw enclave --dev" (simulated NSM). Real providers are
+added when OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY
+is set; those keys reach the enclave process only. State (development root,
+client token, runtime config, logs) lives in --state-dir. Prints a JSON ready
+line, then how to verify and use the stack. Ctrl-C stops everything.`;
 
 export const ENCLAVE_USAGE = `Usage:
   egw enclave --config <runtime-config.json> [--listen tcp://127.0.0.1:8443|unix:///path]
               [--dev] [--state-dir <dir>] [--egress-proxy http://host:port]
+              [--upstream-ca <pem>   (development: trust the local model's certificate)]
 
 Runs the gateway service (HTTPS only). On Nitro it attests through /dev/nsm;
 --dev uses the simulated NSM and the development CA in --state-dir. Logs are
@@ -74,3 +78,25 @@ x-egw-receipt header value, or the SSE block. --attestation: raw, base64 or
 hex. The document is verified at --at (default: the receipt's time), with
 measurements "any" unless --policy is given (which also checks its age).
 Exits 0 verified, 1 refused, 2 usage or unreadable file.`;
+
+export const HOST_USAGE = `Usage:
+  egw host --enclave <vsock://cid:port|tcp://…|unix://…> [--listen tcp://0.0.0.0:443]
+           [--proxy-protocol] [--egress-listen <endpoint>] [--config <runtime-config.json>]
+           [--allow host:port]… [--allow-private host:port]… [--metrics-listen tcp://127.0.0.1:9100]
+           [--capture-dir <dir>]
+
+The untrusted host side. The ingress relay pipes client bytes to the
+enclave's TLS endpoint without terminating TLS (optionally with a PROXY v2
+header first); the egress proxy (with --egress-listen) lets the enclave
+CONNECT only to the host:port pairs in the runtime config's egressAllowlist
+and --allow, resolving DNS per connection and refusing private, link-local
+and metadata addresses unless listed with --allow-private. --capture-dir
+records every byte the relay reads and writes (ciphertext only), for the
+blindness test. Stops cleanly on SIGINT/SIGTERM, draining connections.`;
+
+export const LOCAL_MODEL_USAGE = `Usage:
+  egw local-model [--listen tcp://127.0.0.1:0] [--cert-out <pem>]
+
+The built-in local model as an HTTPS, OpenAI-compatible server on loopback
+(what "egw dev" starts as its model process). NOT a language model: a
+deterministic responder for running the stack without keys or network.`;

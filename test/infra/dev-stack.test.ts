@@ -1,0 +1,129 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createVerifiedFetch } from "../../attestation/client/index.js";
+import { trustAnchorFromPem } from "../../attestation/roots.js";
+
+/**
+ * The property issue 4 asks for, on the stack `npm start` runs: `egw dev`
+ * starts the local model, `egw host` and `egw enclave` as their own
+ * processes. Prompts, answers, a provider key and a client token carrying
+ * canaries go through it; every byte the host relay reads and writes is
+ * recorded (--capture-dir); no canary may appear there, in plaintext or any
+ * simple encoding. Control assertions show the canaries really went through
+ * the enclave.
+ */
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const EGW = path.join(ROOT, "dist/infra/cli/egw.js");
+const PROMPT = "CANARYDEVPROMPT4c1e";
+const KEY = "sk-CANARYDEVKEY8f20";
+
+let dir: string;
+let dev: ChildProcess;
+let ready: { url: string; devRoot: string; tokenFile: string; pids: Record<string, number>; configSha256: string };
+let token: string;
+const stderr: string[] = [];
+
+function encodings(s: string): string[] {
+  const b = Buffer.from(s);
+  return [s, b.toString("base64"), b.toString("base64url"), b.toString("hex"), b.toString("hex").toUpperCase()];
+}
+
+beforeAll(async () => {
+  if (!fs.existsSync(EGW)) throw new Error(`${EGW} is missing: run "npm run build" first`);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-dev-stack-"));
+  dev = spawn(process.execPath, [EGW, "dev", "--port", "0", "--state-dir", path.join(dir, "state"), "--capture-dir", path.join(dir, "capture")], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, EGW_DEV_LOCAL_KEY: KEY },
+  });
+  dev.stderr!.on("data", (d: Buffer) => stderr.push(d.toString()));
+  ready = await new Promise((resolve, reject) => {
+    let buf = "";
+    const timer = setTimeout(() => reject(new Error(`egw dev not ready: ${stderr.join("")}`)), 60_000);
+    dev.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf("\n");
+      if (nl >= 0 && buf.startsWith("{")) {
+        clearTimeout(timer);
+        resolve(JSON.parse(buf.slice(0, nl)));
+      }
+    });
+    dev.once("exit", (code) => reject(new Error(`egw dev exited ${code}: ${stderr.join("")}`)));
+  });
+  token = fs.readFileSync(ready.tokenFile, "utf8").trim();
+}, 90_000);
+
+afterAll(async () => {
+  if (dev && dev.exitCode === null) {
+    dev.kill("SIGINT");
+    await new Promise((r) => dev.once("exit", r));
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe("egw dev: the whole stack as separate processes", () => {
+  it("prints a ready line with the URL, the development root and the three processes", () => {
+    expect(ready.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/v1$/);
+    expect(fs.readFileSync(ready.devRoot, "utf8")).toContain("BEGIN CERTIFICATE");
+    expect(Object.keys(ready.pids).sort()).toEqual(["enclave", "host", "local-model"]);
+    expect(token).toMatch(/^egw-dev-[0-9a-f]{32}$/);
+  });
+
+  it("the host relay never sees a prompt, answer, provider key or client token", async () => {
+    const origin = ready.url.replace(/\/v1$/, "");
+    const policy = { measurements: "any" as const, trustedRoots: [trustAnchorFromPem(fs.readFileSync(ready.devRoot, "utf8"), "development")] };
+    const verified = createVerifiedFetch({ baseURL: origin, policy });
+    try {
+      const openai = new OpenAI({ baseURL: ready.url, apiKey: token, fetch: verified, maxRetries: 0 });
+      const answer = await openai.chat.completions.create({ model: "local", messages: [{ role: "user", content: `please echo ${PROMPT}` }] });
+      // Control: the canary went through the enclave to the model and back, and the key was accepted upstream.
+      expect(answer.choices[0]!.message.content).toContain(PROMPT);
+      let streamed = "";
+      for await (const chunk of await openai.chat.completions.create({ model: "local", stream: true, messages: [{ role: "user", content: `stream ${PROMPT}` }] })) {
+        streamed += chunk.choices[0]?.delta?.content ?? "";
+      }
+      expect(streamed).toContain(PROMPT);
+      expect(verified.getReceipts().length).toBeGreaterThanOrEqual(2);
+    } finally {
+      await verified.close();
+    }
+    await new Promise((r) => setTimeout(r, 300)); // let the capture streams flush
+    const ingress = fs.readFileSync(path.join(dir, "capture", "host-ingress.bin"));
+    const egress = fs.readFileSync(path.join(dir, "capture", "host-egress.bin"));
+    // Control: the relay did carry this traffic (TLS records both ways, CONNECT to the model).
+    expect(ingress.length).toBeGreaterThan(2000);
+    expect(ingress.includes(Buffer.from([0x16, 0x03]))).toBe(true);
+    expect(egress.toString("latin1")).toMatch(/CONNECT 127\.0\.0\.1:\d+ HTTP\/1\.1/);
+    const captured = Buffer.concat([ingress, egress]).toString("latin1");
+    for (const canary of [PROMPT, KEY, token]) {
+      for (const form of encodings(canary)) expect(captured.includes(form), `${canary} as ${form.slice(0, 12)}…`).toBe(false);
+    }
+  });
+
+  it("egw verify accepts the stack with the development root, and refuses it without", () => {
+    const origin = ready.url.replace(/\/v1$/, "");
+    const ok = spawnSync(process.execPath, [EGW, "verify", origin, "--dev-root", ready.devRoot], { encoding: "utf8", timeout: 30_000 });
+    expect(ok.status, ok.stdout + ok.stderr).toBe(0);
+    const refused = spawnSync(process.execPath, [EGW, "verify", origin], { encoding: "utf8", timeout: 30_000 });
+    expect(refused.status).toBe(1);
+    expect(refused.stdout + refused.stderr).toContain("ERR_ROOT_UNTRUSTED");
+  });
+
+  it("Ctrl-C stops every process cleanly", async () => {
+    dev.kill("SIGINT");
+    const code = await new Promise<number | null>((r) => dev.once("exit", r));
+    expect(code).toBe(0);
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const pid of Object.values(ready.pids)) expect(alive(pid)).toBe(false);
+  });
+});
