@@ -1,12 +1,14 @@
 // `npm run bench`: every benchmark, one after another. Prints numbers; the
 // targets are recorded in docs/BENCHMARKS.md, not asserted here.
 import { main as attestationVerify } from "./attestation-verify.js";
+import { main as client } from "./client.js";
 import { main as gateway } from "./gateway.js";
 
 const only = process.argv[2];
 const benches: Record<string, () => Promise<void>> = {
   "attestation-verify": attestationVerify,
   gateway,
+  client,
 };
 for (const [name, run] of Object.entries(benches)) {
   if (only && only !== name) continue;
