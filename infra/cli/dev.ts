@@ -4,7 +4,10 @@ import fs from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import https from "node:https";
 import { DEV_ROOT_FILE, loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
+import { trustAnchorFromPem } from "../../attestation/roots.js";
+import { verifyAttestation } from "../../attestation/verify.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 
 export { DEV_USAGE } from "./usage.js";
@@ -76,6 +79,28 @@ function start(name: string, args: string[], env: NodeJS.ProcessEnv, stderr: Nod
     });
     void stderr;
   });
+}
+
+/**
+ * The measurements to print: fetched through the relay like a client would,
+ * and verified against the development root before they are shown.
+ */
+async function readMeasurements(ingress: string, devRootFile: string, now: Date): Promise<Record<string, string>> {
+  const doc = await new Promise<Uint8Array>((resolve, reject) => {
+    // The certificate is checked through the document below, not by a CA.
+    const req = https.get(`${ingress}/v1/attestation`, { rejectUnauthorized: false, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => (res.statusCode === 200 ? resolve(new Uint8Array(Buffer.concat(chunks))) : reject(new Error(`attestation answered ${res.statusCode}`))));
+    });
+    req.on("timeout", () => req.destroy(new Error("attestation timed out")));
+    req.on("error", reject);
+  });
+  const anchor = trustAnchorFromPem(await fs.readFile(devRootFile, "utf8"), "development");
+  const result = await verifyAttestation(doc, { currentDate: now, expectedPcrs: "any", trustedRoots: [anchor] });
+  const out: Record<string, string> = {};
+  for (const i of [0, 1, 2]) out[String(i)] = Buffer.from(result.document.pcrs.get(i) ?? new Uint8Array()).toString("hex");
+  return out;
 }
 
 async function stopAll(children: Child[]): Promise<void> {
@@ -187,6 +212,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
 
     const ingress = String(host.ready.listen).replace(/^tcp:/, "https:");
     const devRoot = path.join(stateDir, DEV_ROOT_FILE);
+    const measurements = await readMeasurements(ingress, devRoot, ctx.now());
     const ready = {
       ready: true,
       url: `${ingress}/v1`,
@@ -195,6 +221,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       tokenFile,
       configSha256: enclave.ready.configSha256,
       tlsSpkiSha256: enclave.ready.tlsSpkiSha256,
+      pcrs: measurements,
       providers: ["local", ...available.map((p) => p.name)],
       pids: Object.fromEntries(children.map((c) => [c.name, c.process.pid])),
     };
@@ -205,6 +232,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
         "",
         `enclave-gateway development stack is up at ${ingress}/v1 (host relay → enclave → egress proxy → providers)`,
         `  providers: local (deterministic, NOT an LLM)${available.length ? `, ${available.map((p) => p.name).join(", ")}` : " — set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY to add real ones"}`,
+        ...Object.entries(measurements).map(([i, hex]) => `  PCR${i}: ${hex}`),
         `  attested config sha256: ${String(enclave.ready.configSha256)}`,
         `  TLS key (SPKI sha256):  ${String(enclave.ready.tlsSpkiSha256)}`,
         "",

@@ -70,6 +70,8 @@ describe("egw dev: the whole stack as separate processes", () => {
     expect(fs.readFileSync(ready.devRoot, "utf8")).toContain("BEGIN CERTIFICATE");
     expect(Object.keys(ready.pids).sort()).toEqual(["enclave", "host", "local-model"]);
     expect(token).toMatch(/^egw-dev-[0-9a-f]{32}$/);
+    expect(Object.keys((ready as unknown as { pcrs: Record<string, string> }).pcrs)).toEqual(["0", "1", "2"]);
+    expect((ready as unknown as { pcrs: Record<string, string> }).pcrs["0"]).toMatch(/^[0-9a-f]{96}$/);
   });
 
   it("the host relay never sees a prompt, answer, provider key or client token", async () => {
