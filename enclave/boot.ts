@@ -90,7 +90,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
   // Fail fast if the attester cannot issue: a gateway that cannot prove
   // itself must not serve.
   await attestation.current();
-  const server = await startHttpsServer({ app, identity, listen: options.listen, limits: config.limits });
+  const server = await startHttpsServer({ app, identity, listen: options.listen, limits: config.limits, proxyProtocol: config.proxyProtocol });
   options.log.log("info", "enclave.ready", {
     port: server.port,
     attester: options.attester.kind,

@@ -5,6 +5,7 @@ import type { AttestationService } from "./attestation-service.js";
 import { ClientDirectory } from "./auth.js";
 import { GatewayError, isGatewayError } from "./errors.js";
 import { parseJsonObject, readBody } from "./http/body.js";
+import { CLIENT_ADDRESS } from "./http/proxy-header.js";
 import { errorObject, type Surface } from "./http/error-body.js";
 import type { EnclaveIdentity } from "./identity.js";
 import { Semaphore, TokenBuckets } from "./limits/token-bucket.js";
@@ -165,6 +166,14 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     });
     ex.requestBytes = bytes.byteLength;
     ex.requestSha256 = new Uint8Array(createHash("sha256").update(bytes).digest());
+    // Per-address limit first, when the relay reports addresses: it also
+    // slows down token guessing from one address.
+    const address = clientAddress(c);
+    if (address !== null) {
+      const perIp = config.limits.ipRateLimitPerMinute;
+      const ipWait = rates.take(`ip:${address}`, Math.max(1, perIp), perIp / 60);
+      if (ipWait > 0) throw new GatewayError("rate_limited", "Rate limit reached for this client address.", { retryAfter: ipWait });
+    }
     const client = clients.authenticate(c.req.raw.headers, surface);
     const perMinute = client.rateLimitPerMinute ?? config.limits.rateLimitPerMinute;
     const wait = rates.take(`client:${client.name}`, Math.max(1, perMinute), perMinute / 60);
@@ -189,6 +198,14 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       releaseOnce();
       throw err;
     }
+  }
+
+  /** The client address the host relay reported (PROXY v2), if it reports any. */
+  function clientAddress(c: Context): string | null {
+    if (!config.proxyProtocol) return null;
+    const socket = (c.env as { incoming?: { socket?: { _parent?: Record<symbol, unknown> } } } | undefined)?.incoming?.socket;
+    const address = socket?._parent?.[CLIENT_ADDRESS];
+    return typeof address === "string" ? address : null;
   }
 
   function routeFor(ex: Exchange, client: ClientConfig, model: unknown): Route[] {

@@ -45,6 +45,8 @@ export interface Limits {
   maxConcurrentRequests: number;
   maxConnections: number;
   rateLimitPerMinute: number;
+  /** Requests per minute per client address, when the relay reports addresses (proxyProtocol). */
+  ipRateLimitPerMinute: number;
   attestationPerSecond: number;
   connectTimeoutMs: number;
   firstByteTimeoutMs: number;
@@ -66,6 +68,8 @@ export interface RuntimeConfig {
   egressAllowlist: string[];
   clients: ClientConfig[];
   limits: Limits;
+  /** The host relay sends a PROXY protocol v2 header before TLS on every connection. */
+  proxyProtocol: boolean;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -74,6 +78,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxConcurrentRequests: 256,
   maxConnections: 4096,
   rateLimitPerMinute: 600,
+  ipRateLimitPerMinute: 6000,
   attestationPerSecond: 10,
   connectTimeoutMs: 10_000,
   firstByteTimeoutMs: 120_000,
@@ -173,7 +178,7 @@ export function parseRuntimeConfig(bytes: Uint8Array): RuntimeConfig {
     fail("", "is not valid JSON");
   }
   const o = obj(raw, "(root)");
-  onlyKeys(o, ["version", "providers", "models", "prefixRouting", "egressAllowlist", "clients", "limits"], "(root)");
+  onlyKeys(o, ["version", "providers", "models", "prefixRouting", "egressAllowlist", "clients", "limits", "proxyProtocol"], "(root)");
   if (o.version !== 1) fail("version", "must be 1");
 
   if (!Array.isArray(o.providers) || o.providers.length === 0) fail("providers", "must be a non-empty array");
@@ -259,7 +264,10 @@ export function parseRuntimeConfig(bytes: Uint8Array): RuntimeConfig {
     if (limits.maxBodyBytes < 1024) fail("limits.maxBodyBytes", "must be at least 1024");
   }
 
-  return { version: 1, providers, models, prefixRouting, egressAllowlist, clients, limits };
+  const proxyProtocol = o.proxyProtocol === undefined ? false : o.proxyProtocol;
+  if (typeof proxyProtocol !== "boolean") fail("proxyProtocol", "must be a boolean");
+
+  return { version: 1, providers, models, prefixRouting, egressAllowlist, clients, limits, proxyProtocol };
 }
 
 export function sha256Hex(bytes: Uint8Array | string): string {

@@ -1,6 +1,7 @@
 import { createAdaptorServer } from "@hono/node-server";
 import { createServer, type Server } from "node:https";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
+import { CLIENT_ADDRESS, readProxyV2 } from "./http/proxy-header.js";
 import type { Hono } from "hono";
 import type { EnclaveIdentity } from "./identity.js";
 import type { ListenEndpoint } from "./listen.js";
@@ -24,6 +25,8 @@ export async function startHttpsServer(options: {
   identity: EnclaveIdentity;
   listen: ListenEndpoint;
   limits: Pick<Limits, "maxHeaderBytes" | "maxConnections">;
+  /** Every connection starts with a PROXY v2 header from the host relay. */
+  proxyProtocol?: boolean;
 }): Promise<RunningServer> {
   const server = createAdaptorServer({
     fetch: options.app.fetch,
@@ -42,22 +45,41 @@ export async function startHttpsServer(options: {
     },
   }) as unknown as Server;
   server.maxConnections = options.limits.maxConnections;
+  // With PROXY v2, a plain TCP listener reads the header first, then hands
+  // the socket to the HTTPS server, which runs TLS over the rest.
+  const listener: net.Server = options.proxyProtocol
+    ? net.createServer({ pauseOnConnect: true }, (socket) => {
+        readProxyV2(socket, 5_000).then(
+          (address) => {
+            (socket as unknown as Record<symbol, string | null>)[CLIENT_ADDRESS] = address;
+            server.emit("connection", socket);
+          },
+          () => socket.destroy(),
+        );
+      })
+    : server;
+  if (options.proxyProtocol) listener.maxConnections = options.limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    listener.once("error", reject);
     const done = () => {
-      server.off("error", reject);
+      listener.off("error", reject);
       resolve();
     };
-    if (options.listen.kind === "tcp") server.listen(options.listen.port, options.listen.host, done);
-    else server.listen(options.listen.path, done);
+    if (options.listen.kind === "tcp") listener.listen(options.listen.port, options.listen.host, done);
+    else listener.listen(options.listen.path, done);
   });
-  const address = server.address();
+  const address = listener.address();
   return {
     server,
     port: address && typeof address === "object" ? (address as AddressInfo).port : undefined,
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
+        let pending = listener === server ? 1 : 2;
+        const one = () => {
+          if (--pending === 0) resolve();
+        };
+        if (listener !== server) listener.close(one);
+        server.close(one);
         // Idle keep-alive sockets would hold close() open; streams in flight finish first.
         server.closeIdleConnections?.();
       }),

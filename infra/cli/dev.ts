@@ -177,6 +177,8 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       ],
       models: { local: { provider: "local", model: "local", description: "built-in deterministic responder (not an LLM)" } },
       prefixRouting: true,
+      // The relay tells the enclave each client's address (PROXY v2), for per-address limits.
+      proxyProtocol: true,
       egressAllowlist: [modelHost, ...available.map((p) => p.host)],
       clients: [{ name: "dev", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }],
     };

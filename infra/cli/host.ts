@@ -24,8 +24,8 @@ function endpoint(value: string, flag: string): Endpoint {
   }
 }
 
-/** The egress allowlist from the enclave's runtime config: the same file, so both sides agree. */
-async function allowlistFromConfig(file: string): Promise<string[]> {
+/** The egress allowlist and PROXY setting from the enclave's runtime config: the same file, so both sides agree. */
+async function fromConfig(file: string): Promise<{ allowlist: string[]; proxyProtocol: boolean }> {
   let raw: unknown;
   try {
     raw = JSON.parse(await readFile(file, "utf8"));
@@ -34,7 +34,7 @@ async function allowlistFromConfig(file: string): Promise<string[]> {
   }
   const list = (raw as { egressAllowlist?: unknown }).egressAllowlist;
   if (!Array.isArray(list) || !list.every((e) => typeof e === "string")) throw new UsageError(`--config ${file}: egressAllowlist must be an array of host:port`);
-  return list as string[];
+  return { allowlist: list as string[], proxyProtocol: (raw as { proxyProtocol?: unknown }).proxyProtocol === true };
 }
 
 export async function hostCommand(args: string[], ctx: CliContext): Promise<number> {
@@ -55,7 +55,13 @@ export async function hostCommand(args: string[], ctx: CliContext): Promise<numb
   const enclave = endpoint(values.enclave, "enclave");
 
   const rules: (EgressRule | string)[] = [];
-  if (values.config !== undefined) rules.push(...(await allowlistFromConfig(path.resolve(ctx.cwd, values.config))));
+  let proxyProtocol = values["proxy-protocol"] === true;
+  if (values.config !== undefined) {
+    const fromFile = await fromConfig(path.resolve(ctx.cwd, values.config));
+    rules.push(...fromFile.allowlist);
+    // The enclave expects the header exactly when its config says so.
+    proxyProtocol ||= fromFile.proxyProtocol;
+  }
   for (const rule of values.allow ?? []) rules.push(rule);
   for (const rule of values["allow-private"] ?? []) {
     let parsed: EgressRule;
@@ -89,7 +95,7 @@ export async function hostCommand(args: string[], ctx: CliContext): Promise<numb
     listen,
     upstream: enclave,
     limits: { ...DEFAULT_INGRESS_LIMITS },
-    proxyProtocol: values["proxy-protocol"] === true,
+    proxyProtocol,
     transport: ingressTransport,
     metrics: ingressMetrics,
     logger,
