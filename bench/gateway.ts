@@ -6,6 +6,7 @@ import path from "node:path";
 import tls from "node:tls";
 import { Agent, request } from "undici";
 import { signReceipt } from "../attestation/receipt.js";
+import { startHarness } from "../test/helpers/enclave-harness.js";
 import { startMockOpenAI } from "../test/helpers/mock-openai.js";
 import { findRepoRoot } from "./repo-root.js";
 import { fmtMs, summarize, type Summary } from "./stats.js";
@@ -146,29 +147,54 @@ export async function main(): Promise<void> {
     }
     console.log(`  receipt signing (ES256, encode + sign): median ${fmtMs(summarize(signs).median)}  p99 ${fmtMs(summarize(signs).p99)}`);
 
-    // Memory per idle TLS connection, measured on the gateway process.
     await direct.agent.close();
     await gateway.agent.close();
-    await new Promise((r) => setTimeout(r, 500));
-    const pid = gw.child.pid!;
-    const before = rssKb(pid);
-    const sockets: tls.TLSSocket[] = [];
-    const N = 500;
-    for (let i = 0; i < N; i++) {
-      sockets.push(
-        await new Promise<tls.TLSSocket>((resolve, reject) => {
-          const s = tls.connect({ host: "127.0.0.1", port: gw.port, ca: gw.certPem }, () => resolve(s));
-          s.once("error", reject);
-        }),
-      );
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-    const after = rssKb(pid);
-    console.log(`  memory per idle TLS connection: ${((after - before) / N).toFixed(1)} KiB (RSS ${before} → ${after} KiB with ${N} connections)`);
-    for (const s of sockets) s.destroy();
   } finally {
     gw.child.kill("SIGTERM");
     await mock.close();
     fs.rmSync(dir, { recursive: true, force: true });
+  }
+  await memoryPerConnection();
+}
+
+/**
+ * Memory per idle TLS connection: the gateway runs in this process (so its
+ * heap can be collected before each reading, with --expose-gc), the idle
+ * clients in a child process (so their memory is not counted).
+ */
+async function memoryPerConnection(): Promise<void> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const h = await startHarness();
+  const N = 1000;
+  try {
+    const settle = async () => {
+      for (let i = 0; i < 3; i++) {
+        gc?.();
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      return process.memoryUsage().rss;
+    };
+    const script = [
+      'const tls = require("node:tls");',
+      "const port = Number(process.argv[1]); const n = Number(process.argv[2]);",
+      "const ca = process.env.EGW_BENCH_CA; const sockets = [];",
+      "(async () => { for (let i = 0; i < n; i++) await new Promise((res, rej) => { const s = tls.connect({ host: '127.0.0.1', port, ca }, () => { sockets.push(s); res(); }); s.once('error', rej); }); process.send('open'); })().catch((e) => { console.error(e); process.exit(1); });",
+      "process.on('message', () => { for (const s of sockets) s.destroy(); process.exit(0); });",
+    ].join("\n");
+    const before = await settle();
+    const child = spawn(process.execPath, ["-e", script, String(h.enclave.server.port), String(N)], {
+      env: { ...process.env, EGW_BENCH_CA: h.enclave.identity.tls.certPem },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    await new Promise<void>((resolve, reject) => {
+      child.once("message", () => resolve());
+      child.once("exit", (code) => reject(new Error(`client child exited ${code}`)));
+    });
+    const after = await settle();
+    child.send("close");
+    await new Promise((r) => child.once("exit", r));
+    console.log(`  memory per idle TLS connection (gateway process RSS after GC${gc ? "" : "; run with --expose-gc for a clean reading"}): ${((after - before) / 1024 / N).toFixed(1)} KiB (${N} connections)`);
+  } finally {
+    await h.close();
   }
 }
