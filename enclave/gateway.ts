@@ -229,37 +229,60 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     ex.upstreamHost = upstreamHostOf(route.adapter);
   }
 
+  type Admitted = Awaited<ReturnType<typeof admit>>;
+
+  /**
+   * The scaffold every model call shares: admit (body, auth, limits), run,
+   * turn any failure into the surface's error with a receipt, and give the
+   * concurrency slot back — unless the handler handed it to a stream, which
+   * releases it when it ends.
+   */
+  function modelCall(
+    name: string,
+    surface: Surface,
+    run: (c: Context, ex: Exchange, admitted: Admitted, handOff: () => () => void) => Promise<Response>,
+  ) {
+    return async (c: Context): Promise<Response> => {
+      const ex = newExchange(name);
+      let release: (() => void) | undefined;
+      try {
+        const admitted = await admit(c, ex, surface);
+        release = admitted.release;
+        const handOff = () => {
+          const slot = release!;
+          release = undefined;
+          return slot;
+        };
+        return await run(c, ex, admitted, handOff);
+      } catch (err) {
+        return fail(ex, err, surface);
+      } finally {
+        release?.();
+      }
+    };
+  }
+
   // ─── /v1/chat/completions ──────────────────────────────────────────────
-  app.post("/v1/chat/completions", async (c) => {
-    const ex = newExchange("chat.completions");
-    let release: (() => void) | undefined;
-    try {
-      const admitted = await admit(c, ex, "openai");
-      release = admitted.release;
-      const body = admitted.body;
+  app.post(
+    "/v1/chat/completions",
+    modelCall("chat.completions", "openai", async (c, ex, { body, client }, handOff) => {
       if (!Array.isArray(body.messages) || body.messages.length === 0) {
         throw new GatewayError("invalid_request", "`messages` must be a non-empty array.");
       }
       if (body.stream !== undefined && typeof body.stream !== "boolean") throw new GatewayError("invalid_request", "`stream` must be a boolean.");
-      const routes = routeFor(ex, admitted.client, body.model);
+      const routes = routeFor(ex, client, body.model);
       const request = body as unknown as ChatRequest;
       if (request.stream === true) {
         ex.stream = true;
         const opened = await openChatStream(routes, request, c.req.raw.signal, config.limits, deps.upstream);
         served(ex, opened.route);
-        const response = streamChat(ex, opened.value, release, openaiStream());
-        release = undefined; // the stream releases when it ends
-        return response;
+        return streamChat(ex, opened.value, handOff(), openaiStream());
       }
       const result = await callChat(routes, request, c.req.raw.signal, config.limits, deps.upstream);
       served(ex, result.route);
       return json(ex, 200, result.value);
-    } catch (err) {
-      return fail(ex, err, "openai");
-    } finally {
-      release?.();
-    }
-  });
+    }),
+  );
 
   /** How a surface writes a chat stream: each chunk, the normal end, an in-stream error. */
   interface StreamEncoder<T = ChatCompletionChunk> {
@@ -377,16 +400,12 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   // ─── /v1/messages (Anthropic shape, any provider) ───────────────────────
   // Translated to the canonical request and back, so every model is
   // reachable with the Anthropic SDK unchanged.
-  app.post("/v1/messages", async (c) => {
-    const ex = newExchange("messages");
-    let release: (() => void) | undefined;
-    try {
-      const admitted = await admit(c, ex, "anthropic");
-      release = admitted.release;
-      const body = admitted.body;
+  app.post(
+    "/v1/messages",
+    modelCall("messages", "anthropic", async (c, ex, { body, client }, handOff) => {
       if (!Array.isArray(body.messages)) throw new GatewayError("invalid_request", "`messages` must be an array.");
       if (body.stream !== undefined && typeof body.stream !== "boolean") throw new GatewayError("invalid_request", "`stream` must be a boolean.");
-      const routes = routeFor(ex, admitted.client, body.model);
+      const routes = routeFor(ex, client, body.model);
       // Anthropic routes pass the request through untouched; others get it
       // translated, once, and only if they are tried.
       let translated: ChatRequest | undefined;
@@ -398,9 +417,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
           route.adapter.native ? route.adapter.native.messagesStream(body, ctx) : translatedMessagesStream(route, canonical(), ex.model, ctx),
         );
         served(ex, opened.route);
-        const response = streamChat(ex, opened.value, release, anthropicStream);
-        release = undefined;
-        return response;
+        return streamChat(ex, opened.value, handOff(), anthropicStream);
       }
       const result = await callOnce<Uint8Array>(routes, c.req.raw.signal, config.limits, deps.upstream, async (route, ctx) => {
         if (route.adapter.native) return route.adapter.native.messages(body, ctx);
@@ -409,42 +426,31 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       });
       served(ex, result.route);
       return finish(ex, 200, result.value);
-    } catch (err) {
-      return fail(ex, err, "anthropic");
-    } finally {
-      release?.();
-    }
-  });
+    }),
+  );
 
   // ─── /v1/embeddings and /v1/images/generations ─────────────────────────
   for (const [path, surface] of [
     ["/v1/embeddings", "embeddings"],
     ["/v1/images/generations", "images"],
   ] as const) {
-    app.post(path, async (c) => {
-      const ex = newExchange(surface);
-      let release: (() => void) | undefined;
-      try {
-        const admitted = await admit(c, ex, "openai");
-        release = admitted.release;
-        const routes = routeFor(ex, admitted.client, admitted.body.model);
+    app.post(
+      path,
+      modelCall(surface, "openai", async (c, ex, { body, client }) => {
+        const routes = routeFor(ex, client, body.model);
         const result = await callOnce<unknown>(routes, c.req.raw.signal, config.limits, deps.upstream, (route, ctx): Promise<unknown> => {
           const adapter = route.adapter;
           if (surface === "embeddings") {
             if (!adapter.embeddings) throw new GatewayError("unsupported_capability", "This model's provider does not offer embeddings.");
-            return adapter.embeddings({ ...(admitted.body as unknown as EmbeddingsRequest), model: route.upstreamModel }, ctx);
+            return adapter.embeddings({ ...(body as unknown as EmbeddingsRequest), model: route.upstreamModel }, ctx);
           }
           if (!adapter.images) throw new GatewayError("unsupported_capability", "This model's provider does not generate images.");
-          return adapter.images({ ...(admitted.body as unknown as ImagesRequest), model: route.upstreamModel }, ctx);
+          return adapter.images({ ...(body as unknown as ImagesRequest), model: route.upstreamModel }, ctx);
         });
         served(ex, result.route);
         return json(ex, 200, result.value);
-      } catch (err) {
-        return fail(ex, err, "openai");
-      } finally {
-        release?.();
-      }
-    });
+      }),
+    );
   }
 
   // ─── /v1/models ────────────────────────────────────────────────────────
