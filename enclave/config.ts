@@ -75,8 +75,9 @@ export async function loadEnclaveSettings(env: Readonly<Record<string, string | 
     if (p.secret && env[p.secret]) secrets.set(p.secret, env[p.secret]!);
   }
   const egressProxy = flags.egressProxy ?? env.EGW_EGRESS_PROXY;
-  if (egressProxy !== undefined && !/^http:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(egressProxy)) {
-    throw new ConfigError("egress proxy must be http://host:port (the CONNECT proxy on the host side of the enclave)");
+  // vsock://3:<port> on Nitro (the parent is cid 3); egw enclave bridges it to loopback.
+  if (egressProxy !== undefined && !/^http:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(egressProxy) && !/^vsock:\/\/\d{1,10}:\d{1,10}$/.test(egressProxy)) {
+    throw new ConfigError("egress proxy must be http://host:port or vsock://cid:port (the host's CONNECT proxy)");
   }
   let upstreamCa: string | undefined;
   if (flags.upstreamCaFile !== undefined) {

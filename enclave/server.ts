@@ -45,6 +45,8 @@ export async function startHttpsServer(options: {
     },
   }) as unknown as Server;
   server.maxConnections = options.limits.maxConnections;
+  if (options.listen.kind === "vsock") throw new Error("the HTTPS server listens on tcp or unix; bridge vsock to it (egw enclave does)");
+  const listen = options.listen;
   // With PROXY v2, a plain TCP listener reads the header first, then hands
   // the socket to the HTTPS server, which runs TLS over the rest.
   const listener: net.Server = options.proxyProtocol
@@ -65,8 +67,8 @@ export async function startHttpsServer(options: {
       listener.off("error", reject);
       resolve();
     };
-    if (options.listen.kind === "tcp") listener.listen(options.listen.port, options.listen.host, done);
-    else listener.listen(options.listen.path, done);
+    if (listen.kind === "tcp") listener.listen(listen.port, listen.host, done);
+    else listener.listen(listen.path, done);
   });
   const address = listener.address();
   return {

@@ -4,11 +4,23 @@ import { SimulatedNsm } from "../../attestation/dev/simulated-nsm.js";
 import { NsmAttester } from "../../attestation/nsm/nsm-attester.js";
 import type { Attester } from "../../attestation/attester.js";
 import { bootEnclave } from "../../enclave/boot.js";
+import { DEFAULT_INGRESS_LIMITS, startIngressRelay } from "../../host/ingress/index.js";
+import { formatEndpoint, parseEndpoint } from "../../host/transport/index.js";
 import { loadEnclaveSettings } from "../../enclave/config.js";
 import { createLogger } from "../../enclave/observability/log.js";
 import { staticSecrets } from "../../enclave/secrets.js";
 export { ENCLAVE_USAGE } from "./usage.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
+
+/** A byte pipe between two endpoints (the host's ingress relay, without PROXY headers). */
+async function startBridge(listen: string, upstream: string) {
+  return startIngressRelay({
+    listen: parseEndpoint(listen),
+    upstream: parseEndpoint(upstream),
+    limits: { ...DEFAULT_INGRESS_LIMITS },
+    proxyProtocol: false,
+  });
+}
 
 export async function enclaveCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseFlags(args, {
@@ -41,24 +53,43 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
   } else {
     attester = NsmAttester.open();
   }
+  // On Nitro the enclave's only network is vsock. The gateway serves TCP on
+  // loopback; byte pipes built from the host's tested relay code bridge
+  // vsock to it (inbound) and loopback to the parent's egress proxy
+  // (outbound). They carry TLS only, like their counterparts on the host.
+  const bridges: { close(): Promise<unknown> }[] = [];
+  let egressProxy = settings.egressProxy;
+  if (egressProxy?.startsWith("vsock://")) {
+    const outbound = await startBridge(`tcp://127.0.0.1:0`, egressProxy);
+    bridges.push(outbound);
+    egressProxy = `http://127.0.0.1:${(outbound.address as { port: number }).port}`;
+  }
+  const vsockListen = settings.listen.kind === "vsock" ? settings.listen : undefined;
   const enclave = await bootEnclave({
     configBytes: settings.configBytes,
     attester,
     secrets: staticSecrets(settings.secrets),
     log,
     now: ctx.now,
-    listen: settings.listen,
+    listen: vsockListen ? { kind: "tcp", host: "127.0.0.1", port: 0 } : settings.listen,
     hostnames: settings.hostnames,
-    ...(settings.egressProxy && { egressProxy: settings.egressProxy }),
+    ...(egressProxy && { egressProxy }),
     ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
   });
-  print(ctx.stdout, JSON.stringify({ ready: true, port: enclave.server.port, configSha256: Buffer.from(enclave.configSha256).toString("hex"), tlsSpkiSha256: Buffer.from(enclave.identity.tls.spkiSha256).toString("hex") }));
+  let vsockAddress: string | undefined;
+  if (vsockListen) {
+    const inbound = await startBridge(`vsock://${vsockListen.cid}:${vsockListen.port}`, `tcp://127.0.0.1:${enclave.server.port}`);
+    bridges.push(inbound);
+    vsockAddress = formatEndpoint(inbound.address);
+  }
+  print(ctx.stdout, JSON.stringify({ ready: true, port: enclave.server.port, ...(vsockAddress && { vsock: vsockAddress }), configSha256: Buffer.from(enclave.configSha256).toString("hex"), tlsSpkiSha256: Buffer.from(enclave.identity.tls.spkiSha256).toString("hex") }));
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
   log.log("info", "enclave.stopping");
+  await Promise.all(bridges.map((b) => b.close()));
   await enclave.close();
   return EXIT.ok;
 }

@@ -33,8 +33,8 @@ client token, runtime config, logs) lives in --state-dir. Prints a JSON ready
 line, then how to verify and use the stack. Ctrl-C stops everything.`;
 
 export const ENCLAVE_USAGE = `Usage:
-  egw enclave --config <runtime-config.json> [--listen tcp://127.0.0.1:8443|unix:///path]
-              [--dev] [--state-dir <dir>] [--egress-proxy http://host:port]
+  egw enclave --config <runtime-config.json> [--listen tcp://127.0.0.1:8443|unix:///path|vsock://4294967295:8443]
+              [--dev] [--state-dir <dir>] [--egress-proxy http://host:port|vsock://3:<port>]
               [--upstream-ca <pem>   (development: trust the local model's certificate)]
 
 Runs the gateway service (HTTPS only). On Nitro it attests through /dev/nsm;
