@@ -48,7 +48,7 @@ async function freePort(): Promise<number> {
   });
 }
 
-function start(name: string, args: string[], env: NodeJS.ProcessEnv, stderr: NodeJS.WritableStream, logDir: string): Promise<Child> {
+function start(name: string, args: string[], env: NodeJS.ProcessEnv, logDir: string): Promise<Child> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [EGW, ...args], { stdio: ["ignore", "pipe", "pipe"], env });
     void fs.open(path.join(logDir, `${name}.log`), "a", 0o600).then((handle) => {
@@ -77,7 +77,6 @@ function start(name: string, args: string[], env: NodeJS.ProcessEnv, stderr: Nod
       clearTimeout(timer);
       reject(new Error(`${name} exited with code ${code} before it was ready (see ${path.join(logDir, `${name}.log`)})`));
     });
-    void stderr;
   });
 }
 
@@ -156,7 +155,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const certFile = path.join(stateDir, "local-model-cert.pem");
     const localKey = ctx.env.EGW_DEV_LOCAL_KEY ?? "";
     const keyCheck = localKey ? ["--require-key-sha256", createHash("sha256").update(localKey).digest("hex")] : [];
-    const model = await start("local-model", ["local-model", "--listen", "tcp://127.0.0.1:0", "--cert-out", certFile, ...keyCheck], baseEnv, ctx.stderr, logDir);
+    const model = await start("local-model", ["local-model", "--listen", "tcp://127.0.0.1:0", "--cert-out", certFile, ...keyCheck], baseEnv, logDir);
     children.push(model);
     const modelHost = `127.0.0.1:${String(model.ready.port)}`;
 
@@ -193,7 +192,6 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       "host",
       ["host", "--listen", `tcp://127.0.0.1:${portText}`, "--enclave", `tcp://127.0.0.1:${enclavePort}`, "--egress-listen", "tcp://127.0.0.1:0", "--config", configFile, "--allow-private", modelHost, ...capture],
       baseEnv,
-      ctx.stderr,
       logDir,
     );
     children.push(host);
@@ -207,7 +205,6 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       "enclave",
       ["enclave", "--dev", "--config", configFile, "--listen", `tcp://127.0.0.1:${enclavePort}`, "--state-dir", stateDir, "--egress-proxy", egress, "--upstream-ca", certFile],
       enclaveEnv,
-      ctx.stderr,
       logDir,
     );
     children.push(enclave);
