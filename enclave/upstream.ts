@@ -1,6 +1,6 @@
 import { GatewayError } from "./errors.js";
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, ProviderCallContext } from "./providers/types.js";
-import { UpstreamError } from "./providers/types.js";
+import { providerDetails, UpstreamError } from "./providers/types.js";
 import type { Route } from "./router.js";
 import type { Limits } from "./runtime-config.js";
 
@@ -71,8 +71,11 @@ export function toGatewayError(err: unknown): GatewayError {
       case "status": {
         const s = err.status ?? 502;
         if (s === 429) return new GatewayError("upstream_rate_limited", "The upstream provider is rate limiting; retry later.", { cause: err, retryAfter: err.retryAfterSeconds ?? 1 });
-        if (s === 400 || s === 422) return new GatewayError("invalid_request", `The upstream provider rejected the request (HTTP ${s}).`, { cause: err });
-        if (s === 404) return new GatewayError("model_not_found", "The upstream provider does not know this model.", { cause: err });
+        // 401/403 mean the enclave's provider key is wrong: not the client's to fix, so 502 below.
+        const said = providerDetails.get(err);
+        const detail = said ? ` Provider says: ${said}` : "";
+        if (s === 400 || s === 422) return new GatewayError("invalid_request", `The upstream provider rejected the request (HTTP ${s}).${detail}`, { cause: err });
+        if (s === 404) return new GatewayError("model_not_found", `The upstream provider does not know this model.${detail}`, { cause: err });
         if (s === 413) return new GatewayError("request_too_large", "The upstream provider says the request is too large.", { cause: err });
         return new GatewayError("upstream_error", `The upstream provider failed (HTTP ${s}).`, { cause: err });
       }

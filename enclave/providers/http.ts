@@ -1,4 +1,4 @@
-import { UpstreamError, type ProviderCallContext } from "./types.js";
+import { providerDetails, UpstreamError, type ProviderCallContext } from "./types.js";
 
 /** Largest non-streamed upstream JSON body the gateway will read. */
 export const MAX_UPSTREAM_JSON_BYTES = 32 * 1024 * 1024;
@@ -56,7 +56,12 @@ export async function postJson(
       retryAfter = undefined;
     }
   }
-  throw new UpstreamError("status", `${provider} answered HTTP ${response.status}`, response.status, retryAfter);
+  const error = new UpstreamError("status", `${provider} answered HTTP ${response.status}`, response.status, retryAfter);
+  if (response.status >= 400 && response.status < 500 && response.status !== 401 && response.status !== 403 && response.status !== 429) {
+    const detail = providerMessage(errorBody);
+    if (detail !== undefined) providerDetails.set(error, detail);
+  }
+  throw error;
 }
 
 export function networkError(ctx: ProviderCallContext, provider: string, cause: unknown): UpstreamError {
@@ -67,6 +72,23 @@ export function networkError(ctx: ProviderCallContext, provider: string, cause: 
   }
   if (cause instanceof UpstreamError) return cause;
   return new UpstreamError("connect", `${provider}: cannot reach upstream`, undefined, undefined, { cause });
+}
+
+/**
+ * The human explanation in a provider's error body: OpenAI and Gemini put it
+ * in `error.message`, Anthropic in `error.message` under `type: "error"`.
+ * Bounded and stripped of control characters.
+ */
+export function providerMessage(errorBody: string): string | undefined {
+  try {
+    const parsed = JSON.parse(errorBody) as { error?: { message?: unknown } | string; message?: unknown };
+    const message = typeof parsed.error === "object" && parsed.error !== null ? parsed.error.message : parsed.message;
+    if (typeof message !== "string" || message.length === 0) return undefined;
+    // eslint-disable-next-line no-control-regex
+    return message.replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, 500);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Reads at most 64 KiB of an error body, for retry hints only; it is never logged or returned to clients. */

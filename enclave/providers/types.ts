@@ -172,6 +172,14 @@ export interface ProviderAdapter {
 }
 
 /**
+ * For a 4xx the client can fix: the provider's own explanation (its
+ * error.message, bounded), for the client's eyes only. Kept outside the
+ * error object, so no logger, serializer or inspector that is handed an
+ * UpstreamError can print provider text (which may quote the prompt).
+ */
+export const providerDetails = new WeakMap<UpstreamError, string>();
+
+/**
  * Thrown by adapters for anything upstream: the status the provider gave (or
  * none for connect failures and timeouts), whether a retry may help, and a
  * provider `retry-after` in seconds. Never carries the upstream body text,

@@ -88,11 +88,23 @@ describe("upstream fault matrix", () => {
     expect(mock.requests).toHaveLength(3);
   });
 
-  it("400 from the provider is not retried", async () => {
-    mock.setScenario({ status: 400 });
+  it("400 from the provider is not retried, and the client gets the provider's explanation", async () => {
+    mock.setScenario({ status: 400, errorMessage: "max_tokens is too large: 999999" });
     const res = await post(chat());
     expect(res.status).toBe(400);
     expect(mock.requests).toHaveLength(1);
+    const body = (await res.json()) as { error: { message: string; code: string } };
+    expect(body.error.code).toBe("invalid_request");
+    expect(body.error.message).toContain("Provider says: max_tokens is too large: 999999");
+    // …but the logs only ever carry the code.
+    expect(h.logs.join("\n")).not.toContain("max_tokens is too large");
+  });
+
+  it("401 from the provider (the enclave's key is wrong) is a 502, with no provider text", async () => {
+    mock.setScenario({ status: 401, errorMessage: "Incorrect API key provided: sk-tes****" });
+    const res = await post(chat());
+    expect(res.status).toBe(502);
+    expect(await res.text()).not.toContain("Incorrect API key");
   });
 
   it("timeout before the first byte: 504, not retried", async () => {
