@@ -1,0 +1,198 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The sealed-secrets file the host hands the enclave at boot:
+ *
+ *   { "version": 1,
+ *     "keyId": "<KMS key ARN, alias ARN, alias/name or key id>",
+ *     "region": "<aws region>",
+ *     "secrets": { "<NAME>": "<base64 KMS CiphertextBlob>" } }
+ *
+ * The file crosses the host, so it is parsed as hostile input: bytes are
+ * bounded before decoding, unknown fields are refused (a field we ignore is a
+ * field an attacker can use to make two files hash differently but act the
+ * same, or the reverse), and duplicate keys are refused (JSON.parse keeps
+ * the last one silently). The ciphertexts are not secret — KMS releases them
+ * only to a measured enclave — but which ciphertexts were loaded is part of
+ * what the enclave runs, so sealedFileSha256() of the exact bytes belongs in
+ * the attested runtime-config hash.
+ */
+
+export const SEALED_FILE_VERSION = 1;
+/** 64 secrets of at most 6144-byte blobs, base64-encoded, fit well under this. */
+export const MAX_SEALED_FILE_BYTES = 1024 * 1024;
+export const MAX_SEALED_SECRETS = 64;
+/** KMS CiphertextBlob is 1..6144 bytes (AWS KMS API reference, Decrypt). */
+export const MAX_CIPHERTEXT_BYTES = 6144;
+/** KMS KeyId is 1..2048 characters (AWS KMS API reference, Decrypt). */
+export const MAX_KEY_ID_LENGTH = 2048;
+/** Same shape as provider `secret` names in the gateway config. */
+export const SECRET_NAME_PATTERN = /^[A-Z][A-Z0-9_]{0,63}$/;
+
+/**
+ * Key ARN, alias ARN, `alias/name`, or a bare key id (UUID or multi-Region
+ * `mrk-…`). Partition is aws, aws-cn, aws-us-gov, …
+ */
+const KEY_ID_PATTERN =
+  /^(?:arn:aws[a-z-]*:kms:[a-z0-9-]{1,32}:\d{12}:(?:key\/(?:[0-9a-f-]{36}|mrk-[0-9a-f]{32})|alias\/[A-Za-z0-9/_-]{1,256})|alias\/[A-Za-z0-9/_-]{1,256}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
+/** us-east-1, eu-central-2, us-gov-west-1, cn-north-1, ap-southeast-5 … */
+const REGION_PATTERN = /^[a-z]{2}(?:-[a-z]+){1,2}-\d{1,2}$/;
+const BASE64_PATTERN = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export type SealedSecretsErrorCode =
+  | "ERR_SEALED_FILE_TOO_LARGE" // file bytes, secret count or a blob over its bound
+  | "ERR_SEALED_FILE_MALFORMED" // not UTF-8 JSON of the right shape, unknown/duplicate field, bad value
+  | "ERR_SEALED_FILE_VERSION" // version is not 1
+  | "ERR_KMS_ATTESTATION" // the attester could not produce a document for the recipient key
+  | "ERR_KMS_RELEASE_DENIED" // KMS refused: policy (PCRs), key state, bad ciphertext, credentials
+  | "ERR_KMS_UNAVAILABLE" // network, timeout, throttling, KMS-side fault: may succeed on retry
+  | "ERR_KMS_RESPONSE" // KMS answered 2xx but not with a CiphertextForRecipient we can open
+  | "ERR_KMS_PLAINTEXT_EXPOSED"; // KMS answered with Plaintext: the secret crossed the host in the clear
+
+/**
+ * Every failure while loading sealed secrets. Messages name the secret and
+ * the field that failed, with sizes; never secret bytes, never a ciphertext,
+ * never an upstream error message (which could echo request content).
+ */
+export class SealedSecretsError extends Error {
+  override readonly name = "SealedSecretsError";
+  readonly code: SealedSecretsErrorCode;
+
+  constructor(code: SealedSecretsErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export function isSealedSecretsError(err: unknown): err is SealedSecretsError {
+  return err instanceof SealedSecretsError;
+}
+
+export interface SealedFile {
+  version: 1;
+  keyId: string;
+  region: string;
+  /** Secret name → KMS CiphertextBlob, in file order. */
+  secrets: ReadonlyMap<string, Uint8Array>;
+}
+
+/** SHA-256 over the exact file bytes, as handed in (no re-serialisation). */
+export function sealedFileSha256(bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash("sha256").update(bytes).digest());
+}
+
+const malformed = (message: string): SealedSecretsError => new SealedSecretsError("ERR_SEALED_FILE_MALFORMED", `sealed secrets: ${message}`);
+
+export function parseSealedFile(bytes: Uint8Array): SealedFile {
+  if (!(bytes instanceof Uint8Array)) throw malformed(`expected Uint8Array, got ${typeof bytes}`);
+  if (bytes.length > MAX_SEALED_FILE_BYTES) {
+    throw new SealedSecretsError("ERR_SEALED_FILE_TOO_LARGE", `sealed secrets: file is ${bytes.length} bytes, at most ${MAX_SEALED_FILE_BYTES} allowed`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw malformed("file is not valid UTF-8");
+  }
+  if (text.charCodeAt(0) === 0xfeff) throw malformed("file starts with a byte-order mark");
+  // No valid field needs a JSON escape (names, ARNs, regions and base64 are
+  // all plain ASCII). Refusing `\` makes every key byte-exact, so duplicate
+  // keys can be found by a plain scan, and "A" vs "\u0041" cannot alias.
+  if (text.includes("\\")) throw malformed("escape sequences are not allowed");
+  checkNoDuplicateKeys(text);
+
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw malformed("file is not JSON");
+  }
+  if (!isPlainObject(value)) throw malformed("top level must be an object");
+  checkKeys(value, ["version", "keyId", "region", "secrets"], "top level");
+
+  if (value.version !== SEALED_FILE_VERSION) {
+    const got = typeof value.version === "number" ? String(value.version) : typeof value.version;
+    throw new SealedSecretsError("ERR_SEALED_FILE_VERSION", `sealed secrets: "version" expected ${SEALED_FILE_VERSION}, got ${got}`);
+  }
+  const keyId = value.keyId;
+  if (typeof keyId !== "string" || keyId.length > MAX_KEY_ID_LENGTH || !KEY_ID_PATTERN.test(keyId)) {
+    throw malformed(`"keyId" expected a KMS key ARN, alias ARN, alias/name or key id`);
+  }
+  const region = value.region;
+  if (typeof region !== "string" || !REGION_PATTERN.test(region)) throw malformed(`"region" expected an AWS region such as us-east-1`);
+  // A key ARN names its own region; a file that says otherwise is a mistake
+  // that would send the attestation document to the wrong KMS endpoint.
+  const arnRegion = /^arn:[^:]+:kms:([^:]+):/.exec(keyId)?.[1];
+  if (arnRegion !== undefined && arnRegion !== region) throw malformed(`"region" ${region} differs from the key ARN's region ${arnRegion}`);
+
+  const rawSecrets = value.secrets;
+  if (!isPlainObject(rawSecrets)) throw malformed(`"secrets" must be an object`);
+  const names = Object.keys(rawSecrets);
+  if (names.length === 0) throw malformed(`"secrets" is empty`);
+  if (names.length > MAX_SEALED_SECRETS) {
+    throw new SealedSecretsError("ERR_SEALED_FILE_TOO_LARGE", `sealed secrets: ${names.length} secrets, at most ${MAX_SEALED_SECRETS} allowed`);
+  }
+  const secrets = new Map<string, Uint8Array>();
+  for (const name of names) {
+    if (!SECRET_NAME_PATTERN.test(name)) throw malformed(`secret name must match ${SECRET_NAME_PATTERN.source} (length ${name.length})`);
+    const blob = rawSecrets[name];
+    if (typeof blob !== "string" || blob.length === 0 || !BASE64_PATTERN.test(blob)) {
+      throw malformed(`secret ${name} must be a non-empty base64 string`);
+    }
+    const decoded = Buffer.from(blob, "base64");
+    if (decoded.length > MAX_CIPHERTEXT_BYTES) {
+      throw new SealedSecretsError(
+        "ERR_SEALED_FILE_TOO_LARGE",
+        `sealed secrets: secret ${name} ciphertext is ${decoded.length} bytes, at most ${MAX_CIPHERTEXT_BYTES} allowed`,
+      );
+    }
+    // Canonical base64 only (no non-zero trailing bits), so one file has one meaning.
+    if (decoded.toString("base64") !== blob) throw malformed(`secret ${name} is not canonical base64`);
+    secrets.set(name, new Uint8Array(decoded));
+  }
+  return { version: 1, keyId, region, secrets };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) throw malformed(`unknown field in ${where} (${key.length} characters)`);
+  }
+  for (const key of allowed) {
+    if (!Object.prototype.hasOwnProperty.call(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
+  }
+}
+
+/**
+ * With escapes already refused, a string token is `"` … `"`, and a key is a
+ * string token followed by `:`. Tracks one key set per open object. Runs
+ * before JSON.parse, which validates the syntax this scan does not.
+ */
+function checkNoDuplicateKeys(text: string): void {
+  const stack: (Set<string> | null)[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '"') {
+      const end = text.indexOf('"', i + 1);
+      if (end < 0) throw malformed("unterminated string");
+      const token = text.slice(i + 1, end);
+      let j = end + 1;
+      while (j < text.length && /\s/.test(text[j]!)) j++;
+      const top = stack[stack.length - 1];
+      if (text[j] === ":" && top) {
+        if (top.has(token)) throw malformed(`duplicate field (${token.length} characters)`);
+        top.add(token);
+      }
+      i = end + 1;
+      continue;
+    }
+    if (c === "{") stack.push(new Set());
+    else if (c === "[") stack.push(null);
+    else if (c === "}" || c === "]") stack.pop();
+    i++;
+  }
+}

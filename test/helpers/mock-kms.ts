@@ -1,0 +1,258 @@
+import { createCipheriv, createDecipheriv, createPublicKey, randomBytes, randomUUID, type KeyObject } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { TrustAnchor } from "../../attestation/roots.js";
+import { verifyAttestation } from "../../attestation/verify.js";
+import { KMS_LAYOUT, assemble, seal } from "../enclave/secrets/cms-builder.js";
+
+/**
+ * A local AWS KMS speaking the JSON 1.1 protocol the SDK uses: POST /, with
+ * `x-amz-target: TrentService.<Operation>` and
+ * `content-type: application/x-amz-json-1.1`; blobs are base64 strings;
+ * errors are HTTP 400 with `{"__type": "<Name>", "message": "…"}` (the SDK
+ * takes the error name from `__type`). Only Encrypt and Decrypt exist.
+ *
+ * Encrypt returns an opaque blob: AES-256-GCM under a mock master key, with
+ * the key ARN as associated data. Decrypt with `Recipient` verifies the
+ * attestation document against the development root, enforces `allowedPcrs`
+ * as the key policy's `kms:RecipientAttestation:PCR<n>` conditions would, and
+ * answers with a real CMS EnvelopedData (RSAES-OAEP-SHA-256 + AES-256-CBC,
+ * KMS's BER shape) to the document's `public_key`, and no Plaintext.
+ */
+
+export interface MockKmsPolicy {
+  /** kms:RecipientAttestation:PCR<n> conditions; every listed PCR must match. */
+  allowedPcrs: Readonly<Record<number, Uint8Array>>;
+  /** The explicit Deny on Decrypt without a recipient attestation. Default true. */
+  denyWithoutRecipient?: boolean;
+}
+
+/** Ways to make the mock lie, for the enclave's refusals. */
+export type MockKmsMisbehaviour =
+  | "none"
+  | "plaintext-in-clear" // ignore Recipient; answer with Plaintext only (a host that stripped Recipient)
+  | "plaintext-and-recipient" // both fields
+  | "garbage-cfr" // CiphertextForRecipient that is not CMS
+  | "no-cfr" // neither field
+  | "not-json" // HTTP 200 with a non-JSON body
+  | "server-error"; // HTTP 500 KMSInternalException
+
+export interface MockKmsOptions {
+  trustedRoot: TrustAnchor;
+  policy: MockKmsPolicy;
+  now: () => Date;
+  region?: string;
+}
+
+export interface RecordedKmsRequest {
+  target: string;
+  contentType: string | undefined;
+  authorization: string | undefined;
+  body: Record<string, unknown>;
+}
+
+export interface MockKms {
+  /** e.g. http://127.0.0.1:12345 — the SDK's `endpoint`. */
+  readonly endpoint: string;
+  readonly region: string;
+  readonly keyArn: string;
+  readonly alias: string;
+  readonly requests: RecordedKmsRequest[];
+  policy: MockKmsPolicy;
+  misbehave: MockKmsMisbehaviour;
+  /** Dummy credentials: the mock does not check SigV4, only that a signature is present. */
+  readonly credentials: { accessKeyId: string; secretAccessKey: string };
+  close(): Promise<void>;
+}
+
+class KmsFault extends Error {
+  constructor(
+    readonly type: string,
+    message: string,
+    readonly status = 400,
+  ) {
+    super(message);
+  }
+}
+
+const b64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("base64");
+
+function blobField(body: Record<string, unknown>, field: string, required: boolean): Uint8Array | undefined {
+  const v = body[field];
+  if (v === undefined || v === null) {
+    if (required) throw new KmsFault("ValidationException", `1 validation error detected: Value null at '${field}' failed to satisfy constraint: Member must not be null`);
+    return undefined;
+  }
+  if (typeof v !== "string") throw new KmsFault("SerializationException", `${field} must be a base64 string`);
+  return new Uint8Array(Buffer.from(v, "base64"));
+}
+
+export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
+  const region = options.region ?? "us-east-1";
+  const keyArn = `arn:aws:kms:${region}:111122223333:key/${randomUUID()}`;
+  const alias = "alias/enclave-gateway-test";
+  const aliasArn = `arn:aws:kms:${region}:111122223333:${alias}`;
+  const masterKey = randomBytes(32);
+  const requests: RecordedKmsRequest[] = [];
+
+  function resolveKey(keyId: unknown): void {
+    if (keyId === undefined) return;
+    const known = [keyArn, alias, aliasArn, keyArn.slice(keyArn.indexOf("/") + 1)];
+    if (typeof keyId !== "string" || !known.includes(keyId)) throw new KmsFault("NotFoundException", `Key '${String(keyId)}' does not exist`);
+  }
+
+  function encrypt(body: Record<string, unknown>): Record<string, unknown> {
+    if (body.KeyId === undefined) throw new KmsFault("ValidationException", "KeyId is required");
+    resolveKey(body.KeyId);
+    const plaintext = blobField(body, "Plaintext", true)!;
+    if (plaintext.length < 1 || plaintext.length > 4096) throw new KmsFault("ValidationException", "Plaintext must be 1..4096 bytes");
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", masterKey, iv).setAAD(Buffer.from(keyArn));
+    const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    const blob = Buffer.concat([Buffer.from([0x01]), iv, cipher.getAuthTag(), ct]);
+    return { CiphertextBlob: b64(blob), KeyId: keyArn, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" };
+  }
+
+  function openBlob(blob: Uint8Array): Buffer {
+    if (blob.length < 1 + 12 + 16 + 1 || blob[0] !== 0x01) throw new KmsFault("InvalidCiphertextException", "");
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", masterKey, blob.subarray(1, 13)).setAAD(Buffer.from(keyArn));
+      decipher.setAuthTag(blob.subarray(13, 29));
+      return Buffer.concat([decipher.update(blob.subarray(29)), decipher.final()]);
+    } catch {
+      throw new KmsFault("InvalidCiphertextException", "");
+    }
+  }
+
+  async function recipientKey(recipient: unknown): Promise<KeyObject> {
+    if (typeof recipient !== "object" || recipient === null) throw new KmsFault("SerializationException", "Recipient must be an object");
+    const r = recipient as Record<string, unknown>;
+    if (r.KeyEncryptionAlgorithm !== "RSAES_OAEP_SHA_256") throw new KmsFault("ValidationException", "KeyEncryptionAlgorithm must be RSAES_OAEP_SHA_256");
+    const doc = blobField(r, "AttestationDocument", true)!;
+    let publicKey: Uint8Array | null;
+    try {
+      const result = await verifyAttestation(doc, {
+        currentDate: options.now(),
+        expectedPcrs: "any",
+        trustedRoots: [options.trustedRoot],
+      });
+      publicKey = result.document.publicKey;
+      // The key policy: each kms:RecipientAttestation:PCR<n> condition must hold.
+      for (const [index, expected] of Object.entries(mock.policy.allowedPcrs)) {
+        const actual = result.document.pcrs.get(Number(index));
+        if (actual === undefined || !Buffer.from(actual).equals(Buffer.from(expected))) {
+          throw new KmsFault(
+            "AccessDeniedException",
+            `User is not authorized to perform: kms:Decrypt on resource: ${keyArn} because of the kms:RecipientAttestation:PCR${index} condition`,
+          );
+        }
+      }
+    } catch (err) {
+      if (err instanceof KmsFault) throw err;
+      throw new KmsFault("ValidationException", "The attestation document is not valid");
+    }
+    if (publicKey === null) throw new KmsFault("ValidationException", "The attestation document has no public key");
+    let key: KeyObject;
+    try {
+      key = createPublicKey({ key: Buffer.from(publicKey), format: "der", type: "spki" });
+    } catch {
+      throw new KmsFault("ValidationException", "The attestation document's public key is not an RSA SubjectPublicKeyInfo");
+    }
+    if (key.asymmetricKeyType !== "rsa") throw new KmsFault("ValidationException", "The attestation document's public key is not RSA");
+    return key;
+  }
+
+  async function decrypt(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    resolveKey(body.KeyId);
+    if (body.EncryptionAlgorithm !== undefined && body.EncryptionAlgorithm !== "SYMMETRIC_DEFAULT") {
+      throw new KmsFault("IncorrectKeyException", "The key is a symmetric key");
+    }
+    const blob = blobField(body, "CiphertextBlob", true)!;
+    const hasRecipient = body.Recipient !== undefined && body.Recipient !== null;
+    const key = hasRecipient ? await recipientKey(body.Recipient) : undefined;
+    if (!hasRecipient && (mock.policy.denyWithoutRecipient ?? true)) {
+      throw new KmsFault("AccessDeniedException", `User is not authorized to perform: kms:Decrypt on resource: ${keyArn} with an explicit deny`);
+    }
+    const plaintext = openBlob(blob);
+    const base = { KeyId: keyArn, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" };
+    if (key === undefined || mock.misbehave === "plaintext-in-clear") return { ...base, Plaintext: b64(plaintext) };
+    const cms = assemble(seal(plaintext, key).parts, KMS_LAYOUT);
+    switch (mock.misbehave) {
+      case "plaintext-and-recipient":
+        return { ...base, Plaintext: b64(plaintext), CiphertextForRecipient: b64(cms) };
+      case "garbage-cfr":
+        return { ...base, CiphertextForRecipient: b64(randomBytes(300)) };
+      case "no-cfr":
+        return base;
+      default:
+        return { ...base, CiphertextForRecipient: b64(cms) };
+    }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > 1024 * 1024) throw new KmsFault("ValidationException", "request too large");
+      chunks.push(chunk);
+    }
+    const target = String(req.headers["x-amz-target"] ?? "");
+    if (req.method !== "POST" || req.url !== "/") throw new KmsFault("UnknownOperationException", "POST / only");
+    let body: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+      if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
+      body = parsed as Record<string, unknown>;
+    } catch {
+      throw new KmsFault("SerializationException", "body is not a JSON object");
+    }
+    requests.push({
+      target,
+      contentType: req.headers["content-type"],
+      authorization: req.headers.authorization,
+      body,
+    });
+    if (req.headers["content-type"] !== "application/x-amz-json-1.1") throw new KmsFault("UnknownOperationException", "bad content-type");
+    if (!req.headers.authorization?.startsWith("AWS4-HMAC-SHA256 ")) throw new KmsFault("MissingAuthenticationTokenException", "no signature");
+    if (mock.misbehave === "server-error") throw new KmsFault("KMSInternalException", "internal", 500);
+    let out: Record<string, unknown>;
+    if (target === "TrentService.Encrypt") out = encrypt(body);
+    else if (target === "TrentService.Decrypt") out = await decrypt(body);
+    else throw new KmsFault("UnknownOperationException", `unsupported target ${target}`);
+    const headers = { "content-type": "application/x-amz-json-1.1", "x-amzn-requestid": randomUUID() };
+    if (mock.misbehave === "not-json" && target === "TrentService.Decrypt") {
+      res.writeHead(200, headers).end("<html>proxy error</html>");
+      return;
+    }
+    res.writeHead(200, headers).end(JSON.stringify(out));
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      const fault = err instanceof KmsFault ? err : new KmsFault("KMSInternalException", "internal error", 500);
+      res
+        .writeHead(fault.status, { "content-type": "application/x-amz-json-1.1", "x-amzn-requestid": randomUUID() })
+        .end(JSON.stringify({ __type: fault.type, message: fault.message }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+
+  const mock: MockKms = {
+    endpoint: `http://127.0.0.1:${port}`,
+    region,
+    keyArn,
+    alias,
+    requests,
+    policy: options.policy,
+    misbehave: "none",
+    credentials: { accessKeyId: "AKIAMOCKKMS000000000", secretAccessKey: "mock-kms-secret-access-key" },
+    close: () =>
+      new Promise<void>((resolve, reject) => {
+        server.closeAllConnections();
+        server.close((err) => (err ? reject(err) : resolve()));
+      }),
+  };
+  return mock;
+}
