@@ -14,6 +14,9 @@ import type { SecretSource } from "./secrets.js";
 import { startHttpsServer, type RunningServer } from "./server.js";
 import { defaultSleep } from "./upstream.js";
 import { createHash } from "node:crypto";
+import { EgressHttpHandler } from "./secrets/kms-http-handler.js";
+import { createKmsClient, openSealedSecrets } from "./secrets/kms-source.js";
+import { parseSealedFile, sealedFileSha256 } from "./secrets/sealed-file.js";
 
 /**
  * Assembles the enclave from its parts. Everything with an effect is passed
@@ -37,6 +40,17 @@ export interface BootOptions {
   egressProxy?: string;
   /** Development: extra PEM CA for upstream TLS (the local model server). */
   upstreamCa?: string;
+  /**
+   * Provider keys sealed under KMS. When given, they replace `secrets`: the
+   * enclave opens them at boot with KMS Decrypt + Recipient (its attestation),
+   * through the egress path, and refuses to serve if any is not released.
+   */
+  sealedSecrets?: {
+    file: Uint8Array;
+    credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+    /** Override the KMS endpoint (VPC endpoint, or a local KMS in tests). */
+    endpoint?: string;
+  };
 }
 
 export interface BootedEnclave {
@@ -49,10 +63,21 @@ export interface BootedEnclave {
   close(): Promise<void>;
 }
 
+/**
+ * The config hash attested in user_data: SHA-256 of the runtime config
+ * bytes; with a sealed-secrets file, SHA-256(SHA-256(config) ‖ SHA-256(file)),
+ * so a client can tell which sealed keys (by ciphertext) the enclave holds.
+ */
+export function attestedConfigHash(configBytes: Uint8Array, sealedFile?: Uint8Array): Uint8Array {
+  const config = createHash("sha256").update(configBytes).digest();
+  if (!sealedFile) return new Uint8Array(config);
+  return new Uint8Array(createHash("sha256").update(config).update(sealedFileSha256(sealedFile)).digest());
+}
+
 export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> {
   const now = options.now ?? (() => new Date());
   const config = parseRuntimeConfig(options.configBytes);
-  const configSha256 = new Uint8Array(createHash("sha256").update(options.configBytes).digest());
+  const configSha256 = attestedConfigHash(options.configBytes, options.sealedSecrets?.file);
   const identity = await createIdentity({ now, ...(options.hostnames && { hostnames: options.hostnames }) });
   const attestation = new AttestationService({
     attester: options.attester,
@@ -71,7 +96,21 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
       ...(options.egressProxy && { proxy: options.egressProxy }),
       ...(options.upstreamCa && { extraCa: options.upstreamCa }),
     });
-  const adapters = options.adapters ?? createAdapters(config.providers, options.secrets);
+  let secrets = options.secrets;
+  if (options.sealedSecrets) {
+    const sealed = parseSealedFile(options.sealedSecrets.file);
+    const kmsClient = createKmsClient({
+      region: sealed.region,
+      credentials: options.sealedSecrets.credentials,
+      ...(options.sealedSecrets.endpoint && { endpoint: options.sealedSecrets.endpoint }),
+      requestHandler: new EgressHttpHandler(fetch, config.limits.connectTimeoutMs + 10_000),
+    });
+    // Throws (and so stops the boot) unless every secret is released.
+    const source = await openSealedSecrets({ file: options.sealedSecrets.file, attester: options.attester, kmsClient, now });
+    options.log.log("info", "secrets.released", { count: source.names.length });
+    secrets = source;
+  }
+  const adapters = options.adapters ?? createAdapters(config.providers, secrets);
   const app = createGatewayApp({
     config,
     adapters,

@@ -17,6 +17,10 @@ import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
  * | EGW_HOSTNAMES                | comma-separated DNS names for the TLS certificate              |
  * | EGW_EGRESS_PROXY / --egress-proxy | http://host:port of the host's CONNECT proxy (production) |
  * | --upstream-ca <pem file>     | development only: extra CA for upstream TLS (local model)      |
+ * | EGW_SEALED_SECRETS / --sealed-secrets | KMS-sealed provider keys (replaces env secrets) |
+ * | EGW_KMS_ENDPOINT / --kms-endpoint | KMS endpoint override (VPC endpoint, tests)        |
+ * | AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN | credentials for KMS, handed in by the host; |
+ * |                              | useless without the attestation the key policy requires       |
  * | <secret names>               | development only: each provider's `secret` names an env var    |
  *
  * "simulated" must never be used in production: its documents chain to a
@@ -34,6 +38,9 @@ export interface EnclaveSettings {
   secrets: Map<string, string>;
   egressProxy: string | undefined;
   upstreamCa: string | undefined;
+  sealedSecrets:
+    | { file: Uint8Array; endpoint: string | undefined; credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } }
+    | undefined;
 }
 
 export interface EnclaveFlags {
@@ -43,6 +50,8 @@ export interface EnclaveFlags {
   stateDir?: string;
   egressProxy?: string;
   upstreamCaFile?: string;
+  sealedSecretsFile?: string;
+  kmsEndpoint?: string;
 }
 
 const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
@@ -88,7 +97,24 @@ export async function loadEnclaveSettings(env: Readonly<Record<string, string | 
     }
     if (!upstreamCa.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError("--upstream-ca must be a PEM certificate");
   }
+  let sealedSecrets: EnclaveSettings["sealedSecrets"];
+  const sealedFile = flags.sealedSecretsFile ?? env.EGW_SEALED_SECRETS;
+  if (sealedFile !== undefined) {
+    let file: Uint8Array;
+    try {
+      file = new Uint8Array(await readFile(sealedFile));
+    } catch {
+      throw new ConfigError(`cannot read the sealed-secrets file ${sealedFile}`);
+    }
+    const accessKeyId = env.AWS_ACCESS_KEY_ID;
+    const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+    if (!accessKeyId || !secretAccessKey) throw new ConfigError("sealed secrets need AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for KMS");
+    const endpoint = flags.kmsEndpoint ?? env.EGW_KMS_ENDPOINT;
+    if (endpoint !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(endpoint)) throw new ConfigError("the KMS endpoint must be a URL without a path");
+    sealedSecrets = { file, endpoint, credentials: { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }) } };
+  }
   return {
+    sealedSecrets,
     egressProxy,
     upstreamCa,
     configPath,

@@ -30,6 +30,8 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
     "state-dir": { type: "string" },
     "egress-proxy": { type: "string" },
     "upstream-ca": { type: "string" },
+    "sealed-secrets": { type: "string" },
+    "kms-endpoint": { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError("enclave takes no positional arguments");
   let settings;
@@ -41,6 +43,8 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
       ...(values["state-dir"] !== undefined && { stateDir: path.resolve(ctx.cwd, values["state-dir"]) }),
       ...(values["egress-proxy"] !== undefined && { egressProxy: values["egress-proxy"] }),
       ...(values["upstream-ca"] !== undefined && { upstreamCaFile: path.resolve(ctx.cwd, values["upstream-ca"]) }),
+      ...(values["sealed-secrets"] !== undefined && { sealedSecretsFile: path.resolve(ctx.cwd, values["sealed-secrets"]) }),
+      ...(values["kms-endpoint"] !== undefined && { kmsEndpoint: values["kms-endpoint"] }),
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -75,6 +79,13 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
     hostnames: settings.hostnames,
     ...(egressProxy && { egressProxy }),
     ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
+    ...(settings.sealedSecrets && {
+      sealedSecrets: {
+        file: settings.sealedSecrets.file,
+        credentials: settings.sealedSecrets.credentials,
+        ...(settings.sealedSecrets.endpoint && { endpoint: settings.sealedSecrets.endpoint }),
+      },
+    }),
   });
   let vsockAddress: string | undefined;
   if (vsockListen) {

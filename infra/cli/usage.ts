@@ -36,10 +36,13 @@ export const ENCLAVE_USAGE = `Usage:
   egw enclave --config <runtime-config.json> [--listen tcp://127.0.0.1:8443|unix:///path|vsock://4294967295:8443]
               [--dev] [--state-dir <dir>] [--egress-proxy http://host:port|vsock://3:<port>]
               [--upstream-ca <pem>   (development: trust the local model's certificate)]
+              [--sealed-secrets <file> [--kms-endpoint <url>]]
 
 Runs the gateway service (HTTPS only). On Nitro it attests through /dev/nsm;
 --dev uses the simulated NSM and the development CA in --state-dir. Logs are
 JSON lines on stderr; "enclave.ready" names the port and the attested hashes.
+With --sealed-secrets, provider keys are opened at boot with KMS Decrypt +
+Recipient (this enclave's attestation); if KMS refuses, it does not serve.
 Stops cleanly on SIGINT/SIGTERM.`;
 
 export const VERIFY_USAGE = `Usage:

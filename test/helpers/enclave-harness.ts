@@ -44,9 +44,12 @@ export async function startHarness(options: {
   fetch?: typeof fetch;
   now?: () => Date;
   egressProxy?: string;
+  /** Reuse a development CA the test made (e.g. to give a local KMS its root). */
+  ca?: DevCa;
+  sealedSecrets?: Parameters<typeof bootEnclave>[0]["sealedSecrets"];
 } = {}): Promise<Harness> {
   const now = options.now ?? (() => new Date());
-  const ca = await createDevCa({ now });
+  const ca = options.ca ?? (await createDevCa({ now }));
   const attester = new SimulatedNsm({ ca, now, pcrs: { 0: new Uint8Array(48).fill(0x11) } });
   const logger = memoryLogger();
   const enclave = await bootEnclave({
@@ -59,6 +62,7 @@ export async function startHarness(options: {
     ...(options.fetch && { fetch: options.fetch }),
     ...(options.adapters && { adapters: options.adapters }),
     ...(options.egressProxy && { egressProxy: options.egressProxy }),
+    ...(options.sealedSecrets && { sealedSecrets: options.sealedSecrets }),
   });
   const agent = new Agent({ connect: { ca: enclave.identity.tls.certPem } });
   const pinnedFetch = ((input: string | URL | Request, init?: RequestInit) =>

@@ -1,0 +1,88 @@
+import { EncryptCommand } from "@aws-sdk/client-kms";
+import { afterAll, describe, expect, it } from "vitest";
+import { createDevCa } from "../../attestation/dev/dev-ca.js";
+import { decodeBinding } from "../../attestation/binding.js";
+import { trustAnchorFromPem } from "../../attestation/roots.js";
+import { verifyAttestation } from "../../attestation/verify.js";
+import { hashToken } from "../../enclave/auth.js";
+import { attestedConfigHash } from "../../enclave/boot.js";
+import { createKmsClient } from "../../enclave/secrets/kms-source.js";
+import { CLIENT_TOKEN, startHarness } from "../helpers/enclave-harness.js";
+import { startMockKms } from "../helpers/mock-kms.js";
+import { startMockOpenAI } from "../helpers/mock-openai.js";
+
+/**
+ * The enclave boots with provider keys sealed under KMS: it opens them with
+ * Decrypt + Recipient through its own egress path, uses them upstream, and
+ * attests the sealed file's hash. A KMS that refuses stops the boot.
+ */
+const SEALED_KEY = "sk-CANARYSEALEDKEY42";
+const now = () => new Date();
+const closers: (() => Promise<unknown>)[] = [];
+afterAll(async () => {
+  for (const close of closers.reverse()) await close();
+});
+
+async function setup(allowedPcr0: Uint8Array) {
+  const ca = await createDevCa({ now });
+  const anchor = trustAnchorFromPem(ca.rootPem, "development");
+  const kms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs: { 0: allowedPcr0 } }, now });
+  closers.push(() => kms.close());
+  const upstream = await startMockOpenAI();
+  closers.push(() => upstream.close());
+  const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
+  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(SEALED_KEY) }))).CiphertextBlob!;
+  operator.destroy();
+  const file = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));
+  const config = JSON.stringify({
+    version: 1,
+    providers: [{ name: "openai", kind: "openai", baseUrl: upstream.url, secret: "OPENAI_API_KEY" }],
+    models: { gpt: { provider: "openai", model: "gpt-4o" } },
+    egressAllowlist: [new URL(upstream.url).host, new URL(kms.endpoint).host],
+    clients: [{ name: "t", tokenSha256: hashToken(CLIENT_TOKEN), models: ["*"] }],
+  });
+  return { ca, anchor, kms, upstream, file, config };
+}
+
+describe("sealed provider keys at boot", () => {
+  it("releases them through KMS with the attestation, uses them upstream, and attests the file's hash", async () => {
+    const s = await setup(new Uint8Array(48).fill(0x11)); // the harness's PCR0
+    const h = await startHarness({ ca: s.ca, config: s.config, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } });
+    closers.push(() => h.close());
+    const decrypts = s.kms.requests.filter((r) => r.target === "TrentService.Decrypt");
+    expect(decrypts).toHaveLength(1);
+    expect(decrypts[0]!.body.Recipient).toMatchObject({ KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" });
+    const res = await h.fetch(`${h.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${CLIENT_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt", messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(s.upstream.requests.at(-1)!.headers.authorization).toBe(`Bearer ${SEALED_KEY}`);
+    // The attested config hash covers the sealed file too.
+    const doc = new Uint8Array(await (await h.fetch(`${h.baseURL}/attestation`)).arrayBuffer());
+    const verified = await verifyAttestation(doc, { currentDate: now(), expectedPcrs: "any", trustedRoots: [s.anchor] });
+    const binding = decodeBinding(verified.document.userData);
+    expect(Buffer.from(binding.configSha256).equals(Buffer.from(attestedConfigHash(new TextEncoder().encode(s.config), s.file)))).toBe(true);
+    expect(h.logs.join("\n")).not.toContain("CANARYSEALEDKEY");
+    expect(h.logs.join("\n")).toContain("secrets.released");
+  });
+
+  it("a KMS policy that does not admit these measurements stops the boot", async () => {
+    const s = await setup(new Uint8Array(48).fill(0x99));
+    await expect(startHarness({ ca: s.ca, config: s.config, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
+      code: "ERR_KMS_RELEASE_DENIED",
+    });
+  });
+
+  it("KMS outside the enclave's egress allowlist is refused before any connection", async () => {
+    const s = await setup(new Uint8Array(48).fill(0x11));
+    const config = JSON.parse(s.config) as { egressAllowlist: string[] };
+    config.egressAllowlist = config.egressAllowlist.filter((h) => h !== new URL(s.kms.endpoint).host);
+    const before = s.kms.requests.length;
+    await expect(startHarness({ ca: s.ca, config: JSON.stringify(config), sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
+      code: "ERR_KMS_UNAVAILABLE",
+    });
+    expect(s.kms.requests.length).toBe(before);
+  });
+});
