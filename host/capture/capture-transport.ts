@@ -13,7 +13,9 @@ import type { Transport } from "../transport/transport.js";
  *
  * Reads are taken where Node's socket pushes received data into its
  * readable buffer, writes where the relay calls write()/end(): neither
- * changes flow control.
+ * changes flow control. The ingress relay reads into its own buffers
+ * (`onread`), which bypasses push; every byte it reads it writes to the
+ * other side, so the write taps still record all of it.
  */
 export function captureTransport(inner: Transport, file: string): Transport {
   const out = fs.createWriteStream(file, { flags: "a", mode: 0o600 });

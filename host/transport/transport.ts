@@ -189,3 +189,66 @@ export function abortSocket(socket: net.Socket): void {
   }
   socket.destroy();
 }
+
+/** Receives `n` bytes at the start of `buffer`; return false to stop reading until socket.resume(). */
+export type ReadCallback = (n: number, buffer: Buffer) => boolean;
+
+interface HandleWithUserBuffer {
+  reading?: boolean;
+  readStop?(): number;
+  useUserBuffer?(buffer: Uint8Array): void;
+}
+
+function ownSymbol(socket: net.Socket, description: string): symbol | undefined {
+  return Object.getOwnPropertySymbols(socket).find((s) => s.description === description);
+}
+
+/**
+ * Switches an open, not yet consumed socket to Node's `onread` mode (the
+ * net.Socket `onread: { buffer, callback }` option, which net.Server has no
+ * way to pass to accepted sockets): the kernel's bytes land directly in the
+ * caller's reused buffer and go to `callback`, with no per-read allocation
+ * and no stream machinery. `buffer` is asked for the buffer of the next read
+ * after every read. 'end', 'error', 'close', bytesRead, the idle timer,
+ * pause() and resume() keep working as documented for `onread`; there are no
+ * 'data' events.
+ *
+ * Uses the same internals the constructor option sets (lib/net.js Socket,
+ * kBuffer/kBufferCb/kBufferGen, handle.useUserBuffer). Returns false, and
+ * changes nothing, when they are not there or the socket has already
+ * buffered or ended its readable side; the caller then reads the usual way.
+ */
+export function readIntoBuffer(socket: net.Socket, buffer: () => Buffer, callback: ReadCallback): boolean {
+  const handle = (socket as unknown as { _handle?: HandleWithUserBuffer | null })._handle;
+  const kBuffer = ownSymbol(socket, "kBuffer");
+  const kBufferCb = ownSymbol(socket, "kBufferCb");
+  const kBufferGen = ownSymbol(socket, "kBufferGen");
+  const s = socket as unknown as Record<symbol, unknown>;
+  if (
+    !handle ||
+    typeof handle.useUserBuffer !== "function" ||
+    typeof handle.readStop !== "function" ||
+    kBuffer === undefined ||
+    kBufferCb === undefined ||
+    kBufferGen === undefined ||
+    s[kBuffer] !== null ||
+    socket.destroyed ||
+    socket.connecting ||
+    socket.readableEnded ||
+    socket.readableLength > 0
+  ) {
+    return false;
+  }
+  if (handle.reading) {
+    handle.reading = false;
+    handle.readStop();
+  }
+  // A read that completed before readStop() went into the stream buffer.
+  if (socket.readableLength > 0) return false;
+  const first = buffer();
+  s[kBuffer] = first;
+  s[kBufferCb] = callback;
+  s[kBufferGen] = buffer;
+  handle.useUserBuffer(first);
+  return true;
+}

@@ -52,7 +52,11 @@ export class FakeEnclave {
 
 export const echo = (socket: net.Socket) => socket.pipe(socket);
 
-/** Wraps a transport so that every byte the relay reads, from either side, is recorded. */
+/**
+ * Wraps a transport so that every byte the relay handles, from either side, is recorded:
+ * its writes always, its reads too where they come as 'data' events (the relay's
+ * onread mode has none, and forwards each read as a write).
+ */
 export function recordingTransport(record: Buffer[], inner: Transport = nodeTransport): Transport {
   const tap = (socket: net.Socket) => {
     // readableFlowing stays false for paused sockets: a 'data' listener does not start the flow.

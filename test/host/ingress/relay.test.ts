@@ -293,6 +293,71 @@ describe("backpressure", () => {
   }, 30_000);
 });
 
+describe("bulk through reused read buffers", () => {
+  it("a client that reads in fits and starts gets every byte the enclave sends, in order", async () => {
+    // The relay reads into one buffer per direction and stops reading while a
+    // write from it is still queued: a stalling reader must not see bytes of
+    // a later read overwrite those of an earlier one.
+    const total = 48 * 1024 * 1024;
+    const sent = createHash("sha256");
+    const e = await enclave((s) => {
+      s.resume();
+      let left = total;
+      let seq = 0;
+      const pump = () => {
+        while (left > 0) {
+          const n = Math.min(left, 1 + ((seq * 7919) % (200 * 1024)));
+          const chunk = randomBytes(n);
+          seq++;
+          left -= n;
+          sent.update(chunk);
+          if (!s.write(chunk)) return void s.once("drain", pump);
+        }
+        s.end();
+      };
+      pump();
+    });
+    const { relay, port } = await relayTo(e.port);
+    const c = await client(port);
+    const got = createHash("sha256");
+    let received = 0;
+    let nextStall = 4 * 1024 * 1024;
+    const done = new Promise<void>((resolve, reject) => {
+      c.on("data", (chunk: Buffer) => {
+        got.update(chunk);
+        received += chunk.length;
+        if (received >= nextStall) {
+          nextStall += 4 * 1024 * 1024;
+          c.pause();
+          setTimeout(() => c.resume(), 20);
+        }
+      });
+      c.on("end", resolve);
+      c.on("error", reject);
+    });
+    c.end();
+    await done;
+    expect(received).toBe(total);
+    expect(got.digest("hex")).toBe(sent.digest("hex"));
+    await until(() => relay.stats().active === 0);
+    expect(await metricValue(relay, "egw_ingress_bytes_total", { direction: "enclave_to_client" })).toBe(total);
+  }, 30_000);
+
+  it("bytes the enclave sends before the relay wires the connection up arrive first, then the rest", async () => {
+    const e = await enclave((s) => {
+      s.write("banner;");
+      s.on("data", (c: Buffer) => s.write(c));
+      s.on("end", () => s.end());
+    });
+    const { port } = await relayTo(e.port);
+    const c = await client(port);
+    const reply = readAll(c);
+    await new Promise((r) => setTimeout(r, 20));
+    c.end("echo me");
+    expect((await reply).toString()).toBe("banner;echo me");
+  });
+});
+
 describe("resets", () => {
   it("client reset → the enclave side is reset too", async () => {
     let upstreamOutcome: Promise<string> | undefined;
