@@ -1,5 +1,5 @@
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, LOCAL_MODEL_USAGE, PROXY_USAGE, RECEIPT_USAGE, VERIFY_USAGE } from "./usage.js";
+import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, KMS_POLICY_USAGE, LOCAL_MODEL_USAGE, PROXY_USAGE, RECEIPT_USAGE, VERIFY_USAGE } from "./usage.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
 
@@ -15,6 +15,7 @@ Commands:
   verify <url>              attest a running gateway and print every check
   proxy --upstream <url>    local verifying proxy for curl, Python, LangChain
   receipt verify …          verify a saved receipt offline
+  kms-policy …              print the attestation-conditioned KMS key policy
   help [command]            show help
 
 ${ATTEST_USAGE}
@@ -33,7 +34,9 @@ ${VERIFY_USAGE}
 
 ${PROXY_USAGE}
 
-${RECEIPT_USAGE}`;
+${RECEIPT_USAGE}
+
+${KMS_POLICY_USAGE}`;
 
 type Command = (args: string[], ctx: CliContext) => Promise<number>;
 
@@ -49,6 +52,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   verify: async () => (await import("./verify.js")).verifyCommand,
   proxy: async () => (await import("./proxy.js")).proxyCommand,
   receipt: async () => (await import("./receipt.js")).receiptCommand,
+  "kms-policy": async () => (await import("./kms-policy.js")).kmsPolicyCommand,
 };
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {

@@ -103,3 +103,12 @@ export const LOCAL_MODEL_USAGE = `Usage:
 The built-in local model as an HTTPS, OpenAI-compatible server on loopback
 (what "egw dev" starts as its model process). NOT a language model: a
 deterministic responder for running the stack without keys or network.`;
+
+export const KMS_POLICY_USAGE = `Usage:
+  egw kms-policy --measurements <manifest.json> --enclave-role <arn> --admin <arn> [--sealer <arn>]
+
+Prints a KMS key policy (JSON) that lets the enclave role kms:Decrypt only
+with a recipient attestation whose PCRs match a measurement set of the
+manifest, denies kms:Decrypt without attestation to every principal, and
+lets the admin administer and the sealer encrypt. Warnings (stderr) name
+what could still undo the attestation condition.`;
