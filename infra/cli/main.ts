@@ -1,5 +1,5 @@
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, KMS_POLICY_USAGE, LOCAL_MODEL_USAGE, PROXY_USAGE, RECEIPT_USAGE, VERIFY_USAGE } from "./usage.js";
+import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, KMS_POLICY_USAGE, LOCAL_MODEL_USAGE, PROXY_USAGE, RECEIPT_USAGE, SEAL_USAGE, VERIFY_USAGE } from "./usage.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
 
@@ -16,6 +16,7 @@ Commands:
   proxy --upstream <url>    local verifying proxy for curl, Python, LangChain
   receipt verify …          verify a saved receipt offline
   kms-policy …              print the attestation-conditioned KMS key policy
+  seal …                    seal a provider key (stdin) with KMS into a sealed-secrets file
   help [command]            show help
 
 ${ATTEST_USAGE}
@@ -36,7 +37,9 @@ ${PROXY_USAGE}
 
 ${RECEIPT_USAGE}
 
-${KMS_POLICY_USAGE}`;
+${KMS_POLICY_USAGE}
+
+${SEAL_USAGE}`;
 
 type Command = (args: string[], ctx: CliContext) => Promise<number>;
 
@@ -53,6 +56,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   proxy: async () => (await import("./proxy.js")).proxyCommand,
   receipt: async () => (await import("./receipt.js")).receiptCommand,
   "kms-policy": async () => (await import("./kms-policy.js")).kmsPolicyCommand,
+  seal: async () => (await import("./seal.js")).sealCommand,
 };
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {

@@ -112,3 +112,12 @@ with a recipient attestation whose PCRs match a measurement set of the
 manifest, denies kms:Decrypt without attestation to every principal, and
 lets the admin administer and the sealer encrypt. Warnings (stderr) name
 what could still undo the attestation condition.`;
+
+export const SEAL_USAGE = `Usage:
+  printf '%s' "$OPENAI_API_KEY" | egw seal --key-id <kms key arn|alias> --region <region> \\
+        --name OPENAI_API_KEY --out sealed-secrets.json [--kms-endpoint <url>]
+
+Encrypts one provider key (read from standard input, never from arguments)
+with KMS Encrypt and adds it to the sealed-secrets file that "egw enclave
+--sealed-secrets" opens with its attestation. Uses the AWS SDK's default
+credentials on the operator's machine.`;
