@@ -23,10 +23,10 @@ afterAll(async () => {
   for (const close of closers.reverse()) await close();
 });
 
-async function setup(allowedPcr0: Uint8Array) {
+async function setup(allowedPcr0: Uint8Array, kmsNow: () => Date = now) {
   const ca = await createDevCa({ now });
   const anchor = trustAnchorFromPem(ca.rootPem, "development");
-  const kms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs: { 0: allowedPcr0 } }, now });
+  const kms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs: { 0: allowedPcr0 } }, now: kmsNow });
   closers.push(() => kms.close());
   const upstream = await startMockOpenAI();
   closers.push(() => upstream.close());
@@ -73,6 +73,64 @@ describe("sealed provider keys at boot", () => {
     await expect(startHarness({ ca: s.ca, config: s.config, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
       code: "ERR_KMS_RELEASE_DENIED",
     });
+  });
+
+  it("a stale attestation document is refused by KMS, and the enclave does not start", async () => {
+    // KMS's clock is an hour ahead of the enclave's: every document it sees is stale.
+    const s = await setup(new Uint8Array(48).fill(0x11), () => new Date(Date.now() + 3600_000));
+    await expect(startHarness({ ca: s.ca, config: s.config, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
+      code: "ERR_KMS_RELEASE_DENIED",
+    });
+  });
+
+  it("a debug-mode document is refused even when its PCRs are listed", async () => {
+    const s = await setup(new Uint8Array(48)); // the policy "allows" PCR0 = zeros
+    const { SimulatedNsm } = await import("../../attestation/dev/simulated-nsm.js");
+    const { bootEnclave } = await import("../../enclave/boot.js");
+    const { memoryLogger } = await import("../../enclave/observability/log.js");
+    const { staticSecrets } = await import("../../enclave/secrets.js");
+    const attester = new SimulatedNsm({ ca: s.ca, now, pcrs: { 0: new Uint8Array(48), 1: new Uint8Array(48), 2: new Uint8Array(48) } });
+    await expect(
+      bootEnclave({
+        configBytes: new TextEncoder().encode(s.config),
+        attester,
+        secrets: staticSecrets(new Map()),
+        log: memoryLogger(),
+        now,
+        listen: { kind: "tcp", host: "127.0.0.1", port: 0 },
+        sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint },
+      }),
+    ).rejects.toMatchObject({ code: "ERR_KMS_RELEASE_DENIED" });
+  });
+
+  it("a document whose public_key is not the enclave's recipient key cannot open the answer", async () => {
+    const s = await setup(new Uint8Array(48).fill(0x11));
+    const { SimulatedNsm } = await import("../../attestation/dev/simulated-nsm.js");
+    const { bootEnclave } = await import("../../enclave/boot.js");
+    const { memoryLogger } = await import("../../enclave/observability/log.js");
+    const { staticSecrets } = await import("../../enclave/secrets.js");
+    const { generateRecipientKey } = await import("../../enclave/secrets/recipient-decrypt.js");
+    const real = new SimulatedNsm({ ca: s.ca, now, pcrs: { 0: new Uint8Array(48).fill(0x11) } });
+    const other = generateRecipientKey();
+    // An attester that puts someone else's key in the document (a swapped or buggy path).
+    const swapping = {
+      kind: real.kind,
+      attest: (req: { publicKey?: Uint8Array; userData?: Uint8Array; nonce?: Uint8Array }) => real.attest(req.publicKey && req.publicKey.length > 200 ? { ...req, publicKey: other.spkiDer } : req),
+      describePcr: (i: number) => real.describePcr(i),
+      getRandom: (n: number) => real.getRandom(n),
+      close: () => real.close(),
+    };
+    await expect(
+      bootEnclave({
+        configBytes: new TextEncoder().encode(s.config),
+        attester: swapping,
+        secrets: staticSecrets(new Map()),
+        log: memoryLogger(),
+        now,
+        listen: { kind: "tcp", host: "127.0.0.1", port: 0 },
+        sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint },
+      }),
+    ).rejects.toMatchObject({ code: "ERR_KMS_RESPONSE" }); // KMS encrypted to the other key: ours cannot open it
   });
 
   it("KMS outside the enclave's egress allowlist is refused before any connection", async () => {
