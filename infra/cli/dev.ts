@@ -5,7 +5,11 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import https from "node:https";
+import { EncryptCommand } from "@aws-sdk/client-kms";
 import { DEV_ROOT_FILE, loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
+import { defaultCodeBundle, measureCodeBundle } from "../../attestation/dev/simulated-nsm.js";
+import { createKmsClient } from "../../enclave/secrets/kms-source.js";
+import { startMockKms, type MockKms } from "../dev/local-kms.js";
 import { trustAnchorFromPem } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
@@ -132,7 +136,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
   await fs.mkdir(stateDir, { recursive: true, mode: 0o700 });
   const logDir = path.join(stateDir, "logs");
   await fs.mkdir(logDir, { recursive: true, mode: 0o700 });
-  await loadOrCreateDevCa(stateDir, { now: ctx.now });
+  const ca = await loadOrCreateDevCa(stateDir, { now: ctx.now });
 
   // The development client token: kept across runs, 0600.
   const tokenFile = path.join(stateDir, "client-token");
@@ -146,6 +150,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
   }
 
   const children: Child[] = [];
+  let kms: MockKms | undefined;
   const baseEnv: NodeJS.ProcessEnv = { ...ctx.env };
   for (const p of PROVIDERS) delete baseEnv[p.env];
   delete baseEnv.EGW_DEV_LOCAL_KEY;
@@ -159,8 +164,34 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     children.push(model);
     const modelHost = `127.0.0.1:${String(model.ready.port)}`;
 
-    // 2. The runtime config (attested by hash).
+    // 2. Provider keys from the environment are sealed under a local KMS,
+    //    which releases them only to an enclave whose attestation chains to
+    //    the development root and whose PCR0 is this code's; the enclave
+    //    never receives them in its environment.
     const available = PROVIDERS.filter((p) => (ctx.env[p.env] ?? "") !== "");
+    const bundle = await defaultCodeBundle();
+    const pcr0 = await measureCodeBundle(bundle.root, { include: bundle.include });
+    kms = await startMockKms({ trustedRoot: trustAnchorFromPem(ca.rootPem, "development"), policy: { allowedPcrs: { 0: pcr0 } }, now: ctx.now });
+    const kmsHost = new URL(kms.endpoint).host;
+    const toSeal: Record<string, string> = {};
+    for (const p of available) toSeal[p.env] = ctx.env[p.env]!;
+    if (localKey) toSeal.EGW_DEV_LOCAL_KEY = localKey;
+    const sealedFile = path.join(stateDir, "sealed-secrets.json");
+    const sealed: Record<string, string> = {};
+    const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
+    try {
+      for (const [name, value] of Object.entries(toSeal)) {
+        const out = await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(value) }));
+        sealed[name] = Buffer.from(out.CiphertextBlob!).toString("base64");
+      }
+    } finally {
+      operator.destroy();
+    }
+    if (Object.keys(sealed).length > 0) {
+      await fs.writeFile(sealedFile, `${JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: sealed }, null, 2)}\n`, { mode: 0o644 });
+    }
+
+    // 3. The runtime config (attested by hash, with the sealed file).
     const config = {
       version: 1,
       providers: [
@@ -178,7 +209,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       prefixRouting: true,
       // The relay tells the enclave each client's address (PROXY v2), for per-address limits.
       proxyProtocol: true,
-      egressAllowlist: [modelHost, ...available.map((p) => p.host)],
+      egressAllowlist: [modelHost, kmsHost, ...available.map((p) => p.host)],
       clients: [{ name: "dev", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }],
     };
     const configFile = path.join(stateDir, "runtime-config.json");
@@ -190,20 +221,19 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const capture = values["capture-dir"] !== undefined ? ["--capture-dir", path.resolve(ctx.cwd, values["capture-dir"])] : [];
     const host = await start(
       "host",
-      ["host", "--listen", `tcp://127.0.0.1:${portText}`, "--enclave", `tcp://127.0.0.1:${enclavePort}`, "--egress-listen", "tcp://127.0.0.1:0", "--config", configFile, "--allow-private", modelHost, ...capture],
+      ["host", "--listen", `tcp://127.0.0.1:${portText}`, "--enclave", `tcp://127.0.0.1:${enclavePort}`, "--egress-listen", "tcp://127.0.0.1:0", "--config", configFile, "--allow-private", modelHost, "--allow-private", kmsHost, ...capture],
       baseEnv,
       logDir,
     );
     children.push(host);
     const egress = String(host.ready.egress).replace(/^tcp:/, "http:");
 
-    // 4. The enclave, with the provider keys and nothing else special.
-    const enclaveEnv: NodeJS.ProcessEnv = { ...baseEnv };
-    for (const p of available) enclaveEnv[p.env] = ctx.env[p.env];
-    if (localKey) enclaveEnv.EGW_DEV_LOCAL_KEY = localKey;
+    // 4. The enclave: no provider key in its environment, only the sealed
+    //    file and (dummy) KMS credentials, which are useless without its attestation.
+    const enclaveEnv: NodeJS.ProcessEnv = { ...baseEnv, AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey };
     const enclave = await start(
       "enclave",
-      ["enclave", "--dev", "--config", configFile, "--listen", `tcp://127.0.0.1:${enclavePort}`, "--state-dir", stateDir, "--egress-proxy", egress, "--upstream-ca", certFile],
+      ["enclave", "--dev", "--config", configFile, "--listen", `tcp://127.0.0.1:${enclavePort}`, "--state-dir", stateDir, "--egress-proxy", egress, "--upstream-ca", certFile, ...(Object.keys(sealed).length > 0 ? ["--sealed-secrets", sealedFile, "--kms-endpoint", kms.endpoint] : [])],
       enclaveEnv,
       logDir,
     );
@@ -222,6 +252,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       tlsSpkiSha256: enclave.ready.tlsSpkiSha256,
       pcrs: measurements,
       providers: ["local", ...available.map((p) => p.name)],
+      sealedSecrets: Object.keys(sealed),
       pids: Object.fromEntries(children.map((c) => [c.name, c.process.pid])),
     };
     print(ctx.stdout, JSON.stringify(ready));
@@ -257,6 +288,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     });
     const why = await Promise.race([exited, stopped]);
     await stopAll(children);
+    await kms.close();
     if (why !== "stop") {
       print(ctx.stderr, `egw dev: ${why}; stopped the others (logs in ${logDir})`);
       return EXIT.rejected;
@@ -264,6 +296,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     return EXIT.ok;
   } catch (err) {
     await stopAll(children);
+    await kms?.close();
     print(ctx.stderr, `egw dev: ${(err as Error).message}`);
     return EXIT.rejected;
   }

@@ -8,7 +8,7 @@ import { hashToken } from "../../enclave/auth.js";
 import { attestedConfigHash } from "../../enclave/boot.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
 import { CLIENT_TOKEN, startHarness } from "../helpers/enclave-harness.js";
-import { startMockKms } from "../helpers/mock-kms.js";
+import { startMockKms } from "../../infra/dev/local-kms.js";
 import { startMockOpenAI } from "../helpers/mock-openai.js";
 
 /**

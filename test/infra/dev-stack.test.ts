@@ -72,6 +72,12 @@ describe("egw dev: the whole stack as separate processes", () => {
     expect(token).toMatch(/^egw-dev-[0-9a-f]{32}$/);
     expect(Object.keys((ready as unknown as { pcrs: Record<string, string> }).pcrs)).toEqual(["0", "1", "2"]);
     expect((ready as unknown as { pcrs: Record<string, string> }).pcrs["0"]).toMatch(/^[0-9a-f]{96}$/);
+    // The key is sealed under the local KMS, not handed to any process in the clear.
+    expect((ready as unknown as { sealedSecrets: string[] }).sealedSecrets).toEqual(["EGW_DEV_LOCAL_KEY"]);
+    for (const [name, pid] of Object.entries(ready.pids)) {
+      const environ = fs.readFileSync(`/proc/${pid}/environ`, "latin1");
+      expect(environ.includes(KEY), `${name}'s environment holds the key`).toBe(false);
+    }
   });
 
   it("the host relay never sees a prompt, answer, provider key or client token", async () => {

@@ -22,7 +22,7 @@ import {
   set,
   type CmsParts,
   type Layout,
-} from "./cms-builder.js";
+} from "../../../infra/dev/cms-encode.js";
 
 /**
  * Parse-only: the two real KMS samples (aws-nitro-enclaves-sdk-c

@@ -8,7 +8,7 @@ import { trustAnchorFromPem } from "../../../attestation/roots.js";
 import { verifyAttestation } from "../../../attestation/verify.js";
 import { createKmsClient, openSealedSecrets } from "../../../enclave/secrets/kms-source.js";
 import { SealedSecretsError, type SealedSecretsErrorCode } from "../../../enclave/secrets/sealed-file.js";
-import { startMockKms, type MockKms } from "../../helpers/mock-kms.js";
+import { startMockKms, type MockKms } from "../../../infra/dev/local-kms.js";
 
 /**
  * The whole release: the operator seals with the real SDK's Encrypt against

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CmsError, type CmsErrorCode } from "../../../enclave/secrets/cms-error.js";
 import { decryptCiphertextForRecipient, generateRecipientKey } from "../../../enclave/secrets/recipient-decrypt.js";
-import { KMS_LAYOUT, assemble, seal, type Layout } from "./cms-builder.js";
+import { KMS_LAYOUT, assemble, seal, type Layout } from "../../../infra/dev/cms-encode.js";
 
 /**
  * Round trips through envelopes sealed the way KMS seals them (RSAES-OAEP

@@ -8,7 +8,7 @@ import { trustAnchorFromPem } from "../../../attestation/roots.js";
 import { hashToken } from "../../../enclave/auth.js";
 import { run } from "../../../infra/cli/main.js";
 import { CLIENT_TOKEN, startHarness } from "../../helpers/enclave-harness.js";
-import { startMockKms, type MockKms } from "../../helpers/mock-kms.js";
+import { startMockKms, type MockKms } from "../../../infra/dev/local-kms.js";
 import { startMockOpenAI } from "../../helpers/mock-openai.js";
 
 const SECRET = "sk-CANARYSEALCLI77";

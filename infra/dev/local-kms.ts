@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { TrustAnchor } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
-import { KMS_LAYOUT, assemble, seal } from "../enclave/secrets/cms-builder.js";
+import { KMS_LAYOUT, assemble, seal } from "./cms-encode.js";
 
 /**
  * A local AWS KMS speaking the JSON 1.1 protocol the SDK uses: POST /, with
