@@ -1,22 +1,12 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
+import { parseManifest } from "../../attestation/client/policy.js";
 import { readEifFile, type EifImage } from "../eif/eif-reader.js";
 import { EifError } from "../eif/errors.js";
 import { compareWithManifest, measureEif, type EifMeasurements, type ManifestComparison } from "../eif/measure.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 
-export const MEASURE_USAGE = `Usage:
-  egw measure <file.eif> [--manifest <manifest.json>] [--json]
-
-Reads an enclave image file (EIF) as nitro-cli writes it, checks its header,
-section layout and CRC32, and prints the PCRs an enclave booted from it
-reports: PCR0 (kernel, cmdline and every ramdisk), PCR1 (kernel, cmdline and
-the first ramdisk), PCR2 (the other ramdisks) and, for a signed image, PCR8
-(the signing certificate), with the metadata section and the signing
-certificate. With --manifest, the PCRs are compared with every entry of a
-measurements manifest. Exits 0 when the image was measured (and matched an
-entry), 1 when the image is invalid or matches no entry, 2 on a usage or
-I/O problem. Images up to 1 GiB are read into memory.`;
+export { MEASURE_USAGE } from "./usage.js";
 
 const MAX_MANIFEST_BYTES = 1024 * 1024;
 
@@ -29,6 +19,7 @@ export async function measureCommand(args: string[], ctx: CliContext): Promise<n
   const file = positionals[0]!;
   // The manifest is read first: a typo in its path is a usage problem, reported before any work.
   const manifestText = values.manifest === undefined ? undefined : await readManifest(values.manifest, ctx);
+  if (manifestText !== undefined) checkManifest(manifestText, values.manifest!);
 
   let image: EifImage;
   let measurements: EifMeasurements;
@@ -48,16 +39,21 @@ export async function measureCommand(args: string[], ctx: CliContext): Promise<n
 
   let comparison: ManifestComparison | undefined;
   if (manifestText !== undefined) {
-    try {
-      comparison = compareWithManifest(measurements, manifestText);
-    } catch (err) {
-      throw new UsageError(`--manifest ${values.manifest}: ${(err as Error).message}`);
-    }
+    comparison = compareWithManifest(measurements, manifestText);
   }
 
   if (values.json) print(ctx.stdout, JSON.stringify(measurementJson(image, measurements, comparison), null, 2));
   else print(ctx.stdout, measurementText(image, measurements, comparison));
   return comparison && !comparison.matched ? EXIT.rejected : EXIT.ok;
+}
+
+function checkManifest(text: string, file: string): void {
+  try {
+    parseManifest(text);
+  } catch (err) {
+    const { code, message } = err as { code?: string; message: string };
+    throw new UsageError(`--manifest ${file}: ${code ? `${code}: ` : ""}${message}`);
+  }
 }
 
 async function readManifest(file: string, ctx: CliContext): Promise<string> {

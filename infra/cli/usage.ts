@@ -121,3 +121,16 @@ Encrypts one provider key (read from standard input, never from arguments)
 with KMS Encrypt and adds it to the sealed-secrets file that "egw enclave
 --sealed-secrets" opens with its attestation. Uses the AWS SDK's default
 credentials on the operator's machine.`;
+
+export const MEASURE_USAGE = `Usage:
+  egw measure <file.eif> [--manifest <manifest.json>] [--json]
+
+Reads an enclave image file (EIF) as nitro-cli writes it, checks its header,
+section layout and CRC32, and prints the PCRs an enclave booted from it
+reports: PCR0 (kernel, cmdline and every ramdisk), PCR1 (kernel, cmdline and
+the first ramdisk), PCR2 (the other ramdisks) and, for a signed image, PCR8
+(the signing certificate), with the metadata section and the signing
+certificate. With --manifest, the PCRs are compared with every entry of a
+measurements manifest. Exits 0 when the image was measured (and matched an
+entry), 1 when the image is invalid or matches no entry, 2 on a usage or
+I/O problem. Images up to 1 GiB are read into memory.`;
