@@ -247,54 +247,45 @@ function checkInBandError(obj: Json, provider: string): void {
   }
 }
 
-function checkChatCompletion(value: unknown, provider: string): ChatCompletion {
-  if (!isObject(value)) throw malformed(provider, "completion is not a JSON object");
+/**
+ * A completion and a stream chunk share their shape: top-level id, created,
+ * model and choices, each choice with a `message` (completion) or a `delta`
+ * (chunk). One walk checks both.
+ */
+function checkChoicesShape(value: unknown, provider: string, kind: "completion" | "chunk"): Json {
+  const label = kind === "completion" ? "completion" : "stream chunk";
+  if (!isObject(value)) throw malformed(provider, `${label} is not a JSON object`);
   checkInBandError(value, provider);
-  expectString(value, "id", provider, "completion");
-  expectNumber(value, "created", provider, "completion");
-  expectString(value, "model", provider, "completion");
-  optional(value, "object", ["string"], provider, "completion");
+  expectString(value, "id", provider, kind);
+  expectNumber(value, "created", provider, kind);
+  expectString(value, "model", provider, kind);
+  optional(value, "object", ["string"], provider, kind);
   const choices = value["choices"];
-  if (!Array.isArray(choices)) throw malformed(provider, "completion.choices is not an array");
+  if (!Array.isArray(choices)) throw malformed(provider, `${kind}.choices is not an array`);
+  const field = kind === "completion" ? "message" : "delta";
+  const isDelta = kind === "chunk";
   choices.forEach((choice: unknown, i) => {
-    const where = `completion.choices[${i}]`;
+    const where = `${kind}.choices[${i}]`;
     if (!isObject(choice)) throw malformed(provider, `${where} is not an object`);
     expectNumber(choice, "index", provider, where);
     optional(choice, "finish_reason", ["string", "null"], provider, where);
-    const message = choice["message"];
-    if (!isObject(message)) throw malformed(provider, `${where}.message is not an object`);
-    optional(message, "role", ["string"], provider, `${where}.message`);
-    optional(message, "content", ["string", "null"], provider, `${where}.message`);
-    optional(message, "refusal", ["string", "null"], provider, `${where}.message`);
-    checkToolCalls(message, provider, `${where}.message`, false);
+    const body = choice[field];
+    if (!isObject(body)) throw malformed(provider, `${where}.${field} is not an object`);
+    optional(body, "role", ["string"], provider, `${where}.${field}`);
+    optional(body, "content", ["string", "null"], provider, `${where}.${field}`);
+    optional(body, "refusal", ["string", "null"], provider, `${where}.${field}`);
+    checkToolCalls(body, provider, `${where}.${field}`, isDelta);
   });
-  checkUsage(value, "usage", provider, "completion", false);
-  return value as unknown as ChatCompletion;
+  checkUsage(value, "usage", provider, kind, isDelta);
+  return value;
+}
+
+function checkChatCompletion(value: unknown, provider: string): ChatCompletion {
+  return checkChoicesShape(value, provider, "completion") as unknown as ChatCompletion;
 }
 
 function checkChunk(value: unknown, provider: string): ChatCompletionChunk {
-  if (!isObject(value)) throw malformed(provider, "stream chunk is not a JSON object");
-  checkInBandError(value, provider);
-  expectString(value, "id", provider, "chunk");
-  expectNumber(value, "created", provider, "chunk");
-  expectString(value, "model", provider, "chunk");
-  optional(value, "object", ["string"], provider, "chunk");
-  const choices = value["choices"];
-  if (!Array.isArray(choices)) throw malformed(provider, "chunk.choices is not an array");
-  choices.forEach((choice: unknown, i) => {
-    const where = `chunk.choices[${i}]`;
-    if (!isObject(choice)) throw malformed(provider, `${where} is not an object`);
-    expectNumber(choice, "index", provider, where);
-    optional(choice, "finish_reason", ["string", "null"], provider, where);
-    const delta = choice["delta"];
-    if (!isObject(delta)) throw malformed(provider, `${where}.delta is not an object`);
-    optional(delta, "role", ["string"], provider, `${where}.delta`);
-    optional(delta, "content", ["string", "null"], provider, `${where}.delta`);
-    optional(delta, "refusal", ["string", "null"], provider, `${where}.delta`);
-    checkToolCalls(delta, provider, `${where}.delta`, true);
-  });
-  checkUsage(value, "usage", provider, "chunk", true);
-  return value as unknown as ChatCompletionChunk;
+  return checkChoicesShape(value, provider, "chunk") as unknown as ChatCompletionChunk;
 }
 
 function checkToolCalls(holder: Json, provider: string, where: string, isDelta: boolean): void {
