@@ -181,14 +181,30 @@ export function verifyReceipt(
   if (!options || !options.publicKey || !options.requestBody || !options.responseBody) {
     throw new AttestationError("ERR_POLICY_INVALID", "verifyReceipt needs publicKey, requestBody and responseBody");
   }
+  return verifyReceiptDigests(receipt, {
+    publicKey: options.publicKey,
+    requestSha256: sha256(options.requestBody),
+    responseSha256: sha256(options.responseBody),
+  });
+}
+
+/**
+ * verifyReceipt over digests instead of whole bodies, so a stream can be
+ * hashed as it passes through and never kept. The signature is checked over
+ * the payload bytes as received, then the request hash, then the response hash.
+ */
+export function verifyReceiptDigests(
+  receipt: Uint8Array,
+  options: { publicKey: KeyObject; requestSha256: Uint8Array; responseSha256: Uint8Array },
+): ReceiptClaims {
   const decoded = decodeReceipt(receipt);
   const ok = verify("sha256", sigStructure(decoded.protectedBytes, decoded.payload), { key: options.publicKey, dsaEncoding: "ieee-p1363" }, decoded.signature);
   if (!ok) throw new AttestationError("ERR_SIGNATURE_INVALID", SIGNATURE_MESSAGE);
   const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && timingSafeEqual(a, b);
-  if (!same(decoded.claims.requestSha256, sha256(options.requestBody))) {
+  if (!same(decoded.claims.requestSha256, options.requestSha256)) {
     throw new AttestationError("ERR_RECEIPT_REQUEST_MISMATCH", "receipt does not cover the request body that was sent");
   }
-  if (!same(decoded.claims.responseSha256, sha256(options.responseBody))) {
+  if (!same(decoded.claims.responseSha256, options.responseSha256)) {
     throw new AttestationError("ERR_RECEIPT_RESPONSE_MISMATCH", "receipt does not cover the response body that was received");
   }
   return decoded.claims;
