@@ -42,6 +42,7 @@ export type AttestationErrorCode =
   // Receipts
   | "ERR_RECEIPT_REQUEST_MISMATCH"
   | "ERR_RECEIPT_RESPONSE_MISMATCH"
+  | "ERR_RECEIPT_KEY_WINDOW"
   // Issuing
   | "ERR_NSM_UNAVAILABLE"
   | "ERR_NSM_REQUEST"
@@ -78,6 +79,7 @@ const ACTION: Record<AttestationErrorCode, ErrorAction> = {
   ERR_DEBUG_MODE: "reject",
   ERR_RECEIPT_REQUEST_MISMATCH: "reject",
   ERR_RECEIPT_RESPONSE_MISMATCH: "reject",
+  ERR_RECEIPT_KEY_WINDOW: "reject",
   ERR_NSM_UNAVAILABLE: "retry",
   ERR_NSM_REQUEST: "fix-input",
   ERR_NSM_RESPONSE: "retry",

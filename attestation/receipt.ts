@@ -2,6 +2,7 @@ import { createHash, createPublicKey, sign, timingSafeEqual, verify, type KeyObj
 import { copyBytes, decodeStrict, isBytes } from "./cbor-decode.js";
 import { encodeCbor } from "./cbor-encode.js";
 import { decodeCoseSign1Profile, sigStructure, type CoseProfile } from "./cose-sign1.js";
+import type { ReceiptKeyWindow } from "./binding.js";
 import { AttestationError, SIGNATURE_MESSAGE } from "./errors.js";
 
 /**
@@ -167,7 +168,7 @@ export function receiptKeyFromSpki(spki: Uint8Array): KeyObject {
   return key;
 }
 
-export type ReceiptErrorCode = "ERR_RECEIPT_REQUEST_MISMATCH" | "ERR_RECEIPT_RESPONSE_MISMATCH";
+export type ReceiptErrorCode = "ERR_RECEIPT_REQUEST_MISMATCH" | "ERR_RECEIPT_RESPONSE_MISMATCH" | "ERR_RECEIPT_KEY_WINDOW";
 
 /**
  * Verifies a receipt's signature with the attested key, then that it covers
@@ -208,4 +209,49 @@ export function verifyReceiptDigests(
     throw new AttestationError("ERR_RECEIPT_RESPONSE_MISMATCH", "receipt does not cover the response body that was received");
   }
   return decoded.claims;
+}
+
+/**
+ * verifyReceiptDigests against an attested receipt-key set (channel binding
+ * v2, a sealed identity with rotation). Only keys whose window holds the
+ * time the receipt claims are candidates: a retired key stays usable for
+ * the receipts it signed while it was current, never for later ones. With
+ * several candidates (an overlap), each is tried; at most MAX_RECEIPT_KEYS
+ * verifications. Fails with ERR_RECEIPT_KEY_WINDOW when an attested key
+ * signed it for a time outside that key's window, else with the usual
+ * signature or hash error.
+ */
+export function verifyReceiptWithKeys(
+  receipt: Uint8Array,
+  options: { keys: readonly ReceiptKeyWindow[]; requestSha256: Uint8Array; responseSha256: Uint8Array },
+): { claims: ReceiptClaims; key: ReceiptKeyWindow } {
+  if (!options || !Array.isArray(options.keys) || options.keys.length === 0 || !options.requestSha256 || !options.responseSha256) {
+    throw new AttestationError("ERR_POLICY_INVALID", "verifyReceiptWithKeys needs keys, requestSha256 and responseSha256");
+  }
+  const { claims } = decodeReceipt(receipt);
+  const inWindow = (k: ReceiptKeyWindow) => k.notBefore <= claims.time && claims.time < k.notAfter;
+  let last: unknown = new AttestationError("ERR_SIGNATURE_INVALID", SIGNATURE_MESSAGE);
+  for (const key of options.keys.filter(inWindow)) {
+    try {
+      return { claims: verifyReceiptDigests(receipt, { ...options, publicKey: receiptKeyFromSpki(key.spki) }), key };
+    } catch (err) {
+      // A hash mismatch under a key whose signature verified is final.
+      if (err instanceof AttestationError && err.code !== "ERR_SIGNATURE_INVALID") throw err;
+      last = err;
+    }
+  }
+  // Say why when an attested key did sign it, but for a time outside its
+  // window (a retired key used after its cut-off): that is not a forgery by
+  // a stranger, it is a key that must no longer be trusted for that time.
+  for (const key of options.keys.filter((k) => !inWindow(k))) {
+    const publicKey = receiptKeyFromSpki(key.spki);
+    const decoded = decodeReceipt(receipt);
+    if (verify("sha256", sigStructure(decoded.protectedBytes, decoded.payload), { key: publicKey, dsaEncoding: "ieee-p1363" }, decoded.signature)) {
+      throw new AttestationError(
+        "ERR_RECEIPT_KEY_WINDOW",
+        `receipt time ${new Date(claims.time).toISOString()} is outside its key's attested validity (${new Date(key.notBefore).toISOString()} to ${new Date(key.notAfter).toISOString()})`,
+      );
+    }
+  }
+  throw last;
 }

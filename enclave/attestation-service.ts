@@ -7,7 +7,8 @@ import { TokenBuckets } from "./limits/token-bucket.js";
 /**
  * Issues the enclave's attestation documents. Every document binds:
  *  - public_key = the receipt-signing key (SPKI DER, P-256);
- *  - user_data  = { v: 1, tls_spki_sha256, config_sha256 } (attestation/binding.ts);
+ *  - user_data  = { v: 1, tls_spki_sha256, config_sha256 } (attestation/binding.ts),
+ *                 or v2 with `receipt_keys` for a sealed identity;
  *  - nonce      = the client's nonce, for fresh documents.
  * Fresh documents are rate limited (the NSM is a shared, slow device);
  * a document without a nonce is cached and refreshed for cheap polling.
@@ -34,7 +35,13 @@ export class AttestationService {
 
   constructor(private readonly options: AttestationServiceOptions) {
     this.buckets = new TokenBuckets(() => options.now().getTime(), 4);
-    this.userData = encodeBinding({ tlsSpkiSha256: options.identity.tls.spkiSha256, configSha256: options.configSha256 });
+    const keySet = options.identity.receipt.keySet;
+    this.userData = encodeBinding({
+      tlsSpkiSha256: options.identity.tls.spkiSha256,
+      configSha256: options.configSha256,
+      // A sealed identity attests its receipt keys with their windows (binding v2).
+      ...(keySet && { receiptKeys: keySet }),
+    });
   }
 
   get bindingUserData(): Uint8Array {

@@ -3,7 +3,9 @@ import type { Attester } from "../attestation/attester.js";
 import { AttestationService } from "./attestation-service.js";
 import { createEgressFetch } from "./egress.js";
 import { createGatewayApp } from "./gateway.js";
-import { createIdentity, type EnclaveIdentity } from "./identity.js";
+import { createIdentity, identityFromKeys, type EnclaveIdentity } from "./identity.js";
+import type { IdentityKeys } from "./secrets/identity-blob.js";
+import { openSealedIdentity } from "./secrets/identity-source.js";
 import type { ListenEndpoint } from "./listen.js";
 import type { Logger } from "./observability/log.js";
 import { createMetrics, type GatewayMetrics } from "./observability/metrics.js";
@@ -78,15 +80,6 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
   const now = options.now ?? (() => new Date());
   const config = parseRuntimeConfig(options.configBytes);
   const configSha256 = attestedConfigHash(options.configBytes, options.sealedSecrets?.file);
-  const identity = await createIdentity({ now, ...(options.hostnames && { hostnames: options.hostnames }) });
-  const attestation = new AttestationService({
-    attester: options.attester,
-    identity,
-    configSha256,
-    now,
-    perSecond: config.limits.attestationPerSecond,
-  });
-  const metrics = createMetrics();
   const fetch =
     options.fetch ??
     createEgressFetch({
@@ -97,6 +90,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
       ...(options.upstreamCa && { extraCa: options.upstreamCa }),
     });
   let secrets = options.secrets;
+  let identityKeys: IdentityKeys | undefined;
   if (options.sealedSecrets) {
     const sealed = parseSealedFile(options.sealedSecrets.file);
     const kmsClient = createKmsClient({
@@ -109,7 +103,24 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
     const source = await openSealedSecrets({ file: options.sealedSecrets.file, attester: options.attester, kmsClient, now });
     options.log.log("info", "secrets.released", { count: source.names.length });
     secrets = source;
+    if (sealed.identity) {
+      // The shared identity: every replica of this image presents the same
+      // TLS key and receipt keys. Refused (and the boot stopped) unless KMS
+      // releases it to this measurement and its signing key is valid now.
+      identityKeys = await openSealedIdentity({ blob: sealed.identity, attester: options.attester, kmsClient, keyId: sealed.keyId, now });
+      options.log.log("info", "identity.released", { count: 1 + identityKeys.retired.length, notAfter: new Date(identityKeys.signing.notAfter).toISOString() });
+    }
   }
+  const hostnames = options.hostnames && { hostnames: options.hostnames };
+  const identity = identityKeys ? await identityFromKeys(identityKeys, { now, ...hostnames }) : await createIdentity({ now, ...hostnames });
+  const attestation = new AttestationService({
+    attester: options.attester,
+    identity,
+    configSha256,
+    now,
+    perSecond: config.limits.attestationPerSecond,
+  });
+  const metrics = createMetrics();
   const adapters = options.adapters ?? createAdapters(config.providers, secrets);
   const app = createGatewayApp({
     config,

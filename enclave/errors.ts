@@ -23,6 +23,7 @@ export type GatewayErrorCode =
   | "upstream_unreachable" // 502: connect failure, DNS, TLS, egress refused
   | "upstream_timeout" // 504: connect, first byte, idle or total timeout
   | "unsupported_capability" // 400: the provider cannot do this (e.g. images on Anthropic)
+  | "identity_expired" // 503: the sealed identity's receipt key is past its window; the replica must be replaced
   | "internal_error"; // 500
 
 export const STATUS: Record<GatewayErrorCode, number> = {
@@ -42,6 +43,7 @@ export const STATUS: Record<GatewayErrorCode, number> = {
   upstream_unreachable: 502,
   upstream_timeout: 504,
   unsupported_capability: 400,
+  identity_expired: 503,
   internal_error: 500,
 };
 

@@ -154,12 +154,23 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     return finish(ex, e.status, new TextEncoder().encode(JSON.stringify(errorObject(e, surface))), headers, e.code);
   }
 
+  // A sealed identity's signing key has a window (enclave/secrets/identity-blob.ts).
+  // Past it, receipts would claim times no verifier accepts: refuse model
+  // calls and fail the health check so the replica is replaced by one booted
+  // from the rotated identity.
+  const keyNotAfter = deps.identity.receipt.window?.notAfter;
+  const identityExpired = (): boolean => keyNotAfter !== undefined && deps.upstream.now().getTime() >= keyNotAfter;
+  function identityCheck(): void {
+    if (identityExpired()) throw new GatewayError("identity_expired", "This replica's receipt key has expired; it is being replaced.");
+  }
+
   /** Common front half of every model call: body, auth, limits, JSON, route. */
   async function admit(
     c: Context,
     ex: Exchange,
     surface: Surface,
   ): Promise<{ body: Record<string, unknown>; client: ClientConfig; release: () => void }> {
+    identityCheck();
     const incoming = (c.env as { incoming?: AsyncIterable<Uint8Array> } | undefined)?.incoming;
     const bytes = await readBody(c.req.raw, config.limits.maxBodyBytes, incoming).catch((err: unknown) => {
       throw isGatewayError(err) ? err : new GatewayError("invalid_request", "Could not read the request body.", { cause: err });
@@ -494,7 +505,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     }
   });
 
-  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/healthz", (c) => (identityExpired() ? c.json({ status: "identity_expired" }, 503) : c.json({ status: "ok" })));
   app.get("/metrics", async () => {
     const text = await metrics.registry.metrics();
     return new Response(text, { headers: { "content-type": metrics.registry.contentType } });

@@ -1,6 +1,8 @@
-import { decodeBinding } from "../binding.js";
+import { decodeBinding, type ChannelBinding } from "../binding.js";
+import { decodeCoseSign1 } from "../cose-sign1.js";
+import { parseDocumentPayload } from "../document.js";
 import type { AttestationErrorCode } from "../errors.js";
-import { decodeReceipt, receiptKeyFromSpki, verifyReceipt, type ReceiptClaims } from "../receipt.js";
+import { decodeReceipt, receiptKeyFromSpki, sha256, verifyReceipt, verifyReceiptWithKeys, type ReceiptClaims } from "../receipt.js";
 import { verifyAttestation, type VerificationResult } from "../verify.js";
 import { ClientError, asClientError, withSteps, type ClientStep } from "./errors.js";
 import { matchMeasurements, type ResolvedPolicy } from "./policy.js";
@@ -15,6 +17,12 @@ import { matchMeasurements, type ResolvedPolicy } from "./policy.js";
  * nonce and no TLS connection to bind: what this proves is that a key which
  * an enclave with these measurements attested signed this answer to this
  * request, not when the document was fetched.
+ *
+ * With a sealed identity (channel binding v2) the document attests a set of
+ * receipt keys with validity windows, so a receipt signed before a key
+ * rotation also verifies against a document issued after it: the receipt
+ * must be signed by one of the attested keys whose window holds the time the
+ * receipt claims (ERR_RECEIPT_KEY_WINDOW otherwise).
  */
 export interface SavedExchange {
   receipt: Uint8Array;
@@ -22,7 +30,11 @@ export interface SavedExchange {
   responseBody: Uint8Array;
   document: Uint8Array;
   policy: ResolvedPolicy;
-  /** Instant to verify the document at. Default: the receipt's `time`. */
+  /**
+   * Instant to verify the document at. Default: the later of the receipt's
+   * `time` and the document's own timestamp (a document issued after a
+   * rotation is checked as of its issue).
+   */
   at?: Date;
   /** Check the document's age against policy.maxAgeMs at `at`. Default false (age is reported, not checked). */
   checkAge?: boolean;
@@ -54,7 +66,7 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
   }
   steps.push({ step: "receipt-decode", status: "passed", detail: `receipt ${claims.id}: ${claims.surface} ${claims.model || "(no model)"} via ${claims.provider || "(none)"}, status ${claims.status}, ${claims.stream ? "streamed" : "not streamed"}, at ${new Date(claims.time).toISOString()}` });
 
-  const at = input.at ?? new Date(claims.time);
+  const at = input.at ?? new Date(Math.max(claims.time, documentTime(input.document)));
   const { policy } = input;
   let result: VerificationResult;
   try {
@@ -88,12 +100,13 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
     steps.push({ step: "measurements", status: "passed", detail: `PCR ${[...match.pcrs.keys()].join(", ")} match manifest entry "${match.label}"` });
   }
 
-  let configSha256: Uint8Array;
+  let binding: ChannelBinding;
   try {
-    configSha256 = decodeBinding(result.document.userData).configSha256;
+    binding = decodeBinding(result.document.userData);
   } catch (err) {
     throw fail(err, "config");
   }
+  const { configSha256 } = binding;
   if (policy.configSha256 === undefined) {
     steps.push({ step: "config", status: "not-requested", detail: `config_sha256 ${hex(configSha256)} (policy names no config hash)` });
   } else if (policy.configSha256.some((h) => Buffer.from(h).equals(Buffer.from(configSha256)))) {
@@ -102,16 +115,32 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
     throw fail(new ClientError("ERR_CONFIG_NOT_ALLOWED", `config_sha256 ${hex(configSha256)} is not allowed`), "config");
   }
 
+  let signedBy = "the attested public_key (P-256)";
   try {
-    if (result.document.publicKey === null) throw new ClientError("ERR_PUBLIC_KEY_MISMATCH", "document carries no public_key (receipt key)");
-    const key = receiptKeyFromSpki(result.document.publicKey);
-    verifyReceipt(input.receipt, { publicKey: key, requestBody: input.requestBody, responseBody: input.responseBody });
+    if (binding.receiptKeys) {
+      const { key } = verifyReceiptWithKeys(input.receipt, { keys: binding.receiptKeys, requestSha256: sha256(input.requestBody), responseSha256: sha256(input.responseBody) });
+      const current = result.document.publicKey !== null && Buffer.from(key.spki).equals(Buffer.from(result.document.publicKey));
+      signedBy = `the attested ${current ? "current" : "retired"} receipt key ${hex(sha256(key.spki)).slice(0, 16)}…, valid ${new Date(key.notBefore).toISOString()} to ${new Date(key.notAfter).toISOString()}`;
+    } else {
+      if (result.document.publicKey === null) throw new ClientError("ERR_PUBLIC_KEY_MISMATCH", "document carries no public_key (receipt key)");
+      const key = receiptKeyFromSpki(result.document.publicKey);
+      verifyReceipt(input.receipt, { publicKey: key, requestBody: input.requestBody, responseBody: input.responseBody });
+    }
   } catch (err) {
     const code = (err as { code?: string }).code;
     throw fail(err, code === "ERR_RECEIPT_REQUEST_MISMATCH" ? "request-hash" : code === "ERR_RECEIPT_RESPONSE_MISMATCH" ? "response-hash" : "receipt-signature");
   }
-  steps.push({ step: "receipt-signature", status: "passed", detail: "ES256 by the attested public_key (P-256)" });
+  steps.push({ step: "receipt-signature", status: "passed", detail: `ES256 by ${signedBy}` });
   steps.push({ step: "request-hash", status: "passed", detail: `SHA-256 of the ${input.requestBody.length} request bytes matches req_sha256` });
   steps.push({ step: "response-hash", status: "passed", detail: `SHA-256 of the ${input.responseBody.length} response bytes matches res_sha256` });
   return { claims, result, measurement, configSha256, at, steps };
+}
+
+/** The document's own (not yet verified) timestamp, or 0 when it cannot be read; verification follows. */
+function documentTime(document: Uint8Array): number {
+  try {
+    return parseDocumentPayload(decodeCoseSign1(document).payload).timestamp;
+  } catch {
+    return 0;
+  }
 }

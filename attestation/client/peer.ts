@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual, type KeyObject } from "node:crypto";
-import { decodeBinding } from "../binding.js";
+import { decodeBinding, findReceiptKey } from "../binding.js";
 import type { ChainCache } from "../chain.js";
 import type { AttestationErrorCode } from "../errors.js";
 import { receiptKeyFromSpki, sha256 } from "../receipt.js";
@@ -170,6 +170,16 @@ export async function checkPeer(input: PeerCheckInput): Promise<AttestedPeer> {
   try {
     if (document.publicKey === null) throw new ClientError("ERR_PUBLIC_KEY_MISMATCH", "document carries no public_key (receipt key)");
     receiptKey = receiptKeyFromSpki(document.publicKey);
+    if (binding.receiptKeys) {
+      // A sealed identity: the signing key must be one the binding attests,
+      // inside its window at the time the document was issued.
+      const entry = findReceiptKey(binding.receiptKeys, document.publicKey);
+      if (!entry) throw new ClientError("ERR_PUBLIC_KEY_MISMATCH", "public_key is not among the attested receipt_keys");
+      const issued = result.timestamp.getTime();
+      if (issued < entry.notBefore || issued >= entry.notAfter) {
+        throw new ClientError("ERR_RECEIPT_KEY_WINDOW", `the receipt key is valid ${new Date(entry.notBefore).toISOString()} to ${new Date(entry.notAfter).toISOString()}, not at the document's time`);
+      }
+    }
     // The attestation response carries a receipt too (empty request body):
     // checking it proves the attested key is the one that signs answers.
     if (input.receiptHeader === undefined) throw new ClientError("ERR_RECEIPT_MISSING", "the attestation response carries no receipt");

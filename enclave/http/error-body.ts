@@ -21,6 +21,7 @@ const OPENAI_TYPE: Record<GatewayErrorCode, string> = {
   upstream_unreachable: "api_error",
   upstream_timeout: "api_error",
   unsupported_capability: "invalid_request_error",
+  identity_expired: "api_error",
   internal_error: "api_error",
 };
 
@@ -41,6 +42,7 @@ const ANTHROPIC_TYPE: Record<GatewayErrorCode, string> = {
   upstream_unreachable: "api_error",
   upstream_timeout: "api_error",
   unsupported_capability: "invalid_request_error",
+  identity_expired: "api_error",
   internal_error: "api_error",
 };
 

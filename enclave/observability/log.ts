@@ -25,6 +25,8 @@ export interface LogFields {
   attester?: "nsm" | "simulated";
   configSha256?: string;
   tlsSpkiSha256?: string;
+  /** ISO time a key or credential stops being valid. */
+  notAfter?: string;
 }
 
 export type LogLevel = "debug" | "info" | "warn" | "error";

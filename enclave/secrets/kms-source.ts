@@ -127,7 +127,7 @@ async function decrypt(
   try {
     return await client.send(command, { abortSignal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
-    throw classify(name, err);
+    throw classifyKmsError(name, err);
   }
 }
 
@@ -137,7 +137,7 @@ async function decrypt(
  * proxy down, timeout). Only name, status and request id are kept: the
  * upstream message is not ours to vet.
  */
-function classify(name: string, err: unknown): SealedSecretsError {
+export function classifyKmsError(name: string, err: unknown, operation = "Decrypt"): SealedSecretsError {
   const e = (typeof err === "object" && err !== null ? err : {}) as {
     name?: unknown;
     code?: unknown;
@@ -150,19 +150,40 @@ function classify(name: string, err: unknown): SealedSecretsError {
   const what = `${type.replace(/[^A-Za-z0-9_.:-]/g, "").slice(0, 80)}${status === undefined ? "" : ` (HTTP ${status})`}${requestId}`;
 
   if (status !== undefined && status >= 200 && status < 300) {
-    return new SealedSecretsError("ERR_KMS_RESPONSE", `sealed secrets: KMS Decrypt for ${name} returned an unreadable answer: ${what}`);
+    return new SealedSecretsError("ERR_KMS_RESPONSE", `sealed secrets: KMS ${operation} for ${name} returned an unreadable answer: ${what}`);
   }
   if (DENIED.has(type)) {
     return new SealedSecretsError("ERR_KMS_RELEASE_DENIED", `sealed secrets: KMS refused to release ${name}: ${what}`);
   }
   if (UNAVAILABLE.has(type) || status === undefined || e.$fault === "server" || status >= 500) {
-    return new SealedSecretsError("ERR_KMS_UNAVAILABLE", `sealed secrets: KMS Decrypt for ${name} failed: ${what}`);
+    return new SealedSecretsError("ERR_KMS_UNAVAILABLE", `sealed secrets: KMS ${operation} for ${name} failed: ${what}`);
   }
   // Any other 4xx is KMS refusing this request; the caller stops either way.
   return new SealedSecretsError("ERR_KMS_RELEASE_DENIED", `sealed secrets: KMS refused to release ${name}: ${what}`);
 }
 
 function openOutput(name: string, output: DecryptCommandOutput, privateKey: Parameters<typeof decryptCiphertextForRecipient>[1]): string {
+  const plaintext = openRecipientOutput(name, output, privateKey);
+  try {
+    try {
+      return new TextDecoder("utf-8", { fatal: true }).decode(plaintext);
+    } catch {
+      throw new SealedSecretsError("ERR_KMS_RESPONSE", `sealed secrets: ${name} is not UTF-8 text`);
+    }
+  } finally {
+    plaintext.fill(0);
+  }
+}
+
+/**
+ * The plaintext KMS encrypted to our recipient key, from a Decrypt or
+ * GenerateDataKey answer. The caller owns (and must zero) the bytes.
+ */
+export function openRecipientOutput(
+  name: string,
+  output: { Plaintext?: Uint8Array | undefined; CiphertextForRecipient?: Uint8Array | undefined },
+  privateKey: Parameters<typeof decryptCiphertextForRecipient>[1],
+): Uint8Array {
   // KMS leaves Plaintext null when it honoured Recipient. Plaintext here means
   // something between us and KMS dropped the Recipient: the secret has
   // already crossed the host in the clear and must be rotated, not used.
@@ -184,16 +205,8 @@ function openOutput(name: string, output: DecryptCommandOutput, privateKey: Para
     const code = err instanceof CmsError ? err.code : "unexpected error";
     throw new SealedSecretsError("ERR_KMS_RESPONSE", `sealed secrets: could not open CiphertextForRecipient for ${name} (${code})`);
   }
-  try {
-    if (plaintext.length === 0) throw new SealedSecretsError("ERR_KMS_RESPONSE", `sealed secrets: ${name} decrypted to an empty value`);
-    try {
-      return new TextDecoder("utf-8", { fatal: true }).decode(plaintext);
-    } catch {
-      throw new SealedSecretsError("ERR_KMS_RESPONSE", `sealed secrets: ${name} is not UTF-8 text`);
-    }
-  } finally {
-    plaintext.fill(0);
-  }
+  if (plaintext.length === 0) throw new SealedSecretsError("ERR_KMS_RESPONSE", `sealed secrets: ${name} decrypted to an empty value`);
+  return plaintext;
 }
 
 export interface CreateKmsClientOptions {

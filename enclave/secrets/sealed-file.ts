@@ -6,7 +6,8 @@ import { createHash } from "node:crypto";
  *   { "version": 1,
  *     "keyId": "<KMS key ARN, alias ARN, alias/name or key id>",
  *     "region": "<aws region>",
- *     "secrets": { "<NAME>": "<base64 KMS CiphertextBlob>" } }
+ *     "secrets": { "<NAME>": "<base64 KMS CiphertextBlob>" },
+ *     "identity": { "dataKey": "<base64>", "iv": "<base64>", "sealed": "<base64>" } }   // optional
  *
  * The file crosses the host, so it is parsed as hostile input: bytes are
  * bounded before decoding, unknown fields are refused (a field we ignore is a
@@ -47,7 +48,9 @@ export type SealedSecretsErrorCode =
   | "ERR_KMS_RELEASE_DENIED" // KMS refused: policy (PCRs), key state, bad ciphertext, credentials
   | "ERR_KMS_UNAVAILABLE" // network, timeout, throttling, KMS-side fault: may succeed on retry
   | "ERR_KMS_RESPONSE" // KMS answered 2xx but not with a CiphertextForRecipient we can open
-  | "ERR_KMS_PLAINTEXT_EXPOSED"; // KMS answered with Plaintext: the secret crossed the host in the clear
+  | "ERR_KMS_PLAINTEXT_EXPOSED" // KMS answered with Plaintext: the secret crossed the host in the clear
+  | "ERR_IDENTITY_MALFORMED" // the sealed identity did not open (tampered, wrong data key) or is not a valid identity
+  | "ERR_IDENTITY_EXPIRED"; // the identity's signing receipt key is not valid now: rotate before it expires
 
 /**
  * Every failure while loading sealed secrets. Messages name the secret and
@@ -74,7 +77,25 @@ export interface SealedFile {
   region: string;
   /** Secret name → KMS CiphertextBlob, in file order. */
   secrets: ReadonlyMap<string, Uint8Array>;
+  /**
+   * The sealed identity (TLS and receipt keys shared by every replica of
+   * the measured image; enclave/secrets/identity-blob.ts), when present.
+   */
+  identity?: SealedIdentityBlob;
 }
+
+/** Outer, host-visible form of a sealed identity; the keys are inside `sealed`. */
+export interface SealedIdentityBlob {
+  /** KMS CiphertextBlob of the 32-byte data key (GenerateDataKey, identity encryption context). */
+  dataKey: Uint8Array;
+  /** AES-256-GCM nonce, 12 bytes. */
+  iv: Uint8Array;
+  /** AES-256-GCM ciphertext of the identity, with the 16-byte tag appended. */
+  sealed: Uint8Array;
+}
+
+/** The identity's CBOR plaintext is a few hundred bytes; four keys and a certificate-free layout stay far below. */
+export const MAX_SEALED_IDENTITY_BYTES = 8192;
 
 /** SHA-256 over the exact file bytes, as handed in (no re-serialisation). */
 export function sealedFileSha256(bytes: Uint8Array): Uint8Array {
@@ -108,7 +129,7 @@ export function parseSealedFile(bytes: Uint8Array): SealedFile {
     throw malformed("file is not JSON");
   }
   if (!isPlainObject(value)) throw malformed("top level must be an object");
-  checkKeys(value, ["version", "keyId", "region", "secrets"], "top level");
+  checkKeys(value, ["version", "keyId", "region", "secrets"], "top level", ["identity"]);
 
   if (value.version !== SEALED_FILE_VERSION) {
     const got = typeof value.version === "number" ? String(value.version) : typeof value.version;
@@ -128,7 +149,8 @@ export function parseSealedFile(bytes: Uint8Array): SealedFile {
   const rawSecrets = value.secrets;
   if (!isPlainObject(rawSecrets)) throw malformed(`"secrets" must be an object`);
   const names = Object.keys(rawSecrets);
-  if (names.length === 0) throw malformed(`"secrets" is empty`);
+  // A file may carry only an identity; otherwise it must seal something.
+  if (names.length === 0 && value.identity === undefined) throw malformed(`"secrets" is empty`);
   if (names.length > MAX_SEALED_SECRETS) {
     throw new SealedSecretsError("ERR_SEALED_FILE_TOO_LARGE", `sealed secrets: ${names.length} secrets, at most ${MAX_SEALED_SECRETS} allowed`);
   }
@@ -139,27 +161,52 @@ export function parseSealedFile(bytes: Uint8Array): SealedFile {
     if (typeof blob !== "string" || blob.length === 0 || !BASE64_PATTERN.test(blob)) {
       throw malformed(`secret ${name} must be a non-empty base64 string`);
     }
-    const decoded = Buffer.from(blob, "base64");
+    const decoded = canonicalBase64(blob, `secret ${name}`);
     if (decoded.length > MAX_CIPHERTEXT_BYTES) {
       throw new SealedSecretsError(
         "ERR_SEALED_FILE_TOO_LARGE",
         `sealed secrets: secret ${name} ciphertext is ${decoded.length} bytes, at most ${MAX_CIPHERTEXT_BYTES} allowed`,
       );
     }
-    // Canonical base64 only (no non-zero trailing bits), so one file has one meaning.
-    if (decoded.toString("base64") !== blob) throw malformed(`secret ${name} is not canonical base64`);
     secrets.set(name, new Uint8Array(decoded));
   }
-  return { version: 1, keyId, region, secrets };
+  if (value.identity === undefined) return { version: 1, keyId, region, secrets };
+  return { version: 1, keyId, region, secrets, identity: parseIdentityField(value.identity) };
+}
+
+function parseIdentityField(raw: unknown): SealedIdentityBlob {
+  if (!isPlainObject(raw)) throw malformed(`"identity" must be an object`);
+  checkKeys(raw, ["dataKey", "iv", "sealed"], "identity");
+  const field = (name: "dataKey" | "iv" | "sealed", min: number, max: number): Uint8Array => {
+    const text = raw[name];
+    if (typeof text !== "string" || text.length === 0 || !BASE64_PATTERN.test(text)) throw malformed(`identity.${name} must be a non-empty base64 string`);
+    const bytes = canonicalBase64(text, `identity.${name}`);
+    if (bytes.length < min || bytes.length > max) {
+      throw new SealedSecretsError("ERR_SEALED_FILE_TOO_LARGE", `sealed secrets: identity.${name} is ${bytes.length} bytes, expected ${min}..${max}`);
+    }
+    return new Uint8Array(bytes);
+  };
+  return {
+    dataKey: field("dataKey", 1, MAX_CIPHERTEXT_BYTES),
+    iv: field("iv", 12, 12),
+    sealed: field("sealed", 17, MAX_SEALED_IDENTITY_BYTES + 16),
+  };
+}
+
+/** Canonical base64 only (no non-zero trailing bits), so one file has one meaning. */
+function canonicalBase64(text: string, where: string): Buffer {
+  const decoded = Buffer.from(text, "base64");
+  if (decoded.toString("base64") !== text) throw malformed(`${where} is not canonical base64`);
+  return decoded;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
-function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], where: string): void {
+function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], where: string, optional: readonly string[] = []): void {
   for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key)) throw malformed(`unknown field in ${where} (${key.length} characters)`);
+    if (!allowed.includes(key) && !optional.includes(key)) throw malformed(`unknown field in ${where} (${key.length} characters)`);
   }
   for (const key of allowed) {
     if (!Object.prototype.hasOwnProperty.call(obj, key)) throw malformed(`missing field "${key}" in ${where}`);

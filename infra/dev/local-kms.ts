@@ -10,7 +10,9 @@ import { KMS_LAYOUT, assemble, seal } from "./cms-encode.js";
  * `x-amz-target: TrentService.<Operation>` and
  * `content-type: application/x-amz-json-1.1`; blobs are base64 strings;
  * errors are HTTP 400 with `{"__type": "<Name>", "message": "…"}` (the SDK
- * takes the error name from `__type`). Only Encrypt and Decrypt exist.
+ * takes the error name from `__type`). Encrypt, Decrypt and GenerateDataKey
+ * exist, with EncryptionContext bound to the ciphertext as KMS binds it (a
+ * Decrypt with another context fails with InvalidCiphertextException).
  *
  * Encrypt returns an opaque blob: AES-256-GCM under a mock master key, with
  * the key ARN as associated data. Decrypt with `Recipient` verifies the
@@ -23,8 +25,14 @@ import { KMS_LAYOUT, assemble, seal } from "./cms-encode.js";
 export interface MockKmsPolicy {
   /** kms:RecipientAttestation:PCR<n> conditions; every listed PCR must match. */
   allowedPcrs: Readonly<Record<number, Uint8Array>>;
-  /** The explicit Deny on Decrypt without a recipient attestation. Default true. */
+  /** The explicit Deny on Decrypt and GenerateDataKey without a recipient attestation. Default true. */
   denyWithoutRecipient?: boolean;
+  /**
+   * The explicit Deny on Encrypt under the identity encryption context
+   * (infra/kms/key-policy.ts), so only an attested enclave can make a sealed
+   * identity. Default true.
+   */
+  denyIdentityEncrypt?: boolean;
 }
 
 /** Ways to make the mock lie, for the enclave's refusals. */
@@ -101,22 +109,56 @@ export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
     if (typeof keyId !== "string" || !known.includes(keyId)) throw new KmsFault("NotFoundException", `Key '${String(keyId)}' does not exist`);
   }
 
+  /** EncryptionContext: a string→string map; bound into the blob as associated data, in sorted order. */
+  function contextAad(body: Record<string, unknown>): Buffer {
+    const ctx = body.EncryptionContext;
+    if (ctx === undefined || ctx === null) return Buffer.from(keyArn);
+    if (typeof ctx !== "object" || Array.isArray(ctx)) throw new KmsFault("SerializationException", "EncryptionContext must be a map");
+    const entries = Object.entries(ctx as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    if (entries.some(([, v]) => typeof v !== "string")) throw new KmsFault("SerializationException", "EncryptionContext values must be strings");
+    return Buffer.from(`${keyArn}\u0000${JSON.stringify(entries)}`);
+  }
+
+  function sealBlob(plaintext: Uint8Array, aad: Buffer): Buffer {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv("aes-256-gcm", masterKey, iv).setAAD(aad);
+    const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    return Buffer.concat([Buffer.from([0x01]), iv, cipher.getAuthTag(), ct]);
+  }
+
   function encrypt(body: Record<string, unknown>): Record<string, unknown> {
     if (body.KeyId === undefined) throw new KmsFault("ValidationException", "KeyId is required");
     resolveKey(body.KeyId);
     const plaintext = blobField(body, "Plaintext", true)!;
     if (plaintext.length < 1 || plaintext.length > 4096) throw new KmsFault("ValidationException", "Plaintext must be 1..4096 bytes");
-    const iv = randomBytes(12);
-    const cipher = createCipheriv("aes-256-gcm", masterKey, iv).setAAD(Buffer.from(keyArn));
-    const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-    const blob = Buffer.concat([Buffer.from([0x01]), iv, cipher.getAuthTag(), ct]);
+    const purpose = (body.EncryptionContext as Record<string, unknown> | undefined)?.["egw:purpose"];
+    if (purpose === "enclave-identity" && (mock.policy.denyIdentityEncrypt ?? true)) {
+      throw new KmsFault("AccessDeniedException", `User is not authorized to perform: kms:Encrypt on resource: ${keyArn} with an explicit deny`);
+    }
+    const blob = sealBlob(plaintext, contextAad(body));
     return { CiphertextBlob: b64(blob), KeyId: keyArn, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" };
   }
 
-  function openBlob(blob: Uint8Array): Buffer {
+  async function generateDataKey(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (body.KeyId === undefined) throw new KmsFault("ValidationException", "KeyId is required");
+    resolveKey(body.KeyId);
+    if (body.KeySpec !== "AES_256") throw new KmsFault("ValidationException", "this mock supports KeySpec AES_256 only");
+    const hasRecipient = body.Recipient !== undefined && body.Recipient !== null;
+    const key = hasRecipient ? await recipientKey(body.Recipient, "kms:GenerateDataKey") : undefined;
+    if (!hasRecipient && (mock.policy.denyWithoutRecipient ?? true)) {
+      throw new KmsFault("AccessDeniedException", `User is not authorized to perform: kms:GenerateDataKey on resource: ${keyArn} with an explicit deny`);
+    }
+    const dataKey = randomBytes(32);
+    const blob = sealBlob(dataKey, contextAad(body));
+    const base = { KeyId: keyArn, CiphertextBlob: b64(blob) };
+    if (key === undefined) return { ...base, Plaintext: b64(dataKey) };
+    return { ...base, CiphertextForRecipient: b64(assemble(seal(dataKey, key).parts, KMS_LAYOUT)) };
+  }
+
+  function openBlob(blob: Uint8Array, aad: Buffer): Buffer {
     if (blob.length < 1 + 12 + 16 + 1 || blob[0] !== 0x01) throw new KmsFault("InvalidCiphertextException", "");
     try {
-      const decipher = createDecipheriv("aes-256-gcm", masterKey, blob.subarray(1, 13)).setAAD(Buffer.from(keyArn));
+      const decipher = createDecipheriv("aes-256-gcm", masterKey, blob.subarray(1, 13)).setAAD(aad);
       decipher.setAuthTag(blob.subarray(13, 29));
       return Buffer.concat([decipher.update(blob.subarray(29)), decipher.final()]);
     } catch {
@@ -124,7 +166,7 @@ export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
     }
   }
 
-  async function recipientKey(recipient: unknown): Promise<KeyObject> {
+  async function recipientKey(recipient: unknown, action = "kms:Decrypt"): Promise<KeyObject> {
     if (typeof recipient !== "object" || recipient === null) throw new KmsFault("SerializationException", "Recipient must be an object");
     const r = recipient as Record<string, unknown>;
     if (r.KeyEncryptionAlgorithm !== "RSAES_OAEP_SHA_256") throw new KmsFault("ValidationException", "KeyEncryptionAlgorithm must be RSAES_OAEP_SHA_256");
@@ -143,7 +185,7 @@ export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
         if (actual === undefined || !Buffer.from(actual).equals(Buffer.from(expected))) {
           throw new KmsFault(
             "AccessDeniedException",
-            `User is not authorized to perform: kms:Decrypt on resource: ${keyArn} because of the kms:RecipientAttestation:PCR${index} condition`,
+            `User is not authorized to perform: ${action} on resource: ${keyArn} because of the kms:RecipientAttestation:PCR${index} condition`,
           );
         }
       }
@@ -173,7 +215,7 @@ export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
     if (!hasRecipient && (mock.policy.denyWithoutRecipient ?? true)) {
       throw new KmsFault("AccessDeniedException", `User is not authorized to perform: kms:Decrypt on resource: ${keyArn} with an explicit deny`);
     }
-    const plaintext = openBlob(blob);
+    const plaintext = openBlob(blob, contextAad(body));
     const base = { KeyId: keyArn, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" };
     if (key === undefined || mock.misbehave === "plaintext-in-clear") return { ...base, Plaintext: b64(plaintext) };
     const cms = assemble(seal(plaintext, key).parts, KMS_LAYOUT);
@@ -219,6 +261,7 @@ export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
     let out: Record<string, unknown>;
     if (target === "TrentService.Encrypt") out = encrypt(body);
     else if (target === "TrentService.Decrypt") out = await decrypt(body);
+    else if (target === "TrentService.GenerateDataKey") out = await generateDataKey(body);
     else throw new KmsFault("UnknownOperationException", `unsupported target ${target}`);
     const headers = { "content-type": "application/x-amz-json-1.1", "x-amzn-requestid": randomUUID() };
     if (mock.misbehave === "not-json" && target === "TrentService.Decrypt") {

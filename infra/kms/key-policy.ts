@@ -9,6 +9,9 @@ import type { Manifest } from "../../attestation/client/policy.js";
  *  - an explicit Deny of kms:Decrypt for every principal when the request
  *    carries no recipient attestation, so no grant, role policy or later
  *    Allow can release plaintext to the host;
+ *  - the same Deny for GenerateDataKey*, and a Deny of Encrypt/ReEncrypt
+ *    under the identity encryption context, so the shared identity can
+ *    only have been made inside a measured enclave;
  *  - key administration and Encrypt (sealing) for the named principals.
  * Warnings name what could still undo the attestation condition.
  */
@@ -72,7 +75,9 @@ export function buildKeyPolicy(input: KeyPolicyInput): { policy: Record<string, 
       Sid: `EnclaveDecrypt${i + 1}`,
       Effect: "Allow",
       Principal: { AWS: input.enclaveRoleArn },
-      Action: "kms:Decrypt",
+      // GenerateDataKey: an enclave making (or rotating) the shared sealed
+      // identity gets its data key only as CiphertextForRecipient.
+      Action: ["kms:Decrypt", "kms:GenerateDataKey"],
       Resource: "*",
       Condition: { StringEqualsIgnoreCase: condition },
     });
@@ -86,6 +91,37 @@ export function buildKeyPolicy(input: KeyPolicyInput): { policy: Record<string, 
     // No attestation in the request → the key never leaves KMS in plaintext.
     Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "true" } },
   });
+  statements.push(
+    {
+      Sid: "DenyDataKeyWithoutAttestation",
+      Effect: "Deny",
+      Principal: "*",
+      Action: ["kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPair", "kms:GenerateDataKeyPairWithoutPlaintext"],
+      Resource: "*",
+      Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "true" } },
+    },
+    {
+      // The sealed identity (TLS and receipt keys) must be made inside a
+      // measured enclave. Encrypt cannot carry an attestation, so nobody may
+      // Encrypt under the identity context: a blob made outside would hold
+      // keys its maker knows (enclave/secrets/identity-blob.ts).
+      Sid: "DenyIdentityOutsideEnclave",
+      Effect: "Deny",
+      Principal: "*",
+      Action: ["kms:Encrypt", "kms:ReEncrypt*"],
+      Resource: "*",
+      Condition: { StringEquals: { "kms:EncryptionContext:egw:purpose": "enclave-identity" } },
+    },
+    {
+      // ReEncrypt moves a ciphertext under another key without a recipient:
+      // that would let a principal lift a sealed secret to a key it controls.
+      Sid: "DenyReEncrypt",
+      Effect: "Deny",
+      Principal: "*",
+      Action: ["kms:ReEncryptFrom", "kms:ReEncryptTo"],
+      Resource: "*",
+    },
+  );
   warnings.push(
     `${input.adminArn} can kms:PutKeyPolicy: it can rewrite this policy and drop the attestation condition. Protect that principal (MFA, SCPs), and alert on PutKeyPolicy in CloudTrail.`,
     `${input.adminArn} can kms:CreateGrant: a grant for kms:Decrypt is still bound by the Deny above (no attestation, no release), but review grants with ListGrants.`,
