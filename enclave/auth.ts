@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { HeaderReader } from "./http/request-view.js";
 import { GatewayError } from "./errors.js";
 import type { ClientConfig } from "./runtime-config.js";
 
@@ -16,7 +17,7 @@ export class ClientDirectory {
     this.byHash = new Map(clients.map((c) => [c.tokenSha256, c]));
   }
 
-  authenticate(headers: Headers, surface: "openai" | "anthropic"): ClientConfig {
+  authenticate(headers: HeaderReader, surface: "openai" | "anthropic"): ClientConfig {
     const token = extractToken(headers, surface);
     if (token === undefined) throw new GatewayError("invalid_api_key", "Missing API key.");
     const client = this.byHash.get(createHash("sha256").update(token, "utf8").digest("hex"));
@@ -27,7 +28,7 @@ export class ClientDirectory {
 
 const MAX_TOKEN_LENGTH = 512;
 
-function extractToken(headers: Headers, surface: "openai" | "anthropic"): string | undefined {
+function extractToken(headers: HeaderReader, surface: "openai" | "anthropic"): string | undefined {
   const authorization = headers.get("authorization");
   if (authorization !== null) {
     const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization);

@@ -1,8 +1,8 @@
-import { Readable } from "node:stream";
 import tls from "node:tls";
 import { Agent, ProxyAgent, request, type Dispatcher } from "undici";
 import { hostPort } from "./runtime-config.js";
 import { UpstreamError } from "./providers/types.js";
+import { lazyBodyResponse } from "./http/node-body.js";
 
 /**
  * The only way the enclave reaches the network. It refuses any URL whose
@@ -56,10 +56,7 @@ export function createEgressFetch(options: EgressOptions): typeof fetch {
       throw new UpstreamError("connect", "egress denied: host is not on the enclave's allowlist");
     }
     const method = (init?.method ?? "GET").toUpperCase();
-    const headers: Record<string, string> = {};
-    new Headers(init?.headers).forEach((value, key) => {
-      headers[key] = value;
-    });
+    const headers = plainHeaders(init?.headers);
     const body = init?.body;
     if (body !== undefined && body !== null && typeof body !== "string" && !(body instanceof Uint8Array)) {
       throw new TypeError("egress fetch sends string or byte bodies only");
@@ -79,10 +76,30 @@ export function createEgressFetch(options: EgressOptions): typeof fetch {
     // 1xx/204/304 may not carry a body in a Response.
     const nullBody = res.statusCode === 204 || res.statusCode === 304 || res.statusCode < 200;
     if (nullBody) res.body.destroy();
-    return new Response(nullBody ? null : (Readable.toWeb(res.body) as ReadableStream<Uint8Array>), {
-      status: res.statusCode,
-      headers: responseHeaders,
-    });
+    return lazyBodyResponse(nullBody ? null : res.body, { status: res.statusCode, headers: responseHeaders });
   };
   return egressFetch as typeof fetch;
+}
+
+/**
+ * Request headers as undici takes them. The adapters pass plain objects with
+ * lower-case names; anything else goes through Headers, which normalises.
+ */
+function plainHeaders(init: RequestInit["headers"]): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (init && typeof init === "object" && !Array.isArray(init) && !(init instanceof Headers)) {
+    let plain = true;
+    for (const [key, value] of Object.entries(init)) {
+      if (typeof value !== "string" || key !== key.toLowerCase()) {
+        plain = false;
+        break;
+      }
+      out[key] = value;
+    }
+    if (plain) return out;
+  }
+  new Headers(init).forEach((value, key) => {
+    out[key] = value;
+  });
+  return out;
 }

@@ -5,6 +5,7 @@ import type { AttestationService } from "./attestation-service.js";
 import { ClientDirectory } from "./auth.js";
 import { GatewayError, isGatewayError } from "./errors.js";
 import { parseJsonObject, readBody } from "./http/body.js";
+import { requestView } from "./http/request-view.js";
 import { CLIENT_ADDRESS } from "./http/proxy-header.js";
 import { errorObject, type Surface } from "./http/error-body.js";
 import type { EnclaveIdentity } from "./identity.js";
@@ -169,10 +170,10 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     c: Context,
     ex: Exchange,
     surface: Surface,
-  ): Promise<{ body: Record<string, unknown>; client: ClientConfig; release: () => void }> {
+  ): Promise<{ body: Record<string, unknown>; client: ClientConfig; release: () => void; signal: AbortSignal }> {
     identityCheck();
-    const incoming = (c.env as { incoming?: AsyncIterable<Uint8Array> } | undefined)?.incoming;
-    const bytes = await readBody(c.req.raw, config.limits.maxBodyBytes, incoming).catch((err: unknown) => {
+    const view = requestView(c);
+    const bytes = await readBody(view, config.limits.maxBodyBytes).catch((err: unknown) => {
       throw isGatewayError(err) ? err : new GatewayError("invalid_request", "Could not read the request body.", { cause: err });
     });
     ex.requestBytes = bytes.byteLength;
@@ -185,7 +186,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       const ipWait = rates.take(`ip:${address}`, Math.max(1, perIp), perIp / 60);
       if (ipWait > 0) throw new GatewayError("rate_limited", "Rate limit reached for this client address.", { retryAfter: ipWait });
     }
-    const client = clients.authenticate(c.req.raw.headers, surface);
+    const client = clients.authenticate(view.headers, surface);
     const perMinute = client.rateLimitPerMinute ?? config.limits.rateLimitPerMinute;
     const wait = rates.take(`client:${client.name}`, Math.max(1, perMinute), perMinute / 60);
     if (wait > 0) throw new GatewayError("rate_limited", "Rate limit reached for this API key.", { retryAfter: wait });
@@ -200,11 +201,18 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       release();
     };
     try {
-      const contentType = c.req.header("content-type") ?? "";
+      const contentType = view.headers.get("content-type") ?? "";
       if (!/^application\/json\b/i.test(contentType)) {
         throw new GatewayError("unsupported_media_type", "Content-Type must be application/json.");
       }
-      return { body: parseJsonObject(bytes), client, release: releaseOnce };
+      return {
+        body: parseJsonObject(bytes),
+        client,
+        release: releaseOnce,
+        get signal() {
+          return view.signal;
+        },
+      };
     } catch (err) {
       releaseOnce();
       throw err;
@@ -276,7 +284,8 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   // ─── /v1/chat/completions ──────────────────────────────────────────────
   app.post(
     "/v1/chat/completions",
-    modelCall("chat.completions", "openai", async (c, ex, { body, client }, handOff) => {
+    modelCall("chat.completions", "openai", async (_c, ex, admitted, handOff) => {
+      const { body, client } = admitted;
       if (!Array.isArray(body.messages) || body.messages.length === 0) {
         throw new GatewayError("invalid_request", "`messages` must be a non-empty array.");
       }
@@ -285,11 +294,11 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       const request = body as unknown as ChatRequest;
       if (request.stream === true) {
         ex.stream = true;
-        const opened = await openChatStream(routes, request, c.req.raw.signal, config.limits, deps.upstream);
+        const opened = await openChatStream(routes, request, admitted.signal, config.limits, deps.upstream);
         served(ex, opened.route);
         return streamChat(ex, opened.value, handOff(), openaiStream());
       }
-      const result = await callChat(routes, request, c.req.raw.signal, config.limits, deps.upstream);
+      const result = await callChat(routes, request, admitted.signal, config.limits, deps.upstream);
       served(ex, result.route);
       return json(ex, 200, result.value);
     }),
@@ -413,7 +422,8 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   // reachable with the Anthropic SDK unchanged.
   app.post(
     "/v1/messages",
-    modelCall("messages", "anthropic", async (c, ex, { body, client }, handOff) => {
+    modelCall("messages", "anthropic", async (_c, ex, admitted, handOff) => {
+      const { body, client } = admitted;
       if (!Array.isArray(body.messages)) throw new GatewayError("invalid_request", "`messages` must be an array.");
       if (body.stream !== undefined && typeof body.stream !== "boolean") throw new GatewayError("invalid_request", "`stream` must be a boolean.");
       const routes = routeFor(ex, client, body.model);
@@ -424,13 +434,13 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       if (!routes[0]!.adapter.native) canonical();
       if (body.stream === true) {
         ex.stream = true;
-        const opened = await openStream<string>(routes, c.req.raw.signal, config.limits, deps.upstream, (route, ctx) =>
+        const opened = await openStream<string>(routes, admitted.signal, config.limits, deps.upstream, (route, ctx) =>
           route.adapter.native ? route.adapter.native.messagesStream(body, ctx) : translatedMessagesStream(route, canonical(), ex.model, ctx),
         );
         served(ex, opened.route);
         return streamChat(ex, opened.value, handOff(), anthropicStream);
       }
-      const result = await callOnce<Uint8Array>(routes, c.req.raw.signal, config.limits, deps.upstream, async (route, ctx) => {
+      const result = await callOnce<Uint8Array>(routes, admitted.signal, config.limits, deps.upstream, async (route, ctx) => {
         if (route.adapter.native) return route.adapter.native.messages(body, ctx);
         const completion = await route.adapter.chat({ ...canonical(), model: route.upstreamModel }, ctx);
         return new TextEncoder().encode(JSON.stringify(completionToAnthropicMessage(completion, { provider: route.adapter.info.name })));
@@ -447,9 +457,10 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   ] as const) {
     app.post(
       path,
-      modelCall(surface, "openai", async (c, ex, { body, client }) => {
+      modelCall(surface, "openai", async (_c, ex, admitted) => {
+        const { body, client } = admitted;
         const routes = routeFor(ex, client, body.model);
-        const result = await callOnce<unknown>(routes, c.req.raw.signal, config.limits, deps.upstream, (route, ctx): Promise<unknown> => {
+        const result = await callOnce<unknown>(routes, admitted.signal, config.limits, deps.upstream, (route, ctx): Promise<unknown> => {
           const adapter = route.adapter;
           if (surface === "embeddings") {
             if (!adapter.embeddings) throw new GatewayError("unsupported_capability", "This model's provider does not offer embeddings.");
@@ -468,7 +479,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   app.get("/v1/models", async (c) => {
     const ex = newExchange("models");
     try {
-      const client = clients.authenticate(c.req.raw.headers, c.req.header("anthropic-version") ? "anthropic" : "openai");
+      const client = clients.authenticate(requestView(c).headers, c.req.header("anthropic-version") ? "anthropic" : "openai");
       const created = Math.floor(now().getTime() / 1000);
       const data = router
         .list()

@@ -1,3 +1,4 @@
+import { upstreamBody } from "../http/node-body.js";
 import { AnthropicStreamMapper, streamErrorStatus } from "../translate/anthropic-stream.js";
 import { fromAnthropicMessage, toAnthropicRequest } from "../translate/openai-to-anthropic.js";
 import { networkError, postJson, readJson } from "./http.js";
@@ -62,7 +63,7 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
     async *messagesStream(body, ctx) {
       const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: true }, await headers());
       try {
-        for await (const event of readSse(response.body)) {
+        for await (const event of readSse(upstreamBody(response))) {
           if (event.data === "") continue;
           const parsed = parseEventJson(event, name) as { type?: unknown; error?: { type?: unknown } };
           if (event.event === "error" || parsed.type === "error") {
@@ -102,7 +103,7 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
         now: ctx.now,
       });
       try {
-        for await (const event of readSse(response.body)) {
+        for await (const event of readSse(upstreamBody(response))) {
           // Comment-only or data-less events (keep-alives) carry nothing.
           if (event.data === "") continue;
           yield* mapper.push(parseEventJson(event, name));

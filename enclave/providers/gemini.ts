@@ -1,3 +1,4 @@
+import { upstreamBody } from "../http/node-body.js";
 import { randomUUID } from "node:crypto";
 import { GatewayError } from "../errors.js";
 import { createGeminiStreamMapper } from "../translate/gemini-stream.js";
@@ -123,7 +124,7 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
       response.body?.cancel().catch(() => {});
       throw new UpstreamError("malformed", `${name}: stream response is not text/event-stream`);
     }
-    const events = readSse(response.body, options.maxSseEventBytes === undefined ? {} : { maxEventBytes: options.maxSseEventBytes });
+    const events = readSse(upstreamBody(response), options.maxSseEventBytes === undefined ? {} : { maxEventBytes: options.maxSseEventBytes });
     try {
       for (;;) {
         let next: IteratorResult<{ event: string | undefined; data: string; id: string | undefined }>;

@@ -1,3 +1,5 @@
+import type { Readable } from "node:stream";
+import { takeNodeBody } from "../http/node-body.js";
 import { providerDetails, UpstreamError, type ProviderCallContext } from "./types.js";
 
 /** Largest non-streamed upstream JSON body the gateway will read. */
@@ -93,6 +95,18 @@ export function providerMessage(errorBody: string): string | undefined {
 
 /** Reads at most 64 KiB of an error body, for retry hints only; it is never logged or returned to clients. */
 async function drain(response: Response): Promise<string> {
+  const node = takeNodeBody(response);
+  if (node) {
+    try {
+      const bytes = await collectNode(node, MAX_ERROR_BODY_BYTES, false);
+      return Buffer.from(bytes).toString("utf8");
+    } catch {
+      // The status is what matters; a broken error body changes nothing.
+      return "";
+    } finally {
+      node.destroy();
+    }
+  }
   if (!response.body) return "";
   const reader = response.body.getReader();
   const chunks: Uint8Array[] = [];
@@ -112,10 +126,56 @@ async function drain(response: Response): Promise<string> {
   return Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY_BYTES).toString("utf8");
 }
 
+/**
+ * Collects a Node stream up to `limit` bytes. Over the limit: throws
+ * LimitExceeded when `strict`, else returns the first `limit` bytes. The
+ * caller destroys the stream.
+ */
+class LimitExceeded extends Error {}
+function collectNode(node: Readable, limit: number, strict: boolean): Promise<Uint8Array> {
+  return new Promise<Uint8Array>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    const finish = (err: unknown) => {
+      node.off("data", onData);
+      node.off("end", onEnd);
+      node.off("error", onError);
+      node.off("close", onClose);
+      if (err) reject(err);
+      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks).subarray(0, limit));
+    };
+    const onData = (chunk: Buffer) => {
+      total += chunk.byteLength;
+      chunks.push(chunk);
+      if (total > limit) finish(strict ? new LimitExceeded() : undefined);
+    };
+    const onEnd = () => finish(undefined);
+    const onError = (err: Error) => finish(err);
+    const onClose = () => finish(new Error("upstream body closed early"));
+    node.on("data", onData);
+    node.on("end", onEnd);
+    node.on("error", onError);
+    node.on("close", onClose);
+  });
+}
+
 /** Reads a JSON body with a size bound; unreadable JSON is a malformed upstream. */
 export async function readJson(ctx: ProviderCallContext, provider: string, response: Response): Promise<unknown> {
   const length = Number(response.headers.get("content-length") ?? "0");
   if (length > MAX_UPSTREAM_JSON_BYTES) throw new UpstreamError("malformed", `${provider}: response larger than ${MAX_UPSTREAM_JSON_BYTES} bytes`);
+  const node = takeNodeBody(response);
+  if (node) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await collectNode(node, MAX_UPSTREAM_JSON_BYTES, true);
+    } catch (cause) {
+      if (cause instanceof LimitExceeded) throw new UpstreamError("malformed", `${provider}: response larger than ${MAX_UPSTREAM_JSON_BYTES} bytes`);
+      throw networkError(ctx, provider, cause);
+    } finally {
+      node.destroy();
+    }
+    return parseUpstreamJson(provider, bytes);
+  }
   if (!response.body) throw new UpstreamError("malformed", `${provider}: response has no body`);
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -134,8 +194,12 @@ export async function readJson(ctx: ProviderCallContext, provider: string, respo
   } finally {
     reader.cancel().catch(() => {});
   }
+  return parseUpstreamJson(provider, Buffer.concat(chunks));
+}
+
+function parseUpstreamJson(provider: string, bytes: Uint8Array): unknown {
   try {
-    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+    return JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8"));
   } catch {
     // No `cause`: a SyntaxError's message quotes the body, which may echo the prompt.
     throw new UpstreamError("malformed", `${provider}: response is not JSON`);

@@ -1,3 +1,4 @@
+import { upstreamBody } from "../http/node-body.js";
 import { GatewayError } from "../errors.js";
 import { networkError, postJson, readJson } from "./http.js";
 import { parseEventJson, readSse } from "./sse.js";
@@ -139,7 +140,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
     let yielded = 0;
     let done = false;
     try {
-      for await (const event of readSse(response.body)) {
+      for await (const event of readSse(upstreamBody(response))) {
         if (event.data === OPENAI_STREAM_DONE) {
           done = true;
           break;

@@ -1,4 +1,5 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
+import type { UpstreamBody } from "../http/node-body.js";
 import { UpstreamError } from "./types.js";
 
 /**
@@ -16,10 +17,7 @@ export interface SseEvent {
 
 export const DEFAULT_MAX_SSE_EVENT_BYTES = 4 * 1024 * 1024;
 
-export async function* readSse(
-  body: ReadableStream<Uint8Array> | null,
-  options: { maxEventBytes?: number } = {},
-): AsyncGenerator<SseEvent> {
+export async function* readSse(body: UpstreamBody | null, options: { maxEventBytes?: number } = {}): AsyncGenerator<SseEvent> {
   if (!body) throw new UpstreamError("malformed", "upstream stream has no body");
   const maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_SSE_EVENT_BYTES;
   const queue: SseEvent[] = [];
@@ -31,10 +29,10 @@ export async function* readSse(
     },
   });
   const decoder = new TextDecoder("utf-8");
-  const reader = body.getReader();
+  const chunks = chunksOf(body);
   try {
     for (;;) {
-      const { value, done } = await reader.read();
+      const { value, done } = await chunks.next();
       if (done) break;
       pendingBytes += value.byteLength;
       if (pendingBytes > maxEventBytes) {
@@ -49,9 +47,29 @@ export async function* readSse(
   } finally {
     // Runs on normal end, on error, and when the consumer stops early
     // (client disconnect): cancel the upstream body so the socket is freed.
-    reader.cancel().catch(() => {});
-    reader.releaseLock();
+    chunks.close();
   }
+}
+
+/** One pull interface over a WHATWG stream or a Node Readable (enclave/http/node-body.ts). */
+function chunksOf(body: UpstreamBody): { next(): Promise<IteratorResult<Uint8Array>>; close(): void } {
+  if (body instanceof ReadableStream) {
+    const reader = body.getReader();
+    return {
+      next: () => reader.read() as Promise<IteratorResult<Uint8Array>>,
+      close: () => {
+        reader.cancel().catch(() => {});
+        reader.releaseLock();
+      },
+    };
+  }
+  const iterator = body[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
+  return {
+    next: () => iterator.next(),
+    close: () => {
+      body.destroy();
+    },
+  };
 }
 
 /** Parses an event's JSON data; a parse failure is a malformed upstream. */
