@@ -41,7 +41,12 @@ export type ClientOwnErrorCode =
   /** The verified fetch was closed. */
   | "ERR_CLOSED"
   /** A measurements manifest is not valid (path and reason in the message). */
-  | "ERR_MANIFEST_INVALID";
+  | "ERR_MANIFEST_INVALID"
+  /**
+   * A signing key was pinned and the manifest's detached signature is
+   * missing, malformed, by another key, or does not verify over its bytes.
+   */
+  | "ERR_MANIFEST_SIGNATURE";
 
 export type ClientErrorCode = ClientOwnErrorCode | AttestationErrorCode;
 
@@ -60,6 +65,8 @@ const ACTION: Record<ClientOwnErrorCode, ErrorAction> = {
   ERR_ORIGIN: "fix-input",
   ERR_CLOSED: "fix-input",
   ERR_MANIFEST_INVALID: "fix-policy",
+  // Someone may have altered the published manifest: stop, do not fall back to it unsigned.
+  ERR_MANIFEST_SIGNATURE: "reject",
 };
 
 function actionOf(code: ClientErrorCode): ErrorAction {

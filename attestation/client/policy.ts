@@ -1,8 +1,10 @@
-import { readFile } from "node:fs/promises";
+import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { DEFAULT_CLOCK_SKEW_MS, DEFAULT_MAX_AGE_MS } from "../verify-options.js";
 import { awsNitroRootG1, trustAnchorFromPem, type TrustAnchor } from "../roots.js";
 import { ClientError } from "./errors.js";
+import { parseReleaseInfo, type ReleaseInfo } from "./manifest-release.js";
+import { MANIFEST_SIGNATURE_SUFFIX, MAX_MANIFEST_SIGNATURE_BYTES, verifyManifestSignature, type VerifiedManifestSignature } from "./manifest-signature.js";
 import { rejectDuplicateJsonKeys } from "./strict-json.js";
 
 /**
@@ -33,6 +35,8 @@ export interface MeasurementSet {
   label: string;
   /** PCR index → 48-byte SHA-384 measurement. */
   pcrs: ReadonlyMap<number, Uint8Array>;
+  /** Where the build came from (manifest `release`): reported, never used to decide. */
+  release?: ReleaseInfo;
 }
 
 /** A ClientPolicy with every default applied and every value checked. */
@@ -128,7 +132,14 @@ export function matchMeasurements(sets: readonly MeasurementSet[], pcrs: Readonl
  *       "pcrs": {                          // required, 1..32 entries
  *         "0": "<96 hex digits>",          // key: PCR index "0".."31" (decimal, no leading zero)
  *         "1": "<96 hex digits>",          // value: the 48-byte SHA-384 measurement
- *         "2": "<96 hex digits>" } }
+ *         "2": "<96 hex digits>",
+ *         "8": "<96 hex digits>" },        // PCR8 (signed EIFs): pins the EIF signing certificate
+ *       "release": {                       // optional: provenance, reported but never used to decide
+ *         "version": "0.1.0",              // required, SemVer 2.0.0, at most 64 characters
+ *         "gitCommit": "<40 hex digits>",  // required, lowercase; 64 for SHA-256 repositories
+ *         "imageDigest": "sha256:<64 hex>",// required, lowercase: the OCI image the EIF was built from
+ *         "eifSha384": "<96 hex digits>",  // optional, lowercase: SHA-384 of the EIF file
+ *         "builtAt": "2026-11-25T12:00:00Z" } } // optional, RFC 3339 (upper-case T and Z, or ±hh:mm)
  *   ],
  *   "configSha256": ["<64 hex digits>"],   // optional, 1..64 unique entries: the attested
  *                                          // runtime-config hash must be one of them
@@ -142,7 +153,14 @@ export function matchMeasurements(sets: readonly MeasurementSet[], pcrs: Readonl
  *
  * A document matches an entry when it carries every PCR the entry lists,
  * with equal bytes; PCRs the entry does not list are not compared. The
- * first matching entry's label is reported. Hex may be upper or lower case.
+ * first matching entry's label is reported. PCR and config hex may be upper
+ * or lower case; the `release` formats are exact (manifest-release.ts).
+ * `configSha256` is the config hash of the release(s): it applies to every
+ * entry, so during a rollout it lists the old and the new config.
+ *
+ * `egw manifest create` writes this format (infra/release), and a manifest
+ * may carry a detached signature `<file>.sig` (manifest-signature.ts) that
+ * `loadPolicyFile` requires when the caller pins a signing key.
  */
 export interface Manifest {
   version: 1;
@@ -155,7 +173,7 @@ export interface Manifest {
 }
 
 const TOP_KEYS = new Set(["version", "measurements", "configSha256", "maxAgeSeconds", "allowDebug", "devRootPem"]);
-const ENTRY_KEYS = new Set(["label", "pcrs"]);
+const ENTRY_KEYS = new Set(["label", "pcrs", "release"]);
 
 function invalid(where: string, message: string): ClientError {
   return new ClientError("ERR_MANIFEST_INVALID", `manifest ${where}: ${message}`);
@@ -205,7 +223,7 @@ export function parseManifest(input: string | unknown): Manifest {
     const where = `measurements[${i}]`;
     if (!isPlainObject(entry)) throw invalid(where, "expected an object");
     onlyKeys(entry, ENTRY_KEYS, where);
-    const { label, pcrs } = entry;
+    const { label, pcrs, release } = entry;
     if (typeof label !== "string" || label.trim() === "" || label.length > MAX_LABEL || /[\u0000-\u001f\u007f]/.test(label)) {
       throw invalid(`${where}.label`, `expected 1..${MAX_LABEL} printable characters`);
     }
@@ -217,7 +235,9 @@ export function parseManifest(input: string | unknown): Manifest {
       if (!/^(0|[1-9]\d?)$/.test(key) || Number(key) > 31) throw invalid(`${where}.pcrs`, `"${key.slice(0, 8)}" is not a PCR index 0..31`);
       map.set(Number(key), hexBytes(hex, PCR_BYTES, `${where}.pcrs.${key}`));
     }
-    return { label, pcrs: new Map([...map].sort((a, b) => a[0] - b[0])) };
+    const set: MeasurementSet = { label, pcrs: new Map([...map].sort((a, b) => a[0] - b[0])) };
+    if (release !== undefined) set.release = parseReleaseInfo(release, `${where}.release`);
+    return set;
   });
 
   const manifest: Manifest = { version: 1, measurements };
@@ -279,23 +299,97 @@ export async function loadDevRoot(file: string): Promise<TrustAnchor> {
   }
 }
 
+/** Options of `loadPolicyFile`. */
+export interface LoadPolicyOptions {
+  /** A development root given separately (e.g. --dev-root); must be the manifest's, if it names one. */
+  devRootFile?: string;
+  /**
+   * Accept the manifest only with a valid detached signature
+   * (manifest-signature.ts) by the key whose SPKI hashes to `spkiSha256`.
+   * The signature is read from `signatureFile`, default `<file>.sig`.
+   * Absent: the manifest is used unsigned, as before.
+   */
+  signedBy?: { spkiSha256: Uint8Array; signatureFile?: string };
+}
+
+export interface LoadedPolicy {
+  manifest: Manifest;
+  policy: ClientPolicy;
+  devRoot: TrustAnchor | undefined;
+  /** The verified signature, when `signedBy` was given. */
+  signature: VerifiedManifestSignature | undefined;
+}
+
+/**
+ * Reads at most `max` bytes of a file, refusing a larger one before reading
+ * it. `onError` turns an I/O failure (or an oversized file) into the
+ * caller's typed error.
+ */
+async function readBounded(file: string, max: number, onError: (reason: string, cause?: unknown) => ClientError): Promise<Uint8Array> {
+  let handle;
+  try {
+    handle = await open(file, "r");
+  } catch (cause) {
+    throw onError(`cannot read (${(cause as NodeJS.ErrnoException).code ?? "error"})`, cause);
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size > max) throw onError(`${size} bytes is too large (at most ${max})`);
+    // One byte more than allowed, so a file that grew since stat is still caught.
+    const buffer = new Uint8Array(max + 1);
+    let filled = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+      if (filled > max) throw onError(`larger than ${max} bytes`);
+    }
+    return buffer.subarray(0, filled);
+  } catch (cause) {
+    if (cause instanceof ClientError) throw cause;
+    throw onError(`cannot read (${(cause as NodeJS.ErrnoException).code ?? "error"})`, cause);
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * Loads a manifest file into a policy. The manifest's `devRootPem` is read
  * relative to the manifest's folder; `options.devRootFile` (e.g. a command
  * line flag) may name the same root, but two different roots are refused.
+ *
+ * With `options.signedBy`, the file's bytes are read once, the signature is
+ * checked over exactly those bytes, and only then are they parsed: a
+ * missing, malformed, foreign or failing signature is ERR_MANIFEST_SIGNATURE
+ * and nothing of the manifest is used. The signature covers the manifest's
+ * text, including a `devRootPem` path, not the file that path names.
  */
-export async function loadPolicyFile(
-  file: string,
-  options: { devRootFile?: string } = {},
-): Promise<{ manifest: Manifest; policy: ClientPolicy; devRoot: TrustAnchor | undefined }> {
+export async function loadPolicyFile(file: string, options: LoadPolicyOptions = {}): Promise<LoadedPolicy> {
+  let signedBy: LoadPolicyOptions["signedBy"];
+  if (Object.prototype.hasOwnProperty.call(options, "signedBy")) {
+    // `{ signedBy: undefined }` is a caller who lost the pin on the way: reject, never skip.
+    signedBy = options.signedBy;
+    if (!signedBy || !(signedBy.spkiSha256 instanceof Uint8Array) || signedBy.spkiSha256.length !== 32) {
+      throw new ClientError("ERR_POLICY_INVALID", "signedBy is present but is not { spkiSha256: <32 bytes> }");
+    }
+    if (signedBy.signatureFile !== undefined && (typeof signedBy.signatureFile !== "string" || signedBy.signatureFile === "")) {
+      throw new ClientError("ERR_POLICY_INVALID", "signedBy.signatureFile must be a file path");
+    }
+  }
+  const bytes = await readBounded(file, MAX_MANIFEST_BYTES, (reason, cause) => new ClientError("ERR_MANIFEST_INVALID", `manifest ${file}: ${reason}`, { cause }));
+  let signature: VerifiedManifestSignature | undefined;
+  if (signedBy) {
+    const sigFile = signedBy.signatureFile ?? `${file}${MANIFEST_SIGNATURE_SUFFIX}`;
+    const sigBytes = await readBounded(sigFile, MAX_MANIFEST_SIGNATURE_BYTES, (reason, cause) =>
+      new ClientError("ERR_MANIFEST_SIGNATURE", `manifest signature ${sigFile}: ${reason}; a signing key is pinned, so the manifest is not used without its signature`, { cause }),
+    );
+    signature = await verifyManifestSignature(bytes, sigBytes, { spkiSha256: signedBy.spkiSha256 });
+  }
   let text: string;
   try {
-    const bytes = await readFile(file);
-    if (bytes.length > MAX_MANIFEST_BYTES) throw new ClientError("ERR_MANIFEST_INVALID", `manifest ${file}: ${bytes.length} bytes is too large`);
-    text = bytes.toString("utf8");
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (cause) {
-    if (cause instanceof ClientError) throw cause;
-    throw new ClientError("ERR_MANIFEST_INVALID", `manifest ${file}: cannot read (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
+    throw new ClientError("ERR_MANIFEST_INVALID", `manifest ${file}: not UTF-8 text`, { cause });
   }
   const manifest = parseManifest(text);
   const fromManifest = manifest.devRootPem === undefined ? undefined : path.resolve(path.dirname(file), manifest.devRootPem);
@@ -308,5 +402,5 @@ export async function loadPolicyFile(
     }
     devRoot = a ?? b;
   }
-  return { manifest, policy: policyFromManifest(manifest, devRoot ? { trustedRoots: [devRoot] } : {}), devRoot };
+  return { manifest, policy: policyFromManifest(manifest, devRoot ? { trustedRoots: [devRoot] } : {}), devRoot, signature };
 }

@@ -1,5 +1,5 @@
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, KMS_POLICY_USAGE, LOCAL_MODEL_USAGE, MEASURE_USAGE, PROXY_USAGE, RECEIPT_USAGE, SEAL_USAGE, VERIFY_USAGE } from "./usage.js";
+import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, KMS_POLICY_USAGE, LOCAL_MODEL_USAGE, MANIFEST_USAGE, MEASURE_USAGE, PROXY_USAGE, RECEIPT_USAGE, SEAL_USAGE, VERIFY_USAGE } from "./usage.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
 
@@ -18,6 +18,7 @@ Commands:
   kms-policy …              print the attestation-conditioned KMS key policy
   seal …                    seal a provider key (stdin) with KMS into a sealed-secrets file
   measure <file.eif>        compute an enclave image's PCRs (and compare with a manifest)
+  manifest create|sign|verify  write a release's measurements manifest; sign it; check a signature
   help [command]            show help
 
 ${ATTEST_USAGE}
@@ -42,7 +43,9 @@ ${KMS_POLICY_USAGE}
 
 ${SEAL_USAGE}
 
-${MEASURE_USAGE}`;
+${MEASURE_USAGE}
+
+${MANIFEST_USAGE}`;
 
 type Command = (args: string[], ctx: CliContext) => Promise<number>;
 
@@ -61,6 +64,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   "kms-policy": async () => (await import("./kms-policy.js")).kmsPolicyCommand,
   seal: async () => (await import("./seal.js")).sealCommand,
   measure: async () => (await import("./measure.js")).measureCommand,
+  manifest: async () => (await import("./manifest.js")).manifestCommand,
 };
 
 export async function run(argv: string[], ctx: CliContext): Promise<number> {

@@ -7,10 +7,11 @@ import type { ClientPolicy } from "../../attestation/client/policy.js";
 import { receiptSseBlock } from "../../attestation/receipt.js";
 import { createVerifiedFetch, type VerifiedFetch } from "../../attestation/client/verified-fetch.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
-import { loadCliPolicy, stepLines } from "./verify.js";
+import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, releaseLine, stepLines, type CliPolicy } from "./verify.js";
 
 /**
- * `egw proxy --upstream <url> [--policy file] [--dev-root pem] [--listen 127.0.0.1:8787]`
+ * `egw proxy --upstream <url> [--policy file [--policy-pubkey pem | --policy-pubkey-sha256 hex] [--policy-sig file]]
+ *           [--dev-root pem] [--listen 127.0.0.1:8787]`
  *
  * A plain-HTTP proxy on loopback for tools that cannot verify (curl,
  * Python's openai, LangChain): every request goes to the gateway through
@@ -32,6 +33,9 @@ import { loadCliPolicy, stepLines } from "./verify.js";
  *
  * Loopback only: it speaks plain HTTP, and a Host header that is not
  * loopback is refused (DNS rebinding).
+ *
+ * With a pinned manifest signing key, a manifest whose signature is missing
+ * or wrong stops the proxy before it listens (ERR_MANIFEST_SIGNATURE, exit 1).
  */
 export interface ProxyOptions {
   upstream: string;
@@ -240,9 +244,8 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
 
 export async function proxyCommand(args: string[], ctx: CliContext, options: { signal?: AbortSignal } = {}): Promise<number> {
   const { values, positionals } = parseFlags(args, {
+    ...POLICY_FLAGS,
     upstream: { type: "string" },
-    policy: { type: "string" },
-    "dev-root": { type: "string" },
     listen: { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError("proxy takes no positional arguments");
@@ -254,7 +257,15 @@ export async function proxyCommand(args: string[], ctx: CliContext, options: { s
     throw new UsageError((err as Error).message);
   }
   const listen = parseListen(values.listen ?? "127.0.0.1:8787");
-  const { policy, resolved, source } = await loadCliPolicy(values, ctx);
+  let loaded: CliPolicy;
+  try {
+    loaded = await loadCliPolicy(values, ctx);
+  } catch (err) {
+    if (!(err instanceof ClientError)) throw err;
+    print(ctx.stdout, manifestRejection(err, values, false, `egw proxy: ${upstream} REFUSED`));
+    return EXIT.rejected;
+  }
+  const { policy, resolved, source } = loaded;
 
   // Attest once up front, so a gateway that fails is reported now rather
   // than as 502s later. Each proxied connection is attested again.
@@ -263,6 +274,8 @@ export async function proxyCommand(args: string[], ctx: CliContext, options: { s
     first.socket.destroy();
     const m = first.peer.measurement === null ? "measurements NOT checked (no --policy)" : `measurement "${first.peer.measurement}"`;
     print(ctx.stderr, `egw proxy: ${upstream} attested: ${first.peer.result.moduleId}, ${m}, root ${first.peer.result.root.name}${first.peer.result.root.production ? "" : " (DEVELOPMENT)"}`);
+    const release = matchedRelease(loaded.manifest, first.peer.measurement);
+    if (release) print(ctx.stderr, `egw proxy:${releaseLine(release)}`);
   } catch (err) {
     if (!(err instanceof ClientError)) throw err;
     print(ctx.stdout, [`egw proxy: ${upstream} REFUSED`, `  policy: ${source}`, ...stepLines(err.steps), `REJECTED ${err.code}`, `  ${err.message}`].join("\n"));

@@ -37,16 +37,23 @@ export const ENCLAVE_USAGE = `Usage:
               [--dev] [--state-dir <dir>] [--egress-proxy http://host:port|vsock://3:<port>]
               [--upstream-ca <pem>   (development: trust the local model's certificate)]
               [--sealed-secrets <file> [--kms-endpoint <url>]]
+  egw enclave --provision-listen <vsock://4294967295:9000|tcp://…|unix://…> [--provision-timeout <seconds>]
+              [--listen …] [--dev] [--state-dir <dir>] [--egress-proxy …]
 
 Runs the gateway service (HTTPS only). On Nitro it attests through /dev/nsm;
 --dev uses the simulated NSM and the development CA in --state-dir. Logs are
 JSON lines on stderr; "enclave.ready" names the port and the attested hashes.
 With --sealed-secrets, provider keys are opened at boot with KMS Decrypt +
 Recipient (this enclave's attestation); if KMS refuses, it does not serve.
+With --provision-listen (instead of --config/--sealed-secrets), the runtime
+config, sealed secrets and KMS credentials come from "egw host --provision"
+over one connection (waited for up to --provision-timeout, default 300 s);
+the enclave answers it with a ready or failed status. Any failure exits 1.
 Stops cleanly on SIGINT/SIGTERM.`;
 
 export const VERIFY_USAGE = `Usage:
   egw verify <https://gateway[:port]> [--policy <manifest.json>] [--dev-root <pem>] [--json]
+             [--policy-pubkey <public.pem> | --policy-pubkey-sha256 <hex>] [--policy-sig <file>]
 
 Attests a gateway the way the verifying client does: one TLS connection, a
 fresh 32-byte nonce, the document checked against the AWS root (or the
@@ -55,10 +62,16 @@ manifest's measurements and config hashes, and the TLS key binding; every
 step is printed. Exits 0 when every check passed, 1 when one failed
 (connection problems included), 2 on a usage problem. Without --policy the
 measurements are checked against no manifest and the verdict says so;
-exit 0 then covers every other check.`;
+exit 0 then covers every other check. The matched entry's release version
+and commit are printed when the manifest records them.
+With --policy-pubkey (PEM) or --policy-pubkey-sha256 (SHA-256 of the key's
+SPKI) the manifest is used only with a valid signature by that key
+(<manifest>.sig, or --policy-sig); a missing or bad signature is
+ERR_MANIFEST_SIGNATURE, exit 1, before anything is dialled.`;
 
 export const PROXY_USAGE = `Usage:
   egw proxy --upstream <https://gateway[:port]> [--policy <manifest.json>]
+            [--policy-pubkey <public.pem> | --policy-pubkey-sha256 <hex>] [--policy-sig <file>]
             [--dev-root <pem>] [--listen 127.0.0.1:8787]
 
 Plain-HTTP verifying proxy on loopback for curl, Python openai, LangChain
@@ -66,8 +79,9 @@ Plain-HTTP verifying proxy on loopback for curl, Python openai, LangChain
 every answer is passed on only if its receipt verifies, else a 502 with a
 JSON error (streams: an error event, then the connection is cut). Headers
 x-egw-verified, x-egw-measurement, x-egw-root, x-egw-receipt-id say what was
-verified. Exits 1 at start if the gateway fails attestation; stops on
-SIGINT/SIGTERM.`;
+verified. Exits 1 at start if the gateway fails attestation, or if a
+signing key is pinned and the manifest's signature is missing or wrong
+(ERR_MANIFEST_SIGNATURE); stops on SIGINT/SIGTERM.`;
 
 export const RECEIPT_USAGE = `Usage:
   egw receipt verify --receipt <file> --request <file> --response <file>
@@ -87,6 +101,8 @@ export const HOST_USAGE = `Usage:
            [--proxy-protocol] [--egress-listen <endpoint>] [--config <runtime-config.json>]
            [--allow host:port]… [--allow-private host:port]… [--metrics-listen tcp://127.0.0.1:9100]
            [--capture-dir <dir>]
+           [--provision <endpoint> --config <file> [--sealed-secrets <file> [--kms-endpoint <url>]]
+            [--provision-timeout <seconds>]]
 
 The untrusted host side. The ingress relay pipes client bytes to the
 enclave's TLS endpoint without terminating TLS (optionally with a PROXY v2
@@ -95,7 +111,11 @@ CONNECT only to the host:port pairs in the runtime config's egressAllowlist
 and --allow, resolving DNS per connection and refusing private, link-local
 and metadata addresses unless listed with --allow-private. --capture-dir
 records every byte the relay reads and writes (ciphertext only), for the
-blindness test. Stops cleanly on SIGINT/SIGTERM, draining connections.`;
+blindness test. With --provision (e.g. vsock://16:9000) it then hands a
+fresh enclave its runtime config, sealed secrets and the instance role's
+AWS credentials, retrying until --provision-timeout (default 300 s), and
+prints the enclave's status as a JSON line; a failed status exits 1 with the
+enclave's code. Stops cleanly on SIGINT/SIGTERM, draining connections.`;
 
 export const LOCAL_MODEL_USAGE = `Usage:
   egw local-model [--listen tcp://127.0.0.1:0] [--cert-out <pem>]
@@ -134,3 +154,26 @@ certificate. With --manifest, the PCRs are compared with every entry of a
 measurements manifest. Exits 0 when the image was measured (and matched an
 entry), 1 when the image is invalid or matches no entry, 2 on a usage or
 I/O problem. Images up to 1 GiB are read into memory.`;
+
+export const MANIFEST_USAGE = `Usage:
+  egw manifest create --eif <file.eif> --version <semver> --git-commit <40 hex>
+                      --image-digest sha256:<64 hex> [--config <runtime-config.json>]…
+                      [--config-sha256 <hex>]… [--label <text>] [--built-at <RFC 3339>]
+                      [--merge <existing-manifest.json>]
+  egw manifest sign --key <private.pem|-> <manifest.json> [--out <file>]
+  egw manifest verify (--pubkey <public.pem> | --pubkey-sha256 <hex>) <manifest.json>
+                      [--sig <file>] [--json]
+
+create prints a measurements manifest (the format "egw verify --policy"
+reads) with PCR0/1/2, and PCR8 for a signed EIF, computed from the EIF,
+and the release: version, commit, image digest, the EIF's SHA-384 and
+--built-at. --config hashes the exact file bytes; --config-sha256 gives an
+attested hash directly. --merge appends the release to an existing
+manifest (rollouts: old and new accepted), refusing a label or image it
+already has. The label defaults to "egw <version> (<commit prefix>)".
+sign writes a detached COSE_Sign1 (ES384, EC P-384 key) over the file's
+exact bytes to <manifest.json>.sig and prints the key's SHA-256, which
+relying parties pin (--key - reads the PEM from standard input). verify checks that signature against the pinned key,
+then the manifest, and prints its entries.
+Exits 0 done/valid, 1 refused (invalid EIF, duplicate label or image, bad
+signature), 2 usage or I/O.`;

@@ -2,11 +2,14 @@ import path from "node:path";
 import { openAttestedConnection, parseGatewayOrigin } from "../../attestation/client/connection.js";
 import { ClientError, type ClientStep } from "../../attestation/client/errors.js";
 import type { AttestedPeer } from "../../attestation/client/peer.js";
-import { loadDevRoot, loadPolicyFile, resolvePolicy, type ClientPolicy, type ResolvedPolicy } from "../../attestation/client/policy.js";
+import type { ReleaseInfo } from "../../attestation/client/manifest-release.js";
+import type { VerifiedManifestSignature } from "../../attestation/client/manifest-signature.js";
+import { loadDevRoot, loadPolicyFile, resolvePolicy, type ClientPolicy, type Manifest, type ResolvedPolicy } from "../../attestation/client/policy.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
+import { readManifestPin } from "./manifest-pin.js";
 
 /**
- * `egw verify <url> [--policy file] [--dev-root pem] [--json]`
+ * `egw verify <url> [--policy file [--policy-pubkey pem | --policy-pubkey-sha256 hex] [--policy-sig file]] [--dev-root pem] [--json]`
  *
  * Attests a gateway exactly as the verifying client does (one TLS
  * connection, a fresh nonce, every policy check, the TLS key binding) and
@@ -14,30 +17,103 @@ import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.
  * (connection problems included), 2 on usage. Without --policy the
  * measurements are checked against nothing, and the report says so in its
  * verdict; exit 0 then means every other check passed.
+ *
+ * With --policy-pubkey or --policy-pubkey-sha256 the manifest is used only
+ * with a valid detached signature by that key (<manifest>.sig, or
+ * --policy-sig): otherwise ERR_MANIFEST_SIGNATURE, exit 1, and nothing is
+ * dialled.
  */
 
-/** The policy from --policy / --dev-root; a bad manifest or root is a usage error. */
+/** Flags every command that reads a manifest as its policy accepts. */
+export const POLICY_FLAGS = {
+  policy: { type: "string" },
+  "policy-pubkey": { type: "string" },
+  "policy-pubkey-sha256": { type: "string" },
+  "policy-sig": { type: "string" },
+  "dev-root": { type: "string" },
+} as const;
+
+export interface CliPolicy {
+  policy: ClientPolicy;
+  resolved: ResolvedPolicy;
+  source: string;
+  /** The manifest, when --policy was given. */
+  manifest?: Manifest;
+  /** The verified signature, when a signing key was pinned. */
+  signature?: VerifiedManifestSignature;
+}
+
+/**
+ * The policy from --policy / --dev-root and the signing-key pin. A bad
+ * manifest, root or pin is a usage error; a manifest that fails its pinned
+ * signature is a ClientError ERR_MANIFEST_SIGNATURE, which callers report
+ * as a rejection (exit 1), never as "try again without the pin".
+ */
 export async function loadCliPolicy(
-  values: { policy?: string | undefined; "dev-root"?: string | undefined },
+  values: {
+    policy?: string | undefined;
+    "dev-root"?: string | undefined;
+    "policy-pubkey"?: string | undefined;
+    "policy-pubkey-sha256"?: string | undefined;
+    "policy-sig"?: string | undefined;
+  },
   ctx: CliContext,
-): Promise<{ policy: ClientPolicy; resolved: ResolvedPolicy; source: string }> {
+): Promise<CliPolicy> {
+  const pinned = values["policy-pubkey"] !== undefined || values["policy-pubkey-sha256"] !== undefined;
+  // A pin or signature without a manifest would leave measurements unchecked while looking checked.
+  if (values.policy === undefined && (pinned || values["policy-sig"] !== undefined)) {
+    throw new UsageError("--policy-pubkey, --policy-pubkey-sha256 and --policy-sig pin the signer of a --policy manifest; give --policy <manifest.json>");
+  }
+  if (values["policy-sig"] !== undefined && !pinned) {
+    throw new UsageError("--policy-sig needs --policy-pubkey or --policy-pubkey-sha256: a signature checked against no key proves nothing");
+  }
+  const pin = await readManifestPin(values["policy-pubkey"], values["policy-pubkey-sha256"], { pem: "--policy-pubkey", sha256: "--policy-pubkey-sha256" }, ctx);
   try {
     let policy: ClientPolicy;
     let source: string;
+    let manifest: Manifest | undefined;
+    let signature: VerifiedManifestSignature | undefined;
     const devRootFile = values["dev-root"] === undefined ? undefined : path.resolve(ctx.cwd, values["dev-root"]);
     if (values.policy !== undefined) {
-      const loaded = await loadPolicyFile(path.resolve(ctx.cwd, values.policy), devRootFile === undefined ? {} : { devRootFile });
+      const file = path.resolve(ctx.cwd, values.policy);
+      const loaded = await loadPolicyFile(file, {
+        ...(devRootFile !== undefined && { devRootFile }),
+        ...(pin && { signedBy: { spkiSha256: pin, ...(values["policy-sig"] !== undefined && { signatureFile: path.resolve(ctx.cwd, values["policy-sig"]) }) } }),
+      });
       policy = loaded.policy;
-      source = `manifest ${values.policy} (${loaded.manifest.measurements.length} allowed measurement set${loaded.manifest.measurements.length === 1 ? "" : "s"})`;
+      manifest = loaded.manifest;
+      signature = loaded.signature;
+      const count = loaded.manifest.measurements.length;
+      const signed = signature ? `, signature verified: key sha256:${signature.keyId}` : ", unsigned (no signing key pinned)";
+      source = `manifest ${values.policy} (${count} allowed measurement set${count === 1 ? "" : "s"}${signed})`;
     } else {
       policy = { measurements: "any", ...(devRootFile !== undefined && { trustedRoots: [await loadDevRoot(devRootFile)] }) };
       source = "no manifest: measurements are NOT checked";
     }
-    return { policy, resolved: resolvePolicy(policy), source };
+    return { policy, resolved: resolvePolicy(policy), source, ...(manifest && { manifest }), ...(signature && { signature }) };
   } catch (err) {
+    if (err instanceof ClientError && err.code === "ERR_MANIFEST_SIGNATURE") throw err;
     if (err instanceof ClientError) throw new UsageError(`${err.code}: ${err.message}`);
     throw err;
   }
+}
+
+/** The release of the manifest entry that matched (labels are unique within a manifest). */
+export function matchedRelease(manifest: Manifest | undefined, label: string | null): ReleaseInfo | undefined {
+  if (!manifest || label === null) return undefined;
+  return manifest.measurements.find((m) => m.label === label)?.release;
+}
+
+export function releaseLine(release: ReleaseInfo): string {
+  const parts = [`release ${release.version}`, `commit ${release.gitCommit}`, `image ${release.imageDigest}`];
+  if (release.builtAt) parts.push(`built ${release.builtAt}`);
+  return `  ${parts.join(", ")}`;
+}
+
+/** A manifest refused for its signature, reported like any other rejection. */
+export function manifestRejection(err: ClientError, values: { policy?: string | undefined }, json: boolean | undefined, what: string): string {
+  if (json) return JSON.stringify({ accepted: false, policy: `manifest ${values.policy}`, code: err.code, action: err.action, message: err.message }, null, 2);
+  return [what, `  policy: manifest ${values.policy}`, `REJECTED ${err.code}`, `  ${err.message}`].join("\n");
 }
 
 export function stepLines(steps: readonly ClientStep[]): string[] {
@@ -63,8 +139,7 @@ export function peerJson(peer: AttestedPeer) {
 
 export async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseFlags(args, {
-    policy: { type: "string" },
-    "dev-root": { type: "string" },
+    ...POLICY_FLAGS,
     json: { type: "boolean" },
   });
   if (positionals.length !== 1) throw new UsageError("verify takes exactly one gateway URL, e.g. https://127.0.0.1:8443");
@@ -74,7 +149,15 @@ export async function verifyCommand(args: string[], ctx: CliContext): Promise<nu
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  const { resolved, source } = await loadCliPolicy(values, ctx);
+  let loaded: CliPolicy;
+  try {
+    loaded = await loadCliPolicy(values, ctx);
+  } catch (err) {
+    if (!(err instanceof ClientError)) throw err;
+    print(ctx.stdout, manifestRejection(err, values, values.json, `egw verify ${origin}`));
+    return EXIT.rejected;
+  }
+  const { resolved, source } = loaded;
   const measurementsChecked = resolved.measurements !== "any";
 
   let peer: AttestedPeer;
@@ -97,8 +180,10 @@ export async function verifyCommand(args: string[], ctx: CliContext): Promise<nu
   }
 
   const age = ctx.now().getTime() - peer.result.timestamp.getTime();
+  const release = matchedRelease(loaded.manifest, peer.measurement);
   if (values.json) {
-    print(ctx.stdout, JSON.stringify({ url: origin, accepted: true, policy: source, measurementsChecked, ageMs: age, ...peerJson(peer), steps: peer.steps }, null, 2));
+    const manifestSignature = loaded.signature ? { keySha256: loaded.signature.keyId } : null;
+    print(ctx.stdout, JSON.stringify({ url: origin, accepted: true, policy: source, measurementsChecked, manifestSignature, ageMs: age, ...peerJson(peer), release: release ?? null, steps: peer.steps }, null, 2));
     return EXIT.ok;
   }
   const root = peer.result.root.production ? `${peer.result.root.name} (production)` : `${peer.result.root.name} — DEVELOPMENT root, not valid in production`;
@@ -112,6 +197,7 @@ export async function verifyCommand(args: string[], ctx: CliContext): Promise<nu
       `  policy: ${source}`,
       ...stepLines(peer.steps),
       verdict,
+      ...(release ? [releaseLine(release)] : []),
       `  root ${root}; ${peer.result.debug ? "DEBUG MODE" : "debug mode off"}; document ${age} ms old`,
     ].join("\n"),
   );

@@ -1,0 +1,20 @@
+/**
+ * What the release tools (manifest creation and signing) refuse, with a
+ * stable `code`. Every one is "fix the input": nothing is written.
+ */
+export type ReleaseErrorCode =
+  | "ERR_RELEASE_INPUT" // a release field, label or config hash is not in its exact format
+  | "ERR_RELEASE_DUPLICATE_LABEL" // --merge: the manifest already has an entry with this label
+  | "ERR_RELEASE_DUPLICATE_IMAGE" // --merge: the manifest already lists exactly these PCRs
+  | "ERR_RELEASE_TOO_MANY" // --merge: the manifest would exceed its entry or config-hash limit
+  | "ERR_SIGNING_KEY"; // not a usable P-384 key (private key for signing, public key for pinning)
+
+export class ReleaseError extends Error {
+  override readonly name = "ReleaseError";
+  readonly code: ReleaseErrorCode;
+
+  constructor(code: ReleaseErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}

@@ -1,0 +1,100 @@
+import { ClientError } from "../../attestation/client/errors.js";
+import { parseReleaseInfo } from "../../attestation/client/manifest-release.js";
+import { matchMeasurements, type Manifest, type MeasurementSet } from "../../attestation/client/policy.js";
+import { measurementPcrs, type EifMeasurements } from "../eif/measure.js";
+import { ReleaseError } from "./errors.js";
+
+/**
+ * Builds the measurements-manifest entry of one release from an EIF's
+ * measurements (infra/eif/measure.ts), and a manifest around it, new or
+ * merged into an existing one. The format is the one the verifying client
+ * reads (attestation/client/policy.ts); serializeManifest writes it.
+ */
+export interface ReleaseEntryInput {
+  measurements: EifMeasurements;
+  /** SHA-384 of the EIF file's bytes (the metadata section makes it differ between rebuilds; the PCRs do not). */
+  eifSha384: Uint8Array;
+  version: string;
+  gitCommit: string;
+  imageDigest: string;
+  builtAt?: string;
+  /** Default: "egw <version> (<first 12 digits of the commit>)". */
+  label?: string;
+}
+
+// Same bounds as parseManifest; the serialized manifest is parsed again anyway.
+const MAX_LABEL = 128;
+const MAX_ENTRIES = 64;
+const MAX_CONFIG_HASHES = 64;
+
+export function defaultLabel(version: string, gitCommit: string): string {
+  return `egw ${version} (${gitCommit.slice(0, 12)})`;
+}
+
+export function releaseEntry(input: ReleaseEntryInput): MeasurementSet {
+  if (!(input.eifSha384 instanceof Uint8Array) || input.eifSha384.length !== 48) throw new ReleaseError("ERR_RELEASE_INPUT", "eifSha384 must be 48 bytes");
+  let release;
+  try {
+    release = parseReleaseInfo(
+      {
+        version: input.version,
+        gitCommit: input.gitCommit,
+        imageDigest: input.imageDigest,
+        eifSha384: Buffer.from(input.eifSha384).toString("hex"),
+        ...(input.builtAt !== undefined && { builtAt: input.builtAt }),
+      },
+      "release",
+    );
+  } catch (err) {
+    if (err instanceof ClientError) throw new ReleaseError("ERR_RELEASE_INPUT", err.message, { cause: err });
+    throw err;
+  }
+  const label = input.label ?? defaultLabel(release.version, release.gitCommit);
+  if (label.trim() === "" || label.length > MAX_LABEL || /[\u0000-\u001f\u007f]/.test(label)) {
+    throw new ReleaseError("ERR_RELEASE_INPUT", `label must be 1..${MAX_LABEL} printable characters`);
+  }
+  // PCR0, 1, 2 always; PCR8 when the EIF is signed. An unsigned image's
+  // PCR8 is all zero in the enclave and is left out rather than pinned.
+  return { label, pcrs: measurementPcrs(input.measurements), release };
+}
+
+function mergeConfigHashes(existing: readonly Uint8Array[], added: readonly Uint8Array[]): Uint8Array[] | undefined {
+  const seen = new Set<string>();
+  const out: Uint8Array[] = [];
+  for (const h of [...existing, ...added]) {
+    if (!(h instanceof Uint8Array) || h.length !== 32) throw new ReleaseError("ERR_RELEASE_INPUT", "a config hash must be 32 bytes (SHA-256)");
+    const key = Buffer.from(h).toString("hex");
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(h);
+  }
+  if (out.length > MAX_CONFIG_HASHES) throw new ReleaseError("ERR_RELEASE_TOO_MANY", `at most ${MAX_CONFIG_HASHES} config hashes, would be ${out.length}`);
+  return out.length === 0 ? undefined : out;
+}
+
+/** A manifest holding one release. No config hash: the client reports the config as unchecked. */
+export function createManifest(entry: MeasurementSet, configSha256: readonly Uint8Array[] = []): Manifest {
+  const configs = mergeConfigHashes([], configSha256);
+  return { version: 1, measurements: [entry], ...(configs && { configSha256: configs }) };
+}
+
+/**
+ * Appends a release to an existing manifest, for an overlapping rollout:
+ * old and new images are both accepted until the old entry is removed.
+ * Refused: a label already used, an image an existing entry already matches
+ * (the new entry would never be the one reported, as the first match wins),
+ * more than 64 entries. Config hashes are the union, old ones first: the
+ * list applies to every entry. Other top-level fields are kept.
+ */
+export function mergeManifest(existing: Manifest, entry: MeasurementSet, configSha256: readonly Uint8Array[] = []): Manifest {
+  if (existing.measurements.some((e) => e.label === entry.label)) {
+    throw new ReleaseError("ERR_RELEASE_DUPLICATE_LABEL", `the manifest already has an entry labelled "${entry.label}"`);
+  }
+  const shadow = matchMeasurements(existing.measurements, entry.pcrs);
+  if (shadow) throw new ReleaseError("ERR_RELEASE_DUPLICATE_IMAGE", `the manifest's entry "${shadow.label}" already matches this image`);
+  if (existing.measurements.length + 1 > MAX_ENTRIES) throw new ReleaseError("ERR_RELEASE_TOO_MANY", `a manifest holds at most ${MAX_ENTRIES} entries`);
+  const configs = mergeConfigHashes(existing.configSha256 ?? [], configSha256);
+  const merged: Manifest = { ...existing, measurements: [...existing.measurements, entry] };
+  if (configs) merged.configSha256 = configs;
+  return merged;
+}
