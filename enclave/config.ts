@@ -22,22 +22,45 @@ import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
  * | AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN | credentials for KMS, handed in by the host; |
  * |                              | useless without the attestation the key policy requires       |
  * | <secret names>               | development only: each provider's `secret` names an env var    |
+ * | EGW_PROVISION_LISTEN / --provision-listen | instead of the config/sealed-secrets files and AWS_*: |
+ * |                              | receive them from the host over this endpoint at boot (Nitro: |
+ * |                              | vsock://4294967295:9000); see enclave/provision/              |
+ * | EGW_PROVISION_TIMEOUT / --provision-timeout | seconds to wait for the host (default 300) |
+ *
+ * With provisioning, EGW_CONFIG, EGW_SEALED_SECRETS and EGW_KMS_ENDPOINT
+ * (and their flags) are refused rather than ignored, AWS_* are not read,
+ * and no provider key is taken from the environment: keys arrive sealed in
+ * the bundle, or not at all.
  *
  * "simulated" must never be used in production: its documents chain to a
  * development root that no production verifier trusts.
  */
-export interface EnclaveSettings {
-  configPath: string;
-  configBytes: Uint8Array;
+export type EnclaveSettings = FileEnclaveSettings | ProvisionedEnclaveSettings;
+
+/** What both ways of starting share. */
+export interface CommonEnclaveSettings {
   listen: ListenEndpoint;
   attester: "nsm" | "simulated";
   stateDir: string;
   logLevel: LogLevel;
   hostnames: string[];
-  /** Provider secrets found in the environment (development). */
-  secrets: Map<string, string>;
   egressProxy: string | undefined;
   upstreamCa: string | undefined;
+}
+
+/** Inputs arrive over the boot provisioning channel (enclave/provision/): the Nitro case. */
+export interface ProvisionedEnclaveSettings extends CommonEnclaveSettings {
+  mode: "provision";
+  provision: { listen: ListenEndpoint; acceptTimeoutMs: number };
+}
+
+/** Inputs are read from files and the environment (development, tests, non-Nitro hosts). */
+export interface FileEnclaveSettings extends CommonEnclaveSettings {
+  mode: "files";
+  configPath: string;
+  configBytes: Uint8Array;
+  /** Provider secrets found in the environment (development). */
+  secrets: Map<string, string>;
   sealedSecrets:
     | { file: Uint8Array; endpoint: string | undefined; credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } }
     | undefined;
@@ -52,22 +75,25 @@ export interface EnclaveFlags {
   upstreamCaFile?: string;
   sealedSecretsFile?: string;
   kmsEndpoint?: string;
+  provisionListen?: string;
+  /** Seconds, as given on the command line. */
+  provisionTimeout?: string;
 }
+
+/** Waiting for the host: nitro-cli run-enclave and the host's start take seconds; a few minutes covers a slow host restart. */
+export const DEFAULT_PROVISION_TIMEOUT_SECONDS = 300;
+const MAX_PROVISION_TIMEOUT_SECONDS = 3600;
 
 const LEVELS: LogLevel[] = ["debug", "info", "warn", "error"];
 
 export async function loadEnclaveSettings(env: Readonly<Record<string, string | undefined>>, flags: EnclaveFlags): Promise<EnclaveSettings> {
-  const configPath = flags.config ?? env.EGW_CONFIG;
-  if (!configPath) throw new ConfigError("no runtime config: pass --config <file> or set EGW_CONFIG");
-  let configBytes: Uint8Array;
-  try {
-    configBytes = new Uint8Array(await readFile(configPath));
-  } catch (err) {
-    throw new ConfigError(`cannot read runtime config ${configPath} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-  if (configBytes.byteLength > 1024 * 1024) throw new ConfigError("runtime config is larger than 1 MiB");
-  const config = parseRuntimeConfig(configBytes);
+  const provisionListen = flags.provisionListen ?? env.EGW_PROVISION_LISTEN;
+  if (provisionListen !== undefined) return provisionedSettings(env, flags, provisionListen);
+  if (flags.provisionTimeout !== undefined) throw new ConfigError("--provision-timeout needs --provision-listen");
+  return fileSettings(env, flags);
+}
 
+async function commonSettings(env: Readonly<Record<string, string | undefined>>, flags: EnclaveFlags): Promise<CommonEnclaveSettings> {
   let listen: ListenEndpoint;
   try {
     listen = parseListen(flags.listen ?? env.EGW_LISTEN ?? "tcp://127.0.0.1:8443");
@@ -78,11 +104,6 @@ export async function loadEnclaveSettings(env: Readonly<Record<string, string | 
   if (attesterName !== "nsm" && attesterName !== "simulated") throw new ConfigError('EGW_ATTESTER must be "nsm" or "simulated"');
   const logLevel = (env.EGW_LOG_LEVEL ?? "info") as LogLevel;
   if (!LEVELS.includes(logLevel)) throw new ConfigError(`EGW_LOG_LEVEL must be one of ${LEVELS.join(", ")}`);
-
-  const secrets = new Map<string, string>();
-  for (const p of config.providers) {
-    if (p.secret && env[p.secret]) secrets.set(p.secret, env[p.secret]!);
-  }
   const egressProxy = flags.egressProxy ?? env.EGW_EGRESS_PROXY;
   // vsock://3:<port> on Nitro (the parent is cid 3); egw enclave bridges it to loopback.
   if (egressProxy !== undefined && !/^http:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(egressProxy) && !/^vsock:\/\/\d{1,10}:\d{1,10}$/.test(egressProxy)) {
@@ -97,7 +118,59 @@ export async function loadEnclaveSettings(env: Readonly<Record<string, string | 
     }
     if (!upstreamCa.includes("-----BEGIN CERTIFICATE-----")) throw new ConfigError("--upstream-ca must be a PEM certificate");
   }
-  let sealedSecrets: EnclaveSettings["sealedSecrets"];
+  return {
+    listen,
+    attester: attesterName,
+    stateDir: flags.stateDir ?? env.EGW_STATE_DIR ?? ".egw-dev",
+    logLevel,
+    hostnames: (env.EGW_HOSTNAMES ?? "localhost").split(",").map((s) => s.trim()).filter(Boolean),
+    egressProxy,
+    upstreamCa,
+  };
+}
+
+async function provisionedSettings(env: Readonly<Record<string, string | undefined>>, flags: EnclaveFlags, endpoint: string): Promise<ProvisionedEnclaveSettings> {
+  // One source per input: a file given as well would be silently ignored,
+  // or worse, disagree with what the host sends.
+  const conflicts = [
+    flags.config !== undefined && "--config",
+    flags.sealedSecretsFile !== undefined && "--sealed-secrets",
+    flags.kmsEndpoint !== undefined && "--kms-endpoint",
+    env.EGW_CONFIG !== undefined && "EGW_CONFIG",
+    env.EGW_SEALED_SECRETS !== undefined && "EGW_SEALED_SECRETS",
+    env.EGW_KMS_ENDPOINT !== undefined && "EGW_KMS_ENDPOINT",
+  ].filter((c): c is string => c !== false);
+  if (conflicts.length > 0) throw new ConfigError(`--provision-listen receives the config, sealed secrets and KMS endpoint from the host; remove ${conflicts.join(", ")}`);
+  let listen: ListenEndpoint;
+  try {
+    listen = parseListen(endpoint);
+  } catch (err) {
+    throw new ConfigError(`--provision-listen: ${(err as Error).message}`);
+  }
+  const timeoutText = flags.provisionTimeout ?? env.EGW_PROVISION_TIMEOUT ?? String(DEFAULT_PROVISION_TIMEOUT_SECONDS);
+  const seconds = /^[1-9]\d{0,4}$/.test(timeoutText) ? Number(timeoutText) : NaN;
+  if (!(seconds <= MAX_PROVISION_TIMEOUT_SECONDS)) throw new ConfigError(`--provision-timeout must be whole seconds, 1..${MAX_PROVISION_TIMEOUT_SECONDS}`);
+  return { mode: "provision", ...(await commonSettings(env, flags)), provision: { listen, acceptTimeoutMs: seconds * 1000 } };
+}
+
+async function fileSettings(env: Readonly<Record<string, string | undefined>>, flags: EnclaveFlags): Promise<FileEnclaveSettings> {
+  const configPath = flags.config ?? env.EGW_CONFIG;
+  if (!configPath) throw new ConfigError("no runtime config: pass --config <file> or set EGW_CONFIG");
+  let configBytes: Uint8Array;
+  try {
+    configBytes = new Uint8Array(await readFile(configPath));
+  } catch (err) {
+    throw new ConfigError(`cannot read runtime config ${configPath} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  if (configBytes.byteLength > 1024 * 1024) throw new ConfigError("runtime config is larger than 1 MiB");
+  const config = parseRuntimeConfig(configBytes);
+  const common = await commonSettings(env, flags);
+
+  const secrets = new Map<string, string>();
+  for (const p of config.providers) {
+    if (p.secret && env[p.secret]) secrets.set(p.secret, env[p.secret]!);
+  }
+  let sealedSecrets: FileEnclaveSettings["sealedSecrets"];
   const sealedFile = flags.sealedSecretsFile ?? env.EGW_SEALED_SECRETS;
   if (sealedFile !== undefined) {
     let file: Uint8Array;
@@ -113,17 +186,5 @@ export async function loadEnclaveSettings(env: Readonly<Record<string, string | 
     if (endpoint !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(endpoint)) throw new ConfigError("the KMS endpoint must be a URL without a path");
     sealedSecrets = { file, endpoint, credentials: { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }) } };
   }
-  return {
-    sealedSecrets,
-    egressProxy,
-    upstreamCa,
-    configPath,
-    configBytes,
-    listen,
-    attester: attesterName,
-    stateDir: flags.stateDir ?? env.EGW_STATE_DIR ?? ".egw-dev",
-    logLevel,
-    hostnames: (env.EGW_HOSTNAMES ?? "localhost").split(",").map((s) => s.trim()).filter(Boolean),
-    secrets,
-  };
+  return { mode: "files", ...common, sealedSecrets, configPath, configBytes, secrets };
 }

@@ -3,11 +3,12 @@ import { loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
 import { SimulatedNsm } from "../../attestation/dev/simulated-nsm.js";
 import { NsmAttester } from "../../attestation/nsm/nsm-attester.js";
 import type { Attester } from "../../attestation/attester.js";
-import { bootEnclave } from "../../enclave/boot.js";
+import { bootEnclave, type BootOptions } from "../../enclave/boot.js";
 import { DEFAULT_INGRESS_LIMITS, startIngressRelay } from "../../host/ingress/index.js";
-import { formatEndpoint, parseEndpoint } from "../../host/transport/index.js";
-import { loadEnclaveSettings } from "../../enclave/config.js";
-import { createLogger } from "../../enclave/observability/log.js";
+import { formatEndpoint, nodeTransport, parseEndpoint, type Endpoint } from "../../host/transport/index.js";
+import { loadEnclaveSettings, type CommonEnclaveSettings, type EnclaveSettings } from "../../enclave/config.js";
+import { createLogger, type Logger } from "../../enclave/observability/log.js";
+import { DEFAULT_PROVISION_LIMITS, provisionedBoot, type ProvisionBundle } from "../../enclave/provision/index.js";
 import { staticSecrets } from "../../enclave/secrets.js";
 export { ENCLAVE_USAGE } from "./usage.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
@@ -22,7 +23,84 @@ async function startBridge(listen: string, upstream: string) {
   });
 }
 
-export async function enclaveCommand(args: string[], ctx: CliContext): Promise<number> {
+/** What the command needs from outside besides the CLI context; tests pass `stop` to end a running enclave in-process. */
+export interface EnclaveCommandDeps {
+  /** Resolves when the enclave should stop; default: SIGINT or SIGTERM. */
+  stop?: Promise<void>;
+}
+
+type Closer = { close(): Promise<unknown> };
+
+/** The gateway's inputs: from files (`--config`) or from the host over the provisioning channel. */
+interface BootInputs {
+  configBytes: Uint8Array;
+  secrets: Map<string, string>;
+  sealedSecrets: BootOptions["sealedSecrets"];
+}
+
+interface Running {
+  enclave: Awaited<ReturnType<typeof bootEnclave>>;
+  vsockAddress: string | undefined;
+  inbound: Closer | undefined;
+}
+
+/**
+ * Boots the gateway and, on Nitro, bridges vsock to it. The same function
+ * for both input paths, so a provisioned enclave runs exactly what
+ * `--config`/`--sealed-secrets` would have run with the same bytes.
+ */
+async function bootAndBridge(settings: CommonEnclaveSettings, inputs: BootInputs, attester: Attester, egressProxy: string | undefined, log: Logger, now: () => Date): Promise<Running> {
+  const vsockListen = settings.listen.kind === "vsock" ? settings.listen : undefined;
+  const enclave = await bootEnclave({
+    configBytes: inputs.configBytes,
+    attester,
+    secrets: staticSecrets(inputs.secrets),
+    log,
+    now,
+    listen: vsockListen ? { kind: "tcp", host: "127.0.0.1", port: 0 } : settings.listen,
+    hostnames: settings.hostnames,
+    ...(egressProxy && { egressProxy }),
+    ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
+    ...(inputs.sealedSecrets && { sealedSecrets: inputs.sealedSecrets }),
+  });
+  if (!vsockListen) return { enclave, vsockAddress: undefined, inbound: undefined };
+  try {
+    const inbound = await startBridge(`vsock://${vsockListen.cid}:${vsockListen.port}`, `tcp://127.0.0.1:${enclave.server.port}`);
+    return { enclave, vsockAddress: formatEndpoint(inbound.address), inbound };
+  } catch (err) {
+    await enclave.close();
+    throw err;
+  }
+}
+
+function readyFields(running: Running) {
+  return {
+    ...(running.enclave.server.port !== undefined && { port: running.enclave.server.port }),
+    ...(running.vsockAddress && { vsock: running.vsockAddress }),
+    configSha256: Buffer.from(running.enclave.configSha256).toString("hex"),
+    tlsSpkiSha256: Buffer.from(running.enclave.identity.tls.spkiSha256).toString("hex"),
+  };
+}
+
+function inputsFromBundle(bundle: ProvisionBundle): BootInputs {
+  // Provider keys arrive sealed or not at all: a provisioned enclave takes
+  // none from its environment.
+  return { configBytes: bundle.configBytes, secrets: new Map(), sealedSecrets: bundle.sealedSecrets };
+}
+
+function signalled(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+      resolve();
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+}
+
+export async function enclaveCommand(args: string[], ctx: CliContext, deps: EnclaveCommandDeps = {}): Promise<number> {
   const { values, positionals } = parseFlags(args, {
     config: { type: "string" },
     listen: { type: "string" },
@@ -32,9 +110,11 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
     "upstream-ca": { type: "string" },
     "sealed-secrets": { type: "string" },
     "kms-endpoint": { type: "string" },
+    "provision-listen": { type: "string" },
+    "provision-timeout": { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError("enclave takes no positional arguments");
-  let settings;
+  let settings: EnclaveSettings;
   try {
     settings = await loadEnclaveSettings(ctx.env, {
       ...(values.config !== undefined && { config: path.resolve(ctx.cwd, values.config) }),
@@ -45,6 +125,8 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
       ...(values["upstream-ca"] !== undefined && { upstreamCaFile: path.resolve(ctx.cwd, values["upstream-ca"]) }),
       ...(values["sealed-secrets"] !== undefined && { sealedSecretsFile: path.resolve(ctx.cwd, values["sealed-secrets"]) }),
       ...(values["kms-endpoint"] !== undefined && { kmsEndpoint: values["kms-endpoint"] }),
+      ...(values["provision-listen"] !== undefined && { provisionListen: values["provision-listen"] }),
+      ...(values["provision-timeout"] !== undefined && { provisionTimeout: values["provision-timeout"] }),
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
@@ -61,46 +143,65 @@ export async function enclaveCommand(args: string[], ctx: CliContext): Promise<n
   // loopback; byte pipes built from the host's tested relay code bridge
   // vsock to it (inbound) and loopback to the parent's egress proxy
   // (outbound). They carry TLS only, like their counterparts on the host.
-  const bridges: { close(): Promise<unknown> }[] = [];
+  // The outbound one exists before boot: KMS is reached through it.
+  const bridges: Closer[] = [];
   let egressProxy = settings.egressProxy;
-  if (egressProxy?.startsWith("vsock://")) {
-    const outbound = await startBridge(`tcp://127.0.0.1:0`, egressProxy);
-    bridges.push(outbound);
-    egressProxy = `http://127.0.0.1:${(outbound.address as { port: number }).port}`;
+  let running: Running;
+  try {
+    if (egressProxy?.startsWith("vsock://")) {
+      const outbound = await startBridge(`tcp://127.0.0.1:0`, egressProxy);
+      bridges.push(outbound);
+      egressProxy = `http://127.0.0.1:${(outbound.address as { port: number }).port}`;
+    }
+    if (settings.mode === "files") {
+      running = await bootAndBridge(settings, { configBytes: settings.configBytes, secrets: settings.secrets, sealedSecrets: settings.sealedSecrets ?? undefined }, attester, egressProxy, log, ctx.now);
+    } else {
+      running = await runProvisioned(settings, attester, egressProxy, log, ctx);
+    }
+  } catch (err) {
+    await Promise.all(bridges.map((b) => b.close()));
+    await attester.close();
+    // Provisioning failures were logged by code and answered to the host;
+    // the exit status is what the supervisor sees. Never serve after one.
+    if (settings.mode === "provision") return EXIT.rejected;
+    throw err;
   }
-  const vsockListen = settings.listen.kind === "vsock" ? settings.listen : undefined;
-  const enclave = await bootEnclave({
-    configBytes: settings.configBytes,
-    attester,
-    secrets: staticSecrets(settings.secrets),
-    log,
-    now: ctx.now,
-    listen: vsockListen ? { kind: "tcp", host: "127.0.0.1", port: 0 } : settings.listen,
-    hostnames: settings.hostnames,
-    ...(egressProxy && { egressProxy }),
-    ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
-    ...(settings.sealedSecrets && {
-      sealedSecrets: {
-        file: settings.sealedSecrets.file,
-        credentials: settings.sealedSecrets.credentials,
-        ...(settings.sealedSecrets.endpoint && { endpoint: settings.sealedSecrets.endpoint }),
-      },
-    }),
-  });
-  let vsockAddress: string | undefined;
-  if (vsockListen) {
-    const inbound = await startBridge(`vsock://${vsockListen.cid}:${vsockListen.port}`, `tcp://127.0.0.1:${enclave.server.port}`);
-    bridges.push(inbound);
-    vsockAddress = formatEndpoint(inbound.address);
-  }
-  print(ctx.stdout, JSON.stringify({ ready: true, port: enclave.server.port, ...(vsockAddress && { vsock: vsockAddress }), configSha256: Buffer.from(enclave.configSha256).toString("hex"), tlsSpkiSha256: Buffer.from(enclave.identity.tls.spkiSha256).toString("hex") }));
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
+  if (running.inbound) bridges.push(running.inbound);
+  print(ctx.stdout, JSON.stringify({ ready: true, ...readyFields(running) }));
+  await (deps.stop ?? signalled());
   log.log("info", "enclave.stopping");
   await Promise.all(bridges.map((b) => b.close()));
-  await enclave.close();
+  await running.enclave.close();
   return EXIT.ok;
+}
+
+/**
+ * `--provision-listen`: wait for the host's one connection, boot from its
+ * bundle with exactly the code path of the file inputs, and answer it.
+ * Throws (after logging and replying) on every failure.
+ */
+async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provision" }>, attester: Attester, egressProxy: string | undefined, log: Logger, ctx: CliContext): Promise<Running> {
+  const endpoint: Endpoint = settings.provision.listen;
+  return provisionedBoot({
+    limits: { ...DEFAULT_PROVISION_LIMITS, acceptTimeoutMs: settings.provision.acceptTimeoutMs },
+    log,
+    listen: async (onConnection) => {
+      try {
+        // Paused: nothing is read before the frame reader is in place. A
+        // small backlog: one host is expected, the rest are refused.
+        const server = await nodeTransport.listen(endpoint, (socket) => onConnection(socket), { pauseOnConnect: true, backlog: 8 });
+        // Where the host should connect (the kernel's port when 0 was asked for).
+        print(ctx.stdout, JSON.stringify({ provision: "listening", endpoint: formatEndpoint(server.address) }));
+        return server;
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        log.log("error", "provision.failed", { code: typeof code === "string" ? code : "ERR_PROVISION_LISTEN" });
+        throw err;
+      }
+    },
+    boot: async (bundle) => {
+      const running = await bootAndBridge(settings, inputsFromBundle(bundle), attester, egressProxy, log, ctx.now);
+      return { ready: readyFields(running), value: running };
+    },
+  });
 }

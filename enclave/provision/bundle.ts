@@ -1,0 +1,176 @@
+import { ProvisionError } from "./errors.js";
+
+/**
+ * The boot bundle: what the host hands a fresh enclave, which has no
+ * filesystem from the host and no network but vsock. The frame body is
+ * UTF-8 JSON (docs/PROTOCOL.md, "Boot provisioning"):
+ *
+ *   { "version": 1,
+ *     "config": "<base64: the runtime config file's exact bytes>",
+ *     "sealedSecrets": "<base64: the sealed-secrets file's exact bytes>",            optional
+ *     "awsCredentials": { "accessKeyId": "…", "secretAccessKey": "…",
+ *                         "sessionToken": "…" (optional) },                          with sealedSecrets only
+ *     "kmsEndpoint": "https://…" }                                                   optional, with sealedSecrets only
+ *
+ * Files travel as base64 of their bytes, never as parsed JSON, because their
+ * SHA-256 is what the enclave attests: re-serialising would change the hash.
+ *
+ * Everything in the bundle comes from the untrusted host, and that is
+ * acceptable: the config and the sealed file are covered by the attested
+ * config hash that a client's policy checks, the credentials are useless
+ * without this enclave's attestation (the key policy requires it), and the
+ * KMS endpoint can only name a host the attested egress allowlist admits.
+ * What matters here is that the parse is strict: bounded sizes, no unknown
+ * or duplicate field (two bundles that differ only in an ignored field
+ * would be indistinguishable in the logs), every type checked.
+ */
+export const BUNDLE_VERSION = 1;
+/** Runtime config bytes, as with --config (enclave/config.ts). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** Sealed-secrets file bytes, as enclave/secrets/sealed-file.ts accepts. */
+export const MAX_SEALED_FILE_BYTES = 1024 * 1024;
+/**
+ * The frame body: both files at their maxima, base64-encoded (4/3), plus
+ * credentials and field names. Smaller would make a file that boots with
+ * --config fail over the channel; the length prefix lets the reader refuse
+ * anything larger before buffering it.
+ */
+export const MAX_BUNDLE_BYTES = 3 * 1024 * 1024;
+
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface ProvisionBundle {
+  /** The runtime config exactly as the host read it; its SHA-256 is attested. */
+  configBytes: Uint8Array;
+  /** What bootEnclave's `sealedSecrets` option takes, when the host sent a sealed-secrets file. */
+  sealedSecrets?: { file: Uint8Array; credentials: AwsCredentials; endpoint?: string };
+}
+
+// IAM AccessKeyId is 16..128 word characters (IAM API reference, AccessKey).
+const ACCESS_KEY_ID = /^\w{16,128}$/;
+// Secret keys are 40 base64-like characters and STS session tokens a few
+// KB of base64; printable ASCII without spaces bounds both without guessing
+// AWS's alphabet.
+const SECRET_ACCESS_KEY = /^[\x21-\x7e]{1,256}$/;
+const SESSION_TOKEN = /^[\x21-\x7e]{1,8192}$/;
+// Same rule as EGW_KMS_ENDPOINT (enclave/config.ts): scheme and authority only.
+const KMS_ENDPOINT = /^https?:\/\/[^\s/]{1,253}\/?$/;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+const malformed = (message: string): ProvisionError => new ProvisionError("ERR_PROVISION_MALFORMED", `provisioning bundle: ${message}`);
+
+export function decodeBundle(body: Uint8Array): ProvisionBundle {
+  if (!(body instanceof Uint8Array)) throw malformed(`expected Uint8Array, got ${typeof body}`);
+  if (body.length > MAX_BUNDLE_BYTES) throw new ProvisionError("ERR_PROVISION_TOO_LARGE", `provisioning bundle: ${body.length} bytes, at most ${MAX_BUNDLE_BYTES} allowed`);
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body);
+  } catch {
+    throw malformed("not valid UTF-8");
+  }
+  if (text.charCodeAt(0) === 0xfeff) throw malformed("starts with a byte-order mark");
+  // No valid value needs a JSON escape (base64, key ids, secret keys, tokens
+  // and URLs are plain printable ASCII). Refusing `\` keeps every key
+  // byte-exact, so the duplicate scan below is a plain scan and "a" vs
+  // "\u0061" cannot alias.
+  if (text.includes("\\")) throw malformed("escape sequences are not allowed");
+  checkNoDuplicateKeys(text);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw malformed("not JSON");
+  }
+  if (!isPlainObject(value)) throw malformed("top level must be an object");
+  checkKeys(value, ["version", "config"], ["sealedSecrets", "awsCredentials", "kmsEndpoint"], "top level");
+  if (value.version !== BUNDLE_VERSION) {
+    throw malformed(`"version" expected ${BUNDLE_VERSION}, got ${typeof value.version === "number" ? String(value.version) : typeof value.version}`);
+  }
+  const configBytes = base64Field(value.config, "config", MAX_CONFIG_BYTES);
+  if (value.sealedSecrets === undefined) {
+    // Credentials or an endpoint without a file would be ignored; a field
+    // that is sent but ignored is refused instead.
+    if (value.awsCredentials !== undefined || value.kmsEndpoint !== undefined) throw malformed(`"awsCredentials" and "kmsEndpoint" are only allowed with "sealedSecrets"`);
+    return { configBytes };
+  }
+  const file = base64Field(value.sealedSecrets, "sealedSecrets", MAX_SEALED_FILE_BYTES);
+  if (value.awsCredentials === undefined) throw malformed(`"sealedSecrets" needs "awsCredentials" (KMS Decrypt is a signed request)`);
+  const credentials = credentialsField(value.awsCredentials);
+  let endpoint: string | undefined;
+  if (value.kmsEndpoint !== undefined) {
+    if (typeof value.kmsEndpoint !== "string" || !KMS_ENDPOINT.test(value.kmsEndpoint)) throw malformed(`"kmsEndpoint" expected a URL without a path`);
+    endpoint = value.kmsEndpoint;
+  }
+  return { configBytes, sealedSecrets: { file, credentials, ...(endpoint !== undefined && { endpoint }) } };
+}
+
+function base64Field(value: unknown, name: string, max: number): Uint8Array {
+  if (typeof value !== "string" || value.length === 0 || !BASE64.test(value)) throw malformed(`"${name}" expected a non-empty base64 string`);
+  const bytes = Buffer.from(value, "base64");
+  if (bytes.length > max) throw new ProvisionError("ERR_PROVISION_TOO_LARGE", `provisioning bundle: "${name}" is ${bytes.length} bytes, at most ${max} allowed`);
+  // Canonical base64 only (no non-zero trailing bits): one bundle, one meaning.
+  if (bytes.toString("base64") !== value) throw malformed(`"${name}" is not canonical base64`);
+  return new Uint8Array(bytes);
+}
+
+function credentialsField(value: unknown): AwsCredentials {
+  if (!isPlainObject(value)) throw malformed(`"awsCredentials" must be an object`);
+  checkKeys(value, ["accessKeyId", "secretAccessKey"], ["sessionToken"], `"awsCredentials"`);
+  // Lengths only in messages: these are credentials.
+  const { accessKeyId, secretAccessKey, sessionToken } = value;
+  if (typeof accessKeyId !== "string" || !ACCESS_KEY_ID.test(accessKeyId)) throw malformed(`"awsCredentials.accessKeyId" expected 16..128 word characters`);
+  if (typeof secretAccessKey !== "string" || !SECRET_ACCESS_KEY.test(secretAccessKey)) throw malformed(`"awsCredentials.secretAccessKey" expected 1..256 printable characters`);
+  if (sessionToken === undefined) return { accessKeyId, secretAccessKey };
+  if (typeof sessionToken !== "string" || !SESSION_TOKEN.test(sessionToken)) throw malformed(`"awsCredentials.sessionToken" expected 1..8192 printable characters`);
+  return { accessKeyId, secretAccessKey, sessionToken };
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function checkKeys(obj: Record<string, unknown>, required: readonly string[], optional: readonly string[], where: string): void {
+  for (const key of Object.keys(obj)) {
+    // Only the length of an unknown name: it could be anything the host sent.
+    if (!required.includes(key) && !optional.includes(key)) throw malformed(`unknown field in ${where} (${key.length} characters)`);
+  }
+  for (const key of required) {
+    if (!Object.prototype.hasOwnProperty.call(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
+  }
+}
+
+/**
+ * With escapes refused, a string token is `"` … `"`, and a key is a string
+ * token followed by `:`. Tracks one key set per open object. Runs before
+ * JSON.parse, which keeps the last of two equal keys silently and checks
+ * the syntax this scan does not.
+ */
+function checkNoDuplicateKeys(text: string): void {
+  const stack: (Set<string> | null)[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i]!;
+    if (c === '"') {
+      const end = text.indexOf('"', i + 1);
+      if (end < 0) throw malformed("unterminated string");
+      let j = end + 1;
+      while (j < text.length && (text[j] === " " || text[j] === "\t" || text[j] === "\n" || text[j] === "\r")) j++;
+      const top = stack[stack.length - 1];
+      if (text[j] === ":" && top) {
+        const token = text.slice(i + 1, end);
+        if (top.has(token)) throw malformed(`duplicate field (${token.length} characters)`);
+        top.add(token);
+      }
+      i = end + 1;
+      continue;
+    }
+    if (c === "{") stack.push(new Set());
+    else if (c === "[") stack.push(null);
+    else if (c === "}" || c === "]") stack.pop();
+    i++;
+  }
+}

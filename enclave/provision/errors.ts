@@ -1,0 +1,26 @@
+/**
+ * Every failure of the boot provisioning channel on the enclave side is a
+ * ProvisionError with a stable `code`. Messages name the field and sizes that
+ * failed, never a value: the bundle carries AWS credentials, and the enclave's
+ * console must stay content-free.
+ */
+export type ProvisionErrorCode =
+  | "ERR_PROVISION_TOO_LARGE" // the frame's declared length is over the cap
+  | "ERR_PROVISION_MALFORMED" // not one frame of UTF-8 JSON of the documented shape; unknown, duplicate or mistyped field
+  | "ERR_PROVISION_TIMEOUT" // no host connected in time, or the bundle did not arrive whole in time
+  | "ERR_PROVISION_CLOSED" // the host hung up (or the socket failed) before a whole bundle arrived
+  | "ERR_PROVISION_BUSY"; // sent to a second connection while the first is being served; never thrown
+
+export class ProvisionError extends Error {
+  override readonly name = "ProvisionError";
+  readonly code: ProvisionErrorCode;
+
+  constructor(code: ProvisionErrorCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export function isProvisionError(err: unknown): err is ProvisionError {
+  return err instanceof ProvisionError;
+}

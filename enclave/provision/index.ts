@@ -1,0 +1,12 @@
+/**
+ * enclave/provision: boot provisioning over vsock. On Nitro the enclave has
+ * no filesystem from the host and no network but vsock, so the host hands
+ * in the runtime config, the sealed-secrets file and KMS credentials over
+ * one connection at boot, and gets one status back. Format and rules:
+ * docs/PROTOCOL.md, "Boot provisioning".
+ */
+export { ProvisionError, isProvisionError, type ProvisionErrorCode } from "./errors.js";
+export { encodeFrame, readFrame, FRAME_HEADER_BYTES, type ReadFrameOptions } from "./frame.js";
+export { decodeBundle, BUNDLE_VERSION, MAX_BUNDLE_BYTES, MAX_CONFIG_BYTES, MAX_SEALED_FILE_BYTES, type AwsCredentials, type ProvisionBundle } from "./bundle.js";
+export { encodeStatus, failedStatus, MAX_STATUS_MESSAGE, type BootStatus, type ReadyStatus, type FailedStatus } from "./status.js";
+export { provisionedBoot, DEFAULT_PROVISION_LIMITS, type ProvisionListen, type ProvisionLimits, type ProvisionedBootOptions } from "./provisioned-boot.js";

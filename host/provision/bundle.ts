@@ -1,0 +1,57 @@
+import { ProvisionSendError } from "./errors.js";
+
+/**
+ * Builds the boot bundle's frame body (docs/PROTOCOL.md, "Boot
+ * provisioning"): UTF-8 JSON with the files as base64 of their exact bytes.
+ * The caps are the enclave's (enclave/provision/bundle.ts), checked here too
+ * so an operator's mistake fails on the host with a clear message instead
+ * of as a refusal from the enclave.
+ *
+ * The host is untrusted, and may send any config it likes: that is
+ * acceptable because the enclave attests the SHA-256 of exactly these bytes
+ * and a client's policy checks that hash before sending anything.
+ */
+export const BUNDLE_VERSION = 1;
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+export const MAX_SEALED_FILE_BYTES = 1024 * 1024;
+export const MAX_BUNDLE_BYTES = 3 * 1024 * 1024;
+
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface BundleInput {
+  /** The runtime config file's bytes, exactly as read. */
+  config: Uint8Array;
+  /** The sealed-secrets file's bytes, exactly as read. */
+  sealedSecrets?: Uint8Array;
+  /** For KMS Decrypt inside the enclave; required with sealedSecrets, refused without. */
+  awsCredentials?: AwsCredentials;
+  /** KMS endpoint override (a VPC endpoint); only with sealedSecrets. */
+  kmsEndpoint?: string;
+}
+
+const tooLarge = (what: string, n: number, max: number) => new ProvisionSendError("ERR_PROVISION_TOO_LARGE", `${what} is ${n} bytes, at most ${max} allowed`);
+
+export function encodeBundle(input: BundleInput): Uint8Array {
+  if (input.config.length === 0) throw new ProvisionSendError("ERR_PROVISION_INPUT", "the runtime config is empty");
+  if (input.config.length > MAX_CONFIG_BYTES) throw tooLarge("the runtime config", input.config.length, MAX_CONFIG_BYTES);
+  const body: Record<string, unknown> = { version: BUNDLE_VERSION, config: Buffer.from(input.config).toString("base64") };
+  if (input.sealedSecrets !== undefined) {
+    if (input.sealedSecrets.length === 0) throw new ProvisionSendError("ERR_PROVISION_INPUT", "the sealed-secrets file is empty");
+    if (input.sealedSecrets.length > MAX_SEALED_FILE_BYTES) throw tooLarge("the sealed-secrets file", input.sealedSecrets.length, MAX_SEALED_FILE_BYTES);
+    if (input.awsCredentials === undefined) throw new ProvisionSendError("ERR_PROVISION_CREDENTIALS", "sealed secrets need AWS credentials for KMS");
+    body.sealedSecrets = Buffer.from(input.sealedSecrets).toString("base64");
+    const { accessKeyId, secretAccessKey, sessionToken } = input.awsCredentials;
+    body.awsCredentials = { accessKeyId, secretAccessKey, ...(sessionToken !== undefined && sessionToken !== "" && { sessionToken }) };
+    if (input.kmsEndpoint !== undefined) body.kmsEndpoint = input.kmsEndpoint;
+  } else if (input.awsCredentials !== undefined || input.kmsEndpoint !== undefined) {
+    // The enclave refuses fields it would ignore; so does the encoder.
+    throw new ProvisionSendError("ERR_PROVISION_INPUT", "AWS credentials and a KMS endpoint are only sent with a sealed-secrets file");
+  }
+  const bytes = new TextEncoder().encode(JSON.stringify(body));
+  if (bytes.length > MAX_BUNDLE_BYTES) throw tooLarge("the bundle", bytes.length, MAX_BUNDLE_BYTES);
+  return bytes;
+}

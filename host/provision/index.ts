@@ -1,0 +1,24 @@
+/**
+ * host/provision: the host's half of boot provisioning. Reads nothing and
+ * decides nothing about the enclave's content: it carries the operator's
+ * files and the parent's AWS credentials to a fresh enclave over one
+ * connection and reports the enclave's one-line answer. Format:
+ * docs/PROTOCOL.md, "Boot provisioning"; operations: docs/HOST.md.
+ */
+export { ProvisionSendError, isProvisionSendError, type ProvisionSendErrorCode } from "./errors.js";
+export { encodeFrame, readFrame, FRAME_HEADER_BYTES } from "./frame.js";
+export { encodeBundle, BUNDLE_VERSION, MAX_BUNDLE_BYTES, MAX_CONFIG_BYTES, MAX_SEALED_FILE_BYTES, type AwsCredentials, type BundleInput } from "./bundle.js";
+export { decodeStatus, MAX_STATUS_BYTES, type BootStatus } from "./status.js";
+export {
+  sendBundle,
+  systemClock,
+  DEFAULT_PROVISION_RETRY,
+  type SendBundleOptions,
+  type ProvisionClock,
+  type ProvisionRetry,
+  type ProvisionLogger,
+  type ProvisionLogFields,
+} from "./send.js";
+export { defaultChainCredentials, type CredentialsFetcher } from "./credentials.js";
+export { sealedFileRegion } from "./sealed-region.js";
+export { createBootStatusMetric, type BootState, type BootStatusMetric } from "./metrics.js";

@@ -1,0 +1,120 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { decodeBundle, MAX_BUNDLE_BYTES, MAX_CONFIG_BYTES, ProvisionError } from "../../../enclave/provision/index.js";
+import { encodeBundle } from "../../../host/provision/index.js";
+
+/**
+ * The bundle is parsed as hostile input (it crosses the host): strict
+ * shape, bounded sizes, exact bytes. The host's encoder and the enclave's
+ * decoder are separate code (host/ imports nothing from enclave/), so the
+ * round trips here are what hold them to one format.
+ */
+const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYCANARYKEY1";
+const creds = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: SECRET, sessionToken: "IQoJb3JpZ2luX2VjEPr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==" };
+const utf8 = (s: string) => new TextEncoder().encode(s);
+const b64 = (s: string | Uint8Array) => Buffer.from(typeof s === "string" ? utf8(s) : s).toString("base64");
+const CONFIG = utf8('{ "version": 1,\n  "providers": [] }\n');
+const SEALED = utf8('{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{"A":"AAAA"}}');
+
+function expectCode(body: Uint8Array | string, code: string): ProvisionError {
+  try {
+    decodeBundle(typeof body === "string" ? utf8(body) : body);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ProvisionError);
+    expect((err as ProvisionError).code, (err as Error).message).toBe(code);
+    return err as ProvisionError;
+  }
+  throw new Error(`expected ${code}`);
+}
+
+describe("boot bundle: host encoder → enclave decoder", () => {
+  it("carries the config and the sealed file byte for byte (whitespace, key order, non-ASCII), with credentials and endpoint", () => {
+    const config = utf8('{"version":1, "b":"é",\t"a":[ ]}\r\n');
+    const decoded = decodeBundle(encodeBundle({ config, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "https://kms.eu-west-1.amazonaws.com" }));
+    expect(Buffer.from(decoded.configBytes).equals(Buffer.from(config))).toBe(true);
+    expect(Buffer.from(decoded.sealedSecrets!.file).equals(Buffer.from(SEALED))).toBe(true);
+    expect(decoded.sealedSecrets!.credentials).toEqual(creds);
+    expect(decoded.sealedSecrets!.endpoint).toBe("https://kms.eu-west-1.amazonaws.com");
+  });
+
+  it("a config-only bundle has no sealedSecrets; a session token is optional", () => {
+    expect(decodeBundle(encodeBundle({ config: CONFIG }))).toEqual({ configBytes: new Uint8Array(CONFIG) });
+    const { sessionToken: _, ...noToken } = creds;
+    expect(decodeBundle(encodeBundle({ config: CONFIG, sealedSecrets: SEALED, awsCredentials: noToken })).sealedSecrets).toEqual({ file: new Uint8Array(SEALED), credentials: noToken });
+  });
+
+  it("round-trips arbitrary bytes (property)", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 2048 }), fc.option(fc.uint8Array({ minLength: 1, maxLength: 2048 }), { nil: undefined }), (config, sealed) => {
+        const decoded = decodeBundle(encodeBundle({ config, ...(sealed && { sealedSecrets: sealed, awsCredentials: creds }) }));
+        expect(Buffer.from(decoded.configBytes).equals(Buffer.from(config))).toBe(true);
+        if (sealed) expect(Buffer.from(decoded.sealedSecrets!.file).equals(Buffer.from(sealed))).toBe(true);
+        else expect(decoded.sealedSecrets).toBeUndefined();
+      }),
+      { numRuns: 200 },
+    );
+  });
+});
+
+describe("boot bundle: refusals", () => {
+  const good = { version: 1, config: b64(CONFIG), sealedSecrets: b64(SEALED), awsCredentials: creds, kmsEndpoint: "https://kms.example.com" };
+  const json = (v: unknown) => JSON.stringify(v);
+  const without = (key: string) => json(Object.fromEntries(Object.entries(good).filter(([k]) => k !== key)));
+
+  it.each<[string, string | Uint8Array]>([
+    ["not UTF-8", new Uint8Array([0x7b, 0xff, 0x7d])],
+    ["a byte-order mark", `\ufeff${json(good)}`],
+    ["not JSON", "{"],
+    ["an array", "[]"],
+    ["null", "null"],
+    ["a number", "1"],
+    ["a JSON escape", json({ ...good, kmsEndpoint: "https://kms.example.com/" }).replace("kms.example", "kms\\u002eexample")],
+    ["a duplicate top-level field", `{"version":1,"config":"${b64(CONFIG)}","config":"${b64("{}")}"}`],
+    ["a duplicate credential field", json(good).replace('"accessKeyId"', `"accessKeyId":"AKIAIOSFODNN7EXAMPLF","accessKeyId"`)],
+    ["an unknown top-level field", json({ ...good, debug: true })],
+    ["an unknown credential field", json({ ...good, awsCredentials: { ...creds, expiration: "2030-01-01" } })],
+    ["a missing version", without("version")],
+    ["version 2", json({ ...good, version: 2 })],
+    ['version "1"', json({ ...good, version: "1" })],
+    ["a missing config", without("config")],
+    ["a config that is not a string", json({ ...good, config: [1] })],
+    ["an empty config", json({ ...good, config: "" })],
+    ["a config in base64url", json({ ...good, config: "_-8=" })],
+    ["non-canonical base64 (trailing bits)", json({ ...good, config: "QR==" })],
+    ["base64 without padding", json({ ...good, config: "QQ" })],
+    ["credentials without a sealed file", without("sealedSecrets")],
+    ["a KMS endpoint without a sealed file", json({ version: 1, config: b64(CONFIG), kmsEndpoint: "https://kms.example.com" })],
+    ["a sealed file without credentials", without("awsCredentials")],
+    ["credentials that are not an object", json({ ...good, awsCredentials: "AKIA:secret" })],
+    ["a missing secret key", json({ ...good, awsCredentials: { accessKeyId: creds.accessKeyId } })],
+    ["a short access key id", json({ ...good, awsCredentials: { ...creds, accessKeyId: "AKIA" } })],
+    ["an access key id with a space", json({ ...good, awsCredentials: { ...creds, accessKeyId: "AKIA IOSFODNN7EXAMPLE" } })],
+    ["a secret key with a space", json({ ...good, awsCredentials: { ...creds, secretAccessKey: "a b" } })],
+    ["an empty secret key", json({ ...good, awsCredentials: { ...creds, secretAccessKey: "" } })],
+    ["a session token that is a number", json({ ...good, awsCredentials: { ...creds, sessionToken: 7 } })],
+    ["a KMS endpoint with a path", json({ ...good, kmsEndpoint: "https://kms.example.com/x" })],
+    ["a KMS endpoint that is not http(s)", json({ ...good, kmsEndpoint: "file:///etc/passwd" })],
+  ])("refuses %s (ERR_PROVISION_MALFORMED)", (_what, body) => {
+    expectCode(body, "ERR_PROVISION_MALFORMED");
+  });
+
+  it("refuses a config over 1 MiB and a body over the frame cap (ERR_PROVISION_TOO_LARGE)", () => {
+    expectCode(json({ version: 1, config: Buffer.alloc(MAX_CONFIG_BYTES + 3).toString("base64") }), "ERR_PROVISION_TOO_LARGE");
+    expectCode(new Uint8Array(MAX_BUNDLE_BYTES + 1), "ERR_PROVISION_TOO_LARGE");
+  });
+
+  it("never puts a credential in an error message", () => {
+    for (const bad of [{ ...creds, accessKeyId: `${SECRET} ` }, { ...creds, secretAccessKey: `${SECRET} x` }, { ...creds, extra: SECRET }]) {
+      const err = expectCode(json({ ...good, awsCredentials: bad }), "ERR_PROVISION_MALFORMED");
+      expect(err.message).not.toContain("CANARY");
+    }
+    expect(expectCode(json({ ...good, [SECRET]: 1 }), "ERR_PROVISION_MALFORMED").message).not.toContain("CANARY");
+  });
+
+  it("rejects a deeply nested body in bounded time", () => {
+    const deep = `{"version":1,"config":"${b64(CONFIG)}","x":${"[".repeat(200_000)}${"]".repeat(200_000)}}`;
+    const started = performance.now();
+    expectCode(deep, "ERR_PROVISION_MALFORMED");
+    expect(performance.now() - started).toBeLessThan(2000);
+  });
+});

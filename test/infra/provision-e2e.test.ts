@@ -1,0 +1,392 @@
+import { EncryptCommand } from "@aws-sdk/client-kms";
+import { createHash } from "node:crypto";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { PassThrough } from "node:stream";
+import { Agent, request } from "undici";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decodeBinding } from "../../attestation/binding.js";
+import { loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
+import { trustAnchorFromPem, type TrustAnchor } from "../../attestation/roots.js";
+import { verifyAttestation } from "../../attestation/verify.js";
+import { hashToken } from "../../enclave/auth.js";
+import { attestedConfigHash } from "../../enclave/boot.js";
+import { createKmsClient } from "../../enclave/secrets/kms-source.js";
+import { startMockKms, type MockKms } from "../../infra/dev/local-kms.js";
+import type { CliContext } from "../../infra/cli/context.js";
+import { enclaveCommand } from "../../infra/cli/enclave.js";
+import { hostCommand } from "../../infra/cli/host.js";
+import { run } from "../../infra/cli/main.js";
+import { startMockOpenAI, type MockOpenAI } from "../helpers/mock-openai.js";
+
+/**
+ * Boot provisioning end to end, with the real `egw host` and `egw enclave
+ * --dev` commands running in this process (as subprocesses they would need
+ * a fresh dist/ build; the code path is the same): the host starts its
+ * relay and egress proxy, dials the enclave's provisioning endpoint until it
+ * listens, hands it the runtime config, the KMS-sealed provider key and
+ * (fake) instance-role credentials; the enclave releases the key from a
+ * local KMS through the host's egress proxy with its simulated-NSM
+ * attestation, and answers with its status.
+ */
+const PLAINTEXT = "sk-CANARYPROVISIONEDKEY7f3a";
+const AWS_SECRET = "CANARYawsSecretAccessKey/0123456789abcdef";
+const AWS_TOKEN = "CANARYsessionToken+FwoGZXIvYXdzEBYaDH";
+const CREDS = { accessKeyId: "AKIACANARYPROVISION1", secretAccessKey: AWS_SECRET, sessionToken: AWS_TOKEN };
+const TOKEN = "egw-provision-e2e-token";
+/** The simulated NSM's PCR1: a fixed label, so a KMS policy on it does not move when source files change. */
+const PCR1 = new Uint8Array(createHash("sha384").update("enclave-gateway/dev/pcr1 simulated kernel and bootstrap", "utf8").digest());
+const now = () => new Date();
+
+let dir: string;
+let stateDir: string;
+let anchor: TrustAnchor;
+const closers: (() => Promise<unknown>)[] = [];
+let sockets = 0;
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-prov-"));
+  stateDir = path.join(dir, "state");
+  // The enclave command loads this same CA from --state-dir.
+  const ca = await loadOrCreateDevCa(stateDir, { now });
+  anchor = trustAnchorFromPem(ca.rootPem, "development");
+});
+afterAll(async () => {
+  for (const c of closers.reverse()) await c();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** A captured output stream with helpers to wait for a JSON line. */
+function capture() {
+  const stream = new PassThrough();
+  let text = "";
+  stream.on("data", (d: Buffer) => (text += d.toString()));
+  const lines = () =>
+    text
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const waitFor = (pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs = 30_000): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const started = Date.now();
+      const tick = () => {
+        const hit = lines().find(pred);
+        if (hit) return resolve(hit);
+        if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}; got:\n${text}`));
+        setTimeout(tick, 20);
+      };
+      tick();
+    });
+  return { stream, text: () => text, lines, waitFor };
+}
+
+function context(stdout: PassThrough, stderr: PassThrough): CliContext {
+  return { stdout, stderr, stdin: new PassThrough(), cwd: dir, now, env: {} };
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+interface Stack {
+  kms: MockKms;
+  upstream: MockOpenAI;
+  configBytes: Uint8Array;
+  sealedBytes: Uint8Array;
+  host: { out: ReturnType<typeof capture>; err: ReturnType<typeof capture>; done: Promise<number>; stop: () => void };
+  enclave: { out: ReturnType<typeof capture>; err: ReturnType<typeof capture>; done: Promise<number>; stop: () => void };
+  regions: string[];
+  gatewayPort: number;
+}
+
+/** Host first (it retries until the enclave listens), then the enclave, as systemd would start them. */
+async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stack> {
+  const kms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs }, now });
+  closers.push(() => kms.close());
+  const upstream = await startMockOpenAI();
+  closers.push(() => upstream.close());
+  const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
+  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(PLAINTEXT) }))).CiphertextBlob!;
+  operator.destroy();
+  const n = ++sockets;
+  const sealedBytes = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));
+  const upstreamHost = new URL(upstream.url).host;
+  const kmsHost = new URL(kms.endpoint).host;
+  // Pretty-printed on purpose: the enclave must attest these bytes, not a re-serialisation.
+  const configBytes = new TextEncoder().encode(
+    `${JSON.stringify(
+      {
+        version: 1,
+        providers: [{ name: "openai", kind: "openai", baseUrl: upstream.url, secret: "OPENAI_API_KEY" }],
+        models: { gpt: { provider: "openai", model: "gpt-4o" } },
+        egressAllowlist: [upstreamHost, kmsHost],
+        clients: [{ name: "t", tokenSha256: hashToken(TOKEN), models: ["*"] }],
+        limits: { maxRetries: 0 },
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  const configFile = path.join(dir, `config-${n}.json`);
+  const sealedFile = path.join(dir, `sealed-${n}.json`);
+  fs.writeFileSync(configFile, configBytes);
+  fs.writeFileSync(sealedFile, sealedBytes);
+  const provision = `unix://${path.join(dir, `provision-${n}.sock`)}`;
+  const gatewayPort = await freePort();
+  const regions: string[] = [];
+
+  const hostOut = capture();
+  const hostErr = capture();
+  const hostStop = deferred();
+  const hostDone = hostCommand(
+    [
+      "--listen", "tcp://127.0.0.1:0",
+      "--enclave", `tcp://127.0.0.1:${gatewayPort}`,
+      "--egress-listen", "tcp://127.0.0.1:0",
+      "--config", configFile,
+      "--allow-private", upstreamHost,
+      "--allow-private", kmsHost,
+      "--metrics-listen", "tcp://127.0.0.1:0",
+      "--provision", provision,
+      "--sealed-secrets", sealedFile,
+      "--kms-endpoint", kms.endpoint,
+      "--provision-timeout", "60",
+    ],
+    context(hostOut.stream, hostErr.stream),
+    {
+      stop: hostStop.promise,
+      fetchCredentials: async (region) => {
+        regions.push(region);
+        return CREDS;
+      },
+    },
+  );
+  const hostReady = await hostOut.waitFor((l) => l.ready === true, "the host's ready line");
+  const egress = String(hostReady.egress).replace(/^tcp:/, "http:");
+
+  const enclaveOut = capture();
+  const enclaveErr = capture();
+  const enclaveStop = deferred();
+  const enclaveDone = enclaveCommand(
+    ["--dev", "--state-dir", stateDir, "--provision-listen", provision, "--listen", `tcp://127.0.0.1:${gatewayPort}`, "--egress-proxy", egress, "--provision-timeout", "60"],
+    context(enclaveOut.stream, enclaveErr.stream),
+    { stop: enclaveStop.promise },
+  );
+  const stack: Stack = {
+    kms,
+    upstream,
+    configBytes,
+    sealedBytes,
+    regions,
+    gatewayPort,
+    host: { out: hostOut, err: hostErr, done: hostDone, stop: hostStop.resolve },
+    enclave: { out: enclaveOut, err: enclaveErr, done: enclaveDone, stop: enclaveStop.resolve },
+  };
+  closers.push(async () => {
+    stack.enclave.stop();
+    stack.host.stop();
+    await Promise.allSettled([enclaveDone, hostDone]);
+  });
+  return stack;
+}
+
+function encodings(s: string): string[] {
+  const b = Buffer.from(s);
+  return [s, b.toString("base64"), b.toString("base64url"), b.toString("hex"), JSON.stringify(s)];
+}
+
+function expectNoCanary(stack: Stack): void {
+  const logs = [stack.host.out.text(), stack.host.err.text(), stack.enclave.out.text(), stack.enclave.err.text()];
+  for (const [i, log] of logs.entries()) {
+    for (const canary of [AWS_SECRET, AWS_TOKEN, PLAINTEXT]) {
+      for (const form of encodings(canary)) expect(log.includes(form), `${["host stdout", "host stderr", "enclave stdout", "enclave stderr"][i]} holds ${canary.slice(0, 16)}…`).toBe(false);
+    }
+    expect(log).not.toContain("CANARY");
+  }
+}
+
+describe("boot provisioning: egw host --provision → egw enclave --provision-listen", () => {
+  let stack: Stack;
+  let hostStatus: Record<string, unknown>;
+
+  it("the host provisions a fresh enclave and gets ready with the config hash the enclave attests", async () => {
+    stack = await startStack({ 1: PCR1 });
+    hostStatus = await stack.host.out.waitFor((l) => l.provision !== undefined, "the host's provision status");
+    expect(hostStatus).toMatchObject({ provision: "ready", port: stack.gatewayPort });
+    const enclaveReady = await stack.enclave.out.waitFor((l) => l.ready === true, "the enclave's ready line");
+    expect(enclaveReady.configSha256).toBe(hostStatus.configSha256);
+    expect(enclaveReady.tlsSpkiSha256).toBe(hostStatus.tlsSpkiSha256);
+    // The region came from the sealed file; credentials were asked for once.
+    expect(stack.regions).toEqual([stack.kms.region]);
+    // Exactly the bytes handed in: the attested hash covers the pretty-printed config and the sealed file.
+    expect(hostStatus.configSha256).toBe(Buffer.from(attestedConfigHash(stack.configBytes, stack.sealedBytes)).toString("hex"));
+
+    // What a client sees through the host relay: a document with that config hash, bound to that TLS key.
+    const relay = String((stack.host.out.lines().find((l) => l.ready === true) ?? {}).listen).replace(/^tcp:/, "https:");
+    const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+    closers.push(() => dispatcher.close());
+    const res = await request(`${relay}/v1/attestation?nonce=${"ab".repeat(16)}`, { dispatcher });
+    expect(res.statusCode).toBe(200);
+    const doc = new Uint8Array(await res.body.arrayBuffer());
+    const verified = await verifyAttestation(doc, { currentDate: now(), expectedPcrs: { 1: PCR1 }, trustedRoots: [anchor], nonce: new Uint8Array(16).fill(0xab) });
+    const binding = decodeBinding(verified.document.userData);
+    expect(Buffer.from(binding.configSha256).toString("hex")).toBe(hostStatus.configSha256);
+    expect(Buffer.from(binding.tlsSpkiSha256).toString("hex")).toBe(hostStatus.tlsSpkiSha256);
+  }, 90_000);
+
+  it("the sealed key was released to the enclave and used upstream; the host signed nothing itself", async () => {
+    const relay = String((stack.host.out.lines().find((l) => l.ready === true) ?? {}).listen).replace(/^tcp:/, "https:");
+    const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });
+    closers.push(() => dispatcher.close());
+    const res = await request(`${relay}/v1/chat/completions`, {
+      method: "POST",
+      dispatcher,
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "gpt", messages: [{ role: "user", content: "hi" }] }),
+    });
+    expect(res.statusCode).toBe(200);
+    await res.body.text();
+    // Controls for the canary test below: the plaintext and the credentials really went through.
+    expect(stack.upstream.requests.at(-1)!.headers.authorization).toBe(`Bearer ${PLAINTEXT}`);
+    const decrypt = stack.kms.requests.find((r) => r.target === "TrentService.Decrypt")!;
+    expect(decrypt.authorization).toContain(`Credential=${CREDS.accessKeyId}/`);
+    expect(decrypt.body.Recipient).toBeDefined();
+  }, 30_000);
+
+  it("exposes egw_enclave_boot_status{state=\"ready\"} on the host's metrics endpoint", async () => {
+    const metrics = String((stack.host.out.lines().find((l) => l.ready === true) ?? {}).metrics).replace(/^tcp:/, "http:");
+    const text = await (await fetch(`${metrics}/metrics`)).text();
+    expect(text).toContain('egw_enclave_boot_status{state="ready"} 1');
+    expect(text).toContain('egw_enclave_boot_status{state="failed"} 0');
+  });
+
+  it("neither side logs the AWS secret key, the session token or the released plaintext", async () => {
+    // Control: both sides did log the provisioning, by hash and code.
+    expect(stack.enclave.err.text()).toContain('"event":"provision.received"');
+    expect(stack.enclave.err.text()).toContain('"event":"secrets.released"');
+    expect(stack.host.err.text()).toContain(`"configSha256":"${String(hostStatus.configSha256)}"`);
+    expectNoCanary(stack);
+  });
+
+  it("both stop cleanly", async () => {
+    stack.enclave.stop();
+    stack.host.stop();
+    expect(await stack.enclave.done).toBe(0);
+    expect(await stack.host.done).toBe(0);
+  }, 30_000);
+
+  it("KMS refusing the release (wrong PCR policy): the host gets ERR_KMS_RELEASE_DENIED and both exit 1; the enclave never serves", async () => {
+    const s = await startStack({ 0: new Uint8Array(48).fill(0x99) });
+    expect(await s.enclave.done).toBe(1);
+    expect(await s.host.done).toBe(1);
+    const status = s.host.out.lines().find((l) => l.provision !== undefined);
+    expect(status).toMatchObject({ provision: "failed", code: "ERR_KMS_RELEASE_DENIED" });
+    expect(s.host.err.text()).toContain("egw host: enclave boot failed: ERR_KMS_RELEASE_DENIED");
+    const failed = s.enclave.err.lines().find((l) => l.event === "provision.failed");
+    expect(failed).toMatchObject({ level: "error", code: "ERR_KMS_RELEASE_DENIED" });
+    expect(s.enclave.out.lines().some((l) => l.ready === true)).toBe(false);
+    // Nothing listens where the gateway would have.
+    await expect(new Promise((resolve, reject) => net.connect(s.gatewayPort, "127.0.0.1").once("connect", resolve).once("error", reject))).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    expectNoCanary(s);
+  }, 90_000);
+});
+
+describe("boot provisioning: failures on one side", () => {
+  it("the enclave gives up on a host that never comes (ERR_PROVISION_TIMEOUT), exit 1", async () => {
+    const out = capture();
+    const err = capture();
+    const started = Date.now();
+    const code = await enclaveCommand(["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--provision-timeout", "1", "--listen", "tcp://127.0.0.1:0"], context(out.stream, err.stream));
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(out.lines()[0]).toMatchObject({ provision: "listening" });
+    expect(err.lines().find((l) => l.event === "provision.failed")).toMatchObject({ code: "ERR_PROVISION_TIMEOUT" });
+  }, 30_000);
+
+  it("the host gives up when no enclave listens before its deadline (ERR_PROVISION_DEADLINE), exit 1", async () => {
+    const config = path.join(dir, "plain.json");
+    fs.writeFileSync(config, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: { local: { provider: "local", model: "local" } }, egressAllowlist: [], clients: [] }));
+    const out = capture();
+    const err = capture();
+    const started = Date.now();
+    const code = await hostCommand(
+      ["--listen", "tcp://127.0.0.1:0", "--enclave", "tcp://127.0.0.1:9", "--config", config, "--provision", `unix://${path.join(dir, "nobody.sock")}`, "--provision-timeout", "1"],
+      context(out.stream, err.stream),
+      { stop: new Promise(() => {}), fetchCredentials: () => Promise.reject(new Error("not needed without sealed secrets")) },
+    );
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(out.lines().find((l) => l.provision !== undefined)).toMatchObject({ provision: "failed", code: "ERR_PROVISION_DEADLINE" });
+  }, 30_000);
+
+  /** Starts the real enclave command and returns where it listens for provisioning. */
+  async function waitingEnclave() {
+    const out = capture();
+    const err = capture();
+    const done = enclaveCommand(["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"], context(out.stream, err.stream));
+    const listening = await out.waitFor((l) => l.provision === "listening", "the provisioning listener");
+    const port = Number(/:(\d+)$/.exec(String(listening.endpoint))![1]);
+    return { out, err, done, port };
+  }
+
+  /** Sends raw bytes and returns the enclave's status frame, parsed. */
+  async function rawExchange(port: number, bytes: Uint8Array): Promise<Record<string, unknown>> {
+    const socket = net.connect({ port, host: "127.0.0.1" });
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve) => {
+      socket.on("data", (c: Buffer) => chunks.push(c));
+      socket.once("close", () => resolve());
+      socket.once("error", () => resolve());
+      socket.write(bytes);
+    });
+    const raw = Buffer.concat(chunks);
+    return JSON.parse(raw.subarray(4, 4 + raw.readUInt32BE(0)).toString()) as Record<string, unknown>;
+  }
+
+  it("a malformed bundle is answered with ERR_PROVISION_MALFORMED and the enclave exits 1 (fail closed, no retry)", async () => {
+    const e = await waitingEnclave();
+    const body = Buffer.from(JSON.stringify({ version: 1, config: "e30=", config2: "e30=" }));
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, body.length]), body]);
+    expect(await rawExchange(e.port, frame)).toMatchObject({ status: "failed", code: "ERR_PROVISION_MALFORMED" });
+    expect(await e.done).toBe(1);
+    expect(e.out.lines().some((l) => l.ready === true)).toBe(false);
+  }, 30_000);
+
+  it("an oversized bundle is answered with ERR_PROVISION_TOO_LARGE from its length prefix, and the enclave exits 1", async () => {
+    const e = await waitingEnclave();
+    expect(await rawExchange(e.port, new Uint8Array([0x10, 0, 0, 0]))).toMatchObject({ status: "failed", code: "ERR_PROVISION_TOO_LARGE" });
+    expect(await e.done).toBe(1);
+  }, 30_000);
+
+  it("a runtime config the enclave refuses comes back as ERR_CONFIG", async () => {
+    const e = await waitingEnclave();
+    const body = Buffer.from(JSON.stringify({ version: 1, config: Buffer.from('{"version":1,"providers":"no"}').toString("base64") }));
+    const frame = Buffer.concat([Buffer.from([0, 0, 0, body.length]), body]);
+    expect(await rawExchange(e.port, frame)).toMatchObject({ status: "failed", code: "ERR_CONFIG" });
+    expect(await e.done).toBe(1);
+  }, 30_000);
+
+  it("usage errors: provisioning and files are mutually exclusive on the enclave; host flags need --provision", async () => {
+    const ctx = () => context(new PassThrough(), capture().stream);
+    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--config", "x.json"], ctx())).toBe(2);
+    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--sealed-secrets", "s.json"], ctx())).toBe(2);
+    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0"], { ...ctx(), env: { EGW_CONFIG: "x.json" } })).toBe(2);
+    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--provision-timeout", "0"], ctx())).toBe(2);
+    expect(await run(["enclave", "--dev", "--config", "x.json", "--provision-timeout", "5"], ctx())).toBe(2);
+    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--sealed-secrets", "s.json"], ctx())).toBe(2);
+    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000"], ctx())).toBe(2);
+    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000", "--config", "c.json", "--kms-endpoint", "https://kms.example.com"], ctx())).toBe(2);
+  });
+});
