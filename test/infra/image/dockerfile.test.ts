@@ -1,0 +1,158 @@
+/**
+ * Static checks of the enclave image definition (infra/image/Dockerfile and
+ * its .dockerignore): what would make the image unpinned, networked at run
+ * time, or not reproducible is visible in the text, so it is tested there.
+ */
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const TEXT = fs.readFileSync(path.join(REPO_ROOT, "infra/image/Dockerfile"), "utf8");
+const IGNORE = fs.readFileSync(path.join(REPO_ROOT, "infra/image/Dockerfile.dockerignore"), "utf8");
+
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+
+/** Instructions with line continuations joined and comments dropped. */
+function parse(text: string): Instruction[] {
+  const out: Instruction[] = [];
+  let pending = "";
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (pending === "" && (line === "" || line.startsWith("#"))) continue;
+    if (line.endsWith("\\")) {
+      pending += `${line.slice(0, -1)} `;
+      continue;
+    }
+    const full = pending + line;
+    pending = "";
+    const m = /^(\S+)\s+(.*)$/.exec(full)!;
+    out.push({ keyword: m[1]!.toUpperCase(), args: m[2]! });
+  }
+  return out;
+}
+
+const instructions = parse(TEXT);
+const firstFrom = instructions.findIndex((i) => i.keyword === "FROM");
+const globalArgs = new Map(
+  instructions
+    .slice(0, firstFrom)
+    .filter((i) => i.keyword === "ARG")
+    .map((i) => {
+      const [name, value = ""] = i.args.split(/=(.*)/s);
+      return [name!, value] as const;
+    }),
+);
+const stages: { name: string; from: string; body: Instruction[] }[] = [];
+for (const i of instructions.slice(firstFrom)) {
+  if (i.keyword === "FROM") {
+    const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(i.args)!;
+    const from = m[1]!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => globalArgs.get((a ?? b)!) ?? "<unset>");
+    stages.push({ name: m[2] ?? String(stages.length), from, body: [] });
+  } else stages.at(-1)!.body.push(i);
+}
+const runtime = stages.at(-1)!;
+const builder = stages.find((s) => s.name === "builder")!;
+const runs = (stage: { body: Instruction[] }) => stage.body.filter((i) => i.keyword === "RUN").map((i) => i.args);
+
+describe("infra/image/Dockerfile", () => {
+  it("has a builder and a final runtime stage", () => {
+    expect(stages.map((s) => s.name)).toEqual(["builder", "runtime"]);
+  });
+
+  it("pins every FROM by digest, through the one NODE_IMAGE argument", () => {
+    expect([...globalArgs.keys()]).toEqual(["NODE_IMAGE"]);
+    expect(globalArgs.get("NODE_IMAGE")).toMatch(/^node:(22|24)[\w.-]*-bookworm-slim@sha256:[0-9a-f]{64}$/);
+    for (const stage of stages) expect(stage.from, stage.name).toMatch(/@sha256:[0-9a-f]{64}$/);
+    // build.sh reads the default with this exact pattern.
+    expect(TEXT.match(/^ARG NODE_IMAGE=/gm)).toHaveLength(1);
+  });
+
+  it("names no :latest tag and no syntax frontend pulled by tag", () => {
+    for (const i of instructions) expect(i.args).not.toMatch(/:latest\b/);
+    expect(TEXT).not.toMatch(/^#\s*syntax=/m);
+  });
+
+  it("fetches nothing outside the lockfile: no apt, apk, curl, wget or ADD", () => {
+    for (const stage of stages) {
+      for (const run of runs(stage)) expect(run, stage.name).not.toMatch(/\b(apt-get|apt|apk|curl|wget|yum|dnf)\b/);
+      expect(stage.body.filter((i) => i.keyword === "ADD")).toEqual([]);
+    }
+  });
+
+  it("installs from the lockfile in the builder: npm ci, then npm ci --omit=dev for what ships", () => {
+    const builderRuns = runs(builder).join("\n");
+    expect(builder.body.some((i) => i.keyword === "COPY" && /package-lock\.json/.test(i.args))).toBe(true);
+    expect(builderRuns).toMatch(/\bnpm ci --ignore-scripts\b/);
+    expect(builderRuns).toMatch(/\bnpm ci --omit=dev --ignore-scripts\b/);
+    expect(builderRuns).not.toMatch(/\bnpm (install|i)\b/);
+    expect(builderRuns).toMatch(/bundle-cli\.js --entry dist\/infra\/cli\/egw\.js --out \/out\/app --node-modules \/prod\/node_modules/);
+  });
+
+  it("runtime stage: no package manager, only the builder's output copied in", () => {
+    for (const run of runs(runtime)) expect(run).not.toMatch(/\b(npm|npx|yarn|corepack|pnpm)\s+(ci|install|i|add|run)\b/);
+    const copies = runtime.body.filter((i) => i.keyword === "COPY");
+    expect(copies.map((c) => c.args)).toEqual(["--from=builder /out/app /app"]);
+    expect(runtime.body.filter((i) => i.keyword === "CMD")).toEqual([]);
+  });
+
+  it("requires SOURCE_DATE_EPOCH and sets every shipped file's mtime to it", () => {
+    for (const stage of stages) expect(stage.body.some((i) => i.keyword === "ARG" && i.args === "SOURCE_DATE_EPOCH"), stage.name).toBe(true);
+    const builderRuns = runs(builder).join("\n");
+    expect(builderRuns).toContain('test -n "${SOURCE_DATE_EPOCH}"');
+    expect(builderRuns).toMatch(/find \/out -exec touch -h -d "@\$\{SOURCE_DATE_EPOCH\}" \{\} \+/);
+    expect(builderRuns).toMatch(/chmod -R u=rwX,go=rX \/out/);
+    // The runtime stage's own change (removing npm) resets the directories it touched.
+    expect(runs(runtime).join("\n")).toMatch(/touch -h -d "@\$\{SOURCE_DATE_EPOCH\}"/);
+  });
+
+  it("starts the enclave with absolute paths and the production flags", () => {
+    const entrypoints = runtime.body.filter((i) => i.keyword === "ENTRYPOINT");
+    expect(entrypoints).toHaveLength(1);
+    expect(JSON.parse(entrypoints[0]!.args)).toEqual([
+      "/usr/local/bin/node",
+      "/app/dist/egw.mjs",
+      "enclave",
+      "--bring-up-loopback",
+      "--listen",
+      "vsock://4294967295:8443",
+      "--egress-proxy",
+      "vsock://3:8128",
+      "--provision-listen",
+      "vsock://4294967295:9000",
+    ]);
+  });
+});
+
+describe("infra/image/Dockerfile.dockerignore", () => {
+  const lines = IGNORE.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+
+  it("is an allow-list", () => {
+    expect(lines[0]).toBe("*");
+  });
+
+  it("lets in exactly what the builder compiles and installs from", () => {
+    const build = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "tsconfig.build.json"), "utf8")) as { include: string[] };
+    const allowed = lines.filter((l) => l.startsWith("!")).map((l) => l.slice(1));
+    expect(allowed.sort()).toEqual([...build.include, "package.json", "package-lock.json", "tsconfig.json", "tsconfig.build.json"].sort());
+  });
+
+  it("keeps out node_modules and tests even inside allowed folders", () => {
+    expect(lines).toContain("**/node_modules");
+    expect(lines).toContain("**/*.test.ts");
+  });
+});
+
+describe("infra/image/build.sh", () => {
+  const script = fs.readFileSync(path.join(REPO_ROOT, "infra/image/build.sh"), "utf8");
+
+  it("is strict bash and executable", () => {
+    expect(script.startsWith("#!/usr/bin/env bash\n")).toBe(true);
+    expect(script).toMatch(/^set -euo pipefail$/m);
+    expect(fs.statSync(path.join(REPO_ROOT, "infra/image/build.sh")).mode & 0o111).not.toBe(0);
+  });
+});
