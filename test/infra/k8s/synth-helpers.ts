@@ -1,0 +1,49 @@
+import { App, Testing } from "cdk8s";
+import { EnclaveGatewayChart } from "../../../infra/k8s/chart.js";
+import { EXAMPLE_RUNTIME_CONFIG, EXAMPLE_SEALED_SECRETS } from "../../../infra/k8s/example.js";
+import type { EnclaveGatewayInput } from "../../../infra/k8s/props.js";
+
+/** Synthesized objects, loosely typed: tests read the YAML's shape, not the construct types. */
+export type Obj = Record<string, any>;
+
+export const bytes = (text: string) => new TextEncoder().encode(text);
+
+/** The example config with some fields replaced (JSON re-encoded: these tests do not need exact bytes). */
+export function config(patch: Record<string, unknown> = {}): Uint8Array {
+  return bytes(JSON.stringify({ ...JSON.parse(EXAMPLE_RUNTIME_CONFIG), ...patch }));
+}
+
+export function sealed(patch: Record<string, unknown> = {}): Uint8Array {
+  return bytes(JSON.stringify({ ...JSON.parse(EXAMPLE_SEALED_SECRETS), ...patch }));
+}
+
+export function input(extra: Partial<EnclaveGatewayInput> = {}): EnclaveGatewayInput {
+  return { runtimeConfig: bytes(EXAMPLE_RUNTIME_CONFIG), sealedSecrets: bytes(EXAMPLE_SEALED_SECRETS), ...extra };
+}
+
+export function synth(extra: Partial<EnclaveGatewayInput> = {}): Obj[] {
+  // No outdir is ever written: Testing.synth only serializes the chart.
+  const chart = new EnclaveGatewayChart(new App({ outdir: "cdk8s.out" }), "test", input(extra));
+  return Testing.synth(chart) as Obj[];
+}
+
+export function one(objects: Obj[], kind: string): Obj {
+  const found = objects.filter((o) => o.kind === kind);
+  if (found.length !== 1) throw new Error(`expected one ${kind}, found ${found.length}`);
+  return found[0]!;
+}
+
+export function container(objects: Obj[], name: "enclave" | "relay"): Obj {
+  const c = one(objects, "Deployment").spec.template.spec.containers.find((x: Obj) => x.name === name);
+  if (!c) throw new Error(`no container ${name}`);
+  return c;
+}
+
+/** Every container of every pod template in the manifest. */
+export function allContainers(objects: Obj[]): Obj[] {
+  return objects.flatMap((o) => o.spec?.template?.spec?.containers ?? []);
+}
+
+export function probes(c: Obj): Obj[] {
+  return [c.readinessProbe, c.livenessProbe, c.startupProbe].filter((p) => p !== undefined);
+}
