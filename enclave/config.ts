@@ -26,6 +26,7 @@ import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
  * |                              | receive them from the host over this endpoint at boot (Nitro: |
  * |                              | vsock://4294967295:9000); see enclave/provision/              |
  * | EGW_PROVISION_TIMEOUT / --provision-timeout | seconds to wait for the host (default 300) |
+ * | --bring-up-loopback          | Nitro: bring `lo` up (it is down at enclave boot) before serving; needs root |
  *
  * With provisioning, EGW_CONFIG, EGW_SEALED_SECRETS and EGW_KMS_ENDPOINT
  * (and their flags) are refused rather than ignored, AWS_* are not read,
@@ -46,6 +47,7 @@ export interface CommonEnclaveSettings {
   hostnames: string[];
   egressProxy: string | undefined;
   upstreamCa: string | undefined;
+  bringUpLoopback: boolean;
 }
 
 /** Inputs arrive over the boot provisioning channel (enclave/provision/): the Nitro case. */
@@ -78,6 +80,7 @@ export interface EnclaveFlags {
   provisionListen?: string;
   /** Seconds, as given on the command line. */
   provisionTimeout?: string;
+  bringUpLoopback?: boolean;
 }
 
 /** Waiting for the host: nitro-cli run-enclave and the host's start take seconds; a few minutes covers a slow host restart. */
@@ -126,6 +129,7 @@ async function commonSettings(env: Readonly<Record<string, string | undefined>>,
     hostnames: (env.EGW_HOSTNAMES ?? "localhost").split(",").map((s) => s.trim()).filter(Boolean),
     egressProxy,
     upstreamCa,
+    bringUpLoopback: flags.bringUpLoopback ?? false,
   };
 }
 

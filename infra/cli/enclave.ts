@@ -7,6 +7,7 @@ import { bootEnclave, type BootOptions } from "../../enclave/boot.js";
 import { DEFAULT_INGRESS_LIMITS, startIngressRelay } from "../../host/ingress/index.js";
 import { formatEndpoint, nodeTransport, parseEndpoint, type Endpoint } from "../../host/transport/index.js";
 import { loadEnclaveSettings, type CommonEnclaveSettings, type EnclaveSettings } from "../../enclave/config.js";
+import { bringUpLoopback } from "../../enclave/init/loopback.js";
 import { createLogger, type Logger } from "../../enclave/observability/log.js";
 import { DEFAULT_PROVISION_LIMITS, provisionedBoot, type ProvisionBundle } from "../../enclave/provision/index.js";
 import { staticSecrets } from "../../enclave/secrets.js";
@@ -112,6 +113,7 @@ export async function enclaveCommand(args: string[], ctx: CliContext, deps: Encl
     "kms-endpoint": { type: "string" },
     "provision-listen": { type: "string" },
     "provision-timeout": { type: "string" },
+    "bring-up-loopback": { type: "boolean" },
   });
   if (positionals.length > 0) throw new UsageError("enclave takes no positional arguments");
   let settings: EnclaveSettings;
@@ -127,11 +129,18 @@ export async function enclaveCommand(args: string[], ctx: CliContext, deps: Encl
       ...(values["kms-endpoint"] !== undefined && { kmsEndpoint: values["kms-endpoint"] }),
       ...(values["provision-listen"] !== undefined && { provisionListen: values["provision-listen"] }),
       ...(values["provision-timeout"] !== undefined && { provisionTimeout: values["provision-timeout"] }),
+      ...(values["bring-up-loopback"] !== undefined && { bringUpLoopback: values["bring-up-loopback"] }),
     });
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
   const log = createLogger({ stream: ctx.stderr, level: settings.logLevel, now: ctx.now });
+  if (settings.bringUpLoopback) {
+    // A Nitro enclave boots with lo down; the gateway and its vsock bridges
+    // listen on 127.0.0.1. A failure throws InitError, and the enclave stops.
+    const lo = await bringUpLoopback();
+    log.log("info", "enclave.loopback", { count: lo.alreadyUp ? 0 : 1 });
+  }
   let attester: Attester;
   if (settings.attester === "simulated") {
     const ca = await loadOrCreateDevCa(path.resolve(ctx.cwd, settings.stateDir), { now: ctx.now });

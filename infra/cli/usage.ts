@@ -38,7 +38,7 @@ export const ENCLAVE_USAGE = `Usage:
               [--upstream-ca <pem>   (development: trust the local model's certificate)]
               [--sealed-secrets <file> [--kms-endpoint <url>]]
   egw enclave --provision-listen <vsock://4294967295:9000|tcp://…|unix://…> [--provision-timeout <seconds>]
-              [--listen …] [--dev] [--state-dir <dir>] [--egress-proxy …]
+              [--listen …] [--dev] [--state-dir <dir>] [--egress-proxy …] [--bring-up-loopback]
 
 Runs the gateway service (HTTPS only). On Nitro it attests through /dev/nsm;
 --dev uses the simulated NSM and the development CA in --state-dir. Logs are
@@ -49,7 +49,9 @@ With --provision-listen (instead of --config/--sealed-secrets), the runtime
 config, sealed secrets and KMS credentials come from "egw host --provision"
 over one connection (waited for up to --provision-timeout, default 300 s);
 the enclave answers it with a ready or failed status. Any failure exits 1.
-Stops cleanly on SIGINT/SIGTERM.`;
+Stops cleanly on SIGINT/SIGTERM.
+--bring-up-loopback (the image's entrypoint) brings the enclave's "lo" up
+before anything listens on 127.0.0.1: a Nitro enclave boots with it down.`;
 
 export const VERIFY_USAGE = `Usage:
   egw verify <https://gateway[:port]> [--policy <manifest.json>] [--dev-root <pem>] [--json]
