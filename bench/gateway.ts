@@ -84,6 +84,21 @@ function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
 }
 
+async function startFloor(upstream: string, mode: "sign" | "nosign"): Promise<{ child: ChildProcess; port: number }> {
+  const script = path.join(findRepoRoot(), "dist/bench/floor-server.js");
+  const child = spawn(process.execPath, [script, upstream, mode], { stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) resolve(buf.slice(0, nl));
+    });
+    child.once("exit", (code) => reject(new Error(`floor server exited ${code}`)));
+  });
+  return { child, port: (JSON.parse(line) as { port: number }).port };
+}
+
 export async function main(): Promise<void> {
   const mock = await startMockOpenAI({ record: false, scenario: { content: "one two three four five six seven eight" } });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-bench-"));
@@ -133,6 +148,22 @@ export async function main(): Promise<void> {
       const ds = await measure(direct, directStream, c, n / 2, true);
       const gs = await measure(gateway, stream, c, n / 2, true);
       console.log(`  TTFT       c=${String(c).padEnd(2)} direct p50 ${fmtMs(ds.median)} p99 ${fmtMs(ds.p99)} | gateway p50 ${fmtMs(gs.median)} p99 ${fmtMs(gs.p99)} | added p50 ${fmtMs(gs.median - ds.median)}  (target ≤ 1 ms)`);
+    }
+
+    // The floor: a minimal Node HTTPS pass-through to the same mock, with and
+    // without a receipt (bench/floor-server.ts), measured the same way.
+    for (const mode of ["sign", "nosign"] as const) {
+      const floor = await startFloor(mock.url, mode);
+      const target: Target = { ...gateway, origin: `https://127.0.0.1:${floor.port}`, agent: new Agent({ connections: 64, keepAliveTimeout: 30_000, connect: { rejectUnauthorized: false } }) };
+      try {
+        await measure(target, body, 8, 400, false);
+        const d = await measure(direct, directBody, 1, 1500, false);
+        const f = await measure(target, body, 1, 1500, false);
+        console.log(`  floor (${mode === "sign" ? "minimal HTTPS pass-through + receipt" : "minimal HTTPS pass-through, no receipt"}) c=1 p50 ${fmtMs(f.median)} | added p50 ${fmtMs(f.median - d.median)} p99 ${fmtMs(f.p99 - d.p99)}`);
+      } finally {
+        await target.agent.close();
+        floor.child.kill("SIGTERM");
+      }
     }
 
     // Receipt signing cost (in this process; the same code runs in the gateway).
