@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { rejectDuplicateJsonKeys } from "../../attestation/client/strict-json.js";
 
 /**
  * The sealed-secrets file the host hands the enclave at boot:
@@ -120,7 +121,6 @@ export function parseSealedFile(bytes: Uint8Array): SealedFile {
   // all plain ASCII). Refusing `\` makes every key byte-exact, so duplicate
   // keys can be found by a plain scan, and "A" vs "\u0041" cannot alias.
   if (text.includes("\\")) throw malformed("escape sequences are not allowed");
-  checkNoDuplicateKeys(text);
 
   let value: unknown;
   try {
@@ -128,6 +128,7 @@ export function parseSealedFile(bytes: Uint8Array): SealedFile {
   } catch {
     throw malformed("file is not JSON");
   }
+  rejectDuplicateJsonKeys(text, (key) => malformed(`duplicate field (${key.length} characters)`));
   if (!isPlainObject(value)) throw malformed("top level must be an object");
   checkKeys(value, ["version", "keyId", "region", "secrets"], "top level", ["identity"]);
 
@@ -210,36 +211,5 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
   }
   for (const key of allowed) {
     if (!Object.prototype.hasOwnProperty.call(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
-  }
-}
-
-/**
- * With escapes already refused, a string token is `"` … `"`, and a key is a
- * string token followed by `:`. Tracks one key set per open object. Runs
- * before JSON.parse, which validates the syntax this scan does not.
- */
-function checkNoDuplicateKeys(text: string): void {
-  const stack: (Set<string> | null)[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === '"') {
-      const end = text.indexOf('"', i + 1);
-      if (end < 0) throw malformed("unterminated string");
-      const token = text.slice(i + 1, end);
-      let j = end + 1;
-      while (j < text.length && /\s/.test(text[j]!)) j++;
-      const top = stack[stack.length - 1];
-      if (text[j] === ":" && top) {
-        if (top.has(token)) throw malformed(`duplicate field (${token.length} characters)`);
-        top.add(token);
-      }
-      i = end + 1;
-      continue;
-    }
-    if (c === "{") stack.push(new Set());
-    else if (c === "[") stack.push(null);
-    else if (c === "}" || c === "]") stack.pop();
-    i++;
   }
 }
