@@ -118,8 +118,8 @@ export function parseSealedFile(bytes: Uint8Array): SealedFile {
   }
   if (text.charCodeAt(0) === 0xfeff) throw malformed("file starts with a byte-order mark");
   // No valid field needs a JSON escape (names, ARNs, regions and base64 are
-  // all plain ASCII). Refusing `\` makes every key byte-exact, so duplicate
-  // keys can be found by a plain scan, and "A" vs "\u0041" cannot alias.
+  // all plain ASCII). Refusing `\` keeps every key byte-exact, so "A" and
+  // "\u0041" cannot alias.
   if (text.includes("\\")) throw malformed("escape sequences are not allowed");
 
   let value: unknown;
