@@ -45,6 +45,33 @@ describe("KMS key policy from a measurements manifest", () => {
     expect(deny).toMatchObject({ Principal: "*", Action: "kms:Decrypt", Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "true" } } });
   });
 
+  it("lets the enclave make data keys only with attestation, and denies data keys without it to everyone", () => {
+    for (const allow of decryptAllows) expect(allow.Action).toEqual(["kms:Decrypt", "kms:GenerateDataKey"]);
+    const deny = statements.find((s) => s.Sid === "DenyDataKeyWithoutAttestation")!;
+    expect(deny).toMatchObject({ Effect: "Deny", Principal: "*", Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "true" } } });
+    expect(deny.Action).toEqual(expect.arrayContaining(["kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:GenerateDataKeyPair", "kms:GenerateDataKeyPairWithoutPlaintext"]));
+    // No Allow anywhere grants a data key without the attestation condition.
+    for (const s of statements.filter((s) => s.Effect === "Allow")) {
+      const actions = ([] as string[]).concat(s.Action);
+      if (actions.some((a) => a.startsWith("kms:GenerateDataKey") || a === "kms:Generate*" || a === "kms:*")) {
+        expect(Object.keys(s.Condition?.StringEqualsIgnoreCase ?? {}).some((k) => k.startsWith("kms:RecipientAttestation:"))).toBe(true);
+      }
+    }
+  });
+
+  it("denies Encrypt and ReEncrypt under the identity encryption context, and ReEncrypt altogether", async () => {
+    const { IDENTITY_ENCRYPTION_CONTEXT } = await import("../../../enclave/secrets/identity-blob.js");
+    const identity = statements.find((s) => s.Sid === "DenyIdentityOutsideEnclave")!;
+    const [[key, value]] = Object.entries(IDENTITY_ENCRYPTION_CONTEXT) as [[string, string]];
+    expect(identity).toMatchObject({ Effect: "Deny", Principal: "*", Condition: { StringEquals: { [`kms:EncryptionContext:${key}`]: value } } });
+    expect(identity.Action).toEqual(expect.arrayContaining(["kms:Encrypt", "kms:ReEncrypt*"]));
+    const reencrypt = statements.find((s) => s.Sid === "DenyReEncrypt")!;
+    expect(reencrypt).toMatchObject({ Effect: "Deny", Principal: "*", Action: ["kms:ReEncryptFrom", "kms:ReEncryptTo"] });
+    expect(reencrypt.Condition).toBeUndefined();
+    // The sealer's Encrypt Allow carries no condition, so only the Deny keeps identity blobs out of its reach.
+    expect(statements.find((s) => s.Sid === "SealSecrets")).toMatchObject({ Effect: "Allow", Action: "kms:Encrypt" });
+  });
+
   it("warns about what could undo the condition: PutKeyPolicy and grants", () => {
     expect(warnings.join("\n")).toMatch(/PutKeyPolicy/);
     expect(warnings.join("\n")).toMatch(/CreateGrant/);
