@@ -51,7 +51,8 @@ export type SealedSecretsErrorCode =
   | "ERR_KMS_RESPONSE" // KMS answered 2xx but not with a CiphertextForRecipient we can open
   | "ERR_KMS_PLAINTEXT_EXPOSED" // KMS answered with Plaintext: the secret crossed the host in the clear
   | "ERR_IDENTITY_MALFORMED" // the sealed identity did not open (tampered, wrong data key) or is not a valid identity
-  | "ERR_IDENTITY_EXPIRED"; // the identity's signing receipt key is not valid now: rotate before it expires
+  | "ERR_IDENTITY_EXPIRED" // the identity's signing receipt key is not valid now: rotate before it expires
+  | "ERR_KMS_ENDPOINT"; // on Nitro, the host named a KMS endpoint that is not AWS KMS in the file's region
 
 /**
  * Every failure while loading sealed secrets. Messages name the secret and
