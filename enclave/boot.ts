@@ -18,6 +18,7 @@ import { defaultSleep } from "./upstream.js";
 import { createHash } from "node:crypto";
 import { EgressHttpHandler } from "./secrets/kms-http-handler.js";
 import { createKmsClient, openSealedSecrets } from "./secrets/kms-source.js";
+import type { KMSClient } from "@aws-sdk/client-kms";
 import { parseSealedFile, sealedFileSha256 } from "./secrets/sealed-file.js";
 
 /**
@@ -76,11 +77,14 @@ export function attestedConfigHash(configBytes: Uint8Array, sealedFile?: Uint8Ar
   return new Uint8Array(createHash("sha256").update(config).update(sealedFileSha256(sealedFile)).digest());
 }
 
-export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> {
-  const now = options.now ?? (() => new Date());
-  const config = parseRuntimeConfig(options.configBytes);
-  const configSha256 = attestedConfigHash(options.configBytes, options.sealedSecrets?.file);
-  const fetch =
+/**
+ * The egress path and the KMS client a boot uses, shared with identity
+ * generation (enclave/provision/identity-mode.ts) so that it reaches KMS
+ * exactly as a boot does: through the attested allowlist and the host's
+ * egress proxy, region from the sealed file, credentials from the host.
+ */
+export function egressFetchFor(config: RuntimeConfig, options: Pick<BootOptions, "fetch" | "egressProxy" | "upstreamCa">): typeof fetch {
+  return (
     options.fetch ??
     createEgressFetch({
       allowlist: config.egressAllowlist,
@@ -88,17 +92,29 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
       headersTimeoutMs: config.limits.firstByteTimeoutMs,
       ...(options.egressProxy && { proxy: options.egressProxy }),
       ...(options.upstreamCa && { extraCa: options.upstreamCa }),
-    });
+    })
+  );
+}
+
+export function kmsClientFor(config: RuntimeConfig, region: string, sealedSecrets: NonNullable<BootOptions["sealedSecrets"]>, fetch: typeof globalThis.fetch): KMSClient {
+  return createKmsClient({
+    region,
+    credentials: sealedSecrets.credentials,
+    ...(sealedSecrets.endpoint && { endpoint: sealedSecrets.endpoint }),
+    requestHandler: new EgressHttpHandler(fetch, config.limits.connectTimeoutMs + 10_000),
+  });
+}
+
+export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> {
+  const now = options.now ?? (() => new Date());
+  const config = parseRuntimeConfig(options.configBytes);
+  const configSha256 = attestedConfigHash(options.configBytes, options.sealedSecrets?.file);
+  const fetch = egressFetchFor(config, options);
   let secrets = options.secrets;
   let identityKeys: IdentityKeys | undefined;
   if (options.sealedSecrets) {
     const sealed = parseSealedFile(options.sealedSecrets.file);
-    const kmsClient = createKmsClient({
-      region: sealed.region,
-      credentials: options.sealedSecrets.credentials,
-      ...(options.sealedSecrets.endpoint && { endpoint: options.sealedSecrets.endpoint }),
-      requestHandler: new EgressHttpHandler(fetch, config.limits.connectTimeoutMs + 10_000),
-    });
+    const kmsClient = kmsClientFor(config, sealed.region, options.sealedSecrets, fetch);
     // Throws (and so stops the boot) unless every secret is released.
     const source = await openSealedSecrets({ file: options.sealedSecrets.file, attester: options.attester, kmsClient, now });
     options.log.log("info", "secrets.released", { count: source.names.length });

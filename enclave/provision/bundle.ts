@@ -23,6 +23,14 @@ import { ProvisionError } from "./errors.js";
  * What matters here is that the parse is strict: bounded sizes, no unknown
  * or duplicate field (two bundles that differ only in an ignored field
  * would be indistinguishable in the logs), every type checked.
+ *
+ * `identity` asks the enclave to make (or rotate) the shared sealed
+ * identity instead of serving (docs/IDENTITY.md; enclave/provision/
+ * identity-mode.ts). The host may ask for that too: the keys are made and
+ * sealed inside the enclave, and what comes back is ciphertext and hashes.
+ * Whether `overlapDays` must be present depends on the sealed file (a
+ * rotation needs it, a first identity refuses it), which this decoder does
+ * not open; identity-mode.ts checks that.
  */
 export const BUNDLE_VERSION = 1;
 /** Runtime config bytes, as with --config (enclave/config.ts). */
@@ -43,11 +51,26 @@ export interface AwsCredentials {
   sessionToken?: string;
 }
 
+/** Whole days, as the operator gives them; 1825 days is identity-source.ts's 5-year cap on validityMs. */
+export const MAX_IDENTITY_DAYS = 1825;
+
+/** `identity.generate`: make a new shared identity (or rotate the file's) instead of booting. */
+export interface IdentityGenerateRequest {
+  /** How long the new signing receipt key is valid, from now. */
+  validityDays: number;
+  /** How long the previous signing key's receipts stay valid; exactly when the file already has an identity. */
+  overlapDays?: number;
+  /** Make a new TLS key too (only with a previous identity; clients re-pin). */
+  rotateTls?: boolean;
+}
+
 export interface ProvisionBundle {
   /** The runtime config exactly as the host read it; its SHA-256 is attested. */
   configBytes: Uint8Array;
   /** What bootEnclave's `sealedSecrets` option takes, when the host sent a sealed-secrets file. */
   sealedSecrets?: { file: Uint8Array; credentials: AwsCredentials; endpoint?: string };
+  /** Present only with sealedSecrets: generate an identity and reply with it; do not serve. */
+  identity?: { generate: IdentityGenerateRequest };
 }
 
 // IAM AccessKeyId is 16..128 word characters (IAM API reference, AccessKey).
@@ -86,7 +109,7 @@ export function decodeBundle(body: Uint8Array): ProvisionBundle {
     throw malformed("not JSON");
   }
   if (!isPlainObject(value)) throw malformed("top level must be an object");
-  checkKeys(value, ["version", "config"], ["sealedSecrets", "awsCredentials", "kmsEndpoint"], "top level");
+  checkKeys(value, ["version", "config"], ["sealedSecrets", "awsCredentials", "kmsEndpoint", "identity"], "top level");
   if (value.version !== BUNDLE_VERSION) {
     throw malformed(`"version" expected ${BUNDLE_VERSION}, got ${typeof value.version === "number" ? String(value.version) : typeof value.version}`);
   }
@@ -95,6 +118,8 @@ export function decodeBundle(body: Uint8Array): ProvisionBundle {
     // Credentials or an endpoint without a file would be ignored; a field
     // that is sent but ignored is refused instead.
     if (value.awsCredentials !== undefined || value.kmsEndpoint !== undefined) throw malformed(`"awsCredentials" and "kmsEndpoint" are only allowed with "sealedSecrets"`);
+    // The identity is sealed under the file's KMS key, in its region, with the bundle's credentials.
+    if (value.identity !== undefined) throw malformed(`"identity" needs "sealedSecrets" (the KMS key id and region) and "awsCredentials"`);
     return { configBytes };
   }
   const file = base64Field(value.sealedSecrets, "sealedSecrets", MAX_SEALED_FILE_BYTES);
@@ -105,7 +130,33 @@ export function decodeBundle(body: Uint8Array): ProvisionBundle {
     if (typeof value.kmsEndpoint !== "string" || !KMS_ENDPOINT.test(value.kmsEndpoint)) throw malformed(`"kmsEndpoint" expected a URL without a path`);
     endpoint = value.kmsEndpoint;
   }
-  return { configBytes, sealedSecrets: { file, credentials, ...(endpoint !== undefined && { endpoint }) } };
+  const sealedSecrets = { file, credentials, ...(endpoint !== undefined && { endpoint }) };
+  if (value.identity === undefined) return { configBytes, sealedSecrets };
+  return { configBytes, sealedSecrets, identity: identityField(value.identity) };
+}
+
+function identityField(value: unknown): { generate: IdentityGenerateRequest } {
+  if (!isPlainObject(value)) throw malformed(`"identity" must be an object`);
+  // One verb today; a request with none (or another) would do nothing, so it is refused.
+  checkKeys(value, ["generate"], [], `"identity"`);
+  const generate = value.generate;
+  if (!isPlainObject(generate)) throw malformed(`"identity.generate" must be an object`);
+  checkKeys(generate, ["validityDays"], ["overlapDays", "rotateTls"], `"identity.generate"`);
+  const request: IdentityGenerateRequest = { validityDays: daysField(generate.validityDays, "validityDays", 1) };
+  if (generate.overlapDays !== undefined) request.overlapDays = daysField(generate.overlapDays, "overlapDays", 0);
+  if (generate.rotateTls !== undefined) {
+    if (typeof generate.rotateTls !== "boolean") throw malformed(`"identity.generate.rotateTls" expected true or false`);
+    request.rotateTls = generate.rotateTls;
+  }
+  return { generate: request };
+}
+
+function daysField(value: unknown, name: string, min: number): number {
+  // Whole days only: a fraction would be a unit mistake (hours? ms?), not a wish.
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > MAX_IDENTITY_DAYS) {
+    throw malformed(`"identity.generate.${name}" expected a whole number of days, ${min}..${MAX_IDENTITY_DAYS}`);
+  }
+  return value;
 }
 
 function base64Field(value: unknown, name: string, max: number): Uint8Array {

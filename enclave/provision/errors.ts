@@ -9,7 +9,8 @@ export type ProvisionErrorCode =
   | "ERR_PROVISION_MALFORMED" // not one frame of UTF-8 JSON of the documented shape; unknown, duplicate or mistyped field
   | "ERR_PROVISION_TIMEOUT" // no host connected in time, or the bundle did not arrive whole in time
   | "ERR_PROVISION_CLOSED" // the host hung up (or the socket failed) before a whole bundle arrived
-  | "ERR_PROVISION_BUSY"; // sent to a second connection while the first is being served; never thrown
+  | "ERR_PROVISION_BUSY" // sent to a second connection while the first is being served; never thrown
+  | "ERR_PROVISION_IDENTITY"; // an identity request that does not fit the sealed file (overlapDays missing for a rotation, or overlapDays/rotateTls for a first identity)
 
 export class ProvisionError extends Error {
   override readonly name = "ProvisionError";

@@ -7,6 +7,17 @@
  */
 export { ProvisionError, isProvisionError, type ProvisionErrorCode } from "./errors.js";
 export { encodeFrame, readFrame, FRAME_HEADER_BYTES, type ReadFrameOptions } from "./frame.js";
-export { decodeBundle, BUNDLE_VERSION, MAX_BUNDLE_BYTES, MAX_CONFIG_BYTES, MAX_SEALED_FILE_BYTES, type AwsCredentials, type ProvisionBundle } from "./bundle.js";
-export { encodeStatus, failedStatus, MAX_STATUS_MESSAGE, type BootStatus, type ReadyStatus, type FailedStatus } from "./status.js";
-export { provisionedBoot, DEFAULT_PROVISION_LIMITS, type ProvisionListen, type ProvisionLimits, type ProvisionedBootOptions } from "./provisioned-boot.js";
+export {
+  decodeBundle,
+  BUNDLE_VERSION,
+  MAX_BUNDLE_BYTES,
+  MAX_CONFIG_BYTES,
+  MAX_IDENTITY_DAYS,
+  MAX_SEALED_FILE_BYTES,
+  type AwsCredentials,
+  type IdentityGenerateRequest,
+  type ProvisionBundle,
+} from "./bundle.js";
+export { encodeStatus, failedStatus, MAX_STATUS_MESSAGE, type BootStatus, type ReadyStatus, type IdentityStatus, type FailedStatus } from "./status.js";
+export { provisionedBoot, DEFAULT_PROVISION_LIMITS, type ProvisionListen, type ProvisionLimits, type ProvisionOutcome, type ProvisionedBootOptions } from "./provisioned-boot.js";
+// identity-mode.ts is imported directly (infra/cli/enclave.ts): it pulls in the KMS client and boot.ts, which the codec's users do not need.

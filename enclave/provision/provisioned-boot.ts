@@ -3,14 +3,15 @@ import type { Logger } from "../observability/log.js";
 import { decodeBundle, MAX_BUNDLE_BYTES, type ProvisionBundle } from "./bundle.js";
 import { ProvisionError } from "./errors.js";
 import { readFrame } from "./frame.js";
-import { encodeStatus, failedStatus, type BootStatus, type ReadyStatus } from "./status.js";
+import { encodeStatus, failedStatus, type BootStatus, type IdentityStatus, type ReadyStatus } from "./status.js";
 
 /**
  * Boot over the provisioning channel, the enclave half:
  *
  *   listen → accept ONE host connection → read one bounded frame → strict
  *   bundle parse → boot (the caller's function: bootEnclave with the same
- *   options as from files) → reply ready / failed on the same connection.
+ *   options as from files, or identity generation when the bundle asks for
+ *   it) → reply ready / identity / failed on the same connection.
  *
  * Fail closed: every failure (no host in time, a slow, oversized or
  * malformed bundle, a boot that throws, e.g. KMS refusing the release) is
@@ -46,16 +47,19 @@ export const DEFAULT_PROVISION_LIMITS: Readonly<ProvisionLimits> = Object.freeze
   maxExtraConnections: 8,
 });
 
+/** What the caller's boot produced: a serving gateway (ready) or a generated identity (identity mode, nothing serves). */
+export type ProvisionOutcome<T> = { ready: Omit<ReadyStatus, "status">; value: T } | { identity: Omit<IdentityStatus, "status">; value: T };
+
 export interface ProvisionedBootOptions<T> {
   listen: ProvisionListen;
   limits: ProvisionLimits;
   log: Logger;
   /**
-   * Boots from the bundle. Its `ready` is sent to the host; its `value` is
-   * returned. If it throws, the host gets a failed status with the error's
-   * stable code, and this function rethrows.
+   * Boots from the bundle. Its `ready` (or `identity`) is sent to the host;
+   * its `value` is returned. If it throws, the host gets a failed status
+   * with the error's stable code, and this function rethrows.
    */
-  boot(bundle: ProvisionBundle): Promise<{ ready: Omit<ReadyStatus, "status">; value: T }>;
+  boot(bundle: ProvisionBundle): Promise<ProvisionOutcome<T>>;
   /** Monotonic milliseconds, for durations in the logs. */
   now?: () => number;
 }
@@ -108,12 +112,14 @@ export async function provisionedBoot<T>(options: ProvisionedBootOptions<T>): Pr
     }
     const creds = bundle.sealedSecrets?.credentials;
     never = creds ? [creds.accessKeyId, creds.secretAccessKey, creds.sessionToken ?? ""] : [];
-    log.log("info", "provision.received", { reqBytes: frame.length, count: bundle.sealedSecrets ? 2 : 1 });
+    log.log("info", "provision.received", { reqBytes: frame.length, count: 1 + (bundle.sealedSecrets ? 1 : 0) + (bundle.identity ? 1 : 0) });
     const booted = await options.boot(bundle);
-    const ready: BootStatus = { status: "ready", ...booted.ready };
-    const sent = await reply(socket, ready, limits.replyTimeoutMs);
+    const answer: BootStatus = "ready" in booted ? { status: "ready", ...booted.ready } : { status: "identity", ...booted.identity };
+    const sent = await reply(socket, answer, limits.replyTimeoutMs);
     // Booted and serving: a host that went away before the reply does not
-    // undo that; it learns the state from the attestation endpoint.
+    // undo that; it learns the state from the attestation endpoint. (An
+    // identity that was not delivered is simply lost: the host writes
+    // nothing and generation can run again.)
     log.log(sent ? "info" : "warn", sent ? "provision.replied" : "provision.reply_failed", { ms: Math.round(now() - started) });
     return booted.value;
   } catch (err) {

@@ -5,6 +5,8 @@ import { encodeFrame } from "./frame.js";
  * bundle (frame.ts), body UTF-8 JSON:
  *
  *   { "status": "ready", "configSha256": "<hex>", "tlsSpkiSha256": "<hex>", "port": 8443 (optional), "vsock": "vsock://…" (optional) }
+ *   { "status": "identity", "identity": { "dataKey": "<b64>", "iv": "<b64>", "sealed": "<b64>" },
+ *     "tlsSpkiSha256": "<hex>", "receiptKeys": [ { "spkiSha256": "<hex>", "notBefore": "<ISO>", "notAfter": "<ISO>" } ] }
  *   { "status": "failed", "code": "ERR_…", "message": "…" }
  *
  * The reply travels over the untrusted host and is not signed: it is an
@@ -23,6 +25,22 @@ export interface ReadyStatus {
   vsock?: string;
 }
 
+/**
+ * The answer to an identity request (bundle `identity.generate`): the new
+ * sealed identity, which is ciphertext only (the keys inside open only
+ * under a data key KMS releases to a measured enclave), and public hashes
+ * for the operator to publish. Never key material.
+ */
+export interface IdentityStatus {
+  status: "identity";
+  /** The sealed-secrets file's `identity` field, base64 as in that file. */
+  identity: { dataKey: string; iv: string; sealed: string };
+  /** Hex of SHA-256 of the TLS key's SubjectPublicKeyInfo: what clients pin. */
+  tlsSpkiSha256: string;
+  /** The signing receipt key first, then the retired ones, newest first, as attested in binding v2. */
+  receiptKeys: { spkiSha256: string; notBefore: string; notAfter: string }[];
+}
+
 export interface FailedStatus {
   status: "failed";
   /** A stable code: ERR_PROVISION_*, ERR_CONFIG, ERR_KMS_*, ERR_SEALED_FILE_*, … or ERR_BOOT_FAILED. */
@@ -30,7 +48,7 @@ export interface FailedStatus {
   message: string;
 }
 
-export type BootStatus = ReadyStatus | FailedStatus;
+export type BootStatus = ReadyStatus | IdentityStatus | FailedStatus;
 
 export const MAX_STATUS_MESSAGE = 512;
 const STABLE_CODE = /^ERR_[A-Z0-9_]{1,64}$/;
@@ -54,9 +72,21 @@ export function failedStatus(err: unknown, never: readonly string[] = []): Faile
 
 export function encodeStatus(status: BootStatus): Uint8Array {
   // Fields in a fixed order, so a reply is byte-for-byte predictable in tests and captures.
-  const body =
-    status.status === "ready"
-      ? { status: "ready", configSha256: status.configSha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock !== undefined && { vsock: status.vsock }) }
-      : { status: "failed", code: status.code, message: status.message };
-  return encodeFrame(new TextEncoder().encode(JSON.stringify(body)));
+  return encodeFrame(new TextEncoder().encode(JSON.stringify(orderedBody(status))));
+}
+
+function orderedBody(status: BootStatus): object {
+  switch (status.status) {
+    case "ready":
+      return { status: "ready", configSha256: status.configSha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock !== undefined && { vsock: status.vsock }) };
+    case "identity":
+      return {
+        status: "identity",
+        identity: { dataKey: status.identity.dataKey, iv: status.identity.iv, sealed: status.identity.sealed },
+        tlsSpkiSha256: status.tlsSpkiSha256,
+        receiptKeys: status.receiptKeys.map((k) => ({ spkiSha256: k.spkiSha256, notBefore: k.notBefore, notAfter: k.notAfter })),
+      };
+    case "failed":
+      return { status: "failed", code: status.code, message: status.message };
+  }
 }

@@ -15,6 +15,8 @@ export const BUNDLE_VERSION = 1;
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 export const MAX_SEALED_FILE_BYTES = 1024 * 1024;
 export const MAX_BUNDLE_BYTES = 3 * 1024 * 1024;
+/** Whole days; the enclave's cap on identity validity and overlap (5 × 365). */
+export const MAX_IDENTITY_DAYS = 1825;
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -31,6 +33,13 @@ export interface BundleInput {
   awsCredentials?: AwsCredentials;
   /** KMS endpoint override (a VPC endpoint); only with sealedSecrets. */
   kmsEndpoint?: string;
+  /**
+   * Ask the enclave to make (or rotate) the shared identity instead of
+   * serving; only with sealedSecrets (its key id and region seal it).
+   * `overlapDays` exactly when the file already has an identity: the
+   * enclave checks that against the file.
+   */
+  identity?: { generate: { validityDays: number; overlapDays?: number; rotateTls?: boolean } };
 }
 
 const tooLarge = (what: string, n: number, max: number) => new ProvisionSendError("ERR_PROVISION_TOO_LARGE", `${what} is ${n} bytes, at most ${max} allowed`);
@@ -47,11 +56,25 @@ export function encodeBundle(input: BundleInput): Uint8Array {
     const { accessKeyId, secretAccessKey, sessionToken } = input.awsCredentials;
     body.awsCredentials = { accessKeyId, secretAccessKey, ...(sessionToken !== undefined && sessionToken !== "" && { sessionToken }) };
     if (input.kmsEndpoint !== undefined) body.kmsEndpoint = input.kmsEndpoint;
-  } else if (input.awsCredentials !== undefined || input.kmsEndpoint !== undefined) {
+    if (input.identity !== undefined) body.identity = { generate: identityRequest(input.identity.generate) };
+  } else if (input.awsCredentials !== undefined || input.kmsEndpoint !== undefined || input.identity !== undefined) {
     // The enclave refuses fields it would ignore; so does the encoder.
-    throw new ProvisionSendError("ERR_PROVISION_INPUT", "AWS credentials and a KMS endpoint are only sent with a sealed-secrets file");
+    throw new ProvisionSendError("ERR_PROVISION_INPUT", "AWS credentials, a KMS endpoint and an identity request are only sent with a sealed-secrets file");
   }
   const bytes = new TextEncoder().encode(JSON.stringify(body));
   if (bytes.length > MAX_BUNDLE_BYTES) throw tooLarge("the bundle", bytes.length, MAX_BUNDLE_BYTES);
   return bytes;
+}
+
+function identityRequest(generate: { validityDays: number; overlapDays?: number; rotateTls?: boolean }): Record<string, unknown> {
+  const days = (value: number, name: string, min: number) => {
+    if (!Number.isInteger(value) || value < min || value > MAX_IDENTITY_DAYS) throw new ProvisionSendError("ERR_PROVISION_INPUT", `${name} must be whole days, ${min}..${MAX_IDENTITY_DAYS}`);
+    return value;
+  };
+  // Fixed field order; rotateTls only when asked for (the enclave refuses it for a first identity).
+  return {
+    validityDays: days(generate.validityDays, "the identity's validity", 1),
+    ...(generate.overlapDays !== undefined && { overlapDays: days(generate.overlapDays, "the identity's overlap", 0) }),
+    ...(generate.rotateTls === true && { rotateTls: true }),
+  };
 }

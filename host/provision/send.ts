@@ -25,6 +25,7 @@ export interface ProvisionLogFields {
   endpoint?: string;
   configSha256?: string;
   tlsSpkiSha256?: string;
+  count?: number;
 }
 
 export interface ProvisionLogger {
@@ -74,6 +75,13 @@ export interface SendBundleOptions {
   clock?: ProvisionClock;
   signal?: AbortSignal;
   log?: ProvisionLogger;
+  /**
+   * The success the bundle asks for: "ready" (boot and serve, the default)
+   * or "identity" (a bundle with an identity request). The other success
+   * is refused as ERR_PROVISION_MALFORMED: an enclave that answered the
+   * wrong question did not do what was asked.
+   */
+  expect?: "ready" | "identity";
 }
 
 export async function sendBundle(options: SendBundleOptions): Promise<BootStatus> {
@@ -119,8 +127,11 @@ export async function sendBundle(options: SendBundleOptions): Promise<BootStatus
     const remaining = Math.max(1, deadline - clock.now());
     const body = await readFrame(socket, { maxBytes: MAX_STATUS_BYTES, timeoutMs: remaining, ...(options.signal && { signal: options.signal }) });
     const status = decodeStatus(body);
+    const expected = options.expect ?? "ready";
+    if (status.status !== "failed" && status.status !== expected) throw new ProvisionSendError("ERR_PROVISION_MALFORMED", `enclave status: "${status.status}" where "${expected}" was asked for`);
     const ms = Math.round(clock.now() - started);
     if (status.status === "ready") log.log("info", "provision.ready", { outcome: "ready", ms, configSha256: status.configSha256, tlsSpkiSha256: status.tlsSpkiSha256 });
+    else if (status.status === "identity") log.log("info", "provision.identity", { outcome: "identity", ms, count: status.receiptKeys.length, tlsSpkiSha256: status.tlsSpkiSha256 });
     else log.log("error", "provision.failed", { outcome: "failed", ms, code: status.code });
     return status;
   } finally {

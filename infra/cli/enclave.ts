@@ -9,7 +9,8 @@ import { formatEndpoint, nodeTransport, parseEndpoint, type Endpoint } from "../
 import { loadEnclaveSettings, type CommonEnclaveSettings, type EnclaveSettings } from "../../enclave/config.js";
 import { bringUpLoopback } from "../../enclave/init/loopback.js";
 import { createLogger, type Logger } from "../../enclave/observability/log.js";
-import { DEFAULT_PROVISION_LIMITS, provisionedBoot, type ProvisionBundle } from "../../enclave/provision/index.js";
+import { generateIdentityFromBundle } from "../../enclave/provision/identity-mode.js";
+import { DEFAULT_PROVISION_LIMITS, provisionedBoot, type IdentityStatus, type ProvisionBundle } from "../../enclave/provision/index.js";
 import { staticSecrets } from "../../enclave/secrets.js";
 export { ENCLAVE_USAGE } from "./usage.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
@@ -43,6 +44,11 @@ interface Running {
   enclave: Awaited<ReturnType<typeof bootEnclave>>;
   vsockAddress: string | undefined;
   inbound: Closer | undefined;
+}
+
+/** Identity mode (the bundle asked for a new identity): its public summary; nothing serves. */
+interface Generated {
+  identity: Omit<IdentityStatus, "status">;
 }
 
 /**
@@ -155,7 +161,7 @@ export async function enclaveCommand(args: string[], ctx: CliContext, deps: Encl
   // The outbound one exists before boot: KMS is reached through it.
   const bridges: Closer[] = [];
   let egressProxy = settings.egressProxy;
-  let running: Running;
+  let running: Running | Generated;
   try {
     if (egressProxy?.startsWith("vsock://")) {
       const outbound = await startBridge(`tcp://127.0.0.1:0`, egressProxy);
@@ -175,6 +181,14 @@ export async function enclaveCommand(args: string[], ctx: CliContext, deps: Encl
     if (settings.mode === "provision") return EXIT.rejected;
     throw err;
   }
+  if ("identity" in running) {
+    // Identity mode ends here: the host has the sealed blob, and a gateway
+    // was never started. Public hashes only on stdout, never the blob.
+    print(ctx.stdout, JSON.stringify({ identity: "generated", tlsSpkiSha256: running.identity.tlsSpkiSha256, receiptKeys: running.identity.receiptKeys }));
+    await Promise.all(bridges.map((b) => b.close()));
+    await attester.close();
+    return EXIT.ok;
+  }
   if (running.inbound) bridges.push(running.inbound);
   print(ctx.stdout, JSON.stringify({ ready: true, ...readyFields(running) }));
   await (deps.stop ?? signalled());
@@ -187,11 +201,15 @@ export async function enclaveCommand(args: string[], ctx: CliContext, deps: Encl
 /**
  * `--provision-listen`: wait for the host's one connection, boot from its
  * bundle with exactly the code path of the file inputs, and answer it.
- * Throws (after logging and replying) on every failure.
+ * A bundle with an `identity` request makes the shared identity instead
+ * (enclave/provision/identity-mode.ts) and answers with it; the same
+ * measured image and command line do both, so no separate image or flag
+ * has to be trusted for it. Throws (after logging and replying) on every
+ * failure.
  */
-async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provision" }>, attester: Attester, egressProxy: string | undefined, log: Logger, ctx: CliContext): Promise<Running> {
+async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provision" }>, attester: Attester, egressProxy: string | undefined, log: Logger, ctx: CliContext): Promise<Running | Generated> {
   const endpoint: Endpoint = settings.provision.listen;
-  return provisionedBoot({
+  return provisionedBoot<Running | Generated>({
     limits: { ...DEFAULT_PROVISION_LIMITS, acceptTimeoutMs: settings.provision.acceptTimeoutMs },
     log,
     listen: async (onConnection) => {
@@ -209,6 +227,17 @@ async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provis
       }
     },
     boot: async (bundle) => {
+      if (bundle.identity) {
+        const identity = await generateIdentityFromBundle({
+          bundle,
+          attester,
+          log,
+          now: ctx.now,
+          ...(egressProxy && { egressProxy }),
+          ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
+        });
+        return { identity, value: { identity } };
+      }
       const running = await bootAndBridge(settings, inputsFromBundle(bundle), attester, egressProxy, log, ctx.now);
       return { ready: readyFields(running), value: running };
     },

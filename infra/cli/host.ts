@@ -1,9 +1,8 @@
-import { readFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import { Registry } from "prom-client";
 import { captureTransport } from "../../host/capture/capture-transport.js";
-import { createEgressProxy, DEFAULT_EGRESS_LIMITS, parseEgressRule, type EgressLogger, type EgressRule } from "../../host/egress/index.js";
+import { createEgressProxy, DEFAULT_EGRESS_LIMITS, type EgressLogger } from "../../host/egress/index.js";
 import { createIngressLogger, createIngressMetrics, DEFAULT_INGRESS_LIMITS, startIngressRelay } from "../../host/ingress/index.js";
 import {
   createBootStatusMetric,
@@ -11,14 +10,13 @@ import {
   encodeBundle,
   isProvisionSendError,
   sealedFileRegion,
-  sendBundle,
   type AwsCredentials,
   type BootStatus,
   type CredentialsFetcher,
-  type ProvisionLogger,
 } from "../../host/provision/index.js";
-import { formatEndpoint, isTransportError, nodeTransport, parseEndpoint, type Endpoint, type Transport } from "../../host/transport/index.js";
+import { formatEndpoint, nodeTransport, type Endpoint, type Transport } from "../../host/transport/index.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
+import { checkKmsEndpoint, egressRules, endpoint, provisionDeadlineMs, provisionEnclave, readInput, signalled } from "./host-common.js";
 
 export { HOST_USAGE } from "./usage.js";
 
@@ -28,15 +26,12 @@ export { HOST_USAGE } from "./usage.js";
  * (enclave → providers and KMS, default deny), and nothing that could read
  * a prompt: it imports only host/ code. With --provision it also hands a
  * fresh enclave its runtime config, sealed secrets and KMS credentials at
- * boot (host/provision/).
+ * boot (host/provision/). With --generate-identity it instead has the
+ * enclave make the shared identity and writes it into a sealed-secrets
+ * file (host-identity.ts, loaded only in that mode, with the one enclave/
+ * module the host side uses: the sealed-file parser, which handles only
+ * ciphertext; see identity-out.ts).
  */
-function endpoint(value: string, flag: string): Endpoint {
-  try {
-    return parseEndpoint(value);
-  } catch (err) {
-    throw new UsageError(`--${flag}: ${(err as Error).message}`);
-  }
-}
 
 /** What the command needs besides the CLI context; tests pass fakes. */
 export interface HostCommandDeps {
@@ -48,41 +43,8 @@ export interface HostCommandDeps {
   provisionTransport?: Transport;
 }
 
-/** Whole provisioning (dial retries, the enclave's boot, KMS release) within this by default. */
-const DEFAULT_PROVISION_TIMEOUT_SECONDS = 300;
-
-/** The egress allowlist and PROXY setting from the enclave's runtime config: the same file, so both sides agree. */
-function fromConfig(file: string, bytes: Uint8Array): { allowlist: string[]; proxyProtocol: boolean } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch {
-    throw new UsageError(`--config ${file}: cannot read a JSON runtime config (invalid JSON)`);
-  }
-  const list = (raw as { egressAllowlist?: unknown }).egressAllowlist;
-  if (!Array.isArray(list) || !list.every((e) => typeof e === "string")) throw new UsageError(`--config ${file}: egressAllowlist must be an array of host:port`);
-  return { allowlist: list as string[], proxyProtocol: (raw as { proxyProtocol?: unknown }).proxyProtocol === true };
-}
-
-async function readInput(file: string, flag: string): Promise<Uint8Array> {
-  try {
-    return new Uint8Array(await readFile(file));
-  } catch (err) {
-    throw new UsageError(`--${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-}
-
-function signalled(): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off("SIGINT", stop);
-      process.off("SIGTERM", stop);
-      resolve();
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
-  });
-}
+/** Flags only identity mode (--generate-identity) takes. */
+const IDENTITY_FLAGS = ["validity-days", "overlap-days", "rotate-tls", "identity-out"] as const;
 
 export async function hostCommand(args: string[], ctx: CliContext, deps: HostCommandDeps = {}): Promise<number> {
   const { values, positionals } = parseFlags(args, {
@@ -99,8 +61,22 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
     "sealed-secrets": { type: "string" },
     "kms-endpoint": { type: "string" },
     "provision-timeout": { type: "string" },
+    "generate-identity": { type: "boolean" },
+    "validity-days": { type: "string" },
+    "overlap-days": { type: "string" },
+    "rotate-tls": { type: "boolean" },
+    "identity-out": { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError("host takes no positional arguments");
+  if (values["generate-identity"] === true) {
+    // Loaded only here: it reads the sealed-secrets file with the enclave's
+    // own parser, which the serving host has no use for.
+    const { hostIdentityCommand } = await import("./host-identity.js");
+    return hostIdentityCommand(values, ctx, deps);
+  }
+  for (const flag of IDENTITY_FLAGS) {
+    if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --generate-identity`);
+  }
   if (values.enclave === undefined) throw new UsageError("--enclave <endpoint> is required (e.g. vsock://16:8443)");
   const listen = endpoint(values.listen ?? "tcp://127.0.0.1:8443", "listen");
   const enclave = endpoint(values.enclave, "enclave");
@@ -115,16 +91,8 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
   } else if (values.config === undefined) {
     throw new UsageError("--provision needs --config <runtime-config.json>: it is what the enclave boots with");
   }
-  if (values["kms-endpoint"] !== undefined) {
-    if (values["sealed-secrets"] === undefined) throw new UsageError("--kms-endpoint needs --sealed-secrets: KMS is only used to open them");
-    if (!/^https?:\/\/[^\s/]{1,253}\/?$/.test(values["kms-endpoint"])) throw new UsageError("--kms-endpoint must be a URL without a path");
-  }
-  let deadlineMs = DEFAULT_PROVISION_TIMEOUT_SECONDS * 1000;
-  if (values["provision-timeout"] !== undefined) {
-    const t = values["provision-timeout"];
-    if (!/^[1-9]\d{0,4}$/.test(t) || Number(t) > 3600) throw new UsageError("--provision-timeout must be whole seconds, 1..3600");
-    deadlineMs = Number(t) * 1000;
-  }
+  checkKmsEndpoint(values["kms-endpoint"], values["sealed-secrets"]);
+  const deadlineMs = provisionDeadlineMs(values["provision-timeout"]);
   const configFile = values.config !== undefined ? path.resolve(ctx.cwd, values.config) : undefined;
   // Read once: the bytes the egress allowlist comes from are the bytes sent (and attested).
   const configBytes = configFile !== undefined ? await readInput(configFile, "config") : undefined;
@@ -152,30 +120,10 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
     }
   }
 
-  const rules: (EgressRule | string)[] = [];
-  let proxyProtocol = values["proxy-protocol"] === true;
-  if (configFile !== undefined && configBytes !== undefined) {
-    const fromFile = fromConfig(configFile, configBytes);
-    rules.push(...fromFile.allowlist);
-    // The enclave expects the header exactly when its config says so.
-    proxyProtocol ||= fromFile.proxyProtocol;
-  }
-  for (const rule of values.allow ?? []) rules.push(rule);
-  for (const rule of values["allow-private"] ?? []) {
-    let parsed: EgressRule;
-    try {
-      parsed = { ...parseEgressRule(rule), allowPrivate: true };
-    } catch (err) {
-      throw new UsageError(`--allow-private ${rule}: ${(err as Error).message}`);
-    }
-    // The same pair may come from the config too; the explicit flag wins.
-    const same = (r: EgressRule | string) => {
-      const e = typeof r === "string" ? parseEgressRule(r) : r;
-      return e.host.toLowerCase() === parsed.host.toLowerCase() && e.port === parsed.port;
-    };
-    for (let i = rules.length - 1; i >= 0; i--) if (same(rules[i]!)) rules.splice(i, 1);
-    rules.push(parsed);
-  }
+  const config = configFile !== undefined && configBytes !== undefined ? { file: configFile, bytes: configBytes } : undefined;
+  const { rules, proxyProtocol: configProxyProtocol } = egressRules(config, values.allow ?? [], values["allow-private"] ?? []);
+  // The enclave expects the header exactly when its config says so.
+  const proxyProtocol = values["proxy-protocol"] === true || configProxyProtocol;
 
   const registry = new Registry();
   const logger = createIngressLogger({ stream: ctx.stderr, now: ctx.now });
@@ -242,7 +190,8 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
   );
 
   // Listening for signals from here on, so a stop during provisioning aborts it cleanly.
-  const stopped = deps.stop ?? signalled();
+  const signals = deps.stop ? undefined : signalled();
+  const stopped = deps.stop ?? signals!.stopped;
   const closeAll = () =>
     Promise.all([
       relay.close({ deadlineMs: 10_000 }),
@@ -255,19 +204,22 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
     // Relay, egress proxy and metrics are already up: the enclave reaches
     // KMS through this egress proxy while it boots, and the gauge shows
     // "pending" meanwhile.
-    const status = await provisionEnclave({ endpoint: provision, bundle, deadlineMs, stopped, transport: deps.provisionTransport ?? nodeTransport, logger });
+    const status = await provisionEnclave({ endpoint: provision, bundle, deadlineMs, stopped, transport: deps.provisionTransport ?? nodeTransport, logger, expect: "ready" });
     bundle.fill(0);
-    bootStatus!.set(status.status);
+    // sendBundle refuses any success but "ready" here (expect).
+    bootStatus!.set(status.status === "ready" ? "ready" : "failed");
     print(ctx.stdout, JSON.stringify({ provision: status.status, ...statusFields(status) }));
     if (status.status === "failed") {
       // Exit non-zero with the code on stderr, so `systemctl status` says why.
       print(ctx.stderr, `egw host: enclave boot failed: ${status.code}`);
+      signals?.dispose();
       await closeAll();
       return EXIT.rejected;
     }
   }
 
   await stopped;
+  signals?.dispose();
   logger.log("info", "host.stopping");
   await closeAll();
   return EXIT.ok;
@@ -278,23 +230,7 @@ function statusFields(status: BootStatus) {
   if (status.status === "ready") {
     return { configSha256: status.configSha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock && { vsock: status.vsock }) };
   }
-  return { code: status.code, message: status.message };
-}
-
-/**
- * Sends the bundle and returns the enclave's status; a failure on this side
- * (no enclave before the deadline, no or a malformed answer, a stop) comes
- * back as a failed status with the host's own code.
- */
-async function provisionEnclave(options: { endpoint: Endpoint; bundle: Uint8Array; deadlineMs: number; stopped: Promise<void>; transport: Transport; logger: ReturnType<typeof createIngressLogger> }): Promise<BootStatus> {
-  const abort = new AbortController();
-  void options.stopped.then(() => abort.abort());
-  const log: ProvisionLogger = { log: (level, event, fields) => options.logger.log(level, event, fields as Record<string, never>) };
-  try {
-    return await sendBundle({ endpoint: options.endpoint, transport: options.transport, bundle: options.bundle, deadlineMs: options.deadlineMs, signal: abort.signal, log });
-  } catch (err) {
-    if (!isProvisionSendError(err) && !isTransportError(err)) throw err;
-    log.log("error", "provision.failed", { outcome: "failed", code: err.code });
-    return { status: "failed", code: err.code, message: err.message.slice(0, 512) };
-  }
+  if (status.status === "failed") return { code: status.code, message: status.message };
+  // Not reached (sendBundle was told to expect "ready"); the blob is never printed.
+  return { tlsSpkiSha256: status.tlsSpkiSha256 };
 }

@@ -49,6 +49,9 @@ With --provision-listen (instead of --config/--sealed-secrets), the runtime
 config, sealed secrets and KMS credentials come from "egw host --provision"
 over one connection (waited for up to --provision-timeout, default 300 s);
 the enclave answers it with a ready or failed status. Any failure exits 1.
+A bundle from "egw host --generate-identity" makes the shared sealed identity
+instead (docs/IDENTITY.md): the enclave answers with the sealed blob and
+public hashes, serves nothing, and exits 0.
 Stops cleanly on SIGINT/SIGTERM.
 --bring-up-loopback (the image's entrypoint) brings the enclave's "lo" up
 before anything listens on 127.0.0.1: a Nitro enclave boots with it down.`;
@@ -105,6 +108,9 @@ export const HOST_USAGE = `Usage:
            [--capture-dir <dir>]
            [--provision <endpoint> --config <file> [--sealed-secrets <file> [--kms-endpoint <url>]]
             [--provision-timeout <seconds>]]
+  egw host --generate-identity --provision <endpoint> --config <file> --sealed-secrets <in.json>
+           --egress-listen <endpoint> --validity-days <1..1825> [--overlap-days <0..1825>] [--rotate-tls]
+           --identity-out <out.json> [--kms-endpoint <url>] [--allow…] [--provision-timeout <seconds>]
 
 The untrusted host side. The ingress relay pipes client bytes to the
 enclave's TLS endpoint without terminating TLS (optionally with a PROXY v2
@@ -117,7 +123,12 @@ blindness test. With --provision (e.g. vsock://16:9000) it then hands a
 fresh enclave its runtime config, sealed secrets and the instance role's
 AWS credentials, retrying until --provision-timeout (default 300 s), and
 prints the enclave's status as a JSON line; a failed status exits 1 with the
-enclave's code. Stops cleanly on SIGINT/SIGTERM, draining connections.`;
+enclave's code. Stops cleanly on SIGINT/SIGTERM, draining connections.
+With --generate-identity it runs only the egress proxy, has the enclave make
+(or, when <in.json> has one, rotate: --overlap-days required) the shared
+identity, writes <in.json> with the new identity to <out.json> (atomically;
+nothing on failure), prints the TLS SPKI hash and receipt key windows as one
+JSON line and exits 0; a failure exits 1 with the code, a usage error 2.`;
 
 export const LOCAL_MODEL_USAGE = `Usage:
   egw local-model [--listen tcp://127.0.0.1:0] [--cert-out <pem>]

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeBundle, MAX_BUNDLE_BYTES, MAX_CONFIG_BYTES, ProvisionError } from "../../../enclave/provision/index.js";
+import { decodeBundle, MAX_BUNDLE_BYTES, MAX_CONFIG_BYTES, MAX_IDENTITY_DAYS, ProvisionError } from "../../../enclave/provision/index.js";
 import { encodeBundle } from "../../../host/provision/index.js";
 
 /**
@@ -41,6 +41,20 @@ describe("boot bundle: host encoder → enclave decoder", () => {
     expect(decodeBundle(encodeBundle({ config: CONFIG }))).toEqual({ configBytes: new Uint8Array(CONFIG) });
     const { sessionToken: _, ...noToken } = creds;
     expect(decodeBundle(encodeBundle({ config: CONFIG, sealedSecrets: SEALED, awsCredentials: noToken })).sealedSecrets).toEqual({ file: new Uint8Array(SEALED), credentials: noToken });
+  });
+
+  it("carries an identity request: validity, then overlap and rotateTls only when given", () => {
+    const base = { config: CONFIG, sealedSecrets: SEALED, awsCredentials: creds };
+    expect(decodeBundle(encodeBundle({ ...base, identity: { generate: { validityDays: 30 } } })).identity).toEqual({ generate: { validityDays: 30 } });
+    expect(decodeBundle(encodeBundle({ ...base, identity: { generate: { validityDays: MAX_IDENTITY_DAYS, overlapDays: 0, rotateTls: true } } })).identity).toEqual({
+      generate: { validityDays: MAX_IDENTITY_DAYS, overlapDays: 0, rotateTls: true },
+    });
+    // rotateTls false is the default, so the encoder leaves it out; the decoder keeps an explicit false.
+    expect(decodeBundle(encodeBundle({ ...base, identity: { generate: { validityDays: 1, overlapDays: 7, rotateTls: false } } })).identity).toEqual({ generate: { validityDays: 1, overlapDays: 7 } });
+    expect(decodeBundle(utf8(JSON.stringify({ version: 1, config: b64(CONFIG), sealedSecrets: b64(SEALED), awsCredentials: creds, identity: { generate: { validityDays: 2, rotateTls: false } } }))).identity).toEqual({
+      generate: { validityDays: 2, rotateTls: false },
+    });
+    expect(decodeBundle(encodeBundle(base)).identity).toBeUndefined();
   });
 
   it("round-trips arbitrary bytes (property)", () => {
@@ -94,9 +108,38 @@ describe("boot bundle: refusals", () => {
     ["a session token that is a number", json({ ...good, awsCredentials: { ...creds, sessionToken: 7 } })],
     ["a KMS endpoint with a path", json({ ...good, kmsEndpoint: "https://kms.example.com/x" })],
     ["a KMS endpoint that is not http(s)", json({ ...good, kmsEndpoint: "file:///etc/passwd" })],
+    ...identityRefusals(),
   ])("refuses %s (ERR_PROVISION_MALFORMED)", (_what, body) => {
     expectCode(body, "ERR_PROVISION_MALFORMED");
   });
+
+  /** One mutated field per case, on top of a valid identity request. */
+  function identityRefusals(): [string, string][] {
+    const withIdentity = (identity: unknown) => json({ ...good, identity });
+    const generate = (g: Record<string, unknown>) => withIdentity({ generate: { validityDays: 30, ...g } });
+    return [
+      ["an identity request without a sealed file", json({ version: 1, config: b64(CONFIG), identity: { generate: { validityDays: 30 } } })],
+      ["an identity request that is null", withIdentity(null)],
+      ["an identity request that is an array", withIdentity([{ generate: { validityDays: 30 } }])],
+      ["an identity request without a verb", withIdentity({})],
+      ["an identity request with an unknown verb", withIdentity({ generate: { validityDays: 30 }, open: true })],
+      ["an identity request whose generate is not an object", withIdentity({ generate: 30 })],
+      ["an identity request without validityDays", withIdentity({ generate: { overlapDays: 1 } })],
+      ["an identity request with an unknown generate field", generate({ validityMs: 1000 })],
+      ["validityDays 0", generate({ validityDays: 0 })],
+      [`validityDays ${MAX_IDENTITY_DAYS + 1}`, generate({ validityDays: MAX_IDENTITY_DAYS + 1 })],
+      ["validityDays 1.5", generate({ validityDays: 1.5 })],
+      ['validityDays "30"', generate({ validityDays: "30" })],
+      ["validityDays null", generate({ validityDays: null })],
+      ["overlapDays -1", generate({ overlapDays: -1 })],
+      [`overlapDays ${MAX_IDENTITY_DAYS + 1}`, generate({ overlapDays: MAX_IDENTITY_DAYS + 1 })],
+      ["overlapDays 0.5", generate({ overlapDays: 0.5 })],
+      ["overlapDays null", generate({ overlapDays: null })],
+      ['rotateTls "yes"', generate({ rotateTls: "yes" })],
+      ["rotateTls 1", generate({ rotateTls: 1 })],
+      ["a duplicate generate field", withIdentity({ generate: { validityDays: 30 } }).replace('"validityDays":30', '"validityDays":30,"validityDays":31')],
+    ];
+  }
 
   it("refuses a config over 1 MiB and a body over the frame cap (ERR_PROVISION_TOO_LARGE)", () => {
     expectCode(json({ version: 1, config: Buffer.alloc(MAX_CONFIG_BYTES + 3).toString("base64") }), "ERR_PROVISION_TOO_LARGE");

@@ -1,7 +1,15 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { memoryLogger } from "../../../enclave/observability/log.js";
-import { DEFAULT_PROVISION_LIMITS, encodeFrame, provisionedBoot, type ProvisionBundle, type ProvisionLimits, type ProvisionListen } from "../../../enclave/provision/index.js";
+import {
+  DEFAULT_PROVISION_LIMITS,
+  encodeFrame,
+  provisionedBoot,
+  type ProvisionBundle,
+  type ProvisionLimits,
+  type ProvisionListen,
+  type ProvisionOutcome,
+} from "../../../enclave/provision/index.js";
 import { decodeStatus, encodeBundle, type BootStatus } from "../../../host/provision/index.js";
 
 /**
@@ -63,7 +71,7 @@ async function exchange(port: number, bytes: Uint8Array, options: { end?: boolea
   return { raw, status: raw.length >= 4 ? decodeStatus(new Uint8Array(raw.subarray(4, 4 + raw.readUInt32BE(0)))) : undefined };
 }
 
-function run(limits: Partial<ProvisionLimits>, boot: (b: ProvisionBundle) => Promise<{ ready: typeof READY; value: string }>) {
+function run(limits: Partial<ProvisionLimits>, boot: (b: ProvisionBundle) => Promise<ProvisionOutcome<string>>) {
   const l = tcpListen();
   const log = memoryLogger();
   const result = provisionedBoot({ listen: l.listen, log, limits: { ...DEFAULT_PROVISION_LIMITS, ...limits }, boot });
@@ -87,6 +95,24 @@ describe("provisionedBoot", () => {
     expect(received!.sealedSecrets).toEqual({ file: new Uint8Array(SEALED), credentials: creds, endpoint: "http://127.0.0.1:9" });
     expect(r.closed()).toBe(true);
     expect(r.log.lines.map((l) => JSON.parse(l).event)).toEqual(["provision.listening", "provision.connected", "provision.received", "provision.replied"]);
+  });
+
+  it("an identity request reaches the boot function, and its identity outcome is answered with an identity status", async () => {
+    const IDENTITY = {
+      identity: { dataKey: "AQID", iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(33, 2).toString("base64") },
+      tlsSpkiSha256: "c".repeat(64),
+      receiptKeys: [{ spkiSha256: "d".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-01-31T00:00:00.000Z" }],
+    };
+    let received: ProvisionBundle | undefined;
+    const r = run({}, async (b) => {
+      received = b;
+      return { identity: IDENTITY, value: "generated" };
+    });
+    const { status } = await exchange(await r.port, frame({ config: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, identity: { generate: { validityDays: 30, overlapDays: 2 } } }));
+    expect(status).toEqual({ status: "identity", ...IDENTITY });
+    expect(await r.result).toBe("generated");
+    expect(received!.identity).toEqual({ generate: { validityDays: 30, overlapDays: 2 } });
+    expect(JSON.parse(r.log.lines.find((l) => l.includes("provision.received"))!).count).toBe(3);
   });
 
   it("a boot that fails (KMS refused) is answered with its stable code, logged by code, and thrown", async () => {

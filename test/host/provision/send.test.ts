@@ -78,6 +78,25 @@ describe("sendBundle", () => {
     expect(await sendBundle({ endpoint: tcp(e.port), transport: nodeTransport, bundle: BUNDLE, deadlineMs: 5000 })).toEqual({ status: "failed", code: "ERR_KMS_RELEASE_DENIED", message: "KMS refused" });
   });
 
+  it("returns an identity status when one was asked for, and refuses the other success (ERR_PROVISION_MALFORMED)", async () => {
+    const identity = {
+      status: "identity" as const,
+      identity: { dataKey: "AQID", iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(40, 2).toString("base64") },
+      tlsSpkiSha256: "d".repeat(64),
+      receiptKeys: [{ spkiSha256: "e".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-02-01T00:00:00.000Z" }],
+    };
+    const lines: string[] = [];
+    const e = await fakeEnclave((s) => s.end(encodeStatus(identity)));
+    expect(await sendBundle({ endpoint: tcp(e.port), transport: nodeTransport, bundle: BUNDLE, deadlineMs: 5000, expect: "identity", log: { log: (_l, ev, f) => lines.push(JSON.stringify({ ev, ...f })) } })).toEqual(identity);
+    // The log names the hash and the count, never the blob.
+    expect(lines.at(-1)).toContain('"ev":"provision.identity"');
+    expect(lines.join("\n")).not.toContain(identity.identity.sealed);
+    const asked = await fakeEnclave((s) => s.end(encodeStatus(identity)));
+    expect(await codeOf(sendBundle({ endpoint: tcp(asked.port), transport: nodeTransport, bundle: BUNDLE, deadlineMs: 5000 }))).toBe("ERR_PROVISION_MALFORMED");
+    const ready = await fakeEnclave((s) => s.end(encodeStatus(READY)));
+    expect(await codeOf(sendBundle({ endpoint: tcp(ready.port), transport: nodeTransport, bundle: BUNDLE, deadlineMs: 5000, expect: "identity" }))).toBe("ERR_PROVISION_MALFORMED");
+  });
+
   it("retries while the enclave is still booting, then provisions it", async () => {
     const port = await freePort();
     const later = new Promise<void>((resolve) =>

@@ -13,6 +13,15 @@ import {
 
 const body = (s: string | object) => new TextEncoder().encode(typeof s === "string" ? s : JSON.stringify(s));
 const ready = { status: "ready" as const, configSha256: "a".repeat(64), tlsSpkiSha256: "b".repeat(64), port: 443 };
+const identity = {
+  status: "identity" as const,
+  identity: { dataKey: Buffer.alloc(184, 7).toString("base64"), iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(420, 9).toString("base64") },
+  tlsSpkiSha256: "c".repeat(64),
+  receiptKeys: [
+    { spkiSha256: "d".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-01-31T00:00:00.000Z" },
+    { spkiSha256: "e".repeat(64), notBefore: "2029-12-01T00:00:00.000Z", notAfter: "2030-01-02T00:00:00.000Z" },
+  ],
+};
 
 function code(f: () => unknown): string {
   try {
@@ -50,6 +59,41 @@ describe("the enclave's status, as the host reads it", () => {
     expect(code(() => decodeStatus(body(b)))).toBe("ERR_PROVISION_MALFORMED");
   });
 
+  it("round-trips an identity status, and refuses one malformed field at a time", () => {
+    expect(decodeStatus(encodeStatus(identity).subarray(4))).toEqual(identity);
+    const fourKeys = { ...identity, receiptKeys: [0, 1, 2, 3].map(() => identity.receiptKeys[0]!) };
+    expect(decodeStatus(body(fourKeys))).toEqual(fourKeys);
+    const mutate = (f: (v: Record<string, any>) => void) => {
+      const v = structuredClone(identity) as Record<string, any>;
+      f(v);
+      return v;
+    };
+    const cases: Record<string, object> = {
+      "an unknown field": mutate((v) => (v.extra = 1)),
+      "no identity": mutate((v) => delete v.identity),
+      "an identity that is a string": mutate((v) => (v.identity = "AAAA")),
+      "an unknown identity field": mutate((v) => (v.identity.tls = "AAAA")),
+      "a missing iv": mutate((v) => delete v.identity.iv),
+      "an 11-byte iv": mutate((v) => (v.identity.iv = Buffer.alloc(11).toString("base64"))),
+      "an empty data key": mutate((v) => (v.identity.dataKey = "")),
+      "a data key over 6144 bytes": mutate((v) => (v.identity.dataKey = Buffer.alloc(6145).toString("base64"))),
+      "a 16-byte sealed part (tag only)": mutate((v) => (v.identity.sealed = Buffer.alloc(16).toString("base64"))),
+      "base64url": mutate((v) => (v.identity.sealed = "_-_-")),
+      "non-canonical base64": mutate((v) => (v.identity.dataKey = "QR==")),
+      "a bad TLS hash": mutate((v) => (v.tlsSpkiSha256 = "x")),
+      "no receipt keys": mutate((v) => (v.receiptKeys = [])),
+      "five receipt keys": mutate((v) => (v.receiptKeys = [0, 1, 2, 3, 4].map(() => identity.receiptKeys[0]))),
+      "a receipt key with an unknown field": mutate((v) => (v.receiptKeys[0].pkcs8 = "AAAA")),
+      "a receipt key without notAfter": mutate((v) => delete v.receiptKeys[0].notAfter),
+      "a time that is not ISO": mutate((v) => (v.receiptKeys[0].notBefore = "Jan 1 2030")),
+      "a time with an offset": mutate((v) => (v.receiptKeys[0].notBefore = "2030-01-01T00:00:00.000+01:00")),
+      "a time that is a number": mutate((v) => (v.receiptKeys[0].notAfter = 1893456000000)),
+      "an impossible date": mutate((v) => (v.receiptKeys[0].notAfter = "2030-02-30T00:00:00.000Z")),
+      "notBefore equal to notAfter": mutate((v) => (v.receiptKeys[0].notAfter = v.receiptKeys[0].notBefore)),
+    };
+    for (const [what, value] of Object.entries(cases)) expect(code(() => decodeStatus(body(value))), what).toBe("ERR_PROVISION_MALFORMED");
+  });
+
   it("refuses a status over its cap", () => {
     expect(code(() => decodeStatus(new Uint8Array(MAX_STATUS_BYTES + 1)))).toBe("ERR_PROVISION_TOO_LARGE");
   });
@@ -65,6 +109,15 @@ describe("bundle inputs on the host", () => {
     expect(code(() => encodeBundle({ config, kmsEndpoint: "https://kms.example.com" }))).toBe("ERR_PROVISION_INPUT");
     expect(code(() => encodeBundle({ config, sealedSecrets: body("{}") }))).toBe("ERR_PROVISION_CREDENTIALS");
     expect(code(() => encodeBundle({ config: new Uint8Array(1024 * 1024 + 1) }))).toBe("ERR_PROVISION_TOO_LARGE");
+  });
+
+  it("refuses an identity request the enclave would refuse, before dialling", () => {
+    const sealed = body({ version: 1, keyId: "alias/x", region: "eu-central-1", secrets: {} });
+    const with_ = (generate: { validityDays: number; overlapDays?: number }) => () => encodeBundle({ config, sealedSecrets: sealed, awsCredentials: creds, identity: { generate } });
+    expect(code(() => encodeBundle({ config, identity: { generate: { validityDays: 30 } } }))).toBe("ERR_PROVISION_INPUT");
+    for (const bad of [{ validityDays: 0 }, { validityDays: 1826 }, { validityDays: 1.5 }, { validityDays: 30, overlapDays: -1 }, { validityDays: 30, overlapDays: 1826 }, { validityDays: Number.NaN }]) {
+      expect(code(with_(bad))).toBe("ERR_PROVISION_INPUT");
+    }
   });
 
   it("reads the KMS region from a sealed-secrets file, and nothing else", () => {

@@ -1,0 +1,136 @@
+import { readFile } from "node:fs/promises";
+import { parseEgressRule, type EgressRule } from "../../host/egress/index.js";
+import type { IngressLogger } from "../../host/ingress/index.js";
+import { isProvisionSendError, sendBundle, type BootStatus, type ProvisionLogger } from "../../host/provision/index.js";
+import { isTransportError, parseEndpoint, type Endpoint, type Transport } from "../../host/transport/index.js";
+import { UsageError } from "./context.js";
+
+/**
+ * What both modes of `egw host` share: serving (host.ts) and making the
+ * shared identity (host-identity.ts). Host code only: nothing here loads
+ * enclave code.
+ */
+
+/** Whole provisioning (dial retries, the enclave's boot, KMS calls) within this by default. */
+export const DEFAULT_PROVISION_TIMEOUT_SECONDS = 300;
+
+export function endpoint(value: string, flag: string): Endpoint {
+  try {
+    return parseEndpoint(value);
+  } catch (err) {
+    throw new UsageError(`--${flag}: ${(err as Error).message}`);
+  }
+}
+
+export function provisionDeadlineMs(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_PROVISION_TIMEOUT_SECONDS * 1000;
+  if (!/^[1-9]\d{0,4}$/.test(value) || Number(value) > 3600) throw new UsageError("--provision-timeout must be whole seconds, 1..3600");
+  return Number(value) * 1000;
+}
+
+export function checkKmsEndpoint(value: string | undefined, sealedSecrets: string | undefined): void {
+  if (value === undefined) return;
+  if (sealedSecrets === undefined) throw new UsageError("--kms-endpoint needs --sealed-secrets: KMS is only used to open them");
+  if (!/^https?:\/\/[^\s/]{1,253}\/?$/.test(value)) throw new UsageError("--kms-endpoint must be a URL without a path");
+}
+
+export async function readInput(file: string, flag: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (err) {
+    throw new UsageError(`--${flag} ${file}: cannot read (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+}
+
+/** The egress allowlist and PROXY setting from the enclave's runtime config: the same file, so both sides agree. */
+function fromConfig(file: string, bytes: Uint8Array): { allowlist: string[]; proxyProtocol: boolean } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new UsageError(`--config ${file}: cannot read a JSON runtime config (invalid JSON)`);
+  }
+  const list = (raw as { egressAllowlist?: unknown }).egressAllowlist;
+  if (!Array.isArray(list) || !list.every((e) => typeof e === "string")) throw new UsageError(`--config ${file}: egressAllowlist must be an array of host:port`);
+  return { allowlist: list as string[], proxyProtocol: (raw as { proxyProtocol?: unknown }).proxyProtocol === true };
+}
+
+/** Egress rules from the config's allowlist, --allow and --allow-private (which wins for the same pair). */
+export function egressRules(config: { file: string; bytes: Uint8Array } | undefined, allow: readonly string[], allowPrivate: readonly string[]): { rules: (EgressRule | string)[]; proxyProtocol: boolean } {
+  const rules: (EgressRule | string)[] = [];
+  let proxyProtocol = false;
+  if (config !== undefined) {
+    const fromFile = fromConfig(config.file, config.bytes);
+    rules.push(...fromFile.allowlist);
+    proxyProtocol = fromFile.proxyProtocol;
+  }
+  for (const rule of allow) rules.push(rule);
+  for (const rule of allowPrivate) {
+    let parsed: EgressRule;
+    try {
+      parsed = { ...parseEgressRule(rule), allowPrivate: true };
+    } catch (err) {
+      throw new UsageError(`--allow-private ${rule}: ${(err as Error).message}`);
+    }
+    // The same pair may come from the config too; the explicit flag wins.
+    const same = (r: EgressRule | string) => {
+      const e = typeof r === "string" ? parseEgressRule(r) : r;
+      return e.host.toLowerCase() === parsed.host.toLowerCase() && e.port === parsed.port;
+    };
+    for (let i = rules.length - 1; i >= 0; i--) if (same(rules[i]!)) rules.splice(i, 1);
+    rules.push(parsed);
+  }
+  return { rules, proxyProtocol };
+}
+
+/** Resolves on SIGINT or SIGTERM; `dispose` removes the handlers once they are no longer needed. */
+export function signalled(): { stopped: Promise<void>; dispose(): void } {
+  let dispose = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    const stop = () => {
+      dispose();
+      resolve();
+    };
+    dispose = () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    };
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  return { stopped, dispose: () => dispose() };
+}
+
+/**
+ * Sends the bundle and returns the enclave's status; a failure on this side
+ * (no enclave before the deadline, no or a malformed answer, a stop) comes
+ * back as a failed status with the host's own code.
+ */
+export async function provisionEnclave(options: {
+  endpoint: Endpoint;
+  bundle: Uint8Array;
+  deadlineMs: number;
+  stopped: Promise<void>;
+  transport: Transport;
+  logger: IngressLogger;
+  expect?: "ready" | "identity";
+}): Promise<BootStatus> {
+  const abort = new AbortController();
+  void options.stopped.then(() => abort.abort());
+  const log: ProvisionLogger = { log: (level, event, fields) => options.logger.log(level, event, fields as Record<string, never>) };
+  try {
+    return await sendBundle({
+      endpoint: options.endpoint,
+      transport: options.transport,
+      bundle: options.bundle,
+      deadlineMs: options.deadlineMs,
+      signal: abort.signal,
+      log,
+      ...(options.expect && { expect: options.expect }),
+    });
+  } catch (err) {
+    if (!isProvisionSendError(err) && !isTransportError(err)) throw err;
+    log.log("error", "provision.failed", { outcome: "failed", code: err.code });
+    return { status: "failed", code: err.code, message: err.message.slice(0, 512) };
+  }
+}
