@@ -17,6 +17,7 @@ import { startHttpsServer, type RunningServer } from "./server.js";
 import { defaultSleep } from "./upstream.js";
 import { createHash } from "node:crypto";
 import { EgressHttpHandler } from "./secrets/kms-http-handler.js";
+import { checkKmsEndpoint } from "./secrets/kms-endpoint.js";
 import { createKmsClient, openSealedSecrets } from "./secrets/kms-source.js";
 import type { KMSClient } from "@aws-sdk/client-kms";
 import { parseSealedFile, sealedFileSha256 } from "./secrets/sealed-file.js";
@@ -96,7 +97,15 @@ export function egressFetchFor(config: RuntimeConfig, options: Pick<BootOptions,
   );
 }
 
-export function kmsClientFor(config: RuntimeConfig, region: string, sealedSecrets: NonNullable<BootOptions["sealedSecrets"]>, fetch: typeof globalThis.fetch): KMSClient {
+export function kmsClientFor(
+  config: RuntimeConfig,
+  region: string,
+  sealedSecrets: NonNullable<BootOptions["sealedSecrets"]>,
+  fetch: typeof globalThis.fetch,
+  attester: Pick<Attester, "kind">,
+): KMSClient {
+  // On Nitro an endpoint override must still be AWS KMS (kms-endpoint.ts).
+  checkKmsEndpoint(sealedSecrets.endpoint, region, attester.kind);
   return createKmsClient({
     region,
     credentials: sealedSecrets.credentials,
@@ -114,7 +123,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
   let identityKeys: IdentityKeys | undefined;
   if (options.sealedSecrets) {
     const sealed = parseSealedFile(options.sealedSecrets.file);
-    const kmsClient = kmsClientFor(config, sealed.region, options.sealedSecrets, fetch);
+    const kmsClient = kmsClientFor(config, sealed.region, options.sealedSecrets, fetch, options.attester);
     // Throws (and so stops the boot) unless every secret is released.
     const source = await openSealedSecrets({ file: options.sealedSecrets.file, attester: options.attester, kmsClient, now });
     options.log.log("info", "secrets.released", { count: source.names.length });

@@ -101,7 +101,7 @@ export async function generateIdentityFromBundle(options: IdentityModeOptions): 
   const sealed = parseSealedFile(sealedSecrets.file);
   const generation = identityRequestOptions(request, sealed.identity !== undefined);
   const fetch = egressFetchFor(config, options);
-  const kmsClient = kmsClientFor(config, sealed.region, sealedSecrets, fetch);
+  const kmsClient = kmsClientFor(config, sealed.region, sealedSecrets, fetch, attester);
   const kms = { attester, kmsClient, keyId: sealed.keyId, now };
   let previous: IdentityKeys | undefined;
   let made: { blob: SealedIdentityBlob; keys: IdentityKeys } | undefined;

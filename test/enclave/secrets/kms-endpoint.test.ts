@@ -37,3 +37,15 @@ describe("KMS endpoints a Nitro enclave accepts from the host", () => {
     expect(() => checkKmsEndpoint("http://127.0.0.1:4566", "eu-west-1", "simulated")).not.toThrow();
   });
 });
+
+describe("the boot refuses a host-named endpoint on Nitro", () => {
+  it("stops before any KMS call when the attester is the NSM and the endpoint is not AWS KMS", async () => {
+    const { kmsClientFor } = await import("../../../enclave/boot.js");
+    const { parseRuntimeConfig } = await import("../../../enclave/runtime-config.js");
+    const config = parseRuntimeConfig(new TextEncoder().encode(JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: {}, egressAllowlist: [], clients: [] })));
+    const sealed = { file: new Uint8Array(), credentials: { accessKeyId: "AKIAEXAMPLE000000000", secretAccessKey: "x" }, endpoint: "https://kms.attacker.example" };
+    const noFetch = (() => Promise.reject(new Error("no network"))) as unknown as typeof fetch;
+    expect(() => kmsClientFor(config, "eu-west-1", sealed, noFetch, { kind: "nsm" })).toThrow(expect.objectContaining({ code: "ERR_KMS_ENDPOINT" }));
+    expect(() => kmsClientFor(config, "eu-west-1", sealed, noFetch, { kind: "simulated" })).not.toThrow();
+  });
+});
