@@ -19,3 +19,16 @@ export { NsmAttester } from "./nsm/nsm-attester.js";
 export { SimulatedNsm, measureCodeBundle } from "./dev/simulated-nsm.js";
 export { createDevCa, loadDevCa, loadOrCreateDevCa, saveDevCa, DEV_ROOT_FILE } from "./dev/dev-ca.js";
 export type { DevCa } from "./dev/dev-ca.js";
+export {
+  verifyReceipt,
+  verifyReceiptDigests,
+  verifyReceiptWithKeys,
+  decodeReceipt,
+  receiptKeyFromSpki,
+  splitStreamReceipt,
+  RECEIPT_HEADER,
+  RECEIPT_SSE_PREFIX,
+} from "./receipt.js";
+export type { ReceiptClaims, ReceiptErrorCode } from "./receipt.js";
+export { decodeBinding, findReceiptKey, MAX_RECEIPT_KEYS } from "./binding.js";
+export type { ChannelBinding, ReceiptKeyWindow } from "./binding.js";
