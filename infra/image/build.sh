@@ -18,8 +18,14 @@
 # The EIF file itself is not byte-identical across builds (its metadata
 # section records the build time), but PCR0/1/2 do not cover that section.
 #
+# With --parent-image it then builds the Kubernetes pod image
+# (infra/image/parent.Dockerfile: nitro-cli, `egw host`, this EIF) the same
+# way, handing it the EIF by named build context and SHA-256, and adds its
+# image ID to build-info.json.
+#
 # Exit codes: 0 done; 1 a check failed (nitro-cli and egw measure disagree,
-# the manifest is invalid); 2 usage, prerequisites, or a dirty tree.
+# the manifest is invalid, the pod image build failed); 2 usage,
+# prerequisites, or a dirty tree.
 set -euo pipefail
 
 usage() {
@@ -33,12 +39,16 @@ usage: infra/image/build.sh [options]
   --base-image <ref>     override the Dockerfile's NODE_IMAGE; must be name@sha256:<64 hex>
   --tag <name>           local image tag (default: enclave-gateway:<version>-<commit12>)
   --label <text>         manifest entry label (default: enclave-gateway <version> (<commit12>))
+  --parent-image <tag>   then build the pod image (infra/image/parent.Dockerfile) with this
+                         EIF, tagged <tag> (name:tag, not :latest)
+  --parent-base-image <ref>
+                         override parent.Dockerfile's AL2023_IMAGE; must be name@sha256:<64 hex>
   --allow-dirty          build from a tree with uncommitted or untracked files
   -h, --help             this help
 
 Outputs in the out dir: egw.eif, nitro-cli.json, measure.json, manifest.json,
-build-info.json. EGW_CLI=<executable> replaces `node dist/infra/cli/egw.js`
-(tests use it).
+build-info.json (with "parentImage" when --parent-image is given).
+EGW_CLI=<executable> replaces `node dist/infra/cli/egw.js` (tests use it).
 EOF
 }
 
@@ -54,6 +64,8 @@ base_image=""
 tag=""
 label=""
 allow_dirty=0
+parent_tag=""
+parent_base=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -64,6 +76,8 @@ while [[ $# -gt 0 ]]; do
     --base-image) [[ $# -ge 2 ]] || fail_usage "--base-image needs a reference"; base_image="$2"; shift 2 ;;
     --tag) [[ $# -ge 2 ]] || fail_usage "--tag needs a name"; tag="$2"; shift 2 ;;
     --label) [[ $# -ge 2 ]] || fail_usage "--label needs a text"; label="$2"; shift 2 ;;
+    --parent-image) [[ $# -ge 2 ]] || fail_usage "--parent-image needs a tag"; parent_tag="$2"; shift 2 ;;
+    --parent-base-image) [[ $# -ge 2 ]] || fail_usage "--parent-base-image needs a reference"; parent_base="$2"; shift 2 ;;
     --allow-dirty) allow_dirty=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage >&2; fail_usage "unknown option: $1" ;;
@@ -76,6 +90,17 @@ fi
 for f in "$config" "$sign_key" "$sign_cert"; do
   [[ -z "$f" || -f "$f" ]] || fail_usage "$f: no such file"
 done
+if [[ -n "$parent_base" && -z "$parent_tag" ]]; then
+  fail_usage "--parent-base-image goes with --parent-image"
+fi
+if [[ -n "$parent_tag" ]]; then
+  # name[:port/path]:tag, lowercase name, an explicit tag that is not
+  # "latest": the chart refuses untagged and :latest references, and a tag
+  # that moves is no record of what was built.
+  if [[ ! "$parent_tag" =~ ^[a-z0-9][a-z0-9._/:-]*:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ || "${parent_tag##*/}" != *:* || "${parent_tag##*:}" == latest ]]; then
+    fail_usage "--parent-image \"$parent_tag\" is not a name:tag reference (an explicit tag, not :latest)"
+  fi
+fi
 
 # ─── prerequisites ────────────────────────────────────────────────────────────
 command -v git >/dev/null || fail_usage "git not found"
@@ -149,6 +174,17 @@ if [[ -z "$base_image" ]]; then
 fi
 if [[ ! "$base_image" =~ ^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$ ]]; then
   fail_usage "base image \"$base_image\" is not pinned by digest (expected name[:tag]@sha256:<64 hex>)"
+fi
+# The pod image's base, checked the same way before anything is built.
+parent_dockerfile="$repo_root/infra/image/parent.Dockerfile"
+if [[ -n "$parent_tag" ]]; then
+  [[ -f "$parent_dockerfile" ]] || fail_usage "$parent_dockerfile not found"
+  if [[ -z "$parent_base" ]]; then
+    parent_base=$(sed -n 's/^ARG AL2023_IMAGE=//p' "$parent_dockerfile" | head -n 1)
+  fi
+  if [[ ! "$parent_base" =~ ^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$ ]]; then
+    fail_usage "pod image base \"$parent_base\" is not pinned by digest (expected name[:tag]@sha256:<64 hex>)"
+  fi
 fi
 
 eif="$out_dir/egw.eif"
@@ -243,4 +279,42 @@ BUILDX="$buildx_version" NITRO="$nitro_cli_version" VERSION="$version" node -e '
   fs.writeFileSync(out, JSON.stringify(info, null, 2) + "\n");
 ' "$eif" "$out_dir/measure.json" "$out_dir/build-info.json"
 
-log "done: $eif, $out_dir/manifest.json"
+# ─── pod image (optional): nitro-cli + egw host + this EIF ────────────────────
+if [[ -n "$parent_tag" ]]; then
+  eif_sha256=$(node -e 'process.stdout.write(require("crypto").createHash("sha256").update(require("fs").readFileSync(process.argv[1])).digest("hex"))' "$eif")
+  [[ "$eif_sha256" =~ ^[0-9a-f]{64}$ ]] || fail_check "cannot hash $eif"
+  log "building the pod image $parent_tag (base $parent_base, EIF sha256 $eif_sha256)"
+  # The EIF goes in by named context (the out dir), not through the
+  # repository context, and the Dockerfile checks it against EIF_SHA256.
+  SOURCE_DATE_EPOCH="$source_date_epoch" docker buildx build \
+    --file "$parent_dockerfile" \
+    --build-arg "AL2023_IMAGE=$parent_base" \
+    --build-arg "SOURCE_DATE_EPOCH=$source_date_epoch" \
+    --build-arg "EIF_SHA256=$eif_sha256" \
+    --build-context "eif=$out_dir" \
+    --provenance=false \
+    --sbom=false \
+    --output "type=docker,name=$parent_tag,rewrite-timestamp=true" \
+    "$repo_root" >&2 || fail_check "the pod image build failed (build-info.json describes the EIF only)"
+
+  parent_digest=$(docker image inspect --format '{{.Id}}' "$parent_tag")
+  [[ "$parent_digest" =~ ^sha256:[0-9a-f]{64}$ ]] || fail_check "unexpected image id from docker image inspect: $parent_digest"
+  log "pod image $parent_digest"
+  # eifSizeMiB is the chart's enclave.eifSizeMiB (nitro-cli wants 4x that in enclave memory).
+  TAG="$parent_tag" BASE="$parent_base" DIGEST="$parent_digest" EIF_SHA256="$eif_sha256" node -e '
+    const fs = require("fs");
+    const [eif, out] = process.argv.slice(1);
+    const e = process.env;
+    const info = JSON.parse(fs.readFileSync(out, "utf8"));
+    info.parentImage = {
+      imageTag: e.TAG,
+      baseImage: e.BASE,
+      imageDigest: e.DIGEST,
+      eifSha256: e.EIF_SHA256,
+      eifSizeMiB: Math.ceil(fs.statSync(eif).size / (1024 * 1024)),
+    };
+    fs.writeFileSync(out, JSON.stringify(info, null, 2) + "\n");
+  ' "$eif" "$out_dir/build-info.json"
+fi
+
+log "done: $eif, $out_dir/manifest.json${parent_tag:+, pod image $parent_tag}"

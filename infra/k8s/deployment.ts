@@ -33,7 +33,7 @@ import type { ResolvedProps } from "./props.js";
  * `seccompDefault` needs a Localhost profile that allows AF_VSOCK instead.
  */
 
-/** The relay's uid and gid: unprivileged, and no user the pod image defines. */
+/** The relay's uid and gid: unprivileged; the pod image (infra/image/parent.Dockerfile) defines it as `egw`, owning no file. */
 const RELAY_USER = 65532;
 
 /** Resources for nitro-cli itself; the enclave's CPUs and memory are not in the container's cgroup. */

@@ -6,8 +6,10 @@
  * (test/infra/eif/eif-builder.ts) and prints Measurements JSON, correct or
  * deliberately wrong. `egw measure` is the real one (dist/); `egw manifest
  * create` is the real one when dist/ has it, a recording stub otherwise.
+ * The docker stub gives the pod image (--parent-image) its own image ID.
  */
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -21,7 +23,10 @@ const REAL_EGW = path.join(REPO_ROOT, "dist/infra/cli/egw.js");
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const COMMIT_TIME = "1700000123";
 const IMAGE_ID = `sha256:${"ab".repeat(32)}`;
+const PARENT_IMAGE_ID = `sha256:${"cd".repeat(32)}`;
+const PARENT_TAG = "enclave-gateway-pod:0.1.0-test";
 const DEFAULT_BASE = /^ARG NODE_IMAGE=(.+)$/m.exec(fs.readFileSync(path.join(REPO_ROOT, "infra/image/Dockerfile"), "utf8"))![1]!;
+const DEFAULT_PARENT_BASE = /^ARG AL2023_IMAGE=(.+)$/m.exec(fs.readFileSync(path.join(REPO_ROOT, "infra/image/parent.Dockerfile"), "utf8"))![1]!;
 const VERSION = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { version: string }).version;
 
 let dir: string;
@@ -42,9 +47,10 @@ if (argv[0] === "buildx" && argv[1] === "version") {
   if (process.env.STUB_BUILDX === "missing") { process.stderr.write("docker: 'buildx' is not a docker command.\\n"); process.exit(1); }
   console.log("github.com/docker/buildx " + (process.env.STUB_BUILDX || "v0.17.1") + " 5e1b7c5");
 } else if (argv[0] === "buildx" && argv[1] === "build") {
+  if (argv.includes("--build-context") && process.env.STUB_PARENT_BUILD === "fail") { process.stderr.write("ERROR: failed to solve: process did not complete successfully\\n"); process.exit(1); }
   process.stderr.write("#1 [internal] load build definition from Dockerfile\\n");
 } else if (argv[0] === "image" && argv[1] === "inspect") {
-  console.log(process.env.STUB_IMAGE_ID);
+  console.log(argv.at(-1) === process.env.STUB_PARENT_TAG ? process.env.STUB_PARENT_IMAGE_ID : process.env.STUB_IMAGE_ID);
 } else { process.stderr.write("docker stub: unexpected " + argv.join(" ") + "\\n"); process.exit(3); }
 `;
 
@@ -142,6 +148,8 @@ function buildSh(args: string[], env: Record<string, string> = {}, opts: { witho
       STUB_COMMIT: COMMIT,
       STUB_COMMIT_TIME: COMMIT_TIME,
       STUB_IMAGE_ID: IMAGE_ID,
+      STUB_PARENT_TAG: PARENT_TAG,
+      STUB_PARENT_IMAGE_ID: PARENT_IMAGE_ID,
       STUB_EIF: path.join(dir, "unsigned.eif"),
       STUB_EIF_SIGNED: path.join(dir, "signed.eif"),
       STUB_PCRS: JSON.stringify(unsignedPcrs),
@@ -154,8 +162,9 @@ function buildSh(args: string[], env: Record<string, string> = {}, opts: { witho
   });
   const calls: Call[] = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Call) : [];
   const call = (tool: string, first: string) => calls.find((c) => c.tool === tool && c.argv.includes(first));
+  const builds = calls.filter((c) => c.tool === "docker" && c.argv[0] === "buildx" && c.argv[1] === "build");
   const file = (name: string) => path.join(out, name);
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr, calls, call, file, out };
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, calls, call, builds, file, out };
 }
 
 describe("build.sh: a clean build", () => {
@@ -342,5 +351,109 @@ describe("build.sh: a signed build (PCR8)", () => {
     const r = buildSh(["--sign-key", path.join(dir, "key.pem"), "--sign-cert", path.join(dir, "cert.pem")], { STUB_PCRS_SIGNED: JSON.stringify({ ...signedPcrs, 8: "11".repeat(48) }) });
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/PCR8 MISMATCH/);
+  });
+});
+
+describe("build.sh --parent-image: the pod image after the EIF", () => {
+  let r: ReturnType<typeof buildSh>;
+  beforeAll(() => {
+    r = buildSh(["--parent-image", PARENT_TAG]);
+  }, 60_000);
+  const parentBuild = () => r.builds[1]!.argv;
+  const flag = (argv: string[], name: string) => argv[argv.indexOf(name) + 1];
+
+  it("succeeds, building the enclave image first and the pod image after nitro-cli wrote the EIF", () => {
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.builds).toHaveLength(2);
+    const order = r.calls.map((c) => `${c.tool} ${c.argv.slice(0, 2).join(" ")}`);
+    expect(order.indexOf("nitro-cli build-enclave --docker-uri")).toBeGreaterThan(order.indexOf("docker buildx build"));
+    expect(order.lastIndexOf("docker buildx build")).toBeGreaterThan(order.indexOf("nitro-cli build-enclave --docker-uri"));
+    expect(r.stderr).toContain(`pod image ${PARENT_TAG}`);
+  });
+
+  it("builds infra/image/parent.Dockerfile from the repository root, reproducibly, from the pinned AL2023 base", () => {
+    const argv = parentBuild();
+    expect(flag(argv, "--file")).toBe(path.join(REPO_ROOT, "infra/image/parent.Dockerfile"));
+    expect(argv.at(-1)).toBe(REPO_ROOT);
+    expect(argv).toContain(`AL2023_IMAGE=${DEFAULT_PARENT_BASE}`);
+    expect(DEFAULT_PARENT_BASE).toMatch(/@sha256:[0-9a-f]{64}$/);
+    expect(argv).toContain(`SOURCE_DATE_EPOCH=${COMMIT_TIME}`);
+    expect(r.builds[1]!.sde).toBe(COMMIT_TIME);
+    expect(argv).toContain("--provenance=false");
+    expect(argv).toContain("--sbom=false");
+    expect(flag(argv, "--output")!.split(",")).toEqual(["type=docker", `name=${PARENT_TAG}`, "rewrite-timestamp=true"]);
+  });
+
+  it("hands it the EIF nitro-cli wrote, by named context and SHA-256: the pod image never builds one", () => {
+    const argv = parentBuild();
+    expect(flag(argv, "--build-context")).toBe(`eif=${r.out}`);
+    const sha = createHash("sha256").update(fs.readFileSync(r.file("egw.eif"))).digest("hex");
+    expect(argv).toContain(`EIF_SHA256=${sha}`);
+    expect(r.calls.filter((c) => c.tool === "nitro-cli" && c.argv[0] === "build-enclave")).toHaveLength(1);
+  });
+
+  it("records the pod image in build-info.json next to the enclave image", () => {
+    const info = JSON.parse(fs.readFileSync(r.file("build-info.json"), "utf8")) as Record<string, any>;
+    expect(info).toMatchObject({ imageDigest: IMAGE_ID, gitCommit: COMMIT });
+    expect(info.parentImage).toEqual({
+      imageTag: PARENT_TAG,
+      baseImage: DEFAULT_PARENT_BASE,
+      imageDigest: PARENT_IMAGE_ID,
+      eifSha256: info.eifSha256,
+      eifSizeMiB: Math.ceil(fs.statSync(r.file("egw.eif")).size / (1024 * 1024)),
+    });
+  });
+
+  it("without --parent-image builds one image and records none", () => {
+    const plain = buildSh([]);
+    expect(plain.status).toBe(0);
+    expect(plain.builds).toHaveLength(1);
+    expect(JSON.parse(fs.readFileSync(plain.file("build-info.json"), "utf8"))).not.toHaveProperty("parentImage");
+  });
+
+  it("accepts another pod base when it is pinned by digest", () => {
+    const base = `public.ecr.aws/amazonlinux/amazonlinux:2023@sha256:${"ef".repeat(32)}`;
+    const other = buildSh(["--parent-image", PARENT_TAG, "--parent-base-image", base]);
+    expect(other.status, other.stderr).toBe(0);
+    expect(other.builds[1]!.argv).toContain(`AL2023_IMAGE=${base}`);
+  });
+
+  it.each([
+    ["amazonlinux:2023"],
+    ["amazonlinux:latest"],
+    ["public.ecr.aws/amazonlinux/amazonlinux:2023@sha256:1234"],
+    [`amazonlinux@sha256:${"EF".repeat(32)}`],
+  ])("refuses the unpinned pod base %s before building anything (exit 2)", (base) => {
+    const bad = buildSh(["--parent-image", PARENT_TAG, "--parent-base-image", base]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("not pinned by digest");
+    expect(bad.builds).toEqual([]);
+    expect(bad.call("nitro-cli", "build-enclave")).toBeUndefined();
+  });
+
+  it.each([["enclave-gateway-pod"], ["enclave-gateway-pod:latest"], ["registry.example:5000/egw-pod"], ["Egw-Pod:1"], ["egw pod:1"]])(
+    "refuses the pod image tag %j (exit 2)",
+    (tag) => {
+      const bad = buildSh(["--parent-image", tag]);
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toContain("not a name:tag reference");
+      expect(bad.builds).toEqual([]);
+    },
+  );
+
+  it("refuses --parent-base-image without --parent-image (exit 2)", () => {
+    const bad = buildSh(["--parent-base-image", DEFAULT_PARENT_BASE]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("goes with --parent-image");
+  });
+
+  it("exits 1 when the pod image build fails, keeping the EIF's manifest and build-info.json", () => {
+    const failed = buildSh(["--parent-image", PARENT_TAG], { STUB_PARENT_BUILD: "fail" });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain("the pod image build failed");
+    expect(fs.existsSync(failed.file("manifest.json"))).toBe(true);
+    const info = JSON.parse(fs.readFileSync(failed.file("build-info.json"), "utf8")) as Record<string, unknown>;
+    expect(info.imageDigest).toBe(IMAGE_ID);
+    expect(info).not.toHaveProperty("parentImage");
   });
 });
