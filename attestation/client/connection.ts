@@ -5,6 +5,7 @@ import type { ChainCache } from "../chain.js";
 import { MAX_DOCUMENT_BYTES } from "../cose-sign1.js";
 import { RECEIPT_HEADER } from "../receipt.js";
 import { ClientError, asClientError, withSteps, type ClientStep } from "./errors.js";
+import { checkNotExpired } from "./manifest-rollback.js";
 import { exchangeHttp1 } from "./http1-exchange.js";
 import { checkPeer, spkiSha256, type AttestedPeer } from "./peer.js";
 import type { ResolvedPolicy } from "./policy.js";
@@ -13,6 +14,9 @@ import type { ResolvedPolicy } from "./policy.js";
  * Opens one TLS connection to the gateway and attests it before anyone else
  * may use it:
  *
+ *  0. A policy whose manifest has expired (`policy.expires` at or before
+ *     now()) dials nothing: ERR_MANIFEST_EXPIRED. checkPeer checks it again
+ *     at the time the document is judged.
  *  1. TLS 1.3 handshake. The certificate is self-signed and no CA vouches
  *     for it, so chain validation is off here; the handshake still proves
  *     the peer holds the private key of the certificate it presented. TLS 1.3
@@ -99,6 +103,13 @@ function tlsConnect(url: URL, timeoutMs: number): Promise<TLSSocket> {
 /** Opens and attests one connection. See the module comment. */
 export async function openAttestedConnection(options: ConnectOptions): Promise<AttestedConnection> {
   const url = parseGatewayOrigin(options.origin);
+  if (options.policy.expires !== undefined) {
+    try {
+      checkNotExpired(options.policy.expires, options.now(), "the policy's manifest");
+    } catch (err) {
+      throw err instanceof ClientError ? withSteps(err, [], "expiry") : err;
+    }
+  }
   const socket = await tlsConnect(url, options.connectTimeoutMs ?? 10_000);
   // Until the socket is handed on, an error (e.g. a reset while the document
   // is being verified) must not go unhandled; it fails the attestation.

@@ -46,7 +46,18 @@ export type ClientOwnErrorCode =
    * A signing key was pinned and the manifest's detached signature is
    * missing, malformed, by another key, or does not verify over its bytes.
    */
-  | "ERR_MANIFEST_SIGNATURE";
+  | "ERR_MANIFEST_SIGNATURE"
+  /**
+   * The manifest's `expires` time has come (the client clock is at or past
+   * it): the manifest is not used, neither when loaded nor to attest a
+   * connection, and the verified fetch sends nothing more under it.
+   */
+  | "ERR_MANIFEST_EXPIRED"
+  /**
+   * A minimum sequence was pinned and the manifest carries none, or a lower
+   * one: it is older than a manifest the relying party already trusted.
+   */
+  | "ERR_MANIFEST_ROLLBACK";
 
 export type ClientErrorCode = ClientOwnErrorCode | AttestationErrorCode;
 
@@ -67,6 +78,10 @@ const ACTION: Record<ClientOwnErrorCode, ErrorAction> = {
   ERR_MANIFEST_INVALID: "fix-policy",
   // Someone may have altered the published manifest: stop, do not fall back to it unsigned.
   ERR_MANIFEST_SIGNATURE: "reject",
+  // Fetch the current manifest; nothing about the gateway was judged.
+  ERR_MANIFEST_EXPIRED: "fix-policy",
+  // Someone may be replaying a withdrawn manifest: stop, do not lower the pin to get past it.
+  ERR_MANIFEST_ROLLBACK: "reject",
 };
 
 function actionOf(code: ClientErrorCode): ErrorAction {

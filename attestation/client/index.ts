@@ -13,6 +13,7 @@ export { StreamReceiptSplitter } from "./stream-splitter.js";
 export { resolvePolicy, matchMeasurements, parseManifest, policyFromManifest, loadPolicyFile, loadDevRoot } from "./policy.js";
 export type { ClientPolicy, ResolvedPolicy, MeasurementSet, Manifest, LoadPolicyOptions, LoadedPolicy } from "./policy.js";
 export { parseReleaseInfo } from "./manifest-release.js";
+export { checkManifestRollback, MAX_SEQUENCE } from "./manifest-rollback.js";
 export type { ReleaseInfo } from "./manifest-release.js";
 export { verifyManifestSignature, spkiSha256, MANIFEST_CONTENT_TYPE, MANIFEST_SIGNATURE_SUFFIX } from "./manifest-signature.js";
 export type { ManifestKeyPin, VerifiedManifestSignature } from "./manifest-signature.js";

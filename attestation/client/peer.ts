@@ -5,6 +5,7 @@ import type { AttestationErrorCode } from "../errors.js";
 import { receiptKeyFromSpki, sha256 } from "../receipt.js";
 import { verifyAttestation, type VerificationResult } from "../verify.js";
 import { ClientError, asClientError, type ClientStep } from "./errors.js";
+import { formatExpires } from "./manifest-rollback.js";
 import { matchMeasurements, type ResolvedPolicy } from "./policy.js";
 import { decodeReceiptText, verifyReceiptDigests } from "./receipt-check.js";
 
@@ -86,8 +87,10 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
 
 /**
  * The relying party's checks on an attestation document fetched over a
- * connection, in order: the document itself (verifyAttestation: chain to a
- * trusted root at `currentDate`, signature, debug mode, our nonce, age),
+ * connection, in order: the policy's own expiry at `currentDate` (a
+ * manifest that has expired since it was loaded attests nothing), the
+ * document itself (verifyAttestation: chain to a trusted root at
+ * `currentDate`, signature, debug mode, our nonce, age),
  * the measurements against the policy's allowed sets, the channel binding
  * (the TLS key on this connection is the attested one), the config hash,
  * and the receipt key (a P-256 SPKI under which the attestation response's
@@ -101,6 +104,14 @@ export async function checkPeer(input: PeerCheckInput): Promise<AttestedPeer> {
     steps.push({ step, status: "failed", detail: `${code}: ${message}` });
     return new ClientError(code, message, { steps: [...steps], ...(cause !== undefined && { cause }) });
   };
+
+  if (policy.expires !== undefined) {
+    const left = policy.expires.getTime() - input.currentDate.getTime();
+    if (left <= 0) {
+      throw fail("ERR_MANIFEST_EXPIRED", "expiry", `the policy's manifest expired at ${formatExpires(policy.expires)} (client clock ${input.currentDate.toISOString()}); fetch the current manifest`);
+    }
+    steps.push({ step: "expiry", status: "passed", detail: `the manifest is valid until ${formatExpires(policy.expires)} (${Math.floor(left / 1000)} s left)` });
+  }
 
   let result: VerificationResult;
   try {

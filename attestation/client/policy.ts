@@ -4,6 +4,7 @@ import { DEFAULT_CLOCK_SKEW_MS, DEFAULT_MAX_AGE_MS } from "../verify-options.js"
 import { awsNitroRootG1, trustAnchorFromPem, type TrustAnchor } from "../roots.js";
 import { ClientError } from "./errors.js";
 import { parseReleaseInfo, type ReleaseInfo } from "./manifest-release.js";
+import { checkManifestRollback, checkNotExpired, clockReading, expiresAt, expiresProblem, minSequenceOption, sequenceProblem } from "./manifest-rollback.js";
 import { MANIFEST_SIGNATURE_SUFFIX, MAX_MANIFEST_SIGNATURE_BYTES, verifyManifestSignature, type VerifiedManifestSignature } from "./manifest-signature.js";
 import { rejectDuplicateJsonKeys } from "./strict-json.js";
 
@@ -29,6 +30,13 @@ export interface ClientPolicy {
   trustedRoots?: readonly TrustAnchor[];
   /** How far a document timestamp may be ahead of the client clock. Default 60 000 ms. */
   clockSkewMs?: number;
+  /**
+   * When the policy stops being usable (a manifest's `expires`): from this
+   * instant on it is refused with ERR_MANIFEST_EXPIRED when resolved, at
+   * every attestation, and by the verified fetch before each request.
+   * Absent: it does not expire. Present, it must be a valid Date.
+   */
+  expires?: Date;
 }
 
 export interface MeasurementSet {
@@ -47,6 +55,7 @@ export interface ResolvedPolicy {
   allowDebug: boolean;
   trustedRoots: TrustAnchor[];
   clockSkewMs: number;
+  expires: Date | undefined;
 }
 
 const PCR_BYTES = 48;
@@ -64,9 +73,15 @@ function millis(value: unknown, name: string, fallback: number): number {
   return value;
 }
 
-/** Checks a ClientPolicy and applies defaults. Throws ERR_POLICY_INVALID; never skips a check it cannot do. */
-export function resolvePolicy(policy: ClientPolicy): ResolvedPolicy {
+/**
+ * Checks a ClientPolicy and applies defaults. Throws ERR_POLICY_INVALID;
+ * never skips a check it cannot do. `now` is the caller's clock reading: a
+ * policy with `expires` cannot be resolved without it, and is refused with
+ * ERR_MANIFEST_EXPIRED when `now` is at or past that time.
+ */
+export function resolvePolicy(policy: ClientPolicy, now?: Date): ResolvedPolicy {
   if (policy === null || typeof policy !== "object") throw invalidPolicy("a policy is required");
+  if (now !== undefined) clockReading(now, "now");
   const { measurements } = policy;
   if (measurements !== "any") {
     if (!Array.isArray(measurements) || measurements.length === 0) {
@@ -96,6 +111,14 @@ export function resolvePolicy(policy: ClientPolicy): ResolvedPolicy {
   if (policy.allowDebug !== undefined && typeof policy.allowDebug !== "boolean") throw invalidPolicy("allowDebug must be a boolean");
   const roots = policy.trustedRoots ?? [awsNitroRootG1()];
   if (!Array.isArray(roots) || roots.length === 0) throw invalidPolicy("trustedRoots must name at least one root");
+  let expires: Date | undefined;
+  if (Object.prototype.hasOwnProperty.call(policy, "expires")) {
+    // `{ expires: undefined }` is a caller who lost the expiry on the way: reject, never skip.
+    if (!(policy.expires instanceof Date) || !Number.isFinite(policy.expires.getTime())) throw invalidPolicy("expires is present but is not a valid Date");
+    expires = new Date(policy.expires.getTime());
+    if (now === undefined) throw invalidPolicy("the policy expires, so resolving it needs the current time (now)");
+    checkNotExpired(expires, now, "the policy's manifest");
+  }
   return {
     measurements,
     configSha256,
@@ -103,6 +126,7 @@ export function resolvePolicy(policy: ClientPolicy): ResolvedPolicy {
     allowDebug: policy.allowDebug ?? false,
     trustedRoots: [...roots],
     clockSkewMs: policy.clockSkewMs === undefined ? DEFAULT_CLOCK_SKEW_MS : millis(policy.clockSkewMs, "clockSkewMs", DEFAULT_CLOCK_SKEW_MS),
+    expires,
   };
 }
 
@@ -127,6 +151,11 @@ export function matchMeasurements(sets: readonly MeasurementSet[], pcrs: Readonl
  * ```jsonc
  * {
  *   "version": 1,                          // required, exactly 1
+ *   "sequence": 7,                         // optional, integer 1..2^53-1: strictly increasing from one
+ *                                          // published manifest of a deployment to the next; a client
+ *                                          // pinning a minimum refuses a lower or missing one
+ *   "expires": "2026-12-01T00:00:00Z",     // optional, RFC 3339 UTC "YYYY-MM-DDTHH:MM:SSZ" exactly:
+ *                                          // from this instant on the manifest is not used
  *   "measurements": [                      // required, 1..64 entries
  *     { "label": "egw 0.1.0 release build", // required, 1..128 characters, unique
  *       "pcrs": {                          // required, 1..32 entries
@@ -158,12 +187,22 @@ export function matchMeasurements(sets: readonly MeasurementSet[], pcrs: Readonl
  * `configSha256` is the config hash of the release(s): it applies to every
  * entry, so during a rollout it lists the old and the new config.
  *
+ * `sequence` and `expires` guard against rollback to an older, validly
+ * signed manifest (manifest-rollback.ts): `loadPolicyFile` refuses an
+ * expired manifest and, when the caller pins `minSequence`, an older one;
+ * the expiry travels into the policy, so a connection is never attested,
+ * nor a request sent, under a manifest that has expired since it was loaded.
+ *
  * `egw manifest create` writes this format (infra/release), and a manifest
  * may carry a detached signature `<file>.sig` (manifest-signature.ts) that
  * `loadPolicyFile` requires when the caller pins a signing key.
  */
 export interface Manifest {
   version: 1;
+  /** Strictly increasing per published manifest of a deployment. */
+  sequence?: number;
+  /** As written in the file ("YYYY-MM-DDTHH:MM:SSZ"); `expiresAt` gives the instant. */
+  expires?: string;
   measurements: MeasurementSet[];
   configSha256?: Uint8Array[];
   maxAgeSeconds?: number;
@@ -172,7 +211,7 @@ export interface Manifest {
   devRootPem?: string;
 }
 
-const TOP_KEYS = new Set(["version", "measurements", "configSha256", "maxAgeSeconds", "allowDebug", "devRootPem"]);
+const TOP_KEYS = new Set(["version", "sequence", "expires", "measurements", "configSha256", "maxAgeSeconds", "allowDebug", "devRootPem"]);
 const ENTRY_KEYS = new Set(["label", "pcrs", "release"]);
 
 function invalid(where: string, message: string): ClientError {
@@ -214,6 +253,19 @@ export function parseManifest(input: string | unknown): Manifest {
   if (!isPlainObject(value)) throw invalid("(top level)", "expected an object");
   onlyKeys(value, TOP_KEYS, "(top level)");
   if (value.version !== 1) throw invalid("version", "must be 1");
+  // Read before the entries: a refusal names the field even when the entries are fine.
+  let sequence: number | undefined;
+  if (value.sequence !== undefined) {
+    const problem = sequenceProblem(value.sequence);
+    if (problem !== undefined) throw invalid("sequence", problem);
+    sequence = value.sequence as number;
+  }
+  let expires: string | undefined;
+  if (value.expires !== undefined) {
+    const problem = expiresProblem(value.expires);
+    if (problem !== undefined) throw invalid("expires", problem);
+    expires = value.expires as string;
+  }
 
   const list = value.measurements;
   if (!Array.isArray(list) || list.length === 0) throw invalid("measurements", "expected a non-empty array");
@@ -240,7 +292,7 @@ export function parseManifest(input: string | unknown): Manifest {
     return set;
   });
 
-  const manifest: Manifest = { version: 1, measurements };
+  const manifest: Manifest = { version: 1, ...(sequence !== undefined && { sequence }), ...(expires !== undefined && { expires }), measurements };
   if (value.configSha256 !== undefined) {
     const hashes = value.configSha256;
     if (!Array.isArray(hashes) || hashes.length === 0 || hashes.length > MAX_ENTRIES) {
@@ -271,10 +323,16 @@ export function parseManifest(input: string | unknown): Manifest {
   return manifest;
 }
 
-/** The ClientPolicy a manifest describes. Trust anchors: `trustedRoots` if given, else the AWS root. */
+/**
+ * The ClientPolicy a manifest describes. Trust anchors: `trustedRoots` if
+ * given, else the AWS root. The manifest's `expires` becomes the policy's.
+ * It checks no clock and no pinned sequence: loadPolicyFile does, and so
+ * does checkManifestRollback for a manifest loaded some other way.
+ */
 export function policyFromManifest(manifest: Manifest, options: { trustedRoots?: readonly TrustAnchor[] } = {}): ClientPolicy {
   return {
     measurements: manifest.measurements,
+    ...(manifest.expires !== undefined && { expires: expiresAt(manifest.expires) }),
     ...(manifest.configSha256 && { configSha256: manifest.configSha256 }),
     ...(manifest.maxAgeSeconds !== undefined && { maxAgeMs: manifest.maxAgeSeconds * 1000 }),
     ...(manifest.allowDebug !== undefined && { allowDebug: manifest.allowDebug }),
@@ -301,6 +359,19 @@ export async function loadDevRoot(file: string): Promise<TrustAnchor> {
 
 /** Options of `loadPolicyFile`. */
 export interface LoadPolicyOptions {
+  /**
+   * The clock (required): a manifest whose `expires` is at or before now()
+   * is ERR_MANIFEST_EXPIRED. The same function the verified fetch is given.
+   */
+  now: () => Date;
+  /**
+   * Refuse a manifest older than one already trusted: without a `sequence`,
+   * or with a lower one, it is ERR_MANIFEST_ROLLBACK. An integer
+   * 1..2^53-1; any other value present is ERR_POLICY_INVALID. Absent: any
+   * sequence, or none, is accepted. Pin it together with `signedBy`: an
+   * unsigned manifest's sequence is only as good as the channel it came over.
+   */
+  minSequence?: number;
   /** A development root given separately (e.g. --dev-root); must be the manifest's, if it names one. */
   devRootFile?: string;
   /**
@@ -363,8 +434,16 @@ async function readBounded(file: string, max: number, onError: (reason: string, 
  * missing, malformed, foreign or failing signature is ERR_MANIFEST_SIGNATURE
  * and nothing of the manifest is used. The signature covers the manifest's
  * text, including a `devRootPem` path, not the file that path names.
+ *
+ * Then the rollback checks (manifest-rollback.ts): the pinned minimum
+ * sequence (ERR_MANIFEST_ROLLBACK), then the expiry at `options.now()`
+ * (ERR_MANIFEST_EXPIRED). A manifest refused for either is not used at all.
  */
-export async function loadPolicyFile(file: string, options: LoadPolicyOptions = {}): Promise<LoadedPolicy> {
+export async function loadPolicyFile(file: string, options: LoadPolicyOptions): Promise<LoadedPolicy> {
+  if (options === null || typeof options !== "object" || typeof options.now !== "function") {
+    throw new ClientError("ERR_POLICY_INVALID", "loadPolicyFile needs options.now, the clock a manifest's expiry is checked against");
+  }
+  const minSequence = Object.prototype.hasOwnProperty.call(options, "minSequence") ? minSequenceOption(options.minSequence) : undefined;
   let signedBy: LoadPolicyOptions["signedBy"];
   if (Object.prototype.hasOwnProperty.call(options, "signedBy")) {
     // `{ signedBy: undefined }` is a caller who lost the pin on the way: reject, never skip.
@@ -392,6 +471,12 @@ export async function loadPolicyFile(file: string, options: LoadPolicyOptions = 
     throw new ClientError("ERR_MANIFEST_INVALID", `manifest ${file}: not UTF-8 text`, { cause });
   }
   const manifest = parseManifest(text);
+  try {
+    checkManifestRollback(manifest, { now: clockReading(options.now(), "options.now()"), ...(minSequence !== undefined && { minSequence }) });
+  } catch (err) {
+    if (!(err instanceof ClientError) || err.code === "ERR_POLICY_INVALID") throw err;
+    throw new ClientError(err.code, `manifest ${file}: ${err.message}`, { cause: err });
+  }
   const fromManifest = manifest.devRootPem === undefined ? undefined : path.resolve(path.dirname(file), manifest.devRootPem);
   let devRoot: TrustAnchor | undefined;
   if (fromManifest !== undefined || options.devRootFile !== undefined) {

@@ -4,6 +4,7 @@ import { ChainCache } from "../chain.js";
 import { sha256 } from "../receipt.js";
 import { openAttestedConnection, parseGatewayOrigin } from "./connection.js";
 import { ClientError, asClientError } from "./errors.js";
+import { checkNotExpired } from "./manifest-rollback.js";
 import type { AttestedPeer } from "./peer.js";
 import { resolvePolicy, type ClientPolicy, type ResolvedPolicy } from "./policy.js";
 import { checkBufferedResponse, checkStreamedResponse, type SentRequest, type VerifiedReceipt } from "./response-check.js";
@@ -26,6 +27,14 @@ import { checkBufferedResponse, checkStreamedResponse, type SentRequest, type Ve
  * is older than the policy's maximum age is closed before reuse, and the
  * next request opens and attests a new one; an aged attestation is never
  * reused, and a failed re-attestation fails the request.
+ *
+ * Manifest expiry. A policy with `expires` (from the manifest) is refused
+ * at creation once expired, and after that every request is checked at
+ * now() before a byte is read or a connection chosen: from the expiry on,
+ * each request fails with ERR_MANIFEST_EXPIRED, even over a connection
+ * attested earlier, and no new connection is attested (connection.ts,
+ * peer.ts). A request already under way (a stream) runs to its end. To go
+ * on, the caller loads the current manifest and creates a new fetch.
  *
  * Receipts. The request body is serialized here (via the WHATWG Request) so
  * the exact bytes sent are known. Non-streamed responses are read whole,
@@ -125,8 +134,9 @@ async function readLimited(source: AsyncIterable<Uint8Array>, max: number, onOve
 export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetch {
   const base = parseGatewayOrigin(options.baseURL);
   const origin = base.origin;
-  const policy: ResolvedPolicy = resolvePolicy(options.policy);
   const now = options.now ?? (() => new Date());
+  if (typeof now !== "function") throw new ClientError("ERR_POLICY_INVALID", "now must be a function returning the current Date");
+  const policy: ResolvedPolicy = resolvePolicy(options.policy, now());
   const maxConnections = options.maxConnections ?? 8;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) throw new ClientError("ERR_POLICY_INVALID", "maxConnections must be a positive integer");
   const keep = options.keepReceipts ?? 100;
@@ -163,6 +173,8 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
     for (;;) {
       if (closed) throw new ClientError("ERR_CLOSED", "the verified fetch was closed");
       signal.throwIfAborted();
+      // Again here: the wait for a free connection may have outlasted the manifest.
+      if (policy.expires !== undefined) checkNotExpired(policy.expires, now(), "the policy's manifest");
       const idle = slots.find((s) => !s.busy);
       if (idle) {
         if (idle.peer && aged(idle.peer)) {
@@ -210,6 +222,7 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
 
   async function exchange(input: FetchInput, init?: RequestInit): Promise<VerifiedExchange> {
     if (closed) throw new ClientError("ERR_CLOSED", "the verified fetch was closed");
+    if (policy.expires !== undefined) checkNotExpired(policy.expires, now(), "the policy's manifest");
     // The WHATWG Request serializes every body kind (string, bytes, Blob,
     // FormData, URLSearchParams, streams) and sets its content-type; the
     // bytes read back here are exactly the bytes written to the gateway.

@@ -48,3 +48,16 @@ export async function readManifestPin(
   }
   return fromPem ?? fromHex;
 }
+
+/**
+ * A manifest sequence from the command line: the relying party's rollback
+ * pin (`--policy-min-sequence`, attestation/client/manifest-rollback.ts) or
+ * a new manifest's `--sequence`. Decimal digits only, 1..2^53-1, or a usage
+ * error naming the flag.
+ */
+export function parseMinSequenceFlag(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = /^[1-9]\d{0,15}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n)) throw new UsageError(`${flag} "${value.slice(0, 40)}": expected an integer 1..${Number.MAX_SAFE_INTEGER}`);
+  return n;
+}

@@ -3,6 +3,7 @@ import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ClientError } from "../../attestation/client/errors.js";
 import { releaseFieldProblem } from "../../attestation/client/manifest-release.js";
+import { expiresAt, expiresProblem } from "../../attestation/client/manifest-rollback.js";
 import { MANIFEST_SIGNATURE_SUFFIX } from "../../attestation/client/manifest-signature.js";
 import { loadPolicyFile, parseManifest, type Manifest } from "../../attestation/client/policy.js";
 import { DEFAULT_EIF_LIMITS, readEif } from "../eif/eif-reader.js";
@@ -13,7 +14,7 @@ import { createManifest, mergeManifest, releaseEntry } from "../release/manifest
 import { serializeManifest } from "../release/manifest-json.js";
 import { loadSigningKey, signManifest } from "../release/manifest-sign.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
-import { readManifestPin } from "./manifest-pin.js";
+import { parseMinSequenceFlag, readManifestPin } from "./manifest-pin.js";
 
 export { MANIFEST_USAGE } from "./usage.js";
 
@@ -22,7 +23,9 @@ export { MANIFEST_USAGE } from "./usage.js";
  * manifests. create writes the manifest the verifying client reads, with
  * PCRs computed from the EIF by infra/eif; sign and verify handle its
  * detached signature (attestation/client/manifest-signature.ts), always over
- * the file's exact bytes.
+ * the file's exact bytes. The rollback fields (`sequence`, `expires`,
+ * attestation/client/manifest-rollback.ts) are set by create, and checked by
+ * sign (an expired manifest is not signed) and verify, at ctx.now().
  */
 export async function manifestCommand(args: string[], ctx: CliContext): Promise<number> {
   const [sub, ...rest] = args;
@@ -84,6 +87,8 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
     label: { type: "string" },
     "built-at": { type: "string" },
     merge: { type: "string" },
+    sequence: { type: "string" },
+    expires: { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError("manifest create takes no positional arguments");
   const missing = (["eif", "version", "git-commit", "image-digest"] as const).filter((f) => values[f] === undefined);
@@ -94,6 +99,7 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
     const problem = value === undefined ? undefined : releaseFieldProblem(field, value);
     if (problem) throw new UsageError(`${flag} "${String(value).slice(0, 80)}": ${problem}`);
   }
+  const lifecycle = createLifecycle(values.sequence, values.expires, ctx);
 
   // Config hashes: --config hashes the exact file bytes, which is what the
   // enclave attests when it runs without --sealed-secrets. With sealed
@@ -144,7 +150,7 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
 
   let manifest: Manifest;
   try {
-    manifest = existing ? mergeManifest(existing, entry, configs) : createManifest(entry, configs);
+    manifest = existing ? mergeManifest(existing, entry, configs, lifecycle) : createManifest(entry, configs, lifecycle);
   } catch (err) {
     if (!(err instanceof ReleaseError)) throw err;
     print(ctx.stderr, `egw manifest create: REFUSED ${err.code}\n  ${err.message}`);
@@ -152,8 +158,35 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
   }
   if (!manifest.configSha256) print(ctx.stderr, "egw manifest create: warning: no --config or --config-sha256: clients will not check the runtime config hash");
   if (!entry.pcrs.has(8)) print(ctx.stderr, "egw manifest create: note: the EIF is unsigned, so no PCR8 is pinned");
+  if (manifest.sequence === undefined || manifest.expires === undefined) {
+    const missing = [manifest.sequence === undefined && "--sequence", manifest.expires === undefined && "--expires"].filter(Boolean).join(" or ");
+    print(ctx.stderr, `egw manifest create: warning: no ${missing}: clients cannot tell this manifest from an older one, or stop using it (docs/REVIEW.md)`);
+  }
   print(ctx.stdout, serializeManifest(manifest));
   return EXIT.ok;
+}
+
+/**
+ * --sequence and --expires, checked as the client will check them; an
+ * expiry that is not in the future at ctx.now() would publish a manifest
+ * every client refuses.
+ */
+function createLifecycle(sequence: string | undefined, expires: string | undefined, ctx: CliContext): { sequence?: number; expires?: string } {
+  const out: { sequence?: number; expires?: string } = {};
+  // The same digits-only reading as a relying party's --policy-min-sequence.
+  const n = parseMinSequenceFlag(sequence, "--sequence");
+  if (n !== undefined) out.sequence = n;
+  if (expires !== undefined) {
+    const problem = expiresProblem(expires);
+    if (problem) throw new UsageError(`--expires "${expires.slice(0, 80)}": ${problem}`);
+    if (expiresAt(expires).getTime() <= ctx.now().getTime()) throw new UsageError(`--expires ${expires} is not in the future (now ${ctx.now().toISOString()})`);
+    out.expires = expires;
+  }
+  return out;
+}
+
+function lifecycleLine(manifest: Manifest): string {
+  return `  sequence ${manifest.sequence ?? "none"}; expires ${manifest.expires ?? "never"}`;
 }
 
 // ─── sign ────────────────────────────────────────────────────────────────
@@ -174,6 +207,9 @@ async function signCommand(args: string[], ctx: CliContext): Promise<number> {
     manifest = parseManifest(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
   } catch (err) {
     throw new UsageError(`${file}: ${err instanceof ClientError ? `${err.code}: ` : ""}${(err as Error).message}`);
+  }
+  if (manifest.expires !== undefined && expiresAt(manifest.expires).getTime() <= ctx.now().getTime()) {
+    throw new UsageError(`${file}: ERR_MANIFEST_EXPIRED: it expired at ${manifest.expires}; clients would refuse it, so it is not signed`);
   }
   // "-": the key comes from standard input, so a key decrypted on the fly
   // (openssl pkey -in key.enc | egw manifest sign --key - …) never touches disk.
@@ -201,6 +237,7 @@ async function signCommand(args: string[], ctx: CliContext): Promise<number> {
       `  signature  ${path.relative(ctx.cwd, out) || out}`,
       `  key        sha256:${signed.keyId}   (relying parties pin this: --policy-pubkey-sha256 ${signed.keyId})`,
       `  entries    ${manifest.measurements.map((m) => `"${m.label}"`).join(", ")}`,
+      `  sequence   ${manifest.sequence ?? "none"}; expires ${manifest.expires ?? "never"}`,
     ].join("\n"),
   );
   return EXIT.ok;
@@ -227,9 +264,11 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
     pubkey: { type: "string" },
     "pubkey-sha256": { type: "string" },
     sig: { type: "string" },
+    "policy-min-sequence": { type: "string" },
     json: { type: "boolean" },
   });
   if (positionals.length !== 1) throw new UsageError("manifest verify takes exactly one manifest file");
+  const minSequence = parseMinSequenceFlag(values["policy-min-sequence"], "--policy-min-sequence");
   const pin = await readManifestPin(values.pubkey, values["pubkey-sha256"], { pem: "--pubkey", sha256: "--pubkey-sha256" }, ctx);
   if (!pin) throw new UsageError("manifest verify needs the signer's key: --pubkey <public.pem> or --pubkey-sha256 <hex of its SPKI>");
   const file = positionals[0]!;
@@ -245,6 +284,8 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   let loaded;
   try {
     loaded = await loadPolicyFile(manifestPath, {
+      now: ctx.now,
+      ...(minSequence !== undefined && { minSequence }),
       signedBy: { spkiSha256: pin, ...(values.sig !== undefined && { signatureFile: path.resolve(ctx.cwd, values.sig) }) },
     });
   } catch (err) {
@@ -263,14 +304,14 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
     print(
       ctx.stdout,
       JSON.stringify(
-        { valid: true, keySha256: signature!.keyId, measurements: entries, configSha256: manifest.configSha256?.map(hex) ?? null, maxAgeSeconds: manifest.maxAgeSeconds ?? null, allowDebug: manifest.allowDebug ?? false },
+        { valid: true, keySha256: signature!.keyId, sequence: manifest.sequence ?? null, expires: manifest.expires ?? null, measurements: entries, configSha256: manifest.configSha256?.map(hex) ?? null, maxAgeSeconds: manifest.maxAgeSeconds ?? null, allowDebug: manifest.allowDebug ?? false },
         null,
         2,
       ),
     );
     return EXIT.ok;
   }
-  const lines = [`VALID signature by key sha256:${signature!.keyId} over ${file}`];
+  const lines = [`VALID signature by key sha256:${signature!.keyId} over ${file}`, lifecycleLine(manifest)];
   for (const e of entries) {
     lines.push(`  "${e.label}"`);
     for (const [i, v] of Object.entries(e.pcrs)) lines.push(`    PCR${i.padEnd(2)} ${v}`);

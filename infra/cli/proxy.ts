@@ -10,8 +10,8 @@ import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.
 import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, releaseLine, stepLines, type CliPolicy } from "./verify.js";
 
 /**
- * `egw proxy --upstream <url> [--policy file [--policy-pubkey pem | --policy-pubkey-sha256 hex] [--policy-sig file]]
- *           [--dev-root pem] [--listen 127.0.0.1:8787]`
+ * `egw proxy --upstream <url> [--policy file [--policy-pubkey pem | --policy-pubkey-sha256 hex] [--policy-sig file]
+ *           [--policy-min-sequence n]] [--dev-root pem] [--listen 127.0.0.1:8787]`
  *
  * A plain-HTTP proxy on loopback for tools that cannot verify (curl,
  * Python's openai, LangChain): every request goes to the gateway through
@@ -35,7 +35,17 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  * loopback is refused (DNS rebinding).
  *
  * With a pinned manifest signing key, a manifest whose signature is missing
- * or wrong stops the proxy before it listens (ERR_MANIFEST_SIGNATURE, exit 1).
+ * or wrong stops the proxy before it listens (ERR_MANIFEST_SIGNATURE, exit 1);
+ * so does a manifest that has expired (ERR_MANIFEST_EXPIRED) or is older
+ * than --policy-min-sequence (ERR_MANIFEST_ROLLBACK).
+ *
+ * The manifest is read once, at start. When its `expires` time comes while
+ * the proxy runs, the proxy keeps listening but forwards nothing more: every
+ * request is answered 502 with x-egw-error ERR_MANIFEST_EXPIRED, without a
+ * byte sent to the gateway (the verified fetch refuses before choosing a
+ * connection, so connections attested earlier are not reused either). It
+ * does not exit, so a supervisor does not restart it into the same refusal
+ * in a loop; restart it with the current manifest.
  */
 export interface ProxyOptions {
   upstream: string;
@@ -161,7 +171,11 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
       });
     } catch (err) {
       const code = err instanceof ClientError ? err.code : "ERR_UPSTREAM";
-      const message = err instanceof ClientError ? `the gateway's answer failed verification: ${err.message}` : "the gateway could not be reached";
+      const message = !(err instanceof ClientError)
+        ? "the gateway could not be reached"
+        : err.code === "ERR_MANIFEST_EXPIRED"
+          ? `nothing was sent: ${err.message}; restart the proxy with it`
+          : `the gateway's answer failed verification: ${err.message}`;
       log(`${method} ${path} → 502 ${code}`);
       fail(res, path, 502, code, message);
       return;

@@ -59,6 +59,7 @@ before anything listens on 127.0.0.1: a Nitro enclave boots with it down.`;
 export const VERIFY_USAGE = `Usage:
   egw verify <https://gateway[:port]> [--policy <manifest.json>] [--dev-root <pem>] [--json]
              [--policy-pubkey <public.pem> | --policy-pubkey-sha256 <hex>] [--policy-sig <file>]
+             [--policy-min-sequence <n>]
 
 Attests a gateway the way the verifying client does: one TLS connection, a
 fresh 32-byte nonce, the document checked against the AWS root (or the
@@ -72,21 +73,28 @@ and commit are printed when the manifest records them.
 With --policy-pubkey (PEM) or --policy-pubkey-sha256 (SHA-256 of the key's
 SPKI) the manifest is used only with a valid signature by that key
 (<manifest>.sig, or --policy-sig); a missing or bad signature is
-ERR_MANIFEST_SIGNATURE, exit 1, before anything is dialled.`;
+ERR_MANIFEST_SIGNATURE, exit 1, before anything is dialled. So is a
+manifest whose "expires" has passed (ERR_MANIFEST_EXPIRED) and, with
+--policy-min-sequence <n>, one without a sequence or below n
+(ERR_MANIFEST_ROLLBACK).`;
 
 export const PROXY_USAGE = `Usage:
   egw proxy --upstream <https://gateway[:port]> [--policy <manifest.json>]
             [--policy-pubkey <public.pem> | --policy-pubkey-sha256 <hex>] [--policy-sig <file>]
-            [--dev-root <pem>] [--listen 127.0.0.1:8787]
+            [--policy-min-sequence <n>] [--dev-root <pem>] [--listen 127.0.0.1:8787]
 
 Plain-HTTP verifying proxy on loopback for curl, Python openai, LangChain
 (base URL http://127.0.0.1:8787/v1). Every gateway connection is attested;
 every answer is passed on only if its receipt verifies, else a 502 with a
 JSON error (streams: an error event, then the connection is cut). Headers
 x-egw-verified, x-egw-measurement, x-egw-root, x-egw-receipt-id say what was
-verified. Exits 1 at start if the gateway fails attestation, or if a
+verified. Exits 1 at start if the gateway fails attestation, if a
 signing key is pinned and the manifest's signature is missing or wrong
-(ERR_MANIFEST_SIGNATURE); stops on SIGINT/SIGTERM.`;
+(ERR_MANIFEST_SIGNATURE), if the manifest has expired (ERR_MANIFEST_EXPIRED)
+or is below --policy-min-sequence (ERR_MANIFEST_ROLLBACK). Once the
+manifest's "expires" passes, every request gets a 502 ERR_MANIFEST_EXPIRED
+and nothing is sent: restart it with the current manifest. Stops on
+SIGINT/SIGTERM.`;
 
 export const RECEIPT_USAGE = `Usage:
   egw receipt verify --receipt <file> --request <file> --response <file>
@@ -172,10 +180,11 @@ export const MANIFEST_USAGE = `Usage:
   egw manifest create --eif <file.eif> --version <semver> --git-commit <40 hex>
                       --image-digest sha256:<64 hex> [--config <runtime-config.json>]…
                       [--config-sha256 <hex>]… [--label <text>] [--built-at <RFC 3339>]
+                      [--sequence <n>] [--expires <YYYY-MM-DDTHH:MM:SSZ>]
                       [--merge <existing-manifest.json>]
   egw manifest sign --key <private.pem|-> <manifest.json> [--out <file>]
   egw manifest verify (--pubkey <public.pem> | --pubkey-sha256 <hex>) <manifest.json>
-                      [--sig <file>] [--json]
+                      [--sig <file>] [--policy-min-sequence <n>] [--json]
 
 create prints a measurements manifest (the format "egw verify --policy"
 reads) with PCR0/1/2, and PCR8 for a signed EIF, computed from the EIF,
@@ -184,9 +193,16 @@ and the release: version, commit, image digest, the EIF's SHA-384 and
 attested hash directly. --merge appends the release to an existing
 manifest (rollouts: old and new accepted), refusing a label or image it
 already has. The label defaults to "egw <version> (<commit prefix>)".
+--sequence (1..2^53-1, higher than every earlier manifest) and --expires
+(UTC, in the future) let clients refuse an older or stale manifest; with
+--merge, a manifest that had a sequence needs a higher --sequence, and one
+that had an expiry a new --expires.
 sign writes a detached COSE_Sign1 (ES384, EC P-384 key) over the file's
 exact bytes to <manifest.json>.sig and prints the key's SHA-256, which
-relying parties pin (--key - reads the PEM from standard input). verify checks that signature against the pinned key,
-then the manifest, and prints its entries.
-Exits 0 done/valid, 1 refused (invalid EIF, duplicate label or image, bad
-signature), 2 usage or I/O.`;
+relying parties pin (--key - reads the PEM from standard input); it does
+not sign an expired manifest. verify checks that signature against the
+pinned key, then the manifest, its expiry and --policy-min-sequence, and
+prints its entries.
+Exits 0 done/valid, 1 refused (invalid EIF, duplicate label or image,
+sequence not increased or expiry dropped by --merge, bad signature,
+expired, rollback), 2 usage or I/O (sign: an expired manifest).`;

@@ -6,10 +6,11 @@ import type { ReleaseInfo } from "../../attestation/client/manifest-release.js";
 import type { VerifiedManifestSignature } from "../../attestation/client/manifest-signature.js";
 import { loadDevRoot, loadPolicyFile, resolvePolicy, type ClientPolicy, type Manifest, type ResolvedPolicy } from "../../attestation/client/policy.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
-import { readManifestPin } from "./manifest-pin.js";
+import { parseMinSequenceFlag, readManifestPin } from "./manifest-pin.js";
 
 /**
- * `egw verify <url> [--policy file [--policy-pubkey pem | --policy-pubkey-sha256 hex] [--policy-sig file]] [--dev-root pem] [--json]`
+ * `egw verify <url> [--policy file [--policy-pubkey pem | --policy-pubkey-sha256 hex] [--policy-sig file]
+ *                   [--policy-min-sequence n]] [--dev-root pem] [--json]`
  *
  * Attests a gateway exactly as the verifying client does (one TLS
  * connection, a fresh nonce, every policy check, the TLS key binding) and
@@ -21,7 +22,9 @@ import { readManifestPin } from "./manifest-pin.js";
  * With --policy-pubkey or --policy-pubkey-sha256 the manifest is used only
  * with a valid detached signature by that key (<manifest>.sig, or
  * --policy-sig): otherwise ERR_MANIFEST_SIGNATURE, exit 1, and nothing is
- * dialled.
+ * dialled. Likewise a manifest whose `expires` has come at the CLI clock
+ * (ERR_MANIFEST_EXPIRED), and, with --policy-min-sequence n, one without a
+ * sequence or with a lower one (ERR_MANIFEST_ROLLBACK).
  */
 
 /** Flags every command that reads a manifest as its policy accepts. */
@@ -30,8 +33,16 @@ export const POLICY_FLAGS = {
   "policy-pubkey": { type: "string" },
   "policy-pubkey-sha256": { type: "string" },
   "policy-sig": { type: "string" },
+  "policy-min-sequence": { type: "string" },
   "dev-root": { type: "string" },
 } as const;
+
+/**
+ * What loadCliPolicy passes on as a ClientError (reported as a refusal, exit
+ * 1) rather than as a usage problem: the manifest was read and is not to be
+ * trusted now, which another try with other flags must not paper over.
+ */
+const MANIFEST_REFUSALS = new Set(["ERR_MANIFEST_SIGNATURE", "ERR_MANIFEST_EXPIRED", "ERR_MANIFEST_ROLLBACK"]);
 
 export interface CliPolicy {
   policy: ClientPolicy;
@@ -44,10 +55,12 @@ export interface CliPolicy {
 }
 
 /**
- * The policy from --policy / --dev-root and the signing-key pin. A bad
- * manifest, root or pin is a usage error; a manifest that fails its pinned
- * signature is a ClientError ERR_MANIFEST_SIGNATURE, which callers report
- * as a rejection (exit 1), never as "try again without the pin".
+ * The policy from --policy / --dev-root, the signing-key pin and the
+ * minimum sequence, checked at ctx.now(). A bad manifest, root or pin is a
+ * usage error; a manifest that fails its pinned signature, has expired, or
+ * is older than the pinned sequence is a ClientError (ERR_MANIFEST_SIGNATURE,
+ * ERR_MANIFEST_EXPIRED, ERR_MANIFEST_ROLLBACK), which callers report as a
+ * rejection (exit 1), never as "try again without the pin".
  */
 export async function loadCliPolicy(
   values: {
@@ -56,6 +69,7 @@ export async function loadCliPolicy(
     "policy-pubkey"?: string | undefined;
     "policy-pubkey-sha256"?: string | undefined;
     "policy-sig"?: string | undefined;
+    "policy-min-sequence"?: string | undefined;
   },
   ctx: CliContext,
 ): Promise<CliPolicy> {
@@ -67,6 +81,10 @@ export async function loadCliPolicy(
   if (values["policy-sig"] !== undefined && !pinned) {
     throw new UsageError("--policy-sig needs --policy-pubkey or --policy-pubkey-sha256: a signature checked against no key proves nothing");
   }
+  if (values.policy === undefined && values["policy-min-sequence"] !== undefined) {
+    throw new UsageError("--policy-min-sequence pins the sequence of a --policy manifest; give --policy <manifest.json>");
+  }
+  const minSequence = parseMinSequenceFlag(values["policy-min-sequence"], "--policy-min-sequence");
   const pin = await readManifestPin(values["policy-pubkey"], values["policy-pubkey-sha256"], { pem: "--policy-pubkey", sha256: "--policy-pubkey-sha256" }, ctx);
   try {
     let policy: ClientPolicy;
@@ -77,6 +95,8 @@ export async function loadCliPolicy(
     if (values.policy !== undefined) {
       const file = path.resolve(ctx.cwd, values.policy);
       const loaded = await loadPolicyFile(file, {
+        now: ctx.now,
+        ...(minSequence !== undefined && { minSequence }),
         ...(devRootFile !== undefined && { devRootFile }),
         ...(pin && { signedBy: { spkiSha256: pin, ...(values["policy-sig"] !== undefined && { signatureFile: path.resolve(ctx.cwd, values["policy-sig"]) }) } }),
       });
@@ -85,14 +105,17 @@ export async function loadCliPolicy(
       signature = loaded.signature;
       const count = loaded.manifest.measurements.length;
       const signed = signature ? `, signature verified: key sha256:${signature.keyId}` : ", unsigned (no signing key pinned)";
-      source = `manifest ${values.policy} (${count} allowed measurement set${count === 1 ? "" : "s"}${signed})`;
+      const { sequence, expires } = loaded.manifest;
+      const lifecycle =
+        (sequence === undefined ? "" : `, sequence ${sequence}${minSequence === undefined ? "" : ` (at least ${minSequence} pinned)`}`) + (expires === undefined ? "" : `, expires ${expires}`);
+      source = `manifest ${values.policy} (${count} allowed measurement set${count === 1 ? "" : "s"}${lifecycle}${signed})`;
     } else {
       policy = { measurements: "any", ...(devRootFile !== undefined && { trustedRoots: [await loadDevRoot(devRootFile)] }) };
       source = "no manifest: measurements are NOT checked";
     }
-    return { policy, resolved: resolvePolicy(policy), source, ...(manifest && { manifest }), ...(signature && { signature }) };
+    return { policy, resolved: resolvePolicy(policy, ctx.now()), source, ...(manifest && { manifest }), ...(signature && { signature }) };
   } catch (err) {
-    if (err instanceof ClientError && err.code === "ERR_MANIFEST_SIGNATURE") throw err;
+    if (err instanceof ClientError && MANIFEST_REFUSALS.has(err.code)) throw err;
     if (err instanceof ClientError) throw new UsageError(`${err.code}: ${err.message}`);
     throw err;
   }
@@ -110,7 +133,7 @@ export function releaseLine(release: ReleaseInfo): string {
   return `  ${parts.join(", ")}`;
 }
 
-/** A manifest refused for its signature, reported like any other rejection. */
+/** A manifest refused (signature, expiry, rollback), reported like any other rejection. */
 export function manifestRejection(err: ClientError, values: { policy?: string | undefined }, json: boolean | undefined, what: string): string {
   if (json) return JSON.stringify({ accepted: false, policy: `manifest ${values.policy}`, code: err.code, action: err.action, message: err.message }, null, 2);
   return [what, `  policy: manifest ${values.policy}`, `REJECTED ${err.code}`, `  ${err.message}`].join("\n");
@@ -183,7 +206,9 @@ export async function verifyCommand(args: string[], ctx: CliContext): Promise<nu
   const release = matchedRelease(loaded.manifest, peer.measurement);
   if (values.json) {
     const manifestSignature = loaded.signature ? { keySha256: loaded.signature.keyId } : null;
-    print(ctx.stdout, JSON.stringify({ url: origin, accepted: true, policy: source, measurementsChecked, manifestSignature, ageMs: age, ...peerJson(peer), release: release ?? null, steps: peer.steps }, null, 2));
+    const manifestSequence = loaded.manifest?.sequence ?? null;
+    const manifestExpires = loaded.manifest?.expires ?? null;
+    print(ctx.stdout, JSON.stringify({ url: origin, accepted: true, policy: source, measurementsChecked, manifestSignature, manifestSequence, manifestExpires, ageMs: age, ...peerJson(peer), release: release ?? null, steps: peer.steps }, null, 2));
     return EXIT.ok;
   }
   const root = peer.result.root.production ? `${peer.result.root.name} (production)` : `${peer.result.root.name} — DEVELOPMENT root, not valid in production`;

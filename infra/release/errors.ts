@@ -7,6 +7,8 @@ export type ReleaseErrorCode =
   | "ERR_RELEASE_DUPLICATE_LABEL" // --merge: the manifest already has an entry with this label
   | "ERR_RELEASE_DUPLICATE_IMAGE" // --merge: the manifest already lists exactly these PCRs
   | "ERR_RELEASE_TOO_MANY" // --merge: the manifest would exceed its entry or config-hash limit
+  | "ERR_RELEASE_SEQUENCE" // --merge: the manifest has a sequence and the new one is missing or not higher
+  | "ERR_RELEASE_EXPIRES" // --merge: the manifest has an expiry and no new one was given
   | "ERR_SIGNING_KEY"; // not a usable P-384 key (private key for signing, public key for pinning)
 
 export class ReleaseError extends Error {

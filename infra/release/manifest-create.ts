@@ -1,5 +1,6 @@
 import { ClientError } from "../../attestation/client/errors.js";
 import { parseReleaseInfo } from "../../attestation/client/manifest-release.js";
+import { expiresProblem, sequenceProblem } from "../../attestation/client/manifest-rollback.js";
 import { matchMeasurements, type Manifest, type MeasurementSet } from "../../attestation/client/policy.js";
 import { measurementPcrs, type EifMeasurements } from "../eif/measure.js";
 import { ReleaseError } from "./errors.js";
@@ -72,10 +73,38 @@ function mergeConfigHashes(existing: readonly Uint8Array[], added: readonly Uint
   return out.length === 0 ? undefined : out;
 }
 
+/**
+ * The rollback fields of a new manifest (attestation/client/manifest-rollback.ts):
+ * `sequence` 1..2^53-1, higher than every manifest published before for the
+ * deployment; `expires` "YYYY-MM-DDTHH:MM:SSZ", after which clients stop
+ * using it. Whether `expires` lies in the future is the caller's check: it
+ * has the clock.
+ */
+export interface ManifestLifecycle {
+  sequence?: number;
+  expires?: string;
+}
+
+function lifecycleFields(lifecycle: ManifestLifecycle): ManifestLifecycle {
+  const out: ManifestLifecycle = {};
+  if (lifecycle.sequence !== undefined) {
+    const problem = sequenceProblem(lifecycle.sequence);
+    if (problem !== undefined) throw new ReleaseError("ERR_RELEASE_INPUT", `sequence: ${problem}`);
+    out.sequence = lifecycle.sequence;
+  }
+  if (lifecycle.expires !== undefined) {
+    const problem = expiresProblem(lifecycle.expires);
+    if (problem !== undefined) throw new ReleaseError("ERR_RELEASE_INPUT", `expires: ${problem}`);
+    out.expires = lifecycle.expires;
+  }
+  return out;
+}
+
 /** A manifest holding one release. No config hash: the client reports the config as unchecked. */
-export function createManifest(entry: MeasurementSet, configSha256: readonly Uint8Array[] = []): Manifest {
+export function createManifest(entry: MeasurementSet, configSha256: readonly Uint8Array[] = [], lifecycle: ManifestLifecycle = {}): Manifest {
+  const fields = lifecycleFields(lifecycle);
   const configs = mergeConfigHashes([], configSha256);
-  return { version: 1, measurements: [entry], ...(configs && { configSha256: configs }) };
+  return { version: 1, ...fields, measurements: [entry], ...(configs && { configSha256: configs }) };
 }
 
 /**
@@ -84,9 +113,30 @@ export function createManifest(entry: MeasurementSet, configSha256: readonly Uin
  * Refused: a label already used, an image an existing entry already matches
  * (the new entry would never be the one reported, as the first match wins),
  * more than 64 entries. Config hashes are the union, old ones first: the
- * list applies to every entry. Other top-level fields are kept.
+ * list applies to every entry. Other top-level fields are kept, except the
+ * rollback fields, which describe one published manifest and are never
+ * carried over:
+ *  - `sequence`: if the existing manifest has one, the new one must be given
+ *    and be higher (two different manifests with one sequence would let a
+ *    client pinned to it accept either); if it has none, the new one is
+ *    optional.
+ *  - `expires`: if the existing manifest has one, a new one must be given
+ *    (dropping it would make the merged manifest valid forever; keeping it
+ *    would let it lapse with the old one unnoticed).
  */
-export function mergeManifest(existing: Manifest, entry: MeasurementSet, configSha256: readonly Uint8Array[] = []): Manifest {
+export function mergeManifest(existing: Manifest, entry: MeasurementSet, configSha256: readonly Uint8Array[] = [], lifecycle: ManifestLifecycle = {}): Manifest {
+  const fields = lifecycleFields(lifecycle);
+  if (existing.sequence !== undefined && (fields.sequence === undefined || fields.sequence <= existing.sequence)) {
+    throw new ReleaseError(
+      "ERR_RELEASE_SEQUENCE",
+      fields.sequence === undefined
+        ? `the manifest has sequence ${existing.sequence}; the merged one needs a higher sequence`
+        : `sequence ${fields.sequence} does not increase on the manifest's ${existing.sequence}`,
+    );
+  }
+  if (existing.expires !== undefined && fields.expires === undefined) {
+    throw new ReleaseError("ERR_RELEASE_EXPIRES", `the manifest expires at ${existing.expires}; the merged one needs its own expiry`);
+  }
   if (existing.measurements.some((e) => e.label === entry.label)) {
     throw new ReleaseError("ERR_RELEASE_DUPLICATE_LABEL", `the manifest already has an entry labelled "${entry.label}"`);
   }
@@ -94,7 +144,8 @@ export function mergeManifest(existing: Manifest, entry: MeasurementSet, configS
   if (shadow) throw new ReleaseError("ERR_RELEASE_DUPLICATE_IMAGE", `the manifest's entry "${shadow.label}" already matches this image`);
   if (existing.measurements.length + 1 > MAX_ENTRIES) throw new ReleaseError("ERR_RELEASE_TOO_MANY", `a manifest holds at most ${MAX_ENTRIES} entries`);
   const configs = mergeConfigHashes(existing.configSha256 ?? [], configSha256);
-  const merged: Manifest = { ...existing, measurements: [...existing.measurements, entry] };
+  const { sequence: _oldSequence, expires: _oldExpires, ...rest } = existing;
+  const merged: Manifest = { ...rest, ...fields, measurements: [...existing.measurements, entry] };
   if (configs) merged.configSha256 = configs;
   return merged;
 }

@@ -14,8 +14,10 @@ import { parseManifest, type Manifest, type MeasurementSet } from "../../attesta
 export function serializeManifest(manifest: Manifest): string {
   const out: Record<string, unknown> = {
     version: 1,
-    measurements: manifest.measurements.map(entryJson),
   };
+  if (manifest.sequence !== undefined) out.sequence = manifest.sequence;
+  if (manifest.expires !== undefined) out.expires = manifest.expires;
+  out.measurements = manifest.measurements.map(entryJson);
   if (manifest.configSha256 !== undefined) out.configSha256 = manifest.configSha256.map(hex);
   if (manifest.maxAgeSeconds !== undefined) out.maxAgeSeconds = manifest.maxAgeSeconds;
   if (manifest.allowDebug !== undefined) out.allowDebug = manifest.allowDebug;

@@ -181,6 +181,7 @@ describe("verifyManifestSignature", () => {
 });
 
 describe("loadPolicyFile with a pinned signing key", () => {
+  const now = () => new Date();
   let dir: string;
   const file = (name: string) => path.join(dir, name);
   beforeAll(() => {
@@ -190,7 +191,7 @@ describe("loadPolicyFile with a pinned signing key", () => {
   });
 
   it("accepts the signed manifest and says by which key", async () => {
-    const loaded = await loadPolicyFile(file("m.json"), { signedBy: { spkiSha256: pin } });
+    const loaded = await loadPolicyFile(file("m.json"), { now, signedBy: { spkiSha256: pin } });
     expect(loaded.signature?.keyId).toBe(Buffer.from(pin).toString("hex"));
     expect(loaded.manifest.measurements[0]!.label).toBe("egw 0.1.0");
   });
@@ -198,40 +199,40 @@ describe("loadPolicyFile with a pinned signing key", () => {
   it("reads the signature from signatureFile when given", async () => {
     fs.writeFileSync(file("published.cose"), sig);
     fs.copyFileSync(file("m.json"), file("alone.json"));
-    await expect(loadPolicyFile(file("alone.json"), { signedBy: { spkiSha256: pin, signatureFile: file("published.cose") } })).resolves.toBeTruthy();
+    await expect(loadPolicyFile(file("alone.json"), { now, signedBy: { spkiSha256: pin, signatureFile: file("published.cose") } })).resolves.toBeTruthy();
   });
 
   it("fails closed: missing signature, wrong key, tampered manifest, tampered signature", async () => {
     fs.copyFileSync(file("m.json"), file("unsigned.json"));
-    await refused(loadPolicyFile(file("unsigned.json"), { signedBy: { spkiSha256: pin } }), /m?unsigned\.json\.sig: cannot read \(ENOENT\).*not used without its signature/);
-    await refused(loadPolicyFile(file("m.json"), { signedBy: { spkiSha256: sha256(spkiOf(p384().publicKey)) } }), /not by the pinned key/);
+    await refused(loadPolicyFile(file("unsigned.json"), { now, signedBy: { spkiSha256: pin } }), /m?unsigned\.json\.sig: cannot read \(ENOENT\).*not used without its signature/);
+    await refused(loadPolicyFile(file("m.json"), { now, signedBy: { spkiSha256: sha256(spkiOf(p384().publicKey)) } }), /not by the pinned key/);
 
     const tampered = Buffer.from(manifest).toString("utf8").replace("egw 0.1.0", "egw 0.1.1");
     fs.writeFileSync(file("t.json"), tampered);
     fs.writeFileSync(file("t.json.sig"), sig);
-    await refused(loadPolicyFile(file("t.json"), { signedBy: { spkiSha256: pin } }), /does not verify/);
+    await refused(loadPolicyFile(file("t.json"), { now, signedBy: { spkiSha256: pin } }), /does not verify/);
 
     const badSig = new Uint8Array(sig);
     badSig[badSig.length - 1]! ^= 0x80;
     fs.writeFileSync(file("s.json"), manifest);
     fs.writeFileSync(file("s.json.sig"), badSig);
-    await refused(loadPolicyFile(file("s.json"), { signedBy: { spkiSha256: pin } }), /does not verify/);
+    await refused(loadPolicyFile(file("s.json"), { now, signedBy: { spkiSha256: pin } }), /does not verify/);
 
     fs.writeFileSync(file("big.json"), manifest);
     fs.writeFileSync(file("big.json.sig"), new Uint8Array(4097));
-    await refused(loadPolicyFile(file("big.json"), { signedBy: { spkiSha256: pin } }), /too large/);
+    await refused(loadPolicyFile(file("big.json"), { now, signedBy: { spkiSha256: pin } }), /too large/);
   });
 
   it("a signing-key option that is present but unusable is refused, not skipped", async () => {
-    await expect(loadPolicyFile(file("m.json"), { signedBy: undefined })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
-    await expect(loadPolicyFile(file("m.json"), { signedBy: { spkiSha256: new Uint8Array(31) } })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
-    await expect(loadPolicyFile(file("m.json"), { signedBy: { spkiSha256: pin, signatureFile: "" } })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
+    await expect(loadPolicyFile(file("m.json"), { now, signedBy: undefined })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
+    await expect(loadPolicyFile(file("m.json"), { now, signedBy: { spkiSha256: new Uint8Array(31) } })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
+    await expect(loadPolicyFile(file("m.json"), { now, signedBy: { spkiSha256: pin, signatureFile: "" } })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
   });
 
   it("without a pin, a manifest loads as before, whatever lies beside it", async () => {
     fs.writeFileSync(file("junk.json"), manifest);
     fs.writeFileSync(file("junk.json.sig"), "not a signature");
-    const loaded = await loadPolicyFile(file("junk.json"));
+    const loaded = await loadPolicyFile(file("junk.json"), { now });
     expect(loaded.signature).toBeUndefined();
     expect(loaded.manifest.measurements).toHaveLength(1);
   });

@@ -104,29 +104,30 @@ describe("matchMeasurements", () => {
 });
 
 describe("loadPolicyFile", () => {
+  const now = () => new Date();
   it("resolves devRootPem next to the manifest; the root replaces the AWS root", async () => {
     const dir = tempDir();
     const ca = await createDevCa({ now: () => new Date() });
     fs.mkdirSync(path.join(dir, "roots"));
     fs.writeFileSync(path.join(dir, "roots", "dev-root.pem"), ca.rootPem);
     fs.writeFileSync(path.join(dir, "m.json"), manifestJson({ devRootPem: "roots/dev-root.pem" }));
-    const loaded = await loadPolicyFile(path.join(dir, "m.json"));
+    const loaded = await loadPolicyFile(path.join(dir, "m.json"), { now });
     expect(loaded.devRoot?.name).toBe("development root dev-root.pem");
     expect(resolvePolicy(loaded.policy).trustedRoots).toEqual([loaded.devRoot]);
     // The same root given again is fine; a different one is refused.
-    await expect(loadPolicyFile(path.join(dir, "m.json"), { devRootFile: path.join(dir, "roots", "dev-root.pem") })).resolves.toBeTruthy();
+    await expect(loadPolicyFile(path.join(dir, "m.json"), { now, devRootFile: path.join(dir, "roots", "dev-root.pem") })).resolves.toBeTruthy();
     const other = await createDevCa({ now: () => new Date() });
     fs.writeFileSync(path.join(dir, "other.pem"), other.rootPem);
-    await expect(loadPolicyFile(path.join(dir, "m.json"), { devRootFile: path.join(dir, "other.pem") })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
+    await expect(loadPolicyFile(path.join(dir, "m.json"), { now, devRootFile: path.join(dir, "other.pem") })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
   });
 
   it("reports unreadable files and roots", async () => {
     const dir = tempDir();
-    await expect(loadPolicyFile(path.join(dir, "missing.json"))).rejects.toMatchObject({ code: "ERR_MANIFEST_INVALID" });
+    await expect(loadPolicyFile(path.join(dir, "missing.json"), { now })).rejects.toMatchObject({ code: "ERR_MANIFEST_INVALID" });
     fs.writeFileSync(path.join(dir, "m.json"), manifestJson({ devRootPem: "nope.pem" }));
-    await expect(loadPolicyFile(path.join(dir, "m.json"))).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
+    await expect(loadPolicyFile(path.join(dir, "m.json"), { now })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
     fs.writeFileSync(path.join(dir, "bad.pem"), "not a certificate");
     fs.writeFileSync(path.join(dir, "m2.json"), manifestJson({ devRootPem: "bad.pem" }));
-    await expect(loadPolicyFile(path.join(dir, "m2.json"))).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
+    await expect(loadPolicyFile(path.join(dir, "m2.json"), { now })).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
   });
 });
