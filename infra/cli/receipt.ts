@@ -7,7 +7,7 @@ import { RECEIPT_PROFILE, RECEIPT_SSE_PREFIX } from "../../attestation/receipt.j
 import { parseAt } from "./attest.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 import { decodeDocumentText, readInput } from "./input.js";
-import { loadCliPolicy, stepLines } from "./verify.js";
+import { loadCliPolicy, manifestRejection, stepLines } from "./verify.js";
 
 /**
  * `egw receipt verify --receipt <file> --request <file> --response <file>
@@ -67,7 +67,17 @@ export async function receiptCommand(args: string[], ctx: CliContext): Promise<n
     if (values[flag] === undefined) throw new UsageError(`receipt verify needs --${flag} <file>`);
   }
   const at = values.at === undefined ? undefined : parseAt(values.at, ctx);
-  const { resolved, source } = await loadCliPolicy(values, ctx);
+  // An audit with --at judges the manifest (its expiry) as of that instant,
+  // like the document; without --at, as of now.
+  let loaded: Awaited<ReturnType<typeof loadCliPolicy>>;
+  try {
+    loaded = await loadCliPolicy(values, at ? { ...ctx, now: () => at } : ctx);
+  } catch (err) {
+    if (!(err instanceof ClientError)) throw err;
+    print(ctx.stdout, manifestRejection(err, values, values.json, "egw receipt verify"));
+    return EXIT.rejected;
+  }
+  const { resolved, source } = loaded;
   const receipt = decodeReceiptFile(await readBodyFile(values.receipt!, "receipt", ctx));
   const requestBody = await readBodyFile(values.request!, "request", ctx);
   const responseBody = await readBodyFile(values.response!, "response", ctx);

@@ -413,6 +413,25 @@ describe("egw receipt verify", () => {
     expect((await egw(receiptCommand, [...args("plain", { receipt: "plain.receipt.txt", attestation: "plain.attestation.b64" }), "--dev-root", "dev-root.pem"])).code).toBe(0);
   });
 
+  it("judges an expiring manifest as of --at for an audit, and as of now otherwise", async () => {
+    const t = plain.claims.time;
+    const expires = new Date(Math.ceil(t / 1000) * 1000 + 60_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const good = JSON.parse(fs.readFileSync(file("good.json"), "utf8")) as Record<string, unknown>;
+    fs.writeFileSync(file("expiring.json"), JSON.stringify({ ...good, expires }));
+    const later = new Date(Date.parse(expires) + 3600_000);
+    const run = async (extra: string[]) => {
+      const { ctx, out } = context();
+      const code = await receiptCommand([...args("plain"), "--policy", "expiring.json", "--dev-root", "dev-root.pem", ...extra], { ...ctx, now: () => later });
+      return { code, stdout: out() };
+    };
+    const refused = await run([]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain("REJECTED ERR_MANIFEST_EXPIRED");
+    const audited = await run(["--at", new Date(t + 1000).toISOString()]);
+    expect(audited.stdout).toContain(`VERIFIED receipt ${plain.claims.id}`);
+    expect(audited.code).toBe(0);
+  });
+
   it("checks measurements with --policy, and reports JSON", async () => {
     const ok = await egw(receiptCommand, [...args("plain"), "--policy", "good.json", "--dev-root", "dev-root.pem", "--json"]);
     expect(ok.code).toBe(0);
