@@ -6,7 +6,7 @@ import { safeArg } from "./validate.js";
  * tests read exactly what the instance gets.
  */
 
-/** `egw` on the instance: Node 20 from AL2023's namespaced package, and the installed package's CLI. */
+/** `egw` on the instance: the namespaced interpreter of AL2023's Node package (./parent-node.ts), and the installed package's CLI. */
 export interface EgwInstall {
   node: string;
   cli: string;

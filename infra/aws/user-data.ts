@@ -1,4 +1,5 @@
 import { DeployError } from "./errors.js";
+import { PARENT_NODE } from "./parent-node.js";
 import type { EgwInstall } from "./systemd-units.js";
 import { instancePath, safeArg } from "./validate.js";
 
@@ -17,7 +18,7 @@ export const LAYOUT = {
 
 export const EGW_ON_INSTANCE: EgwInstall = {
   // AL2023 namespaces Node.js per major version; /usr/bin/node is an alternatives link that may move.
-  node: "/usr/bin/node-20",
+  node: PARENT_NODE.node,
   cli: `${LAYOUT.npmPrefix}/node_modules/enclave-gateway/dist/infra/cli/egw.js`,
 };
 
@@ -53,7 +54,7 @@ export function bootScript(input: BootScriptInput): string[] {
     "set -euo pipefail",
     // cloud-init runs user data without HOME; npm needs one for its cache.
     "export HOME=/root",
-    "dnf install -y aws-nitro-enclaves-cli nodejs20 nodejs20-npm",
+    `dnf install -y aws-nitro-enclaves-cli ${PARENT_NODE.package} ${PARENT_NODE.npmPackage}`,
     `id -u ${user} >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /sbin/nologin ${user}`,
     `install -d -m 0755 /etc/nitro_enclaves /opt/egw ${LAYOUT.npmPrefix}`,
     `install -d -m 0750 -o root -g ${user} ${LAYOUT.configDir}`,
@@ -79,7 +80,7 @@ export function bootScript(input: BootScriptInput): string[] {
   // The host package's dependencies come from the npm registry at boot. The
   // host is outside the trust boundary: a bad dependency here can deny
   // service or watch ciphertext, not read prompts or keys.
-  lines.push(`npm-20 install --prefix ${LAYOUT.npmPrefix} --omit=dev --no-audit --no-fund --no-save ${LAYOUT.hostPackage}`);
+  lines.push(`${PARENT_NODE.npm} install --prefix ${LAYOUT.npmPrefix} --omit=dev --no-audit --no-fund --no-save ${LAYOUT.hostPackage}`);
   if (input.manifestJson !== undefined) lines.push(...writeFile(LAYOUT.manifest, input.manifestJson, "0644"));
   for (const unit of input.units) {
     const name = safeArg(unit.name, "unit name");

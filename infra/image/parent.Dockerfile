@@ -43,12 +43,22 @@ ARG AL2023_RELEASEVER=2023.12.20260727
 # Versions in that snapshot per the AL2023 release notes (docs.aws.amazon.com/
 # linux/al2023/release-notes/): aws-nitro-enclaves-cli 1.4.4-0.amzn2023 since
 # 2023.10.20260120 (1.4.5 arrives in 2023.12.20260803, 1.5.0 in
-# 2023.12.20260831); nodejs20 20.20.2-1.amzn2023.0.2 since 2023.11.20260427.
+# 2023.12.20260831); nodejs24 24.18.0-1.amzn2023.0.2 since 2023.12.20260720
+# (relnotes-2023.12.20260720, Core Updated Packages; 2023.12.20260803 does not
+# touch it; 24.18.1-1.amzn2023.0.2 arrives in 2023.12.20260817). The notes of
+# 2023.12.20260727 itself were not found; a later build there would not break
+# the pin, since AL2023 repositories keep earlier builds (the release notes'
+# own `dnf downgrade <name>-<version>` advice relies on it).
+# Node is Node.js 24 LTS (nodejs24, in AL2023 since 2023.9.20251110): Node.js
+# 20 reached end of life in April 2026. The major is chosen once, in
+# infra/aws/parent-node.ts, which the chart and the EC2 user data import;
+# test/infra/image/parent-node.test.ts fails if this file names another one
+# (in a package, a binary or NODEJS_VERSION).
 # Read from the release notes, not from the repository (unreachable here):
 # if dnf reports "No match for argument", take the versions from
-#   docker run --rm <base> dnf --releasever=<snapshot> list --showduplicates aws-nitro-enclaves-cli nodejs20
+#   docker run --rm <base> dnf --releasever=<snapshot> list --showduplicates aws-nitro-enclaves-cli nodejs24
 ARG NITRO_CLI_VERSION=1.4.4-0.amzn2023
-ARG NODEJS20_VERSION=20.20.2-1.amzn2023.0.2
+ARG NODEJS_VERSION=24.18.0-1.amzn2023.0.2
 
 # ─── base: the pinned rootfs, checked against the snapshot ───────────────────
 FROM ${AL2023_IMAGE} AS base
@@ -72,18 +82,18 @@ RUN echo "parent.Dockerfile: the EIF is an input: pass --build-context eif=<dire
 FROM base AS builder
 ARG SOURCE_DATE_EPOCH
 ARG AL2023_RELEASEVER
-ARG NODEJS20_VERSION
+ARG NODEJS_VERSION
 RUN test -n "${SOURCE_DATE_EPOCH}" || { echo "SOURCE_DATE_EPOCH is not set: build with infra/image/build.sh" >&2; exit 1; }
 # The runtime's Node (same package, same version) runs the build, so nothing
-# is compiled for one Node and run by another. nodejs20-npm has no pin of its
+# is compiled for one Node and run by another. nodejs24-npm has no pin of its
 # own: the snapshot fixes its version. tar, gzip and findutils are not in the
 # container image.
 RUN dnf --releasever="${AL2023_RELEASEVER}" --setopt=install_weak_deps=False --setopt=tsflags=nodocs -y install \
-      "nodejs20-${NODEJS20_VERSION}" nodejs20-npm tar gzip findutils \
+      "nodejs24-${NODEJS_VERSION}" nodejs24-npm tar gzip findutils \
  && dnf clean all
-# AL2023 names the binaries per major (node-20, npm-20); npm scripts and
+# AL2023 names the binaries per major (node-24, npm-24); npm scripts and
 # tsc's "#!/usr/bin/env node" want the plain names. Builder stage only.
-RUN ln -sf /usr/bin/node-20 /usr/local/bin/node && ln -sf /usr/bin/npm-20 /usr/local/bin/npm
+RUN ln -sf /usr/bin/node-24 /usr/local/bin/node && ln -sf /usr/bin/npm-24 /usr/local/bin/npm
 ENV npm_config_audit=false npm_config_fund=false npm_config_update_notifier=false
 WORKDIR /src
 
@@ -95,7 +105,7 @@ COPY . .
 RUN npm run build
 
 # The tarball docs/DEPLOY.md ships to the EC2 parent (`npm pack`; package.json
-# "files" decides its contents), unpacked where `npm-20 install --prefix
+# "files" decides its contents), unpacked where `npm-24 install --prefix
 # /opt/egw/lib <tarball>` puts it. Its dependencies come from package-lock.json
 # (`npm ci --omit=dev`) instead of a fresh resolution against the registry, so
 # the relay runs the versions the repository tested; they land in the
@@ -112,8 +122,8 @@ RUN npm pack --ignore-scripts --pack-destination /pack \
 # Smoke run with the runtime's paths: the CLI starts, and koffi and
 # cbor-extract load from where the host code resolves them. Commands are
 # loaded lazily (infra/cli/main.ts), so `egw host` loads host/ code only.
-RUN /usr/bin/node-20 /opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js help > /dev/null \
- && /usr/bin/node-20 -e 'const p = { paths: ["/opt/egw/lib/node_modules/enclave-gateway/dist/host"] }; require(require.resolve("koffi", p)).load("libc.so.6"); require(require.resolve("cbor-extract", p));'
+RUN /usr/bin/node-24 /opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js help > /dev/null \
+ && /usr/bin/node-24 -e 'const p = { paths: ["/opt/egw/lib/node_modules/enclave-gateway/dist/host"] }; require(require.resolve("koffi", p)).load("libc.so.6"); require(require.resolve("cbor-extract", p));'
 
 # Fixed modes and timestamps for what goes to the runtime stage.
 RUN chmod -R u=rwX,go=rX /opt/egw/lib \
@@ -141,7 +151,7 @@ FROM base AS runtime
 ARG SOURCE_DATE_EPOCH
 ARG AL2023_RELEASEVER
 ARG NITRO_CLI_VERSION
-ARG NODEJS20_VERSION
+ARG NODEJS_VERSION
 ARG EIF_SHA256
 RUN test -n "${SOURCE_DATE_EPOCH}" || { echo "SOURCE_DATE_EPOCH is not set: build with infra/image/build.sh" >&2; exit 1; }
 # shadow-utils first, in its own transaction: the nitro-cli package's %pre
@@ -155,12 +165,12 @@ RUN test -n "${SOURCE_DATE_EPOCH}" || { echo "SOURCE_DATE_EPOCH is not set: buil
 # dnf's caches, logs and history are removed: they record build times.
 RUN dnf --releasever="${AL2023_RELEASEVER}" --setopt=install_weak_deps=False --setopt=tsflags=nodocs -y install shadow-utils grep \
  && dnf --releasever="${AL2023_RELEASEVER}" --setopt=install_weak_deps=False --setopt=tsflags=nodocs -y install \
-      "aws-nitro-enclaves-cli-${NITRO_CLI_VERSION}" "nodejs20-${NODEJS20_VERSION}" \
+      "aws-nitro-enclaves-cli-${NITRO_CLI_VERSION}" "nodejs24-${NODEJS_VERSION}" \
  && dnf clean all \
  && rm -rf /var/cache/dnf /var/lib/dnf/history* /var/log/dnf*.log /var/log/hawkey.log \
- && rpm -q "aws-nitro-enclaves-cli-${NITRO_CLI_VERSION}" "nodejs20-${NODEJS20_VERSION}" \
+ && rpm -q "aws-nitro-enclaves-cli-${NITRO_CLI_VERSION}" "nodejs24-${NODEJS_VERSION}" \
  && test -x /usr/bin/nitro-cli \
- && test -x /usr/bin/node-20 \
+ && test -x /usr/bin/node-24 \
  && command -v sh grep sleep > /dev/null
 
 # The relay's user: the uid and gid the chart runs the relay container as
@@ -180,5 +190,5 @@ LABEL enclave-gateway.eif-sha256="${EIF_SHA256}"
 # node), the relay container runs as 65532. Both set their own command; the
 # entrypoint is egw, with the interpreter named as the chart names it.
 USER 65532:65532
-ENTRYPOINT ["/usr/bin/node-20", "/opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js"]
+ENTRYPOINT ["/usr/bin/node-24", "/opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js"]
 CMD ["help"]

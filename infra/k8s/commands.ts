@@ -1,3 +1,5 @@
+import { PARENT_NODE } from "../aws/parent-node.js";
+
 /**
  * Every command line, path and port the gateway pod runs with, in one place,
  * so that a change of the image layout or of `egw host` flags is one edit.
@@ -10,14 +12,16 @@
 /**
  * Where the pod image keeps things: the same layout as the parent instance of
  * the EC2 deployment (infra/aws/user-data.ts), so one build recipe serves
- * both: AL2023 with `aws-nitro-enclaves-cli` and `nodejs20`, the package
- * installed under /opt/egw/lib, the EIF from infra/image/build.sh.
+ * both: AL2023 with `aws-nitro-enclaves-cli` and the Node package of
+ * infra/aws/parent-node.ts (the one constant both deployments take the
+ * interpreter from), the package installed under /opt/egw/lib, the EIF from
+ * infra/image/build.sh.
  */
 export const IMAGE_PATHS = {
   /** The enclave image file baked into the pod image; its PCRs are what clients attest. */
   eif: "/opt/egw/egw.eif",
   /** `egw` as an explicit interpreter + script: AL2023 namespaces Node per major version. */
-  egw: ["/usr/bin/node-20", "/opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js"],
+  egw: [PARENT_NODE.node, "/opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js"],
   nitroCli: "/usr/bin/nitro-cli",
 } as const;
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { DeployError } from "../../../infra/aws/errors.js";
+import { PARENT_NODE } from "../../../infra/aws/parent-node.js";
 import { enclaveUnit, relayCommand, relayUnit, runEnclaveCommand } from "../../../infra/aws/systemd-units.js";
 import { bootScript, EGW_ON_INSTANCE } from "../../../infra/aws/user-data.js";
 import { cidr, httpsUrl, instancePath, safeArg } from "../../../infra/aws/validate.js";
@@ -56,8 +57,20 @@ describe("boot script", () => {
     expect(script).toContain("cat > '/etc/systemd/system/a.service' <<'EGW_EOF'\n[Unit]\nEGW_EOF\n");
     expect(script).toContain("memory_mib: 2048\ncpu_count: 2\nEGW_EOF");
     // Fetch before install before units.
-    expect(script.indexOf("echo fetch")).toBeLessThan(script.indexOf("npm-20 install"));
-    expect(script.indexOf("npm-20 install")).toBeLessThan(script.indexOf("a.service"));
+    expect(script.indexOf("echo fetch")).toBeLessThan(script.indexOf(`${PARENT_NODE.npm} install`));
+    expect(script.indexOf(`${PARENT_NODE.npm} install`)).toBeLessThan(script.indexOf("a.service"));
+  });
+
+  it("installs the Node packages of infra/aws/parent-node.ts and runs the npm of that major", () => {
+    const lines = bootScript(input);
+    expect(lines).toContain(`dnf install -y aws-nitro-enclaves-cli ${PARENT_NODE.package} ${PARENT_NODE.npmPackage}`);
+    expect(lines.filter((l) => /\bnpm(-\d+)?\s+install\b/.test(l))).toEqual([
+      `${PARENT_NODE.npm} install --prefix /opt/egw/lib --omit=dev --no-audit --no-fund --no-save /opt/egw/enclave-gateway.tgz`,
+    ]);
+    // No other Node major anywhere in the script.
+    const majors = [...lines.join("\n").matchAll(/\b(?:nodejs|node-|npm-)(\d+)/g)].map((m) => Number(m[1]));
+    expect(majors.length).toBeGreaterThan(0);
+    expect(new Set(majors)).toEqual(new Set([PARENT_NODE.major]));
   });
 
   it("refuses content that would end a heredoc early", () => {

@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import { EnclaveStack, type EnclaveStackProps } from "../../../infra/aws/enclave-stack.js";
 import { DeployError } from "../../../infra/aws/errors.js";
 import { KeyStack } from "../../../infra/aws/key-stack.js";
+import { PARENT_NODE } from "../../../infra/aws/parent-node.js";
 import { ADMIN, artifactFiles, intrinsicText, MANIFEST, manifestJson, synthStacks, testApp, ZERO, removeTestFiles } from "./fixtures.js";
 
 // Synthesizing a stack takes seconds on a busy machine.
@@ -39,7 +40,7 @@ function execStart(unit: string, key = "ExecStart"): string {
   return unit.split("\n").find((l) => l.startsWith(`${key}=`))!.slice(key.length + 1);
 }
 
-const EGW = "/usr/bin/node-20 /opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js";
+const EGW = `${PARENT_NODE.node} /opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js`;
 
 describe("parent instance with defaults", () => {
   const { enclaveTemplate: template } = synthStacks();

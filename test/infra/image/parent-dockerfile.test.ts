@@ -11,6 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { PARENT_NODE } from "../../../infra/aws/parent-node.js";
 import { IMAGE_PATHS } from "../../../infra/k8s/commands.js";
 import { container, synth } from "../k8s/synth-helpers.js";
 
@@ -115,13 +116,15 @@ describe("infra/image/parent.Dockerfile: stages and pins", () => {
     expect(check).toContain('"${AL2023_RELEASEVER}"');
   });
 
-  it("installs aws-nitro-enclaves-cli and nodejs20 at pinned versions, and checks what got installed", () => {
-    for (const name of ["NITRO_CLI_VERSION", "NODEJS20_VERSION"]) expect(globalArgs.get(name), name).toMatch(/^\d+\.\d+\.\d+-\d+\.amzn2023(\.\d+)*$/);
+  it("installs aws-nitro-enclaves-cli and the parent's Node package at pinned versions, and checks what got installed", () => {
+    for (const name of ["NITRO_CLI_VERSION", "NODEJS_VERSION"]) expect(globalArgs.get(name), name).toMatch(/^\d+\.\d+\.\d+-\d+\.amzn2023(\.\d+)*$/);
+    const node = `"${PARENT_NODE.package}-\${NODEJS_VERSION}"`;
     const all = runs(runtime).join("\n");
-    expect(all).toMatch(/install\s+"aws-nitro-enclaves-cli-\$\{NITRO_CLI_VERSION\}" "nodejs20-\$\{NODEJS20_VERSION\}"/);
-    expect(all).toContain('rpm -q "aws-nitro-enclaves-cli-${NITRO_CLI_VERSION}" "nodejs20-${NODEJS20_VERSION}"');
+    const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    expect(all).toMatch(new RegExp(`install\\s+${escape(`"aws-nitro-enclaves-cli-\${NITRO_CLI_VERSION}" ${node}`)}`));
+    expect(all).toContain(`rpm -q "aws-nitro-enclaves-cli-\${NITRO_CLI_VERSION}" ${node}`);
     // The builder runs the same Node as the pod.
-    expect(runs(stage("builder")).join("\n")).toContain('"nodejs20-${NODEJS20_VERSION}"');
+    expect(runs(stage("builder")).join("\n")).toContain(`${node} ${PARENT_NODE.npmPackage} `);
   });
 
   it("parses every RUN with bash -n", () => {
@@ -141,7 +144,7 @@ describe("infra/image/parent.Dockerfile: the layout the chart runs (infra/k8s/co
 
   it("provides IMAGE_PATHS.nitroCli and the interpreter IMAGE_PATHS.egw[0] from the packages it installs, and asserts both", () => {
     expect(IMAGE_PATHS.nitroCli).toBe("/usr/bin/nitro-cli");
-    expect(IMAGE_PATHS.egw[0]).toBe("/usr/bin/node-20");
+    expect(IMAGE_PATHS.egw[0]).toBe(PARENT_NODE.node);
     expect(runtimeAsserted).toContain(IMAGE_PATHS.nitroCli);
     expect(runtimeAsserted).toContain(IMAGE_PATHS.egw[0]);
   });
@@ -245,7 +248,9 @@ describe("infra/image/parent.Dockerfile: builds from the lockfile, reproducibly"
   });
 
   it("ships no npm in the pod image", () => {
-    expect(runs(runtime).join("\n")).not.toMatch(/nodejs20-npm|\bnpm\b/);
+    const runtimeRuns = runs(runtime).join("\n");
+    expect(runtimeRuns).not.toContain(PARENT_NODE.npmPackage);
+    expect(runtimeRuns).not.toMatch(/-npm\b|\bnpm\b|\bnpm-\d+/);
   });
 
   it("requires SOURCE_DATE_EPOCH where files are made, and fixes their modes and times", () => {
