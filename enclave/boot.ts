@@ -15,12 +15,12 @@ import { parseRuntimeConfig, type RuntimeConfig } from "./runtime-config.js";
 import type { SecretSource } from "./secrets.js";
 import { startHttpsServer, type RunningServer } from "./server.js";
 import { defaultSleep } from "./upstream.js";
-import { createHash } from "node:crypto";
+import { attestedConfigHash } from "./config-hash.js";
 import { EgressHttpHandler } from "./secrets/kms-http-handler.js";
 import { checkKmsEndpoint } from "./secrets/kms-endpoint.js";
 import { createKmsClient, openSealedSecrets } from "./secrets/kms-source.js";
 import type { KMSClient } from "@aws-sdk/client-kms";
-import { parseSealedFile, sealedFileSha256 } from "./secrets/sealed-file.js";
+import { parseSealedFile } from "./secrets/sealed-file.js";
 
 /**
  * Assembles the enclave from its parts. Everything with an effect is passed
@@ -67,16 +67,8 @@ export interface BootedEnclave {
   close(): Promise<void>;
 }
 
-/**
- * The config hash attested in user_data: SHA-256 of the runtime config
- * bytes; with a sealed-secrets file, SHA-256(SHA-256(config) ‖ SHA-256(file)),
- * so a client can tell which sealed keys (by ciphertext) the enclave holds.
- */
-export function attestedConfigHash(configBytes: Uint8Array, sealedFile?: Uint8Array): Uint8Array {
-  const config = createHash("sha256").update(configBytes).digest();
-  if (!sealedFile) return new Uint8Array(config);
-  return new Uint8Array(createHash("sha256").update(config).update(sealedFileSha256(sealedFile)).digest());
-}
+// Re-exported: tests and tools import it from here too.
+export { attestedConfigHash };
 
 /**
  * The egress path and the KMS client a boot uses, shared with identity

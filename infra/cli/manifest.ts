@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
+import { attestedConfigHash } from "../../enclave/config-hash.js";
+import { MAX_SEALED_FILE_BYTES } from "../../enclave/secrets/sealed-file.js";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ClientError } from "../../attestation/client/errors.js";
@@ -84,6 +86,7 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
     "image-digest": { type: "string" },
     config: { type: "string", multiple: true },
     "config-sha256": { type: "string", multiple: true },
+    "sealed-secrets": { type: "string" },
     label: { type: "string" },
     "built-at": { type: "string" },
     merge: { type: "string" },
@@ -101,14 +104,19 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
   }
   const lifecycle = createLifecycle(values.sequence, values.expires, ctx);
 
-  // Config hashes: --config hashes the exact file bytes, which is what the
-  // enclave attests when it runs without --sealed-secrets. With sealed
-  // secrets the attested hash folds in the sealed file (docs/GATEWAY.md):
-  // pass that value with --config-sha256.
+  // Config hashes: exactly what the enclave attests (enclave/config-hash.ts):
+  // the config file's bytes, folded with the sealed-secrets file the host
+  // will hand in when --sealed-secrets is given. --config-sha256 gives a
+  // hash computed elsewhere.
+  if (values["sealed-secrets"] !== undefined && (values.config ?? []).length === 0) {
+    throw new UsageError("--sealed-secrets is folded into the hash of a --config file; give --config <runtime-config.json>");
+  }
+  const sealed =
+    values["sealed-secrets"] === undefined ? undefined : await readSmallFile(path.resolve(ctx.cwd, values["sealed-secrets"]), MAX_SEALED_FILE_BYTES, `--sealed-secrets ${values["sealed-secrets"]}`);
   const configs: Uint8Array[] = [];
   for (const file of values.config ?? []) {
     const bytes = await readSmallFile(path.resolve(ctx.cwd, file), MAX_CONFIG_BYTES, `--config ${file}`);
-    configs.push(new Uint8Array(createHash("sha256").update(bytes).digest()));
+    configs.push(attestedConfigHash(bytes, sealed));
   }
   for (const h of values["config-sha256"] ?? []) {
     if (!/^[0-9a-fA-F]{64}$/.test(h)) throw new UsageError(`--config-sha256 "${h.slice(0, 80)}": expected 64 hex digits`);

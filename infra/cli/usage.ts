@@ -179,7 +179,7 @@ I/O problem. Images up to 1 GiB are read into memory.`;
 export const MANIFEST_USAGE = `Usage:
   egw manifest create --eif <file.eif> --version <semver> --git-commit <40 hex>
                       --image-digest sha256:<64 hex> [--config <runtime-config.json>]…
-                      [--config-sha256 <hex>]… [--label <text>] [--built-at <RFC 3339>]
+                      [--config-sha256 <hex>]… [--sealed-secrets <file>] [--label <text>] [--built-at <RFC 3339>]
                       [--sequence <n>] [--expires <YYYY-MM-DDTHH:MM:SSZ>]
                       [--merge <existing-manifest.json>]
   egw manifest sign --key <private.pem|-> <manifest.json> [--out <file>]
@@ -189,8 +189,9 @@ export const MANIFEST_USAGE = `Usage:
 create prints a measurements manifest (the format "egw verify --policy"
 reads) with PCR0/1/2, and PCR8 for a signed EIF, computed from the EIF,
 and the release: version, commit, image digest, the EIF's SHA-384 and
---built-at. --config hashes the exact file bytes; --config-sha256 gives an
-attested hash directly. --merge appends the release to an existing
+--built-at. --config hashes the exact file bytes, folded with the
+--sealed-secrets file when the host hands one in (what the enclave attests);
+--config-sha256 gives an attested hash directly. --merge appends the release to an existing
 manifest (rollouts: old and new accepted), refusing a label or image it
 already has. The label defaults to "egw <version> (<commit prefix>)".
 --sequence (1..2^53-1, higher than every earlier manifest) and --expires

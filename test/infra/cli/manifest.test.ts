@@ -56,6 +56,16 @@ beforeAll(async () => {
 });
 
 describe("egw manifest create", () => {
+  it("pins the config hash the enclave attests when sealed secrets are handed in with the config", async () => {
+    const { attestedConfigHash } = await import("../../../enclave/boot.js");
+    fs.writeFileSync(file("sealed.json"), '{"version":1}\n');
+    const r = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--config", "runtime-config.json", "--sealed-secrets", "sealed.json"]);
+    expect(r.code).toBe(0);
+    const expected = Buffer.from(attestedConfigHash(new Uint8Array(fs.readFileSync(file("runtime-config.json"))), new Uint8Array(fs.readFileSync(file("sealed.json"))))).toString("hex");
+    expect(JSON.parse(r.stdout).configSha256).toEqual([expected]);
+    expect(expected).not.toBe(createHash("sha256").update(fs.readFileSync(file("runtime-config.json"))).digest("hex"));
+  });
+
   it("prints a manifest from the EIF that parses, and egw measure matches it", async () => {
     const r = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--config", "runtime-config.json", "--built-at", "2026-11-25T12:00:00Z"]);
     expect(r.code).toBe(0);
@@ -114,6 +124,7 @@ describe("egw manifest create", () => {
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--built-at", "2026-11-25"], /--built-at/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--config-sha256", "abc"], /--config-sha256/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--config", "missing.json"], /--config missing\.json: cannot read/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--sealed-secrets", "runtime-config.json"], /--sealed-secrets is folded into the hash of a --config file/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--merge", "runtime-config.json"], /--merge runtime-config\.json: ERR_MANIFEST_INVALID/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--label", ""], /label/],
       [release("0.1.0", COMMIT_1, "missing.eif"), /--eif missing\.eif: cannot read/],
