@@ -7,12 +7,12 @@ import tls from "node:tls";
 import { Agent, request } from "undici";
 import { signReceipt } from "../attestation/receipt.js";
 import { startHarness } from "../test/helpers/enclave-harness.js";
-import { startMockOpenAI } from "../test/helpers/mock-openai.js";
 import { findRepoRoot } from "./repo-root.js";
 import { fmtMs, summarize, type Summary } from "./stats.js";
 
 /**
- * Added latency of the gateway: the same local mock upstream measured
+ * Added latency of the gateway: the same local mock upstream (its own
+ * process, bench/mock-server.ts) measured
  * directly (HTTP, keep-alive) and through the gateway (TLS, keep-alive; the
  * gateway running as its own `egw enclave --dev` process, like production),
  * in one run. Also: streaming time-to-first-token, receipt signing cost,
@@ -84,6 +84,29 @@ function rssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
 }
 
+/** The mock upstream in its own process (bench/mock-server.ts). */
+async function startMock(): Promise<{ url: string; close(): Promise<void> }> {
+  const script = path.join(findRepoRoot(), "dist/bench/mock-server.js");
+  const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = "";
+    child.stdout!.on("data", (d: Buffer) => {
+      buf += d.toString();
+      const nl = buf.indexOf("\n");
+      if (nl >= 0) resolve(buf.slice(0, nl));
+    });
+    child.once("exit", (code) => reject(new Error(`mock server exited ${code}`)));
+  });
+  return {
+    url: (JSON.parse(line) as { url: string }).url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once("exit", () => resolve());
+        child.kill("SIGTERM");
+      }),
+  };
+}
+
 async function startFloor(upstream: string, mode: "sign" | "nosign"): Promise<{ child: ChildProcess; port: number }> {
   const script = path.join(findRepoRoot(), "dist/bench/floor-server.js");
   const child = spawn(process.execPath, [script, upstream, mode], { stdio: ["ignore", "pipe", "inherit"] });
@@ -100,7 +123,7 @@ async function startFloor(upstream: string, mode: "sign" | "nosign"): Promise<{ 
 }
 
 export async function main(): Promise<void> {
-  const mock = await startMockOpenAI({ record: false, scenario: { content: "one two three four five six seven eight" } });
+  const mock = await startMock();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-bench-"));
   const configPath = path.join(dir, "config.json");
   fs.writeFileSync(
