@@ -9,8 +9,12 @@ Commands:
   attest issue --dev        issue a document from the simulated NSM
   attest dev-root           print the development root certificate (PEM)
   dev                       development mode on one machine (npm start)
-  enclave --config <file>   run the gateway service (inside the enclave)
-  host --enclave <endpoint> run the host relay and egress proxy (parent instance)
+  enclave --config <file>   run the gateway service (inside the enclave;
+                            --provision-listen on Nitro)
+  host --enclave <endpoint> run the host relay and egress proxy (parent instance);
+                            with --provision, hand the enclave its config and sealed
+                            secrets at boot; with --generate-identity, have it make
+                            or rotate the shared identity
   local-model               the built-in local model as its own HTTPS server
   verify <url>              attest a running gateway and print every check
   proxy --upstream <url>    local verifying proxy for curl, Python, LangChain
