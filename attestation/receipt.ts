@@ -194,13 +194,14 @@ export function verifyReceipt(
  * hashed as it passes through and never kept. The signature is checked over
  * the payload bytes as received, then the request hash, then the response hash.
  */
-export function verifyReceiptDigests(
-  receipt: Uint8Array,
-  options: { publicKey: KeyObject; requestSha256: Uint8Array; responseSha256: Uint8Array },
-): ReceiptClaims {
-  const decoded = decodeReceipt(receipt);
-  const ok = verify("sha256", sigStructure(decoded.protectedBytes, decoded.payload), { key: options.publicKey, dsaEncoding: "ieee-p1363" }, decoded.signature);
-  if (!ok) throw new AttestationError("ERR_SIGNATURE_INVALID", SIGNATURE_MESSAGE);
+type DecodedReceipt = ReturnType<typeof decodeReceipt>;
+
+function signedBy(decoded: DecodedReceipt, publicKey: KeyObject): boolean {
+  return verify("sha256", sigStructure(decoded.protectedBytes, decoded.payload), { key: publicKey, dsaEncoding: "ieee-p1363" }, decoded.signature);
+}
+
+/** Both hashes, after the signature verified. */
+function checkDigests(decoded: DecodedReceipt, options: { requestSha256: Uint8Array; responseSha256: Uint8Array }): ReceiptClaims {
   const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && timingSafeEqual(a, b);
   if (!same(decoded.claims.requestSha256, options.requestSha256)) {
     throw new AttestationError("ERR_RECEIPT_REQUEST_MISMATCH", "receipt does not cover the request body that was sent");
@@ -211,13 +212,22 @@ export function verifyReceiptDigests(
   return decoded.claims;
 }
 
+export function verifyReceiptDigests(
+  receipt: Uint8Array,
+  options: { publicKey: KeyObject; requestSha256: Uint8Array; responseSha256: Uint8Array },
+): ReceiptClaims {
+  const decoded = decodeReceipt(receipt);
+  if (!signedBy(decoded, options.publicKey)) throw new AttestationError("ERR_SIGNATURE_INVALID", SIGNATURE_MESSAGE);
+  return checkDigests(decoded, options);
+}
+
 /**
  * verifyReceiptDigests against an attested receipt-key set (channel binding
  * v2, a sealed identity with rotation). Only keys whose window holds the
  * time the receipt claims are candidates: a retired key stays usable for
- * the receipts it signed while it was current, never for later ones. With
- * several candidates (an overlap), each is tried; at most MAX_RECEIPT_KEYS
- * verifications. Fails with ERR_RECEIPT_KEY_WINDOW when an attested key
+ * the receipts it signed while it was current, never for later ones. The
+ * receipt is decoded once; each candidate costs one signature check, at most
+ * MAX_RECEIPT_KEYS. Fails with ERR_RECEIPT_KEY_WINDOW when an attested key
  * signed it for a time outside that key's window, else with the usual
  * signature or hash error.
  */
@@ -228,30 +238,21 @@ export function verifyReceiptWithKeys(
   if (!options || !Array.isArray(options.keys) || options.keys.length === 0 || !options.requestSha256 || !options.responseSha256) {
     throw new AttestationError("ERR_POLICY_INVALID", "verifyReceiptWithKeys needs keys, requestSha256 and responseSha256");
   }
-  const { claims } = decodeReceipt(receipt);
-  const inWindow = (k: ReceiptKeyWindow) => k.notBefore <= claims.time && claims.time < k.notAfter;
-  let last: unknown = new AttestationError("ERR_SIGNATURE_INVALID", SIGNATURE_MESSAGE);
-  for (const key of options.keys.filter(inWindow)) {
-    try {
-      return { claims: verifyReceiptDigests(receipt, { ...options, publicKey: receiptKeyFromSpki(key.spki) }), key };
-    } catch (err) {
-      // A hash mismatch under a key whose signature verified is final.
-      if (err instanceof AttestationError && err.code !== "ERR_SIGNATURE_INVALID") throw err;
-      last = err;
-    }
-  }
+  const decoded = decodeReceipt(receipt);
+  const { time } = decoded.claims;
+  const inWindow = (k: ReceiptKeyWindow) => k.notBefore <= time && time < k.notAfter;
+  // A hash mismatch under a key whose signature verified is final.
+  const current = options.keys.find((k) => inWindow(k) && signedBy(decoded, receiptKeyFromSpki(k.spki)));
+  if (current) return { claims: checkDigests(decoded, options), key: current };
   // Say why when an attested key did sign it, but for a time outside its
   // window (a retired key used after its cut-off): that is not a forgery by
   // a stranger, it is a key that must no longer be trusted for that time.
-  for (const key of options.keys.filter((k) => !inWindow(k))) {
-    const publicKey = receiptKeyFromSpki(key.spki);
-    const decoded = decodeReceipt(receipt);
-    if (verify("sha256", sigStructure(decoded.protectedBytes, decoded.payload), { key: publicKey, dsaEncoding: "ieee-p1363" }, decoded.signature)) {
-      throw new AttestationError(
-        "ERR_RECEIPT_KEY_WINDOW",
-        `receipt time ${new Date(claims.time).toISOString()} is outside its key's attested validity (${new Date(key.notBefore).toISOString()} to ${new Date(key.notAfter).toISOString()})`,
-      );
-    }
+  const outside = options.keys.find((k) => !inWindow(k) && signedBy(decoded, receiptKeyFromSpki(k.spki)));
+  if (outside) {
+    throw new AttestationError(
+      "ERR_RECEIPT_KEY_WINDOW",
+      `receipt time ${new Date(time).toISOString()} is outside its key's attested validity (${new Date(outside.notBefore).toISOString()} to ${new Date(outside.notAfter).toISOString()})`,
+    );
   }
-  throw last;
+  throw new AttestationError("ERR_SIGNATURE_INVALID", SIGNATURE_MESSAGE);
 }
