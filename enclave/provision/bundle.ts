@@ -1,3 +1,4 @@
+import { rejectDuplicateJsonKeys } from "../../attestation/client/strict-json.js";
 import { ProvisionError } from "./errors.js";
 
 /**
@@ -98,16 +99,16 @@ export function decodeBundle(body: Uint8Array): ProvisionBundle {
   if (text.charCodeAt(0) === 0xfeff) throw malformed("starts with a byte-order mark");
   // No valid value needs a JSON escape (base64, key ids, secret keys, tokens
   // and URLs are plain printable ASCII). Refusing `\` keeps every key
-  // byte-exact, so the duplicate scan below is a plain scan and "a" vs
-  // "\u0061" cannot alias.
+  // byte-exact, so "a" and "\u0061" cannot alias.
   if (text.includes("\\")) throw malformed("escape sequences are not allowed");
-  checkNoDuplicateKeys(text);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     throw malformed("not JSON");
   }
+  // JSON.parse keeps the last of two equal keys silently.
+  rejectDuplicateJsonKeys(text, (key) => malformed(`duplicate field (${key.length} characters)`));
   if (!isPlainObject(value)) throw malformed("top level must be an object");
   checkKeys(value, ["version", "config"], ["sealedSecrets", "awsCredentials", "kmsEndpoint", "identity"], "top level");
   if (value.version !== BUNDLE_VERSION) {
@@ -191,37 +192,5 @@ function checkKeys(obj: Record<string, unknown>, required: readonly string[], op
   }
   for (const key of required) {
     if (!Object.prototype.hasOwnProperty.call(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
-  }
-}
-
-/**
- * With escapes refused, a string token is `"` … `"`, and a key is a string
- * token followed by `:`. Tracks one key set per open object. Runs before
- * JSON.parse, which keeps the last of two equal keys silently and checks
- * the syntax this scan does not.
- */
-function checkNoDuplicateKeys(text: string): void {
-  const stack: (Set<string> | null)[] = [];
-  let i = 0;
-  while (i < text.length) {
-    const c = text[i]!;
-    if (c === '"') {
-      const end = text.indexOf('"', i + 1);
-      if (end < 0) throw malformed("unterminated string");
-      let j = end + 1;
-      while (j < text.length && (text[j] === " " || text[j] === "\t" || text[j] === "\n" || text[j] === "\r")) j++;
-      const top = stack[stack.length - 1];
-      if (text[j] === ":" && top) {
-        const token = text.slice(i + 1, end);
-        if (top.has(token)) throw malformed(`duplicate field (${token.length} characters)`);
-        top.add(token);
-      }
-      i = end + 1;
-      continue;
-    }
-    if (c === "{") stack.push(new Set());
-    else if (c === "[") stack.push(null);
-    else if (c === "}" || c === "]") stack.pop();
-    i++;
   }
 }
