@@ -51,11 +51,14 @@ async function measure(t: Target, body: string, concurrency: number, total: numb
   return summarize(samples);
 }
 
-async function startGateway(configPath: string, stateDir: string): Promise<{ child: ChildProcess; port: number; certPem: string }> {
-  const egw = path.join(findRepoRoot(), "dist/infra/cli/egw.js");
-  const child = spawn(process.execPath, [egw, "enclave", "--dev", "--config", configPath, "--listen", "tcp://127.0.0.1:0", "--state-dir", stateDir], {
-    stdio: ["ignore", "pipe", "ignore"],
-    env: { ...process.env, EGW_LOG_LEVEL: "warn" },
+/**
+ * Starts a benchmark process (a dist/ script) and waits for the one JSON
+ * line it prints when it is ready.
+ */
+async function spawnReady<T>(script: string, args: string[], what: string, options: { quietStderr?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ child: ChildProcess; ready: T }> {
+  const child = spawn(process.execPath, [path.join(findRepoRoot(), script), ...args], {
+    stdio: ["ignore", "pipe", options.quietStderr ? "ignore" : "inherit"],
+    ...(options.env && { env: options.env }),
   });
   const line = await new Promise<string>((resolve, reject) => {
     let buf = "";
@@ -64,9 +67,18 @@ async function startGateway(configPath: string, stateDir: string): Promise<{ chi
       const nl = buf.indexOf("\n");
       if (nl >= 0) resolve(buf.slice(0, nl));
     });
-    child.once("exit", (code) => reject(new Error(`gateway exited ${code}`)));
+    child.once("exit", (code) => reject(new Error(`${what} exited ${code}`)));
   });
-  const ready = JSON.parse(line) as { port: number };
+  return { child, ready: JSON.parse(line) as T };
+}
+
+async function startGateway(configPath: string, stateDir: string): Promise<{ child: ChildProcess; port: number; certPem: string }> {
+  const { child, ready } = await spawnReady<{ port: number }>(
+    "dist/infra/cli/egw.js",
+    ["enclave", "--dev", "--config", configPath, "--listen", "tcp://127.0.0.1:0", "--state-dir", stateDir],
+    "gateway",
+    { quietStderr: true, env: { ...process.env, EGW_LOG_LEVEL: "warn" } },
+  );
   // Fetch the self-signed certificate to trust exactly it (the verifying client does this through attestation).
   const certPem = await new Promise<string>((resolve, reject) => {
     const socket = tls.connect({ host: "127.0.0.1", port: ready.port, rejectUnauthorized: false }, () => {
@@ -79,26 +91,11 @@ async function startGateway(configPath: string, stateDir: string): Promise<{ chi
   return { child, port: ready.port, certPem };
 }
 
-function rssKb(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? "0");
-}
-
 /** The mock upstream in its own process (bench/mock-server.ts). */
 async function startMock(): Promise<{ url: string; close(): Promise<void> }> {
-  const script = path.join(findRepoRoot(), "dist/bench/mock-server.js");
-  const child = spawn(process.execPath, [script], { stdio: ["ignore", "pipe", "inherit"] });
-  const line = await new Promise<string>((resolve, reject) => {
-    let buf = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf("\n");
-      if (nl >= 0) resolve(buf.slice(0, nl));
-    });
-    child.once("exit", (code) => reject(new Error(`mock server exited ${code}`)));
-  });
+  const { child, ready } = await spawnReady<{ url: string }>("dist/bench/mock-server.js", [], "mock server");
   return {
-    url: (JSON.parse(line) as { url: string }).url,
+    url: ready.url,
     close: () =>
       new Promise<void>((resolve) => {
         child.once("exit", () => resolve());
@@ -108,18 +105,8 @@ async function startMock(): Promise<{ url: string; close(): Promise<void> }> {
 }
 
 async function startFloor(upstream: string, mode: "sign" | "nosign"): Promise<{ child: ChildProcess; port: number }> {
-  const script = path.join(findRepoRoot(), "dist/bench/floor-server.js");
-  const child = spawn(process.execPath, [script, upstream, mode], { stdio: ["ignore", "pipe", "inherit"] });
-  const line = await new Promise<string>((resolve, reject) => {
-    let buf = "";
-    child.stdout!.on("data", (d: Buffer) => {
-      buf += d.toString();
-      const nl = buf.indexOf("\n");
-      if (nl >= 0) resolve(buf.slice(0, nl));
-    });
-    child.once("exit", (code) => reject(new Error(`floor server exited ${code}`)));
-  });
-  return { child, port: (JSON.parse(line) as { port: number }).port };
+  const { child, ready } = await spawnReady<{ port: number }>("dist/bench/floor-server.js", [upstream, mode], "floor server");
+  return { child, port: ready.port };
 }
 
 export async function main(): Promise<void> {
