@@ -1,7 +1,6 @@
 import { EncryptCommand } from "@aws-sdk/client-kms";
 import { createHash, createPrivateKey } from "node:crypto";
 import fs from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
@@ -18,11 +17,13 @@ import { openSealedIdentity } from "../../enclave/secrets/identity-source.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
 import { parseSealedFile } from "../../enclave/secrets/sealed-file.js";
 import { startMockKms, type MockKms } from "../../infra/dev/local-kms.js";
-import type { CliContext } from "../../infra/cli/context.js";
 import { enclaveCommand } from "../../infra/cli/enclave.js";
 import { hostCommand } from "../../infra/cli/host.js";
 import { run } from "../../infra/cli/main.js";
 import { startMockOpenAI, type MockOpenAI } from "../helpers/mock-openai.js";
+import { captureStream, cliContext, deferred, freePort, type Captured } from "../helpers/cli-process.js";
+
+const cliContextHere = (stdout: PassThrough, stderr: PassThrough) => cliContext(stdout, stderr, dir, now);
 
 /**
  * Making and rotating the shared identity over the boot-provisioning
@@ -71,47 +72,13 @@ afterAll(async () => {
 });
 
 function capture(name: string) {
-  const stream = new PassThrough();
-  let text = "";
-  stream.on("data", (d: Buffer) => (text += d.toString()));
-  outputs.push({ name, text: () => text });
-  const lines = () =>
-    text
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const waitFor = (pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs = 30_000): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const started = Date.now();
-      const tick = () => {
-        const hit = lines().find(pred);
-        if (hit) return resolve(hit);
-        if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}; got:\n${text}`));
-        setTimeout(tick, 20);
-      };
-      tick();
-    });
-  return { stream, text: () => text, lines, waitFor };
-}
-type Captured = ReturnType<typeof capture>;
-
-function context(stdout: PassThrough, stderr: PassThrough): CliContext {
-  return { stdout, stderr, stdin: new PassThrough(), cwd: dir, now, env: {} };
+  const captured = captureStream();
+  outputs.push({ name, text: captured.text });
+  return captured;
 }
 
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+
 
 interface World {
   kms: MockKms;
@@ -167,7 +134,7 @@ async function generate(w: World, input: string, out: string, extra: string[]): 
       "--provision-timeout", "60",
       ...extra,
     ],
-    context(hostOut.stream, hostErr.stream),
+    cliContextHere(hostOut.stream, hostErr.stream),
     { fetchCredentials: async () => CREDS },
   );
   const listening = await Promise.race([
@@ -181,7 +148,7 @@ async function generate(w: World, input: string, out: string, extra: string[]): 
   const enclaveErr = capture("enclave stderr");
   const enclaveDone = enclaveCommand(
     ["--dev", "--state-dir", stateDir, "--provision-listen", provision, "--listen", "tcp://127.0.0.1:0", "--egress-proxy", egress, "--provision-timeout", "60"],
-    context(enclaveOut.stream, enclaveErr.stream),
+    cliContextHere(enclaveOut.stream, enclaveErr.stream),
     { stop: new Promise(() => {}) },
   );
   const [hostCode, enclaveCode] = await Promise.all([hostDone, enclaveDone]);
@@ -209,7 +176,7 @@ async function bootReplica(w: World, sealedFile: string) {
       "--kms-endpoint", w.kms.endpoint,
       "--provision-timeout", "60",
     ],
-    context(hostOut.stream, hostErr.stream),
+    cliContextHere(hostOut.stream, hostErr.stream),
     { stop: hostStop.promise, fetchCredentials: async () => CREDS },
   );
   const ready = await hostOut.waitFor((l) => l.ready === true, "the replica host's ready line");
@@ -218,7 +185,7 @@ async function bootReplica(w: World, sealedFile: string) {
   const enclaveStop = deferred();
   const enclaveDone = enclaveCommand(
     ["--dev", "--state-dir", stateDir, "--provision-listen", provision, "--listen", `tcp://127.0.0.1:${gatewayPort}`, "--egress-proxy", String(ready.egress).replace(/^tcp:/, "http:"), "--provision-timeout", "60"],
-    context(enclaveOut.stream, enclaveErr.stream),
+    cliContextHere(enclaveOut.stream, enclaveErr.stream),
     { stop: enclaveStop.promise },
   );
   const stop = async () => {
@@ -349,7 +316,7 @@ describe("egw host --generate-identity → egw enclave --provision-listen", { ti
   });
 
   it("usage errors exit 2 before anything is sent: overlap missing for a rotation, overlap or --rotate-tls for a first identity, missing or stray flags", async () => {
-    const ctx = () => context(capture("usage stdout").stream, capture("usage stderr").stream);
+    const ctx = () => cliContextHere(capture("usage stdout").stream, capture("usage stderr").stream);
     const base = ["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--config", good.configFile, "--egress-listen", "tcp://127.0.0.1:0"];
     const out = path.join(dir, "never.json");
     expect(await run([...base, "--sealed-secrets", first, "--validity-days", "30", "--identity-out", out], ctx())).toBe(2);

@@ -15,11 +15,13 @@ import { hashToken } from "../../enclave/auth.js";
 import { attestedConfigHash } from "../../enclave/boot.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
 import { startMockKms, type MockKms } from "../../infra/dev/local-kms.js";
-import type { CliContext } from "../../infra/cli/context.js";
 import { enclaveCommand } from "../../infra/cli/enclave.js";
 import { hostCommand } from "../../infra/cli/host.js";
 import { run } from "../../infra/cli/main.js";
 import { startMockOpenAI, type MockOpenAI } from "../helpers/mock-openai.js";
+import { captureStream, cliContext, deferred, freePort, type Captured } from "../helpers/cli-process.js";
+
+const cliContextHere = (stdout: PassThrough, stderr: PassThrough) => cliContext(stdout, stderr, dir, now);
 
 /**
  * Boot provisioning end to end, with the real `egw host` and `egw enclave
@@ -59,54 +61,17 @@ afterAll(async () => {
 });
 
 /** A captured output stream with helpers to wait for a JSON line. */
-function capture() {
-  const stream = new PassThrough();
-  let text = "";
-  stream.on("data", (d: Buffer) => (text += d.toString()));
-  const lines = () =>
-    text
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  const waitFor = (pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs = 30_000): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const started = Date.now();
-      const tick = () => {
-        const hit = lines().find(pred);
-        if (hit) return resolve(hit);
-        if (Date.now() - started > timeoutMs) return reject(new Error(`timed out waiting for ${what}; got:\n${text}`));
-        setTimeout(tick, 20);
-      };
-      tick();
-    });
-  return { stream, text: () => text, lines, waitFor };
-}
 
-function context(stdout: PassThrough, stderr: PassThrough): CliContext {
-  return { stdout, stderr, stdin: new PassThrough(), cwd: dir, now, env: {} };
-}
 
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 interface Stack {
   kms: MockKms;
   upstream: MockOpenAI;
   configBytes: Uint8Array;
   sealedBytes: Uint8Array;
-  host: { out: ReturnType<typeof capture>; err: ReturnType<typeof capture>; done: Promise<number>; stop: () => void };
-  enclave: { out: ReturnType<typeof capture>; err: ReturnType<typeof capture>; done: Promise<number>; stop: () => void };
+  host: { out: Captured; err: Captured; done: Promise<number>; stop: () => void };
+  enclave: { out: Captured; err: Captured; done: Promise<number>; stop: () => void };
   regions: string[];
   gatewayPort: number;
 }
@@ -147,8 +112,8 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
   const gatewayPort = await freePort();
   const regions: string[] = [];
 
-  const hostOut = capture();
-  const hostErr = capture();
+  const hostOut = captureStream();
+  const hostErr = captureStream();
   const hostStop = deferred();
   const hostDone = hostCommand(
     [
@@ -164,7 +129,7 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
       "--kms-endpoint", kms.endpoint,
       "--provision-timeout", "60",
     ],
-    context(hostOut.stream, hostErr.stream),
+    cliContextHere(hostOut.stream, hostErr.stream),
     {
       stop: hostStop.promise,
       fetchCredentials: async (region) => {
@@ -176,12 +141,12 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
   const hostReady = await hostOut.waitFor((l) => l.ready === true, "the host's ready line");
   const egress = String(hostReady.egress).replace(/^tcp:/, "http:");
 
-  const enclaveOut = capture();
-  const enclaveErr = capture();
+  const enclaveOut = captureStream();
+  const enclaveErr = captureStream();
   const enclaveStop = deferred();
   const enclaveDone = enclaveCommand(
     ["--dev", "--state-dir", stateDir, "--provision-listen", provision, "--listen", `tcp://127.0.0.1:${gatewayPort}`, "--egress-proxy", egress, "--provision-timeout", "60"],
-    context(enclaveOut.stream, enclaveErr.stream),
+    cliContextHere(enclaveOut.stream, enclaveErr.stream),
     { stop: enclaveStop.promise },
   );
   const stack: Stack = {
@@ -305,10 +270,10 @@ describe("boot provisioning: egw host --provision → egw enclave --provision-li
 
 describe("boot provisioning: failures on one side", () => {
   it("the enclave gives up on a host that never comes (ERR_PROVISION_TIMEOUT), exit 1", async () => {
-    const out = capture();
-    const err = capture();
+    const out = captureStream();
+    const err = captureStream();
     const started = Date.now();
-    const code = await enclaveCommand(["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--provision-timeout", "1", "--listen", "tcp://127.0.0.1:0"], context(out.stream, err.stream));
+    const code = await enclaveCommand(["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--provision-timeout", "1", "--listen", "tcp://127.0.0.1:0"], cliContextHere(out.stream, err.stream));
     expect(code).toBe(1);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(out.lines()[0]).toMatchObject({ provision: "listening" });
@@ -318,12 +283,12 @@ describe("boot provisioning: failures on one side", () => {
   it("the host gives up when no enclave listens before its deadline (ERR_PROVISION_DEADLINE), exit 1", async () => {
     const config = path.join(dir, "plain.json");
     fs.writeFileSync(config, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: { local: { provider: "local", model: "local" } }, egressAllowlist: [], clients: [] }));
-    const out = capture();
-    const err = capture();
+    const out = captureStream();
+    const err = captureStream();
     const started = Date.now();
     const code = await hostCommand(
       ["--listen", "tcp://127.0.0.1:0", "--enclave", "tcp://127.0.0.1:9", "--config", config, "--provision", `unix://${path.join(dir, "nobody.sock")}`, "--provision-timeout", "1"],
-      context(out.stream, err.stream),
+      cliContextHere(out.stream, err.stream),
       { stop: new Promise(() => {}), fetchCredentials: () => Promise.reject(new Error("not needed without sealed secrets")) },
     );
     expect(code).toBe(1);
@@ -333,9 +298,9 @@ describe("boot provisioning: failures on one side", () => {
 
   /** Starts the real enclave command and returns where it listens for provisioning. */
   async function waitingEnclave() {
-    const out = capture();
-    const err = capture();
-    const done = enclaveCommand(["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"], context(out.stream, err.stream));
+    const out = captureStream();
+    const err = captureStream();
+    const done = enclaveCommand(["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"], cliContextHere(out.stream, err.stream));
     const listening = await out.waitFor((l) => l.provision === "listening", "the provisioning listener");
     const port = Number(/:(\d+)$/.exec(String(listening.endpoint))![1]);
     return { out, err, done, port };
@@ -379,7 +344,7 @@ describe("boot provisioning: failures on one side", () => {
   }, 30_000);
 
   it("usage errors: provisioning and files are mutually exclusive on the enclave; host flags need --provision", async () => {
-    const ctx = () => context(new PassThrough(), capture().stream);
+    const ctx = () => cliContextHere(new PassThrough(), captureStream().stream);
     expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--config", "x.json"], ctx())).toBe(2);
     expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--sealed-secrets", "s.json"], ctx())).toBe(2);
     expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0"], { ...ctx(), env: { EGW_CONFIG: "x.json" } })).toBe(2);

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { encodeStatus } from "../../../enclave/provision/index.js";
 import { encodeBundle, encodeFrame, ProvisionSendError, sendBundle, type ProvisionClock } from "../../../host/provision/index.js";
 import { nodeTransport, TransportError, type Transport } from "../../../host/transport/index.js";
+import { freePort } from "../../helpers/cli-process.js";
 
 /**
  * The host half: dial with bounded backoff until the enclave listens, send
@@ -38,13 +39,6 @@ async function fakeEnclave(then: (socket: net.Socket, bundle: Buffer) => void, p
   return { port: (server.address() as net.AddressInfo).port, connections: () => connections };
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const tcp = (port: number) => ({ kind: "tcp" as const, host: "127.0.0.1", port });
 
