@@ -1,6 +1,5 @@
-import { createRequire } from "node:module";
-import type koffiModule from "koffi";
 import { AttestationError } from "../errors.js";
+import { loadLibc, type Koffi, type SysResult } from "./libc.js";
 import { NSM_REQUEST_MAX_SIZE, NSM_RESPONSE_MAX_SIZE } from "./nsm-protocol.js";
 
 /**
@@ -62,14 +61,8 @@ const O_CLOEXEC = 0o2000000;
 
 // ─── FFI binding (loaded on first use) ───────────────────────────────────────
 
-type Koffi = typeof koffiModule;
 type KoffiType = ReturnType<Koffi["struct"]>;
 
-interface SysResult {
-  rc: number;
-  /** errno right after the call; meaningful only when rc !== 0. */
-  errno: number;
-}
 
 interface Ffi {
   koffi: Koffi;
@@ -94,15 +87,7 @@ function unavailable(message: string, cause?: unknown): AttestationError {
  */
 function loadFfi(): Ffi {
   if (ffi !== undefined) return ffi;
-  if (process.platform !== "linux") {
-    throw unavailable(`the NSM is only reachable on Linux inside a Nitro Enclave (platform is ${process.platform})`);
-  }
-  let koffi: Koffi;
-  try {
-    koffi = createRequire(import.meta.url)("koffi") as Koffi;
-  } catch (cause) {
-    throw unavailable("the koffi FFI module could not be loaded, so /dev/nsm cannot be reached", cause);
-  }
+  const { koffi, libc, result, errnoName } = loadLibc(unavailable, "reaching /dev/nsm");
 
   // Anonymous types: koffi type names are process-global, and this binding
   // must not collide with anyone else's "iovec".
@@ -111,41 +96,21 @@ function loadFfi(): Ffi {
   if (koffi.sizeof(message) !== NSM_MESSAGE_SIZE || koffi.offsetof(message, "response") !== 16) {
     throw unavailable(`unsupported ABI: NSM message is ${koffi.sizeof(message)} bytes, expected ${NSM_MESSAGE_SIZE}`);
   }
-
-  let libc: ReturnType<Koffi["load"]>;
-  try {
-    libc = koffi.load("libc.so.6");
-  } catch {
-    // musl (e.g. Alpine-based enclave images) has no libc.so.6; the symbols
-    // are then already in the process, which load(null) reaches via dlopen(NULL).
-    try {
-      libc = koffi.load(null);
-    } catch (cause) {
-      throw unavailable("libc could not be loaded for /dev/nsm", cause);
-    }
-  }
   // open(2) and ioctl(2) are variadic in C; declaring them so makes koffi use
   // the variadic calling convention (on x86_64 it sets %al for the callee).
+  // errno is read right after each call (src/driver/mod.rs reads
+  // Errno::last() the same way).
   const open = libc.func("int open(const char *path, int flags, ...)");
   const ioctl = libc.func("int ioctl(int fd, unsigned long request, ...)");
   const close = libc.func("int close(int fd)");
-
-  const names = new Map<number, string>();
-  for (const [name, value] of Object.entries(koffi.os.errno)) {
-    if (!names.has(value)) names.set(value, name);
-  }
-  // errno is read immediately after the call, before any other native work
-  // can overwrite it (src/driver/mod.rs reads Errno::last() the same way).
-  const sys = (rc: unknown): SysResult => ({ rc: Number(rc), errno: koffi.errno() });
-
   ffi = {
     koffi,
     message,
     iovec,
-    open: (path, flags) => sys(open(path, flags)),
-    ioctl: (fd, request, arg) => sys(ioctl(fd, request, "void *", arg)),
-    close: (fd) => sys(close(fd)),
-    errnoName: (errno) => names.get(errno) ?? `errno ${errno}`,
+    open: (path, flags) => result(open(path, flags)),
+    ioctl: (fd, request, arg) => result(ioctl(fd, request, "void *", arg)),
+    close: (fd) => result(close(fd)),
+    errnoName,
   };
   return ffi;
 }

@@ -1,12 +1,9 @@
-import { createRequire } from "node:module";
-import type koffiModule from "koffi";
+import { loadLibc, type SysResult } from "../../attestation/nsm/libc.js";
 import { InitError } from "./errors.js";
 
 /**
  * socket(2), ioctl(2) and close(2) through koffi, the FFI the project already
- * ships for /dev/nsm (attestation/nsm/nsm-device.ts) and vsock
- * (host/transport/ffi.ts). enclave/ must not import host/, so the few lines
- * that load libc are repeated here rather than shared.
+ * ships for /dev/nsm, with the same libc loader (attestation/nsm/libc.ts).
  *
  * Why FFI and not `ip link set lo up`: iproute2 (or busybox) would be one
  * more package in the measured image, with its own update cadence, for one
@@ -15,11 +12,7 @@ import { InitError } from "./errors.js";
  * ERR_LOOPBACK_UNSUPPORTED.
  */
 
-export interface SysResult {
-  rc: number;
-  /** errno right after the call; meaningful only when rc < 0. */
-  errno: number;
-}
+export type { SysResult };
 
 /** What bringUpLoopback needs from the kernel; tests pass a fake. */
 export interface NetdeviceSys {
@@ -30,8 +23,6 @@ export interface NetdeviceSys {
   errnoName(errno: number): string;
 }
 
-type Koffi = typeof koffiModule;
-
 let sys: NetdeviceSys | undefined;
 
 function unsupported(message: string, cause?: unknown): InitError {
@@ -40,42 +31,18 @@ function unsupported(message: string, cause?: unknown): InitError {
 
 export function loadNetdeviceSys(): NetdeviceSys {
   if (sys !== undefined) return sys;
-  if (process.platform !== "linux") throw unsupported(`bringing up loopback needs Linux (platform is ${process.platform})`);
-  let koffi: Koffi;
-  try {
-    koffi = createRequire(import.meta.url)("koffi") as Koffi;
-  } catch (cause) {
-    throw unsupported("the koffi FFI module could not be loaded, so the loopback interface cannot be configured", cause);
-  }
-  let libc: ReturnType<Koffi["load"]>;
-  try {
-    libc = koffi.load("libc.so.6");
-  } catch {
-    // musl has no libc.so.6; its symbols are already in the process.
-    try {
-      libc = koffi.load(null);
-    } catch (cause) {
-      throw unsupported("libc could not be loaded for the loopback ioctls", cause);
-    }
-  }
+  const { libc, result, errnoName } = loadLibc(unsupported, "bringing up the loopback interface");
   const socket = libc.func("int socket(int domain, int type, int protocol)");
   // ioctl(2) is variadic in C; declared so, koffi uses the variadic calling
   // convention, and a Uint8Array argument is passed as a pointer to its own
   // memory, so the kernel's writes (SIOCGIFFLAGS) land in it.
   const ioctl = libc.func("int ioctl(int fd, unsigned long request, ...)");
   const close = libc.func("int close(int fd)");
-
-  const names = new Map<number, string>();
-  for (const [name, value] of Object.entries(koffi.os.errno)) {
-    if (!names.has(value)) names.set(value, name);
-  }
-  // errno is read right after the call, before other native work can overwrite it.
-  const result = (rc: unknown): SysResult => ({ rc: Number(rc), errno: koffi.errno() });
   sys = {
     socket: (domain, type, protocol) => result(socket(domain, type, protocol)),
     ioctl: (fd, request, ifreq) => result(ioctl(fd, request, "uint8_t *", ifreq)),
     close: (fd) => result(close(fd)),
-    errnoName: (errno) => names.get(errno) ?? `errno ${errno}`,
+    errnoName,
   };
   return sys;
 }
