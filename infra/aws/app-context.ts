@@ -2,6 +2,7 @@ import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import type { Node } from "constructs";
 import type { ArtifactSource } from "./artifacts.js";
+import type { EnclaveStackProps } from "./enclave-stack.js";
 import { DeployError } from "./errors.js";
 
 /**
@@ -24,22 +25,24 @@ export interface DeployContext {
     sessionManager: boolean;
   };
   /** Absent until `eif` is given: the first deployment creates the key alone, so that secrets can be sealed. */
-  enclave?: {
-    eif: ArtifactSource;
-    hostPackage: ArtifactSource;
-    runtimeConfigFile: string;
-    sealedSecretsFile?: string;
-    ingressCidr: string;
-    relayPort?: number;
-    egressPorts?: number[];
-    instanceType?: string;
-    enclaveCpuCount?: number;
-    enclaveMemoryMib?: number;
-    enclaveCid?: number;
-    enclavePort?: number;
-    egressVsockPort?: number;
-    provisionPort?: number | false;
-    hostArgs?: string[];
+  enclave?: Pick<
+    EnclaveStackProps,
+    | "eif"
+    | "hostPackage"
+    | "runtimeConfigFile"
+    | "sealedSecretsFile"
+    | "ingressCidr"
+    | "relayPort"
+    | "egressPorts"
+    | "instanceType"
+    | "enclaveCpuCount"
+    | "enclaveMemoryMib"
+    | "enclaveCid"
+    | "enclavePort"
+    | "egressVsockPort"
+    | "provisionPort"
+    | "hostArgs"
+  > & {
     existingVpc?: { vpcId: string; availabilityZones: string[]; publicSubnetIds: string[] };
   };
 }
