@@ -11,6 +11,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { copies, parseDockerfile, runs, type Stage } from "./dockerfile-model.js";
 import { PARENT_NODE } from "../../../infra/aws/parent-node.js";
 import { IMAGE_PATHS } from "../../../infra/k8s/commands.js";
 import { container, synth } from "../k8s/synth-helpers.js";
@@ -19,59 +20,9 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..
 const TEXT = fs.readFileSync(path.join(REPO_ROOT, "infra/image/parent.Dockerfile"), "utf8");
 const IGNORE = fs.readFileSync(path.join(REPO_ROOT, "infra/image/parent.Dockerfile.dockerignore"), "utf8");
 
-interface Instruction {
-  keyword: string;
-  args: string;
-}
-
-/** Instructions with line continuations joined and comments dropped. */
-function parse(text: string): Instruction[] {
-  const out: Instruction[] = [];
-  let pending = "";
-  for (const raw of text.split("\n")) {
-    const line = raw.trim();
-    if (line.startsWith("#") || (pending === "" && line === "")) continue;
-    if (line.endsWith("\\")) {
-      pending += `${line.slice(0, -1)} `;
-      continue;
-    }
-    const full = pending + line;
-    pending = "";
-    const m = /^(\S+)\s+(.*)$/.exec(full)!;
-    out.push({ keyword: m[1]!.toUpperCase(), args: m[2]! });
-  }
-  return out;
-}
-
-const instructions = parse(TEXT);
-const firstFrom = instructions.findIndex((i) => i.keyword === "FROM");
-const globalArgs = new Map(
-  instructions
-    .slice(0, firstFrom)
-    .filter((i) => i.keyword === "ARG")
-    .map((i) => {
-      const [name, value = ""] = i.args.split(/=(.*)/s);
-      return [name!, value] as const;
-    }),
-);
-interface Stage {
-  name: string;
-  /** The FROM argument with global ARGs substituted. */
-  from: string;
-  body: Instruction[];
-}
-const stages: Stage[] = [];
-for (const i of instructions.slice(firstFrom)) {
-  if (i.keyword === "FROM") {
-    const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(i.args)!;
-    const from = m[1]!.replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => globalArgs.get((a ?? b)!) ?? "<unset>");
-    stages.push({ name: m[2] ?? String(stages.length), from, body: [] });
-  } else stages.at(-1)!.body.push(i);
-}
+const { instructions, globalArgs, stages } = parseDockerfile(TEXT);
 const stage = (name: string) => stages.find((s) => s.name === name)!;
 const runtime = stages.at(-1)!;
-const runs = (s: Stage) => s.body.filter((i) => i.keyword === "RUN").map((i) => i.args);
-const copies = (s: Stage) => s.body.filter((i) => i.keyword === "COPY").map((i) => i.args);
 
 /** The image a stage finally starts from, following `FROM <stage>`. */
 function rootImage(s: Stage): string {
