@@ -11,7 +11,7 @@ export type ListenEndpoint =
    * AF_VSOCK, the production case on Nitro. The enclave module itself
    * serves TCP/Unix only; `egw enclave` bridges a vsock listener to a
    * loopback one inside the enclave with the host/transport code (see
-   * infra/cli/enclave.ts), so enclave/ stays free of socket FFI.
+   * enclave/main.ts), so the gateway module stays free of socket FFI.
    */
   | { kind: "vsock"; cid: number; port: number };
 

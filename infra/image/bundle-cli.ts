@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * `node dist/infra/image/bundle-cli.js --entry … --out … --node-modules …`:
- * runs bundleEnclave (bundle.ts) for the image build (infra/image/Dockerfile)
- * and `npm run bundle`. Prints the report as JSON on stdout.
+ * runs bundleEnclave (bundle.ts) for the image build (infra/image/Dockerfile,
+ * entry dist/enclave/bin.js) and `npm run bundle`. Prints the report as JSON on stdout.
  * Exit 0 done, 1 refused (BundleError, code on stderr), 2 usage.
  */
 import { parseArgs } from "node:util";

@@ -4,12 +4,19 @@ import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import path from "node:path";
 import { build, type Metafile } from "esbuild";
+import { checkBundleInputs, lockKeyOf, type BundleAllowlist, type ClassifiedInput, ENCLAVE_ALLOWLIST } from "./allowlist.js";
 import { BundleError } from "./errors.js";
+import { INPUTS_FILE, inputsReport } from "./inputs-report.js";
+
+export { lockKeyOf };
 
 /**
- * Bundles `egw` for the enclave image: one ES module holding our code and
- * every pure-JavaScript production dependency, next to the native packages
- * copied exactly as `npm ci --omit=dev` installed them.
+ * Bundles the enclave program (enclave/bin.ts, compiled to
+ * dist/enclave/bin.js) for the enclave image: one ES module holding our code
+ * and every pure-JavaScript production dependency it loads, next to the
+ * native packages copied exactly as `npm ci --omit=dev` installed them. Not
+ * `egw`: the host relay, the operator tools and the dev stack stay out of
+ * the measured image (infra/image/allowlist.ts).
  *
  * Why a bundle: the image's PCR2 measures every file in it; a bundle is one
  * file a reviewer can read and hash instead of ~1,500 files of
@@ -27,19 +34,22 @@ import { BundleError } from "./errors.js";
  * Layout of `outDir` (the image's /app):
  *   package.json            name "enclave-gateway" and the version, so the
  *                           simulated NSM's code hash finds its package root
- *   dist/egw.mjs            the bundle
+ *   dist/enclave.mjs        the bundle
+ *   inputs.json             what went into it, by folder and package, with
+ *                           sizes (infra/image/inputs-report.ts)
  *   node_modules/<native>   koffi, cbor-extract and their dependencies
  *
  * Refusals (BundleError): a bundled package that package-lock.json marks
  * "dev": true (e.g. aws-cdk-lib reaching the enclave through an import), a
  * bundled package missing from the lockfile, a file from outside the
- * repository, or a run-time import other than Node built-ins and the
- * natives. Nothing here reads the clock; esbuild's output depends only on
+ * repository, any input outside the image allowlist (ERR_BUNDLE_NOT_ALLOWED:
+ * host relay, infra/, test helpers, a package nobody vetted), or a run-time
+ * import other than Node built-ins and the natives. Nothing here reads the clock; esbuild's output depends only on
  * its inputs and these options.
  */
 
 export const NATIVE_PACKAGES: readonly string[] = ["koffi", "cbor-extract"];
-export const BUNDLE_FILE = "dist/egw.mjs";
+export const BUNDLE_FILE = "dist/enclave.mjs";
 
 // ESM output cannot `require`; CommonJS dependencies (node-forge, the AWS
 // SDK) call require("crypto") and the like, so the bundle gets one from
@@ -49,7 +59,7 @@ const BANNER = 'import { createRequire as __egwCreateRequire } from "node:module
 export interface BundleOptions {
   /** Repository root: esbuild's working directory, where package.json and package-lock.json are. */
   repoRoot: string;
-  /** Entry point relative to repoRoot: dist/infra/cli/egw.js in the image build (tsc output). */
+  /** Entry point relative to repoRoot: dist/enclave/bin.js in the image build (tsc output). */
   entry: string;
   /** Empty or missing folder to write into (the image's /app). */
   outDir: string;
@@ -57,6 +67,8 @@ export interface BundleOptions {
   nodeModules: string;
   /** Defaults to <repoRoot>/package-lock.json. */
   lockfile?: string;
+  /** What the bundle may contain; ENCLAVE_ALLOWLIST unless a test narrows or widens it. */
+  allowlist?: BundleAllowlist;
 }
 
 export interface BundleReport {
@@ -67,6 +79,8 @@ export interface BundleReport {
   packages: string[];
   /** Native packages copied, as paths relative to node_modules. */
   natives: string[];
+  /** inputs.json in outDir. */
+  inputs: string;
 }
 
 interface LockEntry {
@@ -111,6 +125,10 @@ export async function bundleEnclave(options: BundleOptions): Promise<BundleRepor
       legalComments: "eof",
       charset: "utf8",
       metafile: true,
+      // Paths as the repository sees them: a node_modules that is a symlink
+      // (a git worktree sharing one install) must not turn every package into
+      // a file "outside the repository".
+      preserveSymlinks: true,
       // Nothing is written before the checks below pass.
       write: false,
       logLevel: "silent",
@@ -126,25 +144,20 @@ export async function bundleEnclave(options: BundleOptions): Promise<BundleRepor
   }
 
   const packages = checkInputs(metafile, locked);
+  const classified: ClassifiedInput[] = checkBundleInputs(metafile.inputs, options.allowlist ?? ENCLAVE_ALLOWLIST);
   checkExternals(metafile);
+  const sha256 = createHash("sha256").update(code).digest("hex");
   await mkdir(path.dirname(outfile), { recursive: true });
   await writeFile(outfile, code);
   const appPackage = { name: pkg.name, version: pkg.version, private: true, type: "module", ...(pkg.license && { license: pkg.license }) };
   await writeFile(path.join(outDir, "package.json"), `${JSON.stringify(appPackage, null, 2)}\n`);
   await copyNatives(nodeModules, natives, path.join(outDir, "node_modules"));
+  const inputs = path.join(outDir, INPUTS_FILE);
+  const entry = options.entry.split(path.sep).join("/");
+  const report = inputsReport(entry, { file: BUNDLE_FILE, bytes: code.length, sha256 }, classified, (key) => locked[key]?.version ?? "?");
+  await writeFile(inputs, `${JSON.stringify(report, null, 2)}\n`);
 
-  return {
-    bundle: outfile,
-    bytes: code.length,
-    sha256: createHash("sha256").update(code).digest("hex"),
-    packages,
-    natives,
-  };
-}
-
-/** The package folder of a bundled file ("node_modules/a/node_modules/@s/b"), as package-lock.json keys it. */
-export function lockKeyOf(input: string): string | undefined {
-  return /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1];
+  return { bundle: outfile, bytes: code.length, sha256, packages, natives, inputs };
 }
 
 function checkInputs(metafile: Metafile, locked: Record<string, LockEntry>): string[] {

@@ -1,25 +1,30 @@
 /**
  * The enclave bundle (infra/image/bundle.ts), built here from the source
- * entry point (infra/cli/egw.ts) with the options the image build uses on
- * the tsc output. Checks: it runs under this machine's Node (20) from a
- * folder outside the repository, so every import is either inside the
- * bundle or one of the copied natives; two builds are byte-identical; and
- * it refuses devDependencies, unlocked packages and missing natives.
+ * entry point of the enclave program (enclave/bin.ts) with the options the
+ * image build uses on the tsc output. Checks: it passes the image allowlist
+ * and says in inputs.json what went in; it runs the enclave under this
+ * machine's Node (20) from a folder outside the repository, so every import
+ * is either inside the bundle or one of the copied natives; two builds are
+ * byte-identical; and it refuses the egw CLI, devDependencies, unlocked
+ * packages and missing natives.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BUNDLE_FILE, bundleEnclave, lockKeyOf, type BundleReport } from "../../../infra/image/bundle.js";
+import { Agent, request } from "undici";
+import { ENCLAVE_ALLOWLIST } from "../../../infra/image/allowlist.js";
+import { BUNDLE_FILE, bundleEnclave, type BundleReport } from "../../../infra/image/bundle.js";
 import { BundleError } from "../../../infra/image/errors.js";
+import { INPUTS_FORMAT, type InputsReport } from "../../../infra/image/inputs-report.js";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const NODE_MODULES = path.join(REPO_ROOT, "node_modules");
-const ENTRY = "infra/cli/egw.ts";
-const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
+const ENTRY = "enclave/bin.ts";
+const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean; version?: string }> };
 
 let dir: string;
 let app: string;
@@ -65,9 +70,10 @@ async function refusal(promise: Promise<unknown>): Promise<BundleError> {
 }
 
 describe("the enclave bundle", () => {
-  it("is one ES module plus package.json and the native packages", () => {
-    expect(fs.readdirSync(app).sort()).toEqual(["dist", "node_modules", "package.json"]);
-    expect(fs.readdirSync(path.join(app, "dist"))).toEqual(["egw.mjs"]);
+  it("is one ES module plus package.json, inputs.json and the native packages", () => {
+    expect(fs.readdirSync(app).sort()).toEqual(["dist", "inputs.json", "node_modules", "package.json"]);
+    expect(fs.readdirSync(path.join(app, "dist"))).toEqual(["enclave.mjs"]);
+    expect(report.inputs).toBe(path.join(app, "inputs.json"));
     expect(JSON.parse(fs.readFileSync(path.join(app, "package.json"), "utf8"))).toMatchObject({ name: "enclave-gateway", private: true, type: "module" });
     expect(report.natives).toContain("koffi");
     expect(report.natives).toContain("cbor-extract");
@@ -91,25 +97,58 @@ describe("the enclave bundle", () => {
     expect(treeListing(path.join(dir, "b", "c", "app"))).toEqual(treeListing(app));
   });
 
-  it(`runs \`help\` under this machine's Node (${process.version}) from outside the repository`, () => {
-    const r = run(["help"]);
+  it(`runs the enclave program's --help under this machine's Node (${process.version}) from outside the repository`, () => {
+    const r = run(["--help"]);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    expect(r.stdout).toContain("egw (enclave-gateway)");
-    expect(r.stdout).toContain("enclave --config");
+    expect(r.stdout).toContain("--provision-listen");
+    // The egw CLI's other commands are not in it.
+    expect(r.stdout).not.toContain("egw (enclave-gateway)");
   });
 
-  it("issues and inspects a development attestation document", () => {
-    const state = path.join(dir, "state");
-    const doc = path.join(dir, "doc.cbor");
-    const issued = run(["attest", "issue", "--dev", "--state-dir", state, "--out", doc]);
-    expect(issued.status, issued.stderr).toBe(0);
-    const root = run(["attest", "dev-root", "--state-dir", state]);
-    fs.writeFileSync(path.join(dir, "dev-root.pem"), root.stdout);
-    const inspected = run(["inspect", doc, "--root", path.join(dir, "dev-root.pem"), "--json"]);
-    expect(inspected.status, inspected.stderr).toBe(0);
-    expect(JSON.parse(inspected.stdout)).toBeTypeOf("object");
+  it("refuses a bad flag with exit 2 and a message, without a stack", () => {
+    const r = run(["--no-such-flag"]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^enclave: .*no-such-flag/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
   });
+
+  it("boots the gateway in development mode from the bundle and serves HTTPS", async () => {
+    const config = path.join(dir, "config.json");
+    fs.writeFileSync(config, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: { local: { provider: "local", model: "local" } }, egressAllowlist: [], clients: [] }));
+    const child = spawn(process.execPath, [path.join(app, BUNDLE_FILE), "--dev", "--state-dir", path.join(dir, "state"), "--config", config, "--listen", "tcp://127.0.0.1:0"], {
+      cwd: dir,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { PATH: process.env.PATH ?? "" },
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+        let out = "";
+        const timer = setTimeout(() => reject(new Error(`no ready line; stderr: ${stderr}`)), 20_000);
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("\n")) {
+            clearTimeout(timer);
+            resolve(JSON.parse(out.slice(0, out.indexOf("\n"))) as Record<string, unknown>);
+          }
+        });
+        void exited.then((code) => reject(new Error(`exited ${String(code)}: ${stderr}`)));
+      });
+      expect(ready).toMatchObject({ ready: true });
+      expect(ready.tlsSpkiSha256).toMatch(/^[0-9a-f]{64}$/);
+      const res = await request(`https://127.0.0.1:${String(ready.port)}/healthz`, { dispatcher: new Agent({ connect: { rejectUnauthorized: false } }) });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+      // SIGTERM is the clean stop.
+      child.kill("SIGTERM");
+      expect(await exited, stderr).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
+  }, 30_000);
 
   it("loads koffi and cbor-extract from the copies next to the bundle", () => {
     const script = `
@@ -130,7 +169,59 @@ describe("the enclave bundle", () => {
   });
 });
 
+describe("inputs.json: what the PCRs cover", () => {
+  const inputs = () => JSON.parse(fs.readFileSync(path.join(app, "inputs.json"), "utf8")) as InputsReport;
+
+  it("names the entry and the bundle it describes", () => {
+    const r = inputs();
+    expect(Object.keys(r)).toEqual(["format", "entry", "bundle", "totals", "sources", "packages"]);
+    expect(r.format).toBe(INPUTS_FORMAT);
+    expect(r.entry).toBe(ENTRY);
+    expect(r.bundle).toEqual({ file: BUNDLE_FILE, bytes: report.bytes, sha256: report.sha256 });
+    expect(createHash("sha256").update(fs.readFileSync(path.join(app, BUNDLE_FILE))).digest("hex")).toBe(r.bundle.sha256);
+  });
+
+  it("lists every input once, grouped by allowed folder or package, with sizes that add up", () => {
+    const r = inputs();
+    const files = [...r.sources.flatMap((g) => g.files), ...r.packages.flatMap((g) => g.files)];
+    expect(files.length).toBe(r.totals.files);
+    expect(new Set(files.map((f) => f.path)).size).toBe(files.length);
+    const sum = (list: { bytes: number }[]) => list.reduce((n, x) => n + x.bytes, 0);
+    for (const group of [...r.sources, ...r.packages]) expect(group.bytes).toBe(sum(group.files));
+    expect(r.totals.sourceBytes).toBe(sum(r.sources));
+    expect(r.totals.packageBytes).toBe(sum(r.packages));
+    expect(r.totals.inputBytes).toBe(r.totals.sourceBytes + r.totals.packageBytes);
+    // Sorted, so two builds of one commit diff cleanly.
+    expect(r.sources.map((g) => g.folder)).toEqual(r.sources.map((g) => g.folder).sort());
+    expect(r.packages.map((g) => g.lockKey)).toEqual(r.packages.map((g) => g.lockKey).sort());
+  });
+
+  it("holds the enclave, attestation and the vsock transport only: no host relay, no infra/, no test helper", () => {
+    const r = inputs();
+    const folders = r.sources.map((g) => g.folder);
+    expect(folders).toContain("enclave/");
+    expect(folders).toContain("attestation/");
+    for (const folder of folders) expect(folder, folder).toMatch(/^(enclave|attestation)\/|^host\/transport\/$/);
+    const transport = r.sources.find((g) => g.folder === "host/transport/")!.files.map((f) => f.path.replace(/\.ts$/, ""));
+    expect(transport.sort()).toEqual([...ENCLAVE_ALLOWLIST.sourceFiles].sort());
+    const names = r.packages.map((p) => p.name);
+    for (const absent of ["pino", "aws-cdk-lib", "cdk8s", "proxy-protocol-js", "esbuild", "vitest"]) expect(names).not.toContain(absent);
+  });
+
+  it("gives each package its version from the lockfile", () => {
+    for (const p of inputs().packages) expect(p.version, p.lockKey).toBe(lock.packages[p.lockKey]!.version);
+  });
+});
+
 describe("bundle refusals", () => {
+  it("refuses the egw CLI: host relay, operator tools and dev stack are not enclave code", async () => {
+    const err = await refusal(bundleEnclave({ repoRoot: REPO_ROOT, entry: "infra/cli/egw.ts", outDir: path.join(dir, "egw"), nodeModules: NODE_MODULES }));
+    expect(err.code).toBe("ERR_BUNDLE_NOT_ALLOWED");
+    expect(err.message).toContain("infra/cli/");
+    expect(err.message).toContain("host/ingress/relay.ts");
+    expect(fs.existsSync(path.join(dir, "egw")), "nothing is written when refused").toBe(false);
+  }, 60_000);
+
   it("refuses a devDependency reaching the bundle", async () => {
     const err = await refusal(bundleEnclave({ repoRoot: REPO_ROOT, entry: "test/infra/image/fixtures/dev-dependency-entry.ts", outDir: path.join(dir, "dev"), nodeModules: NODE_MODULES }));
     expect(err.code).toBe("ERR_BUNDLE_DEV_DEPENDENCY");
@@ -164,15 +255,5 @@ describe("bundle refusals", () => {
     const err = await refusal(bundleEnclave({ repoRoot: REPO_ROOT, entry: "test/infra/image/fixtures/missing-import.mjs", outDir: path.join(dir, "broken"), nodeModules: NODE_MODULES }));
     expect(err.code).toBe("ERR_BUNDLE_BUILD");
     expect(err.message).toContain("does-not-exist.mjs");
-  });
-
-  it.each([
-    ["node_modules/hono/dist/index.js", "node_modules/hono"],
-    ["node_modules/@peculiar/x509/build/x509.es.js", "node_modules/@peculiar/x509"],
-    ["node_modules/tsyringe/node_modules/tslib/tslib.es6.js", "node_modules/tsyringe/node_modules/tslib"],
-    ["node_modules/a/node_modules/@s/b/x.js", "node_modules/a/node_modules/@s/b"],
-    ["enclave/init/loopback.ts", undefined],
-  ])("lockKeyOf(%s) = %s", (input, key) => {
-    expect(lockKeyOf(input)).toBe(key);
   });
 });

@@ -48,7 +48,9 @@ describe("infra/image/Dockerfile", () => {
     expect(builderRuns).toMatch(/\bnpm ci --ignore-scripts\b/);
     expect(builderRuns).toMatch(/\bnpm ci --omit=dev --ignore-scripts\b/);
     expect(builderRuns).not.toMatch(/\bnpm (install|i)\b/);
-    expect(builderRuns).toMatch(/bundle-cli\.js --entry dist\/infra\/cli\/egw\.js --out \/out\/app --node-modules \/prod\/node_modules/);
+    // The enclave program's entry, not the egw CLI: the image holds nothing but the enclave.
+    expect(builderRuns).toMatch(/bundle-cli\.js --entry dist\/enclave\/bin\.js --out \/out\/app --node-modules \/prod\/node_modules/);
+    expect(builderRuns).not.toMatch(/infra\/cli\/egw/);
   });
 
   it("runtime stage: no package manager, only the builder's output copied in", () => {
@@ -73,8 +75,7 @@ describe("infra/image/Dockerfile", () => {
     expect(entrypoints).toHaveLength(1);
     expect(JSON.parse(entrypoints[0]!.args)).toEqual([
       "/usr/local/bin/node",
-      "/app/dist/egw.mjs",
-      "enclave",
+      "/app/dist/enclave.mjs",
       "--bring-up-loopback",
       "--listen",
       "vsock://4294967295:8443",
