@@ -2,7 +2,9 @@ import { EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
+import { providerSecretContext, SecretContextError } from "../../enclave/secrets/secret-context.js";
 import { parseSealedFile } from "../../enclave/secrets/sealed-file.js";
+import { KeyArnError, parseKeyArn } from "../kms/key-arn.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 
 export { SEAL_USAGE } from "./usage.js";
@@ -13,6 +15,13 @@ export { SEAL_USAGE } from "./usage.js";
  * and adds it to the sealed-secrets file the host hands in. The value is
  * read from standard input, never from argv (which `ps` shows), and is
  * never printed.
+ *
+ * The ciphertext is bound to where the secret may go: Encrypt carries the
+ * encryption context of enclave/secrets/secret-context.ts (purpose, name,
+ * origin), which the enclave rebuilds from its trust policy for Decrypt, so
+ * a host that relabels the blob or points the provider elsewhere gets
+ * InvalidCiphertextException. `--key-id` must be the key ARN the trust
+ * policy names (infra/kms/key-arn.ts), and http: origins need --allow-http.
  */
 const MAX_SECRET_BYTES = 4096; // KMS Encrypt takes at most 4 KiB of plaintext
 
@@ -36,16 +45,33 @@ export async function sealCommand(args: string[], ctx: CliContext): Promise<numb
     "key-id": { type: "string" },
     region: { type: "string" },
     name: { type: "string" },
+    origin: { type: "string" },
+    "allow-http": { type: "boolean" },
     out: { type: "string" },
     "kms-endpoint": { type: "string" },
   });
   if (positionals.length > 0) throw new UsageError("seal takes no positional arguments (the secret comes on stdin)");
-  const keyId = values["key-id"];
-  const region = values.region;
   const name = values.name;
   const out = values.out;
-  if (!keyId || !region || !name || !out) throw new UsageError("seal needs --key-id, --region, --name and --out");
-  if (!/^[A-Z][A-Z0-9_]{0,63}$/.test(name)) throw new UsageError("--name must look like OPENAI_API_KEY ([A-Z][A-Z0-9_]*)");
+  if (!values["key-id"] || !name || !values.origin || !out) throw new UsageError("seal needs --key-id <key ARN>, --name, --origin <https origin> and --out");
+  let keyId: string;
+  let region: string;
+  try {
+    const arn = parseKeyArn(values["key-id"]);
+    keyId = arn.arn;
+    region = values.region ?? arn.region;
+    if (region !== arn.region) throw new UsageError(`--region ${region.slice(0, 32)} is not the key ARN's region (${arn.region})`);
+  } catch (err) {
+    if (err instanceof KeyArnError) throw new UsageError(`--key-id: ${err.message}`);
+    throw err;
+  }
+  let context: Readonly<Record<string, string>>;
+  try {
+    context = providerSecretContext(name, values.origin, { dev: values["allow-http"] === true });
+  } catch (err) {
+    if (err instanceof SecretContextError) throw new UsageError(err.code === "ERR_SECRET_CONTEXT_NAME" ? `--name: ${err.message}` : `--origin: ${err.message}`);
+    throw err;
+  }
   const file = path.resolve(ctx.cwd, out);
 
   // Start from the existing file, if any, so secrets accumulate.
@@ -64,7 +90,9 @@ export async function sealCommand(args: string[], ctx: CliContext): Promise<numb
   const client = new KMSClient({ region, ...(values["kms-endpoint"] && { endpoint: values["kms-endpoint"] }) });
   let blob: Uint8Array;
   try {
-    const result = await client.send(new EncryptCommand({ KeyId: keyId, Plaintext: secret, EncryptionAlgorithm: "SYMMETRIC_DEFAULT" }));
+    const result = await client.send(
+      new EncryptCommand({ KeyId: keyId, Plaintext: secret, EncryptionAlgorithm: "SYMMETRIC_DEFAULT", EncryptionContext: { ...context } }),
+    );
     if (!result.CiphertextBlob) throw new Error("KMS returned no ciphertext");
     blob = result.CiphertextBlob;
   } catch (err) {
@@ -80,6 +108,7 @@ export async function sealCommand(args: string[], ctx: CliContext): Promise<numb
   const tmp = `${file}.tmp-${process.pid}`;
   await writeFile(tmp, content, { mode: 0o644 });
   await rename(tmp, file);
-  print(ctx.stderr, `sealed ${name} into ${out} (${Object.keys(existing).length + (name in existing ? 0 : 1)} secret(s))`);
+  const count = Object.keys(existing).length + (name in existing ? 0 : 1);
+  print(ctx.stderr, `sealed ${name} for ${context["egw:origin"]} into ${out} (${count} secret(s)); the trust policy must name this origin for it`);
   return EXIT.ok;
 }

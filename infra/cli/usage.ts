@@ -134,12 +134,19 @@ lets the admin administer and the sealer encrypt. Warnings (stderr) name
 what could still undo the attestation condition.`;
 
 export const SEAL_USAGE = `Usage:
-  printf '%s' "$OPENAI_API_KEY" | egw seal --key-id <kms key arn|alias> --region <region> \\
-        --name OPENAI_API_KEY --out sealed-secrets.json [--kms-endpoint <url>]
+  printf '%s' "$OPENAI_API_KEY" | egw seal --key-id <kms key ARN> [--region <region>] \\
+        --name OPENAI_API_KEY --origin https://api.openai.com --out sealed-secrets.json \\
+        [--allow-http] [--kms-endpoint <url>]
 
 Encrypts one provider key (read from standard input, never from arguments)
 with KMS Encrypt and adds it to the sealed-secrets file that "egw enclave
---sealed-secrets" opens with its attestation. Uses the AWS SDK's default
+--sealed-secrets" opens with its attestation. The ciphertext is bound to the
+encryption context {"egw:purpose":"provider-secret","egw:secret":<name>,
+"egw:origin":<origin>}: the enclave opens it only for the provider whose
+trust-policy origin is exactly that origin (scheme://host[:port], no path).
+--key-id must be the full key ARN (arn:aws:kms:<region>:<account>:key/<id>),
+not an alias; --region defaults to the ARN's and must equal it. http:
+origins need --allow-http (development only). Uses the AWS SDK's default
 credentials on the operator's machine.`;
 
 export const MEASURE_USAGE = `Usage:
