@@ -33,7 +33,8 @@ describe("enclave program run()", () => {
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(ENCLAVE_PROGRAM_USAGE);
     // Every flag of `egw help enclave` is there.
-    for (const flag of ["--config", "--listen", "--dev", "--egress-proxy", "--sealed-secrets", "--provision-listen", "--bring-up-loopback"]) expect(r.stdout).toContain(flag);
+    const flags = ["--config", "--listen", "--dev", "--egress-proxy", "--sealed-secrets", "--provision-listen", "--bring-up-loopback"];
+    for (const flag of flags) expect(r.stdout).toContain(flag);
   });
 
   it.each([
