@@ -21,8 +21,6 @@ import { createLogger, type Logger } from "./observability/log.js";
 import { generateIdentityFromBundle } from "./provision/identity-mode.js";
 import { DEFAULT_PROVISION_LIMITS, provisionedBoot, type IdentityStatus, type ProvisionBundle } from "./provision/index.js";
 import { staticSecrets } from "./secrets.js";
-import { ENCLAVE_USAGE } from "./main-usage.js";
-export { ENCLAVE_USAGE };
 import { EXIT, parseFlags, print, EnclaveUsageError as UsageError, type EnclaveContext as CliContext } from "./main-context.js";
 
 /** A byte pipe between two endpoints (enclave/init/bridge.ts). */
@@ -112,20 +110,33 @@ function signalled(): Promise<void> {
   });
 }
 
+/** The program's flags, parsed strictly (unknown ones are usage errors); the only list of them. */
+const FLAGS = {
+  config: { type: "string" },
+  listen: { type: "string" },
+  dev: { type: "boolean" },
+  "state-dir": { type: "string" },
+  "egress-proxy": { type: "string" },
+  "upstream-ca": { type: "string" },
+  "sealed-secrets": { type: "string" },
+  "kms-endpoint": { type: "string" },
+  "provision-listen": { type: "string" },
+  "provision-timeout": { type: "string" },
+  "bring-up-loopback": { type: "boolean" },
+} as const;
+
+/**
+ * --help of the image's program, made from FLAGS so it cannot drift; the
+ * prose is `egw help enclave` (infra/cli/usage.ts ENCLAVE_USAGE), kept out
+ * of this module so the host's CLI loads no enclave/ file.
+ */
+export const ENCLAVE_PROGRAM_USAGE = `usage: enclave ${Object.entries(FLAGS)
+  .map(([name, spec]) => (spec.type === "boolean" ? `[--${name}]` : `[--${name} <value>]`))
+  .join(" ")}
+Runs the gateway service; the same program as \`egw enclave\` (see \`egw help\` for each flag). Exit 0 stopped, 1 refused, 2 usage.`;
+
 export async function main(args: string[], ctx: CliContext, deps: EnclaveCommandDeps = {}): Promise<number> {
-  const { values, positionals } = parseFlags(args, {
-    config: { type: "string" },
-    listen: { type: "string" },
-    dev: { type: "boolean" },
-    "state-dir": { type: "string" },
-    "egress-proxy": { type: "string" },
-    "upstream-ca": { type: "string" },
-    "sealed-secrets": { type: "string" },
-    "kms-endpoint": { type: "string" },
-    "provision-listen": { type: "string" },
-    "provision-timeout": { type: "string" },
-    "bring-up-loopback": { type: "boolean" },
-  });
+  const { values, positionals } = parseFlags(args, FLAGS);
   if (positionals.length > 0) throw new UsageError("enclave takes no positional arguments");
   let settings: EnclaveSettings;
   try {
@@ -256,7 +267,7 @@ async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provis
  */
 export async function run(args: string[], ctx: CliContext, deps: EnclaveCommandDeps = {}): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
-    print(ctx.stdout, ENCLAVE_USAGE);
+    print(ctx.stdout, ENCLAVE_PROGRAM_USAGE);
     return EXIT.ok;
   }
   try {

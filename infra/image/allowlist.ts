@@ -122,7 +122,8 @@ export function checkBundleInputs(inputs: Readonly<Record<string, { bytes: numbe
     const shown = refused.slice(0, 50).join(", ");
     throw new BundleError(
       "ERR_BUNDLE_NOT_ALLOWED",
-      `the enclave bundle would contain ${refused.length} input(s) outside the image allowlist (infra/image/allowlist.ts): ${shown}${refused.length > 50 ? ", …" : ""}`,
+      `the enclave bundle would contain ${refused.length} input(s) outside the image allowlist (infra/image/allowlist.ts): ` +
+        `${shown}${refused.length > 50 ? ", …" : ""}`,
     );
   }
   return classified;

@@ -10,7 +10,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ENCLAVE_USAGE, main, run } from "../../enclave/main.js";
+import { ENCLAVE_PROGRAM_USAGE, main, run } from "../../enclave/main.js";
 import { EnclaveUsageError } from "../../enclave/main-context.js";
 import { run as egw } from "../../infra/cli/main.js";
 import { captureStream, cliContext } from "../helpers/cli-process.js";
@@ -31,7 +31,10 @@ describe("enclave program run()", () => {
   it("prints its usage for --help and exits 0", async () => {
     const r = await call(run, ["--help"]);
     expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe(ENCLAVE_USAGE);
+    expect(r.stdout.trim()).toBe(ENCLAVE_PROGRAM_USAGE);
+    // Every flag of `egw help enclave` is there.
+    const flags = ["--config", "--listen", "--dev", "--egress-proxy", "--sealed-secrets", "--provision-listen", "--bring-up-loopback"];
+    for (const flag of flags) expect(r.stdout).toContain(flag);
   });
 
   it.each([

@@ -97,7 +97,8 @@ describe("checkBundleInputs", () => {
 
   it("allows exactly the vsock files of host/transport and no other host/ folder", () => {
     expect(ENCLAVE_ALLOWLIST.sourceFolders).toEqual(["enclave/", "attestation/"]);
-    expect([...ENCLAVE_ALLOWLIST.sourceFiles].sort()).toEqual(["endpoint", "errors", "fd-socket", "ffi", "transport", "vsock"].map((f) => `host/transport/${f}`));
+    const expected = ["endpoint", "errors", "fd-socket", "ffi", "transport", "vsock"].map((f) => `host/transport/${f}`);
+    expect([...ENCLAVE_ALLOWLIST.sourceFiles].sort()).toEqual(expected);
   });
 
   it.each([

@@ -24,7 +24,8 @@ import { INPUTS_FORMAT, type InputsReport } from "../../../infra/image/inputs-re
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const NODE_MODULES = path.join(REPO_ROOT, "node_modules");
 const ENTRY = "enclave/bin.ts";
-const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean; version?: string }> };
+type LockEntry = { dev?: boolean; version?: string };
+const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> };
 
 let dir: string;
 let app: string;
@@ -115,8 +116,10 @@ describe("the enclave bundle", () => {
 
   it("boots the gateway in development mode from the bundle and serves HTTPS", async () => {
     const config = path.join(dir, "config.json");
-    fs.writeFileSync(config, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: { local: { provider: "local", model: "local" } }, egressAllowlist: [], clients: [] }));
-    const child = spawn(process.execPath, [path.join(app, BUNDLE_FILE), "--dev", "--state-dir", path.join(dir, "state"), "--config", config, "--listen", "tcp://127.0.0.1:0"], {
+    const models = { local: { provider: "local", model: "local" } };
+    fs.writeFileSync(config, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models, egressAllowlist: [], clients: [] }));
+    const args = ["--dev", "--state-dir", path.join(dir, "state"), "--config", config, "--listen", "tcp://127.0.0.1:0"];
+    const child = spawn(process.execPath, [path.join(app, BUNDLE_FILE), ...args], {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],
       env: { PATH: process.env.PATH ?? "" },
