@@ -22,11 +22,18 @@ export interface KeyPolicyDocumentInput {
   roleArn: string;
   adminArn: string;
   sealerArn?: string;
+  /** Development only: admit debug-mode (all-zero) PCRs. */
+  allowDebug?: boolean;
+  /** A policy nobody can change (buildKeyPolicy); the key must then be created with BypassPolicyLockoutSafetyCheck. */
+  immutable?: boolean;
+  /** Provider secrets (name, origin) the key may release; see buildKeyPolicy. */
+  secrets?: readonly { name: string; origin: string }[];
 }
 
 export interface KeyPolicyDocument {
   policy: { Version: string; Statement: Record<string, unknown>[] };
   warnings: string[];
+  bypassPolicyLockoutSafetyCheck: boolean;
 }
 
 /**
@@ -44,19 +51,22 @@ export function keyPolicyDocument(input: KeyPolicyDocumentInput): KeyPolicyDocum
   if (input.adminArn === ROLE_PLACEHOLDER || input.sealerArn === ROLE_PLACEHOLDER) {
     throw new DeployError("ERR_DEPLOY_KEY_POLICY", "the admin or sealer ARN equals the internal role placeholder");
   }
-  let built: { policy: Record<string, unknown>; warnings: string[] };
+  let built: ReturnType<typeof buildKeyPolicy>;
   try {
     built = buildKeyPolicy({
       manifest: input.manifest,
       enclaveRoleArn: ROLE_PLACEHOLDER,
       adminArn: input.adminArn,
       ...(input.sealerArn !== undefined && { sealerArn: input.sealerArn }),
+      ...(input.secrets !== undefined && { secrets: input.secrets }),
+      allowDebug: input.allowDebug === true,
+      immutable: input.immutable === true,
     });
   } catch (cause) {
     if (cause instanceof KeyPolicyError) throw new DeployError("ERR_DEPLOY_KEY_POLICY", cause.message, { cause });
     throw cause;
   }
-  const statements = (built.policy.Statement as Record<string, unknown>[]).map((statement) => {
+  const statements = built.policy.Statement.map((statement) => {
     const principal = statement.Principal as { AWS?: unknown } | string | undefined;
     if (typeof principal === "object" && principal.AWS === ROLE_PLACEHOLDER) {
       return { ...statement, Principal: { AWS: input.roleArn } };
@@ -66,7 +76,7 @@ export function keyPolicyDocument(input: KeyPolicyDocumentInput): KeyPolicyDocum
   if (!statements.some(deniesToEveryone("kms:ReEncryptFrom"))) {
     statements.push({ Sid: "DenyReEncryptFromThisKey", Effect: "Deny", Principal: "*", Action: "kms:ReEncryptFrom", Resource: "*" });
   }
-  const policy = { Version: built.policy.Version as string, Statement: statements };
+  const policy = { Version: built.policy.Version, Statement: statements };
   const text = JSON.stringify(policy);
   if (text.includes(ROLE_PLACEHOLDER)) {
     throw new DeployError("ERR_DEPLOY_KEY_POLICY", "internal: the role placeholder survived in the key policy");
@@ -74,7 +84,7 @@ export function keyPolicyDocument(input: KeyPolicyDocumentInput): KeyPolicyDocum
   if (Buffer.byteLength(text) + ARN_HEADROOM_BYTES * input.manifest.measurements.length > MAX_KEY_POLICY_BYTES) {
     throw new DeployError("ERR_DEPLOY_KEY_POLICY", `the key policy for ${input.manifest.measurements.length} measurement sets would exceed KMS's ${MAX_KEY_POLICY_BYTES}-byte limit; retire old sets from the manifest`);
   }
-  return { policy, warnings: built.warnings };
+  return { policy, warnings: built.warnings, bypassPolicyLockoutSafetyCheck: built.bypassPolicyLockoutSafetyCheck };
 }
 
 /** An unconditional Deny for Principal "*" whose Action list names `action` or a wildcard over it. */

@@ -25,6 +25,15 @@ export interface KeyStackProps extends StackProps {
   allowDebug?: boolean;
   /** Admit measurement sets without PCR0 (e.g. pinned by PCR8, the signing certificate). */
   allowUnpinnedImage?: boolean;
+  /**
+   * A key policy nobody can ever change (see buildKeyPolicy): later manifests
+   * cannot be deployed to this key (CloudFormation's PutKeyPolicy is denied);
+   * a new image needs a new key (new stack id) and re-sealed secrets. The key
+   * is created with BypassPolicyLockoutSafetyCheck, which KMS requires for it.
+   */
+  immutable?: boolean;
+  /** Provider secrets (name, https origin) the key may release, as sealed by `egw seal --name/--origin`. */
+  secrets?: readonly { name: string; origin: string }[];
   /** `alias/…` for the key, so `egw seal --key-id` can name it. */
   keyAlias?: string;
   /** Attach AmazonSSMManagedInstanceCore to the parent role (shell access without SSH). Default true. */
@@ -74,17 +83,21 @@ export class KeyStack extends Stack {
       this.role.addManagedPolicy(ManagedPolicy.fromAwsManagedPolicyName("AmazonSSMManagedInstanceCore"));
     }
 
-    const { policy, warnings } = keyPolicyDocument({
+    const { policy, warnings, bypassPolicyLockoutSafetyCheck } = keyPolicyDocument({
       manifest: this.manifest,
       roleArn: this.role.roleArn,
       adminArn: props.adminArn,
       ...(props.sealerArn !== undefined && { sealerArn: props.sealerArn }),
+      ...(props.secrets !== undefined && { secrets: props.secrets }),
+      allowDebug: this.allowDebug,
+      immutable: props.immutable === true,
     });
     this.key = new CfnKey(this, "SecretsKey", {
       description: "enclave-gateway: seals provider API keys; Decrypt only for an attested enclave image",
       enableKeyRotation: true,
       keyPolicy: policy,
       pendingWindowInDays: 30,
+      ...(bypassPolicyLockoutSafetyCheck && { bypassPolicyLockoutSafetyCheck: true }),
     });
     if (props.retainKey !== false) {
       this.key.cfnOptions.deletionPolicy = CfnDeletionPolicy.RETAIN;

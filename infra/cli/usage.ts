@@ -147,12 +147,20 @@ deterministic responder for running the stack without keys or network.`;
 
 export const KMS_POLICY_USAGE = `Usage:
   egw kms-policy --measurements <manifest.json> --enclave-role <arn> --admin <arn> [--sealer <arn>]
+                 [--secret NAME=ORIGIN]… [--immutable] [--allow-debug] [--allow-http]
 
-Prints a KMS key policy (JSON) that lets the enclave role kms:Decrypt only
-with a recipient attestation whose PCRs match a measurement set of the
-manifest, denies kms:Decrypt without attestation to every principal, and
-lets the admin administer and the sealer encrypt. Warnings (stderr) name
-what could still undo the attestation condition.`;
+Prints a KMS key policy (JSON) that lets the enclave role kms:Decrypt and
+kms:GenerateDataKey only with a recipient attestation whose PCRs match a
+measurement set of the manifest, and denies them to every principal unless
+each PCR the sets share has an allowed value (no attestation: denied). With
+--secret (repeatable; NAME and ORIGIN as given to "egw seal"), provider
+secrets are released only for those name/origin pairs and identity
+operations only under egw:purpose=enclave-identity. --immutable writes a
+policy nobody can ever change (no PutKeyPolicy, CreateGrant or ReplicateKey;
+apply it with BypassPolicyLockoutSafetyCheck): a new image then needs a new
+key and re-sealed secrets. All-zero (debug-mode) PCRs are refused unless
+--allow-debug; http: origins unless --allow-http (development only).
+Warnings (stderr) name what could still undo the attestation condition.`;
 
 export const SEAL_USAGE = `Usage:
   printf '%s' "$OPENAI_API_KEY" | egw seal --key-id <kms key ARN> [--region <region>] \\

@@ -223,7 +223,8 @@ describe("parent instance: refusals", () => {
   });
 
   it("refuses a boot script over EC2's user-data limit", () => {
-    const many = manifestJson(Array.from({ length: 64 }, (_, i) => ({ label: `${"x".repeat(100)} ${i}`, pcrs: { 0: i.toString(16).padStart(96, "a") } })));
+    // Long labels: the user data carries them, the key policy does not (it must stay under KMS's 32 KiB).
+    const many = manifestJson(Array.from({ length: 56 }, (_, i) => ({ label: `${"x".repeat(120)} ${i}`, pcrs: { 0: i.toString(16).padStart(96, "a") } })));
     const big = new KeyStack(app, "BigKey", { manifestJson: many, adminArn: ADMIN });
     let caught: unknown;
     try {
