@@ -59,6 +59,9 @@ interface Exchange {
   bodyRead: boolean;
 }
 
+/** A refused request's unread body up to this size (declared) is discarded on the open connection, not closed on. */
+const DISCARD_UNREAD_BYTES = 64 * 1024;
+
 const EMPTY_SHA256 = new Uint8Array(createHash("sha256").digest());
 
 function b64url(bytes: Uint8Array): string {
@@ -180,10 +183,11 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
    * Common front half of every model call, cheapest refusal first, so that
    * nobody can make the enclave hold a body it would refuse: (the route
    * exists: Hono) → per-address limit → auth from the headers → per-token
-   * limit → content type → concurrency slot → the body, bounded in size,
-   * time and the shared in-flight byte budget → JSON. Anything refused before
-   * the body was read is answered without reading it, with Connection: close
-   * (modelCall), and the exchange says `bodyRead: false`.
+   * limit → concurrency slot → the body, bounded in size, time and the
+   * shared in-flight byte budget → content type, JSON. Anything refused before
+   * the body was read is answered without reading it (with Connection: close
+   * unless it is small, see bodyLeftUnread), and the exchange says
+   * `bodyRead: false`.
    */
   async function admit(
     c: Context,
@@ -204,10 +208,6 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     const perMinute = client.rateLimitPerMinute ?? config.limits.rateLimitPerMinute;
     const wait = rates.take(`client:${client.name}`, Math.max(1, perMinute), perMinute / 60);
     if (wait > 0) throw new GatewayError("rate_limited", "Rate limit reached for this API key.", { retryAfter: wait });
-    const contentType = view.headers.get("content-type") ?? "";
-    if (!/^application\/json\b/i.test(contentType)) {
-      throw new GatewayError("unsupported_media_type", "Content-Type must be application/json.");
-    }
     const release = concurrency.tryAcquire();
     if (!release) throw new GatewayError("overloaded", "The gateway is at its concurrency limit; retry shortly.", { retryAfter: 1 });
     metrics.inFlight.inc();
@@ -229,6 +229,12 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       ex.bodyRead = true;
       ex.requestBytes = bytes.byteLength;
       ex.requestSha256 = new Uint8Array(createHash("sha256").update(bytes).digest());
+      // After the read (an authenticated client, in its slot), so that the
+      // receipt of this refusal covers the body that was sent.
+      const contentType = view.headers.get("content-type") ?? "";
+      if (!/^application\/json\b/i.test(contentType)) {
+        throw new GatewayError("unsupported_media_type", "Content-Type must be application/json.");
+      }
       return {
         body: parseJsonObject(bytes),
         client,
@@ -245,14 +251,19 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
 
   /**
    * Whether the answer must close the connection: the body was not (fully)
-   * read, and Node has not already received all of it. Closing is what keeps
-   * the unread rest from ever being read or buffered (Node stops reading a
-   * socket it is closing; @hono/node-server would otherwise drain it).
+   * read, Node has not already received all of it, and it is not declared
+   * small. Closing keeps the unread rest from ever being read (Node stops
+   * reading a socket it closes). A small declared body is left to
+   * @hono/node-server, which discards it without keeping it (bounded in time
+   * and bytes), so that a client still writing it gets its answer instead of
+   * a reset, and keeps its connection.
    */
   function bodyLeftUnread(c: Context, ex: Exchange): boolean {
     if (ex.bodyRead) return false;
     const incoming = (c.env as { incoming?: { complete?: boolean } } | undefined)?.incoming;
-    return incoming?.complete !== true;
+    if (incoming?.complete === true) return false;
+    const declared = requestView(c).headers.get("content-length");
+    return declared === null || !/^\d{1,9}$/.test(declared) || Number(declared) > DISCARD_UNREAD_BYTES;
   }
 
   /** The client address the host relay reported (PROXY v2), if it reports any. */
