@@ -2,7 +2,7 @@ import type { Attester } from "../attestation/attester.js";
 import { encodeBinding } from "../attestation/binding.js";
 import { GatewayError } from "./errors.js";
 import type { EnclaveIdentity } from "./identity.js";
-import { TokenBuckets } from "./limits/token-bucket.js";
+import { AttestationBudget, type FreshRequester } from "./limits/attestation-budget.js";
 
 /**
  * Issues the enclave's attestation documents. Every document binds:
@@ -10,8 +10,10 @@ import { TokenBuckets } from "./limits/token-bucket.js";
  *  - user_data  = { v: 1, tls_spki_sha256, config_sha256 } (attestation/binding.ts),
  *                 or v2 with `receipt_keys` for a sealed identity;
  *  - nonce      = the client's nonce, for fresh documents.
- * Fresh documents are rate limited (the NSM is a shared, slow device);
- * a document without a nonce is cached and refreshed for cheap polling.
+ * Fresh documents are budgeted (the NSM is a shared, slow device): per
+ * address, with a share kept for requests that prove they come from a
+ * configured client (limits/attestation-budget.ts). A document without a
+ * nonce is cached and refreshed for cheap polling, and is always free.
  */
 export const MAX_NONCE_BYTES = 64;
 export const MIN_NONCE_BYTES = 8;
@@ -23,18 +25,30 @@ export interface AttestationServiceOptions {
   now: () => Date;
   /** Fresh documents per second, across all clients. */
   perSecond: number;
+  /** Share of perSecond only proven requests may use (0..1). */
+  reservedShare: number;
+  /** Fresh documents per second per client address, for unproven requests. */
+  perAddressPerSecond: number;
+  /** The configured clients' tokenSha256 (hex), against which proofs are checked. */
+  clientTokenSha256: readonly string[];
   /** How long the nonce-less document is reused. */
   cacheTtlMs?: number;
 }
 
 export class AttestationService {
-  private readonly buckets: TokenBuckets;
+  private readonly budget: AttestationBudget;
   private readonly userData: Uint8Array;
   private cached: { doc: Uint8Array; at: number } | undefined;
   private refreshing: Promise<Uint8Array> | undefined;
 
   constructor(private readonly options: AttestationServiceOptions) {
-    this.buckets = new TokenBuckets(() => options.now().getTime(), 4);
+    this.budget = new AttestationBudget({
+      now: () => options.now().getTime(),
+      perSecond: options.perSecond,
+      reservedShare: options.reservedShare,
+      perAddressPerSecond: options.perAddressPerSecond,
+      clientTokenSha256: options.clientTokenSha256,
+    });
     const keySet = options.identity.receipt.keySet;
     this.userData = encodeBinding({
       tlsSpkiSha256: options.identity.tls.spkiSha256,
@@ -48,15 +62,12 @@ export class AttestationService {
     return this.userData;
   }
 
-  async fresh(nonce: Uint8Array): Promise<Uint8Array> {
+  /** A document with the client's nonce; throws attestation_rate_limited (429) past the requester's budget. */
+  async fresh(nonce: Uint8Array, requester: FreshRequester): Promise<Uint8Array> {
     if (nonce.length < MIN_NONCE_BYTES || nonce.length > MAX_NONCE_BYTES) {
       throw new GatewayError("invalid_request", `nonce must be ${MIN_NONCE_BYTES}..${MAX_NONCE_BYTES} bytes of hex`);
     }
-    const perSecond = this.options.perSecond;
-    const wait = this.buckets.take("fresh", Math.max(1, perSecond), perSecond);
-    if (wait > 0) {
-      throw new GatewayError("attestation_rate_limited", "Too many attestation requests; poll the cached document or retry later.", { retryAfter: wait });
-    }
+    this.budget.admit(nonce, requester);
     return this.issue(nonce);
   }
 

@@ -136,6 +136,9 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
     configSha256,
     now,
     perSecond: config.limits.attestationPerSecond,
+    reservedShare: config.limits.attestationReservedShare,
+    perAddressPerSecond: config.limits.attestationPerAddressPerSecond,
+    clientTokenSha256: config.clients.map((c) => c.tokenSha256),
   });
   const metrics = createMetrics();
   const adapters = options.adapters ?? createAdapters(config.providers, secrets);

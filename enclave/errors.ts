@@ -13,10 +13,11 @@ export type GatewayErrorCode =
   | "model_not_found" // 404: no route for the model
   | "not_found" // 404: unknown path
   | "method_not_allowed" // 405
+  | "request_timeout" // 408: the request body did not arrive within limits.bodyTimeoutMs
   | "request_too_large" // 413: body over the limit (counted on the stream)
   | "unsupported_media_type" // 415
   | "rate_limited" // 429: per-client rate limit
-  | "overloaded" // 429/503: concurrency limit reached
+  | "overloaded" // 429: concurrency limit reached; 503: in-flight body bytes budget reached
   | "attestation_rate_limited" // 429: too many fresh attestation documents
   | "upstream_rate_limited" // 429: provider said 429 and retries ran out
   | "upstream_error" // 502: provider answered 5xx, or with something unreadable
@@ -33,6 +34,7 @@ export const STATUS: Record<GatewayErrorCode, number> = {
   model_not_found: 404,
   not_found: 404,
   method_not_allowed: 405,
+  request_timeout: 408,
   request_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
@@ -54,10 +56,11 @@ export class GatewayError extends Error {
   /** Seconds the client should wait, for 429s. */
   readonly retryAfter: number | undefined;
 
-  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number }) {
+  /** `status` overrides the code's usual one, where one code has two (overloaded: 429 or 503). */
+  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number; status?: number }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    this.status = STATUS[code];
+    this.status = options?.status ?? STATUS[code];
     this.retryAfter = options?.retryAfter;
   }
 }

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Hono, type Context } from "hono";
+import { ATTEST_PROOF_HEADER, parseAttestProof } from "../attestation/attest-proof.js";
 import { RECEIPT_HEADER, receiptSseBlock, signReceipt, type ReceiptClaims } from "../attestation/receipt.js";
 import type { AttestationService } from "./attestation-service.js";
 import { ClientDirectory } from "./auth.js";
@@ -9,6 +10,7 @@ import { requestView } from "./http/request-view.js";
 import { CLIENT_ADDRESS } from "./http/proxy-header.js";
 import { errorObject, type Surface } from "./http/error-body.js";
 import type { EnclaveIdentity } from "./identity.js";
+import { ByteBudget } from "./limits/byte-budget.js";
 import { Semaphore, TokenBuckets } from "./limits/token-bucket.js";
 import type { Logger } from "./observability/log.js";
 import type { GatewayMetrics } from "./observability/metrics.js";
@@ -48,7 +50,17 @@ interface Exchange {
   provider: string;
   upstreamHost: string;
   stream: boolean;
+  /**
+   * False when the request was answered without its body being read (auth,
+   * rate limits, concurrency, body budget or timeout refused it first):
+   * requestSha256 is then the hash of the empty body, which is not what the
+   * client sent. For the receipt's "body not read" (DESIGN.md contract 4).
+   */
+  bodyRead: boolean;
 }
+
+/** A refused request's unread body up to this size (declared) is discarded on the open connection, not closed on. */
+const DISCARD_UNREAD_BYTES = 64 * 1024;
 
 const EMPTY_SHA256 = new Uint8Array(createHash("sha256").digest());
 
@@ -71,6 +83,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   const router = new Router(config, deps.adapters);
   const clients = new ClientDirectory(config.clients);
   const concurrency = new Semaphore(config.limits.maxConcurrentRequests);
+  const bodyBytes = new ByteBudget(config.limits.maxInFlightBodyBytes);
   const rates = new TokenBuckets(() => now().getTime());
   const app = new Hono();
 
@@ -86,6 +99,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       provider: "",
       upstreamHost: "",
       stream: false,
+      bodyRead: false,
     };
   }
 
@@ -145,13 +159,13 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     return finish(ex, status, new TextEncoder().encode(JSON.stringify(value)), headers);
   }
 
-  function fail(ex: Exchange, err: unknown, surface: Surface): Response {
+  function fail(ex: Exchange, err: unknown, surface: Surface, close = false): Response {
     const e = isGatewayError(err) ? err : toGatewayError(err);
     if (e.code === "internal_error") log.log("error", "internal_error", { reqId: ex.id, surface: ex.surface });
     const headers: Record<string, string> = {};
     if (e.retryAfter !== undefined) headers["retry-after"] = String(e.retryAfter);
-    // The unread rest of an oversized body must not be read or kept: close.
-    if (e.code === "request_too_large") headers.connection = "close";
+    // The unread rest of a refused body must not be read or kept: close.
+    if (close || e.code === "request_too_large") headers.connection = "close";
     return finish(ex, e.status, new TextEncoder().encode(JSON.stringify(errorObject(e, surface))), headers, e.code);
   }
 
@@ -165,7 +179,16 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     if (identityExpired()) throw new GatewayError("identity_expired", "This replica's receipt key has expired; it is being replaced.");
   }
 
-  /** Common front half of every model call: body, auth, limits, JSON, route. */
+  /**
+   * Common front half of every model call, cheapest refusal first, so that
+   * nobody can make the enclave hold a body it would refuse: (the route
+   * exists: Hono) → per-address limit → auth from the headers → per-token
+   * limit → concurrency slot → the body, bounded in size, time and the
+   * shared in-flight byte budget → content type, JSON. Anything refused before
+   * the body was read is answered without reading it (with Connection: close
+   * unless it is small, see bodyLeftUnread), and the exchange says
+   * `bodyRead: false`.
+   */
   async function admit(
     c: Context,
     ex: Exchange,
@@ -173,11 +196,6 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   ): Promise<{ body: Record<string, unknown>; client: ClientConfig; release: () => void; signal: AbortSignal }> {
     identityCheck();
     const view = requestView(c);
-    const bytes = await readBody(view, config.limits.maxBodyBytes).catch((err: unknown) => {
-      throw isGatewayError(err) ? err : new GatewayError("invalid_request", "Could not read the request body.", { cause: err });
-    });
-    ex.requestBytes = bytes.byteLength;
-    ex.requestSha256 = new Uint8Array(createHash("sha256").update(bytes).digest());
     // Per-address limit first, when the relay reports addresses: it also
     // slows down token guessing from one address.
     const address = clientAddress(c);
@@ -193,14 +211,26 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     const release = concurrency.tryAcquire();
     if (!release) throw new GatewayError("overloaded", "The gateway is at its concurrency limit; retry shortly.", { retryAfter: 1 });
     metrics.inFlight.inc();
+    const reservation = bodyBytes.reservation();
     let released = false;
     const releaseOnce = () => {
       if (released) return;
       released = true;
+      reservation.release();
       metrics.inFlight.dec();
       release();
     };
     try {
+      const bytes = await readBody(view, { maxBytes: config.limits.maxBodyBytes, timeoutMs: config.limits.bodyTimeoutMs, reservation }).catch(
+        (err: unknown) => {
+          throw isGatewayError(err) ? err : new GatewayError("invalid_request", "Could not read the request body.", { cause: err });
+        },
+      );
+      ex.bodyRead = true;
+      ex.requestBytes = bytes.byteLength;
+      ex.requestSha256 = new Uint8Array(createHash("sha256").update(bytes).digest());
+      // After the read (an authenticated client, in its slot), so that the
+      // receipt of this refusal covers the body that was sent.
       const contentType = view.headers.get("content-type") ?? "";
       if (!/^application\/json\b/i.test(contentType)) {
         throw new GatewayError("unsupported_media_type", "Content-Type must be application/json.");
@@ -219,11 +249,35 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     }
   }
 
+  /**
+   * Whether the answer must close the connection: the body was not (fully)
+   * read, Node has not already received all of it, and it is not declared
+   * small. Closing keeps the unread rest from ever being read (Node stops
+   * reading a socket it closes). A small declared body is left to
+   * @hono/node-server, which discards it without keeping it (bounded in time
+   * and bytes), so that a client still writing it gets its answer instead of
+   * a reset, and keeps its connection.
+   */
+  function bodyLeftUnread(c: Context, ex: Exchange): boolean {
+    if (ex.bodyRead) return false;
+    const incoming = (c.env as { incoming?: { complete?: boolean } } | undefined)?.incoming;
+    if (incoming?.complete === true) return false;
+    const declared = requestView(c).headers.get("content-length");
+    return declared === null || !/^\d{1,9}$/.test(declared) || Number(declared) > DISCARD_UNREAD_BYTES;
+  }
+
   /** The client address the host relay reported (PROXY v2), if it reports any. */
   function clientAddress(c: Context): string | null {
     if (!config.proxyProtocol) return null;
     const socket = (c.env as { incoming?: { socket?: { _parent?: Record<symbol, unknown> } } } | undefined)?.incoming?.socket;
     const address = socket?._parent?.[CLIENT_ADDRESS];
+    return typeof address === "string" ? address : null;
+  }
+
+  /** Whom a fresh attestation document is counted against: the relay's PROXY v2 address, else the socket's peer. */
+  function attestationAddress(c: Context): string | null {
+    if (config.proxyProtocol) return clientAddress(c);
+    const address = (c.env as { incoming?: { socket?: { remoteAddress?: unknown } } } | undefined)?.incoming?.socket?.remoteAddress;
     return typeof address === "string" ? address : null;
   }
 
@@ -274,7 +328,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
         };
         return await run(c, ex, admitted, handOff);
       } catch (err) {
-        return fail(ex, err, surface);
+        return fail(ex, err, surface, bodyLeftUnread(c, ex));
       } finally {
         release?.();
       }
@@ -502,7 +556,8 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
         metrics.attestations.inc({ kind: "cached" });
       } else {
         if (!/^([0-9a-fA-F]{2}){1,64}$/.test(nonceHex)) throw new GatewayError("invalid_request", "nonce must be hex, 8..64 bytes.");
-        doc = await deps.attestation.fresh(new Uint8Array(Buffer.from(nonceHex, "hex")));
+        const proof = parseAttestProof(requestView(c).headers.get(ATTEST_PROOF_HEADER));
+        doc = await deps.attestation.fresh(new Uint8Array(Buffer.from(nonceHex, "hex")), { address: attestationAddress(c), proof });
         metrics.attestations.inc({ kind: "fresh" });
       }
       const wantsJson = c.req.query("format") === "json" || /application\/json/.test(c.req.header("accept") ?? "");

@@ -48,6 +48,14 @@ export interface Limits {
   /** Requests per minute per client address, when the relay reports addresses (proxyProtocol). */
   ipRateLimitPerMinute: number;
   attestationPerSecond: number;
+  /** Fresh attestation documents per second per client address for requests without a client proof (burst: twice this). */
+  attestationPerAddressPerSecond: number;
+  /** Share (0..1) of attestationPerSecond only requests with a valid x-egw-attest-proof may use. */
+  attestationReservedShare: number;
+  /** Request body bytes held in memory across all requests at once (503 overloaded beyond). */
+  maxInFlightBodyBytes: number;
+  /** A request body must arrive within this many ms of the gateway starting to read it (408 request_timeout). */
+  bodyTimeoutMs: number;
   connectTimeoutMs: number;
   firstByteTimeoutMs: number;
   idleTimeoutMs: number;
@@ -80,6 +88,13 @@ export const DEFAULT_LIMITS: Limits = {
   rateLimitPerMinute: 600,
   ipRateLimitPerMinute: 6000,
   attestationPerSecond: 10,
+  attestationPerAddressPerSecond: 2,
+  attestationReservedShare: 0.5,
+  // Well under an enclave's memory (the default image gets 1 GiB or more),
+  // well over what concurrent chat requests hold (a few KiB each): a few
+  // large uploads at once, never maxConcurrentRequests × maxBodyBytes.
+  maxInFlightBodyBytes: 64 * 1024 * 1024,
+  bodyTimeoutMs: 30_000,
   connectTimeoutMs: 10_000,
   firstByteTimeoutMs: 120_000,
   idleTimeoutMs: 60_000,
@@ -125,6 +140,11 @@ function str(value: unknown, path: string, pattern?: RegExp): string {
 
 function posInt(value: unknown, path: string, max: number): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > max) fail(path, `must be an integer in 0..${max}`);
+  return value;
+}
+
+function share(value: unknown, path: string): number {
+  if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > 1) fail(path, "must be a number in 0..1");
   return value;
 }
 
@@ -259,9 +279,12 @@ export function parseRuntimeConfig(bytes: Uint8Array): RuntimeConfig {
     const l = obj(o.limits, "limits");
     onlyKeys(l, Object.keys(DEFAULT_LIMITS), "limits");
     for (const [key, value] of Object.entries(l)) {
-      (limits as Record<string, number>)[key] = posInt(value, `limits.${key}`, 2 ** 31);
+      (limits as Record<string, number>)[key] = key === "attestationReservedShare" ? share(value, `limits.${key}`) : posInt(value, `limits.${key}`, 2 ** 31);
     }
     if (limits.maxBodyBytes < 1024) fail("limits.maxBodyBytes", "must be at least 1024");
+    // Otherwise a body of the allowed size could never be admitted.
+    if (limits.maxInFlightBodyBytes < limits.maxBodyBytes) fail("limits.maxInFlightBodyBytes", "must be at least limits.maxBodyBytes");
+    if (limits.bodyTimeoutMs < 100) fail("limits.bodyTimeoutMs", "must be at least 100");
   }
 
   const proxyProtocol = o.proxyProtocol === undefined ? false : o.proxyProtocol;

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import net from "node:net";
 import tls, { type TLSSocket } from "node:tls";
+import { ATTEST_PROOF_HEADER, attestProofHeader } from "../attest-proof.js";
 import type { ChainCache } from "../chain.js";
 import { MAX_DOCUMENT_BYTES } from "../cose-sign1.js";
 import { RECEIPT_HEADER } from "../receipt.js";
@@ -46,6 +47,13 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Attestation response limit. Default 10 s. */
   attestationTimeoutMs?: number;
+  /**
+   * The client token of the request this connection is opened for, if any.
+   * Never sent: only its x-egw-attest-proof for the nonce is, so the request
+   * may use the gateway's fresh-document share kept for configured clients
+   * (attestation/attest-proof.ts, docs/PROTOCOL.md §2).
+   */
+  proofToken?: string;
 }
 
 export interface AttestedConnection {
@@ -133,7 +141,9 @@ export async function openAttestedConnection(options: ConnectOptions): Promise<A
     const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
     const request =
       `GET ${ATTESTATION_PATH}?nonce=${Buffer.from(nonce).toString("hex")} HTTP/1.1\r\n` +
-      `Host: ${url.host}\r\nAccept: application/cbor\r\nUser-Agent: enclave-gateway-verifying-client\r\n\r\n`;
+      `Host: ${url.host}\r\nAccept: application/cbor\r\nUser-Agent: enclave-gateway-verifying-client\r\n` +
+      (options.proofToken !== undefined ? `${ATTEST_PROOF_HEADER}: ${attestProofHeader(options.proofToken, nonce)}\r\n` : "") +
+      "\r\n";
     const response = await exchangeHttp1(socket, request, {
       maxHeaderBytes: 16 * 1024,
       maxBodyBytes: MAX_DOCUMENT_BYTES,

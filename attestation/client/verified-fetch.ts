@@ -1,5 +1,6 @@
 import type { TLSSocket } from "node:tls";
 import { Client } from "undici";
+import { requestToken } from "../attest-proof.js";
 import { ChainCache } from "../chain.js";
 import { sha256 } from "../receipt.js";
 import { openAttestedConnection, parseGatewayOrigin } from "./connection.js";
@@ -100,15 +101,17 @@ class Slot {
   /** The attestation of the current socket; replaced only when a new socket is attested. */
   peer: AttestedPeer | undefined;
   busy = false;
+  /** The token of the request being dispatched: a (re)connect proves it in the attestation request, never sends it. */
+  token: string | undefined;
 
-  constructor(origin: string, open: () => Promise<{ socket: TLSSocket; peer: AttestedPeer }>, options: { headersTimeout: number; bodyTimeout: number }) {
+  constructor(origin: string, open: (token: string | undefined) => Promise<{ socket: TLSSocket; peer: AttestedPeer }>, options: { headersTimeout: number; bodyTimeout: number }) {
     this.client = new Client(origin, {
       pipelining: 1,
       headersTimeout: options.headersTimeout,
       bodyTimeout: options.bodyTimeout,
       connect: (_opts, callback) => {
         this.peer = undefined;
-        open().then(
+        open(this.token).then(
           ({ socket, peer }) => {
             this.peer = peer;
             callback(null, socket);
@@ -148,12 +151,13 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
   const receipts: VerifiedReceipt[] = [];
   let closed = false;
 
-  const open = () =>
+  const open = (token: string | undefined) =>
     openAttestedConnection({
       origin,
       policy,
       now,
       cache,
+      ...(token !== undefined && { proofToken: token }),
       ...(options.connectTimeoutMs !== undefined && { connectTimeoutMs: options.connectTimeoutMs }),
       ...(options.attestationTimeoutMs !== undefined && { attestationTimeoutMs: options.attestationTimeoutMs }),
     }).then((attested) => {
@@ -243,6 +247,7 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
     const requestSha256 = sha256(body);
 
     const slot = await acquire(request.signal);
+    slot.token = requestToken(headers);
     let settled = false;
     const done = () => {
       if (!settled) {

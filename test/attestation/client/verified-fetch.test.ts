@@ -15,7 +15,7 @@ let h: Harness;
 const opened: VerifiedFetch[] = [];
 
 // Many attestations in quick succession: lift the gateway's issuance limit (tested on its own below).
-const config = configJson({ limits: { attestationPerSecond: 1000 } });
+const config = configJson({ limits: { attestationPerSecond: 1000, attestationPerAddressPerSecond: 1000 } });
 
 beforeAll(async () => {
   h = await startHarness({ config });
@@ -129,7 +129,18 @@ describe("createVerifiedFetch with the official SDKs", () => {
     ]);
   });
 
-  it("verifies error answers too (401 carries a receipt), and the SDK sees the error", async () => {
+  it("a 401 is answered before the body is read: its receipt hashes no body, so the client refuses it (until receipts say 'body not read')", async () => {
+    const f = vfetch();
+    const err = await f(`${h.baseURL}/chat/completions`, { method: "POST", headers: { authorization: "Bearer wrong-token", "content-type": "application/json" }, body: chat("x") }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: "ERR_RECEIPT_REQUEST_MISMATCH" });
+  });
+
+  // Needs the receipt's explicit "body not read" (DESIGN.md contract 4), which the receipts work adds:
+  // the gateway now refuses a bad token before reading the body (enclave/gateway.ts admit).
+  it.fails("verifies error answers too (401 carries a receipt), and the SDK sees the error", async () => {
     const f = vfetch();
     const bad = new OpenAI({ baseURL: h.baseURL, apiKey: "wrong-token", fetch: f, maxRetries: 0 });
     await expect(bad.chat.completions.create({ model: "local", messages: [{ role: "user", content: "x" }] })).rejects.toMatchObject({ status: 401 });
@@ -330,7 +341,7 @@ describe("attestation age", () => {
 
 describe("attestation rate limit", () => {
   it("a 429 from the attestation endpoint is ERR_ATTESTATION_UNAVAILABLE (retry), and nothing is sent", async () => {
-    const hl = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1 } }) });
+    const hl = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1, attestationReservedShare: 1 } }) });
     try {
       const f = createVerifiedFetch({ baseURL: hl.baseURL, policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trustedRoots: [hl.anchor] }, maxConnections: 2 });
       opened.push(f);

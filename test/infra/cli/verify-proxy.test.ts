@@ -26,7 +26,7 @@ let origin: string;
 const file = (name: string) => path.join(dir, name);
 
 beforeAll(async () => {
-  h = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1000 } }) });
+  h = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1000, attestationPerAddressPerSecond: 1000 } }) });
   origin = new URL(h.baseURL).origin;
   dir = tempDir();
   fs.writeFileSync(file("dev-root.pem"), h.ca.rootPem);
