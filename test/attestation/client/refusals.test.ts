@@ -5,6 +5,7 @@
  * and error body for them — never a tamper alarm — while still binding the
  * receipt to the method and path that were sent.
  */
+import tls from "node:tls";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVerifiedFetch, type VerifiedFetch } from "../../../attestation/client/index.js";
@@ -98,5 +99,26 @@ describe("a receipt binds the method and path it answered", () => {
     expect(() =>
       checkBufferedResponse({ peer, status: 200, headers: response.headers, body, request: { ...v.request, body: new TextEncoder().encode("{}") } }),
     ).toThrow(expect.objectContaining({ code: "ERR_RECEIPT_REQUEST_MISMATCH" }));
+  });
+});
+
+describe("the enclave's TLS", () => {
+  const handshake = (options: tls.ConnectionOptions) =>
+    new Promise<string>((resolve, reject) => {
+      const url = new URL(h.baseURL);
+      const socket = tls.connect({ host: "127.0.0.1", port: Number(url.port), rejectUnauthorized: false, ...options }, () => {
+        const version = socket.getProtocol() ?? "";
+        socket.destroy();
+        resolve(version);
+      });
+      socket.once("error", reject);
+    });
+
+  it("speaks TLS 1.3", async () => {
+    expect(await handshake({})).toBe("TLSv1.3");
+  });
+
+  it("refuses a client that offers at most TLS 1.2 (a host cannot downgrade the channel)", async () => {
+    await expect(handshake({ maxVersion: "TLSv1.2", minVersion: "TLSv1.2" })).rejects.toThrow(/protocol version|alert|handshake|SSL/i);
   });
 });
