@@ -6,36 +6,90 @@ import type { ReceiptKeyWindow } from "./binding.js";
 import { AttestationError, SIGNATURE_MESSAGE } from "./errors.js";
 
 /**
- * Response receipts (docs/PROTOCOL.md): a COSE_Sign1 (RFC 9052 §4.2),
+ * Response receipts (docs/PROTOCOL.md §3): a COSE_Sign1 (RFC 9052 §4.2),
  * untagged, ES256 (alg -7), signed by the enclave's receipt key, whose
  * SubjectPublicKeyInfo is the attestation document's `public_key`. ES256,
  * not ES384 like the NSM: a receipt is signed for every response and checked
  * by every client, and P-256 costs about a twentieth of P-384 here.
  *
- * Payload: a definite-length CBOR map with text keys.
+ * Payload: a definite-length CBOR map with text keys, format version 2.
+ * Version 1 (no method/path, `upstream_host`, a request hash even for a body
+ * that was never read) is refused: a decoder that accepted both would let a
+ * v1 receipt stand in where v2 binds more.
  */
 export interface ReceiptClaims {
-  /** Format version: 1. */
-  v: 1;
+  /** Format version: 2. */
+  v: 2;
   /** Request id, also sent as the x-request-id header. */
   id: string;
   /** Milliseconds since the epoch when the response finished. */
   time: number;
+  /** The request method as received ("POST", "GET", …). */
+  method: string;
+  /** The request path as received, without the query (receiptPath: at most MAX_RECEIPT_PATH bytes). */
+  path: string;
   /** Which API surface answered: "chat.completions", "messages", "embeddings", "images", "models", … */
   surface: string;
   /** The model name the client asked for ("" when none). */
   model: string;
   /** Provider instance that served it ("" when none, e.g. a rejected request). */
   provider: string;
-  /** Upstream host:port dialled ("" when none; "local" for the built-in model). */
-  upstreamHost: string;
   /** HTTP status sent to the client. */
   status: number;
   stream: boolean;
-  /** SHA-256 of the exact request body bytes received (empty body → SHA-256 of ""). */
-  requestSha256: Uint8Array;
+  /**
+   * Whether the gateway read the request body. A request refused before
+   * (unknown path, 401, 413, 429 …) carries false and no request hash: it
+   * never claims the hash of bytes it did not read.
+   */
+  bodyRead: boolean;
+  /** SHA-256 of the exact request body bytes received: present exactly when bodyRead. */
+  requestSha256?: Uint8Array;
   /** SHA-256 of the exact response body bytes sent; for streams, every byte before the receipt event. */
   responseSha256: Uint8Array;
+  /** The upstream that answered, as the enclave saw it; absent when none did (a refusal, a gateway error). */
+  upstream?: UpstreamProvenance;
+}
+
+/** Where an answer came from, as the enclave saw it (receipt key `upstream`). */
+export interface UpstreamProvenance {
+  /** "https://api.openai.com" (scheme://host[:port], the default port omitted), or "local" for the built-in model. */
+  origin: string;
+  /** SHA-256 of the SubjectPublicKeyInfo DER of the upstream TLS leaf certificate the enclave verified; absent for local / plain-http. */
+  tlsSpkiSha256?: Uint8Array;
+  /** The provider's request id (OpenAI x-request-id, Anthropic request-id); absent when it sent none. */
+  requestId?: string;
+  /** The model the provider reported in its answer (for streams, its first chunk); absent when none. */
+  model?: string;
+}
+
+/** Bounds on the text claims; with them a receipt stays well under RECEIPT_PROFILE.maxBytes. */
+export const MAX_RECEIPT_PATH = 1024;
+export const MAX_UPSTREAM_REQUEST_ID = 128;
+export const MAX_UPSTREAM_MODEL = 256;
+const MAX_TEXT = 256;
+const MAX_METHOD = 16;
+
+/**
+ * The `path` claim for a request path (WHATWG URL pathname, no query): the
+ * path itself, or its first MAX_RECEIPT_PATH bytes when longer. Pathnames
+ * are ASCII (the URL parser percent-encodes the rest), so bytes are chars.
+ * Both the gateway and the client call this, so a long path compares equal
+ * on both sides; no route is that long, so such a request is a 404.
+ */
+export function receiptPath(pathname: string): string {
+  return pathname.length <= MAX_RECEIPT_PATH ? pathname : pathname.slice(0, MAX_RECEIPT_PATH);
+}
+
+/** An upstream text claim cut to its bound (provider-supplied: never trusted to be short) and stripped of control characters. */
+export function boundedUpstreamText(value: unknown, max: number): string | undefined {
+  if (typeof value !== "string") return undefined;
+  // eslint-disable-next-line no-control-regex
+  const clean = value.replace(/[\u0000-\u001f\u007f]/g, "");
+  if (clean === "") return undefined;
+  let out = clean.slice(0, max);
+  while (Buffer.byteLength(out) > max) out = out.slice(0, -1);
+  return out;
 }
 
 export const COSE_ALG_ES256 = -7;
@@ -72,29 +126,47 @@ export function splitStreamReceipt(body: Uint8Array): { signed: Uint8Array; rece
   return { signed: body.subarray(0, at), receipt: new Uint8Array(Buffer.from(match[1]!, "base64url")) };
 }
 
-const KEYS = ["v", "id", "time", "surface", "model", "provider", "upstream_host", "status", "stream", "req_sha256", "res_sha256"] as const;
+const KEYS = ["v", "id", "time", "method", "path", "surface", "model", "provider", "status", "stream", "body_read", "req_sha256", "res_sha256", "upstream"] as const;
+const UPSTREAM_KEYS = ["origin", "tls_spki_sha256", "request_id", "model"] as const;
 
 function bad(message: string): AttestationError {
   return new AttestationError("ERR_DOC_FIELD", `receipt: ${message}`);
 }
 
 export function encodeReceiptPayload(c: ReceiptClaims): Uint8Array {
-  if (c.requestSha256.length !== 32 || c.responseSha256.length !== 32) throw bad("hashes must be 32 bytes");
-  return encodeCbor(
-    new Map<string, unknown>([
-      ["v", 1],
-      ["id", c.id],
-      ["time", BigInt(c.time)],
-      ["surface", c.surface],
-      ["model", c.model],
-      ["provider", c.provider],
-      ["upstream_host", c.upstreamHost],
-      ["status", c.status],
-      ["stream", c.stream],
-      ["req_sha256", Buffer.from(c.requestSha256)],
-      ["res_sha256", Buffer.from(c.responseSha256)],
-    ]),
-  );
+  if (c.v !== 2) throw bad("v must be 2");
+  if (c.responseSha256.length !== 32) throw bad("res_sha256 must be 32 bytes");
+  if (c.bodyRead !== (c.requestSha256 !== undefined)) throw bad("req_sha256 is present exactly when body_read is true");
+  if (c.requestSha256 !== undefined && c.requestSha256.length !== 32) throw bad("req_sha256 must be 32 bytes");
+  if (Buffer.byteLength(c.path) > MAX_RECEIPT_PATH) throw bad(`path must be at most ${MAX_RECEIPT_PATH} bytes (receiptPath)`);
+  const entries: [string, unknown][] = [
+    ["v", 2],
+    ["id", c.id],
+    ["time", BigInt(c.time)],
+    ["method", c.method],
+    ["path", c.path],
+    ["surface", c.surface],
+    ["model", c.model],
+    ["provider", c.provider],
+    ["status", c.status],
+    ["stream", c.stream],
+    ["body_read", c.bodyRead],
+  ];
+  if (c.requestSha256 !== undefined) entries.push(["req_sha256", Buffer.from(c.requestSha256)]);
+  entries.push(["res_sha256", Buffer.from(c.responseSha256)]);
+  if (c.upstream !== undefined) entries.push(["upstream", encodeUpstream(c.upstream)]);
+  return encodeCbor(new Map<string, unknown>(entries));
+}
+
+function encodeUpstream(u: UpstreamProvenance): Map<string, unknown> {
+  if (u.tlsSpkiSha256 !== undefined && u.tlsSpkiSha256.length !== 32) throw bad("upstream.tls_spki_sha256 must be 32 bytes");
+  if (u.requestId !== undefined && Buffer.byteLength(u.requestId) > MAX_UPSTREAM_REQUEST_ID) throw bad("upstream.request_id too long");
+  if (u.model !== undefined && Buffer.byteLength(u.model) > MAX_UPSTREAM_MODEL) throw bad("upstream.model too long");
+  const m = new Map<string, unknown>([["origin", u.origin]]);
+  if (u.tlsSpkiSha256 !== undefined) m.set("tls_spki_sha256", Buffer.from(u.tlsSpkiSha256));
+  if (u.requestId !== undefined) m.set("request_id", u.requestId);
+  if (u.model !== undefined) m.set("model", u.model);
+  return m;
 }
 
 /** Signs claims with the receipt key (a P-256 private KeyObject). Synchronous: ~0.05 ms. */
@@ -104,50 +176,74 @@ export function signReceipt(claims: ReceiptClaims, privateKey: KeyObject): Uint8
   return encodeCbor([Buffer.from(PROTECTED_ES256), new Map(), Buffer.from(payload), signature]);
 }
 
-function text(map: Map<unknown, unknown>, key: string, max = 256): string {
+function text(map: Map<unknown, unknown>, key: string, max = MAX_TEXT, where = ""): string {
   const v = map.get(key);
-  if (typeof v !== "string" || Buffer.byteLength(v) > max) throw bad(`${key} must be text of at most ${max} bytes`);
+  if (typeof v !== "string" || Buffer.byteLength(v) > max) throw bad(`${where}${key} must be text of at most ${max} bytes`);
   return v;
 }
 
-function hash(map: Map<unknown, unknown>, key: string): Uint8Array {
+function hash(map: Map<unknown, unknown>, key: string, where = ""): Uint8Array {
   const v = map.get(key);
-  if (!isBytes(v) || v.length !== 32) throw bad(`${key} must be 32 bytes`);
+  if (!isBytes(v) || v.length !== 32) throw bad(`${where}${key} must be 32 bytes`);
   return copyBytes(v);
+}
+
+function onlyKeys(map: Map<unknown, unknown>, keys: readonly string[], where: string): void {
+  for (const key of map.keys()) {
+    if (typeof key !== "string" || !keys.includes(key)) throw new AttestationError("ERR_DOC_UNKNOWN_FIELD", `receipt: unknown field${where ? ` in ${where}` : ""}`);
+  }
+}
+
+function decodeUpstream(value: unknown): UpstreamProvenance {
+  if (!(value instanceof Map)) throw bad("upstream must be a map");
+  onlyKeys(value, UPSTREAM_KEYS, "upstream");
+  const origin = text(value, "origin", MAX_TEXT, "upstream.");
+  if (origin === "") throw bad("upstream.origin must not be empty");
+  const u: UpstreamProvenance = { origin };
+  if (value.has("tls_spki_sha256")) u.tlsSpkiSha256 = hash(value, "tls_spki_sha256", "upstream.");
+  if (value.has("request_id")) u.requestId = text(value, "request_id", MAX_UPSTREAM_REQUEST_ID, "upstream.");
+  if (value.has("model")) u.model = text(value, "model", MAX_UPSTREAM_MODEL, "upstream.");
+  return u;
 }
 
 export function decodeReceipt(bytes: Uint8Array): { claims: ReceiptClaims; protectedBytes: Uint8Array; payload: Uint8Array; signature: Uint8Array } {
   const cose = decodeCoseSign1Profile(bytes, RECEIPT_PROFILE);
   const map = decodeStrict(cose.payload, "receipt payload");
   if (!(map instanceof Map)) throw bad("payload must be a map");
-  for (const key of map.keys()) {
-    if (typeof key !== "string" || !(KEYS as readonly string[]).includes(key)) throw new AttestationError("ERR_DOC_UNKNOWN_FIELD", "receipt: unknown field");
-  }
-  if (map.get("v") !== 1) throw bad("v must be 1");
+  // The version first: a v1 receipt is named as such, not as a pile of unknown fields.
+  if (map.get("v") !== 2) throw bad(`v must be 2 (this client reads receipt format v2 only; got ${typeof map.get("v") === "number" ? map.get("v") : "none"})`);
+  onlyKeys(map, KEYS, "");
   const time = map.get("time");
   const status = map.get("status");
   const stream = map.get("stream");
+  const bodyRead = map.get("body_read");
   if (typeof time !== "number" || !Number.isSafeInteger(time) || time <= 0) throw bad("time must be a positive integer");
   if (typeof status !== "number" || !Number.isInteger(status) || status < 100 || status > 599) throw bad("status must be an HTTP status");
   if (typeof stream !== "boolean") throw bad("stream must be a boolean");
-  return {
-    claims: {
-      v: 1,
-      id: text(map, "id"),
-      time,
-      surface: text(map, "surface"),
-      model: text(map, "model"),
-      provider: text(map, "provider"),
-      upstreamHost: text(map, "upstream_host"),
-      status,
-      stream,
-      requestSha256: hash(map, "req_sha256"),
-      responseSha256: hash(map, "res_sha256"),
-    },
-    protectedBytes: cose.protectedBytes,
-    payload: cose.payload,
-    signature: cose.signature,
+  if (typeof bodyRead !== "boolean") throw bad("body_read must be a boolean");
+  // Never both "not read" and a hash, never "read" without one.
+  if (bodyRead !== map.has("req_sha256")) throw bad("req_sha256 must be present exactly when body_read is true");
+  const method = text(map, "method", MAX_METHOD);
+  if (!/^[A-Z]{1,16}$/.test(method)) throw bad("method must be an upper-case HTTP method");
+  const path = text(map, "path", MAX_RECEIPT_PATH);
+  if (!path.startsWith("/")) throw bad("path must start with /");
+  const claims: ReceiptClaims = {
+    v: 2,
+    id: text(map, "id"),
+    time,
+    method,
+    path,
+    surface: text(map, "surface"),
+    model: text(map, "model"),
+    provider: text(map, "provider"),
+    status,
+    stream,
+    bodyRead,
+    ...(bodyRead && { requestSha256: hash(map, "req_sha256") }),
+    responseSha256: hash(map, "res_sha256"),
+    ...(map.has("upstream") && { upstream: decodeUpstream(map.get("upstream")) }),
   };
+  return { claims, protectedBytes: cose.protectedBytes, payload: cose.payload, signature: cose.signature };
 }
 
 export function sha256(bytes: Uint8Array): Uint8Array {
@@ -200,16 +296,29 @@ function signedBy(decoded: DecodedReceipt, publicKey: KeyObject): boolean {
   return verify("sha256", sigStructure(decoded.protectedBytes, decoded.payload), { key: publicKey, dsaEncoding: "ieee-p1363" }, decoded.signature);
 }
 
-/** Both hashes, after the signature verified. */
+const EMPTY_SHA256 = new Uint8Array(createHash("sha256").digest());
+
+/**
+ * Both hashes, after the signature verified. A receipt with body_read false
+ * has no request hash to compare: it says the gateway answered without
+ * reading the body, which is what a refusal (404, 401, 413, 429 …) does, or
+ * any answer to a request that had no body. A success that claims not to
+ * have read a non-empty body describes some other exchange: refused.
+ */
 function checkDigests(decoded: DecodedReceipt, options: { requestSha256: Uint8Array; responseSha256: Uint8Array }): ReceiptClaims {
   const same = (a: Uint8Array, b: Uint8Array) => a.length === b.length && timingSafeEqual(a, b);
-  if (!same(decoded.claims.requestSha256, options.requestSha256)) {
-    throw new AttestationError("ERR_RECEIPT_REQUEST_MISMATCH", "receipt does not cover the request body that was sent");
+  const { claims } = decoded;
+  if (claims.requestSha256 !== undefined) {
+    if (!same(claims.requestSha256, options.requestSha256)) {
+      throw new AttestationError("ERR_RECEIPT_REQUEST_MISMATCH", "receipt does not cover the request body that was sent");
+    }
+  } else if (claims.status < 400 && !same(options.requestSha256, EMPTY_SHA256)) {
+    throw new AttestationError("ERR_RECEIPT_REQUEST_MISMATCH", `receipt says the request body was not read, yet claims success (status ${claims.status})`);
   }
-  if (!same(decoded.claims.responseSha256, options.responseSha256)) {
+  if (!same(claims.responseSha256, options.responseSha256)) {
     throw new AttestationError("ERR_RECEIPT_RESPONSE_MISMATCH", "receipt does not cover the response body that was received");
   }
-  return decoded.claims;
+  return claims;
 }
 
 export function verifyReceiptDigests(

@@ -69,7 +69,7 @@ export async function main(): Promise<void> {
     const key = receiptKeyFromSpki(spki);
     const req = new TextEncoder().encode(body);
     const res = new Uint8Array(2048);
-    const receipt = signReceipt({ v: 1, id: "egw-x", time: Date.now(), surface: "chat.completions", model: "m", provider: "p", upstreamHost: "h:443", status: 200, stream: false, requestSha256: new Uint8Array(createHash("sha256").update(req).digest()), responseSha256: new Uint8Array(createHash("sha256").update(res).digest()) }, privateKey);
+    const receipt = signReceipt({ v: 2, id: "egw-x", time: Date.now(), method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "m", provider: "p", status: 200, stream: false, bodyRead: true, requestSha256: new Uint8Array(createHash("sha256").update(req).digest()), responseSha256: new Uint8Array(createHash("sha256").update(res).digest()) }, privateKey);
     for (let i = 0; i < 300; i++) verifyReceipt(receipt, { publicKey: key, requestBody: req, responseBody: res });
     const checks: number[] = [];
     for (let i = 0; i < 3000; i++) checks.push(await time(async () => verifyReceipt(receipt, { publicKey: key, requestBody: req, responseBody: res })));

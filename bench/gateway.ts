@@ -178,7 +178,7 @@ export async function main(): Promise<void> {
 
     // Receipt signing cost (in this process; the same code runs in the gateway).
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const claims = { v: 1 as const, id: "egw-0123456789abcdef01234567", time: Date.now(), surface: "chat.completions", model: "m", provider: "mock", upstreamHost: "127.0.0.1:1", status: 200, stream: false, requestSha256: new Uint8Array(32), responseSha256: new Uint8Array(32) };
+    const claims = { v: 2 as const, id: "egw-0123456789abcdef01234567", time: Date.now(), method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "m", provider: "mock", status: 200, stream: false, bodyRead: true, requestSha256: new Uint8Array(32), responseSha256: new Uint8Array(32), upstream: { origin: "http://127.0.0.1:1", requestId: "req_0123456789abcdef", model: "m-2024" } };
     for (let i = 0; i < 500; i++) signReceipt(claims, privateKey);
     const signs: number[] = [];
     for (let i = 0; i < 5000; i++) {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Hono, type Context } from "hono";
 import { ATTEST_PROOF_HEADER, parseAttestProof } from "../attestation/attest-proof.js";
-import { RECEIPT_HEADER, receiptSseBlock, signReceipt, type ReceiptClaims } from "../attestation/receipt.js";
+import { boundedUpstreamText, MAX_UPSTREAM_MODEL, RECEIPT_HEADER, receiptPath, receiptSseBlock, signReceipt, type ReceiptClaims, type UpstreamProvenance } from "../attestation/receipt.js";
 import type { AttestationService } from "./attestation-service.js";
 import { ClientDirectory } from "./auth.js";
 import { GatewayError, isGatewayError } from "./errors.js";
@@ -19,7 +19,6 @@ import { clientMayUse, Router, type Route } from "./router.js";
 import { anthropicRequestToOpenAI, completionToAnthropicMessage } from "./translate/anthropic-to-openai.js";
 import { anthropicErrorEvent, formatAnthropicSse, OpenAIToAnthropicStreamMapper } from "./translate/openai-stream-to-anthropic.js";
 import type { ClientConfig, RuntimeConfig } from "./runtime-config.js";
-import { hostPort } from "./runtime-config.js";
 import { callChat, callOnce, openChatStream, openStream, toGatewayError, type UpstreamDeps } from "./upstream.js";
 
 /**
@@ -43,37 +42,45 @@ interface Exchange {
   id: string;
   surface: string;
   started: number;
-  requestSha256: Uint8Array;
+  method: string;
+  /** receiptPath of the request path, no query. */
+  path: string;
+  /** Whether the body was read; only then is there a request hash (receipt v2 body_read). */
+  bodyRead: boolean;
+  requestSha256: Uint8Array | undefined;
   requestBytes: number;
   model: string;
   label: string;
   provider: string;
-  upstreamHost: string;
+  /** Set once an upstream answered. */
+  upstream: UpstreamProvenance | undefined;
   stream: boolean;
-  /**
-   * False when the request was answered without its body being read (auth,
-   * rate limits, concurrency, body budget or timeout refused it first):
-   * requestSha256 is then the hash of the empty body, which is not what the
-   * client sent. For the receipt's "body not read" (DESIGN.md contract 4).
-   */
-  bodyRead: boolean;
 }
 
 /** A refused request's unread body up to this size (declared) is discarded on the open connection, not closed on. */
 const DISCARD_UNREAD_BYTES = 64 * 1024;
 
-const EMPTY_SHA256 = new Uint8Array(createHash("sha256").digest());
 
 function b64url(bytes: Uint8Array): string {
   return Buffer.from(bytes).toString("base64url");
 }
 
-function upstreamHostOf(adapter: ProviderAdapter): string {
+/** The receipt's upstream.origin: scheme://host[:port] of the provider's base URL, "local" for the built-in model. */
+function upstreamOriginOf(adapter: ProviderAdapter): string {
   if (adapter.info.kind === "local") return "local";
   try {
-    return hostPort(new URL(adapter.info.baseUrl));
+    return new URL(adapter.info.baseUrl).origin;
   } catch {
-    return "";
+    return "unknown";
+  }
+}
+
+/** The request path as the URL parser normalised it, without the query (what the client's URL parser sent). */
+function requestPathname(c: Context): string {
+  try {
+    return new URL(c.req.url).pathname;
+  } catch {
+    return "/";
   }
 }
 
@@ -87,35 +94,40 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   const rates = new TokenBuckets(() => now().getTime());
   const app = new Hono();
 
-  function newExchange(surface: string): Exchange {
+  function newExchange(surface: string, c: Context): Exchange {
     return {
       id: `egw-${randomBytes(12).toString("hex")}`,
       surface,
       started: now().getTime(),
-      requestSha256: EMPTY_SHA256,
+      method: c.req.method.toUpperCase(),
+      path: receiptPath(requestPathname(c)),
+      bodyRead: false,
+      requestSha256: undefined,
       requestBytes: 0,
       model: "",
       label: "(unrouted)",
       provider: "",
-      upstreamHost: "",
+      upstream: undefined,
       stream: false,
-      bodyRead: false,
     };
   }
 
   function claims(ex: Exchange, status: number, responseSha256: Uint8Array): ReceiptClaims {
     return {
-      v: 1,
+      v: 2,
       id: ex.id,
       time: now().getTime(),
+      method: ex.method,
+      path: ex.path,
       surface: ex.surface,
       model: ex.model,
       provider: ex.provider,
-      upstreamHost: ex.upstreamHost,
       status,
       stream: ex.stream,
-      requestSha256: ex.requestSha256,
+      bodyRead: ex.bodyRead,
+      ...(ex.bodyRead && ex.requestSha256 && { requestSha256: ex.requestSha256 }),
       responseSha256,
+      ...(ex.upstream && { upstream: ex.upstream }),
     };
   }
 
@@ -292,14 +304,15 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     ex.model = model;
     ex.label = route.label;
     ex.provider = route.adapter.info.name;
-    ex.upstreamHost = upstreamHostOf(route.adapter);
     const fallbacks = route.fallbacks.map((name) => router.resolve(name)).filter((r) => clientMayUse(client, r.exposed));
     return [route, ...fallbacks];
   }
 
-  function served(ex: Exchange, route: Route): void {
+  /** The route that answered, and the model it reported (for streams: in its first chunk). */
+  function served(ex: Exchange, route: Route, reported?: unknown): void {
     ex.provider = route.adapter.info.name;
-    ex.upstreamHost = upstreamHostOf(route.adapter);
+    const model = boundedUpstreamText(reported, MAX_UPSTREAM_MODEL);
+    ex.upstream = { origin: upstreamOriginOf(route.adapter), ...(model !== undefined && { model }) };
   }
 
   type Admitted = Awaited<ReturnType<typeof admit>>;
@@ -316,7 +329,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     run: (c: Context, ex: Exchange, admitted: Admitted, handOff: () => () => void) => Promise<Response>,
   ) {
     return async (c: Context): Promise<Response> => {
-      const ex = newExchange(name);
+      const ex = newExchange(name, c);
       let release: (() => void) | undefined;
       try {
         const admitted = await admit(c, ex, surface);
@@ -349,11 +362,11 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       if (request.stream === true) {
         ex.stream = true;
         const opened = await openChatStream(routes, request, admitted.signal, config.limits, deps.upstream);
-        served(ex, opened.route);
+        served(ex, opened.route, opened.value.first.model);
         return streamChat(ex, opened.value, handOff(), openaiStream());
       }
       const result = await callChat(routes, request, admitted.signal, config.limits, deps.upstream);
-      served(ex, result.route);
+      served(ex, result.route, result.value.model);
       return json(ex, 200, result.value);
     }),
   );
@@ -523,7 +536,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
           if (!adapter.images) throw new GatewayError("unsupported_capability", "This model's provider does not generate images.");
           return adapter.images({ ...(body as unknown as ImagesRequest), model: route.upstreamModel }, ctx);
         });
-        served(ex, result.route);
+        served(ex, result.route, (result.value as { model?: unknown } | null)?.model);
         return json(ex, 200, result.value);
       }),
     );
@@ -531,7 +544,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
 
   // ─── /v1/models ────────────────────────────────────────────────────────
   app.get("/v1/models", async (c) => {
-    const ex = newExchange("models");
+    const ex = newExchange("models", c);
     try {
       const client = clients.authenticate(requestView(c).headers, c.req.header("anthropic-version") ? "anthropic" : "openai");
       const created = Math.floor(now().getTime() / 1000);
@@ -547,7 +560,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
 
   // ─── /v1/attestation ───────────────────────────────────────────────────
   app.get("/v1/attestation", async (c) => {
-    const ex = newExchange("attestation");
+    const ex = newExchange("attestation", c);
     try {
       const nonceHex = c.req.query("nonce");
       let doc: Uint8Array;
@@ -578,12 +591,12 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   });
 
   app.notFound((c) => {
-    const ex = newExchange("unknown");
+    const ex = newExchange("unknown", c);
     const surface: Surface = c.req.path.startsWith("/v1/messages") ? "anthropic" : "openai";
     return fail(ex, new GatewayError("not_found", "Unknown path."), surface);
   });
-  app.onError((err) => {
-    const ex = newExchange("unknown");
+  app.onError((err, c) => {
+    const ex = newExchange("unknown", c);
     return fail(ex, err instanceof GatewayError ? err : new GatewayError("internal_error", "Internal error.", { cause: err }), "openai");
   });
   return app;

@@ -34,7 +34,8 @@ export async function startHttpsServer(options: {
     serverOptions: {
       key: options.identity.tls.keyPem,
       cert: options.identity.tls.certPem,
-      minVersion: "TLSv1.2",
+      // TLS 1.3 only (RFC 8446): no renegotiation, no static-RSA or CBC suites for a host to push a client down to.
+      minVersion: "TLSv1.3",
       maxHeaderSize: options.limits.maxHeaderBytes,
       // Slowloris: the whole header block within 20 s; bodies within 5 min.
       headersTimeout: 20_000,

@@ -64,7 +64,7 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
   } catch (err) {
     throw fail(err, "receipt-decode");
   }
-  steps.push({ step: "receipt-decode", status: "passed", detail: `receipt ${claims.id}: ${claims.surface} ${claims.model || "(no model)"} via ${claims.provider || "(none)"}, status ${claims.status}, ${claims.stream ? "streamed" : "not streamed"}, at ${new Date(claims.time).toISOString()}` });
+  steps.push({ step: "receipt-decode", status: "passed", detail: `receipt ${claims.id}: ${claims.method} ${claims.path} (${claims.surface}) ${claims.model || "(no model)"} via ${claims.provider || "(none)"}, status ${claims.status}, ${claims.stream ? "streamed" : "not streamed"}, at ${new Date(claims.time).toISOString()}` });
 
   const at = input.at ?? new Date(Math.max(claims.time, documentTime(input.document)));
   const { policy } = input;
@@ -131,7 +131,8 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
     throw fail(err, code === "ERR_RECEIPT_REQUEST_MISMATCH" ? "request-hash" : code === "ERR_RECEIPT_RESPONSE_MISMATCH" ? "response-hash" : "receipt-signature");
   }
   steps.push({ step: "receipt-signature", status: "passed", detail: `ES256 by ${signedBy}` });
-  steps.push({ step: "request-hash", status: "passed", detail: `SHA-256 of the ${input.requestBody.length} request bytes matches req_sha256` });
+  if (claims.bodyRead) steps.push({ step: "request-hash", status: "passed", detail: `SHA-256 of the ${input.requestBody.length} request bytes matches req_sha256` });
+  else steps.push({ step: "request-hash", status: "not-requested", detail: `body_read is false: the gateway answered ${claims.status} without reading the request body, so no request hash is claimed` });
   steps.push({ step: "response-hash", status: "passed", detail: `SHA-256 of the ${input.responseBody.length} response bytes matches res_sha256` });
   return { claims, result, measurement, configSha256, at, steps };
 }

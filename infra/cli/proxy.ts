@@ -20,11 +20,16 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *
  *  - Non-streamed answers are checked before a byte is passed on; a failure
  *    becomes a 502 with a JSON error in the surface's own shape.
- *  - Streams pass through as they arrive; the receipt comes at their end.
- *    Verified, the receipt block follows (the caller gets the gateway's bytes
- *    unchanged); refused, an in-stream error event follows instead, and the
- *    connection is cut without the final chunk, so that even a client that
- *    stopped reading at `[DONE]` sees an incomplete body.
+ *  - Streams pass through as they arrive, event by event, except the
+ *    terminal event (`[DONE]`, `message_stop`), which is held until the
+ *    receipt at the stream's end verifies. Verified, the held event and the
+ *    receipt block follow (the caller gets the gateway's bytes unchanged);
+ *    refused, an in-stream error event in the surface's format takes the
+ *    held event's place and the connection is cut without the final chunk,
+ *    so a client that stops at `[DONE]` never reports success.
+ *  - Answers the gateway refused before reading the body (404 unknown path,
+ *    401, 413, 429: receipt body_read false) are passed on with the
+ *    gateway's status and error body once their receipt verifies.
  *  - Response headers say what was verified: x-egw-verified
  *    (attestation+receipt, or attestation+receipt-at-end-of-stream),
  *    x-egw-measurement (manifest label, or "unchecked"), x-egw-root
@@ -87,14 +92,12 @@ function headerSafe(text: string): string {
   return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
 }
 
-function errorBody(path: string, code: string, message: string): { type: string; body: string; sse: string } {
+function errorBody(path: string, code: string, message: string): { type: string; body: string } {
   const text = `egw proxy: ${message} (${code})`;
   if (path.startsWith("/v1/messages")) {
-    const body = JSON.stringify({ type: "error", error: { type: "api_error", message: text } });
-    return { type: "anthropic", body, sse: `event: error\ndata: ${body}\n\n` };
+    return { type: "anthropic", body: JSON.stringify({ type: "error", error: { type: "api_error", message: text } }) };
   }
-  const body = JSON.stringify({ error: { message: text, type: "egw_verification_failed", param: null, code } });
-  return { type: "openai", body, sse: `data: ${body}\n\n` };
+  return { type: "openai", body: JSON.stringify({ error: { message: text, type: "egw_verification_failed", param: null, code } }) };
 }
 
 function verifiedHeaders(peer: AttestedPeer): Record<string, string> {
@@ -206,9 +209,15 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
     outHeaders["x-egw-verified"] = "attestation+receipt-at-end-of-stream";
     res.writeHead(response.status, outHeaders);
     res.flushHeaders();
+    // The verified fetch holds the stream's terminal event ([DONE],
+    // message_stop …) until the receipt verifies, and on failure sends the
+    // surface's error event in its place before the body errors
+    // (attestation/client/stream-terminal.ts).
+    let lastWrite: Promise<void> = Promise.resolve();
     try {
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        if (!res.write(chunk)) await new Promise<void>((resolve) => res.once("drain", resolve).once("close", resolve));
+        lastWrite = new Promise<void>((resolve) => res.write(chunk, () => resolve()));
+        if (res.writableNeedDrain) await new Promise<void>((resolve) => res.once("drain", resolve).once("close", resolve));
         if (res.destroyed) return;
       }
       const verified = await exchange.receipt;
@@ -218,12 +227,12 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
       log(`${method} ${path} → ${response.status} stream verified (receipt ${verified.claims.id})`);
     } catch (err) {
       const code = err instanceof ClientError ? err.code : "ERR_UPSTREAM";
-      const message = err instanceof ClientError ? `the stream failed verification: ${err.message}` : "the gateway connection failed mid-stream";
       log(`${method} ${path} → stream REFUSED ${code}`);
       if (res.destroyed) return;
-      // The error event, then a cut without the final chunk: the body is
-      // visibly incomplete to every HTTP client, even one past [DONE].
-      res.write(errorBody(path, code, message).sse, () => res.destroy());
+      // The error event is out; now a cut without the final chunk: the body
+      // is visibly incomplete to every HTTP client, even one past [DONE].
+      await lastWrite;
+      res.destroy();
     }
   }
 

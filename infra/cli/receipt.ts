@@ -3,7 +3,7 @@ import path from "node:path";
 import { ClientError } from "../../attestation/client/errors.js";
 import { verifySavedExchange, type SavedExchangeResult } from "../../attestation/client/offline.js";
 import { MAX_DOCUMENT_BYTES } from "../../attestation/cose-sign1.js";
-import { RECEIPT_PROFILE, RECEIPT_SSE_PREFIX } from "../../attestation/receipt.js";
+import { RECEIPT_PROFILE, RECEIPT_SSE_PREFIX, type ReceiptClaims } from "../../attestation/receipt.js";
 import { parseAt } from "./attest.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 import { decodeDocumentText, readInput } from "./input.js";
@@ -47,6 +47,19 @@ export function decodeReceiptFile(bytes: Uint8Array): Uint8Array {
     throw new UsageError("--receipt must hold the raw receipt, its base64url (x-egw-receipt header value), or the ': egw-receipt' block");
   }
   return new Uint8Array(Buffer.from(text, /[+/=]/.test(text) ? "base64" : "base64url"));
+}
+
+/** What the receipt says about the upstream, as the enclave saw it; and whether the request body was read. */
+export function provenanceLines(c: ReceiptClaims): string[] {
+  const lines = [`  request body: ${c.bodyRead ? "read and hashed (req_sha256)" : "NOT read by the gateway (refused before reading; no request hash)"}`];
+  if (!c.upstream) return [...lines, "  upstream: none answered"];
+  const u = c.upstream;
+  const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+  lines.push(`  upstream: ${u.origin}`);
+  lines.push(`    TLS leaf SPKI sha256: ${u.tlsSpkiSha256 ? hex(u.tlsSpkiSha256) : "(none: local or plain-http upstream)"}`);
+  lines.push(`    provider request id: ${u.requestId ?? "(none sent)"}`);
+  lines.push(`    model reported: ${u.model ?? "(none)"}`);
+  return lines;
 }
 
 export async function receiptCommand(args: string[], ctx: CliContext): Promise<number> {
@@ -110,7 +123,13 @@ export async function receiptCommand(args: string[], ctx: CliContext): Promise<n
           verified: true,
           policy: source,
           at: result.at.toISOString(),
-          receipt: { ...c, time: new Date(c.time).toISOString(), requestSha256: hex(c.requestSha256), responseSha256: hex(c.responseSha256) },
+          receipt: {
+            ...c,
+            time: new Date(c.time).toISOString(),
+            requestSha256: c.requestSha256 ? hex(c.requestSha256) : null,
+            responseSha256: hex(c.responseSha256),
+            upstream: c.upstream ? { ...c.upstream, tlsSpkiSha256: c.upstream.tlsSpkiSha256 ? hex(c.upstream.tlsSpkiSha256) : null } : null,
+          },
           attestation: { moduleId: result.result.moduleId, timestamp: result.result.timestamp.toISOString(), root: result.result.root, measurement: result.measurement, configSha256: hex(result.configSha256) },
           steps: result.steps,
         },
@@ -126,8 +145,9 @@ export async function receiptCommand(args: string[], ctx: CliContext): Promise<n
       `egw receipt verify`,
       `  policy: ${source}`,
       ...stepLines(result.steps),
-      `VERIFIED receipt ${c.id}: status ${c.status} from ${c.provider || "(no provider)"}${c.upstreamHost ? ` (${c.upstreamHost})` : ""}, signed by enclave ${result.result.moduleId}` +
+      `VERIFIED receipt ${c.id}: ${c.method} ${c.path} status ${c.status} from ${c.provider || "(no provider)"}, signed by enclave ${result.result.moduleId}` +
         (result.measurement === null ? " — measurements NOT checked (no --policy)" : `, measurement "${result.measurement}"`),
+      ...provenanceLines(c),
       `  root ${result.result.root.name}${result.result.root.production ? " (production)" : " — DEVELOPMENT root, not valid in production"}; document verified at ${result.at.toISOString()}`,
     ].join("\n"),
   );

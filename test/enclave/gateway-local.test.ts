@@ -52,7 +52,9 @@ describe("gateway with the built-in local model", () => {
       requestBody: new TextEncoder().encode(body),
       responseBody: responseBytes,
     });
-    expect(claims).toMatchObject({ status: 200, model: "local", provider: "local", upstreamHost: "local", stream: false, surface: "chat.completions" });
+    expect(claims).toMatchObject({ v: 2, method: "POST", path: "/v1/chat/completions", bodyRead: true, status: 200, model: "local", provider: "local", stream: false, surface: "chat.completions" });
+    expect(claims.upstream).toEqual({ origin: "local", model: expect.any(String) });
+    expect(claims.upstream!.tlsSpkiSha256).toBeUndefined();
   });
 
   it("streams through the SDK; the receipt event after [DONE] is invisible to it", async () => {

@@ -143,17 +143,20 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
 
   const receiptFor = (request: Uint8Array, response: Uint8Array, stream: boolean, surface: string): Uint8Array => {
     const claims: ReceiptClaims = {
-      v: 1,
+      v: 2,
       id: `egw-fake-${randomBytes(6).toString("hex")}`,
       time: now().getTime(),
+      method: "POST",
+      path: "/v1/chat/completions",
       surface,
       model: "fake",
       provider: "fake",
-      upstreamHost: "local",
       status: 200,
       stream,
+      bodyRead: true,
       requestSha256: sha(request),
       responseSha256: sha(response),
+      upstream: { origin: "local", model: "fake" },
     };
     const receipt = signReceipt(claims, fake.tamper === "other-key" ? otherKey : identity.receipt.privateKey);
     if (fake.tamper === "flip-receipt") receipt[receipt.length - 1]! ^= 0x01;
@@ -180,7 +183,7 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
           const nonce = url.searchParams.get("nonce");
           const doc = await nsm.attest({ publicKey: identity.receipt.publicSpkiDer, userData, ...(nonce && { nonce: new Uint8Array(Buffer.from(nonce, "hex")) }) });
           const receipt = signReceipt(
-            { v: 1, id: "egw-fake-attestation", time: now().getTime(), surface: "attestation", model: "", provider: "", upstreamHost: "", status: 200, stream: false, requestSha256: sha(new Uint8Array()), responseSha256: sha(doc) },
+            { v: 2, id: "egw-fake-attestation", time: now().getTime(), method: "GET", path: "/v1/attestation", surface: "attestation", model: "", provider: "", status: 200, stream: false, bodyRead: false, responseSha256: sha(doc) },
             identity.receipt.privateKey,
           );
           res.writeHead(200, { "content-type": "application/cbor", "content-length": doc.length, "x-egw-receipt": Buffer.from(receipt).toString("base64url") });

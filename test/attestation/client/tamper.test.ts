@@ -88,10 +88,12 @@ describe("a compromised path, end to end through the openai SDK", () => {
     ["truncate-stream", "ERR_RECEIPT_MISSING"],
   ];
   for (const [tamper, code] of streamed) {
-    it(`streamed, ${tamper}: the stream errors with ${code} at its end`, async () => {
+    it(`streamed, ${tamper}: [DONE] is held back, the SDK throws the in-stream error ${code} instead of ending in success`, async () => {
       fake.tamper = tamper;
       const { error } = await askStream();
-      expect(codeOf(error)).toBe(code);
+      // The held [DONE] is replaced by an OpenAI error event: the SDK's own APIError, with our code.
+      expect(error).toBeInstanceOf(OpenAI.APIError);
+      expect((error as { code?: unknown }).code).toBe(code);
     });
   }
 
@@ -226,13 +228,15 @@ describe("the receipt-checking stage with altered real gateway bytes", () => {
     expect(out.passed).not.toContain("egw-receipt");
   });
 
-  it("stream with one flipped byte: the bytes pass, then the stream errors at the end", async () => {
+  it("stream with one flipped byte: the events pass, [DONE] is replaced by an error event, then the stream errors", async () => {
     const bytes = await streamedBytes();
     bytes[20]! ^= 0x01;
     const out = await throughStage(bytes);
     expect(out.error).toMatchObject({ code: "ERR_RECEIPT_RESPONSE_MISMATCH" });
     expect(out.settled).toMatchObject({ ok: false, e: { code: "ERR_RECEIPT_RESPONSE_MISMATCH" } });
-    expect(out.passed).toContain("data: [DONE]");
+    expect(out.passed).toContain("chat.completion.chunk");
+    expect(out.passed).not.toContain("[DONE]");
+    expect(out.passed).toMatch(/data: \{"error":\{"message":"[^"]*","type":"egw_verification_failed","param":null,"code":"ERR_RECEIPT_RESPONSE_MISMATCH"\}\}\n\n$/);
   });
 
   it("stream whose receipt block was altered, cut or removed: the stream errors", async () => {

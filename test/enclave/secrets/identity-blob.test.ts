@@ -124,8 +124,8 @@ describe("channel binding v2 and receipts under a key set", () => {
       { spki: spkiOf(a), notBefore: T, notAfter: T + 150 },
     ];
     const claims = (time: number): ReceiptClaims => ({
-      v: 1, id: "r", time, surface: "chat.completions", model: "m", provider: "p", upstreamHost: "h", status: 200, stream: false,
-      requestSha256: sha256(Uint8Array.of(1)), responseSha256: sha256(Uint8Array.of(2)),
+      v: 2, id: "r", time, method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "m", provider: "p", status: 200, stream: false,
+      bodyRead: true, requestSha256: sha256(Uint8Array.of(1)), responseSha256: sha256(Uint8Array.of(2)),
     });
     const sign = (pkcs8: Uint8Array, time: number) => signReceipt(claims(time), createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" }));
     const digests = { requestSha256: sha256(Uint8Array.of(1)), responseSha256: sha256(Uint8Array.of(2)) };

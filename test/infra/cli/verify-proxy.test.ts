@@ -336,6 +336,24 @@ describe("egw proxy in front of a gateway path that alters answers", () => {
     expect(failed).toBe(true);
     expect(text).toContain('"code":"ERR_RECEIPT_RESPONSE_MISMATCH"');
     expect(text).not.toContain("egw-receipt");
+    // The terminal event was held until the receipt check, and never sent.
+    expect(text).not.toContain("[DONE]");
+  });
+
+  it("streamed, through the official openai SDK: the tampered stream ends in an SDK error, never in success", async () => {
+    fake.tamper = "flip-body";
+    const { default: OpenAI } = await import("openai");
+    const sdk = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
+    let text = "";
+    const error = await (async () => {
+      const stream = await sdk.chat.completions.create({ model: "fake", stream: true, messages: [{ role: "user", content: "x" }] });
+      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as { code?: unknown }).code).toBe("ERR_RECEIPT_RESPONSE_MISMATCH");
   });
 
   it.skipIf(!curl)("curl sees the cut (exit 18: transfer closed with outstanding data)", async () => {
@@ -403,7 +421,9 @@ describe("egw receipt verify", () => {
     const r = await egw(receiptCommand, [...args("plain"), "--dev-root", "dev-root.pem"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`VERIFIED receipt ${plain.claims.id}: status 200 from local (local)`);
+    expect(r.stdout).toContain(`VERIFIED receipt ${plain.claims.id}: POST /v1/chat/completions status 200 from local`);
+    expect(r.stdout).toContain("  upstream: local");
+    expect(r.stdout).toContain("  request body: read and hashed");
     expect(r.stdout).toMatch(/^  ok   response-hash /m);
     expect(r.stdout).toContain("measurements NOT checked");
   });
