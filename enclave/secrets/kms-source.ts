@@ -125,7 +125,6 @@ export async function openSealedSecrets(options: OpenSealedSecretsOptions): Prom
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`"timeoutMs" expected a positive number, got ${timeoutMs}`);
   if (typeof dev !== "boolean") throw new TypeError(`"dev" expected a boolean`);
   const sealed = parseSealedFile(options.file);
-  const contexts = secretContexts(options.secrets, dev);
   const region = checkPinnedKey(keyArn, "sealed secrets", { dev, fallbackRegion: sealed.region });
   // The file is the host's: outside development it must name exactly the
   // pinned key, so a file sealed under the host's key (or an alias the host
@@ -133,6 +132,7 @@ export async function openSealedSecrets(options: OpenSealedSecretsOptions): Prom
   if (!dev && sealed.keyId !== keyArn) {
     throw new SealedSecretsError("ERR_KMS_KEY_MISMATCH", `sealed secrets: the file is sealed under another key than the pinned key ${keyArn}`);
   }
+  const contexts = secretContexts(options.secrets, dev);
   for (const name of contexts.keys()) {
     if (!sealed.secrets.has(name)) throw new SealedSecretsError("ERR_SECRET_MISSING", `sealed secrets: ${name} is used by a provider but not in the sealed file`);
   }

@@ -44,6 +44,7 @@ export type MockKmsMisbehaviour =
   | "no-cfr" // neither field
   | "not-json" // HTTP 200 with a non-JSON body
   | "server-error" // HTTP 500 KMSInternalException
+  | "any-key-id" // a KMS that answers for its own key whatever KeyId was asked for (a host-run impersonator)
   | "foreign-key-id"; // a correct answer, but naming another key (a KMS that resolved an alias elsewhere, or lies)
 
 export interface MockKmsOptions {
@@ -109,7 +110,7 @@ export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
   const requests: RecordedKmsRequest[] = [];
 
   function resolveKey(keyId: unknown): void {
-    if (keyId === undefined) return;
+    if (keyId === undefined || mock.misbehave === "any-key-id") return;
     const known = [keyArn, alias, aliasArn, keyArn.slice(keyArn.indexOf("/") + 1)];
     if (typeof keyId !== "string" || !known.includes(keyId)) throw new KmsFault("NotFoundException", `Key '${String(keyId)}' does not exist`);
   }
