@@ -20,7 +20,9 @@ import { EgressHttpHandler } from "./secrets/kms-http-handler.js";
 import { checkKmsEndpoint } from "./secrets/kms-endpoint.js";
 import { createKmsClient, openSealedSecrets } from "./secrets/kms-source.js";
 import type { KMSClient } from "@aws-sdk/client-kms";
-import { parseSealedFile } from "./secrets/sealed-file.js";
+import { parseSealedFile, SealedSecretsError } from "./secrets/sealed-file.js";
+import { checkPinnedKey } from "./secrets/key-arn.js";
+import { awsNitroRootG1, type TrustAnchor } from "../attestation/roots.js";
 
 /**
  * Assembles the enclave from its parts. Everything with an effect is passed
@@ -55,6 +57,74 @@ export interface BootOptions {
     /** Override the KMS endpoint (VPC endpoint, or a local KMS in tests). */
     endpoint?: string;
   };
+  /**
+   * What the trust policy pins about KMS (issue 11); see kmsPinsFor for what
+   * each absent field falls back to until the trust policy is wired in.
+   */
+  kmsPins?: Partial<KmsPins>;
+  /**
+   * Development: the simulated NSM's root. A sealed identity's generator
+   * document must chain to it (on hardware: to the AWS Nitro root, always).
+   */
+  devRoot?: TrustAnchor;
+}
+
+/** The values openSealedSecrets / openSealedIdentity check against; the trust policy will supply them. */
+export interface KmsPins {
+  /** `secretsKeyArn`: every provider secret is released under exactly this key. */
+  secretsKeyArn: string;
+  /** `identity.kmsKeyArn`: the shared identity is sealed and opened under exactly this key. */
+  identityKeyArn: string;
+  /** Development (simulated NSM): aliases, http origins and debug-mode generators allowed. Never with the real NSM. */
+  dev: boolean;
+  /** PCR0..2 sets of other images whose sealed identities this one accepts (rollouts). */
+  generatorPcrs?: ReadonlyArray<ReadonlyMap<number, Uint8Array>>;
+}
+
+/**
+ * Today's stand-in for the trust policy: a pin that is not given falls back
+ * to the sealed file's `keyId`, which the host wrote. That keeps every
+ * deployment booting, but it only enforces the form (a full key ARN outside
+ * development) and that every answer is for that one key; that the key is
+ * the key owner's comes only once the attested trust policy supplies the ARN.
+ */
+export function kmsPinsFor(sealedKeyId: string, attester: Pick<Attester, "kind">, pins: Partial<KmsPins> = {}): KmsPins {
+  const dev = pins.dev ?? attester.kind === "simulated";
+  // A development document never passes as production, and production never relaxes a check.
+  if (dev && attester.kind !== "simulated") throw new TypeError("development KMS checks are only allowed with the simulated NSM");
+  return {
+    secretsKeyArn: pins.secretsKeyArn ?? sealedKeyId,
+    identityKeyArn: pins.identityKeyArn ?? sealedKeyId,
+    dev,
+    ...(pins.generatorPcrs && { generatorPcrs: pins.generatorPcrs }),
+  };
+}
+
+/**
+ * The secrets the config's providers use, each with the one origin it may
+ * be sent to. A local provider sends nothing anywhere, so it has no origin.
+ */
+export function secretsUsedBy(config: RuntimeConfig): { name: string; origin: string }[] {
+  const out = new Map<string, string>();
+  for (const p of config.providers) {
+    if (p.secret === undefined || p.kind === "local") continue;
+    const origin = new URL(p.baseUrl).origin;
+    const seen = out.get(p.secret);
+    if (seen !== undefined && seen !== origin) {
+      throw new SealedSecretsError("ERR_SECRET_ORIGIN", `sealed secrets: ${p.secret} is used by providers at two origins; one secret serves one provider`);
+    }
+    out.set(p.secret, origin);
+  }
+  return [...out].map(([name, origin]) => ({ name, origin }));
+}
+
+/** Which roots a sealed identity's generator document must chain to. */
+export function identityTrustedRoots(attester: Pick<Attester, "kind">, devRoot: TrustAnchor | undefined): TrustAnchor[] {
+  if (attester.kind === "nsm") return [awsNitroRootG1()];
+  if (devRoot === undefined) {
+    throw new SealedSecretsError("ERR_IDENTITY_PROVENANCE", "sealed identity: the simulated NSM's development root was not given, so no generator can be verified");
+  }
+  return [devRoot];
 }
 
 export interface BootedEnclave {
@@ -115,16 +185,39 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
   let identityKeys: IdentityKeys | undefined;
   if (options.sealedSecrets) {
     const sealed = parseSealedFile(options.sealedSecrets.file);
-    const kmsClient = kmsClientFor(config, sealed.region, options.sealedSecrets, fetch, options.attester);
-    // Throws (and so stops the boot) unless every secret is released.
-    const source = await openSealedSecrets({ file: options.sealedSecrets.file, attester: options.attester, kmsClient, now });
+    const pins = kmsPinsFor(sealed.keyId, options.attester, options.kmsPins);
+    // The region of the pinned key, not the file's (checked again inside).
+    const region = checkPinnedKey(pins.secretsKeyArn, "sealed secrets", { dev: pins.dev, fallbackRegion: sealed.region });
+    const kmsClient = kmsClientFor(config, region, options.sealedSecrets, fetch, options.attester);
+    // Throws (and so stops the boot) unless every secret a provider uses is released.
+    const source = await openSealedSecrets({
+      file: options.sealedSecrets.file,
+      keyArn: pins.secretsKeyArn,
+      secrets: secretsUsedBy(config),
+      dev: pins.dev,
+      attester: options.attester,
+      kmsClient,
+      now,
+    });
     options.log.log("info", "secrets.released", { count: source.names.length });
+    // File entries no provider uses stay sealed; their count only.
+    if (source.unused > 0) options.log.log("info", "secrets.unused", { count: source.unused });
     secrets = source;
     if (sealed.identity) {
       // The shared identity: every replica of this image presents the same
       // TLS key and receipt keys. Refused (and the boot stopped) unless KMS
       // releases it to this measurement and its signing key is valid now.
-      identityKeys = await openSealedIdentity({ blob: sealed.identity, attester: options.attester, kmsClient, keyId: sealed.keyId, now });
+      // (Same KMS client: today both keys are the file's, in one region.)
+      identityKeys = await openSealedIdentity({
+        blob: sealed.identity,
+        attester: options.attester,
+        kmsClient,
+        keyArn: pins.identityKeyArn,
+        dev: pins.dev,
+        trustedRoots: identityTrustedRoots(options.attester, options.devRoot),
+        ...(pins.generatorPcrs && { generatorPcrs: pins.generatorPcrs }),
+        now,
+      });
       options.log.log("info", "identity.released", { count: 1 + identityKeys.retired.length, notAfter: new Date(identityKeys.signing.notAfter).toISOString() });
     }
   }

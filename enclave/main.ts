@@ -11,6 +11,7 @@ import { loadOrCreateDevCa } from "../attestation/dev/dev-ca.js";
 import { SimulatedNsm } from "../attestation/dev/simulated-nsm.js";
 import { NsmAttester } from "../attestation/nsm/nsm-attester.js";
 import type { Attester } from "../attestation/attester.js";
+import { trustAnchorFromPem, type TrustAnchor } from "../attestation/roots.js";
 import { bootEnclave, type BootOptions } from "./boot.js";
 import { formatEndpoint, parseEndpoint, type Endpoint } from "../host/transport/endpoint.js";
 import { nodeTransport } from "../host/transport/transport.js";
@@ -59,7 +60,15 @@ interface Generated {
  * for both input paths, so a provisioned enclave runs exactly what
  * `--config`/`--sealed-secrets` would have run with the same bytes.
  */
-async function bootAndBridge(settings: CommonEnclaveSettings, inputs: BootInputs, attester: Attester, egressProxy: string | undefined, log: Logger, now: () => Date): Promise<Running> {
+async function bootAndBridge(
+  settings: CommonEnclaveSettings,
+  inputs: BootInputs,
+  attester: Attester,
+  egressProxy: string | undefined,
+  log: Logger,
+  now: () => Date,
+  devRoot: TrustAnchor | undefined,
+): Promise<Running> {
   const vsockListen = settings.listen.kind === "vsock" ? settings.listen : undefined;
   const enclave = await bootEnclave({
     configBytes: inputs.configBytes,
@@ -72,6 +81,7 @@ async function bootAndBridge(settings: CommonEnclaveSettings, inputs: BootInputs
     ...(egressProxy && { egressProxy }),
     ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
     ...(inputs.sealedSecrets && { sealedSecrets: inputs.sealedSecrets }),
+    ...(devRoot && { devRoot }),
   });
   if (!vsockListen) return { enclave, vsockAddress: undefined, inbound: undefined };
   try {
@@ -164,9 +174,12 @@ export async function main(args: string[], ctx: CliContext, deps: EnclaveCommand
     log.log("info", "enclave.loopback", { count: lo.alreadyUp ? 0 : 1 });
   }
   let attester: Attester;
+  let devRoot: TrustAnchor | undefined;
   if (settings.attester === "simulated") {
     const ca = await loadOrCreateDevCa(path.resolve(ctx.cwd, settings.stateDir), { now: ctx.now });
     attester = new SimulatedNsm({ ca, now: ctx.now });
+    // What a sealed identity's generator document must chain to in development.
+    devRoot = trustAnchorFromPem(ca.rootPem, "development");
   } else {
     attester = NsmAttester.open();
   }
@@ -185,9 +198,9 @@ export async function main(args: string[], ctx: CliContext, deps: EnclaveCommand
       egressProxy = `http://127.0.0.1:${(outbound.address as { port: number }).port}`;
     }
     if (settings.mode === "files") {
-      running = await bootAndBridge(settings, { configBytes: settings.configBytes, secrets: settings.secrets, sealedSecrets: settings.sealedSecrets ?? undefined }, attester, egressProxy, log, ctx.now);
+      running = await bootAndBridge(settings, { configBytes: settings.configBytes, secrets: settings.secrets, sealedSecrets: settings.sealedSecrets ?? undefined }, attester, egressProxy, log, ctx.now, devRoot);
     } else {
-      running = await runProvisioned(settings, attester, egressProxy, log, ctx);
+      running = await runProvisioned(settings, attester, egressProxy, log, ctx, devRoot);
     }
   } catch (err) {
     await Promise.all(bridges.map((b) => b.close()));
@@ -223,7 +236,12 @@ export async function main(args: string[], ctx: CliContext, deps: EnclaveCommand
  * has to be trusted for it. Throws (after logging and replying) on every
  * failure.
  */
-async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provision" }>, attester: Attester, egressProxy: string | undefined, log: Logger, ctx: CliContext): Promise<Running | Generated> {
+async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provision" }>, attester: Attester,
+  egressProxy: string | undefined,
+  log: Logger,
+  ctx: CliContext,
+  devRoot: TrustAnchor | undefined,
+): Promise<Running | Generated> {
   const endpoint: Endpoint = settings.provision.listen;
   return provisionedBoot<Running | Generated>({
     limits: { ...DEFAULT_PROVISION_LIMITS, acceptTimeoutMs: settings.provision.acceptTimeoutMs },
@@ -251,10 +269,11 @@ async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provis
           now: ctx.now,
           ...(egressProxy && { egressProxy }),
           ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
+          ...(devRoot && { devRoot }),
         });
         return { identity, value: { identity } };
       }
-      const running = await bootAndBridge(settings, inputsFromBundle(bundle), attester, egressProxy, log, ctx.now);
+      const running = await bootAndBridge(settings, inputsFromBundle(bundle), attester, egressProxy, log, ctx.now, devRoot);
       return { ready: readyFields(running), value: running };
     },
   });

@@ -1,6 +1,8 @@
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import type { Attester } from "../../attestation/attester.js";
-import { egressFetchFor, kmsClientFor } from "../boot.js";
+import type { TrustAnchor } from "../../attestation/roots.js";
+import { egressFetchFor, identityTrustedRoots, kmsClientFor, kmsPinsFor, type KmsPins } from "../boot.js";
+import { checkPinnedKey } from "../secrets/key-arn.js";
 import type { Logger } from "../observability/log.js";
 import { parseRuntimeConfig } from "../runtime-config.js";
 import { signingSpki, type IdentityKeys } from "../secrets/identity-blob.js";
@@ -24,8 +26,8 @@ import type { IdentityStatus } from "./status.js";
  *   from it) → public summary.
  *
  * The provider secrets in the file are not opened: generation needs only
- * the file's key id and region, and a secret that is never released cannot
- * leak.
+ * the identity key ARN (pinned; today the file's key id, see kmsPinsFor),
+ * and a secret that is never released cannot leak.
  *
  * An expired previous identity is refused (openSealedIdentity's
  * ERR_IDENTITY_EXPIRED): its signing key can no longer be opened for a
@@ -43,6 +45,9 @@ export interface IdentityModeOptions {
   upstreamCa?: string;
   /** Replaces the egress fetch (tests). */
   fetch?: typeof fetch;
+  /** As for bootEnclave: the trust policy's KMS pins, and the simulated NSM's root. */
+  kmsPins?: Partial<KmsPins>;
+  devRoot?: TrustAnchor;
 }
 
 const DAY_MS = 24 * 3600_000;
@@ -77,7 +82,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 function publicSummary(blob: SealedIdentityBlob, keys: IdentityKeys): Omit<IdentityStatus, "status"> {
   const tlsSpki = createPublicKey(createPrivateKey({ key: Buffer.from(keys.tlsPkcs8), format: "der", type: "pkcs8" })).export({ type: "spki", format: "der" });
   return {
-    identity: { dataKey: b64(blob.dataKey), iv: b64(blob.iv), sealed: b64(blob.sealed) },
+    identity: { dataKey: b64(blob.dataKey), iv: b64(blob.iv), sealed: b64(blob.sealed), attestation: b64(blob.attestation) },
     tlsSpkiSha256: sha256Hex(tlsSpki),
     receiptKeys: [
       { spkiSha256: sha256Hex(signingSpki(keys.signing.pkcs8)), notBefore: iso(keys.signing.notBefore), notAfter: iso(keys.signing.notAfter) },
@@ -100,19 +105,24 @@ export async function generateIdentityFromBundle(options: IdentityModeOptions): 
   const config = parseRuntimeConfig(bundle.configBytes);
   const sealed = parseSealedFile(sealedSecrets.file);
   const generation = identityRequestOptions(request, sealed.identity !== undefined);
+  const pins = kmsPinsFor(sealed.keyId, attester, options.kmsPins);
+  const region = checkPinnedKey(pins.identityKeyArn, "sealed identity", { dev: pins.dev, fallbackRegion: sealed.region });
+  const trustedRoots = identityTrustedRoots(attester, options.devRoot);
   const fetch = egressFetchFor(config, options);
-  const kmsClient = kmsClientFor(config, sealed.region, sealedSecrets, fetch, attester);
-  const kms = { attester, kmsClient, keyId: sealed.keyId, now };
+  const kmsClient = kmsClientFor(config, region, sealedSecrets, fetch, attester);
+  const kms = { attester, kmsClient, keyArn: pins.identityKeyArn, dev: pins.dev, now };
+  const open = { trustedRoots, ...(pins.generatorPcrs && { generatorPcrs: pins.generatorPcrs }) };
   let previous: IdentityKeys | undefined;
   let made: { blob: SealedIdentityBlob; keys: IdentityKeys } | undefined;
   let reopened: IdentityKeys | undefined;
   try {
     if (sealed.identity) {
-      previous = await openSealedIdentity({ ...kms, blob: sealed.identity });
+      previous = await openSealedIdentity({ ...kms, ...open, blob: sealed.identity });
       log.log("info", "identity.previous_released", { count: 1 + previous.retired.length, notAfter: iso(previous.signing.notAfter) });
     }
     made = await generateSealedIdentity({ ...kms, ...generation, ...(previous && { previous }) });
-    reopened = await openSealedIdentity({ ...kms, blob: made.blob });
+    // Opened as a replica will: this also verifies the attestation just written into it.
+    reopened = await openSealedIdentity({ ...kms, ...open, blob: made.blob });
     if (
       !Buffer.from(reopened.tlsPkcs8).equals(Buffer.from(made.keys.tlsPkcs8)) ||
       !Buffer.from(reopened.signing.pkcs8).equals(Buffer.from(made.keys.signing.pkcs8)) ||

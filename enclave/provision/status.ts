@@ -5,7 +5,7 @@ import { encodeFrame } from "./frame.js";
  * bundle (frame.ts), body UTF-8 JSON:
  *
  *   { "status": "ready", "configSha256": "<hex>", "tlsSpkiSha256": "<hex>", "port": 8443 (optional), "vsock": "vsock://…" (optional) }
- *   { "status": "identity", "identity": { "dataKey": "<b64>", "iv": "<b64>", "sealed": "<b64>" },
+ *   { "status": "identity", "identity": { "dataKey": "<b64>", "iv": "<b64>", "sealed": "<b64>", "attestation": "<b64>" },
  *     "tlsSpkiSha256": "<hex>", "receiptKeys": [ { "spkiSha256": "<hex>", "notBefore": "<ISO>", "notAfter": "<ISO>" } ] }
  *   { "status": "failed", "code": "ERR_…", "message": "…" }
  *
@@ -34,7 +34,7 @@ export interface ReadyStatus {
 export interface IdentityStatus {
   status: "identity";
   /** The sealed-secrets file's `identity` field, base64 as in that file. */
-  identity: { dataKey: string; iv: string; sealed: string };
+  identity: { dataKey: string; iv: string; sealed: string; attestation: string };
   /** Hex of SHA-256 of the TLS key's SubjectPublicKeyInfo: what clients pin. */
   tlsSpkiSha256: string;
   /** The signing receipt key first, then the retired ones, newest first, as attested in binding v2. */
@@ -82,7 +82,7 @@ function orderedBody(status: BootStatus): object {
     case "identity":
       return {
         status: "identity",
-        identity: { dataKey: status.identity.dataKey, iv: status.identity.iv, sealed: status.identity.sealed },
+        identity: { dataKey: status.identity.dataKey, iv: status.identity.iv, sealed: status.identity.sealed, attestation: status.identity.attestation },
         tlsSpkiSha256: status.tlsSpkiSha256,
         receiptKeys: status.receiptKeys.map((k) => ({ spkiSha256: k.spkiSha256, notBefore: k.notBefore, notAfter: k.notAfter })),
       };

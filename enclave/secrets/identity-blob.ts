@@ -45,7 +45,10 @@ export interface IdentityKeys {
 const malformed = (message: string): SealedSecretsError => new SealedSecretsError("ERR_IDENTITY_MALFORMED", `sealed identity: ${message}`);
 
 /** AES-256-GCM under the data key. The data key is the caller's to zero. */
-export function sealIdentity(keys: IdentityKeys, dataKey: Uint8Array, dataKeyCiphertext: Uint8Array): SealedIdentityBlob {
+/** The blob without the generator's attestation, which is made over it (identity-provenance.ts). */
+export type SealedIdentityCiphertext = Pick<SealedIdentityBlob, "dataKey" | "iv" | "sealed">;
+
+export function sealIdentity(keys: IdentityKeys, dataKey: Uint8Array, dataKeyCiphertext: Uint8Array): SealedIdentityCiphertext {
   if (dataKey.length !== 32) throw malformed("data key must be 32 bytes");
   const plaintext = encodeIdentity(keys);
   const iv = randomBytes(12);
@@ -56,7 +59,7 @@ export function sealIdentity(keys: IdentityKeys, dataKey: Uint8Array, dataKeyCip
 }
 
 /** Opens a blob with its data key; a tampered byte anywhere fails the GCM tag. */
-export function openIdentity(blob: SealedIdentityBlob, dataKey: Uint8Array): IdentityKeys {
+export function openIdentity(blob: SealedIdentityCiphertext, dataKey: Uint8Array): IdentityKeys {
   if (dataKey.length !== 32) throw malformed("data key must be 32 bytes");
   if (blob.sealed.length <= 16) throw malformed("ciphertext is too short");
   let plaintext: Buffer;

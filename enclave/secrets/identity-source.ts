@@ -1,31 +1,66 @@
 import { generateKeyPairSync } from "node:crypto";
 import { DecryptCommand, GenerateDataKeyCommand, type KMSClient } from "@aws-sdk/client-kms";
 import type { Attester } from "../../attestation/attester.js";
+import type { TrustAnchor } from "../../attestation/roots.js";
 import { IDENTITY_ENCRYPTION_CONTEXT, MAX_RETIRED_KEYS, openIdentity, sealIdentity, signingSpki, type IdentityKeys } from "./identity-blob.js";
 import { classifyKmsError, openRecipientOutput } from "./kms-source.js";
 import { generateRecipientKey } from "./recipient-decrypt.js";
-import { SealedSecretsError, type SealedIdentityBlob } from "./sealed-file.js";
+import { MAX_IDENTITY_ATTESTATION_BYTES, SealedSecretsError, type SealedIdentityBlob } from "./sealed-file.js";
+import { checkAnswerKey, checkPinnedKey } from "./key-arn.js";
+import {
+  checkIdentityAgainstClaims,
+  encodeIdentityClaims,
+  identityBlobSha256,
+  identityKeyHashes,
+  ownImagePcrs,
+  verifyGeneratorAttestation,
+} from "./identity-provenance.js";
 
 /**
- * KMS side of the shared identity (identity-blob.ts has the format).
+ * KMS side of the shared identity (identity-blob.ts has the format,
+ * identity-provenance.ts the generator's attestation).
  *
  *  - generateSealedIdentity runs inside a measured enclave: fresh keys,
- *    a data key from GenerateDataKey + Recipient, the keys sealed under it.
- *    Rotation passes the previous identity: the new signing key starts now,
- *    the old one is kept as a retired public key whose window ends after
- *    `overlapMs` (0 for an emergency), and the TLS key carries over unless
- *    `rotateTls` (clients pin its SPKI).
- *  - openSealedIdentity runs at every boot: Decrypt + Recipient of the data
- *    key, then the blob. It refuses an identity whose signing key is not
- *    valid now, so a replica never starts with a key past its window.
+ *    a data key from GenerateDataKey + Recipient under the pinned key ARN
+ *    (the answer's KeyId checked), the keys sealed under it, then an
+ *    attestation document binding the keys' public halves, the blob and the
+ *    key ARN. Rotation passes the previous identity: the new signing key
+ *    starts now, the old one is kept as a retired public key whose window
+ *    ends after `overlapMs` (0 for an emergency), and the TLS key carries
+ *    over unless `rotateTls` (clients pin its SPKI).
+ *  - openSealedIdentity runs at every boot: the generator's document is
+ *    verified first (a blob made offline, or under another key, stops here,
+ *    before KMS is asked), then Decrypt + Recipient of the data key under the
+ *    pinned key, then the blob, whose keys must be the attested ones. It
+ *    refuses an identity whose signing key is not valid now, so a replica
+ *    never starts with a key past its window.
  */
 export interface IdentityKmsOptions {
   attester: Attester;
   kmsClient: KMSClient;
-  keyId: string;
+  /**
+   * The trust policy's `identity.kmsKeyArn`. Every call names it and every
+   * answer must be for it (ERR_KMS_KEY_MISMATCH); outside development it
+   * must be a full key ARN (ERR_KMS_KEY_ID).
+   */
+  keyArn: string;
+  /** Development: aliases allowed, debug-mode generators accepted. */
+  dev: boolean;
   now: () => Date;
   /** Per-call budget, default 10 s. */
   timeoutMs?: number;
+}
+
+export interface OpenIdentityOptions extends IdentityKmsOptions {
+  blob: SealedIdentityBlob;
+  /**
+   * Roots the generator's document must chain to: the AWS Nitro root when
+   * the attester is the NSM, the development root when simulated. The caller
+   * chooses (this module reads no files).
+   */
+  trustedRoots: TrustAnchor[];
+  /** PCR0..2 sets of other images whose identities are accepted (rollouts); this image's own are always accepted. */
+  generatorPcrs?: ReadonlyArray<ReadonlyMap<number, Uint8Array>>;
 }
 
 const NAME = "the sealed identity";
@@ -37,9 +72,13 @@ async function recipientDocument(attester: Attester) {
   try {
     return { recipient, document: await attester.attest({ publicKey: recipient.spkiDer }) };
   } catch (err) {
-    const code = typeof (err as { code?: unknown })?.code === "string" ? ` (${(err as { code: string }).code})` : "";
-    throw new SealedSecretsError("ERR_KMS_ATTESTATION", `sealed identity: could not obtain an attestation document for the recipient key${code}`);
+    throw attestationFailed(err, "the recipient key");
   }
+}
+
+function attestationFailed(err: unknown, what: string): SealedSecretsError {
+  const code = typeof (err as { code?: unknown })?.code === "string" ? ` (${(err as { code: string }).code})` : "";
+  return new SealedSecretsError("ERR_KMS_ATTESTATION", `sealed identity: could not obtain an attestation document for ${what}${code}`);
 }
 
 function dataKeyOf(output: { Plaintext?: Uint8Array; CiphertextForRecipient?: Uint8Array }, privateKey: Parameters<typeof openRecipientOutput>[2]): Uint8Array {
@@ -51,15 +90,26 @@ function dataKeyOf(output: { Plaintext?: Uint8Array; CiphertextForRecipient?: Ui
   return key;
 }
 
-/** Opens a sealed identity and checks its signing key is valid at `now`. */
-export async function openSealedIdentity(options: IdentityKmsOptions & { blob: SealedIdentityBlob }): Promise<IdentityKeys> {
+/** Opens a sealed identity made by an accepted enclave under the pinned key, and checks its signing key is valid at `now`. */
+export async function openSealedIdentity(options: OpenIdentityOptions): Promise<IdentityKeys> {
+  checkPinnedKey(options.keyArn, "sealed identity", { dev: options.dev });
   const { recipient, document } = await recipientDocument(options.attester);
+  // Before any key of the blob is used, and before KMS is asked for its data key.
+  const attested = await verifyGeneratorAttestation({
+    document: options.blob.attestation,
+    blob: options.blob,
+    keyArn: options.keyArn,
+    trustedRoots: options.trustedRoots,
+    ownPcrs: ownImagePcrs(document),
+    ...(options.generatorPcrs && { generatorPcrs: options.generatorPcrs }),
+    dev: options.dev,
+  });
   let output;
   try {
     output = await options.kmsClient.send(
       new DecryptCommand({
         CiphertextBlob: options.blob.dataKey,
-        KeyId: options.keyId,
+        KeyId: options.keyArn,
         EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
         EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT },
         Recipient: { AttestationDocument: document, KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" },
@@ -69,12 +119,20 @@ export async function openSealedIdentity(options: IdentityKmsOptions & { blob: S
   } catch (err) {
     throw classifyKmsError(NAME, err);
   }
+  checkAnswerKey(output.KeyId, options.keyArn, "sealed identity", "Decrypt");
   const dataKey = dataKeyOf(output, recipient.privateKey);
   let keys: IdentityKeys;
   try {
     keys = openIdentity(options.blob, dataKey);
   } finally {
     dataKey.fill(0);
+  }
+  try {
+    checkIdentityAgainstClaims(keys, attested);
+  } catch (err) {
+    keys.tlsPkcs8.fill(0);
+    keys.signing.pkcs8.fill(0);
+    throw err;
   }
   const now = options.now().getTime();
   if (now < keys.signing.notBefore || now >= keys.signing.notAfter) {
@@ -133,13 +191,14 @@ export function nextIdentityKeys(options: Pick<GenerateIdentityOptions, "validit
 
 /** A new sealed identity, made inside the enclave; nothing of it leaves in the clear. */
 export async function generateSealedIdentity(options: GenerateIdentityOptions): Promise<{ blob: SealedIdentityBlob; keys: IdentityKeys }> {
+  checkPinnedKey(options.keyArn, "sealed identity", { dev: options.dev });
   const keys = nextIdentityKeys({ ...options, now: options.now().getTime() });
   const { recipient, document } = await recipientDocument(options.attester);
   let output;
   try {
     output = await options.kmsClient.send(
       new GenerateDataKeyCommand({
-        KeyId: options.keyId,
+        KeyId: options.keyArn,
         KeySpec: "AES_256",
         EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT },
         Recipient: { AttestationDocument: document, KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" },
@@ -149,13 +208,28 @@ export async function generateSealedIdentity(options: GenerateIdentityOptions): 
   } catch (err) {
     throw classifyKmsError(NAME, err, "GenerateDataKey");
   }
+  // Before the data key is used: a key the host chose (its account, its alias) must not seal anything.
+  checkAnswerKey(output.KeyId, options.keyArn, "sealed identity", "GenerateDataKey");
   if (!(output.CiphertextBlob instanceof Uint8Array) || output.CiphertextBlob.length === 0) {
     throw new SealedSecretsError("ERR_KMS_RESPONSE", "sealed identity: KMS GenerateDataKey returned no CiphertextBlob");
   }
   const dataKey = dataKeyOf(output, recipient.privateKey);
+  let ciphertext;
   try {
-    return { blob: sealIdentity(keys, dataKey, output.CiphertextBlob), keys };
+    ciphertext = sealIdentity(keys, dataKey, output.CiphertextBlob);
   } finally {
     dataKey.fill(0);
   }
+  const hashes = identityKeyHashes(keys);
+  const userData = encodeIdentityClaims({ ...hashes, blobSha256: identityBlobSha256(ciphertext), keyArn: options.keyArn });
+  let attestation: Uint8Array;
+  try {
+    attestation = await options.attester.attest({ publicKey: hashes.signingSpki, userData });
+  } catch (err) {
+    throw attestationFailed(err, "the new identity");
+  }
+  if (attestation.length > MAX_IDENTITY_ATTESTATION_BYTES) {
+    throw new SealedSecretsError("ERR_KMS_ATTESTATION", `sealed identity: the attestation document is ${attestation.length} bytes, over ${MAX_IDENTITY_ATTESTATION_BYTES}`);
+  }
+  return { blob: { ...ciphertext, attestation }, keys };
 }

@@ -2,15 +2,20 @@ import { DecryptCommand, KMSClient, type DecryptCommandOutput } from "@aws-sdk/c
 import type { Attester } from "../../attestation/attester.js";
 import { staticSecrets, type SecretSource } from "../secrets.js";
 import { CmsError } from "./cms-error.js";
+import { checkAnswerKey, checkPinnedKey } from "./key-arn.js";
 import { decryptCiphertextForRecipient, generateRecipientKey } from "./recipient-decrypt.js";
-import { SealedSecretsError, parseSealedFile } from "./sealed-file.js";
+import { providerSecretContext, type ProviderSecretContext } from "./secret-context.js";
+import { SECRET_NAME_PATTERN, SealedSecretsError, parseSealedFile } from "./sealed-file.js";
 
 /**
  * Opens the sealed-secrets file at boot (AWS KMS Developer Guide, "How AWS
  * Nitro Enclaves uses AWS KMS"):
- *   fresh RSA-2048 recipient key → attestation document with its SPKI as
- *   `public_key` → for each secret, Decrypt with `Recipient` → open
- *   `CiphertextForRecipient` with the private key.
+ *   pinned key and the secrets the trust policy uses checked against the
+ *   file → fresh RSA-2048 recipient key → attestation document with its
+ *   SPKI as `public_key` → for each used secret, Decrypt with `Recipient`,
+ *   `KeyId` = the pinned ARN and the secret's encryption context (name and
+ *   origin) → answer's `KeyId` checked → open `CiphertextForRecipient` with
+ *   the private key.
  * KMS checks the document against the key policy's
  * `kms:RecipientAttestation:*` conditions and encrypts the plaintext to the
  * document's key, so the secret never crosses the host in the clear.
@@ -23,11 +28,26 @@ import { SealedSecretsError, parseSealedFile } from "./sealed-file.js";
 export interface OpenSealedSecretsOptions {
   /** The sealed-secrets file, exactly as handed in by the host. */
   file: Uint8Array;
+  /**
+   * The trust policy's KMS key ARN (`secretsKeyArn`). Every Decrypt names it
+   * and every answer must be for it; outside development it must be a full
+   * key ARN and the file's own `keyId` must equal it (key-arn.ts).
+   */
+  keyArn: string;
+  /**
+   * The secrets the trust policy uses, each with the origin of the ONE
+   * provider that uses it. Only these are decrypted, each under
+   * providerSecretContext(name, origin): a ciphertext sealed for another
+   * name or origin does not open (KMS InvalidCiphertextException).
+   */
+  secrets: ReadonlyArray<{ name: string; origin: string }>;
+  /** Development (simulated NSM, local KMS): aliases and http origins allowed, the file's keyId not compared. */
+  dev: boolean;
   attester: Attester;
   /**
-   * Built by the caller (see createKmsClient): region from the file, requests
-   * through the egress proxy, credentials from the host. This module never
-   * reads the environment.
+   * Built by the caller (see createKmsClient): region from the key ARN,
+   * requests through the egress proxy, credentials from the host. This
+   * module never reads the environment.
    */
   kmsClient: KMSClient;
   /** Clock; only used to bound each Decrypt call. */
@@ -39,8 +59,11 @@ export interface OpenSealedSecretsOptions {
 /** A SecretSource that also says which names it holds (for the boot log; never values). */
 export interface SealedSecretSource extends SecretSource {
   readonly names: readonly string[];
+  /** The pinned key ARN every secret was released under. */
   readonly keyId: string;
   readonly region: string;
+  /** File entries no provider uses: left sealed (never sent to KMS). */
+  readonly unused: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -80,11 +103,39 @@ const UNAVAILABLE = new Set([
   "AbortError",
 ]);
 
+/** Checked before any KMS call: one entry per name, each bound to one origin. */
+function secretContexts(secrets: OpenSealedSecretsOptions["secrets"], dev: boolean): Map<string, ProviderSecretContext> {
+  if (!Array.isArray(secrets)) throw new TypeError(`"secrets" expected an array of { name, origin }`);
+  const out = new Map<string, ProviderSecretContext>();
+  for (const { name, origin } of secrets) {
+    // The caller resolves which provider a secret serves; one secret, one origin.
+    if (out.has(name)) throw new TypeError(`secret ${String(name)} is listed twice: one secret serves at most one provider`);
+    try {
+      out.set(name, providerSecretContext(name, origin, { dev }));
+    } catch (err) {
+      throw new SealedSecretsError("ERR_SECRET_ORIGIN", `sealed secrets: secret ${SECRET_NAME_PATTERN.test(name) ? name : "(bad name)"}: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
 export async function openSealedSecrets(options: OpenSealedSecretsOptions): Promise<SealedSecretSource> {
-  const { attester, kmsClient } = options;
+  const { attester, kmsClient, keyArn, dev } = options;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) throw new RangeError(`"timeoutMs" expected a positive number, got ${timeoutMs}`);
+  if (typeof dev !== "boolean") throw new TypeError(`"dev" expected a boolean`);
   const sealed = parseSealedFile(options.file);
+  const region = checkPinnedKey(keyArn, "sealed secrets", { dev, fallbackRegion: sealed.region });
+  // The file is the host's: outside development it must name exactly the
+  // pinned key, so a file sealed under the host's key (or an alias the host
+  // resolves) is refused here, before anything is sent.
+  if (!dev && sealed.keyId !== keyArn) {
+    throw new SealedSecretsError("ERR_KMS_KEY_MISMATCH", `sealed secrets: the file is sealed under another key than the pinned key ${keyArn}`);
+  }
+  const contexts = secretContexts(options.secrets, dev);
+  for (const name of contexts.keys()) {
+    if (!sealed.secrets.has(name)) throw new SealedSecretsError("ERR_SECRET_MISSING", `sealed secrets: ${name} is used by a provider but not in the sealed file`);
+  }
 
   const recipient = generateRecipientKey();
   let attestationDocument: Uint8Array;
@@ -96,8 +147,9 @@ export async function openSealedSecrets(options: OpenSealedSecretsOptions): Prom
   }
 
   const values = new Map<string, string>();
-  for (const [name, ciphertext] of sealed.secrets) {
-    const output = await decrypt(kmsClient, name, sealed.keyId, ciphertext, attestationDocument, timeoutMs);
+  for (const [name, context] of contexts) {
+    const output = await decrypt(kmsClient, name, keyArn, context, sealed.secrets.get(name)!, attestationDocument, timeoutMs);
+    checkAnswerKey(output.KeyId, keyArn, `sealed secrets: ${name}`, "Decrypt");
     values.set(name, openOutput(name, output, recipient.privateKey));
   }
   const source = staticSecrets(values);
@@ -105,8 +157,9 @@ export async function openSealedSecrets(options: OpenSealedSecretsOptions): Prom
     has: (name) => source.has(name),
     get: (name) => source.get(name),
     names: Object.freeze([...values.keys()]),
-    keyId: sealed.keyId,
-    region: sealed.region,
+    keyId: keyArn,
+    region,
+    unused: [...sealed.secrets.keys()].filter((name) => !contexts.has(name)).length,
   };
 }
 
@@ -114,6 +167,7 @@ async function decrypt(
   client: KMSClient,
   name: string,
   keyId: string,
+  context: ProviderSecretContext,
   ciphertext: Uint8Array,
   attestationDocument: Uint8Array,
   timeoutMs: number,
@@ -122,6 +176,7 @@ async function decrypt(
     CiphertextBlob: ciphertext,
     KeyId: keyId,
     EncryptionAlgorithm: "SYMMETRIC_DEFAULT",
+    EncryptionContext: { ...context },
     Recipient: { AttestationDocument: attestationDocument, KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" },
   });
   try {

@@ -8,7 +8,8 @@ import { rejectDuplicateJsonKeys } from "../../attestation/client/strict-json.js
  *     "keyId": "<KMS key ARN, alias ARN, alias/name or key id>",
  *     "region": "<aws region>",
  *     "secrets": { "<NAME>": "<base64 KMS CiphertextBlob>" },
- *     "identity": { "dataKey": "<base64>", "iv": "<base64>", "sealed": "<base64>" } }   // optional
+ *     "identity": { "dataKey": "<base64>", "iv": "<base64>", "sealed": "<base64>",    // optional
+ *                   "attestation": "<base64 COSE_Sign1 of the generating enclave>" } }
  *
  * The file crosses the host, so it is parsed as hostile input: bytes are
  * bounded before decoding, unknown fields are refused (a field we ignore is a
@@ -52,7 +53,12 @@ export type SealedSecretsErrorCode =
   | "ERR_KMS_PLAINTEXT_EXPOSED" // KMS answered with Plaintext: the secret crossed the host in the clear
   | "ERR_IDENTITY_MALFORMED" // the sealed identity did not open (tampered, wrong data key) or is not a valid identity
   | "ERR_IDENTITY_EXPIRED" // the identity's signing receipt key is not valid now: rotate before it expires
-  | "ERR_KMS_ENDPOINT"; // on Nitro, the host named a KMS endpoint that is not AWS KMS in the file's region
+  | "ERR_KMS_ENDPOINT" // on Nitro, the host named a KMS endpoint that is not AWS KMS in the file's region
+  | "ERR_KMS_KEY_ID" // outside development, the pinned KMS key is not a full key ARN (an alias or bare id resolves in the host's account)
+  | "ERR_KMS_KEY_MISMATCH" // the file, or a KMS answer, names another key than the pinned key ARN
+  | "ERR_SECRET_MISSING" // a secret a provider uses is not in the sealed file
+  | "ERR_SECRET_ORIGIN" // the origin a secret is bound to is not a URL, or not https outside development
+  | "ERR_IDENTITY_PROVENANCE"; // the sealed identity carries no valid attestation of an enclave of this image generating it
 
 /**
  * Every failure while loading sealed secrets. Messages name the secret and
@@ -94,10 +100,18 @@ export interface SealedIdentityBlob {
   iv: Uint8Array;
   /** AES-256-GCM ciphertext of the identity, with the 16-byte tag appended. */
   sealed: Uint8Array;
+  /**
+   * The attestation document of the enclave that generated the identity,
+   * binding its public keys and this blob (identity-provenance.ts). Required:
+   * a blob without one was not made by a measured enclave and never opens.
+   */
+  attestation: Uint8Array;
 }
 
 /** The identity's CBOR plaintext is a few hundred bytes; four keys and a certificate-free layout stay far below. */
 export const MAX_SEALED_IDENTITY_BYTES = 8192;
+/** Bound on the generator's attestation document (a Nitro document is about 4.5 KiB). */
+export const MAX_IDENTITY_ATTESTATION_BYTES = 16 * 1024;
 
 /** SHA-256 over the exact file bytes, as handed in (no re-serialisation). */
 export function sealedFileSha256(bytes: Uint8Array): Uint8Array {
@@ -178,8 +192,8 @@ export function parseSealedFile(bytes: Uint8Array): SealedFile {
 
 function parseIdentityField(raw: unknown): SealedIdentityBlob {
   if (!isPlainObject(raw)) throw malformed(`"identity" must be an object`);
-  checkKeys(raw, ["dataKey", "iv", "sealed"], "identity");
-  const field = (name: "dataKey" | "iv" | "sealed", min: number, max: number): Uint8Array => {
+  checkKeys(raw, ["dataKey", "iv", "sealed", "attestation"], "identity");
+  const field = (name: "dataKey" | "iv" | "sealed" | "attestation", min: number, max: number): Uint8Array => {
     const text = raw[name];
     if (typeof text !== "string" || text.length === 0 || !BASE64_PATTERN.test(text)) throw malformed(`identity.${name} must be a non-empty base64 string`);
     const bytes = canonicalBase64(text, `identity.${name}`);
@@ -192,6 +206,7 @@ function parseIdentityField(raw: unknown): SealedIdentityBlob {
     dataKey: field("dataKey", 1, MAX_CIPHERTEXT_BYTES),
     iv: field("iv", 12, 12),
     sealed: field("sealed", 17, MAX_SEALED_IDENTITY_BYTES + 16),
+    attestation: field("attestation", 1, MAX_IDENTITY_ATTESTATION_BYTES),
   };
 }
 

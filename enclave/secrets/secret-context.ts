@@ -69,3 +69,6 @@ export function providerSecretContext(name: string, origin: string, options: Sec
   }
   return Object.freeze({ "egw:purpose": PROVIDER_SECRET_PURPOSE, "egw:secret": name, "egw:origin": secretOrigin(origin, options) });
 }
+
+/** The context map as KMS takes it (EncryptionContext: string → string). */
+export type ProviderSecretContext = Readonly<Record<string, string>>;

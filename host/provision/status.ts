@@ -20,7 +20,7 @@ export type BootStatus =
  */
 export interface IdentityStatus {
   status: "identity";
-  identity: { dataKey: string; iv: string; sealed: string };
+  identity: { dataKey: string; iv: string; sealed: string; attestation: string };
   tlsSpkiSha256: string;
   /** The signing key first, then retired keys: 1..4 (binding v2's receipt_keys bound). */
   receiptKeys: { spkiSha256: string; notBefore: string; notAfter: string }[];
@@ -28,7 +28,7 @@ export interface IdentityStatus {
 
 export const MAX_STATUS_BYTES = 64 * 1024;
 /** The same bounds as the sealed-secrets file's identity field (enclave/secrets/sealed-file.ts). */
-const IDENTITY_BYTES = { dataKey: [1, 6144], iv: [12, 12], sealed: [17, 8192 + 16] } as const;
+const IDENTITY_BYTES = { dataKey: [1, 6144], iv: [12, 12], sealed: [17, 8192 + 16], attestation: [1, 16 * 1024] } as const;
 const MAX_RECEIPT_KEYS = 4;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const HEX32 = /^[0-9a-f]{64}$/;
@@ -87,9 +87,9 @@ function identityStatus(v: Record<string, unknown>): IdentityStatus {
   exactKeys(v, ["status", "identity", "tlsSpkiSha256", "receiptKeys"], "an identity status");
   const blob = v.identity;
   if (!isObject(blob)) throw malformed(`"identity" must be an object`);
-  exactKeys(blob, ["dataKey", "iv", "sealed"], `"identity"`);
-  const identity = { dataKey: "", iv: "", sealed: "" };
-  for (const name of ["dataKey", "iv", "sealed"] as const) {
+  exactKeys(blob, ["dataKey", "iv", "sealed", "attestation"], `"identity"`);
+  const identity = { dataKey: "", iv: "", sealed: "", attestation: "" };
+  for (const name of ["dataKey", "iv", "sealed", "attestation"] as const) {
     const text = blob[name];
     const [min, max] = IDENTITY_BYTES[name];
     if (typeof text !== "string" || text.length === 0 || text.length > 4 * Math.ceil(max / 3) || !BASE64.test(text)) throw malformed(`"identity.${name}" expected base64`);

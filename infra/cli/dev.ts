@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import https from "node:https";
 import { EncryptCommand } from "@aws-sdk/client-kms";
+import { providerSecretContext } from "../../enclave/secrets/secret-context.js";
 import { DEV_ROOT_FILE, loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
 import { defaultCodeBundle, measureCodeBundle } from "../../attestation/dev/simulated-nsm.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
@@ -173,15 +174,17 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const pcr0 = await measureCodeBundle(bundle.root, { include: bundle.include });
     kms = await startMockKms({ trustedRoot: trustAnchorFromPem(ca.rootPem, "development"), policy: { allowedPcrs: { 0: pcr0 } }, now: ctx.now });
     const kmsHost = new URL(kms.endpoint).host;
-    const toSeal: Record<string, string> = {};
-    for (const p of available) toSeal[p.env] = ctx.env[p.env]!;
-    if (localKey) toSeal.EGW_DEV_LOCAL_KEY = localKey;
+    // Each key is sealed for the one origin its provider sends it to (enclave/secrets/secret-context.ts).
+    const toSeal: Record<string, { value: string; origin: string }> = {};
+    for (const p of available) toSeal[p.env] = { value: ctx.env[p.env]!, origin: `https://${p.host}` };
+    if (localKey) toSeal.EGW_DEV_LOCAL_KEY = { value: localKey, origin: `https://${modelHost}` };
     const sealedFile = path.join(stateDir, "sealed-secrets.json");
     const sealed: Record<string, string> = {};
     const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
     try {
-      for (const [name, value] of Object.entries(toSeal)) {
-        const out = await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(value) }));
+      for (const [name, { value, origin }] of Object.entries(toSeal)) {
+        const EncryptionContext = { ...providerSecretContext(name, origin) };
+        const out = await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(value), EncryptionContext }));
         sealed[name] = Buffer.from(out.CiphertextBlob!).toString("base64");
       }
     } finally {

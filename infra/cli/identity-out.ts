@@ -32,6 +32,8 @@ export interface IdentityField {
   dataKey: string;
   iv: string;
   sealed: string;
+  /** The generating enclave's attestation document (enclave/secrets/identity-provenance.ts). */
+  attestation: string;
 }
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
@@ -52,7 +54,13 @@ export function sealedFileWithIdentity(input: SealedFile, identity: IdentityFiel
   const secrets: Record<string, string> = {};
   // Secret names start with a capital letter, so object key order is insertion order.
   for (const [name, blob] of input.secrets) secrets[name] = b64(blob);
-  const out = { version: input.version, keyId: input.keyId, region: input.region, secrets, identity: { dataKey: identity.dataKey, iv: identity.iv, sealed: identity.sealed } };
+  const out = {
+    version: input.version,
+    keyId: input.keyId,
+    region: input.region,
+    secrets,
+    identity: { dataKey: identity.dataKey, iv: identity.iv, sealed: identity.sealed, attestation: identity.attestation },
+  };
   const bytes = new TextEncoder().encode(`${JSON.stringify(out, null, 2)}\n`);
   let check: SealedFile;
   try {
@@ -69,7 +77,8 @@ export function sealedFileWithIdentity(input: SealedFile, identity: IdentityFiel
     check.identity !== undefined &&
     b64(check.identity.dataKey) === identity.dataKey &&
     b64(check.identity.iv) === identity.iv &&
-    b64(check.identity.sealed) === identity.sealed;
+    b64(check.identity.sealed) === identity.sealed &&
+    b64(check.identity.attestation) === identity.attestation;
   if (!same) throw new IdentityFileError("ERR_IDENTITY_FILE_CHECK", "the new sealed-secrets file does not parse back to the same keys and identity");
   return bytes;
 }

@@ -43,13 +43,17 @@ export type MockKmsMisbehaviour =
   | "garbage-cfr" // CiphertextForRecipient that is not CMS
   | "no-cfr" // neither field
   | "not-json" // HTTP 200 with a non-JSON body
-  | "server-error"; // HTTP 500 KMSInternalException
+  | "server-error" // HTTP 500 KMSInternalException
+  | "any-key-id" // a KMS that answers for its own key whatever KeyId was asked for (a host-run impersonator)
+  | "foreign-key-id"; // a correct answer, but naming another key (a KMS that resolved an alias elsewhere, or lies)
 
 export interface MockKmsOptions {
   trustedRoot: TrustAnchor;
   policy: MockKmsPolicy;
   now: () => Date;
   region?: string;
+  /** The account in the key's ARN, default 111122223333; a second instance with another plays a host-owned key. */
+  account?: string;
 }
 
 export interface RecordedKmsRequest {
@@ -97,14 +101,16 @@ function blobField(body: Record<string, unknown>, field: string, required: boole
 
 export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
   const region = options.region ?? "us-east-1";
-  const keyArn = `arn:aws:kms:${region}:111122223333:key/${randomUUID()}`;
+  const account = options.account ?? "111122223333";
+  if (!/^\d{12}$/.test(account)) throw new TypeError("account must be 12 digits");
+  const keyArn = `arn:aws:kms:${region}:${account}:key/${randomUUID()}`;
   const alias = "alias/enclave-gateway-test";
-  const aliasArn = `arn:aws:kms:${region}:111122223333:${alias}`;
+  const aliasArn = `arn:aws:kms:${region}:${account}:${alias}`;
   const masterKey = randomBytes(32);
   const requests: RecordedKmsRequest[] = [];
 
   function resolveKey(keyId: unknown): void {
-    if (keyId === undefined) return;
+    if (keyId === undefined || mock.misbehave === "any-key-id") return;
     const known = [keyArn, alias, aliasArn, keyArn.slice(keyArn.indexOf("/") + 1)];
     if (typeof keyId !== "string" || !known.includes(keyId)) throw new KmsFault("NotFoundException", `Key '${String(keyId)}' does not exist`);
   }
@@ -268,6 +274,7 @@ export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
       res.writeHead(200, headers).end("<html>proxy error</html>");
       return;
     }
+    if (mock.misbehave === "foreign-key-id" && "KeyId" in out) out = { ...out, KeyId: `arn:aws:kms:${region}:999999999999:key/${randomUUID()}` };
     res.writeHead(200, headers).end(JSON.stringify(out));
   }
 

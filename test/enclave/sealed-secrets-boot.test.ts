@@ -6,6 +6,7 @@ import { trustAnchorFromPem } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
 import { hashToken } from "../../enclave/auth.js";
 import { attestedConfigHash } from "../../enclave/boot.js";
+import { providerSecretContext } from "../../enclave/secrets/secret-context.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
 import { CLIENT_TOKEN, startHarness } from "../helpers/enclave-harness.js";
 import { startMockKms } from "../../infra/dev/local-kms.js";
@@ -31,7 +32,7 @@ async function setup(allowedPcr0: Uint8Array, kmsNow: () => Date = now) {
   const upstream = await startMockOpenAI();
   closers.push(() => upstream.close());
   const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
-  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(SEALED_KEY) }))).CiphertextBlob!;
+  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(SEALED_KEY), EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", upstream.url, { dev: true }) } }))).CiphertextBlob!;
   operator.destroy();
   const file = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));
   const config = JSON.stringify({

@@ -58,6 +58,9 @@ function enclaveAttester(pcr0 = PCR0) {
   return new SimulatedNsm({ ca, now, pcrs: { 0: pcr0 } });
 }
 
+/** The identity key pin, with production checks (a full key ARN; no debug-mode generator), and the development root. */
+const pins = () => ({ keyArn: kms.keyArn, dev: false, trustedRoots: [anchor] });
+
 function sealedFile(identity: SealedIdentityBlob): Uint8Array {
   const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
   return new Uint8Array(
@@ -67,7 +70,7 @@ function sealedFile(identity: SealedIdentityBlob): Uint8Array {
         keyId: kms.keyArn,
         region: kms.region,
         secrets: {},
-        identity: { dataKey: b64(identity.dataKey), iv: b64(identity.iv), sealed: b64(identity.sealed) },
+        identity: { dataKey: b64(identity.dataKey), iv: b64(identity.iv), sealed: b64(identity.sealed), attestation: b64(identity.attestation) },
       }),
     ),
   );
@@ -110,14 +113,14 @@ describe("shared identity", { timeout: 60_000 }, () => {
   it("is made inside the enclave: GenerateDataKey with a Recipient, no plaintext data key on the wire", async () => {
     await world();
     const before = kms.requests.length;
-    v1 = await generateSealedIdentity({ attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now, validityMs: 30 * DAY });
+    v1 = await generateSealedIdentity({ attester: enclaveAttester(), kmsClient: kmsClient(), ...pins(), now, validityMs: 30 * DAY });
     const calls = kms.requests.slice(before);
     expect(calls.map((r) => r.target)).toEqual(["TrentService.GenerateDataKey"]);
     expect(calls[0]!.body).toMatchObject({ KeySpec: "AES_256", EncryptionContext: IDENTITY_ENCRYPTION_CONTEXT, Recipient: { KeyEncryptionAlgorithm: "RSAES_OAEP_SHA_256" } });
     expect(v1.keys.retired).toEqual([]);
     // The blob holds no key material in the clear.
     expect(Buffer.from(v1.blob.sealed).includes(Buffer.from(v1.keys.tlsPkcs8.subarray(-32)))).toBe(false);
-    const reopened = await openSealedIdentity({ blob: v1.blob, attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now });
+    const reopened = await openSealedIdentity({ blob: v1.blob, attester: enclaveAttester(), kmsClient: kmsClient(), ...pins(), now });
     expect(hex(reopened.tlsPkcs8)).toBe(hex(v1.keys.tlsPkcs8));
     expect(hex(reopened.signing.pkcs8)).toBe(hex(v1.keys.signing.pkcs8));
   });
@@ -133,26 +136,27 @@ describe("shared identity", { timeout: 60_000 }, () => {
     await expect(operator.send(new GenerateDataKeyCommand({ KeyId: kms.keyArn, KeySpec: "AES_256", EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT } }))).rejects.toMatchObject({
       name: "AccessDeniedException",
     });
-    // Another measurement cannot open it: the boot stops with the KMS code.
-    await expect(
-      openSealedIdentity({ blob: v1.blob, attester: enclaveAttester(new Uint8Array(48).fill(0x22)), kmsClient: kmsClient(), keyId: kms.keyArn, now }),
-    ).rejects.toMatchObject({ code: "ERR_KMS_RELEASE_DENIED" });
+    // Another measurement does not accept it (its generator is not this image)…
+    const other = enclaveAttester(new Uint8Array(48).fill(0x22));
+    await expect(openSealedIdentity({ blob: v1.blob, attester: other, kmsClient: kmsClient(), ...pins(), now })).rejects.toMatchObject({ code: "ERR_IDENTITY_PROVENANCE" });
+    // …and even when told to accept this generator (a rollout), KMS does not release it to a measurement the key policy does not admit.
+    const generatorPcrs = [new Map([...(await Promise.all([0, 1, 2].map((i) => enclaveAttester().describePcr(i)))).map((d) => [d.index, d.data] as const)])];
+    await expect(openSealedIdentity({ blob: v1.blob, attester: other, kmsClient: kmsClient(), ...pins(), generatorPcrs, now })).rejects.toMatchObject({
+      code: "ERR_KMS_RELEASE_DENIED",
+    });
   });
 
-  it("a tampered blob fails cleanly, with one message whatever byte changed", async () => {
+  it("a tampered blob is refused before KMS is asked: the generator attested another blob", async () => {
     await world();
-    for (const field of ["sealed", "iv"] as const) {
+    for (const field of ["sealed", "iv", "dataKey"] as const) {
       const bad = { ...v1.blob, [field]: Uint8Array.from(v1.blob[field], (b, i) => (i === 3 ? b ^ 1 : b)) };
-      await expect(openSealedIdentity({ blob: bad, attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now })).rejects.toMatchObject({
-        code: "ERR_IDENTITY_MALFORMED",
-        message: "sealed identity: the identity does not open under its data key (tampered or mismatched blob)",
+      const before = kms.requests.length;
+      await expect(openSealedIdentity({ blob: bad, attester: enclaveAttester(), kmsClient: kmsClient(), ...pins(), now })).rejects.toMatchObject({
+        code: "ERR_IDENTITY_PROVENANCE",
+        message: "sealed identity: the generator's attestation is for another blob",
       });
+      expect(kms.requests.length).toBe(before);
     }
-    // A data key sealed without the identity context does not decrypt under it.
-    const plainBlob = (await kmsClient().send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.alloc(32, 7) }))).CiphertextBlob!;
-    await expect(
-      openSealedIdentity({ blob: { ...v1.blob, dataKey: plainBlob }, attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now }),
-    ).rejects.toMatchObject({ code: "ERR_KMS_RELEASE_DENIED" });
   });
 
   it("every replica booted from the same sealed file presents the same attested identity", async () => {
@@ -191,8 +195,8 @@ describe("shared identity", { timeout: 60_000 }, () => {
 
     // Rotate an hour later with a day of overlap; the TLS key carries over.
     clock = T0 + HOUR;
-    const previous = await openSealedIdentity({ blob: v1.blob, attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now });
-    const v2 = await generateSealedIdentity({ attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now, validityMs: 30 * DAY, previous, overlapMs: DAY });
+    const previous = await openSealedIdentity({ blob: v1.blob, attester: enclaveAttester(), kmsClient: kmsClient(), ...pins(), now });
+    const v2 = await generateSealedIdentity({ attester: enclaveAttester(), kmsClient: kmsClient(), ...pins(), now, validityMs: 30 * DAY, previous, overlapMs: DAY });
     expect(v2.keys.retired).toHaveLength(1);
     expect(v2.keys.retired[0]!.notAfter).toBe(clock + DAY);
     const fresh = await boot(sealedFile(v2.blob));
@@ -232,8 +236,8 @@ describe("shared identity", { timeout: 60_000 }, () => {
     const old = await boot(sealedFile(v1.blob));
     const earlier = await exchange(old, "before the incident");
     clock = T0 + 4 * HOUR;
-    const previous = await openSealedIdentity({ blob: v1.blob, attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now });
-    const v3 = await generateSealedIdentity({ attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now, validityMs: 30 * DAY, previous, overlapMs: 0, rotateTls: true });
+    const previous = await openSealedIdentity({ blob: v1.blob, attester: enclaveAttester(), kmsClient: kmsClient(), ...pins(), now });
+    const v3 = await generateSealedIdentity({ attester: enclaveAttester(), kmsClient: kmsClient(), ...pins(), now, validityMs: 30 * DAY, previous, overlapMs: 0, rotateTls: true });
     const fresh = await boot(sealedFile(v3.blob));
     expect(hex(fresh.enclave.identity.tls.spkiSha256)).not.toBe(hex(old.enclave.identity.tls.spkiSha256));
     const newDoc = await document(fresh);
@@ -248,7 +252,7 @@ describe("shared identity", { timeout: 60_000 }, () => {
   it("refuses to boot with an expired signing key, and a replica stops serving when its key expires", async () => {
     await world();
     clock = T0;
-    const short = await generateSealedIdentity({ attester: enclaveAttester(), kmsClient: kmsClient(), keyId: kms.keyArn, now, validityMs: 2 * HOUR });
+    const short = await generateSealedIdentity({ attester: enclaveAttester(), kmsClient: kmsClient(), ...pins(), now, validityMs: 2 * HOUR });
     const h = await boot(sealedFile(short.blob));
     expect((await h.fetch(`${h.baseURL.replace(/\/v1$/, "")}/healthz`)).status).toBe(200);
     clock = T0 + 2 * HOUR;

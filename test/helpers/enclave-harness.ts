@@ -47,10 +47,13 @@ export async function startHarness(options: {
   /** Reuse a development CA the test made (e.g. to give a local KMS its root). */
   ca?: DevCa;
   sealedSecrets?: Parameters<typeof bootEnclave>[0]["sealedSecrets"];
+  kmsPins?: Parameters<typeof bootEnclave>[0]["kmsPins"];
+  /** PCR0 of the simulated enclave; default 0x11 × 48. */
+  pcr0?: Uint8Array;
 } = {}): Promise<Harness> {
   const now = options.now ?? (() => new Date());
   const ca = options.ca ?? (await createDevCa({ now }));
-  const attester = new SimulatedNsm({ ca, now, pcrs: { 0: new Uint8Array(48).fill(0x11) } });
+  const attester = new SimulatedNsm({ ca, now, pcrs: { 0: options.pcr0 ?? new Uint8Array(48).fill(0x11) } });
   const logger = memoryLogger();
   const enclave = await bootEnclave({
     configBytes: new TextEncoder().encode(options.config ?? configJson()),
@@ -63,6 +66,8 @@ export async function startHarness(options: {
     ...(options.adapters && { adapters: options.adapters }),
     ...(options.egressProxy && { egressProxy: options.egressProxy }),
     ...(options.sealedSecrets && { sealedSecrets: options.sealedSecrets }),
+    ...(options.kmsPins && { kmsPins: options.kmsPins }),
+    devRoot: trustAnchorFromPem(ca.rootPem, "development"),
   });
   const agent = new Agent({ connect: { ca: enclave.identity.tls.certPem } });
   const pinnedFetch = ((input: string | URL | Request, init?: RequestInit) =>

@@ -14,6 +14,7 @@ import { verifyAttestation } from "../../attestation/verify.js";
 import { hashToken } from "../../enclave/auth.js";
 import { signingSpki, type IdentityKeys } from "../../enclave/secrets/identity-blob.js";
 import { openSealedIdentity } from "../../enclave/secrets/identity-source.js";
+import { providerSecretContext } from "../../enclave/secrets/secret-context.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
 import { parseSealedFile } from "../../enclave/secrets/sealed-file.js";
 import { startMockKms, type MockKms } from "../../infra/dev/local-kms.js";
@@ -91,7 +92,12 @@ async function world(allowedPcrs: Record<number, Uint8Array>): Promise<World> {
   const kms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs }, now });
   closers.push(() => kms.close());
   const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
-  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(PLAINTEXT) }))).CiphertextBlob!;
+  const blob = (await operator.send(new EncryptCommand({
+        KeyId: kms.keyArn,
+        Plaintext: Buffer.from(PLAINTEXT),
+        // Bound to the one provider that uses it (the mock upstream is http: development).
+        EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", upstream.url, { dev: true }) },
+      }))).CiphertextBlob!;
   operator.destroy();
   const n = ++sockets;
   const configFile = path.join(dir, `config-${n}.json`);
@@ -210,7 +216,15 @@ async function openOut(w: World, file: string): Promise<IdentityKeys> {
   const sealed = parseSealedFile(new Uint8Array(fs.readFileSync(file)));
   const kmsClient = createKmsClient({ region: w.kms.region, endpoint: w.kms.endpoint, credentials: w.kms.credentials });
   try {
-    return await openSealedIdentity({ blob: sealed.identity!, attester: new SimulatedNsm({ ca, now }), kmsClient, keyId: sealed.keyId, now });
+    return await openSealedIdentity({
+      blob: sealed.identity!,
+      attester: new SimulatedNsm({ ca, now }),
+      kmsClient,
+      keyArn: sealed.keyId,
+      dev: true,
+      trustedRoots: [anchor],
+      now,
+    });
   } finally {
     kmsClient.destroy();
   }

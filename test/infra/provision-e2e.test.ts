@@ -13,6 +13,7 @@ import { trustAnchorFromPem, type TrustAnchor } from "../../attestation/roots.js
 import { verifyAttestation } from "../../attestation/verify.js";
 import { hashToken } from "../../enclave/auth.js";
 import { attestedConfigHash } from "../../enclave/boot.js";
+import { providerSecretContext } from "../../enclave/secrets/secret-context.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
 import { startMockKms, type MockKms } from "../../infra/dev/local-kms.js";
 import { enclaveCommand } from "../../infra/cli/enclave.js";
@@ -83,7 +84,12 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
   const upstream = await startMockOpenAI();
   closers.push(() => upstream.close());
   const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
-  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(PLAINTEXT) }))).CiphertextBlob!;
+  const blob = (await operator.send(new EncryptCommand({
+        KeyId: kms.keyArn,
+        Plaintext: Buffer.from(PLAINTEXT),
+        // Bound to the one provider that uses it (the mock upstream is http: development).
+        EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", upstream.url, { dev: true }) },
+      }))).CiphertextBlob!;
   operator.destroy();
   const n = ++sockets;
   const sealedBytes = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));

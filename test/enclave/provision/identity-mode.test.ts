@@ -49,7 +49,7 @@ describe("identityRequestOptions", () => {
         keyId: "alias/egw",
         region: "eu-west-1",
         secrets: { A: "AAAA" },
-        ...(identity && { identity: { dataKey: "AAAA", iv: Buffer.alloc(12).toString("base64"), sealed: Buffer.alloc(40).toString("base64") } }),
+        ...(identity && { identity: { dataKey: "AAAA", iv: Buffer.alloc(12).toString("base64"), sealed: Buffer.alloc(40).toString("base64"), attestation: "AAAA" } }),
       }),
     );
   const generate = (bundle: Parameters<typeof generateIdentityFromBundle>[0]["bundle"]) => generateIdentityFromBundle({ bundle, attester, log: memoryLogger(), now: () => new Date() });

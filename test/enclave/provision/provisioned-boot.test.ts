@@ -99,7 +99,7 @@ describe("provisionedBoot", () => {
 
   it("an identity request reaches the boot function, and its identity outcome is answered with an identity status", async () => {
     const IDENTITY = {
-      identity: { dataKey: "AQID", iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(33, 2).toString("base64") },
+      identity: { dataKey: "AQID", iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(33, 2).toString("base64"), attestation: Buffer.alloc(20, 3).toString("base64") },
       tlsSpkiSha256: "c".repeat(64),
       receiptKeys: [{ spkiSha256: "d".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-01-31T00:00:00.000Z" }],
     };

@@ -80,12 +80,17 @@ describe("sealed identity format", () => {
   it("the sealed-secrets file carries the identity strictly", () => {
     const file = (identity: unknown, secrets: object = {}) =>
       new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: "alias/egw", region: "us-east-1", secrets, ...(identity !== undefined && { identity }) })));
-    const ok = { dataKey: "AQID", iv: Buffer.alloc(12).toString("base64"), sealed: Buffer.alloc(40).toString("base64") };
+    const ok = { dataKey: "AQID", iv: Buffer.alloc(12).toString("base64"), sealed: Buffer.alloc(40).toString("base64"), attestation: "AAAA" };
     expect(parseSealedFile(file(ok)).identity!.iv).toHaveLength(12);
     expect(() => parseSealedFile(file(undefined))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
     expect(() => parseSealedFile(file({ ...ok, extra: "AA==" }))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
     expect(() => parseSealedFile(file({ ...ok, iv: "AAAA" }))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_TOO_LARGE" }));
     expect(() => parseSealedFile(file({ ...ok, sealed: "AB==" }))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
+    // The generator's attestation is required, and bounded.
+    const { attestation: _, ...withoutAttestation } = ok;
+    expect(() => parseSealedFile(file(withoutAttestation))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
+    expect(() => parseSealedFile(file({ ...ok, attestation: "" }))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
+    expect(() => parseSealedFile(file({ ...ok, attestation: Buffer.alloc(16 * 1024 + 1).toString("base64") }))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_TOO_LARGE" }));
   });
 });
 

@@ -75,7 +75,7 @@ describe("sendBundle", () => {
   it("returns an identity status when one was asked for, and refuses the other success (ERR_PROVISION_MALFORMED)", async () => {
     const identity = {
       status: "identity" as const,
-      identity: { dataKey: "AQID", iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(40, 2).toString("base64") },
+      identity: { dataKey: "AQID", iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(40, 2).toString("base64"), attestation: Buffer.alloc(20, 3).toString("base64") },
       tlsSpkiSha256: "d".repeat(64),
       receiptKeys: [{ spkiSha256: "e".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-02-01T00:00:00.000Z" }],
     };

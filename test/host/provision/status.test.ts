@@ -15,7 +15,7 @@ const body = (s: string | object) => new TextEncoder().encode(typeof s === "stri
 const ready = { status: "ready" as const, configSha256: "a".repeat(64), tlsSpkiSha256: "b".repeat(64), port: 443 };
 const identity = {
   status: "identity" as const,
-  identity: { dataKey: Buffer.alloc(184, 7).toString("base64"), iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(420, 9).toString("base64") },
+  identity: { dataKey: Buffer.alloc(184, 7).toString("base64"), iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(420, 9).toString("base64"), attestation: Buffer.alloc(4500, 4).toString("base64") },
   tlsSpkiSha256: "c".repeat(64),
   receiptKeys: [
     { spkiSha256: "d".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-01-31T00:00:00.000Z" },
@@ -80,6 +80,9 @@ describe("the enclave's status, as the host reads it", () => {
       "a 16-byte sealed part (tag only)": mutate((v) => (v.identity.sealed = Buffer.alloc(16).toString("base64"))),
       "base64url": mutate((v) => (v.identity.sealed = "_-_-")),
       "non-canonical base64": mutate((v) => (v.identity.dataKey = "QR==")),
+      "no generator attestation": mutate((v) => delete v.identity.attestation),
+      "an empty generator attestation": mutate((v) => (v.identity.attestation = "")),
+      "a generator attestation over 16 KiB": mutate((v) => (v.identity.attestation = Buffer.alloc(16 * 1024 + 1).toString("base64"))),
       "a bad TLS hash": mutate((v) => (v.tlsSpkiSha256 = "x")),
       "no receipt keys": mutate((v) => (v.receiptKeys = [])),
       "five receipt keys": mutate((v) => (v.receiptKeys = [0, 1, 2, 3, 4].map(() => identity.receiptKeys[0]))),

@@ -14,7 +14,7 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-idout-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const IDENTITY = { dataKey: Buffer.alloc(184, 5).toString("base64"), iv: Buffer.alloc(12, 6).toString("base64"), sealed: Buffer.alloc(300, 7).toString("base64") };
+const IDENTITY = { dataKey: Buffer.alloc(184, 5).toString("base64"), iv: Buffer.alloc(12, 6).toString("base64"), sealed: Buffer.alloc(300, 7).toString("base64"), attestation: Buffer.alloc(90, 8).toString("base64") };
 const KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 describe("sealedFileWithIdentity", () => {
@@ -23,7 +23,7 @@ describe("sealedFileWithIdentity", () => {
     const out = sealedFileWithIdentity(readSealedFile(input), IDENTITY);
     const text = Buffer.from(out).toString();
     expect(text).toBe(
-      `{\n  "version": 1,\n  "keyId": "${KEY}",\n  "region": "eu-west-1",\n  "secrets": {\n    "ZED": "AAAA",\n    "ALPHA": "AQID"\n  },\n  "identity": {\n    "dataKey": "${IDENTITY.dataKey}",\n    "iv": "${IDENTITY.iv}",\n    "sealed": "${IDENTITY.sealed}"\n  }\n}\n`,
+      `{\n  "version": 1,\n  "keyId": "${KEY}",\n  "region": "eu-west-1",\n  "secrets": {\n    "ZED": "AAAA",\n    "ALPHA": "AQID"\n  },\n  "identity": {\n    "dataKey": "${IDENTITY.dataKey}",\n    "iv": "${IDENTITY.iv}",\n    "sealed": "${IDENTITY.sealed}",\n    "attestation": "${IDENTITY.attestation}"\n  }\n}\n`,
     );
     const parsed = parseSealedFile(out);
     expect([...parsed.secrets.keys()]).toEqual(["ZED", "ALPHA"]);
@@ -37,7 +37,7 @@ describe("sealedFileWithIdentity", () => {
 
   it("refuses an identity the enclave would refuse (ERR_IDENTITY_FILE_CHECK), and an input it would refuse (its own code)", () => {
     const input = readSealedFile(enc(`{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{"A":"AAAA"}}`));
-    for (const bad of [{ ...IDENTITY, iv: Buffer.alloc(11).toString("base64") }, { ...IDENTITY, sealed: "QR==" }, { ...IDENTITY, dataKey: "" }, { ...IDENTITY, sealed: 'AAAA","x":"' }]) {
+    for (const bad of [{ ...IDENTITY, iv: Buffer.alloc(11).toString("base64") }, { ...IDENTITY, sealed: "QR==" }, { ...IDENTITY, dataKey: "" }, { ...IDENTITY, sealed: 'AAAA","x":"' }, { ...IDENTITY, attestation: "" }]) {
       expect(() => sealedFileWithIdentity(input, bad)).toThrow(expect.objectContaining({ code: "ERR_IDENTITY_FILE_CHECK" }));
     }
     expect(() => readSealedFile(enc(`{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{"A":"AAAA"},"extra":1}`))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
