@@ -32,7 +32,7 @@ async function setup(allowedPcr0: Uint8Array, kmsNow: () => Date = now) {
   const upstream = await startMockOpenAI();
   closers.push(() => upstream.close());
   const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
-  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(SEALED_KEY), EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", upstream.url, { dev: true }) } }))).CiphertextBlob!;
+  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(SEALED_KEY), EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", new URL(upstream.url).origin, { dev: true }) } }))).CiphertextBlob!;
   operator.destroy();
   const file = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));
   const config = JSON.stringify({

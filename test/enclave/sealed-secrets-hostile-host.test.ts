@@ -60,7 +60,7 @@ function config(): string {
 async function seal(by: MockKms, name: string, origin: string, value: string): Promise<string> {
   const operator = createKmsClient({ region: by.region, endpoint: by.endpoint, credentials: by.credentials });
   try {
-    const context = { ...providerSecretContext(name, origin, { dev: true }) };
+    const context = { ...providerSecretContext(name, new URL(origin).origin, { dev: true }) };
     const out = await operator.send(new EncryptCommand({ KeyId: by.keyArn, Plaintext: Buffer.from(value), EncryptionContext: context }));
     return Buffer.from(out.CiphertextBlob!).toString("base64");
   } finally {

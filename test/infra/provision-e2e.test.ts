@@ -88,7 +88,7 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
         KeyId: kms.keyArn,
         Plaintext: Buffer.from(PLAINTEXT),
         // Bound to the one provider that uses it (the mock upstream is http: development).
-        EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", upstream.url, { dev: true }) },
+        EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", new URL(upstream.url).origin, { dev: true }) },
       }))).CiphertextBlob!;
   operator.destroy();
   const n = ++sockets;
