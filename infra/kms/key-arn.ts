@@ -1,20 +1,18 @@
+import { parseKeyArn as matchKeyArn, type KeyArn } from "../../enclave/secrets/key-arn.js";
+
 /**
  * A full KMS key ARN, as `egw seal --key-id` and the trust policy name the
  * key: arn:<partition>:kms:<region>:<account>:key/<uuid | mrk-…>
  * (AWS KMS developer guide, "Key identifiers (KeyId)"). Aliases and bare key
  * ids are refused on purpose: the enclave requires the KeyId of KMS's answer
- * to equal the trust policy's key ARN (KMS always answers with the key ARN),
- * and an alias can be repointed to another key by whoever can UpdateAlias.
+ * to equal the pinned key ARN (KMS always answers with the key ARN), and an
+ * alias can be repointed to another key by whoever can UpdateAlias.
+ *
+ * The matcher is the enclave's (enclave/secrets/key-arn.ts), so the tool that
+ * seals and the enclave that opens accept exactly the same ARNs; this module
+ * only adds the operator-facing error.
  */
-export interface KeyArn {
-  arn: string;
-  partition: string;
-  region: string;
-  account: string;
-  keyId: string;
-}
-
-const KEY_ARN = /^arn:(aws[a-z-]*):kms:([a-z]{2}(?:-[a-z]+){1,2}-\d{1,2}):(\d{12}):key\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
+export type { KeyArn };
 
 export class KeyArnError extends Error {
   override readonly name = "KeyArnError";
@@ -22,10 +20,10 @@ export class KeyArnError extends Error {
 }
 
 export function parseKeyArn(value: string): KeyArn {
-  const m = KEY_ARN.exec(value);
-  if (m === null) {
+  const arn = matchKeyArn(value);
+  if (arn === undefined) {
     const hint = /^(arn:[^:]*:kms:[^:]*:\d*:)?alias\//.test(value) ? " (an alias is not accepted: pass the key ARN it points to)" : "";
-    throw new KeyArnError(`a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) is required${hint}, got "${value.slice(0, 100)}"`);
+    throw new KeyArnError(`a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>) is required${hint}, got "${String(value).slice(0, 100)}"`);
   }
-  return { arn: value, partition: m[1]!, region: m[2]!, account: m[3]!, keyId: m[4]! };
+  return arn;
 }
