@@ -12,6 +12,15 @@ import { AttestationError } from "./errors.js";
  *     { "v": 2, "tls_spki_sha256": …, "config_sha256": …,
  *       "receipt_keys": [ 1*4 { "spki": bstr, "nbf": uint, "exp": uint } ] }
  *
+ *   v3 (issue 11: the trust policy and operations split; what the enclave emits):
+ *     { "v": 3, "tls_spki_sha256": …, "config_sha256": …, "policy_sha256": bstr .size 32,
+ *       ? "receipt_keys": [ … as in v2 ] }
+ *   `policy_sha256` is the SHA-256 of the trust policy's exact bytes, which
+ *   the enclave also serves at GET /v1/attestation/policy; `config_sha256`
+ *   then covers trust policy, operations and sealed file together
+ *   (enclave/config-hash.ts). `receipt_keys` is present exactly when the
+ *   identity is sealed.
+ *
  * A client accepts a connection only when the SHA-256 of the TLS
  * certificate's SubjectPublicKeyInfo it sees equals `tls_spki_sha256`.
  * `receipt_keys` lists every receipt key of the sealed identity with its
@@ -31,10 +40,12 @@ export interface ReceiptKeyWindow {
 }
 
 export interface ChannelBinding {
-  v: 1 | 2;
+  v: 1 | 2 | 3;
   tlsSpkiSha256: Uint8Array;
   configSha256: Uint8Array;
-  /** Present exactly when v is 2. */
+  /** Present exactly when v is 3: SHA-256 of the attested trust policy's bytes. */
+  policySha256?: Uint8Array;
+  /** Present when v is 2, and when v is 3 with a sealed identity. */
   receiptKeys?: ReceiptKeyWindow[];
 }
 
@@ -46,15 +57,17 @@ function mismatch(message: string): AttestationError {
   return new AttestationError("ERR_USER_DATA_MISMATCH", message);
 }
 
+/** Encodes v3 when `policySha256` is given (the enclave always gives it), else v1/v2 (tests of older clients' documents). */
 export function encodeBinding(binding: Omit<ChannelBinding, "v">): Uint8Array {
-  if (binding.tlsSpkiSha256.length !== 32 || binding.configSha256.length !== 32) {
+  if (binding.tlsSpkiSha256.length !== 32 || binding.configSha256.length !== 32 || (binding.policySha256 !== undefined && binding.policySha256.length !== 32)) {
     throw new AttestationError("ERR_DOC_FIELD", "channel binding hashes must be 32 bytes");
   }
   const entries: [string, unknown][] = [
-    ["v", binding.receiptKeys ? 2 : 1],
+    ["v", binding.policySha256 ? 3 : binding.receiptKeys ? 2 : 1],
     ["tls_spki_sha256", Buffer.from(binding.tlsSpkiSha256)],
     ["config_sha256", Buffer.from(binding.configSha256)],
   ];
+  if (binding.policySha256) entries.push(["policy_sha256", Buffer.from(binding.policySha256)]);
   if (binding.receiptKeys) {
     checkKeys(binding.receiptKeys, (m) => new AttestationError("ERR_DOC_FIELD", m));
     entries.push([
@@ -84,6 +97,7 @@ function checkKeys(keys: readonly ReceiptKeyWindow[], fail: (m: string) => Error
 
 const V1_KEYS = new Set(["v", "tls_spki_sha256", "config_sha256"]);
 const V2_KEYS = new Set([...V1_KEYS, "receipt_keys"]);
+const V3_KEYS = new Set([...V2_KEYS, "policy_sha256"]);
 const WINDOW_KEYS = new Set(["spki", "nbf", "exp"]);
 
 export function decodeBinding(userData: Uint8Array | null): ChannelBinding {
@@ -91,8 +105,8 @@ export function decodeBinding(userData: Uint8Array | null): ChannelBinding {
   const map = decodeStrict(userData, "user_data channel binding");
   if (!(map instanceof Map)) throw mismatch("user_data is not a channel-binding map");
   const v = map.get("v");
-  if (v !== 1 && v !== 2) throw mismatch("channel binding version is not 1 or 2");
-  const allowed = v === 1 ? V1_KEYS : V2_KEYS;
+  if (v !== 1 && v !== 2 && v !== 3) throw mismatch("channel binding version is not 1, 2 or 3");
+  const allowed = v === 1 ? V1_KEYS : v === 2 ? V2_KEYS : V3_KEYS;
   for (const key of map.keys()) {
     if (typeof key !== "string" || !allowed.has(key)) throw mismatch("channel binding has an unknown field");
   }
@@ -102,7 +116,12 @@ export function decodeBinding(userData: Uint8Array | null): ChannelBinding {
     throw mismatch("channel binding hashes must be 32-byte strings");
   }
   const binding: ChannelBinding = { v, tlsSpkiSha256: copyBytes(tls), configSha256: copyBytes(config) };
-  if (v === 2) {
+  if (v === 3) {
+    const policy = map.get("policy_sha256");
+    if (!isBytes(policy) || policy.length !== 32) throw mismatch("channel binding v3 needs policy_sha256 (a 32-byte string)");
+    binding.policySha256 = copyBytes(policy);
+  }
+  if (v === 2 || (v === 3 && map.has("receipt_keys"))) {
     const list = map.get("receipt_keys");
     if (!Array.isArray(list)) throw mismatch("channel binding v2 needs receipt_keys");
     const keys = list.map((entry: unknown) => {

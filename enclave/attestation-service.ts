@@ -7,8 +7,8 @@ import { AttestationBudget, type FreshRequester } from "./limits/attestation-bud
 /**
  * Issues the enclave's attestation documents. Every document binds:
  *  - public_key = the receipt-signing key (SPKI DER, P-256);
- *  - user_data  = { v: 1, tls_spki_sha256, config_sha256 } (attestation/binding.ts),
- *                 or v2 with `receipt_keys` for a sealed identity;
+ *  - user_data  = { v: 3, tls_spki_sha256, config_sha256, policy_sha256 } (attestation/binding.ts),
+ *                 with `receipt_keys` for a sealed identity;
  *  - nonce      = the client's nonce, for fresh documents.
  * Fresh documents are budgeted (the NSM is a shared, slow device): per
  * address, with a share kept for requests that prove they come from a
@@ -22,6 +22,8 @@ export interface AttestationServiceOptions {
   attester: Attester;
   identity: EnclaveIdentity;
   configSha256: Uint8Array;
+  /** SHA-256 of the trust policy's exact bytes. */
+  policySha256: Uint8Array;
   now: () => Date;
   /** Fresh documents per second, across all clients. */
   perSecond: number;
@@ -53,6 +55,7 @@ export class AttestationService {
     this.userData = encodeBinding({
       tlsSpkiSha256: options.identity.tls.spkiSha256,
       configSha256: options.configSha256,
+      policySha256: options.policySha256,
       // A sealed identity attests its receipt keys with their windows (binding v2).
       ...(keySet && { receiptKeys: keySet }),
     });

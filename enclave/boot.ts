@@ -11,11 +11,12 @@ import type { Logger } from "./observability/log.js";
 import { createMetrics, type GatewayMetrics } from "./observability/metrics.js";
 import { createAdapters } from "./providers/registry.js";
 import type { ProviderAdapter } from "./providers/types.js";
-import { parseRuntimeConfig, type RuntimeConfig } from "./runtime-config.js";
+import { loadRuntimeConfig, type RuntimeConfig } from "./runtime-config.js";
+import { secretBindings, type TrustPolicy } from "../attestation/trust-policy.js";
 import type { SecretSource } from "./secrets.js";
 import { startHttpsServer, type RunningServer } from "./server.js";
 import { defaultSleep } from "./upstream.js";
-import { attestedConfigHash } from "./config-hash.js";
+import { attestedConfigHash, attestedPolicyHash } from "./config-hash.js";
 import { EgressHttpHandler } from "./secrets/kms-http-handler.js";
 import { checkKmsEndpoint } from "./secrets/kms-endpoint.js";
 import { createKmsClient, openSealedSecrets } from "./secrets/kms-source.js";
@@ -30,8 +31,10 @@ import { awsNitroRootG1, type TrustAnchor } from "../attestation/roots.js";
  * thing with local mocks, and production passes the NSM and KMS.
  */
 export interface BootOptions {
-  /** The runtime config exactly as received; its SHA-256 is attested. */
-  configBytes: Uint8Array;
+  /** The trust policy exactly as received; its SHA-256 is attested (`policy_sha256`) and it is served at /v1/attestation/policy. */
+  trustPolicyBytes: Uint8Array;
+  /** The operations document exactly as received (tokens, limits); covered by `config_sha256`. */
+  operationsBytes: Uint8Array;
   attester: Attester;
   secrets: SecretSource;
   log: Logger;
@@ -58,64 +61,62 @@ export interface BootOptions {
     endpoint?: string;
   };
   /**
-   * What the trust policy pins about KMS (issue 11); see kmsPinsFor for what
-   * each absent field falls back to until the trust policy is wired in.
-   */
-  kmsPins?: Partial<KmsPins>;
-  /**
    * Development: the simulated NSM's root. A sealed identity's generator
    * document must chain to it (on hardware: to the AWS Nitro root, always).
    */
   devRoot?: TrustAnchor;
 }
 
-/** The values openSealedSecrets / openSealedIdentity check against; the trust policy will supply them. */
+/** What the trust policy pins about KMS; openSealedSecrets / openSealedIdentity check every answer against it. */
 export interface KmsPins {
-  /** `secretsKeyArn`: every provider secret is released under exactly this key. */
-  secretsKeyArn: string;
-  /** `identity.kmsKeyArn`: the shared identity is sealed and opened under exactly this key. */
-  identityKeyArn: string;
-  /** Development (simulated NSM): aliases, http origins and debug-mode generators allowed. Never with the real NSM. */
+  /** `secrets.kmsKeyArn`: every provider secret is released under exactly this key. */
+  secretsKeyArn: string | undefined;
+  /** `identity.kmsKeyArn`: the shared identity is sealed and opened under exactly this key; absent for an ephemeral identity. */
+  identityKeyArn: string | undefined;
+  /** Development (simulated NSM): http origins and debug-mode generators allowed. Never with the real NSM. */
   dev: boolean;
   /** PCR0..2 sets of other images whose sealed identities this one accepts (rollouts). */
   generatorPcrs?: ReadonlyArray<ReadonlyMap<number, Uint8Array>>;
 }
 
 /**
- * Today's stand-in for the trust policy: a pin that is not given falls back
- * to the sealed file's `keyId`, which the host wrote. That keeps every
- * deployment booting, but it only enforces the form (a full key ARN outside
- * development) and that every answer is for that one key; that the key is
- * the key owner's comes only once the attested trust policy supplies the ARN.
+ * The KMS pins, from the attested trust policy and nothing else: the
+ * sealed file's own `keyId` and `region` are the host's and decide nothing.
  */
-export function kmsPinsFor(sealedKeyId: string, attester: Pick<Attester, "kind">, pins: Partial<KmsPins> = {}): KmsPins {
-  const dev = pins.dev ?? attester.kind === "simulated";
-  // A development document never passes as production, and production never relaxes a check.
-  if (dev && attester.kind !== "simulated") throw new TypeError("development KMS checks are only allowed with the simulated NSM");
+export function kmsPinsFor(trust: TrustPolicy, attester: Pick<Attester, "kind">): KmsPins {
   return {
-    secretsKeyArn: pins.secretsKeyArn ?? sealedKeyId,
-    identityKeyArn: pins.identityKeyArn ?? sealedKeyId,
-    dev,
-    ...(pins.generatorPcrs && { generatorPcrs: pins.generatorPcrs }),
+    secretsKeyArn: trust.secrets?.kmsKeyArn,
+    identityKeyArn: trust.identity.mode === "sealed" ? trust.identity.kmsKeyArn : undefined,
+    dev: attester.kind === "simulated",
+    ...(trust.identity.mode === "sealed" && trust.identity.generatorPcrs && { generatorPcrs: trust.identity.generatorPcrs }),
   };
 }
 
+/** The development rules of the trust policy apply exactly with the simulated NSM. */
+export function isDev(attester: Pick<Attester, "kind">): boolean {
+  return attester.kind === "simulated";
+}
+
 /**
- * The secrets the config's providers use, each with the one origin it may
- * be sent to. A local provider sends nothing anywhere, so it has no origin.
+ * Both inputs, parsed under the rules of this attester. A KMS endpoint
+ * override is checked (on Nitro: AWS KMS, in a key's region) before it is
+ * added to the derived egress.
  */
+export function runtimeConfigFor(options: Pick<BootOptions, "trustPolicyBytes" | "operationsBytes" | "attester" | "sealedSecrets">): RuntimeConfig {
+  const dev = isDev(options.attester);
+  const endpoint = options.sealedSecrets?.endpoint;
+  const config = loadRuntimeConfig(options.trustPolicyBytes, options.operationsBytes, { dev });
+  if (endpoint === undefined) return config;
+  const regions = [config.trust.secrets?.kmsKeyArn, config.trust.identity.mode === "sealed" ? config.trust.identity.kmsKeyArn : undefined]
+    .filter((a): a is string => a !== undefined)
+    .map((a) => checkPinnedKey(a, "trust policy", { dev }) as string);
+  for (const region of new Set(regions)) checkKmsEndpoint(endpoint, region, options.attester.kind);
+  return loadRuntimeConfig(options.trustPolicyBytes, options.operationsBytes, { dev, kmsEndpoint: endpoint });
+}
+
+/** The secrets the trust policy's providers use, each with the one origin it may be sent to. */
 export function secretsUsedBy(config: RuntimeConfig): { name: string; origin: string }[] {
-  const out = new Map<string, string>();
-  for (const p of config.providers) {
-    if (p.secret === undefined || p.kind === "local") continue;
-    const origin = new URL(p.baseUrl).origin;
-    const seen = out.get(p.secret);
-    if (seen !== undefined && seen !== origin) {
-      throw new SealedSecretsError("ERR_SECRET_ORIGIN", `sealed secrets: ${p.secret} is used by providers at two origins; one secret serves one provider`);
-    }
-    out.set(p.secret, origin);
-  }
-  return [...out].map(([name, origin]) => ({ name, origin }));
+  return secretBindings(config.trust).map(({ name, origin }) => ({ name, origin }));
 }
 
 /** Which roots a sealed identity's generator document must chain to. */
@@ -130,6 +131,8 @@ export function identityTrustedRoots(attester: Pick<Attester, "kind">, devRoot: 
 export interface BootedEnclave {
   config: RuntimeConfig;
   configSha256: Uint8Array;
+  /** SHA-256 of the trust policy's bytes (`policy_sha256`). */
+  policySha256: Uint8Array;
   identity: EnclaveIdentity;
   attestation: AttestationService;
   metrics: GatewayMetrics;
@@ -138,13 +141,14 @@ export interface BootedEnclave {
 }
 
 // Re-exported: tests and tools import it from here too.
-export { attestedConfigHash };
+export { attestedConfigHash, attestedPolicyHash };
 
 /**
  * The egress path and the KMS client a boot uses, shared with identity
  * generation (enclave/provision/identity-mode.ts) so that it reaches KMS
  * exactly as a boot does: through the attested allowlist and the host's
- * egress proxy, region from the sealed file, credentials from the host.
+ * egress proxy, region from the trust policy's key ARN, credentials from
+ * the host (useless without the attestation the key policy requires).
  */
 export function egressFetchFor(config: RuntimeConfig, options: Pick<BootOptions, "fetch" | "egressProxy" | "upstreamCa">): typeof fetch {
   return (
@@ -178,40 +182,66 @@ export function kmsClientFor(
 
 export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> {
   const now = options.now ?? (() => new Date());
-  const config = parseRuntimeConfig(options.configBytes);
-  const configSha256 = attestedConfigHash(options.configBytes, options.sealedSecrets?.file);
+  const config = runtimeConfigFor(options);
+  const configSha256 = attestedConfigHash(options.trustPolicyBytes, options.operationsBytes, options.sealedSecrets?.file);
+  const policySha256 = attestedPolicyHash(options.trustPolicyBytes);
+  const pins = kmsPinsFor(config.trust, options.attester);
   const fetch = egressFetchFor(config, options);
+  const used = secretsUsedBy(config);
   let secrets = options.secrets;
   let identityKeys: IdentityKeys | undefined;
-  if (options.sealedSecrets) {
+  if (!options.sealedSecrets) {
+    // Outside development a provider key comes sealed to this measurement, or not at all: a key
+    // the host put in the environment is the host's, and so is whatever it is billed to.
+    if (!pins.dev && used.length > 0) {
+      throw new SealedSecretsError("ERR_SECRET_MISSING", `the trust policy's providers use sealed secrets (${used.map((u) => u.name).join(", ")}) but no sealed-secrets file was given`);
+    }
+    if (pins.identityKeyArn !== undefined) throw new SealedSecretsError("ERR_IDENTITY_MISSING", "the trust policy requires a sealed identity, but no sealed-secrets file was given");
+  } else {
     const sealed = parseSealedFile(options.sealedSecrets.file);
-    const pins = kmsPinsFor(sealed.keyId, options.attester, options.kmsPins);
-    // The region of the pinned key, not the file's (checked again inside).
-    const region = checkPinnedKey(pins.secretsKeyArn, "sealed secrets", { dev: pins.dev, fallbackRegion: sealed.region });
-    const kmsClient = kmsClientFor(config, region, options.sealedSecrets, fetch, options.attester);
-    // Throws (and so stops the boot) unless every secret a provider uses is released.
-    const source = await openSealedSecrets({
-      file: options.sealedSecrets.file,
-      keyArn: pins.secretsKeyArn,
-      secrets: secretsUsedBy(config),
-      dev: pins.dev,
-      attester: options.attester,
-      kmsClient,
-      now,
-    });
-    options.log.log("info", "secrets.released", { count: source.names.length });
-    // File entries no provider uses stay sealed; their count only.
-    if (source.unused > 0) options.log.log("info", "secrets.unused", { count: source.unused });
-    secrets = source;
-    if (sealed.identity) {
+    const clients = new Map<string, KMSClient>();
+    // One client per region the trust policy's keys live in; never the file's region.
+    const clientFor = (arn: string, what: string) => {
+      const region = checkPinnedKey(arn, what, { dev: pins.dev }) as string;
+      let client = clients.get(region);
+      if (!client) clients.set(region, (client = kmsClientFor(config, region, options.sealedSecrets!, fetch, options.attester)));
+      return client;
+    };
+    if (used.length > 0) {
+      if (pins.secretsKeyArn === undefined) throw new SealedSecretsError("ERR_KMS_KEY_ID", "sealed secrets: the trust policy names no secrets.kmsKeyArn, so no KMS answer can be checked");
+      // Throws (and so stops the boot) unless every secret a provider uses is released.
+      const source = await openSealedSecrets({
+        file: options.sealedSecrets.file,
+        keyArn: pins.secretsKeyArn,
+        secrets: used,
+        dev: pins.dev,
+        attester: options.attester,
+        kmsClient: clientFor(pins.secretsKeyArn, "sealed secrets"),
+        now,
+      });
+      options.log.log("info", "secrets.released", { count: source.names.length });
+      // File entries no provider uses stay sealed; their count only.
+      if (source.unused > 0) options.log.log("info", "secrets.unused", { count: source.unused });
+      secrets = source;
+    } else if (sealed.secrets.size > 0) {
+      options.log.log("info", "secrets.unused", { count: sealed.secrets.size });
+    }
+    if (sealed.identity && pins.identityKeyArn === undefined) {
+      // The policy a client reads says "ephemeral"; serving a shared identity would contradict it.
+      throw new SealedSecretsError("ERR_IDENTITY_POLICY", "the sealed-secrets file carries an identity, but the trust policy's identity mode is ephemeral; remove the identity from the file or change the policy");
+    }
+    if (!sealed.identity && pins.identityKeyArn !== undefined) {
+      throw new SealedSecretsError("ERR_IDENTITY_MISSING", "the trust policy requires a sealed identity, but the sealed-secrets file has none (generate one: docs/IDENTITY.md)");
+    }
+    if (sealed.identity && pins.identityKeyArn !== undefined) {
       // The shared identity: every replica of this image presents the same
       // TLS key and receipt keys. Refused (and the boot stopped) unless KMS
-      // releases it to this measurement and its signing key is valid now.
-      // (Same KMS client: today both keys are the file's, in one region.)
+      // releases it to this measurement under the policy's key, its
+      // generator's attestation verifies, and its signing key is valid now.
       identityKeys = await openSealedIdentity({
         blob: sealed.identity,
         attester: options.attester,
-        kmsClient,
+        kmsClient: clientFor(pins.identityKeyArn, "sealed identity"),
         keyArn: pins.identityKeyArn,
         dev: pins.dev,
         trustedRoots: identityTrustedRoots(options.attester, options.devRoot),
@@ -220,6 +250,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
       });
       options.log.log("info", "identity.released", { count: 1 + identityKeys.retired.length, notAfter: new Date(identityKeys.signing.notAfter).toISOString() });
     }
+    for (const client of clients.values()) client.destroy();
   }
   const hostnames = options.hostnames && { hostnames: options.hostnames };
   const identity = identityKeys ? await identityFromKeys(identityKeys, { now, ...hostnames }) : await createIdentity({ now, ...hostnames });
@@ -227,6 +258,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
     attester: options.attester,
     identity,
     configSha256,
+    policySha256,
     now,
     perSecond: config.limits.attestationPerSecond,
     reservedShare: config.limits.attestationReservedShare,
@@ -237,6 +269,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
   const adapters = options.adapters ?? createAdapters(config.providers, secrets);
   const app = createGatewayApp({
     config,
+    trustPolicyBytes: options.trustPolicyBytes,
     adapters,
     attestation,
     identity,
@@ -258,11 +291,13 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
     port: server.port,
     attester: options.attester.kind,
     configSha256: Buffer.from(configSha256).toString("hex"),
+    policySha256: Buffer.from(policySha256).toString("hex"),
     tlsSpkiSha256: Buffer.from(identity.tls.spkiSha256).toString("hex"),
   });
   return {
     config,
     configSha256,
+    policySha256,
     identity,
     attestation,
     metrics,

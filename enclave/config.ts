@@ -1,7 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { parseListen, type ListenEndpoint } from "./listen.js";
 import type { LogLevel } from "./observability/log.js";
-import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
+import { parseTrustPolicy, MAX_TRUST_POLICY_BYTES } from "../attestation/trust-policy.js";
+import { MAX_OPERATIONS_BYTES } from "./operations.js";
+import { ConfigError } from "./runtime-config.js";
 
 /**
  * The one place the enclave process reads its environment. Everything is
@@ -9,7 +11,8 @@ import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
  *
  * | variable / flag              | meaning                                                        |
  * |------------------------------|----------------------------------------------------------------|
- * | EGW_CONFIG / --config        | path of the runtime config JSON (attested by its SHA-256)      |
+ * | EGW_TRUST_POLICY / --trust-policy | path of the trust policy JSON (attested, served to clients) |
+ * | EGW_OPERATIONS / --operations | path of the operations JSON (client tokens, limits)         |
  * | EGW_LISTEN / --listen        | tcp://host:port or unix:///path (default tcp://127.0.0.1:8443) |
  * | EGW_ATTESTER / --dev         | "nsm" (default: real /dev/nsm) or "simulated" (development)    |
  * | EGW_STATE_DIR / --state-dir  | development CA directory for the simulated NSM (.egw-dev)      |
@@ -21,14 +24,14 @@ import { ConfigError, parseRuntimeConfig } from "./runtime-config.js";
  * | EGW_KMS_ENDPOINT / --kms-endpoint | KMS endpoint override (VPC endpoint, tests)        |
  * | AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN | credentials for KMS, handed in by the host; |
  * |                              | useless without the attestation the key policy requires       |
- * | <secret names>               | development only: each provider's `secret` names an env var    |
- * | EGW_PROVISION_LISTEN / --provision-listen | instead of the config/sealed-secrets files and AWS_*: |
+ * | <secret names>               | development only (simulated NSM): each provider's `secret` names an env var |
+ * | EGW_PROVISION_LISTEN / --provision-listen | instead of the trust policy, operations, sealed-secrets files and AWS_*: |
  * |                              | receive them from the host over this endpoint at boot (Nitro: |
  * |                              | vsock://4294967295:9000); see enclave/provision/              |
  * | EGW_PROVISION_TIMEOUT / --provision-timeout | seconds to wait for the host (default 300) |
  * | --bring-up-loopback          | Nitro: bring `lo` up (it is down at enclave boot) before serving; needs root |
  *
- * With provisioning, EGW_CONFIG, EGW_SEALED_SECRETS and EGW_KMS_ENDPOINT
+ * With provisioning, EGW_TRUST_POLICY, EGW_OPERATIONS, EGW_SEALED_SECRETS and EGW_KMS_ENDPOINT
  * (and their flags) are refused rather than ignored, AWS_* are not read,
  * and no provider key is taken from the environment: keys arrive sealed in
  * the bundle, or not at all.
@@ -59,8 +62,10 @@ export interface ProvisionedEnclaveSettings extends CommonEnclaveSettings {
 /** Inputs are read from files and the environment (development, tests, non-Nitro hosts). */
 export interface FileEnclaveSettings extends CommonEnclaveSettings {
   mode: "files";
-  configPath: string;
-  configBytes: Uint8Array;
+  trustPolicyPath: string;
+  trustPolicyBytes: Uint8Array;
+  operationsPath: string;
+  operationsBytes: Uint8Array;
   /** Provider secrets found in the environment (development). */
   secrets: Map<string, string>;
   sealedSecrets:
@@ -69,7 +74,8 @@ export interface FileEnclaveSettings extends CommonEnclaveSettings {
 }
 
 export interface EnclaveFlags {
-  config?: string;
+  trustPolicy?: string;
+  operations?: string;
   listen?: string;
   dev?: boolean;
   stateDir?: string;
@@ -137,14 +143,16 @@ async function provisionedSettings(env: Readonly<Record<string, string | undefin
   // One source per input: a file given as well would be silently ignored,
   // or worse, disagree with what the host sends.
   const conflicts = [
-    flags.config !== undefined && "--config",
+    flags.trustPolicy !== undefined && "--trust-policy",
+    flags.operations !== undefined && "--operations",
     flags.sealedSecretsFile !== undefined && "--sealed-secrets",
     flags.kmsEndpoint !== undefined && "--kms-endpoint",
-    env.EGW_CONFIG !== undefined && "EGW_CONFIG",
+    env.EGW_TRUST_POLICY !== undefined && "EGW_TRUST_POLICY",
+    env.EGW_OPERATIONS !== undefined && "EGW_OPERATIONS",
     env.EGW_SEALED_SECRETS !== undefined && "EGW_SEALED_SECRETS",
     env.EGW_KMS_ENDPOINT !== undefined && "EGW_KMS_ENDPOINT",
   ].filter((c): c is string => c !== false);
-  if (conflicts.length > 0) throw new ConfigError(`--provision-listen receives the config, sealed secrets and KMS endpoint from the host; remove ${conflicts.join(", ")}`);
+  if (conflicts.length > 0) throw new ConfigError(`--provision-listen receives the trust policy, operations, sealed secrets and KMS endpoint from the host; remove ${conflicts.join(", ")}`);
   let listen: ListenEndpoint;
   try {
     listen = parseListen(endpoint);
@@ -158,21 +166,26 @@ async function provisionedSettings(env: Readonly<Record<string, string | undefin
 }
 
 async function fileSettings(env: Readonly<Record<string, string | undefined>>, flags: EnclaveFlags): Promise<FileEnclaveSettings> {
-  const configPath = flags.config ?? env.EGW_CONFIG;
-  if (!configPath) throw new ConfigError("no runtime config: pass --config <file> or set EGW_CONFIG");
-  let configBytes: Uint8Array;
-  try {
-    configBytes = new Uint8Array(await readFile(configPath));
-  } catch (err) {
-    throw new ConfigError(`cannot read runtime config ${configPath} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
-  }
-  if (configBytes.byteLength > 1024 * 1024) throw new ConfigError("runtime config is larger than 1 MiB");
-  const config = parseRuntimeConfig(configBytes);
+  const trustPolicyPath = flags.trustPolicy ?? env.EGW_TRUST_POLICY;
+  if (!trustPolicyPath) throw new ConfigError("no trust policy: pass --trust-policy <file> or set EGW_TRUST_POLICY");
+  const operationsPath = flags.operations ?? env.EGW_OPERATIONS;
+  if (!operationsPath) throw new ConfigError("no operations file: pass --operations <file> or set EGW_OPERATIONS");
+  const trustPolicyBytes = await readInput(trustPolicyPath, "trust policy", MAX_TRUST_POLICY_BYTES);
+  const operationsBytes = await readInput(operationsPath, "operations file", MAX_OPERATIONS_BYTES);
   const common = await commonSettings(env, flags);
-
+  // Parsed here only to learn the secret names to read from the environment
+  // in development; the boot parses both inputs again, with their errors.
   const secrets = new Map<string, string>();
-  for (const p of config.providers) {
-    if (p.secret && env[p.secret]) secrets.set(p.secret, env[p.secret]!);
+  if (common.attester === "simulated") {
+    let policy: ReturnType<typeof parseTrustPolicy>;
+    try {
+      policy = parseTrustPolicy(trustPolicyBytes, { dev: true });
+    } catch (err) {
+      throw new ConfigError((err as Error).message);
+    }
+    for (const p of policy.providers) {
+      if (p.secret && env[p.secret]) secrets.set(p.secret, env[p.secret]!);
+    }
   }
   let sealedSecrets: FileEnclaveSettings["sealedSecrets"];
   const sealedFile = flags.sealedSecretsFile ?? env.EGW_SEALED_SECRETS;
@@ -190,5 +203,16 @@ async function fileSettings(env: Readonly<Record<string, string | undefined>>, f
     if (endpoint !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(endpoint)) throw new ConfigError("the KMS endpoint must be a URL without a path");
     sealedSecrets = { file, endpoint, credentials: { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }) } };
   }
-  return { mode: "files", ...common, sealedSecrets, configPath, configBytes, secrets };
+  return { mode: "files", ...common, sealedSecrets, trustPolicyPath, trustPolicyBytes, operationsPath, operationsBytes, secrets };
+}
+
+async function readInput(file: string, what: string, max: number): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await readFile(file));
+  } catch (err) {
+    throw new ConfigError(`cannot read the ${what} ${file} (${(err as NodeJS.ErrnoException).code ?? "error"})`);
+  }
+  if (bytes.byteLength > max) throw new ConfigError(`the ${what} is larger than ${max} bytes`);
+  return bytes;
 }

@@ -30,6 +30,12 @@ import { callChat, callOnce, openChatStream, openStream, toGatewayError, type Up
  */
 export interface GatewayDeps {
   config: RuntimeConfig;
+  /**
+   * The trust policy's exact bytes, served at GET /v1/attestation/policy: a
+   * client hashes them, compares with the document's `policy_sha256`, and
+   * judges what they say before it sends a request.
+   */
+  trustPolicyBytes: Uint8Array;
   adapters: ReadonlyMap<string, ProviderAdapter>;
   attestation: AttestationService;
   identity: EnclaveIdentity;
@@ -583,6 +589,16 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       return fail(ex, err, "openai");
     }
   });
+
+  // ─── /v1/attestation/policy ────────────────────────────────────────────
+  // Before authentication, like the document: a client reads it before it
+  // sends its token. Its bytes are exactly the attested ones, never re-encoded.
+  const policyHeaders = {
+    "content-type": "application/json",
+    "cache-control": "no-store",
+    "x-egw-policy-sha256": createHash("sha256").update(deps.trustPolicyBytes).digest("hex"),
+  };
+  app.get("/v1/attestation/policy", (c) => finish(newExchange("attestation", c), 200, deps.trustPolicyBytes, policyHeaders));
 
   app.get("/healthz", (c) => (identityExpired() ? c.json({ status: "identity_expired" }, 503) : c.json({ status: "ok" })));
   app.get("/metrics", async () => {

@@ -37,9 +37,10 @@ export interface EnclaveCommandDeps {
 
 type Closer = { close(): Promise<unknown> };
 
-/** The gateway's inputs: from files (`--config`) or from the host over the provisioning channel. */
+/** The gateway's inputs: from files (`--trust-policy`, `--operations`) or from the host over the provisioning channel. */
 interface BootInputs {
-  configBytes: Uint8Array;
+  trustPolicyBytes: Uint8Array;
+  operationsBytes: Uint8Array;
   secrets: Map<string, string>;
   sealedSecrets: BootOptions["sealedSecrets"];
 }
@@ -58,7 +59,7 @@ interface Generated {
 /**
  * Boots the gateway and, on Nitro, bridges vsock to it. The same function
  * for both input paths, so a provisioned enclave runs exactly what
- * `--config`/`--sealed-secrets` would have run with the same bytes.
+ * `--trust-policy`/`--operations`/`--sealed-secrets` would have run with the same bytes.
  */
 async function bootAndBridge(
   settings: CommonEnclaveSettings,
@@ -71,7 +72,8 @@ async function bootAndBridge(
 ): Promise<Running> {
   const vsockListen = settings.listen.kind === "vsock" ? settings.listen : undefined;
   const enclave = await bootEnclave({
-    configBytes: inputs.configBytes,
+    trustPolicyBytes: inputs.trustPolicyBytes,
+    operationsBytes: inputs.operationsBytes,
     attester,
     secrets: staticSecrets(inputs.secrets),
     log,
@@ -98,6 +100,7 @@ function readyFields(running: Running) {
     ...(running.enclave.server.port !== undefined && { port: running.enclave.server.port }),
     ...(running.vsockAddress && { vsock: running.vsockAddress }),
     configSha256: Buffer.from(running.enclave.configSha256).toString("hex"),
+    policySha256: Buffer.from(running.enclave.policySha256).toString("hex"),
     tlsSpkiSha256: Buffer.from(running.enclave.identity.tls.spkiSha256).toString("hex"),
   };
 }
@@ -105,7 +108,7 @@ function readyFields(running: Running) {
 function inputsFromBundle(bundle: ProvisionBundle): BootInputs {
   // Provider keys arrive sealed or not at all: a provisioned enclave takes
   // none from its environment.
-  return { configBytes: bundle.configBytes, secrets: new Map(), sealedSecrets: bundle.sealedSecrets };
+  return { trustPolicyBytes: bundle.trustPolicyBytes, operationsBytes: bundle.operationsBytes, secrets: new Map(), sealedSecrets: bundle.sealedSecrets };
 }
 
 function signalled(): Promise<void> {
@@ -122,7 +125,8 @@ function signalled(): Promise<void> {
 
 /** The program's flags, parsed strictly (unknown ones are usage errors); the only list of them. */
 const FLAGS = {
-  config: { type: "string" },
+  "trust-policy": { type: "string" },
+  operations: { type: "string" },
   listen: { type: "string" },
   dev: { type: "boolean" },
   "state-dir": { type: "string" },
@@ -151,7 +155,8 @@ export async function main(args: string[], ctx: CliContext, deps: EnclaveCommand
   let settings: EnclaveSettings;
   try {
     settings = await loadEnclaveSettings(ctx.env, {
-      ...(values.config !== undefined && { config: path.resolve(ctx.cwd, values.config) }),
+      ...(values["trust-policy"] !== undefined && { trustPolicy: path.resolve(ctx.cwd, values["trust-policy"]) }),
+      ...(values.operations !== undefined && { operations: path.resolve(ctx.cwd, values.operations) }),
       ...(values.listen !== undefined && { listen: values.listen }),
       ...(values.dev !== undefined && { dev: values.dev }),
       ...(values["state-dir"] !== undefined && { stateDir: path.resolve(ctx.cwd, values["state-dir"]) }),
@@ -198,7 +203,7 @@ export async function main(args: string[], ctx: CliContext, deps: EnclaveCommand
       egressProxy = `http://127.0.0.1:${(outbound.address as { port: number }).port}`;
     }
     if (settings.mode === "files") {
-      running = await bootAndBridge(settings, { configBytes: settings.configBytes, secrets: settings.secrets, sealedSecrets: settings.sealedSecrets ?? undefined }, attester, egressProxy, log, ctx.now, devRoot);
+      running = await bootAndBridge(settings, { trustPolicyBytes: settings.trustPolicyBytes, operationsBytes: settings.operationsBytes, secrets: settings.secrets, sealedSecrets: settings.sealedSecrets ?? undefined }, attester, egressProxy, log, ctx.now, devRoot);
     } else {
       running = await runProvisioned(settings, attester, egressProxy, log, ctx, devRoot);
     }

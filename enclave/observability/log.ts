@@ -24,6 +24,7 @@ export interface LogFields {
   port?: number;
   attester?: "nsm" | "simulated";
   configSha256?: string;
+  policySha256?: string;
   tlsSpkiSha256?: string;
   /** ISO time a key or credential stops being valid. */
   notAfter?: string;

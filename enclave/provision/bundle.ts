@@ -6,8 +6,9 @@ import { ProvisionError } from "./errors.js";
  * filesystem from the host and no network but vsock. The frame body is
  * UTF-8 JSON (docs/PROTOCOL.md, "Boot provisioning"):
  *
- *   { "version": 1,
- *     "config": "<base64: the runtime config file's exact bytes>",
+ *   { "version": 2,
+ *     "trustPolicy": "<base64: the trust policy file's exact bytes>",
+ *     "operations": "<base64: the operations file's exact bytes>",
  *     "sealedSecrets": "<base64: the sealed-secrets file's exact bytes>",            optional
  *     "awsCredentials": { "accessKeyId": "…", "secretAccessKey": "…",
  *                         "sessionToken": "…" (optional) },                          with sealedSecrets only
@@ -17,8 +18,10 @@ import { ProvisionError } from "./errors.js";
  * SHA-256 is what the enclave attests: re-serialising would change the hash.
  *
  * Everything in the bundle comes from the untrusted host, and that is
- * acceptable: the config and the sealed file are covered by the attested
- * config hash that a client's policy checks, the credentials are useless
+ * acceptable: the trust policy is attested (`policy_sha256`) and served to
+ * clients, which constrain what it says; operations cannot move a byte
+ * anywhere (enclave/operations.ts); the sealed file opens only under the
+ * trust policy's key ARN and for its origins; the credentials are useless
  * without this enclave's attestation (the key policy requires it), and the
  * KMS endpoint can only name a host the attested egress allowlist admits.
  * What matters here is that the parse is strict: bounded sizes, no unknown
@@ -33,18 +36,21 @@ import { ProvisionError } from "./errors.js";
  * rotation needs it, a first identity refuses it), which this decoder does
  * not open; identity-mode.ts checks that.
  */
-export const BUNDLE_VERSION = 1;
-/** Runtime config bytes, as with --config (enclave/config.ts). */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+/** 2: trust policy and operations in place of version 1's single runtime config (refused: it has no trust policy). */
+export const BUNDLE_VERSION = 2;
+/** Trust policy bytes, as attestation/trust-policy.ts accepts. */
+export const MAX_TRUST_POLICY_BYTES = 256 * 1024;
+/** Operations bytes, as enclave/operations.ts accepts. */
+export const MAX_OPERATIONS_BYTES = 1024 * 1024;
 /** Sealed-secrets file bytes, as enclave/secrets/sealed-file.ts accepts. */
 export const MAX_SEALED_FILE_BYTES = 1024 * 1024;
 /**
  * The frame body: both files at their maxima, base64-encoded (4/3), plus
- * credentials and field names. Smaller would make a file that boots with
- * --config fail over the channel; the length prefix lets the reader refuse
+ * credentials and field names. Smaller would make files that boot with
+ * --trust-policy/--operations fail over the channel; the length prefix lets the reader refuse
  * anything larger before buffering it.
  */
-export const MAX_BUNDLE_BYTES = 3 * 1024 * 1024;
+export const MAX_BUNDLE_BYTES = 3 * 1024 * 1024 + 512 * 1024;
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -66,8 +72,10 @@ export interface IdentityGenerateRequest {
 }
 
 export interface ProvisionBundle {
-  /** The runtime config exactly as the host read it; its SHA-256 is attested. */
-  configBytes: Uint8Array;
+  /** The trust policy exactly as the host read it; its SHA-256 is attested as `policy_sha256`. */
+  trustPolicyBytes: Uint8Array;
+  /** The operations document exactly as the host read it. */
+  operationsBytes: Uint8Array;
   /** What bootEnclave's `sealedSecrets` option takes, when the host sent a sealed-secrets file. */
   sealedSecrets?: { file: Uint8Array; credentials: AwsCredentials; endpoint?: string };
   /** Present only with sealedSecrets: generate an identity and reply with it; do not serve. */
@@ -110,18 +118,19 @@ export function decodeBundle(body: Uint8Array): ProvisionBundle {
   // JSON.parse keeps the last of two equal keys silently.
   rejectDuplicateJsonKeys(text, (key) => malformed(`duplicate field (${key.length} characters)`));
   if (!isPlainObject(value)) throw malformed("top level must be an object");
-  checkKeys(value, ["version", "config"], ["sealedSecrets", "awsCredentials", "kmsEndpoint", "identity"], "top level");
+  checkKeys(value, ["version", "trustPolicy", "operations"], ["sealedSecrets", "awsCredentials", "kmsEndpoint", "identity"], "top level");
   if (value.version !== BUNDLE_VERSION) {
     throw malformed(`"version" expected ${BUNDLE_VERSION}, got ${typeof value.version === "number" ? String(value.version) : typeof value.version}`);
   }
-  const configBytes = base64Field(value.config, "config", MAX_CONFIG_BYTES);
+  const trustPolicyBytes = base64Field(value.trustPolicy, "trustPolicy", MAX_TRUST_POLICY_BYTES);
+  const operationsBytes = base64Field(value.operations, "operations", MAX_OPERATIONS_BYTES);
   if (value.sealedSecrets === undefined) {
     // Credentials or an endpoint without a file would be ignored; a field
     // that is sent but ignored is refused instead.
     if (value.awsCredentials !== undefined || value.kmsEndpoint !== undefined) throw malformed(`"awsCredentials" and "kmsEndpoint" are only allowed with "sealedSecrets"`);
     // The identity is sealed under the file's KMS key, in its region, with the bundle's credentials.
     if (value.identity !== undefined) throw malformed(`"identity" needs "sealedSecrets" (the KMS key id and region) and "awsCredentials"`);
-    return { configBytes };
+    return { trustPolicyBytes, operationsBytes };
   }
   const file = base64Field(value.sealedSecrets, "sealedSecrets", MAX_SEALED_FILE_BYTES);
   if (value.awsCredentials === undefined) throw malformed(`"sealedSecrets" needs "awsCredentials" (KMS Decrypt is a signed request)`);
@@ -132,8 +141,8 @@ export function decodeBundle(body: Uint8Array): ProvisionBundle {
     endpoint = value.kmsEndpoint;
   }
   const sealedSecrets = { file, credentials, ...(endpoint !== undefined && { endpoint }) };
-  if (value.identity === undefined) return { configBytes, sealedSecrets };
-  return { configBytes, sealedSecrets, identity: identityField(value.identity) };
+  if (value.identity === undefined) return { trustPolicyBytes, operationsBytes, sealedSecrets };
+  return { trustPolicyBytes, operationsBytes, sealedSecrets, identity: identityField(value.identity) };
 }
 
 function identityField(value: unknown): { generate: IdentityGenerateRequest } {

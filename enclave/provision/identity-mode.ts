@@ -1,10 +1,9 @@
 import { createHash, createPrivateKey, createPublicKey } from "node:crypto";
 import type { Attester } from "../../attestation/attester.js";
 import type { TrustAnchor } from "../../attestation/roots.js";
-import { egressFetchFor, identityTrustedRoots, kmsClientFor, kmsPinsFor, type KmsPins } from "../boot.js";
+import { egressFetchFor, identityTrustedRoots, kmsClientFor, kmsPinsFor, runtimeConfigFor } from "../boot.js";
 import { checkPinnedKey } from "../secrets/key-arn.js";
 import type { Logger } from "../observability/log.js";
-import { parseRuntimeConfig } from "../runtime-config.js";
 import { signingSpki, type IdentityKeys } from "../secrets/identity-blob.js";
 import { generateSealedIdentity, openSealedIdentity } from "../secrets/identity-source.js";
 import { parseSealedFile, SealedSecretsError, type SealedIdentityBlob } from "../secrets/sealed-file.js";
@@ -26,7 +25,8 @@ import type { IdentityStatus } from "./status.js";
  *   from it) → public summary.
  *
  * The provider secrets in the file are not opened: generation needs only
- * the identity key ARN (pinned; today the file's key id, see kmsPinsFor),
+ * the identity key ARN the trust policy pins (`identity.kmsKeyArn`; a policy
+ * whose identity is ephemeral makes no identity at all),
  * and a secret that is never released cannot leak.
  *
  * An expired previous identity is refused (openSealedIdentity's
@@ -45,8 +45,7 @@ export interface IdentityModeOptions {
   upstreamCa?: string;
   /** Replaces the egress fetch (tests). */
   fetch?: typeof fetch;
-  /** As for bootEnclave: the trust policy's KMS pins, and the simulated NSM's root. */
-  kmsPins?: Partial<KmsPins>;
+  /** As for bootEnclave: the simulated NSM's root. */
   devRoot?: TrustAnchor;
 }
 
@@ -102,15 +101,19 @@ export async function generateIdentityFromBundle(options: IdentityModeOptions): 
   const sealedSecrets = bundle.sealedSecrets;
   // decodeBundle already refuses identity without sealedSecrets; checked again so this function stands alone.
   if (request === undefined || sealedSecrets === undefined) throw requestError(`needs "identity.generate" and "sealedSecrets"`);
-  const config = parseRuntimeConfig(bundle.configBytes);
+  const config = runtimeConfigFor({ trustPolicyBytes: bundle.trustPolicyBytes, operationsBytes: bundle.operationsBytes, attester, sealedSecrets });
   const sealed = parseSealedFile(sealedSecrets.file);
   const generation = identityRequestOptions(request, sealed.identity !== undefined);
-  const pins = kmsPinsFor(sealed.keyId, attester, options.kmsPins);
-  const region = checkPinnedKey(pins.identityKeyArn, "sealed identity", { dev: pins.dev, fallbackRegion: sealed.region });
+  const pins = kmsPinsFor(config.trust, attester);
+  if (pins.identityKeyArn === undefined) {
+    throw new SealedSecretsError("ERR_IDENTITY_POLICY", 'the trust policy\'s identity mode is ephemeral, so no shared identity is made; set identity { "mode": "sealed", "kmsKeyArn": … }');
+  }
+  const identityKeyArn = pins.identityKeyArn;
+  const region = checkPinnedKey(identityKeyArn, "sealed identity", { dev: pins.dev }) as string;
   const trustedRoots = identityTrustedRoots(attester, options.devRoot);
   const fetch = egressFetchFor(config, options);
   const kmsClient = kmsClientFor(config, region, sealedSecrets, fetch, attester);
-  const kms = { attester, kmsClient, keyArn: pins.identityKeyArn, dev: pins.dev, now };
+  const kms = { attester, kmsClient, keyArn: identityKeyArn, dev: pins.dev, now };
   const open = { trustedRoots, ...(pins.generatorPcrs && { generatorPcrs: pins.generatorPcrs }) };
   let previous: IdentityKeys | undefined;
   let made: { blob: SealedIdentityBlob; keys: IdentityKeys } | undefined;

@@ -4,7 +4,7 @@ import { encodeFrame } from "./frame.js";
  * The enclave's one reply on the provisioning connection, framed like the
  * bundle (frame.ts), body UTF-8 JSON:
  *
- *   { "status": "ready", "configSha256": "<hex>", "tlsSpkiSha256": "<hex>", "port": 8443 (optional), "vsock": "vsock://…" (optional) }
+ *   { "status": "ready", "configSha256": "<hex>", "policySha256": "<hex>", "tlsSpkiSha256": "<hex>", "port": 8443 (optional), "vsock": "vsock://…" (optional) }
  *   { "status": "identity", "identity": { "dataKey": "<b64>", "iv": "<b64>", "sealed": "<b64>", "attestation": "<b64>" },
  *     "tlsSpkiSha256": "<hex>", "receiptKeys": [ { "spkiSha256": "<hex>", "notBefore": "<ISO>", "notAfter": "<ISO>" } ] }
  *   { "status": "failed", "code": "ERR_…", "message": "…" }
@@ -17,6 +17,8 @@ export interface ReadyStatus {
   status: "ready";
   /** Hex of the attested config hash (user_data config_sha256). */
   configSha256: string;
+  /** Hex of the attested trust policy hash (user_data policy_sha256). */
+  policySha256: string;
   /** Hex of SHA-256 of the TLS certificate's SubjectPublicKeyInfo. */
   tlsSpkiSha256: string;
   /** The gateway's TCP port (loopback inside the enclave when it listens on vsock); absent on a Unix socket. */
@@ -78,7 +80,7 @@ export function encodeStatus(status: BootStatus): Uint8Array {
 function orderedBody(status: BootStatus): object {
   switch (status.status) {
     case "ready":
-      return { status: "ready", configSha256: status.configSha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock !== undefined && { vsock: status.vsock }) };
+      return { status: "ready", configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock !== undefined && { vsock: status.vsock }) };
     case "identity":
       return {
         status: "identity",

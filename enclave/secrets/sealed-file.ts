@@ -58,6 +58,8 @@ export type SealedSecretsErrorCode =
   | "ERR_KMS_KEY_MISMATCH" // the file, or a KMS answer, names another key than the pinned key ARN
   | "ERR_SECRET_MISSING" // a secret a provider uses is not in the sealed file
   | "ERR_SECRET_ORIGIN" // the origin a secret is bound to is not a URL, or not https outside development
+  | "ERR_IDENTITY_MISSING" // the trust policy requires a sealed identity and none was handed in
+  | "ERR_IDENTITY_POLICY" // a sealed identity was handed in, but the trust policy's identity mode is ephemeral
   | "ERR_IDENTITY_PROVENANCE"; // the sealed identity carries no valid attestation of an enclave of this image generating it
 
 /**

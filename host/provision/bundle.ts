@@ -7,14 +7,16 @@ import { ProvisionSendError } from "./errors.js";
  * so an operator's mistake fails on the host with a clear message instead
  * of as a refusal from the enclave.
  *
- * The host is untrusted, and may send any config it likes: that is
- * acceptable because the enclave attests the SHA-256 of exactly these bytes
- * and a client's policy checks that hash before sending anything.
+ * The host is untrusted, and may send any trust policy it likes: that is
+ * acceptable because the enclave attests the SHA-256 of exactly these bytes,
+ * serves them, and a client checks what they say before sending anything.
+ * Operations (tokens, limits) cannot move a byte anywhere.
  */
-export const BUNDLE_VERSION = 1;
-export const MAX_CONFIG_BYTES = 1024 * 1024;
+export const BUNDLE_VERSION = 2;
+export const MAX_TRUST_POLICY_BYTES = 256 * 1024;
+export const MAX_OPERATIONS_BYTES = 1024 * 1024;
 export const MAX_SEALED_FILE_BYTES = 1024 * 1024;
-export const MAX_BUNDLE_BYTES = 3 * 1024 * 1024;
+export const MAX_BUNDLE_BYTES = 3 * 1024 * 1024 + 512 * 1024;
 /** Whole days; the enclave's cap on identity validity and overlap (5 × 365). */
 export const MAX_IDENTITY_DAYS = 1825;
 
@@ -25,8 +27,10 @@ export interface AwsCredentials {
 }
 
 export interface BundleInput {
-  /** The runtime config file's bytes, exactly as read. */
-  config: Uint8Array;
+  /** The trust policy file's bytes, exactly as read. */
+  trustPolicy: Uint8Array;
+  /** The operations file's bytes, exactly as read. */
+  operations: Uint8Array;
   /** The sealed-secrets file's bytes, exactly as read. */
   sealedSecrets?: Uint8Array;
   /** For KMS Decrypt inside the enclave; required with sealedSecrets, refused without. */
@@ -45,9 +49,15 @@ export interface BundleInput {
 const tooLarge = (what: string, n: number, max: number) => new ProvisionSendError("ERR_PROVISION_TOO_LARGE", `${what} is ${n} bytes, at most ${max} allowed`);
 
 export function encodeBundle(input: BundleInput): Uint8Array {
-  if (input.config.length === 0) throw new ProvisionSendError("ERR_PROVISION_INPUT", "the runtime config is empty");
-  if (input.config.length > MAX_CONFIG_BYTES) throw tooLarge("the runtime config", input.config.length, MAX_CONFIG_BYTES);
-  const body: Record<string, unknown> = { version: BUNDLE_VERSION, config: Buffer.from(input.config).toString("base64") };
+  if (input.trustPolicy.length === 0) throw new ProvisionSendError("ERR_PROVISION_INPUT", "the trust policy is empty");
+  if (input.trustPolicy.length > MAX_TRUST_POLICY_BYTES) throw tooLarge("the trust policy", input.trustPolicy.length, MAX_TRUST_POLICY_BYTES);
+  if (input.operations.length === 0) throw new ProvisionSendError("ERR_PROVISION_INPUT", "the operations file is empty");
+  if (input.operations.length > MAX_OPERATIONS_BYTES) throw tooLarge("the operations file", input.operations.length, MAX_OPERATIONS_BYTES);
+  const body: Record<string, unknown> = {
+    version: BUNDLE_VERSION,
+    trustPolicy: Buffer.from(input.trustPolicy).toString("base64"),
+    operations: Buffer.from(input.operations).toString("base64"),
+  };
   if (input.sealedSecrets !== undefined) {
     if (input.sealedSecrets.length === 0) throw new ProvisionSendError("ERR_PROVISION_INPUT", "the sealed-secrets file is empty");
     if (input.sealedSecrets.length > MAX_SEALED_FILE_BYTES) throw tooLarge("the sealed-secrets file", input.sealedSecrets.length, MAX_SEALED_FILE_BYTES);

@@ -7,7 +7,7 @@
  */
 export { ProvisionSendError, isProvisionSendError, type ProvisionSendErrorCode } from "./errors.js";
 export { encodeFrame, readFrame, FRAME_HEADER_BYTES } from "./frame.js";
-export { encodeBundle, BUNDLE_VERSION, MAX_BUNDLE_BYTES, MAX_CONFIG_BYTES, MAX_IDENTITY_DAYS, MAX_SEALED_FILE_BYTES, type AwsCredentials, type BundleInput } from "./bundle.js";
+export { encodeBundle, BUNDLE_VERSION, MAX_BUNDLE_BYTES, MAX_TRUST_POLICY_BYTES, MAX_OPERATIONS_BYTES, MAX_IDENTITY_DAYS, MAX_SEALED_FILE_BYTES, type AwsCredentials, type BundleInput } from "./bundle.js";
 export { decodeStatus, MAX_STATUS_BYTES, type BootStatus, type IdentityStatus } from "./status.js";
 export {
   sendBundle,

@@ -7,7 +7,7 @@ import { ProvisionSendError } from "./errors.js";
  * whether the enclave came up and, if not, its stable error code.
  */
 export type BootStatus =
-  | { status: "ready"; configSha256: string; tlsSpkiSha256: string; port?: number; vsock?: string }
+  | { status: "ready"; configSha256: string; policySha256: string; tlsSpkiSha256: string; port?: number; vsock?: string }
   | IdentityStatus
   | { status: "failed"; code: string; message: string };
 
@@ -49,13 +49,14 @@ export function decodeStatus(body: Uint8Array): BootStatus {
   const v = value as Record<string, unknown>;
   const keys = Object.keys(v);
   if (v.status === "ready") {
-    const allowed = ["status", "configSha256", "tlsSpkiSha256", "port", "vsock"];
+    const allowed = ["status", "configSha256", "policySha256", "tlsSpkiSha256", "port", "vsock"];
     if (keys.some((k) => !allowed.includes(k))) throw malformed("unknown field in a ready status");
     if (typeof v.configSha256 !== "string" || !HEX32.test(v.configSha256)) throw malformed(`"configSha256" expected 64 lower-case hex digits`);
+    if (typeof v.policySha256 !== "string" || !HEX32.test(v.policySha256)) throw malformed(`"policySha256" expected 64 lower-case hex digits`);
     if (typeof v.tlsSpkiSha256 !== "string" || !HEX32.test(v.tlsSpkiSha256)) throw malformed(`"tlsSpkiSha256" expected 64 lower-case hex digits`);
     if (v.port !== undefined && (typeof v.port !== "number" || !Number.isInteger(v.port) || v.port < 1 || v.port > 65535)) throw malformed(`"port" expected 1..65535`);
     if (v.vsock !== undefined && (typeof v.vsock !== "string" || !VSOCK.test(v.vsock))) throw malformed(`"vsock" expected vsock://cid:port`);
-    return { status: "ready", configSha256: v.configSha256, tlsSpkiSha256: v.tlsSpkiSha256, ...(typeof v.port === "number" && { port: v.port }), ...(typeof v.vsock === "string" && { vsock: v.vsock }) };
+    return { status: "ready", configSha256: v.configSha256, policySha256: v.policySha256, tlsSpkiSha256: v.tlsSpkiSha256, ...(typeof v.port === "number" && { port: v.port }), ...(typeof v.vsock === "string" && { vsock: v.vsock }) };
   }
   if (v.status === "failed") {
     if (keys.length !== 3 || typeof v.code !== "string" || typeof v.message !== "string") throw malformed(`a failed status has exactly "status", "code" and "message"`);
