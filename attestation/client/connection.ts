@@ -4,12 +4,15 @@ import tls, { type TLSSocket } from "node:tls";
 import { ATTEST_PROOF_HEADER, attestProofHeader } from "../attest-proof.js";
 import type { ChainCache } from "../chain.js";
 import { MAX_DOCUMENT_BYTES } from "../cose-sign1.js";
-import { RECEIPT_HEADER } from "../receipt.js";
+import { RECEIPT_HEADER, sha256 } from "../receipt.js";
+import { MAX_TRUST_POLICY_BYTES } from "../trust-policy.js";
 import { ClientError, asClientError, withSteps, type ClientStep } from "./errors.js";
 import { checkNotExpired } from "./manifest-rollback.js";
 import { exchangeHttp1 } from "./http1-exchange.js";
 import { checkPeer, spkiSha256, type AttestedPeer } from "./peer.js";
 import type { ResolvedPolicy } from "./policy.js";
+import { decodeReceiptText, verifyReceiptDigests } from "./receipt-check.js";
+import { checkServedTrustPolicy, TRUST_POLICY_PATH } from "./trust-check.js";
 
 /**
  * Opens one TLS connection to the gateway and attests it before anyone else
@@ -28,6 +31,12 @@ import type { ResolvedPolicy } from "./policy.js";
  *     bytes>` (HTTP/1.1, keep-alive).
  *  3. checkPeer: the document against the policy, and the SHA-256 of the
  *     certificate's SubjectPublicKeyInfo against the attested one.
+ *  4. When the document attests a trust policy (binding v3): on the same
+ *     socket, `GET /v1/attestation/policy`, at most 256 KiB within the
+ *     attestation timeout; its bytes must hash to the attested
+ *     policy_sha256, its receipt must verify under the attested key, and it
+ *     must satisfy the policy's trust section (trust-check.ts). It is read
+ *     once per attested connection, never reused for another.
  *
  * Only then is the socket returned, with nothing buffered, to carry requests.
  * Any failure destroys the socket and throws a ClientError: a request body
@@ -169,6 +178,7 @@ export async function openAttestedConnection(options: ConnectOptions): Promise<A
       ...(options.cache && { cache: options.cache }),
       steps,
     });
+    if (peer.policySha256 !== null) await readTrustPolicy(socket, url, peer, options);
     if (socketError || socket.destroyed || !socket.writable) throw connectError("the connection failed during attestation", socketError);
     socket.off("error", guard);
     return { socket, peer };
@@ -177,4 +187,52 @@ export async function openAttestedConnection(options: ConnectOptions): Promise<A
     const wrapped = asClientError(err);
     throw wrapped instanceof ClientError ? withSteps(wrapped, steps, steps.length === 0 ? "tls" : "attestation") : wrapped;
   }
+}
+
+/**
+ * Step 4: reads the trust policy over the attested socket and checks it;
+ * sets `peer.trust` and appends to `peer.steps`. Throws a ClientError whose
+ * steps end with the failed one.
+ */
+async function readTrustPolicy(socket: TLSSocket, url: URL, peer: AttestedPeer, options: ConnectOptions): Promise<void> {
+  const steps = peer.steps;
+  const failed = (err: unknown, step: string): unknown => {
+    const wrapped = asClientError(err);
+    if (!(wrapped instanceof ClientError)) return wrapped;
+    return new ClientError(wrapped.code, wrapped.message, { cause: wrapped.cause ?? wrapped, action: wrapped.action, steps: [...steps, { step, status: "failed", detail: `${wrapped.code}: ${wrapped.message}` }] });
+  };
+  let response;
+  try {
+    const request = `GET ${TRUST_POLICY_PATH} HTTP/1.1\r\nHost: ${url.host}\r\nAccept: application/json\r\nUser-Agent: enclave-gateway-verifying-client\r\n\r\n`;
+    response = await exchangeHttp1(socket, request, {
+      maxHeaderBytes: 16 * 1024,
+      maxBodyBytes: MAX_TRUST_POLICY_BYTES,
+      timeoutMs: options.attestationTimeoutMs ?? 10_000,
+    });
+    if (response.status !== 200) throw new ClientError("ERR_ATTESTATION_UNAVAILABLE", `the trust-policy endpoint answered ${response.status}`);
+  } catch (err) {
+    throw failed(err, "trust-policy");
+  }
+  const body = response.body;
+  // First the hash: only the document says which policy the enclave runs.
+  let checked;
+  try {
+    checked = checkServedTrustPolicy({ bytes: body, attestedSha256: peer.policySha256!, dev: !peer.result.root.production, trust: options.policy.trust });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    throw failed(err, code === "ERR_TRUST_NOT_ALLOWED" ? "trust" : "trust-policy");
+  }
+  // Then the receipt: the attested key served these bytes on this connection.
+  try {
+    const receiptHeader = response.headers.get(RECEIPT_HEADER);
+    if (receiptHeader?.length !== 1) throw new ClientError("ERR_RECEIPT_MISSING", "the trust-policy response carries no receipt");
+    const claims = verifyReceiptDigests(decodeReceiptText(receiptHeader[0]!), { publicKey: peer.receiptKey, requestSha256: sha256(new Uint8Array()), responseSha256: sha256(body) });
+    if (claims.status !== 200 || claims.method !== "GET" || claims.path !== TRUST_POLICY_PATH) {
+      throw new ClientError("ERR_RECEIPT_CLAIMS_MISMATCH", "the trust-policy response's receipt is for another request");
+    }
+  } catch (err) {
+    throw failed(err, "trust-policy");
+  }
+  steps.push(...checked.steps);
+  peer.trust = checked.attested;
 }

@@ -57,7 +57,23 @@ export type ClientOwnErrorCode =
    * A minimum sequence was pinned and the manifest carries none, or a lower
    * one: it is older than a manifest the relying party already trusted.
    */
-  | "ERR_MANIFEST_ROLLBACK";
+  | "ERR_MANIFEST_ROLLBACK"
+  /**
+   * The trust policy served over the attested connection is not the one the
+   * document attests (its SHA-256 differs from policy_sha256), or trust is
+   * constrained and the document attests no trust policy at all (channel
+   * binding v1/v2, an older enclave).
+   */
+  | "ERR_TRUST_POLICY_MISMATCH"
+  /** The attested trust policy's bytes are not a valid trust policy (field and reason in the message). */
+  | "ERR_TRUST_POLICY_INVALID"
+  /** The attested trust policy breaks a constraint of the manifest's trust section (which one, and the value, in the message). */
+  | "ERR_TRUST_NOT_ALLOWED"
+  /**
+   * A receipt says the answer came from an upstream origin that the attested
+   * trust policy names for no provider, or that the trust section does not allow.
+   */
+  | "ERR_RECEIPT_UPSTREAM_NOT_ALLOWED";
 
 export type ClientErrorCode = ClientOwnErrorCode | AttestationErrorCode;
 
@@ -82,6 +98,12 @@ const ACTION: Record<ClientOwnErrorCode, ErrorAction> = {
   ERR_MANIFEST_EXPIRED: "fix-policy",
   // Someone may be replaying a withdrawn manifest: stop, do not lower the pin to get past it.
   ERR_MANIFEST_ROLLBACK: "reject",
+  // The host may be serving another policy than the enclave runs: nothing was sent.
+  ERR_TRUST_POLICY_MISMATCH: "reject",
+  ERR_TRUST_POLICY_INVALID: "reject",
+  // The enclave may send prompts or keys where the relying party did not agree to: nothing was sent.
+  ERR_TRUST_NOT_ALLOWED: "reject",
+  ERR_RECEIPT_UPSTREAM_NOT_ALLOWED: "reject",
 };
 
 function actionOf(code: ClientErrorCode): ErrorAction {

@@ -6,6 +6,7 @@ import { decodeReceipt, receiptKeyFromSpki, sha256, verifyReceipt, verifyReceipt
 import { verifyAttestation, type VerificationResult } from "../verify.js";
 import { ClientError, asClientError, withSteps, type ClientStep } from "./errors.js";
 import { matchMeasurements, type ResolvedPolicy } from "./policy.js";
+import { checkReceiptUpstream, checkServedTrustPolicy, type AttestedTrustPolicy } from "./trust-check.js";
 
 /**
  * Verifies a saved exchange later, with nothing but files: a receipt, the
@@ -38,6 +39,13 @@ export interface SavedExchange {
   at?: Date;
   /** Check the document's age against policy.maxAgeMs at `at`. Default false (age is reported, not checked). */
   checkAge?: boolean;
+  /**
+   * The trust policy's exact bytes (as served at /v1/attestation/policy when
+   * the exchange was made). Required when policy.trust constrains anything:
+   * they must hash to the document's policy_sha256 and satisfy the
+   * constraints, and the receipt's upstream is checked against them.
+   */
+  trustPolicy?: Uint8Array;
 }
 
 export interface SavedExchangeResult {
@@ -45,6 +53,8 @@ export interface SavedExchangeResult {
   result: VerificationResult;
   measurement: string | null;
   configSha256: Uint8Array;
+  /** The checked trust policy, when its bytes were given. */
+  trust: AttestedTrustPolicy | null;
   at: Date;
   steps: ClientStep[];
 }
@@ -115,6 +125,26 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
     throw fail(new ClientError("ERR_CONFIG_NOT_ALLOWED", `config_sha256 ${hex(configSha256)} is not allowed`), "config");
   }
 
+  let trust: AttestedTrustPolicy | null = null;
+  try {
+    if (binding.policySha256 === undefined || input.trustPolicy === undefined) {
+      if (policy.trust !== "any") {
+        throw new ClientError(
+          "ERR_TRUST_POLICY_MISMATCH",
+          binding.policySha256 === undefined ? `this document attests no trust policy (channel binding v${binding.v})` : "the trust policy's bytes were not given, so the trust constraints cannot be checked",
+        );
+      }
+      steps.push({ step: "trust-policy", status: "not-requested", detail: binding.policySha256 === undefined ? `channel binding v${binding.v} attests no trust policy` : `policy_sha256 ${hex(binding.policySha256)} (no policy bytes given; trust "any")` });
+    } else {
+      const checked = checkServedTrustPolicy({ bytes: input.trustPolicy, attestedSha256: binding.policySha256, dev: !result.root.production, trust: policy.trust });
+      steps.push(...checked.steps);
+      trust = checked.attested;
+    }
+    checkReceiptUpstream(claims, trust);
+  } catch (err) {
+    throw fail(err, "trust");
+  }
+
   let signedBy = "the attested public_key (P-256)";
   try {
     if (binding.receiptKeys) {
@@ -134,7 +164,7 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
   if (claims.bodyRead) steps.push({ step: "request-hash", status: "passed", detail: `SHA-256 of the ${input.requestBody.length} request bytes matches req_sha256` });
   else steps.push({ step: "request-hash", status: "not-requested", detail: `body_read is false: the gateway answered ${claims.status} without reading the request body, so no request hash is claimed` });
   steps.push({ step: "response-hash", status: "passed", detail: `SHA-256 of the ${input.responseBody.length} response bytes matches res_sha256` });
-  return { claims, result, measurement, configSha256, at, steps };
+  return { claims, result, measurement, configSha256, trust, at, steps };
 }
 
 /** The document's own (not yet verified) timestamp, or 0 when it cannot be read; verification follows. */

@@ -8,6 +8,7 @@ import { ClientError, asClientError, type ClientStep } from "./errors.js";
 import { formatExpires } from "./manifest-rollback.js";
 import { matchMeasurements, type ResolvedPolicy } from "./policy.js";
 import { decodeReceiptText, verifyReceiptDigests } from "./receipt-check.js";
+import type { AttestedTrustPolicy } from "./trust-check.js";
 
 /**
  * A gateway that proved, on one TLS connection, that it is an attested
@@ -24,8 +25,16 @@ export interface AttestedPeer {
   nonce: Uint8Array;
   /** SHA-256 of the TLS certificate's SubjectPublicKeyInfo seen on the connection (= the attested one). */
   tlsSpkiSha256: Uint8Array;
-  /** SHA-256 of the enclave's runtime config, from the channel binding. */
+  /** The attested deployment hash (trust policy + operations [+ sealed file]), from the channel binding. */
   configSha256: Uint8Array;
+  /** The attested trust policy's SHA-256 (binding v3); null for an older enclave's v1/v2 document, which attests none. */
+  policySha256: Uint8Array | null;
+  /**
+   * The trust policy read over this connection and checked against the
+   * policy's trust section (connection.ts, trust-check.ts). Null until
+   * then, and for a v1/v2 document (accepted only under trust "any").
+   */
+  trust: AttestedTrustPolicy | null;
   /** Label of the manifest entry the PCRs matched; null when the policy accepted any measurements. */
   measurement: string | null;
   /** The attested receipt-signing key (document public_key). */
@@ -93,7 +102,8 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
  * `currentDate`, signature, debug mode, our nonce, age),
  * the measurements against the policy's allowed sets, the channel binding
  * (the TLS key on this connection is the attested one), the config hash,
- * and the receipt key (a P-256 SPKI under which the attestation response's
+ * that a trust policy is attested when the policy constrains trust (binding
+ * v3; the policy itself is read and checked by connection.ts), and the receipt key (a P-256 SPKI under which the attestation response's
  * own receipt verifies). Throws a ClientError whose `steps` end with the
  * failed one; returns only when every check passed.
  */
@@ -177,6 +187,14 @@ export async function checkPeer(input: PeerCheckInput): Promise<AttestedPeer> {
     throw fail("ERR_CONFIG_NOT_ALLOWED", "config", `config_sha256 ${hex(binding.configSha256)} is not among the ${policy.configSha256.length} allowed`);
   }
 
+  if (binding.policySha256 === undefined) {
+    // An older enclave: nothing it attests says where prompts or keys go.
+    if (policy.trust !== "any") {
+      throw fail("ERR_TRUST_POLICY_MISMATCH", "trust-policy", `this enclave attests no trust policy (channel binding v${binding.v}), so the policy's trust constraints cannot be checked`);
+    }
+    steps.push({ step: "trust-policy", status: "not-requested", detail: `channel binding v${binding.v} attests no trust policy (trust "any")` });
+  }
+
   let receiptKey: KeyObject;
   try {
     if (document.publicKey === null) throw new ClientError("ERR_PUBLIC_KEY_MISMATCH", "document carries no public_key (receipt key)");
@@ -210,6 +228,8 @@ export async function checkPeer(input: PeerCheckInput): Promise<AttestedPeer> {
     nonce: input.nonce,
     tlsSpkiSha256: input.peerSpkiSha256,
     configSha256: binding.configSha256,
+    policySha256: binding.policySha256 ?? null,
+    trust: null,
     measurement,
     receiptKey,
     verifiedAt: input.currentDate,

@@ -7,12 +7,14 @@ import { parseReleaseInfo, type ReleaseInfo } from "./manifest-release.js";
 import { checkManifestRollback, checkNotExpired, clockReading, expiresAt, expiresProblem, minSequenceOption, sequenceProblem } from "./manifest-rollback.js";
 import { MANIFEST_SIGNATURE_SUFFIX, MAX_MANIFEST_SIGNATURE_BYTES, verifyManifestSignature, type VerifiedManifestSignature } from "./manifest-signature.js";
 import { rejectDuplicateJsonKeys } from "./strict-json.js";
+import { readTrustSetting, type TrustSetting } from "./trust-constraints.js";
 
 /**
  * What a client accepts from a gateway before it sends a single byte.
  *
- * Fail closed: `measurements` is required, and "any" must be said on purpose
- * (the CLI does so only when no manifest was given, and reports it). Trust
+ * Fail closed: `measurements` and `trust` are required, and "any" must be
+ * said on purpose (the CLI does so only when no manifest was given, and
+ * reports it); a `trust` object that constrains nothing is refused. Trust
  * anchors default to the AWS Nitro root G1 alone; a development root is
  * trusted only when a policy names it, and it then *replaces* the AWS root,
  * so a development document can never pass under a production policy.
@@ -20,6 +22,12 @@ import { rejectDuplicateJsonKeys } from "./strict-json.js";
 export interface ClientPolicy {
   /** Allowed PCR sets. A document passes when it equals every PCR of at least one entry. */
   measurements: readonly MeasurementSet[] | "any";
+  /**
+   * What the attested trust policy must say (trust-constraints.ts): allowed
+   * upstream origins, identity mode, secrets key ARN, exact hashes. Checked
+   * before any request byte is sent, and every receipt's upstream against it.
+   */
+  trust: TrustSetting;
   /** Allowed SHA-256 hashes of the runtime config (32 bytes each). Absent: not checked, and reported so. */
   configSha256?: readonly Uint8Array[];
   /** Oldest acceptable document, and how long a connection's attestation is used. Default 300 000 ms. */
@@ -50,6 +58,7 @@ export interface MeasurementSet {
 /** A ClientPolicy with every default applied and every value checked. */
 export interface ResolvedPolicy {
   measurements: readonly MeasurementSet[] | "any";
+  trust: TrustSetting;
   configSha256: readonly Uint8Array[] | undefined;
   maxAgeMs: number;
   allowDebug: boolean;
@@ -98,6 +107,7 @@ export function resolvePolicy(policy: ClientPolicy, now?: Date): ResolvedPolicy 
       }
     }
   }
+  const trust = readTrustSetting(policy.trust, "bytes", (where, message) => invalidPolicy(`${where}: ${message}`));
   let configSha256: Uint8Array[] | undefined;
   if (Object.prototype.hasOwnProperty.call(policy, "configSha256")) {
     const list = policy.configSha256;
@@ -121,6 +131,7 @@ export function resolvePolicy(policy: ClientPolicy, now?: Date): ResolvedPolicy 
   }
   return {
     measurements,
+    trust,
     configSha256,
     maxAgeMs: millis(policy.maxAgeMs, "maxAgeMs", DEFAULT_MAX_AGE_MS),
     allowDebug: policy.allowDebug ?? false,
@@ -170,8 +181,15 @@ export function matchMeasurements(sets: readonly MeasurementSet[], pcrs: Readonl
  *         "eifSha384": "<96 hex digits>",  // optional, lowercase: SHA-384 of the EIF file
  *         "builtAt": "2026-11-25T12:00:00Z" } } // optional, RFC 3339 (upper-case T and Z, or ±hh:mm)
  *   ],
+ *   "trust": {                             // required: what the attested trust policy may say
+ *     "upstreamOrigins": ["https://api.openai.com", "local"], // optional, 1..64: every provider origin
+ *     "identity": { "mode": "ephemeral" }, // optional; or { "mode": "sealed", "kmsKeyArn": "arn:aws:kms:…" }
+ *     "secretsKmsKeyArn": "arn:aws:kms:…", // optional: the key that releases provider keys
+ *     "policySha256": ["<64 hex digits>"] }, // optional, 1..64: exact trust-policy hashes
+ *                                          // at least one of the four, or "trust": "any" on purpose
  *   "configSha256": ["<64 hex digits>"],   // optional, 1..64 unique entries: the attested
- *                                          // runtime-config hash must be one of them
+ *                                          // deployment hash (trust policy + operations + sealed
+ *                                          // file, enclave/config-hash.ts) must be one of them
  *   "maxAgeSeconds": 300,                  // optional, 1..86400, default 300: oldest document
  *                                          // accepted, and how long a connection's attestation is used
  *   "allowDebug": false,                   // optional, default false: accept PCR0 all zero
@@ -204,6 +222,8 @@ export interface Manifest {
   /** As written in the file ("YYYY-MM-DDTHH:MM:SSZ"); `expiresAt` gives the instant. */
   expires?: string;
   measurements: MeasurementSet[];
+  /** Required: the trust section (trust-constraints.ts). */
+  trust: TrustSetting;
   configSha256?: Uint8Array[];
   maxAgeSeconds?: number;
   allowDebug?: boolean;
@@ -211,7 +231,7 @@ export interface Manifest {
   devRootPem?: string;
 }
 
-const TOP_KEYS = new Set(["version", "sequence", "expires", "measurements", "configSha256", "maxAgeSeconds", "allowDebug", "devRootPem"]);
+const TOP_KEYS = new Set(["version", "sequence", "expires", "measurements", "trust", "configSha256", "maxAgeSeconds", "allowDebug", "devRootPem"]);
 const ENTRY_KEYS = new Set(["label", "pcrs", "release"]);
 
 function invalid(where: string, message: string): ClientError {
@@ -238,7 +258,8 @@ function hexBytes(value: unknown, length: number, where: string): Uint8Array {
 /**
  * Parses a manifest from its JSON text (or an already parsed value, which
  * cannot be checked for repeated keys). Throws ERR_MANIFEST_INVALID naming
- * the field at fault.
+ * the field at fault; a manifest without a trust section, or with one that
+ * constrains nothing, is ERR_POLICY_INVALID (as a ClientPolicy would be).
  */
 export function parseManifest(input: string | unknown): Manifest {
   let value: unknown = input;
@@ -292,7 +313,14 @@ export function parseManifest(input: string | unknown): Manifest {
     return set;
   });
 
-  const manifest: Manifest = { version: 1, ...(sequence !== undefined && { sequence }), ...(expires !== undefined && { expires }), measurements };
+  let trust: TrustSetting;
+  try {
+    trust = readTrustSetting(value.trust, "json", (where, message) => invalid(where, message));
+  } catch (err) {
+    if (err instanceof ClientError && err.code === "ERR_POLICY_INVALID") throw new ClientError("ERR_POLICY_INVALID", `manifest trust: ${err.message}`);
+    throw err;
+  }
+  const manifest: Manifest = { version: 1, ...(sequence !== undefined && { sequence }), ...(expires !== undefined && { expires }), measurements, trust };
   if (value.configSha256 !== undefined) {
     const hashes = value.configSha256;
     if (!Array.isArray(hashes) || hashes.length === 0 || hashes.length > MAX_ENTRIES) {
@@ -332,6 +360,7 @@ export function parseManifest(input: string | unknown): Manifest {
 export function policyFromManifest(manifest: Manifest, options: { trustedRoots?: readonly TrustAnchor[] } = {}): ClientPolicy {
   return {
     measurements: manifest.measurements,
+    trust: manifest.trust,
     ...(manifest.expires !== undefined && { expires: expiresAt(manifest.expires) }),
     ...(manifest.configSha256 && { configSha256: manifest.configSha256 }),
     ...(manifest.maxAgeSeconds !== undefined && { maxAgeMs: manifest.maxAgeSeconds * 1000 }),

@@ -5,6 +5,7 @@ import type { AttestedPeer } from "./peer.js";
 import { decodeReceiptText, verifyReceiptDigests } from "./receipt-check.js";
 import { StreamReceiptSplitter } from "./stream-splitter.js";
 import { StreamTooLarge, streamSurfaceFor, TerminalEventHolder } from "./stream-terminal.js";
+import { checkReceiptUpstream } from "./trust-check.js";
 
 /**
  * The receipt-checking stage: takes a response as it came off an attested
@@ -13,7 +14,9 @@ import { StreamTooLarge, streamSurfaceFor, TerminalEventHolder } from "./stream-
  * the method and path it was sent to. A receipt with body_read false (the
  * gateway refused before reading the body: 401, 404, 413, 429 …) has no
  * request hash; it verifies like any other, and the caller gets the
- * gateway's own status and error body, not a tamper alarm.
+ * gateway's own status and error body, not a tamper alarm. A receipt
+ * naming an upstream origin outside the attested trust policy's providers,
+ * or outside the allowed ones, is ERR_RECEIPT_UPSTREAM_NOT_ALLOWED.
  * Separate from the transport so it can be tested with altered bytes, and
  * used by anything that already holds an AttestedPeer.
  */
@@ -42,7 +45,7 @@ export interface VerifiedReceipt {
   peer: AttestedPeer;
 }
 
-function checkClaims(claims: ReceiptClaims, status: number, request: SentRequest): void {
+function checkClaims(claims: ReceiptClaims, status: number, request: SentRequest, peer: AttestedPeer): void {
   // `stream` in a receipt says the client asked for a stream; an error before
   // the stream opened is a plain JSON answer, so only the status is compared.
   if (claims.status !== status) {
@@ -55,6 +58,9 @@ function checkClaims(claims: ReceiptClaims, status: number, request: SentRequest
   }
   const path = receiptPath(new URL(request.url).pathname);
   if (claims.path !== path) throw new ClientError("ERR_RECEIPT_CLAIMS_MISMATCH", "receipt is for another path than the one the request was sent to");
+  // Where the answer came from, as the enclave saw it: one of the attested
+  // policy's providers, and one the relying party allows.
+  checkReceiptUpstream(claims, peer.trust);
 }
 
 /** Non-streamed: the receipt is the x-egw-receipt header over the whole body. Throws a ClientError. */
@@ -76,7 +82,7 @@ export function checkBufferedResponse(args: {
       requestSha256: args.requestSha256 ?? sha256(args.request.body),
       responseSha256,
     });
-    checkClaims(claims, args.status, args.request);
+    checkClaims(claims, args.status, args.request, args.peer);
     return { claims, receipt, request: args.request, response: { status: args.status, streamed: false, sha256: responseSha256, body: args.body }, peer: args.peer };
   } catch (err) {
     throw asClientError(err);
@@ -134,7 +140,7 @@ export function checkStreamedResponse(args: {
       requestSha256: args.requestSha256 ?? sha256(args.request.body),
       responseSha256,
     });
-    checkClaims(claims, args.status, args.request);
+    checkClaims(claims, args.status, args.request, args.peer);
     return {
       claims,
       receipt: bytes,

@@ -12,7 +12,9 @@ import { DEFAULT_EIF_LIMITS, readEif } from "../eif/eif-reader.js";
 import { EifError } from "../eif/errors.js";
 import { measureEif } from "../eif/measure.js";
 import { ReleaseError } from "../release/errors.js";
-import { createManifest, mergeManifest, releaseEntry } from "../release/manifest-create.js";
+import { createManifest, mergeManifest, releaseEntry, trustFromPolicyFile } from "../release/manifest-create.js";
+import { describeTrustConstraints, trustJson, type TrustSetting } from "../../attestation/client/trust-constraints.js";
+import { MAX_TRUST_POLICY_BYTES } from "../../attestation/trust-policy.js";
 import { serializeManifest } from "../release/manifest-json.js";
 import { loadSigningKey, signManifest } from "../release/manifest-sign.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
@@ -21,7 +23,7 @@ import { parseMinSequenceFlag, readManifestPin } from "./manifest-pin.js";
 export { MANIFEST_USAGE } from "./usage.js";
 
 /**
- * `egw manifest create | sign | verify`: the release side of measurements
+ * `egw manifest create | sign | verify | show`: the release side of measurements
  * manifests. create writes the manifest the verifying client reads, with
  * PCRs computed from the EIF by infra/eif; sign and verify handle its
  * detached signature (attestation/client/manifest-signature.ts), always over
@@ -38,8 +40,10 @@ export async function manifestCommand(args: string[], ctx: CliContext): Promise<
       return signCommand(rest, ctx);
     case "verify":
       return verifyCommand(rest, ctx);
+    case "show":
+      return showCommand(rest, ctx);
     default:
-      throw new UsageError(sub ? `unknown subcommand "manifest ${sub}"` : "manifest needs a subcommand: create, sign or verify");
+      throw new UsageError(sub ? `unknown subcommand "manifest ${sub}"` : "manifest needs a subcommand: create, sign, verify or show");
   }
 }
 
@@ -85,6 +89,11 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
     "git-commit": { type: "string" },
     "image-digest": { type: "string" },
     config: { type: "string", multiple: true },
+    "trust-policy": { type: "string" },
+    operations: { type: "string", multiple: true },
+    "pin-policy-hash": { type: "boolean" },
+    "trust-any": { type: "boolean" },
+    dev: { type: "boolean" },
     "config-sha256": { type: "string", multiple: true },
     "sealed-secrets": { type: "string" },
     label: { type: "string" },
@@ -104,19 +113,47 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
   }
   const lifecycle = createLifecycle(values.sequence, values.expires, ctx);
 
-  // Config hashes: exactly what the enclave attests (enclave/config-hash.ts):
-  // the config file's bytes, folded with the sealed-secrets file the host
-  // will hand in when --sealed-secrets is given. --config-sha256 gives a
-  // hash computed elsewhere.
-  if (values["sealed-secrets"] !== undefined && (values.config ?? []).length === 0) {
-    throw new UsageError("--sealed-secrets is folded into the hash of a --config file; give --config <runtime-config.json>");
+  // --config named the single runtime config, gone since the trust policy /
+  // operations split: its hash would match no enclave.
+  if ((values.config ?? []).length > 0) {
+    throw new UsageError("--config is gone: the runtime config is now a trust policy and operations; give --trust-policy <file> (and --operations <file> to pin the deployment hash)");
+  }
+
+  // The trust section: derived from the trust policy the deployment will
+  // run, or "any" on purpose; never left out.
+  if (values["trust-any"] && values["trust-policy"] !== undefined) throw new UsageError("--trust-any and --trust-policy contradict each other: give one");
+  if (values["pin-policy-hash"] && values["trust-policy"] === undefined) throw new UsageError("--pin-policy-hash pins the hash of a --trust-policy file; give --trust-policy <file>");
+  if (values.dev && values["trust-policy"] === undefined) throw new UsageError("--dev reads a --trust-policy file under development rules; give --trust-policy <file>");
+  if (values["trust-policy"] === undefined && !values["trust-any"] && values.merge === undefined) {
+    throw new UsageError('manifest create needs a trust section: --trust-policy <trust-policy.json> (its origins, identity and key ARNs become the constraints), or --trust-any to constrain nothing on purpose');
+  }
+  let trust: TrustSetting | undefined;
+  let trustBytes: Uint8Array | undefined;
+  if (values["trust-any"]) trust = "any";
+  if (values["trust-policy"] !== undefined) {
+    trustBytes = await readSmallFile(path.resolve(ctx.cwd, values["trust-policy"]), MAX_TRUST_POLICY_BYTES, `--trust-policy ${values["trust-policy"]}`);
+    try {
+      trust = trustFromPolicyFile(trustBytes, { dev: values.dev ?? false, pinHash: values["pin-policy-hash"] ?? false });
+    } catch (err) {
+      if (err instanceof ReleaseError) throw new UsageError(`--trust-policy ${values["trust-policy"]}: ${err.message}${values.dev ? "" : " (read under production rules; --dev for a development policy)"}`);
+      throw err;
+    }
+  }
+
+  // Deployment hashes: exactly what the enclave attests as config_sha256
+  // (enclave/config-hash.ts): the trust policy, each operations file, and
+  // the sealed-secrets file the host will hand in when given.
+  // --config-sha256 gives a hash computed elsewhere.
+  if ((values.operations ?? []).length > 0 && trustBytes === undefined) throw new UsageError("--operations is folded into the deployment hash with a --trust-policy file; give --trust-policy <file>");
+  if (values["sealed-secrets"] !== undefined && (values.operations ?? []).length === 0) {
+    throw new UsageError("--sealed-secrets is folded into the deployment hash of --trust-policy and --operations; give both");
   }
   const sealed =
     values["sealed-secrets"] === undefined ? undefined : await readSmallFile(path.resolve(ctx.cwd, values["sealed-secrets"]), MAX_SEALED_FILE_BYTES, `--sealed-secrets ${values["sealed-secrets"]}`);
   const configs: Uint8Array[] = [];
-  for (const file of values.config ?? []) {
-    const bytes = await readSmallFile(path.resolve(ctx.cwd, file), MAX_CONFIG_BYTES, `--config ${file}`);
-    configs.push(attestedConfigHash(bytes, sealed));
+  for (const file of values.operations ?? []) {
+    const bytes = await readSmallFile(path.resolve(ctx.cwd, file), MAX_CONFIG_BYTES, `--operations ${file}`);
+    configs.push(attestedConfigHash(trustBytes!, bytes, sealed));
   }
   for (const h of values["config-sha256"] ?? []) {
     if (!/^[0-9a-fA-F]{64}$/.test(h)) throw new UsageError(`--config-sha256 "${h.slice(0, 80)}": expected 64 hex digits`);
@@ -158,13 +195,13 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
 
   let manifest: Manifest;
   try {
-    manifest = existing ? mergeManifest(existing, entry, configs, lifecycle) : createManifest(entry, configs, lifecycle);
+    manifest = existing ? mergeManifest(existing, entry, configs, lifecycle, trust) : createManifest(entry, configs, lifecycle, trust);
   } catch (err) {
     if (!(err instanceof ReleaseError)) throw err;
     print(ctx.stderr, `egw manifest create: REFUSED ${err.code}\n  ${err.message}`);
     return EXIT.rejected;
   }
-  if (!manifest.configSha256) print(ctx.stderr, "egw manifest create: warning: no --config or --config-sha256: clients will not check the runtime config hash");
+  if (manifest.trust === "any") print(ctx.stderr, 'egw manifest create: warning: trust "any": clients will not constrain where prompts and provider keys go (upstream origins, identity, key ARNs)');
   if (!entry.pcrs.has(8)) print(ctx.stderr, "egw manifest create: note: the EIF is unsigned, so no PCR8 is pinned");
   if (manifest.sequence === undefined || manifest.expires === undefined) {
     const missing = [manifest.sequence === undefined && "--sequence", manifest.expires === undefined && "--expires"].filter(Boolean).join(" or ");
@@ -303,24 +340,47 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
     return EXIT.rejected;
   }
   const { manifest, signature } = loaded;
-  const entries = manifest.measurements.map((m) => ({
-    label: m.label,
-    pcrs: Object.fromEntries([...m.pcrs].map(([i, v]) => [String(i), hex(v)])),
-    release: m.release ?? null,
-  }));
   if (values.json) {
     print(
       ctx.stdout,
       JSON.stringify(
-        { valid: true, keySha256: signature!.keyId, sequence: manifest.sequence ?? null, expires: manifest.expires ?? null, measurements: entries, configSha256: manifest.configSha256?.map(hex) ?? null, maxAgeSeconds: manifest.maxAgeSeconds ?? null, allowDebug: manifest.allowDebug ?? false },
+        { valid: true, keySha256: signature!.keyId, ...manifestFields(manifest) },
         null,
         2,
       ),
     );
     return EXIT.ok;
   }
-  const lines = [`VALID signature by key sha256:${signature!.keyId} over ${file}`, lifecycleLine(manifest)];
-  for (const e of entries) {
+  const lines = [`VALID signature by key sha256:${signature!.keyId} over ${file}`, ...manifestLines(manifest)];
+  print(ctx.stdout, lines.join("\n"));
+  return EXIT.ok;
+}
+
+function entriesOf(manifest: Manifest) {
+  return manifest.measurements.map((m) => ({
+    label: m.label,
+    pcrs: Object.fromEntries([...m.pcrs].map(([i, v]) => [String(i), hex(v)])),
+    release: m.release ?? null,
+  }));
+}
+
+/** The manifest's fields in JSON output (manifest verify, manifest show). */
+function manifestFields(manifest: Manifest) {
+  return {
+    sequence: manifest.sequence ?? null,
+    expires: manifest.expires ?? null,
+    measurements: entriesOf(manifest),
+    trust: trustJson(manifest.trust),
+    configSha256: manifest.configSha256?.map(hex) ?? null,
+    maxAgeSeconds: manifest.maxAgeSeconds ?? null,
+    allowDebug: manifest.allowDebug ?? false,
+  };
+}
+
+/** The manifest as a person reads it: lifecycle, entries, the trust section, warnings. */
+function manifestLines(manifest: Manifest): string[] {
+  const lines = [lifecycleLine(manifest)];
+  for (const e of entriesOf(manifest)) {
     lines.push(`  "${e.label}"`);
     for (const [i, v] of Object.entries(e.pcrs)) lines.push(`    PCR${i.padEnd(2)} ${v}`);
     if (e.release) {
@@ -330,9 +390,38 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
       if (r.builtAt) lines.push(`    built   ${r.builtAt}`);
     }
   }
+  lines.push(...describeTrustConstraints(manifest.trust).map((l) => `  ${l}`));
   lines.push(manifest.configSha256 ? `  config sha256: ${manifest.configSha256.map(hex).join(", ")}` : "  config sha256: not restricted");
   if (manifest.allowDebug) lines.push("  WARNING: allowDebug is true (debug-mode enclaves, whose memory the parent can read, are accepted)");
   if (manifest.devRootPem !== undefined) lines.push(`  WARNING: names a development root (${manifest.devRootPem}); not a production manifest`);
-  print(ctx.stdout, lines.join("\n"));
+  return lines;
+}
+
+// ─── show ────────────────────────────────────────────────────────────────
+
+/**
+ * Prints a manifest as the client reads it (entries, trust section, config
+ * hashes), checking no signature: `manifest verify` is for that. Exit 1 when
+ * the client would refuse the file.
+ */
+async function showCommand(args: string[], ctx: CliContext): Promise<number> {
+  const { values, positionals } = parseFlags(args, { json: { type: "boolean" } });
+  if (positionals.length !== 1) throw new UsageError("manifest show takes exactly one manifest file");
+  const file = positionals[0]!;
+  const bytes = await readSmallFile(path.resolve(ctx.cwd, file), MAX_MANIFEST_BYTES, file);
+  let manifest: Manifest;
+  try {
+    manifest = parseManifest(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch (err) {
+    const code = err instanceof ClientError ? err.code : "ERR_MANIFEST_INVALID";
+    if (values.json) print(ctx.stdout, JSON.stringify({ valid: false, code, message: (err as Error).message }, null, 2));
+    else print(ctx.stdout, `INVALID ${code}\n  ${(err as Error).message}`);
+    return EXIT.rejected;
+  }
+  if (values.json) {
+    print(ctx.stdout, JSON.stringify({ valid: true, signatureChecked: false, ...manifestFields(manifest) }, null, 2));
+    return EXIT.ok;
+  }
+  print(ctx.stdout, [`manifest ${file} (signature NOT checked; use egw manifest verify)`, ...manifestLines(manifest)].join("\n"));
   return EXIT.ok;
 }

@@ -3,11 +3,11 @@ import type { AddressInfo } from "node:net";
 import { openAttestedConnection, parseGatewayOrigin } from "../../attestation/client/connection.js";
 import { ClientError } from "../../attestation/client/errors.js";
 import type { AttestedPeer } from "../../attestation/client/peer.js";
-import type { ClientPolicy } from "../../attestation/client/policy.js";
+import { resolvePolicy, type ClientPolicy, type ResolvedPolicy } from "../../attestation/client/policy.js";
 import { receiptSseBlock } from "../../attestation/receipt.js";
 import { createVerifiedFetch, type VerifiedFetch } from "../../attestation/client/verified-fetch.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
-import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, releaseLine, stepLines, type CliPolicy } from "./verify.js";
+import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, releaseLine, stepLines, trustWord, unconstrained, type CliPolicy } from "./verify.js";
 
 /**
  * `egw proxy --upstream <url> [--policy file [--policy-pubkey pem | --policy-pubkey-sha256 hex] [--policy-sig file]
@@ -31,10 +31,19 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *    401, 413, 429: receipt body_read false) are passed on with the
  *    gateway's status and error body once their receipt verifies.
  *  - Response headers say what was verified: x-egw-verified
- *    (attestation+receipt, or attestation+receipt-at-end-of-stream),
- *    x-egw-measurement (manifest label, or "unchecked"), x-egw-root
- *    (production / development), x-egw-receipt-id, x-egw-tls-spki-sha256,
- *    x-egw-config-sha256.
+ *    (`attestation+receipt; trust=constrained`, or
+ *    `attestation+receipt-at-end-of-stream; trust=…`, with
+ *    `trust=UNCONSTRAINED` when the policy's trust is "any" or the enclave
+ *    attests no trust policy), x-egw-measurement (manifest label, or
+ *    "unchecked"), x-egw-root (production / development),
+ *    x-egw-receipt-id, x-egw-upstream (the receipt's upstream origin, for
+ *    non-streamed answers: a stream's receipt comes after its headers;
+ *    "none" when no upstream answered), x-egw-tls-spki-sha256,
+ *    x-egw-config-sha256, x-egw-policy-sha256 (absent for an enclave that
+ *    attests no trust policy).
+ *  - The trust policy is read and checked on every attested connection
+ *    before a request byte is sent; a receipt naming an upstream outside
+ *    it, or outside the allowed origins, is refused (502).
  *
  * Loopback only: it speaks plain HTTP, and a Host header that is not
  * loopback is refused (DNS rebinding).
@@ -102,6 +111,7 @@ function errorBody(path: string, code: string, message: string): { type: string;
 
 function verifiedHeaders(peer: AttestedPeer): Record<string, string> {
   return {
+    ...(peer.policySha256 !== null && { "x-egw-policy-sha256": Buffer.from(peer.policySha256).toString("hex") }),
     "x-egw-measurement": peer.measurement === null ? "unchecked" : headerSafe(peer.measurement),
     "x-egw-root": peer.result.root.production ? "production" : "development",
     "x-egw-tls-spki-sha256": Buffer.from(peer.tlsSpkiSha256).toString("hex"),
@@ -123,6 +133,8 @@ async function readBody(req: IncomingMessage, max: number): Promise<Uint8Array |
 export async function startVerifyingProxy(options: ProxyOptions): Promise<RunningProxy> {
   const upstream = parseGatewayOrigin(options.upstream).origin;
   const verifiedFetch = createVerifiedFetch({ baseURL: upstream, policy: options.policy, ...(options.now && { now: options.now }), keepReceipts: 0 });
+  // Only to say what was checked; the verified fetch resolved (and checks) its own copy.
+  const resolved: ResolvedPolicy = resolvePolicy(options.policy, (options.now ?? (() => new Date()))());
   const maxRequestBytes = options.maxRequestBytes ?? 32 * 1024 * 1024;
   const log = options.log ?? (() => {});
   let port = options.port;
@@ -197,8 +209,9 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
     if (!/^text\/event-stream/i.test(response.headers.get("content-type") ?? "")) {
       const bytes = new Uint8Array(await response.arrayBuffer());
       const verified = await exchange.receipt;
-      outHeaders["x-egw-verified"] = "attestation+receipt";
+      outHeaders["x-egw-verified"] = `attestation+receipt; trust=${trustWord(peer, resolved)}`;
       outHeaders["x-egw-receipt-id"] = headerSafe(verified.claims.id);
+      outHeaders["x-egw-upstream"] = verified.claims.upstream ? headerSafe(verified.claims.upstream.origin) : "none";
       outHeaders["content-length"] = String(bytes.length);
       res.writeHead(response.status, outHeaders);
       res.end(bytes);
@@ -206,7 +219,7 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
       return;
     }
 
-    outHeaders["x-egw-verified"] = "attestation+receipt-at-end-of-stream";
+    outHeaders["x-egw-verified"] = `attestation+receipt-at-end-of-stream; trust=${trustWord(peer, resolved)}`;
     res.writeHead(response.status, outHeaders);
     res.flushHeaders();
     // The verified fetch holds the stream's terminal event ([DONE],
@@ -297,6 +310,10 @@ export async function proxyCommand(args: string[], ctx: CliContext, options: { s
     first.socket.destroy();
     const m = first.peer.measurement === null ? "measurements NOT checked (no --policy)" : `measurement "${first.peer.measurement}"`;
     print(ctx.stderr, `egw proxy: ${upstream} attested: ${first.peer.result.moduleId}, ${m}, root ${first.peer.result.root.name}${first.peer.result.root.production ? "" : " (DEVELOPMENT)"}`);
+    const t = first.peer.trust;
+    print(ctx.stderr, `egw proxy: trust policy ${t ? `sha256 ${Buffer.from(t.sha256).toString("hex")}, upstream origins ${t.origins.join(", ")}, identity ${t.policy.identity.mode}` : "none attested"}`);
+    const open = unconstrained(first.peer, resolved);
+    if (open.length > 0) print(ctx.stderr, `egw proxy: UNCONSTRAINED: ${open.join(", ")}`);
     const release = matchedRelease(loaded.manifest, first.peer.measurement);
     if (release) print(ctx.stderr, `egw proxy:${releaseLine(release)}`);
   } catch (err) {

@@ -5,6 +5,8 @@ import type { AttestedPeer } from "../../attestation/client/peer.js";
 import type { ReleaseInfo } from "../../attestation/client/manifest-release.js";
 import type { VerifiedManifestSignature } from "../../attestation/client/manifest-signature.js";
 import { loadDevRoot, loadPolicyFile, resolvePolicy, type ClientPolicy, type Manifest, type ResolvedPolicy } from "../../attestation/client/policy.js";
+import { describeTrustConstraints, unconstrainedTrust } from "../../attestation/client/trust-constraints.js";
+import { describeTrustPolicy } from "../../attestation/trust-policy.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 import { parseMinSequenceFlag, readManifestPin } from "./manifest-pin.js";
 
@@ -14,10 +16,13 @@ import { parseMinSequenceFlag, readManifestPin } from "./manifest-pin.js";
  *
  * Attests a gateway exactly as the verifying client does (one TLS
  * connection, a fresh nonce, every policy check, the TLS key binding) and
- * prints each step. Exit 0 when every check passed, 1 when one failed
- * (connection problems included), 2 on usage. Without --policy the
- * measurements are checked against nothing, and the report says so in its
- * verdict; exit 0 then means every other check passed.
+ * prints each step, then the attested trust policy (upstream origins,
+ * identity mode, key ARNs, its hash). Exit 0 when every check passed, 1
+ * when one failed (connection problems included), 2 on usage. Without
+ * --policy neither the measurements nor the trust policy are checked
+ * against anything, and the verdict says so: "ACCEPTED (UNCONSTRAINED: …)"
+ * names what was not constrained (also for a manifest that says "any");
+ * exit 0 then means every other check passed.
  *
  * With --policy-pubkey or --policy-pubkey-sha256 the manifest is used only
  * with a valid detached signature by that key (<manifest>.sig, or
@@ -110,8 +115,8 @@ export async function loadCliPolicy(
         (sequence === undefined ? "" : `, sequence ${sequence}${minSequence === undefined ? "" : ` (at least ${minSequence} pinned)`}`) + (expires === undefined ? "" : `, expires ${expires}`);
       source = `manifest ${values.policy} (${count} allowed measurement set${count === 1 ? "" : "s"}${lifecycle}${signed})`;
     } else {
-      policy = { measurements: "any", ...(devRootFile !== undefined && { trustedRoots: [await loadDevRoot(devRootFile)] }) };
-      source = "no manifest: measurements are NOT checked";
+      policy = { measurements: "any", trust: "any", ...(devRootFile !== undefined && { trustedRoots: [await loadDevRoot(devRootFile)] }) };
+      source = "no manifest: measurements and trust policy are NOT checked";
     }
     return { policy, resolved: resolvePolicy(policy, ctx.now()), source, ...(manifest && { manifest }), ...(signature && { signature }) };
   } catch (err) {
@@ -144,6 +149,57 @@ export function stepLines(steps: readonly ClientStep[]): string[] {
   return steps.map((s) => `  ${mark[s.status]} ${s.step.padEnd(13)} ${s.detail}`);
 }
 
+/**
+ * What a connection's acceptance left open, for the verdict: measurements
+ * "any", trust "any" (or the parts of a trust section left out), a document
+ * that attests no trust policy.
+ */
+export function unconstrained(peer: AttestedPeer, resolved: ResolvedPolicy): string[] {
+  const open: string[] = [];
+  if (resolved.measurements === "any") open.push("measurements");
+  if (peer.policySha256 === null) open.push("trust policy (this enclave attests none)");
+  else open.push(...unconstrainedTrust(resolved.trust));
+  return open;
+}
+
+/** "constrained" or "UNCONSTRAINED", as x-egw-verified says it. */
+export function trustWord(peer: AttestedPeer, resolved: ResolvedPolicy): "constrained" | "UNCONSTRAINED" {
+  return resolved.trust !== "any" && peer.trust !== null ? "constrained" : "UNCONSTRAINED";
+}
+
+/** The attested trust policy as report lines (describeTrustPolicy), and what the policy required of it. */
+export function trustLines(peer: AttestedPeer, resolved: ResolvedPolicy): string[] {
+  const lines: string[] = [];
+  if (peer.trust === null) {
+    lines.push("  trust policy: none attested (an older enclave, channel binding v1/v2)");
+  } else {
+    lines.push(`  trust policy sha256 ${Buffer.from(peer.trust.sha256).toString("hex")}`);
+    lines.push(...describeTrustPolicy(peer.trust.policy).map((l) => `    ${l}`));
+  }
+  lines.push("  required by the policy:", ...describeTrustConstraints(resolved.trust).map((l) => `    ${l}`));
+  return lines;
+}
+
+/** The trust fields of JSON output. */
+export function trustJsonFields(peer: AttestedPeer, resolved: ResolvedPolicy) {
+  const t = peer.trust;
+  return {
+    trustConstrained: trustWord(peer, resolved) === "constrained",
+    unconstrained: unconstrained(peer, resolved),
+    trustPolicy:
+      t === null
+        ? null
+        : {
+            sha256: Buffer.from(t.sha256).toString("hex"),
+            upstreamOrigins: t.origins,
+            providers: t.policy.providers.map((p) => ({ name: p.name, kind: p.kind, origin: p.origin, ...(p.secret !== undefined && { secret: p.secret }) })),
+            identity: t.policy.identity.mode === "ephemeral" ? { mode: "ephemeral" } : { mode: "sealed", kmsKeyArn: t.policy.identity.kmsKeyArn },
+            secretsKmsKeyArn: t.policy.secrets?.kmsKeyArn ?? null,
+            lines: describeTrustPolicy(t.policy),
+          },
+  };
+}
+
 export function peerJson(peer: AttestedPeer) {
   const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
   return {
@@ -155,6 +211,7 @@ export function peerJson(peer: AttestedPeer) {
     pcrs: Object.fromEntries([...peer.result.document.pcrs].map(([i, v]) => [i, hex(v)])),
     tlsSpkiSha256: hex(peer.tlsSpkiSha256),
     configSha256: hex(peer.configSha256),
+    policySha256: peer.policySha256 === null ? null : hex(peer.policySha256),
     receiptKeySpki: peer.result.document.publicKey ? hex(peer.result.document.publicKey) : null,
     nonce: hex(peer.nonce),
   };
@@ -208,19 +265,26 @@ export async function verifyCommand(args: string[], ctx: CliContext): Promise<nu
     const manifestSignature = loaded.signature ? { keySha256: loaded.signature.keyId } : null;
     const manifestSequence = loaded.manifest?.sequence ?? null;
     const manifestExpires = loaded.manifest?.expires ?? null;
-    print(ctx.stdout, JSON.stringify({ url: origin, accepted: true, policy: source, measurementsChecked, manifestSignature, manifestSequence, manifestExpires, ageMs: age, ...peerJson(peer), release: release ?? null, steps: peer.steps }, null, 2));
+    print(
+      ctx.stdout,
+      JSON.stringify({ url: origin, accepted: true, policy: source, measurementsChecked, ...trustJsonFields(peer, resolved), manifestSignature, manifestSequence, manifestExpires, ageMs: age, ...peerJson(peer), release: release ?? null, steps: peer.steps }, null, 2),
+    );
     return EXIT.ok;
   }
   const root = peer.result.root.production ? `${peer.result.root.name} (production)` : `${peer.result.root.name} — DEVELOPMENT root, not valid in production`;
-  const verdict = measurementsChecked
-    ? `ACCEPTED attested enclave ${peer.result.moduleId}, measurement "${peer.measurement}"`
-    : `ACCEPTED attested enclave ${peer.result.moduleId} — measurements NOT checked against any manifest (pass --policy <manifest.json>)`;
+  const open = unconstrained(peer, resolved);
+  const what = measurementsChecked ? `, measurement "${peer.measurement}"` : " — measurements NOT checked against any manifest";
+  const verdict =
+    open.length === 0
+      ? `ACCEPTED attested enclave ${peer.result.moduleId}${what}`
+      : `ACCEPTED (UNCONSTRAINED: ${open.join(", ")}) attested enclave ${peer.result.moduleId}${what}${loaded.manifest ? "" : " (pass --policy <manifest.json>)"}`;
   print(
     ctx.stdout,
     [
       `egw verify ${origin}`,
       `  policy: ${source}`,
       ...stepLines(peer.steps),
+      ...trustLines(peer, resolved),
       verdict,
       ...(release ? [releaseLine(release)] : []),
       `  root ${root}; ${peer.result.debug ? "DEBUG MODE" : "debug mode off"}; document ${age} ms old`,

@@ -9,6 +9,7 @@ export type ReleaseErrorCode =
   | "ERR_RELEASE_TOO_MANY" // --merge: the manifest would exceed its entry or config-hash limit
   | "ERR_RELEASE_SEQUENCE" // --merge: the manifest has a sequence and the new one is missing or not higher
   | "ERR_RELEASE_EXPIRES" // --merge: the manifest has an expiry and no new one was given
+  | "ERR_RELEASE_NO_TRUST" // no trust section: derive one from the trust policy, or say "any" on purpose
   | "ERR_SIGNING_KEY"; // not a usable P-384 key (private key for signing, public key for pinning)
 
 export class ReleaseError extends Error {

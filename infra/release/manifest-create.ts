@@ -2,6 +2,8 @@ import { ClientError } from "../../attestation/client/errors.js";
 import { parseReleaseInfo } from "../../attestation/client/manifest-release.js";
 import { expiresProblem, sequenceProblem } from "../../attestation/client/manifest-rollback.js";
 import { matchMeasurements, type Manifest, type MeasurementSet } from "../../attestation/client/policy.js";
+import { readTrustSetting, trustJson, type TrustSetting } from "../../attestation/client/trust-constraints.js";
+import { parseTrustPolicy, trustPolicySha256, TrustPolicyError, upstreamOrigins } from "../../attestation/trust-policy.js";
 import { measurementPcrs, type EifMeasurements } from "../eif/measure.js";
 import { ReleaseError } from "./errors.js";
 
@@ -100,11 +102,46 @@ function lifecycleFields(lifecycle: ManifestLifecycle): ManifestLifecycle {
   return out;
 }
 
+/**
+ * The trust section a trust-policy file calls for: its provider origins,
+ * its identity mode (and key), its secrets key; with `pinHash`, also the
+ * SHA-256 of its exact bytes. Parsed under production rules unless `dev`
+ * (a development policy may use http origins, which no production
+ * enclave would accept). Throws ERR_RELEASE_INPUT naming the field.
+ */
+export function trustFromPolicyFile(bytes: Uint8Array, options: { dev: boolean; pinHash: boolean }): TrustSetting {
+  let policy;
+  try {
+    policy = parseTrustPolicy(bytes, { dev: options.dev });
+  } catch (err) {
+    if (err instanceof TrustPolicyError) throw new ReleaseError("ERR_RELEASE_INPUT", err.message, { cause: err });
+    throw err;
+  }
+  const identity = policy.identity.mode === "ephemeral" ? ({ mode: "ephemeral" } as const) : ({ mode: "sealed", kmsKeyArn: policy.identity.kmsKeyArn } as const);
+  return {
+    upstreamOrigins: upstreamOrigins(policy),
+    identity,
+    ...(policy.secrets && { secretsKmsKeyArn: policy.secrets.kmsKeyArn }),
+    ...(options.pinHash && { policySha256: [trustPolicySha256(bytes)] }),
+  };
+}
+
+/** A trust section checked as the client will read it: never one that constrains nothing by accident. */
+function checkedTrust(trust: TrustSetting | undefined): TrustSetting {
+  if (trust === undefined) throw new ReleaseError("ERR_RELEASE_NO_TRUST", 'a manifest needs a trust section: derive it from the trust policy, or write "any" on purpose');
+  try {
+    return readTrustSetting(trustJson(trust), "json", (where, message) => new ClientError("ERR_MANIFEST_INVALID", `${where}: ${message}`));
+  } catch (err) {
+    if (err instanceof ClientError) throw new ReleaseError("ERR_RELEASE_INPUT", err.message, { cause: err });
+    throw err;
+  }
+}
+
 /** A manifest holding one release. No config hash: the client reports the config as unchecked. */
-export function createManifest(entry: MeasurementSet, configSha256: readonly Uint8Array[] = [], lifecycle: ManifestLifecycle = {}): Manifest {
+export function createManifest(entry: MeasurementSet, configSha256: readonly Uint8Array[] = [], lifecycle: ManifestLifecycle = {}, trust?: TrustSetting): Manifest {
   const fields = lifecycleFields(lifecycle);
   const configs = mergeConfigHashes([], configSha256);
-  return { version: 1, ...fields, measurements: [entry], ...(configs && { configSha256: configs }) };
+  return { version: 1, ...fields, measurements: [entry], trust: checkedTrust(trust), ...(configs && { configSha256: configs }) };
 }
 
 /**
@@ -123,8 +160,10 @@ export function createManifest(entry: MeasurementSet, configSha256: readonly Uin
  *  - `expires`: if the existing manifest has one, a new one must be given
  *    (dropping it would make the merged manifest valid forever; keeping it
  *    would let it lapse with the old one unnoticed).
+ * The trust section is the one given (it applies to every entry, like the
+ * config hashes), else the existing manifest's.
  */
-export function mergeManifest(existing: Manifest, entry: MeasurementSet, configSha256: readonly Uint8Array[] = [], lifecycle: ManifestLifecycle = {}): Manifest {
+export function mergeManifest(existing: Manifest, entry: MeasurementSet, configSha256: readonly Uint8Array[] = [], lifecycle: ManifestLifecycle = {}, trust?: TrustSetting): Manifest {
   const fields = lifecycleFields(lifecycle);
   if (existing.sequence !== undefined && (fields.sequence === undefined || fields.sequence <= existing.sequence)) {
     throw new ReleaseError(
@@ -145,7 +184,7 @@ export function mergeManifest(existing: Manifest, entry: MeasurementSet, configS
   if (existing.measurements.length + 1 > MAX_ENTRIES) throw new ReleaseError("ERR_RELEASE_TOO_MANY", `a manifest holds at most ${MAX_ENTRIES} entries`);
   const configs = mergeConfigHashes(existing.configSha256 ?? [], configSha256);
   const { sequence: _oldSequence, expires: _oldExpires, ...rest } = existing;
-  const merged: Manifest = { ...rest, ...fields, measurements: [...existing.measurements, entry] };
+  const merged: Manifest = { ...rest, ...fields, measurements: [...existing.measurements, entry], trust: checkedTrust(trust ?? existing.trust) };
   if (configs) merged.configSha256 = configs;
   return merged;
 }

@@ -1,5 +1,6 @@
 import { RELEASE_KEYS } from "../../attestation/client/manifest-release.js";
 import { parseManifest, type Manifest, type MeasurementSet } from "../../attestation/client/policy.js";
+import { trustJson } from "../../attestation/client/trust-constraints.js";
 
 /**
  * Writes a manifest in the one layout the release tools produce: the
@@ -18,6 +19,7 @@ export function serializeManifest(manifest: Manifest): string {
   if (manifest.sequence !== undefined) out.sequence = manifest.sequence;
   if (manifest.expires !== undefined) out.expires = manifest.expires;
   out.measurements = manifest.measurements.map(entryJson);
+  out.trust = trustJson(manifest.trust);
   if (manifest.configSha256 !== undefined) out.configSha256 = manifest.configSha256.map(hex);
   if (manifest.maxAgeSeconds !== undefined) out.maxAgeSeconds = manifest.maxAgeSeconds;
   if (manifest.allowDebug !== undefined) out.allowDebug = manifest.allowDebug;
