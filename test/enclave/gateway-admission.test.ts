@@ -229,7 +229,7 @@ describe("limits hold before and after auth (PROXY v2 addresses)", () => {
     await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
     try {
       const origin = `https://127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
-      const attested = await openAttestedConnection({ origin, policy: resolvePolicy({ measurements: "any", trustedRoots: [h.anchor] }), now: () => new Date(), proofToken: CLIENT_TOKEN });
+      const attested = await openAttestedConnection({ origin, policy: resolvePolicy({ measurements: "any", trust: "any", trustedRoots: [h.anchor] }), now: () => new Date(), proofToken: CLIENT_TOKEN });
       expect(attested.peer).toBeDefined();
       attested.socket.destroy();
     } finally {

@@ -82,7 +82,7 @@ describe("egw dev: the whole stack as separate processes", () => {
 
   it("the host relay never sees a prompt, answer, provider key or client token", async () => {
     const origin = ready.url.replace(/\/v1$/, "");
-    const policy = { measurements: "any" as const, trustedRoots: [trustAnchorFromPem(fs.readFileSync(ready.devRoot, "utf8"), "development")] };
+    const policy = { measurements: "any" as const, trust: "any" as const, trustedRoots: [trustAnchorFromPem(fs.readFileSync(ready.devRoot, "utf8"), "development")] };
     const verified = createVerifiedFetch({ baseURL: origin, policy });
     try {
       const openai = new OpenAI({ baseURL: ready.url, apiKey: token, fetch: verified, maxRetries: 0 });

@@ -24,10 +24,11 @@ import { createIdentity, type EnclaveIdentity } from "../../../enclave/identity.
 export const PCR0_TEST = new Uint8Array(48).fill(0x11);
 export const PCR0_OTHER = new Uint8Array(48).fill(0x22);
 
-export function manifestJson(options: { pcr0?: Uint8Array; label?: string; configSha256?: Uint8Array[]; maxAgeSeconds?: number; devRootPem?: string } = {}): string {
+export function manifestJson(options: { pcr0?: Uint8Array; trust?: unknown; label?: string; configSha256?: Uint8Array[]; maxAgeSeconds?: number; devRootPem?: string } = {}): string {
   return JSON.stringify({
     version: 1,
     measurements: [{ label: options.label ?? "test build", pcrs: { 0: Buffer.from(options.pcr0 ?? PCR0_TEST).toString("hex") } }],
+    trust: options.trust ?? "any",
     ...(options.configSha256 && { configSha256: options.configSha256.map((h) => Buffer.from(h).toString("hex")) }),
     ...(options.maxAgeSeconds !== undefined && { maxAgeSeconds: options.maxAgeSeconds }),
     ...(options.devRootPem !== undefined && { devRootPem: options.devRootPem }),
@@ -115,18 +116,27 @@ export interface FakeGateway {
   holdStream: Promise<void> | undefined;
   /** Request bodies received on /v1/chat/completions. */
   bodies: Buffer[];
+  /** "METHOD path" of every request received, in order. */
+  requests: string[];
+  /** The attested trust policy's bytes (binding v3), when the fake was given one. */
+  trustPolicy: Uint8Array | undefined;
+  /** Served at /v1/attestation/policy instead of the attested bytes (a host serving another policy); receipt signed over what is served. */
+  servedPolicy: Uint8Array | undefined;
+  /** The upstream origin chat receipts claim. Default "local". */
+  receiptUpstream: string;
   close(): Promise<void>;
 }
 
-export async function startFakeGateway(options: { now?: () => Date; pcrs?: Record<number, Uint8Array> } = {}): Promise<FakeGateway> {
+export async function startFakeGateway(options: { now?: () => Date; pcrs?: Record<number, Uint8Array>; trustPolicy?: string } = {}): Promise<FakeGateway> {
   const now = options.now ?? (() => new Date());
   const ca = await createDevCa({ now });
   const nsm = new SimulatedNsm({ ca, now, pcrs: options.pcrs ?? { 0: PCR0_TEST } });
   const identity = await createIdentity({ now });
   const configSha256 = new Uint8Array(createHash("sha256").update("fake gateway config").digest());
-  const userData = encodeBinding({ tlsSpkiSha256: identity.tls.spkiSha256, configSha256 });
-  const otherKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
+  const trustPolicy = options.trustPolicy === undefined ? undefined : new TextEncoder().encode(options.trustPolicy);
   const sha = (b: Uint8Array) => new Uint8Array(createHash("sha256").update(b).digest());
+  const userData = encodeBinding({ tlsSpkiSha256: identity.tls.spkiSha256, configSha256, ...(trustPolicy && { policySha256: sha(trustPolicy) }) });
+  const otherKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
 
   const fake: FakeGateway = {
     origin: "",
@@ -138,6 +148,10 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
     tamper: "none",
     holdStream: undefined,
     bodies: [],
+    requests: [],
+    trustPolicy,
+    servedPolicy: undefined,
+    receiptUpstream: "local",
     close: async () => {},
   };
 
@@ -156,7 +170,7 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
       bodyRead: true,
       requestSha256: sha(request),
       responseSha256: sha(response),
-      upstream: { origin: "local", model: "fake" },
+      upstream: { origin: fake.receiptUpstream, model: "fake" },
     };
     const receipt = signReceipt(claims, fake.tamper === "other-key" ? otherKey : identity.receipt.privateKey);
     if (fake.tamper === "flip-receipt") receipt[receipt.length - 1]! ^= 0x01;
@@ -179,6 +193,17 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
       void (async () => {
         const body = new Uint8Array(Buffer.concat(chunks));
         const url = new URL(req.url ?? "/", "https://fake");
+        fake.requests.push(`${req.method} ${url.pathname}`);
+        if (req.method === "GET" && url.pathname === "/v1/attestation/policy" && trustPolicy) {
+          const served = fake.servedPolicy ?? trustPolicy;
+          const receipt = signReceipt(
+            { v: 2, id: "egw-fake-policy", time: now().getTime(), method: "GET", path: "/v1/attestation/policy", surface: "attestation", model: "", provider: "", status: 200, stream: false, bodyRead: false, responseSha256: sha(served) },
+            identity.receipt.privateKey,
+          );
+          res.writeHead(200, { "content-type": "application/json", "content-length": served.length, "x-egw-receipt": Buffer.from(receipt).toString("base64url") });
+          res.end(served);
+          return;
+        }
         if (req.method === "GET" && url.pathname === "/v1/attestation") {
           const nonce = url.searchParams.get("nonce");
           const doc = await nsm.attest({ publicKey: identity.receipt.publicSpkiDer, userData, ...(nonce && { nonce: new Uint8Array(Buffer.from(nonce, "hex")) }) });

@@ -10,7 +10,7 @@ const release = () => ({
   eifSha384: "cd".repeat(48),
   builtAt: "2026-11-25T12:00:00Z",
 });
-const manifest = (r: unknown) => ({ version: 1, measurements: [{ label: "egw 0.1.0", pcrs: { "0": hex48(1) }, release: r }] });
+const manifest = (r: unknown) => ({ version: 1, measurements: [{ label: "egw 0.1.0", pcrs: { "0": hex48(1) }, release: r }], trust: "any" });
 const parse = (value: unknown) => parseManifest(JSON.stringify(value));
 /** One mutated field of `release`; the error must name exactly that field's path. */
 const refusedField = (field: string, value: unknown) =>
@@ -32,7 +32,7 @@ describe("manifest entry release", () => {
     const r = { ...release(), gitCommit: "a".repeat(64), builtAt: "2026-11-25T12:00:00.123456789+05:30", version: "1.2.3-rc.1+build.5" };
     expect(parse(manifest(r)).measurements[0]!.release).toEqual(r);
     // Entries without a release still parse, as before.
-    expect(parse({ version: 1, measurements: [{ label: "a", pcrs: { "0": hex48(1) } }] }).measurements[0]!.release).toBeUndefined();
+    expect(parse({ version: 1, measurements: [{ label: "a", pcrs: { "0": hex48(1) } }], trust: "any" }).measurements[0]!.release).toBeUndefined();
   });
 
   it("refuses a release that is not an object, or has unknown or repeated fields", () => {

@@ -24,6 +24,7 @@ const base = (extra: Record<string, unknown> = {}) => ({
   version: 1,
   ...extra,
   measurements: [{ label: "test build", pcrs: { "0": Buffer.from(PCR0_TEST).toString("hex") } }],
+  trust: "any",
 });
 const parse = (value: unknown) => parseManifest(JSON.stringify(value));
 const invalidAt = (value: unknown, field: string) =>
@@ -119,7 +120,7 @@ describe("expiry, with an injected clock", () => {
     expect(() => resolvePolicy(policy, new Date(EXPIRY + 1000))).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_EXPIRED", action: "fix-policy" }));
     expect(() => resolvePolicy(policy)).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID", message: expect.stringContaining("needs the current time") }));
     // A policy that does not expire needs no clock, as before.
-    expect(resolvePolicy({ measurements: "any" }).expires).toBeUndefined();
+    expect(resolvePolicy({ measurements: "any", trust: "any" }).expires).toBeUndefined();
   });
 
   it("checkManifestRollback (for manifests loaded some other way) applies the same rules", () => {
@@ -136,9 +137,9 @@ describe("expiry, with an injected clock", () => {
     }
     const set = { label: "a", pcrs: new Map([[0, PCR0_TEST]]) };
     for (const expires of [undefined, new Date(NaN), EXPIRES, EXPIRY]) {
-      expect(() => resolvePolicy({ measurements: [set], expires } as never, new Date(0)), String(expires)).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+      expect(() => resolvePolicy({ measurements: [set], trust: "any", expires } as never, new Date(0)), String(expires)).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
     }
-    expect(() => resolvePolicy({ measurements: [set] }, new Date(NaN))).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => resolvePolicy({ measurements: [set], trust: "any" }, new Date(NaN))).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
   });
 });
 

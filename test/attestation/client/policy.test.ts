@@ -15,6 +15,7 @@ const valid = () => ({
     { label: "release 1", pcrs: { "0": hex48(1), "1": hex48(2), "2": hex48(3) } },
     { label: "release 2", pcrs: { "0": hex48(4).toUpperCase() } },
   ],
+  trust: "any",
   configSha256: [Buffer.alloc(32, 9).toString("hex")],
   maxAgeSeconds: 120,
   allowDebug: false,
@@ -75,15 +76,15 @@ describe("resolvePolicy fails closed", () => {
   const set = { label: "a", pcrs: new Map([[0, PCR0_TEST]]) };
   it("requires measurements, or \"any\" on purpose", () => {
     expect(() => resolvePolicy({} as never)).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID", action: "fix-policy" }));
-    expect(() => resolvePolicy({ measurements: [] })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
-    expect(resolvePolicy({ measurements: "any" }).measurements).toBe("any");
+    expect(() => resolvePolicy({ measurements: [], trust: "any" })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(resolvePolicy({ measurements: "any", trust: "any" }).measurements).toBe("any");
   });
   it("refuses present-but-unusable values", () => {
-    expect(() => resolvePolicy({ measurements: [set], configSha256: undefined })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
-    expect(() => resolvePolicy({ measurements: [set], configSha256: [] })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
-    expect(() => resolvePolicy({ measurements: [set], trustedRoots: [] })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
-    expect(() => resolvePolicy({ measurements: [set], maxAgeMs: -1 })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
-    expect(() => resolvePolicy({ measurements: [{ label: "a", pcrs: new Map([[0, new Uint8Array(47)]]) }] })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => resolvePolicy({ measurements: [set], trust: "any", configSha256: undefined })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => resolvePolicy({ measurements: [set], trust: "any", configSha256: [] })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => resolvePolicy({ measurements: [set], trust: "any", trustedRoots: [] })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => resolvePolicy({ measurements: [set], trust: "any", maxAgeMs: -1 })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => resolvePolicy({ measurements: [{ label: "a", pcrs: new Map([[0, new Uint8Array(47)]]) }], trust: "any" })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
   });
 });
 

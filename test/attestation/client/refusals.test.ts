@@ -21,7 +21,7 @@ const MAX_BODY = 1024;
 
 beforeAll(async () => {
   h = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1000, maxBodyBytes: MAX_BODY } }) });
-  const policy = { measurements: [{ label: "test build", pcrs: new Map([[0, PCR0_TEST]]) }], trustedRoots: [h.anchor] };
+  const policy = { measurements: [{ label: "test build", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any" as const, trustedRoots: [h.anchor] };
   f = createVerifiedFetch({ baseURL: h.baseURL, policy });
   proxy = await startVerifyingProxy({ upstream: h.baseURL, policy, host: "127.0.0.1", port: 0 });
 });

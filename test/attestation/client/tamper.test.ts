@@ -28,7 +28,7 @@ let client: OpenAI;
 
 beforeAll(async () => {
   fake = await startFakeGateway();
-  f = createVerifiedFetch({ baseURL: fake.baseURL, policy: { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trustedRoots: [fake.anchor] } });
+  f = createVerifiedFetch({ baseURL: fake.baseURL, policy: { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any", trustedRoots: [fake.anchor] } });
   client = new OpenAI({ baseURL: fake.baseURL, apiKey: "k", fetch: f, maxRetries: 0 });
 });
 afterAll(async () => {
@@ -136,7 +136,7 @@ describe("the receipt-checking stage with altered real gateway bytes", () => {
     h = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1000 } }) });
     const attested = await openAttestedConnection({
       origin: new URL(h.baseURL).origin,
-      policy: resolvePolicy({ measurements: "any", trustedRoots: [h.anchor] }),
+      policy: resolvePolicy({ measurements: "any", trust: "any", trustedRoots: [h.anchor] }),
       now: () => new Date(),
     });
     attested.socket.destroy();

@@ -27,7 +27,7 @@ afterAll(async () => {
 
 const pcrs = (pcr0: Uint8Array) => new Map([[0, pcr0]]);
 function policy(overrides: Partial<ClientPolicy> = {}): ClientPolicy {
-  return { measurements: [{ label: "test build", pcrs: pcrs(PCR0_TEST) }], trustedRoots: [h.anchor], ...overrides };
+  return { measurements: [{ label: "test build", pcrs: pcrs(PCR0_TEST) }], trust: "any", trustedRoots: [h.anchor], ...overrides };
 }
 function vfetch(overrides: Partial<Parameters<typeof createVerifiedFetch>[0]> = {}): VerifiedFetch {
   const f = createVerifiedFetch({ baseURL: h.baseURL, policy: policy(), ...overrides });
@@ -179,7 +179,7 @@ describe("createVerifiedFetch with the official SDKs", () => {
 
   it("refuses a non-https base URL and an empty policy", () => {
     expect(() => createVerifiedFetch({ baseURL: "http://127.0.0.1:1/v1", policy: policy() })).toThrow(expect.objectContaining({ code: "ERR_ORIGIN" }));
-    expect(() => createVerifiedFetch({ baseURL: h.baseURL, policy: { measurements: [] } })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => createVerifiedFetch({ baseURL: h.baseURL, policy: { measurements: [], trust: "any" } })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
     expect(() => createVerifiedFetch({ baseURL: h.baseURL, policy: {} as ClientPolicy })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
   });
 
@@ -216,7 +216,7 @@ describe("refusals happen before any request body leaves the process", () => {
 
   it("a development document is refused without the development root (AWS root only by default)", async () => {
     const before = gatewaySaw("chat.completions");
-    const f = vfetch({ policy: { measurements: [{ label: "test build", pcrs: pcrs(PCR0_TEST) }] } });
+    const f = vfetch({ policy: { measurements: [{ label: "test build", pcrs: pcrs(PCR0_TEST) }], trust: "any" } });
     const err = await refusal(openai(f).chat.completions.create({ model: "local", messages: [{ role: "user", content: PROMPT }] }));
     expect(err).toMatchObject({ code: "ERR_ROOT_UNTRUSTED", action: "reject" });
     expect((err as unknown as { steps: { step: string; status: string }[] }).steps.at(-1)).toMatchObject({ step: "chain", status: "failed" });
@@ -250,7 +250,7 @@ describe("refusals happen before any request body leaves the process", () => {
     const debugHarness = await startDebugHarness();
     try {
       const zero = new Uint8Array(48);
-      const base = { measurements: [{ label: "debug", pcrs: pcrs(zero) }], trustedRoots: [debugHarness.anchor] };
+      const base = { measurements: [{ label: "debug", pcrs: pcrs(zero) }], trust: "any" as const, trustedRoots: [debugHarness.anchor] };
       const strict = createVerifiedFetch({ baseURL: debugHarness.baseURL, policy: base });
       opened.push(strict);
       expect(await refusal(strict(`${debugHarness.baseURL}/models`))).toMatchObject({ code: "ERR_DEBUG_MODE" });
@@ -294,7 +294,7 @@ describe("attestation age", () => {
       const attestations: AttestedPeer[] = [];
       const f = createVerifiedFetch({
         baseURL: hc.baseURL,
-        policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trustedRoots: [hc.anchor], maxAgeMs: 60_000 },
+        policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trust: "any", trustedRoots: [hc.anchor], maxAgeMs: 60_000 },
         now: clock,
         onAttestation: (p) => attestations.push(p),
       });
@@ -332,7 +332,7 @@ describe("attestation rate limit", () => {
   it("a 429 from the attestation endpoint is ERR_ATTESTATION_UNAVAILABLE (retry), and nothing is sent", async () => {
     const hl = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1, attestationReservedShare: 1 } }) });
     try {
-      const f = createVerifiedFetch({ baseURL: hl.baseURL, policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trustedRoots: [hl.anchor] }, maxConnections: 2 });
+      const f = createVerifiedFetch({ baseURL: hl.baseURL, policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trust: "any", trustedRoots: [hl.anchor] }, maxConnections: 2 });
       opened.push(f);
       const client = openai(f, hl.baseURL);
       const results = await Promise.allSettled([1, 2].map(() => client.chat.completions.create({ model: "local", messages: [{ role: "user", content: "x" }] })));

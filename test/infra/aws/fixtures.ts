@@ -15,7 +15,7 @@ export const ZERO = "00".repeat(48);
 export const ADMIN = "arn:aws:iam::111122223333:root";
 
 export function manifestJson(measurements: unknown, extra: Record<string, unknown> = {}): string {
-  return JSON.stringify({ version: 1, measurements, ...extra });
+  return JSON.stringify({ version: 1, measurements, trust: "any", ...extra });
 }
 
 export const MANIFEST = manifestJson([

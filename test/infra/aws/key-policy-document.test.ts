@@ -17,7 +17,7 @@ vi.mock("../../../infra/kms/key-policy.js", async (importOriginal) => {
 
 const { keyPolicyDocument } = await import("../../../infra/aws/key-policy-document.js");
 
-const manifest = parseManifest(JSON.stringify({ version: 1, measurements: [{ label: "v1", pcrs: { 0: "ab".repeat(48) } }] }));
+const manifest = parseManifest(JSON.stringify({ version: 1, measurements: [{ label: "v1", pcrs: { 0: "ab".repeat(48) } }], trust: "any" }));
 const input = { manifest, roleArn: "${Token[ROLE]}", adminArn: "arn:aws:iam::111122223333:root" };
 const reEncryptDenies = (statements: Record<string, unknown>[]) => statements.filter((s) => s.Effect === "Deny" && [s.Action].flat().some((a) => String(a).startsWith("kms:ReEncrypt")));
 
@@ -51,9 +51,9 @@ describe("keyPolicyDocument", () => {
       label: `build ${i}`,
       pcrs: { 0: i.toString(16).padStart(96, "1"), 1: "cd".repeat(48), 2: "ef".repeat(48) },
     }));
-    const big = parseManifest(JSON.stringify({ version: 1, measurements: sets(64) }));
+    const big = parseManifest(JSON.stringify({ version: 1, measurements: sets(64), trust: "any" }));
     expect(() => keyPolicyDocument({ ...input, manifest: big })).toThrow(expect.objectContaining({ code: "ERR_DEPLOY_KEY_POLICY" }));
-    const fits = parseManifest(JSON.stringify({ version: 1, measurements: sets(30) }));
+    const fits = parseManifest(JSON.stringify({ version: 1, measurements: sets(30), trust: "any" }));
     expect(keyPolicyDocument({ ...input, manifest: fits }).policy.Statement.length).toBeGreaterThan(30);
   });
 });

@@ -149,7 +149,7 @@ describe("KMS key stack: refusals", () => {
   });
 
   it("turns an invalid manifest into ERR_DEPLOY_MANIFEST with the parser's error as cause", () => {
-    for (const bad of ["", "{", "[]", manifestJson([]), manifestJson([{ label: "x", pcrs: { 0: "ab" } }]), JSON.stringify({ version: 2, measurements: [{ label: "x", pcrs: { 0: PCR0 } }] }), manifestJson([{ label: "x", pcrs: { 0: PCR0 } }], { extra: 1 })]) {
+    for (const bad of ["", "{", "[]", manifestJson([]), manifestJson([{ label: "x", pcrs: { 0: "ab" } }]), JSON.stringify({ version: 2, measurements: [{ label: "x", pcrs: { 0: PCR0 } }], trust: "any" }), manifestJson([{ label: "x", pcrs: { 0: PCR0 } }], { extra: 1 })]) {
       let caught: unknown;
       try {
         keyStack({ manifestJson: bad });

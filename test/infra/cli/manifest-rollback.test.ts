@@ -60,6 +60,7 @@ function harnessManifest(fields: Record<string, unknown>): string {
       version: 1,
       ...fields,
       measurements: [{ label: "test build", pcrs: { "0": Buffer.from(PCR0_TEST).toString("hex") } }],
+      trust: "any",
       configSha256: [Buffer.from(h.enclave.configSha256).toString("hex")],
       devRootPem: "dev-root.pem",
     },

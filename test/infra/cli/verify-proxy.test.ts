@@ -381,7 +381,7 @@ describe("egw receipt verify", () => {
   beforeAll(async () => {
     const f = createVerifiedFetch({
       baseURL: h.baseURL,
-      policy: { measurements: "any", trustedRoots: [h.anchor] },
+      policy: { measurements: "any", trust: "any", trustedRoots: [h.anchor] },
       retainStreamBodies: true,
     });
     try {

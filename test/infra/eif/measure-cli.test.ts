@@ -49,7 +49,7 @@ beforeAll(async () => {
   pcrs = expectedPcrs(parts);
   fs.writeFileSync(path.join(dir, "good.eif"), buildEif(imageSections(parts)));
   fs.writeFileSync(path.join(dir, "bad-crc.eif"), buildEif(imageSections(parts), { crc: 1 }));
-  const manifest = (p: Record<string, string>) => JSON.stringify({ version: 1, measurements: [{ label: "release 0.1.0", pcrs: p }] });
+  const manifest = (p: Record<string, string>) => JSON.stringify({ version: 1, measurements: [{ label: "release 0.1.0", pcrs: p }], trust: "any" });
   fs.writeFileSync(path.join(dir, "match.json"), manifest({ 0: pcrs[0]!, 1: pcrs[1]!, 2: pcrs[2]!, 8: pcrs[8]! }));
   fs.writeFileSync(path.join(dir, "other.json"), manifest({ 0: "ab".repeat(48) }));
   fs.writeFileSync(path.join(dir, "invalid.json"), '{"version":2}');

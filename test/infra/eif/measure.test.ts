@@ -145,7 +145,7 @@ describe("measureEif under random mutation of the signature and metadata section
 describe("compareWithManifest", () => {
   const p: ImageParts = { kernel, cmdline, ramdisks: [r1, r2] };
   const want = expectedPcrs(p);
-  const manifest = (entries: { label: string; pcrs: Record<string, string> }[]) => JSON.stringify({ version: 1, measurements: entries });
+  const manifest = (entries: { label: string; pcrs: Record<string, string> }[]) => JSON.stringify({ version: 1, measurements: entries, trust: "any" });
 
   it("reports the first entry whose every PCR matches", () => {
     const result = compareWithManifest(measure(p), manifest([

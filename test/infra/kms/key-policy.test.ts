@@ -18,7 +18,7 @@ const OPENAI = "https://api.openai.com";
 const ANTHROPIC = "https://api.anthropic.com";
 const SECRETS = [{ name: "OPENAI_API_KEY", origin: OPENAI }, { name: "ANTHROPIC_API_KEY", origin: ANTHROPIC }, { name: "OPENAI_ORG_KEY", origin: `${OPENAI}/` }];
 
-const manifest = (measurements: unknown, extra: Record<string, unknown> = {}) => parseManifest(JSON.stringify({ version: 1, measurements, ...extra }));
+const manifest = (measurements: unknown, extra: Record<string, unknown> = {}) => parseManifest(JSON.stringify({ version: 1, measurements, trust: "any", ...extra }));
 const TWO_SETS = manifest([{ label: "v1", pcrs: V1 }, { label: "v2", pcrs: V2 }]);
 const build = (over: Partial<KeyPolicyInput> = {}) => buildKeyPolicy({ manifest: TWO_SETS, enclaveRoleArn: ROLE, adminArn: ADMIN, sealerArn: SEALER, ...over });
 const statementsOf = (over: Partial<KeyPolicyInput> = {}) => build(over).policy.Statement as unknown as Statement[];

@@ -71,7 +71,7 @@ describe("releaseEntry", () => {
 
 describe("createManifest + serializeManifest", () => {
   it("writes the schema's key order, 2-space JSON and a final newline", () => {
-    const text = serializeManifest(createManifest(releaseEntry(input(signedEif, { builtAt: "2026-11-25T12:00:00Z" })), [CONFIG, CONFIG]));
+    const text = serializeManifest(createManifest(releaseEntry(input(signedEif, { builtAt: "2026-11-25T12:00:00Z" })), [CONFIG, CONFIG], {}, "any"));
     const p = expectedPcrs(signedParts);
     const expected =
       [
@@ -95,6 +95,7 @@ describe("createManifest + serializeManifest", () => {
         "      }",
         "    }",
         "  ],",
+        '  "trust": "any",',
         '  "configSha256": [',
         `    "${Buffer.from(CONFIG).toString("hex")}"`,
         "  ]",
@@ -104,7 +105,7 @@ describe("createManifest + serializeManifest", () => {
   });
 
   it("round-trips through parseManifest, and the EIF matches it the way egw measure compares", () => {
-    const manifest = createManifest(releaseEntry(input(signedEif)), [CONFIG]);
+    const manifest = createManifest(releaseEntry(input(signedEif)), [CONFIG], {}, "any");
     const text = serializeManifest(manifest);
     const parsed = parseManifest(text);
     expect(parsed).toEqual(manifest);
@@ -114,7 +115,7 @@ describe("createManifest + serializeManifest", () => {
   });
 
   it("no config hash: the field is left out (the client reports the config as unchecked)", () => {
-    expect(JSON.parse(serializeManifest(createManifest(releaseEntry(input(unsignedEif)))))).not.toHaveProperty("configSha256");
+    expect(JSON.parse(serializeManifest(createManifest(releaseEntry(input(unsignedEif)), [], {}, "any")))).not.toHaveProperty("configSha256");
   });
 
   it("property: any valid release survives serialize → parse unchanged", () => {
@@ -129,7 +130,7 @@ describe("createManifest + serializeManifest", () => {
           label: fc.string({ minLength: 1, maxLength: 128 }).filter((s) => s.trim() !== "" && !/[\u0000-\u001f\u007f]/.test(s)),
         }),
         (r) => {
-          const manifest = createManifest(releaseEntry(input(unsignedEif, r)));
+          const manifest = createManifest(releaseEntry(input(unsignedEif, r)), [], {}, "any");
           const text = serializeManifest(manifest);
           expect(parseManifest(text)).toEqual(manifest);
         },
@@ -140,7 +141,7 @@ describe("createManifest + serializeManifest", () => {
 });
 
 describe("mergeManifest (overlapping releases)", () => {
-  const old = () => parseManifest(serializeManifest({ ...createManifest(releaseEntry(input(unsignedEif, { version: "0.1.0" })), [CONFIG]), maxAgeSeconds: 120 }));
+  const old = () => parseManifest(serializeManifest({ ...createManifest(releaseEntry(input(unsignedEif, { version: "0.1.0" })), [CONFIG], {}, "any"), maxAgeSeconds: 120 }));
 
   it("appends the new release after the old one, keeps top-level fields, unions config hashes", () => {
     const newConfig = new Uint8Array(32).fill(7);
@@ -161,12 +162,12 @@ describe("mergeManifest (overlapping releases)", () => {
 
   it("refuses an image an existing entry already matches (the new entry would never be reported)", () => {
     expect(() => mergeManifest(old(), releaseEntry(input(unsignedEif, { version: "0.1.1" })))).toThrow(expect.objectContaining({ code: "ERR_RELEASE_DUPLICATE_IMAGE" }));
-    const pcr0Only: Manifest = { version: 1, measurements: [{ label: "pcr0 only", pcrs: new Map([[0, measureEif(readEif(signedEif)).pcr0]]) }] };
+    const pcr0Only: Manifest = { version: 1, measurements: [{ label: "pcr0 only", pcrs: new Map([[0, measureEif(readEif(signedEif)).pcr0]]) }], trust: "any" };
     expect(() => mergeManifest(pcr0Only, releaseEntry(input(signedEif)))).toThrow(expect.objectContaining({ code: "ERR_RELEASE_DUPLICATE_IMAGE", message: expect.stringContaining('"pcr0 only"') }));
   });
 
   it("refuses a 65th entry", () => {
-    const full: Manifest = { version: 1, measurements: Array.from({ length: 64 }, (_, i) => ({ label: `r${i}`, pcrs: new Map([[0, new Uint8Array(48).fill(i + 1)]]) })) };
+    const full: Manifest = { version: 1, measurements: Array.from({ length: 64 }, (_, i) => ({ label: `r${i}`, pcrs: new Map([[0, new Uint8Array(48).fill(i + 1)]]) })), trust: "any" };
     expect(() => mergeManifest(full, releaseEntry(input(signedEif)))).toThrow(expect.objectContaining({ code: "ERR_RELEASE_TOO_MANY" }));
   });
 });

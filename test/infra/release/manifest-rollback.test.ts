@@ -25,24 +25,24 @@ const code = (fn: () => unknown) => {
 
 describe("createManifest with sequence and expires", () => {
   it("writes them after version, and they survive serialize → parse", () => {
-    const m = createManifest(OLD, [], { sequence: 7, expires: E1 });
+    const m = createManifest(OLD, [], { sequence: 7, expires: E1 }, "any");
     const text = serializeManifest(m);
-    expect(Object.keys(JSON.parse(text))).toEqual(["version", "sequence", "expires", "measurements"]);
+    expect(Object.keys(JSON.parse(text))).toEqual(["version", "sequence", "expires", "measurements", "trust"]);
     expect(text.startsWith('{\n  "version": 1,\n  "sequence": 7,\n  "expires": "2026-12-01T00:00:00Z",\n  "measurements": [')).toBe(true);
     expect(parseManifest(text)).toMatchObject({ sequence: 7, expires: E1 });
     // Without them, the layout is the one it always was.
-    expect(Object.keys(JSON.parse(serializeManifest(createManifest(OLD))))).toEqual(["version", "measurements"]);
+    expect(Object.keys(JSON.parse(serializeManifest(createManifest(OLD, [], {}, "any"))))).toEqual(["version", "measurements", "trust"]);
   });
 
   it("refuses values the client would refuse (ERR_RELEASE_INPUT)", () => {
     for (const lifecycle of [{ sequence: 0 }, { sequence: 1.5 }, { sequence: 2 ** 53 }, { expires: "2026-12-01" }, { expires: "2026-12-01T00:00:00.000Z" }, { expires: "2026-02-30T00:00:00Z" }]) {
-      expect(code(() => createManifest(OLD, [], lifecycle as never)), JSON.stringify(lifecycle)).toBe("ERR_RELEASE_INPUT");
+      expect(code(() => createManifest(OLD, [], lifecycle as never, "any")), JSON.stringify(lifecycle)).toBe("ERR_RELEASE_INPUT");
     }
   });
 });
 
 describe("mergeManifest: the sequence must increase, the expiry is restated", () => {
-  const old = (fields: Partial<Manifest>): Manifest => ({ ...createManifest(OLD), ...fields });
+  const old = (fields: Partial<Manifest>): Manifest => ({ ...createManifest(OLD, [], {}, "any"), ...fields });
 
   it("an old manifest with a sequence: a higher one is required", () => {
     const merged = mergeManifest(old({ sequence: 3 }), NEW, [], { sequence: 4 });
