@@ -23,7 +23,7 @@ export async function main(): Promise<void> {
   const h = await startHarness({ config: configJson({ limits: { attestationPerSecond: 10_000, rateLimitPerMinute: 1_000_000 } }) });
   try {
     const origin = h.baseURL.replace(/\/v1$/, "");
-    const policy = { measurements: "any" as const, trustedRoots: [h.anchor] };
+    const policy = { measurements: "any" as const, trust: "any" as const, trustedRoots: [h.anchor] };
     const body = JSON.stringify({ model: "local", messages: [{ role: "user", content: "benchmark" }] });
     const stream = JSON.stringify({ model: "local", stream: true, messages: [{ role: "user", content: "benchmark stream of a few words" }] });
     const init = (b: string) => ({ method: "POST", headers: { authorization: `Bearer ${CLIENT_TOKEN}`, "content-type": "application/json" }, body: b });
