@@ -20,6 +20,9 @@ import { loadCliPolicy, manifestRejection, stepLines } from "./verify.js";
  * SSE block. The document is verified at --at (default: the time in the
  * receipt) against the AWS root or --dev-root, with measurements "any"
  * unless --policy names a manifest; its age is checked only with --policy.
+ * --trust-policy names the trust policy's exact bytes as served at
+ * /v1/attestation/policy: they must hash to the document's policy_sha256,
+ * and a manifest whose trust section constrains anything needs them.
  * Exit 0 verified, 1 refused, 2 usage or unreadable file.
  */
 const MAX_BODY_FILE = 1024 * 1024 * 1024;
@@ -72,6 +75,7 @@ export async function receiptCommand(args: string[], ctx: CliContext): Promise<n
     attestation: { type: "string" },
     at: { type: "string" },
     policy: { type: "string" },
+    "trust-policy": { type: "string" },
     "dev-root": { type: "string" },
     json: { type: "boolean" },
   });
@@ -95,6 +99,7 @@ export async function receiptCommand(args: string[], ctx: CliContext): Promise<n
   const requestBody = await readBodyFile(values.request!, "request", ctx);
   const responseBody = await readBodyFile(values.response!, "response", ctx);
   const document = decodeDocumentText(await readInput(values.attestation!, ctx.stdin, ctx.cwd, MAX_DOCUMENT_BYTES)).bytes;
+  const trustPolicy = values["trust-policy"] === undefined ? undefined : await readBodyFile(values["trust-policy"], "trust-policy", ctx);
 
   let result: SavedExchangeResult;
   try {
@@ -104,6 +109,7 @@ export async function receiptCommand(args: string[], ctx: CliContext): Promise<n
       responseBody,
       document,
       policy: resolved,
+      ...(trustPolicy && { trustPolicy }),
       ...(at && { at }),
       checkAge: values.policy !== undefined,
     });

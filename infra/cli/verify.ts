@@ -158,7 +158,11 @@ export function unconstrained(peer: AttestedPeer, resolved: ResolvedPolicy): str
   const open: string[] = [];
   if (resolved.measurements === "any") open.push("measurements");
   if (peer.policySha256 === null) open.push("trust policy (this enclave attests none)");
-  else open.push(...unconstrainedTrust(resolved.trust));
+  else {
+    // A policy with no sealed secret releases no provider key: its key ARN has nothing to constrain.
+    const noSecrets = peer.trust !== null && peer.trust.policy.secrets === undefined;
+    open.push(...unconstrainedTrust(resolved.trust).filter((what) => !(noSecrets && what === "secrets KMS key")));
+  }
   return open;
 }
 

@@ -55,7 +55,7 @@ describe("refused before the body was read: the gateway's answer, no tamper alar
     it(`proxy, ${c.name}: status ${c.status} and the gateway's error body, marked verified`, async () => {
       const res = await fetch(`${proxy.url}${c.path}`, { method: "POST", headers: c.headers, body: c.body });
       expect(res.status).toBe(c.status);
-      expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt");
+      expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt; trust=UNCONSTRAINED");
       expect(await res.text()).toContain(c.code);
     });
   }
@@ -65,13 +65,13 @@ describe("refused before the body was read: the gateway's answer, no tamper alar
     await expect(bad.chat.completions.create({ model: "local", messages: [{ role: "user", content: "x" }] })).rejects.toMatchObject({ status: 401 });
     const res = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", headers: { ...auth, authorization: "Bearer wrong" }, body: chat });
     expect(res.status).toBe(401);
-    expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt");
+    expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt; trust=UNCONSTRAINED");
   });
 
   it("GET of an unknown path through the proxy is a 404 from the gateway", async () => {
     const res = await fetch(`${proxy.url}/v2/whatever`, { headers: auth });
     expect(res.status).toBe(404);
-    expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt");
+    expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt; trust=UNCONSTRAINED");
   });
 });
 

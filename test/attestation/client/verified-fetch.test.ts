@@ -70,7 +70,7 @@ describe("createVerifiedFetch with the official SDKs", () => {
     expect(Buffer.from(peer.tlsSpkiSha256).equals(Buffer.from(h.enclave.identity.tls.spkiSha256))).toBe(true);
     expect(Buffer.from(peer.configSha256).equals(Buffer.from(h.enclave.configSha256))).toBe(true);
     expect(peer.result.root.production).toBe(false);
-    expect(peer.steps.map((s) => s.step)).toEqual(["tls", "decode", "cose-header", "fields", "chain", "signature", "debug-mode", "nonce", "freshness", "measurements", "tls-binding", "config", "receipt-key"]);
+    expect(peer.steps.map((s) => s.step)).toEqual(["tls", "decode", "cose-header", "fields", "chain", "signature", "debug-mode", "nonce", "freshness", "measurements", "tls-binding", "config", "receipt-key", "trust-policy", "trust"]);
 
     const receipts = f.getReceipts();
     expect(receipts).toHaveLength(2);

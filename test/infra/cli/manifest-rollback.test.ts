@@ -281,7 +281,7 @@ describe("egw proxy with sequence and expiry", () => {
       t = EXPIRY - 1000;
       const before = await chat();
       expect(before.status).toBe(200);
-      expect(before.headers.get("x-egw-verified")).toBe("attestation+receipt");
+      expect(before.headers.get("x-egw-verified")).toBe("attestation+receipt; trust=UNCONSTRAINED");
       await before.arrayBuffer();
       const sent = chats();
       for (const at of [EXPIRY, EXPIRY + 1000, EXPIRY + 86_400_000]) {

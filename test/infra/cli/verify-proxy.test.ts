@@ -30,7 +30,8 @@ beforeAll(async () => {
   origin = new URL(h.baseURL).origin;
   dir = tempDir();
   fs.writeFileSync(file("dev-root.pem"), h.ca.rootPem);
-  fs.writeFileSync(file("good.json"), manifestJson({ label: "test build", configSha256: [h.enclave.configSha256] }));
+  // The harness's trust policy: the built-in model only, an identity made at boot.
+  fs.writeFileSync(file("good.json"), manifestJson({ label: "test build", configSha256: [h.enclave.configSha256], trust: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" } } }));
   fs.writeFileSync(file("other.json"), manifestJson({ label: "other build", pcr0: PCR0_OTHER }));
   fs.writeFileSync(file("with-root.json"), manifestJson({ label: "test build", devRootPem: "dev-root.pem" }));
   fs.writeFileSync(file("broken.json"), '{"version":1,"measurements":[],"extra":true}');
@@ -80,12 +81,20 @@ describe("egw verify", () => {
     const r = await egw(verifyCommand, [origin, "--policy", "good.json", "--dev-root", "dev-root.pem"]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
-    for (const step of ["tls", "chain", "signature", "debug-mode", "nonce", "freshness", "measurements", "tls-binding", "config", "receipt-key"]) {
+    for (const step of ["tls", "chain", "signature", "debug-mode", "nonce", "freshness", "measurements", "tls-binding", "config", "receipt-key", "trust-policy", "trust"]) {
       expect(r.stdout).toMatch(new RegExp(`^  ok   ${step} `, "m"));
     }
     expect(r.stdout).toContain('match manifest entry "test build"');
-    expect(r.stdout).toContain('ACCEPTED attested enclave dev-');
+    expect(r.stdout).toMatch(/^ACCEPTED attested enclave dev-/m);
+    expect(r.stdout).not.toContain("UNCONSTRAINED");
     expect(r.stdout).toContain('measurement "test build"');
+    // The attested trust policy, and what the manifest required of it.
+    expect(r.stdout).toMatch(/^  trust policy sha256 [0-9a-f]{64}$/m);
+    expect(r.stdout).toContain("    upstream origins: local");
+    expect(r.stdout).toContain("    identity: ephemeral");
+    expect(r.stdout).toContain("secrets KMS key: none");
+    expect(r.stdout).toContain("    upstream origins allowed: local");
+    expect(r.stdout).toContain("    identity required: ephemeral");
     expect(r.stdout).toContain("DEVELOPMENT root");
     expect(r.stdout).toMatch(/document \d+ ms old/);
   });
@@ -96,13 +105,16 @@ describe("egw verify", () => {
     const j = JSON.parse(r.stdout);
     expect(j).toMatchObject({ accepted: true, measurementsChecked: true, measurement: "test build", root: { production: false } });
     expect(j.tlsSpkiSha256).toBe(Buffer.from(h.enclave.identity.tls.spkiSha256).toString("hex"));
+    expect(j).toMatchObject({ trustConstrained: true, unconstrained: [], trustPolicy: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" }, secretsKmsKeyArn: null } });
+    expect(j.policySha256).toBe(j.trustPolicy.sha256);
     expect(j.steps.every((s: { status: string }) => s.status !== "failed")).toBe(true);
   });
 
   it("without --policy says the measurements were not checked, and exits 0 if all else passed", async () => {
     const r = await egw(verifyCommand, [origin, "--dev-root", "dev-root.pem"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain("policy: no manifest: measurements are NOT checked");
+    expect(r.stdout).toContain("policy: no manifest: measurements and trust policy are NOT checked");
+    expect(r.stdout).toContain("ACCEPTED (UNCONSTRAINED: measurements, trust policy (trust: any))");
     expect(r.stdout).toMatch(/^  --   measurements  not checked against any manifest/m);
     expect(r.stdout).toContain("measurements NOT checked against any manifest");
   });
@@ -237,7 +249,9 @@ describe("egw proxy", () => {
   it("plain fetch, non-streamed: the verified answer with headers saying what was verified", async () => {
     const res = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", headers: authHeaders, body: chatBody("via the proxy") });
     expect(res.status).toBe(200);
-    expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt");
+    expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt; trust=constrained");
+    expect(res.headers.get("x-egw-upstream")).toBe("local");
+    expect(res.headers.get("x-egw-policy-sha256")).toMatch(/^[0-9a-f]{64}$/);
     expect(res.headers.get("x-egw-measurement")).toBe("test build");
     expect(res.headers.get("x-egw-root")).toBe("development");
     expect(res.headers.get("x-egw-receipt-id")).toBe(res.headers.get("x-request-id"));
@@ -249,7 +263,7 @@ describe("egw proxy", () => {
 
   it("plain fetch, streamed: events pass through, then the verified receipt block", async () => {
     const res = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", headers: authHeaders, body: chatBody("stream via the proxy", true) });
-    expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt-at-end-of-stream");
+    expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt-at-end-of-stream; trust=constrained");
     const { text, failed } = await readAll(res);
     expect(failed).toBe(false);
     expect(text).toContain("data: [DONE]\n\n: egw-receipt ");
@@ -282,7 +296,7 @@ describe("egw proxy", () => {
     const plain = await runCurl(["-sS", "-i", `${proxy.url}/v1/chat/completions`, "-H", `authorization: Bearer ${CLIENT_TOKEN}`, "-H", "content-type: application/json", "-d", chatBody("hello from curl")]);
     expect(plain.code).toBe(0);
     expect(plain.stdout).toMatch(/^HTTP\/1\.1 200/);
-    expect(plain.stdout).toMatch(/^x-egw-verified: attestation\+receipt\r$/m);
+    expect(plain.stdout).toMatch(/^x-egw-verified: attestation\+receipt; trust=constrained\r$/m);
     expect(plain.stdout).toMatch(/^x-egw-measurement: test build\r$/m);
     expect(plain.stdout).toContain("hello from curl");
     const streamed = await runCurl(["-sS", "-N", `${proxy.url}/v1/chat/completions`, "-H", `authorization: Bearer ${CLIENT_TOKEN}`, "-H", "content-type: application/json", "-d", chatBody("curl streams", true)]);
@@ -397,6 +411,7 @@ describe("egw receipt verify", () => {
       fs.writeFileSync(file(`${prefix}.request`), r.request.body);
       fs.writeFileSync(file(`${prefix}.response`), r.response.body!);
       fs.writeFileSync(file(`${prefix}.attestation`), r.peer.document);
+      fs.writeFileSync(file(`${prefix}.trust-policy`), r.peer.trust!.bytes);
     };
     save("plain", plain);
     save("stream", streamed);
@@ -441,7 +456,7 @@ describe("egw receipt verify", () => {
     const later = new Date(Date.parse(expires) + 3600_000);
     const run = async (extra: string[]) => {
       const { ctx, out } = context();
-      const code = await receiptCommand([...args("plain"), "--policy", "expiring.json", "--dev-root", "dev-root.pem", ...extra], { ...ctx, now: () => later });
+      const code = await receiptCommand([...args("plain"), "--policy", "expiring.json", "--trust-policy", "plain.trust-policy", "--dev-root", "dev-root.pem", ...extra], { ...ctx, now: () => later });
       return { code, stdout: out() };
     };
     const refused = await run([]);
@@ -453,8 +468,15 @@ describe("egw receipt verify", () => {
   });
 
   it("checks measurements with --policy, and reports JSON", async () => {
-    const ok = await egw(receiptCommand, [...args("plain"), "--policy", "good.json", "--dev-root", "dev-root.pem", "--json"]);
+    const ok = await egw(receiptCommand, [...args("plain"), "--policy", "good.json", "--trust-policy", "plain.trust-policy", "--dev-root", "dev-root.pem", "--json"]);
     expect(ok.code).toBe(0);
+    // A manifest constraining trust needs the policy's bytes, and only the attested ones.
+    const without = await egw(receiptCommand, [...args("plain"), "--policy", "good.json", "--dev-root", "dev-root.pem"]);
+    expect(without.code).toBe(1);
+    expect(without.stdout).toContain("REFUSED ERR_TRUST_POLICY_MISMATCH");
+    fs.writeFileSync(file("other.trust-policy"), `${fs.readFileSync(file("plain.trust-policy"), "utf8")} `);
+    const otherPolicy = await egw(receiptCommand, [...args("plain"), "--policy", "good.json", "--trust-policy", "other.trust-policy", "--dev-root", "dev-root.pem"]);
+    expect(otherPolicy.stdout).toContain("REFUSED ERR_TRUST_POLICY_MISMATCH");
     expect(JSON.parse(ok.stdout)).toMatchObject({ verified: true, receipt: { id: plain.claims.id, status: 200 }, attestation: { measurement: "test build" } });
     const other = await egw(receiptCommand, [...args("plain"), "--policy", "other.json", "--dev-root", "dev-root.pem"]);
     expect(other.code).toBe(1);
