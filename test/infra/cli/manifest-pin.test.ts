@@ -57,7 +57,7 @@ beforeAll(async () => {
         release: { version: "0.1.0", gitCommit: COMMIT, imageDigest: `sha256:${"ab".repeat(32)}`, builtAt: "2026-11-25T12:00:00Z" },
       },
     ],
-    trust: "any",
+    trust: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" } },
     configSha256: [Buffer.from(h.enclave.configSha256).toString("hex")],
   };
   fs.writeFileSync(file("m.json"), `${JSON.stringify(manifest, null, 2)}\n`);

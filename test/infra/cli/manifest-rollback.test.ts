@@ -105,7 +105,7 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-const create = (version: string, eif: string, ...extra: string[]) => ["manifest", "create", "--eif", eif, "--version", version, "--git-commit", COMMIT, "--image-digest", DIGEST, "--config-sha256", "cd".repeat(32), ...extra];
+const create = (version: string, eif: string, ...extra: string[]) => ["manifest", "create", "--eif", eif, "--version", version, "--git-commit", COMMIT, "--image-digest", DIGEST, "--config-sha256", "cd".repeat(32), "--trust-any", ...extra];
 
 describe("egw manifest create --sequence --expires", () => {
   it("writes both, after version; without them it warns", async () => {

@@ -35,6 +35,18 @@ async function egw(argv: string[], stdin = ""): Promise<{ code: number; stdout: 
 const COMMIT_1 = "1111111111111111111111111111111111111111";
 const COMMIT_2 = "2222222222222222222222222222222222222222";
 const DIGEST = `sha256:${"ab".repeat(32)}`;
+const ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+const TRUST_POLICY = {
+  version: 1,
+  providers: [
+    { name: "openai", kind: "openai", secret: "OPENAI_API_KEY" },
+    { name: "local", kind: "local" },
+  ],
+  secrets: { kmsKeyArn: ARN },
+  identity: { mode: "ephemeral" },
+};
+const DERIVED_TRUST = { upstreamOrigins: ["https://api.openai.com", "local"], identity: { mode: "ephemeral" }, secretsKmsKeyArn: ARN };
+const bytesOfFile = (name: string) => new Uint8Array(fs.readFileSync(file(name)));
 const release = (version: string, commit: string, eif: string) => ["manifest", "create", "--eif", eif, "--version", version, "--git-commit", commit, "--image-digest", DIGEST];
 
 let v1: ImageParts;
@@ -46,6 +58,9 @@ beforeAll(async () => {
   fs.writeFileSync(file("v1.eif"), buildEif(imageSections(v1)));
   fs.writeFileSync(file("v2.eif"), buildEif(imageSections(v2)));
   fs.writeFileSync(file("runtime-config.json"), '{"providers":[]}\n');
+  fs.writeFileSync(file("trust-policy.json"), `${JSON.stringify(TRUST_POLICY, null, 2)}\n`);
+  fs.writeFileSync(file("dev-trust-policy.json"), JSON.stringify({ version: 1, providers: [{ name: "mock", kind: "openai-compatible", baseUrl: "http://127.0.0.1:9/v1" }], identity: { mode: "ephemeral" } }));
+  fs.writeFileSync(file("operations.json"), '{"version":1,"clients":[]}\n');
   const key = generateKeyPairSync("ec", { namedCurve: "P-384" });
   fs.writeFileSync(file("signing.key"), key.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
   fs.writeFileSync(file("signing.pub"), key.publicKey.export({ type: "spki", format: "pem" }) as string);
@@ -56,23 +71,43 @@ beforeAll(async () => {
 });
 
 describe("egw manifest create", () => {
-  it("pins the config hash the enclave attests when sealed secrets are handed in with the config", async () => {
-    const { attestedConfigHash } = await import("../../../enclave/boot.js");
+  it("pins the deployment hash the enclave attests: trust policy, operations and the sealed file handed in", async () => {
+    const { attestedConfigHash } = await import("../../../enclave/config-hash.js");
     fs.writeFileSync(file("sealed.json"), '{"version":1}\n');
-    const r = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--config", "runtime-config.json", "--sealed-secrets", "sealed.json"]);
+    const r = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--operations", "operations.json", "--sealed-secrets", "sealed.json"]);
     expect(r.code).toBe(0);
-    const expected = Buffer.from(attestedConfigHash(new Uint8Array(fs.readFileSync(file("runtime-config.json"))), new Uint8Array(fs.readFileSync(file("sealed.json"))))).toString("hex");
+    const expected = Buffer.from(attestedConfigHash(bytesOfFile("trust-policy.json"), bytesOfFile("operations.json"), bytesOfFile("sealed.json"))).toString("hex");
     expect(JSON.parse(r.stdout).configSha256).toEqual([expected]);
-    expect(expected).not.toBe(createHash("sha256").update(fs.readFileSync(file("runtime-config.json"))).digest("hex"));
+    expect(expected).not.toBe(Buffer.from(attestedConfigHash(bytesOfFile("trust-policy.json"), bytesOfFile("operations.json"))).toString("hex"));
+  });
+
+  it("derives the trust section from the trust policy; --pin-policy-hash adds its hash; --trust-any says \"any\" and warns", async () => {
+    const derived = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json"]);
+    expect(derived.code).toBe(0);
+    expect(JSON.parse(derived.stdout).trust).toEqual(DERIVED_TRUST);
+    expect(JSON.parse(derived.stdout)).not.toHaveProperty("configSha256");
+    const pinned = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--pin-policy-hash"]);
+    expect(JSON.parse(pinned.stdout).trust).toEqual({ ...DERIVED_TRUST, policySha256: [createHash("sha256").update(bytesOfFile("trust-policy.json")).digest("hex")] });
+    const any = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any"]);
+    expect(any.code).toBe(0);
+    expect(JSON.parse(any.stdout).trust).toBe("any");
+    expect(any.stderr).toContain('warning: trust "any"');
+    // A development policy (plain http) only with --dev.
+    const prod = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "dev-trust-policy.json"]);
+    expect(prod.code).toBe(2);
+    expect(prod.stderr).toMatch(/must be https.*production rules; --dev/);
+    const dev = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "dev-trust-policy.json", "--dev"]);
+    expect(JSON.parse(dev.stdout).trust).toEqual({ upstreamOrigins: ["http://127.0.0.1:9"], identity: { mode: "ephemeral" } });
   });
 
   it("prints a manifest from the EIF that parses, and egw measure matches it", async () => {
-    const r = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--config", "runtime-config.json", "--built-at", "2026-11-25T12:00:00Z"]);
+    const r = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--operations", "operations.json", "--built-at", "2026-11-25T12:00:00Z"]);
     expect(r.code).toBe(0);
     expect(r.stdout.endsWith("}\n")).toBe(true);
     fs.writeFileSync(file("m1.json"), r.stdout);
     const m = JSON.parse(r.stdout);
-    expect(Object.keys(m)).toEqual(["version", "measurements", "configSha256"]);
+    expect(Object.keys(m)).toEqual(["version", "measurements", "trust", "configSha256"]);
+    expect(m.trust).toEqual(DERIVED_TRUST);
     expect(Object.keys(m.measurements[0])).toEqual(["label", "pcrs", "release"]);
     expect(m.measurements[0].pcrs).toEqual(expectedPcrs(v1));
     expect(m.measurements[0].release).toEqual({
@@ -82,7 +117,8 @@ describe("egw manifest create", () => {
       eifSha384: createHash("sha384").update(fs.readFileSync(file("v1.eif"))).digest("hex"),
       builtAt: "2026-11-25T12:00:00Z",
     });
-    expect(m.configSha256).toEqual([createHash("sha256").update(fs.readFileSync(file("runtime-config.json"))).digest("hex")]);
+    const { attestedConfigHash } = await import("../../../enclave/config-hash.js");
+    expect(m.configSha256).toEqual([Buffer.from(attestedConfigHash(bytesOfFile("trust-policy.json"), bytesOfFile("operations.json"))).toString("hex")]);
     expect(parseManifest(r.stdout).measurements[0]!.label).toBe("egw 0.1.0 (111111111111)");
 
     const measured = await egw(["measure", "v1.eif", "--manifest", "m1.json"]);
@@ -92,7 +128,7 @@ describe("egw manifest create", () => {
   });
 
   it("is deterministic: the same inputs give the same bytes", async () => {
-    const a = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--config", "runtime-config.json", "--built-at", "2026-11-25T12:00:00Z"]);
+    const a = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--operations", "operations.json", "--built-at", "2026-11-25T12:00:00Z"]);
     expect(a.stdout).toBe(fs.readFileSync(file("m1.json"), "utf8"));
   });
 
@@ -104,6 +140,8 @@ describe("egw manifest create", () => {
     const m = parseManifest(r.stdout);
     expect(m.measurements.map((e) => e.label)).toEqual(["egw 0.1.0 (111111111111)", "egw 0.2.0"]);
     expect(m.configSha256).toHaveLength(2);
+    // The trust section applies to every entry and is kept from the manifest merged into.
+    expect(m.trust).toEqual(parseManifest(fs.readFileSync(file("m1.json"), "utf8")).trust);
     expect((await egw(["measure", "v1.eif", "--manifest", "m12.json"])).stdout).toContain('MATCH manifest entry "egw 0.1.0 (111111111111)"');
     expect((await egw(["measure", "v2.eif", "--manifest", "m12.json"])).stdout).toContain('MATCH manifest entry "egw 0.2.0"');
 
@@ -122,12 +160,20 @@ describe("egw manifest create", () => {
       [release("0.1.0", COMMIT_1.slice(1), "v1.eif"), /--git-commit/],
       [["manifest", "create", "--eif", "v1.eif", "--version", "0.1.0", "--git-commit", COMMIT_1, "--image-digest", "ab".repeat(32)], /--image-digest/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--built-at", "2026-11-25"], /--built-at/],
-      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--config-sha256", "abc"], /--config-sha256/],
-      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--config", "missing.json"], /--config missing\.json: cannot read/],
-      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--sealed-secrets", "runtime-config.json"], /--sealed-secrets is folded into the hash of a --config file/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--config-sha256", "abc"], /--config-sha256/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--config", "runtime-config.json"], /--config is gone: .*--trust-policy/],
+      [release("0.1.0", COMMIT_1, "v1.eif"), /needs a trust section: --trust-policy .* or --trust-any/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--trust-policy", "trust-policy.json"], /contradict/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--pin-policy-hash"], /--pin-policy-hash pins the hash of a --trust-policy file/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--dev"], /--dev reads a --trust-policy file/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "missing.json"], /--trust-policy missing\.json: cannot read/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "runtime-config.json"], /--trust-policy runtime-config\.json: trust policy/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--operations", "operations.json"], /--operations is folded .* with a --trust-policy file/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--operations", "missing.json"], /--operations missing\.json: cannot read/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--sealed-secrets", "runtime-config.json"], /--sealed-secrets is folded into the deployment hash/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--merge", "runtime-config.json"], /--merge runtime-config\.json: ERR_MANIFEST_INVALID/],
-      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--label", ""], /label/],
-      [release("0.1.0", COMMIT_1, "missing.eif"), /--eif missing\.eif: cannot read/],
+      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--label", ""], /label/],
+      [[...release("0.1.0", COMMIT_1, "missing.eif"), "--trust-any"], /--eif missing\.eif: cannot read/],
       [["manifest", "create", "--eif", "v1.eif"], /needs --version, --git-commit, --image-digest/],
       [["manifest"], /needs a subcommand/],
       [["manifest", "publish"], /unknown subcommand/],
@@ -139,9 +185,28 @@ describe("egw manifest create", () => {
       expect(r.stdout).toBe("");
     }
     fs.writeFileSync(file("bad.eif"), buildEif(imageSections(v2), { crc: 1 }));
-    const bad = await egw(release("0.1.0", COMMIT_1, "bad.eif"));
+    const bad = await egw([...release("0.1.0", COMMIT_1, "bad.eif"), "--trust-any"]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain("ERR_EIF_CRC");
+  });
+});
+
+describe("egw manifest show", () => {
+  it("prints the manifest with its trust section, without checking a signature; refuses what the client refuses", async () => {
+    const shown = await egw(["manifest", "show", "m1.json"]);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toContain("signature NOT checked");
+    expect(shown.stdout).toContain("  upstream origins allowed: https://api.openai.com, local");
+    expect(shown.stdout).toContain("  trust policy sha256: not pinned");
+    const json = JSON.parse((await egw(["manifest", "show", "m1.json", "--json"])).stdout);
+    expect(json).toMatchObject({ valid: true, signatureChecked: false, trust: DERIVED_TRUST });
+    fs.writeFileSync(file("any.json"), JSON.stringify({ ...JSON.parse(fs.readFileSync(file("m1.json"), "utf8")), trust: "any" }));
+    expect((await egw(["manifest", "show", "any.json"])).stdout).toContain('trust: "any" — the trust policy is NOT constrained');
+    const { trust: _dropped, ...noTrust } = JSON.parse(fs.readFileSync(file("m1.json"), "utf8")) as Record<string, unknown>;
+    fs.writeFileSync(file("no-trust.json"), JSON.stringify(noTrust));
+    const refused = await egw(["manifest", "show", "no-trust.json"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(/^INVALID ERR_POLICY_INVALID\n.*"any" on purpose/);
   });
 });
 
@@ -160,11 +225,15 @@ describe("egw manifest sign / verify", () => {
     expect(byHash.code).toBe(0);
     expect(byHash.stdout).toContain(`VALID signature by key sha256:${keyId}`);
     expect(byHash.stdout).toContain("release 0.1.0, commit 1111111111111111111111111111111111111111");
+    expect(byHash.stdout).toContain("  upstream origins allowed: https://api.openai.com, local");
+    expect(byHash.stdout).toContain("  identity required: ephemeral");
+    expect(byHash.stdout).toContain(`  secrets KMS key required: ${ARN}`);
     const byPem = await egw(["manifest", "verify", "--pubkey", "signing.pub", "release.json", "--json"]);
     expect(byPem.code).toBe(0);
     const out = JSON.parse(byPem.stdout);
     expect(out).toMatchObject({ valid: true, keySha256: keyId });
     expect(out.measurements[1].release.version).toBe("0.2.0");
+    expect(out.trust).toEqual(DERIVED_TRUST);
     const both = await egw(["manifest", "verify", "--pubkey", "signing.pub", "--pubkey-sha256", keyId, "release.json"]);
     expect(both.code).toBe(0);
   });
