@@ -199,7 +199,8 @@ async function readTrustPolicy(socket: TLSSocket, url: URL, peer: AttestedPeer, 
   const failed = (err: unknown, step: string): unknown => {
     const wrapped = asClientError(err);
     if (!(wrapped instanceof ClientError)) return wrapped;
-    return new ClientError(wrapped.code, wrapped.message, { cause: wrapped.cause ?? wrapped, action: wrapped.action, steps: [...steps, { step, status: "failed", detail: `${wrapped.code}: ${wrapped.message}` }] });
+    const own = wrapped.steps.length > 0 ? wrapped.steps : [{ step, status: "failed" as const, detail: `${wrapped.code}: ${wrapped.message}` }];
+    return new ClientError(wrapped.code, wrapped.message, { cause: wrapped.cause ?? wrapped, action: wrapped.action, steps: [...steps, ...own] });
   };
   let response;
   try {

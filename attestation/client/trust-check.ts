@@ -81,7 +81,8 @@ export function checkTrustConstraints(policy: TrustPolicy, sha256: Uint8Array, t
 }
 
 /**
- * Steps 1–3 above over the bytes a gateway served. `dev` is whether the
+ * Steps 1–3 above over the bytes a gateway served. A constraint failure
+ * carries the steps (hash passed, constraint failed). `dev` is whether the
  * document chained to a development root: only then may the policy use
  * development rules (plain http origins, first-party kinds elsewhere).
  */
@@ -101,7 +102,14 @@ export function checkServedTrustPolicy(args: { bytes: Uint8Array; attestedSha256
     if (err instanceof TrustPolicyError) throw new ClientError("ERR_TRUST_POLICY_INVALID", `${err.message}${args.dev ? "" : " (production rules: the document chains to the AWS root)"}`, { cause: err });
     throw err;
   }
-  const detail = checkTrustConstraints(policy, sha256, args.trust);
+  let detail: string;
+  try {
+    detail = checkTrustConstraints(policy, sha256, args.trust);
+  } catch (err) {
+    // The report shows that the policy was the attested one, then which constraint failed.
+    if (!(err instanceof ClientError)) throw err;
+    throw new ClientError(err.code, err.message, { steps: [...steps, { step: "trust", status: "failed", detail: `${err.code}: ${err.message}` }] });
+  }
   steps.push({ step: "trust", status: args.trust === "any" ? "not-requested" : "passed", detail });
   return { attested: { policy, bytes: args.bytes, sha256, origins: upstreamOrigins(policy), constraints: args.trust }, steps };
 }

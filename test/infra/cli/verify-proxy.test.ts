@@ -34,6 +34,9 @@ beforeAll(async () => {
   fs.writeFileSync(file("good.json"), manifestJson({ label: "test build", configSha256: [h.enclave.configSha256], trust: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" } } }));
   fs.writeFileSync(file("other.json"), manifestJson({ label: "other build", pcr0: PCR0_OTHER }));
   fs.writeFileSync(file("with-root.json"), manifestJson({ label: "test build", devRootPem: "dev-root.pem" }));
+  // A relying party that allows only OpenAI: the harness's policy routes to the built-in model.
+  fs.writeFileSync(file("openai-only.json"), manifestJson({ label: "test build", devRootPem: "dev-root.pem", trust: { upstreamOrigins: ["https://api.openai.com"] } }));
+  fs.writeFileSync(file("any-trust.json"), manifestJson({ label: "test build", devRootPem: "dev-root.pem", trust: "any" }));
   fs.writeFileSync(file("broken.json"), '{"version":1,"measurements":[],"extra":true}');
 });
 afterAll(async () => {
@@ -117,6 +120,34 @@ describe("egw verify", () => {
     expect(r.stdout).toContain("ACCEPTED (UNCONSTRAINED: measurements, trust policy (trust: any))");
     expect(r.stdout).toMatch(/^  --   measurements  not checked against any manifest/m);
     expect(r.stdout).toContain("measurements NOT checked against any manifest");
+  });
+
+  it("a trust policy outside the manifest's constraints: REJECTED with the code and the constraint, text and JSON", async () => {
+    const r = await egw(verifyCommand, [origin, "--policy", "openai-only.json"]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^  ok   trust-policy /m);
+    expect(r.stdout).toMatch(/^  FAIL trust +ERR_TRUST_NOT_ALLOWED: upstreamOrigins: provider "local" sends to local/m);
+    expect(r.stdout).toMatch(/^REJECTED ERR_TRUST_NOT_ALLOWED$/m);
+    const j = JSON.parse((await egw(verifyCommand, [origin, "--policy", "openai-only.json", "--json"])).stdout);
+    expect(j).toMatchObject({ accepted: false, code: "ERR_TRUST_NOT_ALLOWED", action: "reject" });
+  });
+
+  it('trust "any" in a manifest: accepted, and the verdict says the trust policy was not constrained', async () => {
+    const r = await egw(verifyCommand, [origin, "--policy", "any-trust.json"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('ACCEPTED (UNCONSTRAINED: trust policy (trust: any)) attested enclave dev-');
+    expect(r.stdout).toContain('    trust: "any" — the trust policy is NOT constrained');
+    expect(r.stdout).toMatch(/^  --   trust +NOT constrained/m);
+    const j = JSON.parse((await egw(verifyCommand, [origin, "--policy", "any-trust.json", "--json"])).stdout);
+    expect(j).toMatchObject({ accepted: true, trustConstrained: false, unconstrained: ["trust policy (trust: any)"], trustPolicy: { upstreamOrigins: ["local"] } });
+  });
+
+  it("a manifest without a trust section is a usage problem naming it", async () => {
+    const { trust: _dropped, ...noTrust } = JSON.parse(fs.readFileSync(file("good.json"), "utf8")) as Record<string, unknown>;
+    fs.writeFileSync(file("no-trust.json"), JSON.stringify(noTrust));
+    const r = await egw(verifyCommand, [origin, "--policy", "no-trust.json", "--dev-root", "dev-root.pem"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/ERR_POLICY_INVALID: manifest trust: no trust section: .*"any" on purpose/);
   });
 
   it("a manifest naming its development root needs no --dev-root", async () => {
@@ -236,6 +267,31 @@ const runCurl = (args: string[]) =>
   new Promise<{ code: number; stdout: string }>((resolve) => {
     execFile("curl", args, { timeout: 20_000 }, (error, stdout) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout }));
   });
+
+describe("egw proxy refuses a trust policy outside the manifest", () => {
+  it("exits 1 before listening, with the code", async () => {
+    const { ctx, out } = context();
+    const code = await proxyCommand(["--upstream", origin, "--policy", "openai-only.json", "--listen", "127.0.0.1:0"], ctx);
+    expect(code).toBe(1);
+    expect(out()).toMatch(/^REJECTED ERR_TRUST_NOT_ALLOWED$/m);
+    expect(out()).not.toContain("listening");
+  });
+
+  it("without a manifest it says, on start and in every answer, that trust is unconstrained", async () => {
+    const p = await startProxy(["--upstream", origin, "--dev-root", "dev-root.pem", "--listen", "127.0.0.1:0"]);
+    try {
+      expect(p.stderr()).toContain("UNCONSTRAINED: measurements, trust policy (trust: any)");
+      expect(p.stderr()).toMatch(/trust policy sha256 [0-9a-f]{64}, upstream origins local, identity ephemeral/);
+      const res = await fetch(`${p.url}/v1/chat/completions`, { method: "POST", headers: authHeaders, body: chatBody("unconstrained") });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt; trust=UNCONSTRAINED");
+      expect(res.headers.get("x-egw-upstream")).toBe("local");
+      await res.arrayBuffer();
+    } finally {
+      expect(await p.stop()).toBe(0);
+    }
+  });
+});
 
 describe("egw proxy", () => {
   let proxy: RunningCommand;
