@@ -32,7 +32,12 @@ usage() {
   cat <<'EOF'
 usage: infra/image/build.sh [options]
 
-  --config <file>        runtime config whose SHA-256 the manifest records
+  --trust-policy <file>  the deployment's trust policy: the manifest's trust section
+                         (allowed origins, identity, key ARNs) is derived from it
+  --operations <file>    with --trust-policy: also pin the deployment hash
+                         (config_sha256) of that trust policy and these operations
+  --trust-any            write "trust": "any" (constrains nothing, on purpose);
+                         one of --trust-policy and --trust-any is required
   --sign-key <pem>       sign the EIF (PCR8): private key for nitro-cli --private-key
   --sign-cert <pem>      ... and its certificate (--signing-certificate); both or neither
   --out-dir <dir>        outputs (default: build/ in the repository)
@@ -56,7 +61,9 @@ fail_usage() { echo "build.sh: $*" >&2; exit 2; }
 fail_check() { echo "build.sh: $*" >&2; exit 1; }
 log() { echo "build.sh: $*" >&2; }
 
-config=""
+trust_policy=""
+operations=""
+trust_any=0
 sign_key=""
 sign_cert=""
 out_dir=""
@@ -69,7 +76,10 @@ parent_base=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --config) [[ $# -ge 2 ]] || fail_usage "--config needs a file"; config="$2"; shift 2 ;;
+    --trust-policy) [[ $# -ge 2 ]] || fail_usage "--trust-policy needs a file"; trust_policy="$2"; shift 2 ;;
+    --operations) [[ $# -ge 2 ]] || fail_usage "--operations needs a file"; operations="$2"; shift 2 ;;
+    --trust-any) trust_any=1; shift ;;
+    --config) fail_usage "--config is gone: the runtime config is now a trust policy and operations; give --trust-policy <file> [--operations <file>]" ;;
     --sign-key) [[ $# -ge 2 ]] || fail_usage "--sign-key needs a file"; sign_key="$2"; shift 2 ;;
     --sign-cert) [[ $# -ge 2 ]] || fail_usage "--sign-cert needs a file"; sign_cert="$2"; shift 2 ;;
     --out-dir) [[ $# -ge 2 ]] || fail_usage "--out-dir needs a directory"; out_dir="$2"; shift 2 ;;
@@ -87,7 +97,18 @@ done
 if [[ -n "$sign_key" && -z "$sign_cert" || -z "$sign_key" && -n "$sign_cert" ]]; then
   fail_usage "--sign-key and --sign-cert go together"
 fi
-for f in "$config" "$sign_key" "$sign_cert"; do
+# The manifest needs a trust section (egw manifest create refuses to write
+# one without): derived from the trust policy, or "any" said on purpose.
+if [[ -z "$trust_policy" && "$trust_any" -eq 0 ]]; then
+  fail_usage "the manifest needs a trust section: give --trust-policy <file>, or --trust-any to constrain nothing on purpose"
+fi
+if [[ -n "$trust_policy" && "$trust_any" -eq 1 ]]; then
+  fail_usage "--trust-policy and --trust-any contradict each other"
+fi
+if [[ -n "$operations" && -z "$trust_policy" ]]; then
+  fail_usage "--operations goes with --trust-policy"
+fi
+for f in "$trust_policy" "$operations" "$sign_key" "$sign_cert"; do
   [[ -z "$f" || -f "$f" ]] || fail_usage "$f: no such file"
 done
 if [[ -n "$parent_base" && -z "$parent_tag" ]]; then
@@ -249,8 +270,11 @@ node -e '
 
 # ─── manifest ────────────────────────────────────────────────────────────────
 manifest_args=(manifest create --eif "$eif" --version "$version" --git-commit "$git_commit" --image-digest "$image_digest" --label "$label")
-if [[ -n "$config" ]]; then
-  manifest_args+=(--config "$config")
+if [[ -n "$trust_policy" ]]; then
+  manifest_args+=(--trust-policy "$trust_policy")
+  if [[ -n "$operations" ]]; then manifest_args+=(--operations "$operations"); fi
+else
+  manifest_args+=(--trust-any)
 fi
 egw "${manifest_args[@]}" > "$out_dir/manifest.json.tmp" || { rm -f "$out_dir/manifest.json.tmp"; fail_check "egw manifest create failed"; }
 node -e 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"))' "$out_dir/manifest.json.tmp" \

@@ -111,9 +111,10 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, "unsigned.eif"), buildEif(imageSections(parts)));
   fs.writeFileSync(path.join(dir, "signed.eif"), buildEif(imageSections({ ...parts, signer })));
   fs.writeFileSync(path.join(dir, "bad-crc.eif"), buildEif(imageSections(parts), { crc: 1 }));
-  // A valid runtime config, in case the real `egw manifest create` hashes or checks it.
-  const config = { version: 1, providers: [{ name: "local", kind: "local" }], models: {}, egressAllowlist: [], clients: [] };
-  fs.writeFileSync(path.join(dir, "config.json"), `${JSON.stringify(config)}\n`);
+  // A valid trust policy and operations, as the real `egw manifest create` parses and hashes them.
+  const trustPolicy = { version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" } };
+  fs.writeFileSync(path.join(dir, "trust-policy.json"), `${JSON.stringify(trustPolicy)}\n`);
+  fs.writeFileSync(path.join(dir, "operations.json"), '{"version":1,"clients":[]}\n');
   fs.writeFileSync(path.join(dir, "key.pem"), "stub key\n");
   realManifest = spawnSync(process.execPath, [REAL_EGW, "help"], { encoding: "utf8" }).stdout.includes("manifest create");
   fs.writeFileSync(path.join(dir, "cert.pem"), signer.pem);
@@ -137,7 +138,9 @@ function buildSh(args: string[], env: Record<string, string> = {}, opts: { witho
     for (const name of fs.readdirSync(stubs)) if (name !== opts.withoutStub) fs.copyFileSync(path.join(stubs, name), path.join(bin, name));
     for (const name of fs.readdirSync(bin)) fs.chmodSync(path.join(bin, name), 0o755);
   }
-  const r = spawnSync("bash", [SCRIPT, "--out-dir", out, ...args], {
+  // Every build needs a trust section; tests not about it say "any".
+  const trust = args.some((a) => a === "--trust-policy" || a === "--trust-any" || a === "--config" || a === "--no-trust") ? [] : ["--trust-any"];
+  const r = spawnSync("bash", [SCRIPT, "--out-dir", out, ...args.filter((a) => a !== "--no-trust"), ...trust], {
     encoding: "utf8",
     timeout: 60_000,
     env: {
@@ -170,7 +173,7 @@ function buildSh(args: string[], env: Record<string, string> = {}, opts: { witho
 describe("build.sh: a clean build", () => {
   let r: ReturnType<typeof buildSh>;
   beforeAll(() => {
-    r = buildSh(["--config", path.join(dir, "config.json"), "--label", "release 0.1.0"]);
+    r = buildSh(["--trust-policy", path.join(dir, "trust-policy.json"), "--operations", path.join(dir, "operations.json"), "--label", "release 0.1.0"]);
   }, 60_000);
 
   it("succeeds", () => {
@@ -221,7 +224,9 @@ describe("build.sh: a clean build", () => {
     expect(flag("--version")).toBe(VERSION);
     expect(flag("--git-commit")).toBe(COMMIT);
     expect(flag("--image-digest")).toBe(IMAGE_ID);
-    expect(flag("--config")).toBe(path.join(dir, "config.json"));
+    expect(flag("--trust-policy")).toBe(path.join(dir, "trust-policy.json"));
+    expect(flag("--operations")).toBe(path.join(dir, "operations.json"));
+    expect(argv).not.toContain("--trust-any");
     expect(flag("--label")).toBe("release 0.1.0");
     expect(() => JSON.parse(fs.readFileSync(r.file("manifest.json"), "utf8"))).not.toThrow();
   });
@@ -328,7 +333,10 @@ describe("build.sh: refusals", () => {
 
   it.each([
     [["--sign-key", "key.pem"], "--sign-key and --sign-cert go together"],
-    [["--config", "/nonexistent/config.json"], "no such file"],
+    [["--trust-policy", "/nonexistent/trust-policy.json"], "no such file"],
+    [["--no-trust"], "the manifest needs a trust section"],
+    [["--config", "/nonexistent/config.json"], "--config is gone"],
+    [["--trust-any", "--operations", "/nonexistent/operations.json"], "--operations goes with --trust-policy"],
     [["--frobnicate"], "unknown option"],
   ])("refuses the usage %j (exit 2)", (args, message) => {
     const r = buildSh(args.map((a) => (a.endsWith(".pem") ? path.join(dir, a) : a)));
