@@ -70,12 +70,17 @@ export const VERIFY_USAGE = `Usage:
 Attests a gateway the way the verifying client does: one TLS connection, a
 fresh 32-byte nonce, the document checked against the AWS root (or the
 development root from --dev-root or the manifest's devRootPem), the
-manifest's measurements and config hashes, and the TLS key binding; every
-step is printed. Exits 0 when every check passed, 1 when one failed
-(connection problems included), 2 on a usage problem. Without --policy the
-measurements are checked against no manifest and the verdict says so;
-exit 0 then covers every other check. The matched entry's release version
-and commit are printed when the manifest records them.
+manifest's measurements and config hashes, the TLS key binding, then the
+trust policy read over the same connection (its hash must be the attested
+one) against the manifest's trust section (allowed upstream origins,
+identity mode, key ARNs); every step is printed, then the trust policy
+(origins, identity, key ARNs, hash). Exits 0 when every check passed, 1
+when one failed (connection problems included; "REJECTED <code>"), 2 on a
+usage problem. Without --policy neither measurements nor trust policy are
+checked and the verdict says "ACCEPTED (UNCONSTRAINED: …)"; so does a
+manifest with "trust": "any". Exit 0 then covers every other check. The
+matched entry's release version and commit are printed when the manifest
+records them.
 With --policy-pubkey (PEM) or --policy-pubkey-sha256 (SHA-256 of the key's
 SPKI) the manifest is used only with a valid signature by that key
 (<manifest>.sig, or --policy-sig); a missing or bad signature is
@@ -93,8 +98,13 @@ Plain-HTTP verifying proxy on loopback for curl, Python openai, LangChain
 (base URL http://127.0.0.1:8787/v1). Every gateway connection is attested;
 every answer is passed on only if its receipt verifies, else a 502 with a
 JSON error (streams: an error event, then the connection is cut). Headers
-x-egw-verified, x-egw-measurement, x-egw-root, x-egw-receipt-id say what was
-verified. Exits 1 at start if the gateway fails attestation, if a
+say what was verified: x-egw-verified ("attestation+receipt; trust=constrained",
+or "trust=UNCONSTRAINED" without a manifest or with "trust": "any"),
+x-egw-upstream (the receipt's upstream origin), x-egw-policy-sha256,
+x-egw-measurement, x-egw-root, x-egw-receipt-id. A receipt naming an
+upstream outside the attested trust policy or the allowed origins is a 502
+ERR_RECEIPT_UPSTREAM_NOT_ALLOWED. Exits 1 at start if the gateway fails
+attestation or its trust policy breaks the manifest's trust section, if a
 signing key is pinned and the manifest's signature is missing or wrong
 (ERR_MANIFEST_SIGNATURE), if the manifest has expired (ERR_MANIFEST_EXPIRED)
 or is below --policy-min-sequence (ERR_MANIFEST_ROLLBACK). Once the
@@ -105,7 +115,7 @@ SIGINT/SIGTERM.`;
 export const RECEIPT_USAGE = `Usage:
   egw receipt verify --receipt <file> --request <file> --response <file>
                      --attestation <doc> [--at <ISO time>] [--policy <manifest.json>]
-                     [--dev-root <pem>] [--json]
+                     [--trust-policy <file>] [--dev-root <pem>] [--json]
 
 Offline proof, from saved files, that an attested enclave signed this
 response to this request. --request/--response: exact body bytes (a stream:
@@ -113,6 +123,9 @@ everything before the ": egw-receipt" block). --receipt: raw, the
 x-egw-receipt header value, or the SSE block. --attestation: raw, base64 or
 hex. The document is verified at --at (default: the receipt's time), with
 measurements "any" unless --policy is given (which also checks its age).
+--trust-policy: the trust policy's exact bytes as served at
+/v1/attestation/policy; they must hash to the document's policy_sha256, and
+a manifest whose trust section constrains anything needs them.
 Exits 0 verified, 1 refused, 2 usage or unreadable file.`;
 
 export const HOST_USAGE = `Usage:
@@ -199,20 +212,29 @@ I/O problem. Images up to 1 GiB are read into memory.`;
 
 export const MANIFEST_USAGE = `Usage:
   egw manifest create --eif <file.eif> --version <semver> --git-commit <40 hex>
-                      --image-digest sha256:<64 hex> [--config <runtime-config.json>]…
-                      [--config-sha256 <hex>]… [--sealed-secrets <file>] [--label <text>] [--built-at <RFC 3339>]
+                      --image-digest sha256:<64 hex>
+                      (--trust-policy <trust-policy.json> [--dev] [--pin-policy-hash] | --trust-any)
+                      [--operations <operations.json>]… [--sealed-secrets <file>]
+                      [--config-sha256 <hex>]… [--label <text>] [--built-at <RFC 3339>]
                       [--sequence <n>] [--expires <YYYY-MM-DDTHH:MM:SSZ>]
                       [--merge <existing-manifest.json>]
   egw manifest sign --key <private.pem|-> <manifest.json> [--out <file>]
   egw manifest verify (--pubkey <public.pem> | --pubkey-sha256 <hex>) <manifest.json>
                       [--sig <file>] [--policy-min-sequence <n>] [--json]
+  egw manifest show <manifest.json> [--json]
 
 create prints a measurements manifest (the format "egw verify --policy"
 reads) with PCR0/1/2, and PCR8 for a signed EIF, computed from the EIF,
 and the release: version, commit, image digest, the EIF's SHA-384 and
---built-at. --config hashes the exact file bytes, folded with the
---sealed-secrets file when the host hands one in (what the enclave attests);
---config-sha256 gives an attested hash directly. --merge appends the release to an existing
+--built-at. Its trust section is derived from --trust-policy (upstream
+origins, identity mode and key, secrets key; read under production rules
+unless --dev; --pin-policy-hash also pins the file's SHA-256), or is "any"
+with --trust-any; one of them is required (with --merge, the merged
+manifest's section is kept unless one is given). --operations pins the
+deployment hash the enclave attests (config_sha256) of the trust policy and
+that operations file, folded with the --sealed-secrets file when the host
+hands one in; --config-sha256 gives an attested hash directly. --config is
+gone (the runtime config is now a trust policy and operations). --merge appends the release to an existing
 manifest (rollouts: old and new accepted), refusing a label or image it
 already has. The label defaults to "egw <version> (<commit prefix>)".
 --sequence (1..2^53-1, higher than every earlier manifest) and --expires
@@ -224,7 +246,8 @@ exact bytes to <manifest.json>.sig and prints the key's SHA-256, which
 relying parties pin (--key - reads the PEM from standard input); it does
 not sign an expired manifest. verify checks that signature against the
 pinned key, then the manifest, its expiry and --policy-min-sequence, and
-prints its entries.
+prints its entries and trust section. show prints the same without
+checking a signature (exit 1 when the client would refuse the file).
 Exits 0 done/valid, 1 refused (invalid EIF, duplicate label or image,
 sequence not increased or expiry dropped by --merge, bad signature,
 expired, rollback), 2 usage or I/O (sign: an expired manifest).`;
