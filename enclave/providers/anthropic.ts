@@ -83,7 +83,7 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
   };
 
   return {
-    info: { name, kind: "anthropic", baseUrl: options.baseUrl },
+    info: { name, kind: "anthropic", baseUrl: options.baseUrl, requestIdHeader: "request-id" },
     native,
 
     async chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion> {

@@ -147,6 +147,12 @@ export interface ProviderInfo {
   kind: "openai" | "openai-compatible" | "anthropic" | "gemini" | "local";
   /** Base URL of the upstream API (for the receipt's upstream host and the egress allowlist). */
   baseUrl: string;
+  /**
+   * The response header that carries the provider's own request id (OpenAI
+   * `x-request-id`, Anthropic `request-id`); copied into the receipt's
+   * upstream.request_id when present. Absent: the provider sends none.
+   */
+  requestIdHeader?: string;
 }
 
 /**
