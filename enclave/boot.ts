@@ -1,7 +1,7 @@
 import { randomInt } from "node:crypto";
 import type { Attester } from "../attestation/attester.js";
 import { AttestationService } from "./attestation-service.js";
-import { createEgressFetch } from "./egress.js";
+import { createEgressFetch, refuseExtraCaOutsideDev } from "./egress.js";
 import { createGatewayApp } from "./gateway.js";
 import { createIdentity, identityFromKeys, type EnclaveIdentity } from "./identity.js";
 import type { IdentityKeys } from "./secrets/identity-blob.js";
@@ -180,6 +180,7 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
   const now = options.now ?? (() => new Date());
   const config = parseRuntimeConfig(options.configBytes);
   const configSha256 = attestedConfigHash(options.configBytes, options.sealedSecrets?.file);
+  refuseExtraCaOutsideDev(options.upstreamCa, options.attester.kind);
   const fetch = egressFetchFor(config, options);
   let secrets = options.secrets;
   let identityKeys: IdentityKeys | undefined;

@@ -1,6 +1,6 @@
 import tls from "node:tls";
 import { Agent, ProxyAgent, request, type Dispatcher } from "undici";
-import { hostPort } from "./runtime-config.js";
+import { ConfigError, hostPort } from "./runtime-config.js";
 import { UpstreamError } from "./providers/types.js";
 import { lazyBodyResponse } from "./http/node-body.js";
 import { peerFromContext, peerRecordingPoolFactory, tagResponsePeer } from "./egress-peer.js";
@@ -51,6 +51,17 @@ export interface EgressOptions {
  */
 export function upstreamRoots(extraCa: string | undefined): string[] {
   return extraCa ? [...tls.rootCertificates, extraCa] : [...tls.rootCertificates];
+}
+
+/**
+ * An extra upstream root only with the simulated NSM. enclave/config.ts
+ * refuses --upstream-ca first; this is the same rule where the boot
+ * builds the egress path, for callers that skip the settings loader.
+ */
+export function refuseExtraCaOutsideDev(extraCa: string | undefined, attesterKind: "nsm" | "simulated"): void {
+  if (extraCa !== undefined && attesterKind !== "simulated") {
+    throw new ConfigError("an extra upstream CA is for development only (the simulated NSM); upstream TLS trusts only the bundled roots");
+  }
 }
 
 /**
