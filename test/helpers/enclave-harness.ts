@@ -50,6 +50,8 @@ export async function startHarness(options: {
   kmsPins?: Parameters<typeof bootEnclave>[0]["kmsPins"];
   /** PCR0 of the simulated enclave; default 0x11 × 48. */
   pcr0?: Uint8Array;
+  /** Development: an extra PEM root for upstream TLS (a local HTTPS mock's certificate). */
+  upstreamCa?: string;
 } = {}): Promise<Harness> {
   const now = options.now ?? (() => new Date());
   const ca = options.ca ?? (await createDevCa({ now }));
@@ -65,6 +67,7 @@ export async function startHarness(options: {
     ...(options.fetch && { fetch: options.fetch }),
     ...(options.adapters && { adapters: options.adapters }),
     ...(options.egressProxy && { egressProxy: options.egressProxy }),
+    ...(options.upstreamCa && { upstreamCa: options.upstreamCa }),
     ...(options.sealedSecrets && { sealedSecrets: options.sealedSecrets }),
     ...(options.kmsPins && { kmsPins: options.kmsPins }),
     devRoot: trustAnchorFromPem(ca.rootPem, "development"),
