@@ -402,9 +402,18 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   };
 
   /** OpenAI chunks from a non-Anthropic provider, re-framed as Anthropic events. */
-  async function* translatedMessagesStream(route: Route, request: ChatRequest, model: string, ctx: ProviderCallContext): AsyncGenerator<string> {
+  async function* translatedMessagesStream(
+    route: Route,
+    request: ChatRequest,
+    model: string,
+    ctx: ProviderCallContext,
+    onModel: (model: unknown) => void,
+  ): AsyncGenerator<string> {
     const mapper = new OpenAIToAnthropicStreamMapper({ provider: route.adapter.info.name, model });
+    let first = true;
     for await (const chunk of route.adapter.chatStream({ ...request, model: route.upstreamModel, stream: true }, ctx)) {
+      if (first) onModel(chunk.model);
+      first = false;
       const text = mapper.push(chunk).map(formatAnthropicSse).join("");
       if (text !== "") yield text;
     }
@@ -511,19 +520,28 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       if (!routes[0]!.adapter.native) canonical();
       if (body.stream === true) {
         ex.stream = true;
-        const opened = await openStream<string>(routes, admitted.signal, config.limits, deps.upstream, (route, ctx) =>
-          route.adapter.native ? route.adapter.native.messagesStream(body, ctx) : translatedMessagesStream(route, canonical(), ex.model, ctx),
-        );
-        served(ex, opened);
+        // The model the provider reported in its first event. Attempts run one
+        // after another and each starts by clearing it, so once openStream
+        // returns it is the answering attempt's.
+        let reported: unknown;
+        const onModel = (model: unknown) => (reported = model);
+        const opened = await openStream<string>(routes, admitted.signal, config.limits, deps.upstream, (route, ctx) => {
+          reported = undefined;
+          return route.adapter.native ? route.adapter.native.messagesStream(body, ctx, onModel) : translatedMessagesStream(route, canonical(), ex.model, ctx, onModel);
+        });
+        served(ex, opened, reported);
         return streamChat(ex, opened.value, handOff(), anthropicStream);
       }
-      const result = await callOnce<Uint8Array>(routes, admitted.signal, config.limits, deps.upstream, async (route, ctx) => {
+      const result = await callOnce<{ bytes: Uint8Array; model: unknown }>(routes, admitted.signal, config.limits, deps.upstream, async (route, ctx) => {
         if (route.adapter.native) return route.adapter.native.messages(body, ctx);
         const completion = await route.adapter.chat({ ...canonical(), model: route.upstreamModel }, ctx);
-        return new TextEncoder().encode(JSON.stringify(completionToAnthropicMessage(completion, { provider: route.adapter.info.name })));
+        return {
+          bytes: new TextEncoder().encode(JSON.stringify(completionToAnthropicMessage(completion, { provider: route.adapter.info.name }))),
+          model: completion.model,
+        };
       });
-      served(ex, result);
-      return finish(ex, 200, result.value);
+      served(ex, result, result.value.model);
+      return finish(ex, 200, result.value.bytes);
     }),
   );
 

@@ -127,6 +127,19 @@ describe("receipt upstream.tls_spki_sha256 and request_id", () => {
     }
   });
 
+  it("the messages surface: the model the provider reported, native or translated, streamed or not", async () => {
+    for (const stream of [false, true]) {
+      anthropicMock.enqueue({ model: "claude-sonnet-4-5-20250929" });
+      const native = await call(h, "/messages", message("claude", stream));
+      expect(native.claims.model).toBe("claude");
+      expect(native.claims.upstream?.model).toBe("claude-sonnet-4-5-20250929");
+      const translated = await call(h, "/messages", message("gpt", stream));
+      expect(translated.claims.model).toBe("gpt");
+      expect(translated.claims.upstream?.model).toBe("gpt-4o");
+      expect(hex(translated.claims.upstream?.tlsSpkiSha256)).toBe(fronts.openai.spkiSha256);
+    }
+  });
+
   it("Anthropic through the OpenAI surface: the model is the one Anthropic reported", async () => {
     anthropicMock.enqueue({ model: "claude-sonnet-4-5-20250929" }, { model: "claude-sonnet-4-5-20250929" });
     for (const stream of [false, true]) {
