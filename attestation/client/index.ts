@@ -10,7 +10,7 @@ export { checkBufferedResponse, checkStreamedResponse } from "./response-check.j
 export type { SentRequest, VerifiedReceipt } from "./response-check.js";
 export { verifyReceiptDigests, decodeReceiptText } from "./receipt-check.js";
 export { StreamReceiptSplitter } from "./stream-splitter.js";
-export { resolvePolicy, matchMeasurements, parseManifest, policyFromManifest, loadPolicyFile, loadDevRoot } from "./policy.js";
+export { resolvePolicy, matchMeasurements, parseManifest, parseMeasurementsManifest, policyFromManifest, loadPolicyFile, loadDevRoot } from "./policy.js";
 export type { ClientPolicy, ResolvedPolicy, MeasurementSet, Manifest, LoadPolicyOptions, LoadedPolicy } from "./policy.js";
 export { readTrustSetting, trustJson, describeTrustConstraints, unconstrainedTrust, originProblem } from "./trust-constraints.js";
 export type { TrustConstraints, TrustSetting, IdentityConstraint } from "./trust-constraints.js";

@@ -262,6 +262,22 @@ function hexBytes(value: unknown, length: number, where: string): Uint8Array {
  * constrains nothing, is ERR_POLICY_INVALID (as a ClientPolicy would be).
  */
 export function parseManifest(input: string | unknown): Manifest {
+  return parseManifestWith(input, true) as Manifest;
+}
+
+/**
+ * For tools that compare an image's PCRs with a manifest and decide nothing
+ * about a gateway (`egw measure --manifest`, the instance's pre-start check
+ * of the EIF against the key policy's measurements): the same parse, every
+ * field checked as above, except that a missing `trust` section is allowed
+ * (a present one must still be valid). Never use the result as a client
+ * policy: it is not a Manifest.
+ */
+export function parseMeasurementsManifest(input: string | unknown): Omit<Manifest, "trust"> & { trust?: TrustSetting } {
+  return parseManifestWith(input, false);
+}
+
+function parseManifestWith(input: string | unknown, trustRequired: boolean): Omit<Manifest, "trust"> & { trust?: TrustSetting } {
   let value: unknown = input;
   if (typeof input === "string") {
     try {
@@ -313,14 +329,14 @@ export function parseManifest(input: string | unknown): Manifest {
     return set;
   });
 
-  let trust: TrustSetting;
+  let trust: TrustSetting | undefined;
   try {
-    trust = readTrustSetting(value.trust, "json", (where, message) => invalid(where, message));
+    if (trustRequired || value.trust !== undefined) trust = readTrustSetting(value.trust, "json", (where, message) => invalid(where, message));
   } catch (err) {
     if (err instanceof ClientError && err.code === "ERR_POLICY_INVALID") throw new ClientError("ERR_POLICY_INVALID", `manifest trust: ${err.message}`);
     throw err;
   }
-  const manifest: Manifest = { version: 1, ...(sequence !== undefined && { sequence }), ...(expires !== undefined && { expires }), measurements, trust };
+  const manifest: Omit<Manifest, "trust"> & { trust?: TrustSetting } = { version: 1, ...(sequence !== undefined && { sequence }), ...(expires !== undefined && { expires }), measurements, ...(trust !== undefined && { trust }) };
   if (value.configSha256 !== undefined) {
     const hashes = value.configSha256;
     if (!Array.isArray(hashes) || hashes.length === 0 || hashes.length > MAX_ENTRIES) {

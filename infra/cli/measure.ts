@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { parseManifest } from "../../attestation/client/policy.js";
+import { parseMeasurementsManifest } from "../../attestation/client/policy.js";
 import { readEifFile, type EifImage } from "../eif/eif-reader.js";
 import { EifError } from "../eif/errors.js";
 import { compareWithManifest, measureEif, type EifMeasurements, type ManifestComparison } from "../eif/measure.js";
@@ -49,7 +49,7 @@ export async function measureCommand(args: string[], ctx: CliContext): Promise<n
 
 function checkManifest(text: string, file: string): void {
   try {
-    parseManifest(text);
+    parseMeasurementsManifest(text);
   } catch (err) {
     const { code, message } = err as { code?: string; message: string };
     throw new UsageError(`--manifest ${file}: ${code ? `${code}: ` : ""}${message}`);

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from "node:crypto";
 import { decodeStrict } from "../../attestation/cbor-decode.js";
 import { parseCertificate } from "../../attestation/cert-parse.js";
-import { parseManifest } from "../../attestation/client/policy.js";
+import { parseMeasurementsManifest } from "../../attestation/client/policy.js";
 import { EifError } from "./errors.js";
 import type { EifImage } from "./eif-reader.js";
 
@@ -169,13 +169,14 @@ export function measurementPcrs(m: EifMeasurements): Map<number, Uint8Array> {
 
 /**
  * Compares an image's PCRs with every entry of a measurements manifest
- * (attestation/client/policy.ts `parseManifest`; throws its
+ * (attestation/client/policy.ts `parseMeasurementsManifest`: a trust
+ * section may be left out, as only PCRs are compared; throws
  * ERR_MANIFEST_INVALID). An entry matches when every PCR it lists equals
  * the image's, the rule the client applies to attestation documents; the
  * first matching entry wins. Otherwise each entry's differences are listed.
  */
 export function compareWithManifest(measurements: EifMeasurements, manifestJson: string | unknown): ManifestComparison {
-  const manifest = parseManifest(manifestJson);
+  const manifest = parseMeasurementsManifest(manifestJson);
   const actual = measurementPcrs(measurements);
   const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
   const entries = manifest.measurements.map((entry) => {

@@ -4,7 +4,7 @@
  * refused with the field named, never skipped.
  */
 import { describe, expect, it } from "vitest";
-import { parseManifest, resolvePolicy } from "../../../attestation/client/policy.js";
+import { parseManifest, parseMeasurementsManifest, resolvePolicy } from "../../../attestation/client/policy.js";
 import { describeTrustConstraints, readTrustSetting, trustJson, unconstrainedTrust } from "../../../attestation/client/trust-constraints.js";
 import { ClientError } from "../../../attestation/client/errors.js";
 
@@ -95,6 +95,16 @@ describe("manifest trust section", () => {
   it("refuses a repeated key inside the trust section", () => {
     const text = manifest({ identity: { mode: "ephemeral" } }).replace('"trust":{', '"trust":{"secretsKmsKeyArn":"x",').replace('"identity"', '"secretsKmsKeyArn"');
     expect(() => parseManifest(text)).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID", message: expect.stringContaining("appears twice") }));
+  });
+});
+
+describe("parseMeasurementsManifest (egw measure: PCRs only)", () => {
+  it("allows a missing trust section, still refuses a malformed one, and parseManifest still requires it", () => {
+    expect(parseMeasurementsManifest(manifest(undefined, true)).trust).toBeUndefined();
+    expect(parseMeasurementsManifest(manifest("any")).trust).toBe("any");
+    expect(() => parseMeasurementsManifest(manifest({}))).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => parseMeasurementsManifest(manifest({ upstreamOrigins: [] }))).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID" }));
+    expect(() => parseManifest(manifest(undefined, true))).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
   });
 });
 
