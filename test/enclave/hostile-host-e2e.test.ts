@@ -1,4 +1,8 @@
-import { EncryptCommand, GenerateDataKeyCommand } from "@aws-sdk/client-kms";
+import { DecryptCommand, EncryptCommand, GenerateDataKeyCommand } from "@aws-sdk/client-kms";
+import tls from "node:tls";
+import { createVerifiedFetch, type ClientPolicy } from "../../attestation/client/index.js";
+import { identityFromKeys } from "../../enclave/identity.js";
+import { openIdentity } from "../../enclave/secrets/identity-blob.js";
 import { createHash } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
@@ -32,7 +36,7 @@ import { provisionEnclave, type ProvisionedEnclave } from "../helpers/provisione
  * credentials and KMS endpoint. Each attack is refused with a stable code
  * before any provider key leaves the enclave, or (when the host writes its
  * own trust policy) boots an enclave whose attested, served policy says so,
- * which the client refuses (test/attestation/client/hostile-host-client.test.ts).
+ * which the client refuses (the last describe block of this file).
  * The legitimate path runs in the same file, against the same KMS.
  */
 const REAL_KEY = "sk-CANARY-owner-provider-key-7f3a";
@@ -297,5 +301,100 @@ describe("an identity blob made offline", { timeout: 60_000 }, () => {
     const policy = enc({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "sealed", kmsKeyArn: hostKms.keyArn } });
     const e = await provision({ trustPolicy: policy, operations: enc({ version: 1, clients: [] }), sealedSecrets: sealedFile(hostKms.keyArn, {}, identity), via: hostKms });
     failedWith(e.status, "ERR_IDENTITY_PROVENANCE");
+  });
+});
+
+/**
+ * The client's half: when the host writes its own trust policy, the genuine
+ * enclave boots and attests it. A relying party whose manifest constrains
+ * trust refuses it before a request byte leaves; one that says "any" is
+ * exposed, and the man in the middle below shows exactly how.
+ */
+describe("the relying party's side of the same attacks", { timeout: 60_000 }, () => {
+  const measurements: ClientPolicy["measurements"] = [{ label: "dev image", pcrs: new Map([[1, PCR1]]) }];
+  const policyFor = (trust: ClientPolicy["trust"]): ClientPolicy => ({ measurements, trust, trustedRoots: [anchor] });
+  const body = JSON.stringify({ model: "gpt", messages: [{ role: "user", content: "CANARY-PROMPT-hostile-e2e" }] });
+  const send = (baseURL: string, policy: ClientPolicy) => {
+    const f = createVerifiedFetch({ baseURL, policy });
+    return f(`${baseURL}/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body })
+      .then(async (r) => ({ status: r.status, text: await r.text() }))
+      .finally(() => f.close());
+  };
+  const owner = (): ClientPolicy["trust"] => ({ upstreamOrigins: [origin(upstream)], identity: { mode: "ephemeral" }, secretsKmsKeyArn: kms.keyArn });
+
+  it("the owner's deployment passes the owner's constraints; the same constraints refuse a host policy naming the host's key, before the prompt leaves", async () => {
+    const good = await provision({ trustPolicy: ownerPolicy(), operations: OPERATIONS, sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }) });
+    const goodURL = `https://127.0.0.1:${(good.status as { port: number }).port}/v1`;
+    expect(await send(goodURL, policyFor(owner()))).toMatchObject({ status: 200 });
+
+    const hostile = await provision({
+      trustPolicy: ownerPolicy({ secretsArn: hostKms.keyArn }),
+      operations: OPERATIONS,
+      sealedSecrets: sealedFile(hostKms.keyArn, { OPENAI_API_KEY: await seal(hostKms, "OPENAI_API_KEY", origin(upstream), "sk-host-own") }),
+      via: hostKms,
+    });
+    const before = upstream.requests.length;
+    await expect(send(`https://127.0.0.1:${(hostile.status as { port: number }).port}/v1`, policyFor(owner()))).rejects.toMatchObject({ code: "ERR_TRUST_NOT_ALLOWED" });
+    expect(upstream.requests.length).toBe(before);
+  });
+
+  it("a host policy routing to a host-run endpoint (no sealed key needed) is refused by the allowed origins", async () => {
+    const policy = enc({ version: 1, providers: [{ name: "openai", kind: "openai-compatible", baseUrl: sink.url }], models: { gpt: { provider: "openai", model: "gpt-4o" } }, identity: { mode: "ephemeral" } });
+    const e = await provision({ trustPolicy: policy, operations: OPERATIONS });
+    expect(e.status.status).toBe("ready");
+    const before = sinkCalls();
+    await expect(send(`https://127.0.0.1:${(e.status as { port: number }).port}/v1`, policyFor(owner()))).rejects.toMatchObject({ code: "ERR_TRUST_NOT_ALLOWED" });
+    expect(sinkCalls()).toBe(before);
+    // Unconstrained, the same request goes to the host's endpoint: what "trust": "any" means.
+    expect(await send(`https://127.0.0.1:${(e.status as { port: number }).port}/v1`, policyFor("any"))).toMatchObject({ status: 200 });
+    expect(JSON.stringify(sink.requests.at(-1)!.body)).toContain("CANARY-PROMPT");
+  });
+
+  it("a man in the middle with a host-known identity key: the genuine image made it under the host's KMS key; constrained clients refuse, an unconstrained one is read in clear", async () => {
+    // 1. The host has the genuine image make a shared identity under a key it owns…
+    const hostPolicy = ownerPolicy({ secretsArn: hostKms.keyArn, identity: { mode: "sealed", kmsKeyArn: hostKms.keyArn } });
+    const hostSecrets = { OPENAI_API_KEY: await seal(hostKms, "OPENAI_API_KEY", origin(upstream), "sk-host-own") };
+    const made = await provision({ trustPolicy: hostPolicy, operations: OPERATIONS, sealedSecrets: sealedFile(hostKms.keyArn, hostSecrets), via: hostKms, identity: { generate: { validityDays: 30 } } }, "identity");
+    const identity = (made.status as { identity: { dataKey: string; iv: string; sealed: string } }).identity;
+    // 2. …decrypts the data key with its own key (its key policy needs no attestation) and so learns the TLS key…
+    const c = createKmsClient({ region: hostKms.region, endpoint: hostKms.endpoint, credentials: hostKms.credentials });
+    const dataKey = (await c.send(new DecryptCommand({ CiphertextBlob: Buffer.from(identity.dataKey, "base64"), EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT } }))).Plaintext!;
+    c.destroy();
+    const keys = openIdentity({ dataKey: Buffer.from(identity.dataKey, "base64"), iv: Buffer.from(identity.iv, "base64"), sealed: Buffer.from(identity.sealed, "base64") }, dataKey);
+    const known = await identityFromKeys(keys, { now });
+    // 3. …boots a replica with it, and puts a TLS terminator with the same key in front of it.
+    const replica = await provision({ trustPolicy: hostPolicy, operations: OPERATIONS, sealedSecrets: sealedFile(hostKms.keyArn, hostSecrets, identity), via: hostKms });
+    const port = (replica.status as { port: number }).port;
+    let seen = "";
+    const mitm = tls.createServer({ key: known.tls.keyPem, cert: known.tls.certPem, minVersion: "TLSv1.3" }, (client) => {
+      const enclave = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: false });
+      client.on("data", (d: Buffer) => (seen += d.toString("latin1")));
+      client.pipe(enclave).pipe(client);
+      const end = () => {
+        client.destroy();
+        enclave.destroy();
+      };
+      client.on("error", end);
+      enclave.on("error", end);
+    });
+    await new Promise<void>((r) => mitm.listen(0, "127.0.0.1", r));
+    closers.push(() => new Promise((r) => mitm.close(r)));
+    const viaMitm = `https://127.0.0.1:${(mitm.address() as { port: number }).port}/v1`;
+
+    // The owner's constraints (ephemeral identity, or sealed under the owner's key) refuse it before the prompt leaves.
+    await expect(send(viaMitm, policyFor(owner()))).rejects.toMatchObject({ code: "ERR_TRUST_NOT_ALLOWED" });
+    await expect(send(viaMitm, policyFor({ identity: { mode: "sealed", kmsKeyArn: kms.keyArn } }))).rejects.toMatchObject({ code: "ERR_TRUST_NOT_ALLOWED" });
+    expect(seen).not.toContain("CANARY-PROMPT");
+    // An unconstrained client accepts the attested TLS key, which the host knows: the prompt is read in clear.
+    expect(await send(viaMitm, policyFor("any"))).toMatchObject({ status: 200 });
+    expect(seen).toContain("CANARY-PROMPT");
+  });
+
+  it("a client that constrains nothing must say so: no trust section is refused, and an empty one too", async () => {
+    const e = await provision({ trustPolicy: ownerPolicy(), operations: OPERATIONS, sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }) });
+    const url = `https://127.0.0.1:${(e.status as { port: number }).port}/v1`;
+    const attempt = async (policy: ClientPolicy) => send(url, policy);
+    await expect(attempt({ measurements, trustedRoots: [anchor] } as unknown as ClientPolicy)).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });
+    await expect(attempt(policyFor({} as ClientPolicy["trust"]))).rejects.toMatchObject({ code: "ERR_POLICY_INVALID", message: expect.stringMatching(/"any" on purpose/) });
   });
 });
