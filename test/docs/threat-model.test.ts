@@ -68,8 +68,9 @@ describe("docs/THREAT-MODEL.md §4 cites tests that exist", () => {
       if (c.name === undefined) continue;
       const source = fs.readFileSync(file, "utf8");
       // The name as written in the source, with the quoting the source may need.
-      const forms = [c.name, c.name.replace(/"/g, '\\"'), c.name.replace(/'/g, "\\'")];
-      if (!forms.some((f) => source.includes(f)) && !templates(source).some((t) => t.test(c.name!))) missing.push(`${c.claim}: ${c.file} has no test "${c.name}"`);
+      const plain = c.name.replace(/\\"/g, '"');
+      const forms = [c.name, plain, plain.replace(/"/g, '\\"'), plain.replace(/'/g, "\\'")];
+      if (!forms.some((f) => source.includes(f)) && !templates(source).some((t) => t.test(plain))) missing.push(`${c.claim}: ${c.file} has no test "${c.name}"`);
     }
     expect(missing).toEqual([]);
   });
