@@ -80,7 +80,7 @@ export function loadBalancerService(scope: Construct, props: ResolvedProps): k8s
       labels: commonLabels(props.name, "gateway"),
       annotations: nlbAnnotations({
         scheme: lb.scheme,
-        proxyProtocol: props.inputs.runtimeConfig.proxyProtocol,
+        proxyProtocol: props.inputs.operations.proxyProtocol,
         deregistrationDelaySeconds: props.deregistrationWaitSeconds + RELAY_DRAIN_SECONDS,
       }),
     },
