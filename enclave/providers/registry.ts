@@ -18,11 +18,13 @@ export function createAdapters(providers: ProviderConfig[], secrets: SecretSourc
         break;
       case "openai":
       case "openai-compatible":
+      case "xai":
         adapters.set(
           p.name,
           createOpenAIAdapter({
             name: p.name,
-            kind: p.kind,
+            // xAI speaks the OpenAI wire format at its fixed origin (attestation/trust-policy.ts).
+            kind: p.kind === "xai" ? "openai-compatible" : p.kind,
             baseUrl: p.baseUrl,
             ...(secret && { apiKey }),
             ...(p.capabilities && { capabilities: p.capabilities }),

@@ -33,7 +33,7 @@ describe("enclave program run()", () => {
     expect(r.code).toBe(0);
     expect(r.stdout.trim()).toBe(ENCLAVE_PROGRAM_USAGE);
     // Every flag of `egw help enclave` is there.
-    const flags = ["--config", "--listen", "--dev", "--egress-proxy", "--sealed-secrets", "--provision-listen", "--bring-up-loopback"];
+    const flags = ["--trust-policy", "--operations", "--listen", "--dev", "--egress-proxy", "--sealed-secrets", "--provision-listen", "--bring-up-loopback"];
     for (const flag of flags) expect(r.stdout).toContain(flag);
   });
 
@@ -50,8 +50,9 @@ describe("enclave program run()", () => {
     expect(r.stdout).toBe("");
   });
 
-  it("refuses a missing runtime config file (fail closed: no config, no gateway)", async () => {
-    const r = await call(run, ["--dev", "--state-dir", path.join(dir, "state"), "--config", path.join(dir, "absent.json"), "--listen", "tcp://127.0.0.1:0"]);
+  it("refuses a missing trust policy or operations file (fail closed: no config, no gateway)", async () => {
+    const ops = path.join(dir, "absent-ops.json");
+    const r = await call(run, ["--dev", "--state-dir", path.join(dir, "state"), "--trust-policy", path.join(dir, "absent.json"), "--operations", ops, "--listen", "tcp://127.0.0.1:0"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^enclave: .*absent\.json/);
     expect(r.stdout).not.toContain("ready");
@@ -71,7 +72,7 @@ describe("egw enclave delegates to the enclave program", () => {
   });
 
   it("refuses the same config input the same way", async () => {
-    const args = ["--dev", "--state-dir", path.join(dir, "state"), "--config", path.join(dir, "absent.json")];
+    const args = ["--dev", "--state-dir", path.join(dir, "state"), "--trust-policy", path.join(dir, "absent.json"), "--operations", path.join(dir, "absent.json")];
     const [own, cli] = [await call(run, args), await viaEgw(args)];
     expect(cli.code).toBe(own.code);
     expect(cli.stderr.replace(/^egw enclave: /, "")).toBe(own.stderr.replace(/^enclave: /, ""));

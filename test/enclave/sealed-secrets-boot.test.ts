@@ -11,6 +11,7 @@ import { createKmsClient } from "../../enclave/secrets/kms-source.js";
 import { CLIENT_TOKEN, startHarness } from "../helpers/enclave-harness.js";
 import { startMockKms } from "../../infra/dev/local-kms.js";
 import { startMockOpenAI } from "../helpers/mock-openai.js";
+import { splitConfig } from "../helpers/split-config.js";
 
 /**
  * The enclave boots with provider keys sealed under KMS: it opens them with
@@ -39,16 +40,17 @@ async function setup(allowedPcr0: Uint8Array, kmsNow: () => Date = now) {
     version: 1,
     providers: [{ name: "openai", kind: "openai", baseUrl: upstream.url, secret: "OPENAI_API_KEY" }],
     models: { gpt: { provider: "openai", model: "gpt-4o" } },
-    egressAllowlist: [new URL(upstream.url).host, new URL(kms.endpoint).host],
     clients: [{ name: "t", tokenSha256: hashToken(CLIENT_TOKEN), models: ["*"] }],
   });
-  return { ca, anchor, kms, upstream, file, config };
+  const docs = splitConfig(config, { secretsKmsKeyArn: kms.keyArn });
+  const bytes = { trustPolicyBytes: new TextEncoder().encode(docs.trustPolicy), operationsBytes: new TextEncoder().encode(docs.operations) };
+  return { ca, anchor, kms, upstream, file, config, docs, bytes };
 }
 
 describe("sealed provider keys at boot", () => {
   it("releases them through KMS with the attestation, uses them upstream, and attests the file's hash", async () => {
     const s = await setup(new Uint8Array(48).fill(0x11)); // the harness's PCR0
-    const h = await startHarness({ ca: s.ca, config: s.config, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } });
+    const h = await startHarness({ ca: s.ca, ...s.docs, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } });
     closers.push(() => h.close());
     const decrypts = s.kms.requests.filter((r) => r.target === "TrentService.Decrypt");
     expect(decrypts).toHaveLength(1);
@@ -64,14 +66,14 @@ describe("sealed provider keys at boot", () => {
     const doc = new Uint8Array(await (await h.fetch(`${h.baseURL}/attestation`)).arrayBuffer());
     const verified = await verifyAttestation(doc, { currentDate: now(), expectedPcrs: "any", trustedRoots: [s.anchor] });
     const binding = decodeBinding(verified.document.userData);
-    expect(Buffer.from(binding.configSha256).equals(Buffer.from(attestedConfigHash(new TextEncoder().encode(s.config), s.file)))).toBe(true);
+    expect(Buffer.from(binding.configSha256).equals(Buffer.from(attestedConfigHash(s.bytes.trustPolicyBytes, s.bytes.operationsBytes, s.file)))).toBe(true);
     expect(h.logs.join("\n")).not.toContain("CANARYSEALEDKEY");
     expect(h.logs.join("\n")).toContain("secrets.released");
   });
 
   it("a KMS policy that does not admit these measurements stops the boot", async () => {
     const s = await setup(new Uint8Array(48).fill(0x99));
-    await expect(startHarness({ ca: s.ca, config: s.config, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
+    await expect(startHarness({ ca: s.ca, ...s.docs, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
       code: "ERR_KMS_RELEASE_DENIED",
     });
   });
@@ -79,7 +81,7 @@ describe("sealed provider keys at boot", () => {
   it("a stale attestation document is refused by KMS, and the enclave does not start", async () => {
     // KMS's clock is an hour ahead of the enclave's: every document it sees is stale.
     const s = await setup(new Uint8Array(48).fill(0x11), () => new Date(Date.now() + 3600_000));
-    await expect(startHarness({ ca: s.ca, config: s.config, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
+    await expect(startHarness({ ca: s.ca, ...s.docs, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
       code: "ERR_KMS_RELEASE_DENIED",
     });
   });
@@ -93,7 +95,7 @@ describe("sealed provider keys at boot", () => {
     const attester = new SimulatedNsm({ ca: s.ca, now, pcrs: { 0: new Uint8Array(48), 1: new Uint8Array(48), 2: new Uint8Array(48) } });
     await expect(
       bootEnclave({
-        configBytes: new TextEncoder().encode(s.config),
+        ...s.bytes,
         attester,
         secrets: staticSecrets(new Map()),
         log: memoryLogger(),
@@ -123,7 +125,7 @@ describe("sealed provider keys at boot", () => {
     };
     await expect(
       bootEnclave({
-        configBytes: new TextEncoder().encode(s.config),
+        ...s.bytes,
         attester: swapping,
         secrets: staticSecrets(new Map()),
         log: memoryLogger(),
@@ -134,14 +136,13 @@ describe("sealed provider keys at boot", () => {
     ).rejects.toMatchObject({ code: "ERR_KMS_RESPONSE" }); // KMS encrypted to the other key: ours cannot open it
   });
 
-  it("KMS outside the enclave's egress allowlist is refused before any connection", async () => {
+  it("the egress allowlist is derived: the trust policy's provider origin and the checked KMS endpoint, nothing the host lists", async () => {
     const s = await setup(new Uint8Array(48).fill(0x11));
-    const config = JSON.parse(s.config) as { egressAllowlist: string[] };
-    config.egressAllowlist = config.egressAllowlist.filter((h) => h !== new URL(s.kms.endpoint).host);
-    const before = s.kms.requests.length;
-    await expect(startHarness({ ca: s.ca, config: JSON.stringify(config), sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } })).rejects.toMatchObject({
-      code: "ERR_KMS_UNAVAILABLE",
-    });
-    expect(s.kms.requests.length).toBe(before);
+    const h = await startHarness({ ca: s.ca, ...s.docs, sealedSecrets: { file: s.file, credentials: s.kms.credentials, endpoint: s.kms.endpoint } });
+    closers.push(() => h.close());
+    expect(h.enclave.config.egressAllowlist).toEqual([new URL(s.upstream.url).host, new URL(s.kms.endpoint).host, `kms.${s.kms.region}.amazonaws.com:443`].sort());
+    // A host-written allowlist is not even a field any more: operations refuses it.
+    const ops = JSON.parse(s.docs.operations) as Record<string, unknown>;
+    await expect(startHarness({ ca: s.ca, trustPolicy: s.docs.trustPolicy, operations: JSON.stringify({ ...ops, egressAllowlist: ["evil.example:443"] }) })).rejects.toMatchObject({ code: "ERR_CONFIG" });
   });
 });

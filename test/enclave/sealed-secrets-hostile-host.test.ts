@@ -51,7 +51,6 @@ function config(): string {
       { name: "b", kind: "openai", baseUrl: b.url, secret: "B_KEY" },
     ],
     models: { ma: { provider: "a", model: "gpt-4o" }, mb: { provider: "b", model: "gpt-4o" } },
-    egressAllowlist: [new URL(a.url).host, new URL(b.url).host, new URL(kms.endpoint).host, new URL(hostKms.endpoint).host],
     clients: [{ name: "t", tokenSha256: hashToken(CLIENT_TOKEN), models: ["*"] }],
   });
 }
@@ -74,8 +73,9 @@ async function legitimate(): Promise<Record<string, string>> {
   return { A_KEY: await seal(kms, "A_KEY", a.url, KEY_A), B_KEY: await seal(kms, "B_KEY", b.url, KEY_B) };
 }
 
-function boot(bytes: Uint8Array, via: MockKms = kms, kmsPins?: { secretsKeyArn?: string; dev?: boolean }) {
-  return startHarness({ ca, now, config: config(), sealedSecrets: { file: bytes, credentials: via.credentials, endpoint: via.endpoint }, ...(kmsPins && { kmsPins }) });
+/** Boots with the trust policy pinning `pinned` (default: the deployment's key) as secrets.kmsKeyArn. */
+function boot(bytes: Uint8Array, via: MockKms = kms, pinned: string = kms.keyArn) {
+  return startHarness({ ca, now, config: config(), secretsKmsKeyArn: pinned, sealedSecrets: { file: bytes, credentials: via.credentials, endpoint: via.endpoint } });
 }
 
 async function chat(h: Awaited<ReturnType<typeof boot>>, model: string) {
@@ -92,7 +92,7 @@ const upstreamCalls = () => a.requests.length + b.requests.length;
 
 describe("sealed provider keys a hostile host arranged", { timeout: 60_000 }, () => {
   it("the legitimate file boots, and each provider gets its own key", async () => {
-    const h = await boot(file(kms.keyArn, await legitimate()), kms, { secretsKeyArn: kms.keyArn });
+    const h = await boot(file(kms.keyArn, await legitimate()));
     closers.push(() => h.close());
     await chat(h, "ma");
     await chat(h, "mb");
@@ -116,30 +116,31 @@ describe("sealed provider keys a hostile host arranged", { timeout: 60_000 }, ()
     expect(upstreamCalls()).toBe(before);
   });
 
-  it("a file sealed under the host's own key, or naming the key by alias or bare id → refused before any KMS or provider call", async () => {
-    const hostSecrets = { A_KEY: await seal(hostKms, "A_KEY", a.url, KEY_A), B_KEY: await seal(hostKms, "B_KEY", b.url, KEY_B) };
+  it("a trust policy naming the key by alias or bare id is refused before any KMS or provider call; the file's own keyId decides nothing", async () => {
     const bareId = kms.keyArn.slice(kms.keyArn.indexOf("/") + 1);
     const calls = () => decrypts(kms) + decrypts(hostKms) + upstreamCalls();
     const before = calls();
-    const pinned = { secretsKeyArn: kms.keyArn, dev: false };
-    // With the key ARN pinned (the trust policy's secretsKeyArn): the file must name exactly it.
-    await expect(boot(file(hostKms.keyArn, hostSecrets), hostKms, pinned)).rejects.toMatchObject({ code: "ERR_KMS_KEY_MISMATCH" });
-    await expect(boot(file(kms.alias, await legitimate()), kms, pinned)).rejects.toMatchObject({ code: "ERR_KMS_KEY_MISMATCH" });
-    await expect(boot(file(bareId, await legitimate()), kms, pinned)).rejects.toMatchObject({ code: "ERR_KMS_KEY_MISMATCH" });
-    // Without a pin (today's config, until the trust policy supplies it) an alias or a bare id is refused outside development.
-    await expect(boot(file(kms.alias, await legitimate()), kms, { dev: false })).rejects.toMatchObject({ code: "ERR_KMS_KEY_ID" });
-    await expect(boot(file(bareId, await legitimate()), kms, { dev: false })).rejects.toMatchObject({ code: "ERR_KMS_KEY_ID" });
+    // An alias or a bare id resolves in the account of the host's credentials: the trust policy never takes one.
+    await expect(boot(file(kms.keyArn, await legitimate()), kms, kms.alias)).rejects.toMatchObject({ code: "ERR_TRUST_POLICY_INVALID" });
+    await expect(boot(file(kms.keyArn, await legitimate()), kms, bareId)).rejects.toMatchObject({ code: "ERR_TRUST_POLICY_INVALID" });
     expect(calls()).toBe(before);
+    // A file that names the host's key (or an alias) is asked for nothing under that name: KMS is
+    // asked for the policy's key only (outside development the file's keyId must also equal it:
+    // test/enclave/secrets/kms-source tests, dev: false).
+    const h = await boot(file(hostKms.keyArn, await legitimate()));
+    closers.push(() => h.close());
+    const asked = kms.requests.filter((r) => r.target === "TrentService.Decrypt").slice(-2).map((r) => r.body.KeyId);
+    expect(asked).toEqual([kms.keyArn, kms.keyArn]);
   });
 
   it("in development the file's keyId is not compared, but only the pinned key is asked for and accepted", async () => {
     const hostSecrets = { A_KEY: await seal(hostKms, "A_KEY", a.url, KEY_A), B_KEY: await seal(hostKms, "B_KEY", b.url, KEY_B) };
     // The host's KMS does not know the pinned key…
-    await expect(boot(file(hostKms.keyArn, hostSecrets), hostKms, { secretsKeyArn: kms.keyArn })).rejects.toMatchObject({ code: "ERR_KMS_RELEASE_DENIED" });
+    await expect(boot(file(hostKms.keyArn, hostSecrets), hostKms)).rejects.toMatchObject({ code: "ERR_KMS_RELEASE_DENIED" });
     // …and a host KMS that answers anyway answers for its own key.
     hostKms.misbehave = "any-key-id";
     try {
-      await expect(boot(file(hostKms.keyArn, hostSecrets), hostKms, { secretsKeyArn: kms.keyArn })).rejects.toMatchObject({ code: "ERR_KMS_KEY_MISMATCH" });
+      await expect(boot(file(hostKms.keyArn, hostSecrets), hostKms)).rejects.toMatchObject({ code: "ERR_KMS_KEY_MISMATCH" });
     } finally {
       hostKms.misbehave = "none";
     }

@@ -7,6 +7,7 @@ import { bootEnclave, type BootedEnclave } from "../../enclave/boot.js";
 import { memoryLogger } from "../../enclave/observability/log.js";
 import type { ProviderAdapter } from "../../enclave/providers/types.js";
 import { staticSecrets } from "../../enclave/secrets.js";
+import { splitConfig } from "./split-config.js";
 
 /**
  * Boots the real enclave service (HTTPS on 127.0.0.1, simulated NSM with an
@@ -38,7 +39,13 @@ export function configJson(overrides: Record<string, unknown> = {}): string {
 }
 
 export async function startHarness(options: {
+  /** One object with both documents' fields (split by test/helpers/split-config.ts), or give trustPolicy + operations. */
   config?: string;
+  trustPolicy?: string;
+  operations?: string;
+  /** With `config`: trust policy secrets.kmsKeyArn / identity. */
+  secretsKmsKeyArn?: string;
+  identity?: Record<string, unknown>;
   secrets?: Map<string, string>;
   adapters?: Map<string, ProviderAdapter>;
   fetch?: typeof fetch;
@@ -47,7 +54,6 @@ export async function startHarness(options: {
   /** Reuse a development CA the test made (e.g. to give a local KMS its root). */
   ca?: DevCa;
   sealedSecrets?: Parameters<typeof bootEnclave>[0]["sealedSecrets"];
-  kmsPins?: Parameters<typeof bootEnclave>[0]["kmsPins"];
   /** PCR0 of the simulated enclave; default 0x11 × 48. */
   pcr0?: Uint8Array;
 } = {}): Promise<Harness> {
@@ -55,8 +61,16 @@ export async function startHarness(options: {
   const ca = options.ca ?? (await createDevCa({ now }));
   const attester = new SimulatedNsm({ ca, now, pcrs: { 0: options.pcr0 ?? new Uint8Array(48).fill(0x11) } });
   const logger = memoryLogger();
+  const docs =
+    options.trustPolicy !== undefined || options.operations !== undefined
+      ? { trustPolicy: options.trustPolicy!, operations: options.operations! }
+      : splitConfig(options.config ?? configJson(), {
+          ...(options.secretsKmsKeyArn && { secretsKmsKeyArn: options.secretsKmsKeyArn }),
+          ...(options.identity && { identity: options.identity }),
+        });
   const enclave = await bootEnclave({
-    configBytes: new TextEncoder().encode(options.config ?? configJson()),
+    trustPolicyBytes: new TextEncoder().encode(docs.trustPolicy),
+    operationsBytes: new TextEncoder().encode(docs.operations),
     attester,
     secrets: staticSecrets(options.secrets ?? new Map()),
     log: logger,
@@ -66,7 +80,6 @@ export async function startHarness(options: {
     ...(options.adapters && { adapters: options.adapters }),
     ...(options.egressProxy && { egressProxy: options.egressProxy }),
     ...(options.sealedSecrets && { sealedSecrets: options.sealedSecrets }),
-    ...(options.kmsPins && { kmsPins: options.kmsPins }),
     devRoot: trustAnchorFromPem(ca.rootPem, "development"),
   });
   const agent = new Agent({ connect: { ca: enclave.identity.tls.certPem } });

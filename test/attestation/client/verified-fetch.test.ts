@@ -5,6 +5,7 @@
  */
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
+import { splitConfig } from "../../helpers/split-config.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVerifiedFetch, type AttestedPeer, type ClientPolicy, type VerifiedFetch, type VerifiedReceipt } from "../../../attestation/client/index.js";
 import { RECEIPT_HEADER, verifyReceipt } from "../../../attestation/receipt.js";
@@ -275,7 +276,10 @@ async function startDebugHarness() {
   const now = () => new Date();
   const ca = await createDevCa({ now });
   const enclave = await bootEnclave({
-    configBytes: new TextEncoder().encode(config),
+    ...(() => {
+      const docs = splitConfig(config);
+      return { trustPolicyBytes: new TextEncoder().encode(docs.trustPolicy), operationsBytes: new TextEncoder().encode(docs.operations) };
+    })(),
     attester: new SimulatedNsm({ ca, now, pcrs: { 0: new Uint8Array(48), 1: new Uint8Array(48), 2: new Uint8Array(48) } }),
     secrets: staticSecrets(new Map()),
     log: memoryLogger(),

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeBundle, MAX_BUNDLE_BYTES, MAX_CONFIG_BYTES, MAX_IDENTITY_DAYS, ProvisionError } from "../../../enclave/provision/index.js";
+import { decodeBundle, MAX_BUNDLE_BYTES, MAX_OPERATIONS_BYTES, MAX_TRUST_POLICY_BYTES, MAX_IDENTITY_DAYS, ProvisionError } from "../../../enclave/provision/index.js";
 import { encodeBundle } from "../../../host/provision/index.js";
 
 /**
@@ -14,6 +14,7 @@ const creds = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: SECRET, se
 const utf8 = (s: string) => new TextEncoder().encode(s);
 const b64 = (s: string | Uint8Array) => Buffer.from(typeof s === "string" ? utf8(s) : s).toString("base64");
 const CONFIG = utf8('{ "version": 1,\n  "providers": [] }\n');
+const OPS = utf8('{ "version": 1, "clients": [] }');
 const SEALED = utf8('{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{"A":"AAAA"}}');
 
 function expectCode(body: Uint8Array | string, code: string): ProvisionError {
@@ -28,30 +29,31 @@ function expectCode(body: Uint8Array | string, code: string): ProvisionError {
 }
 
 describe("boot bundle: host encoder → enclave decoder", () => {
-  it("carries the config and the sealed file byte for byte (whitespace, key order, non-ASCII), with credentials and endpoint", () => {
+  it("carries the trust policy, the operations and the sealed file byte for byte (whitespace, key order, non-ASCII), with credentials and endpoint", () => {
     const config = utf8('{"version":1, "b":"é",\t"a":[ ]}\r\n');
-    const decoded = decodeBundle(encodeBundle({ config, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "https://kms.eu-west-1.amazonaws.com" }));
-    expect(Buffer.from(decoded.configBytes).equals(Buffer.from(config))).toBe(true);
+    const decoded = decodeBundle(encodeBundle({ trustPolicy: config, operations: OPS, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "https://kms.eu-west-1.amazonaws.com" }));
+    expect(Buffer.from(decoded.trustPolicyBytes).equals(Buffer.from(config))).toBe(true);
+    expect(Buffer.from(decoded.operationsBytes).equals(Buffer.from(OPS))).toBe(true);
     expect(Buffer.from(decoded.sealedSecrets!.file).equals(Buffer.from(SEALED))).toBe(true);
     expect(decoded.sealedSecrets!.credentials).toEqual(creds);
     expect(decoded.sealedSecrets!.endpoint).toBe("https://kms.eu-west-1.amazonaws.com");
   });
 
   it("a config-only bundle has no sealedSecrets; a session token is optional", () => {
-    expect(decodeBundle(encodeBundle({ config: CONFIG }))).toEqual({ configBytes: new Uint8Array(CONFIG) });
+    expect(decodeBundle(encodeBundle({ trustPolicy: CONFIG, operations: OPS }))).toEqual({ trustPolicyBytes: new Uint8Array(CONFIG), operationsBytes: new Uint8Array(OPS) });
     const { sessionToken: _, ...noToken } = creds;
-    expect(decodeBundle(encodeBundle({ config: CONFIG, sealedSecrets: SEALED, awsCredentials: noToken })).sealedSecrets).toEqual({ file: new Uint8Array(SEALED), credentials: noToken });
+    expect(decodeBundle(encodeBundle({ trustPolicy: CONFIG, operations: OPS, sealedSecrets: SEALED, awsCredentials: noToken })).sealedSecrets).toEqual({ file: new Uint8Array(SEALED), credentials: noToken });
   });
 
   it("carries an identity request: validity, then overlap and rotateTls only when given", () => {
-    const base = { config: CONFIG, sealedSecrets: SEALED, awsCredentials: creds };
+    const base = { trustPolicy: CONFIG, operations: OPS, sealedSecrets: SEALED, awsCredentials: creds };
     expect(decodeBundle(encodeBundle({ ...base, identity: { generate: { validityDays: 30 } } })).identity).toEqual({ generate: { validityDays: 30 } });
     expect(decodeBundle(encodeBundle({ ...base, identity: { generate: { validityDays: MAX_IDENTITY_DAYS, overlapDays: 0, rotateTls: true } } })).identity).toEqual({
       generate: { validityDays: MAX_IDENTITY_DAYS, overlapDays: 0, rotateTls: true },
     });
     // rotateTls false is the default, so the encoder leaves it out; the decoder keeps an explicit false.
     expect(decodeBundle(encodeBundle({ ...base, identity: { generate: { validityDays: 1, overlapDays: 7, rotateTls: false } } })).identity).toEqual({ generate: { validityDays: 1, overlapDays: 7 } });
-    expect(decodeBundle(utf8(JSON.stringify({ version: 1, config: b64(CONFIG), sealedSecrets: b64(SEALED), awsCredentials: creds, identity: { generate: { validityDays: 2, rotateTls: false } } }))).identity).toEqual({
+    expect(decodeBundle(utf8(JSON.stringify({ version: 2, trustPolicy: b64(CONFIG), operations: b64(OPS), sealedSecrets: b64(SEALED), awsCredentials: creds, identity: { generate: { validityDays: 2, rotateTls: false } } }))).identity).toEqual({
       generate: { validityDays: 2, rotateTls: false },
     });
     expect(decodeBundle(encodeBundle(base)).identity).toBeUndefined();
@@ -60,8 +62,9 @@ describe("boot bundle: host encoder → enclave decoder", () => {
   it("round-trips arbitrary bytes (property)", () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 1, maxLength: 2048 }), fc.option(fc.uint8Array({ minLength: 1, maxLength: 2048 }), { nil: undefined }), (config, sealed) => {
-        const decoded = decodeBundle(encodeBundle({ config, ...(sealed && { sealedSecrets: sealed, awsCredentials: creds }) }));
-        expect(Buffer.from(decoded.configBytes).equals(Buffer.from(config))).toBe(true);
+        const decoded = decodeBundle(encodeBundle({ trustPolicy: config, operations: config, ...(sealed && { sealedSecrets: sealed, awsCredentials: creds }) }));
+        expect(Buffer.from(decoded.trustPolicyBytes).equals(Buffer.from(config))).toBe(true);
+        expect(Buffer.from(decoded.operationsBytes).equals(Buffer.from(config))).toBe(true);
         if (sealed) expect(Buffer.from(decoded.sealedSecrets!.file).equals(Buffer.from(sealed))).toBe(true);
         else expect(decoded.sealedSecrets).toBeUndefined();
       }),
@@ -71,7 +74,7 @@ describe("boot bundle: host encoder → enclave decoder", () => {
 });
 
 describe("boot bundle: refusals", () => {
-  const good = { version: 1, config: b64(CONFIG), sealedSecrets: b64(SEALED), awsCredentials: creds, kmsEndpoint: "https://kms.example.com" };
+  const good = { version: 2, trustPolicy: b64(CONFIG), operations: b64(OPS), sealedSecrets: b64(SEALED), awsCredentials: creds, kmsEndpoint: "https://kms.example.com" };
   const json = (v: unknown) => JSON.stringify(v);
   const without = (key: string) => json(Object.fromEntries(Object.entries(good).filter(([k]) => k !== key)));
 
@@ -83,21 +86,24 @@ describe("boot bundle: refusals", () => {
     ["null", "null"],
     ["a number", "1"],
     ["a JSON escape", json({ ...good, kmsEndpoint: "https://kms.example.com/" }).replace("kms.example", "kms\\u002eexample")],
-    ["a duplicate top-level field", `{"version":1,"config":"${b64(CONFIG)}","config":"${b64("{}")}"}`],
+    ["a duplicate top-level field", `{"version":2,"trustPolicy":"${b64(CONFIG)}","operations":"${b64(OPS)}","trustPolicy":"${b64("{}")}"}`],
     ["a duplicate credential field", json(good).replace('"accessKeyId"', `"accessKeyId":"AKIAIOSFODNN7EXAMPLF","accessKeyId"`)],
     ["an unknown top-level field", json({ ...good, debug: true })],
     ["an unknown credential field", json({ ...good, awsCredentials: { ...creds, expiration: "2030-01-01" } })],
     ["a missing version", without("version")],
-    ["version 2", json({ ...good, version: 2 })],
+    ["version 3", json({ ...good, version: 3 })],
     ['version "1"', json({ ...good, version: "1" })],
-    ["a missing config", without("config")],
-    ["a config that is not a string", json({ ...good, config: [1] })],
-    ["an empty config", json({ ...good, config: "" })],
-    ["a config in base64url", json({ ...good, config: "_-8=" })],
-    ["non-canonical base64 (trailing bits)", json({ ...good, config: "QR==" })],
-    ["base64 without padding", json({ ...good, config: "QQ" })],
+    ["a missing trust policy", without("trustPolicy")],
+    ["a missing operations file", without("operations")],
+    ["version 1 (a single runtime config, no trust policy)", json({ version: 1, config: b64(CONFIG) })],
+    ["a trust policy that is not a string", json({ ...good, trustPolicy: [1] })],
+    ["an empty trust policy", json({ ...good, trustPolicy: "" })],
+    ["an empty operations file", json({ ...good, operations: "" })],
+    ["a trust policy in base64url", json({ ...good, trustPolicy: "_-8=" })],
+    ["non-canonical base64 (trailing bits)", json({ ...good, trustPolicy: "QR==" })],
+    ["base64 without padding", json({ ...good, operations: "QQ" })],
     ["credentials without a sealed file", without("sealedSecrets")],
-    ["a KMS endpoint without a sealed file", json({ version: 1, config: b64(CONFIG), kmsEndpoint: "https://kms.example.com" })],
+    ["a KMS endpoint without a sealed file", json({ version: 2, trustPolicy: b64(CONFIG), operations: b64(OPS), kmsEndpoint: "https://kms.example.com" })],
     ["a sealed file without credentials", without("awsCredentials")],
     ["credentials that are not an object", json({ ...good, awsCredentials: "AKIA:secret" })],
     ["a missing secret key", json({ ...good, awsCredentials: { accessKeyId: creds.accessKeyId } })],
@@ -118,7 +124,7 @@ describe("boot bundle: refusals", () => {
     const withIdentity = (identity: unknown) => json({ ...good, identity });
     const generate = (g: Record<string, unknown>) => withIdentity({ generate: { validityDays: 30, ...g } });
     return [
-      ["an identity request without a sealed file", json({ version: 1, config: b64(CONFIG), identity: { generate: { validityDays: 30 } } })],
+      ["an identity request without a sealed file", json({ version: 2, trustPolicy: b64(CONFIG), operations: b64(OPS), identity: { generate: { validityDays: 30 } } })],
       ["an identity request that is null", withIdentity(null)],
       ["an identity request that is an array", withIdentity([{ generate: { validityDays: 30 } }])],
       ["an identity request without a verb", withIdentity({})],
@@ -141,8 +147,9 @@ describe("boot bundle: refusals", () => {
     ];
   }
 
-  it("refuses a config over 1 MiB and a body over the frame cap (ERR_PROVISION_TOO_LARGE)", () => {
-    expectCode(json({ version: 1, config: Buffer.alloc(MAX_CONFIG_BYTES + 3).toString("base64") }), "ERR_PROVISION_TOO_LARGE");
+  it("refuses a trust policy over 256 KiB, operations over 1 MiB and a body over the frame cap (ERR_PROVISION_TOO_LARGE)", () => {
+    expectCode(json({ version: 2, trustPolicy: Buffer.alloc(MAX_TRUST_POLICY_BYTES + 3).toString("base64"), operations: b64(OPS) }), "ERR_PROVISION_TOO_LARGE");
+    expectCode(json({ version: 2, trustPolicy: b64(CONFIG), operations: Buffer.alloc(MAX_OPERATIONS_BYTES + 3).toString("base64") }), "ERR_PROVISION_TOO_LARGE");
     expectCode(new Uint8Array(MAX_BUNDLE_BYTES + 1), "ERR_PROVISION_TOO_LARGE");
   });
 
@@ -155,7 +162,7 @@ describe("boot bundle: refusals", () => {
   });
 
   it("rejects a deeply nested body in bounded time", () => {
-    const deep = `{"version":1,"config":"${b64(CONFIG)}","x":${"[".repeat(200_000)}${"]".repeat(200_000)}}`;
+    const deep = `{"version":2,"trustPolicy":"${b64(CONFIG)}","operations":"${b64(OPS)}","x":${"[".repeat(200_000)}${"]".repeat(200_000)}}`;
     const started = performance.now();
     expectCode(deep, "ERR_PROVISION_MALFORMED");
     expect(performance.now() - started).toBeLessThan(2000);

@@ -22,7 +22,7 @@ const SECRET = "CANARYsecretAccessKey0123456789";
 const creds = { accessKeyId: "AKIACANARY0000000001", secretAccessKey: SECRET };
 const CONFIG = new TextEncoder().encode('{"version":1}');
 const SEALED = new TextEncoder().encode('{"region":"us-east-1"}');
-const READY = { configSha256: "a".repeat(64), tlsSpkiSha256: "b".repeat(64), port: 8443 };
+const READY = { configSha256: "a".repeat(64), policySha256: "c".repeat(64), tlsSpkiSha256: "b".repeat(64), port: 8443 };
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -88,10 +88,10 @@ describe("provisionedBoot", () => {
       received = b;
       return { ready: READY, value: "booted" };
     });
-    const { status } = await exchange(await r.port, frame({ config: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "http://127.0.0.1:9" }));
+    const { status } = await exchange(await r.port, frame({ trustPolicy: CONFIG, operations: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "http://127.0.0.1:9" }));
     expect(status).toEqual({ status: "ready", ...READY });
     expect(await r.result).toBe("booted");
-    expect(Buffer.from(received!.configBytes).equals(Buffer.from(CONFIG))).toBe(true);
+    expect(Buffer.from(received!.trustPolicyBytes).equals(Buffer.from(CONFIG))).toBe(true);
     expect(received!.sealedSecrets).toEqual({ file: new Uint8Array(SEALED), credentials: creds, endpoint: "http://127.0.0.1:9" });
     expect(r.closed()).toBe(true);
     expect(r.log.lines.map((l) => JSON.parse(l).event)).toEqual(["provision.listening", "provision.connected", "provision.received", "provision.replied"]);
@@ -108,7 +108,7 @@ describe("provisionedBoot", () => {
       received = b;
       return { identity: IDENTITY, value: "generated" };
     });
-    const { status } = await exchange(await r.port, frame({ config: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, identity: { generate: { validityDays: 30, overlapDays: 2 } } }));
+    const { status } = await exchange(await r.port, frame({ trustPolicy: CONFIG, operations: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, identity: { generate: { validityDays: 30, overlapDays: 2 } } }));
     expect(status).toEqual({ status: "identity", ...IDENTITY });
     expect(await r.result).toBe("generated");
     expect(received!.identity).toEqual({ generate: { validityDays: 30, overlapDays: 2 } });
@@ -120,7 +120,7 @@ describe("provisionedBoot", () => {
     const r = run({}, async () => {
       throw denied;
     });
-    const { status } = await exchange(await r.port, frame({ config: CONFIG, sealedSecrets: SEALED, awsCredentials: creds }));
+    const { status } = await exchange(await r.port, frame({ trustPolicy: CONFIG, operations: CONFIG, sealedSecrets: SEALED, awsCredentials: creds }));
     expect(status).toEqual({ status: "failed", code: "ERR_KMS_RELEASE_DENIED", message: denied.message });
     await expect(r.result).rejects.toBe(denied);
     expect(r.log.lines.at(-1)).toContain('"event":"provision.failed"');
@@ -132,14 +132,14 @@ describe("provisionedBoot", () => {
     const r1 = run({}, async () => {
       throw Object.assign(new Error(`signature mismatch for ${SECRET}`), { code: "ERR_KMS_RELEASE_DENIED" });
     });
-    const a = await exchange(await r1.port, frame({ config: CONFIG, sealedSecrets: SEALED, awsCredentials: creds }));
+    const a = await exchange(await r1.port, frame({ trustPolicy: CONFIG, operations: CONFIG, sealedSecrets: SEALED, awsCredentials: creds }));
     expect(a.status).toMatchObject({ status: "failed", code: "ERR_KMS_RELEASE_DENIED" });
     expect(a.raw.toString()).not.toContain(SECRET);
     await expect(r1.result).rejects.toThrow();
     const r2 = run({}, async () => {
       throw new TypeError("something internal");
     });
-    const b = await exchange(await r2.port, frame({ config: CONFIG }));
+    const b = await exchange(await r2.port, frame({ trustPolicy: CONFIG, operations: CONFIG }));
     expect(b.status).toEqual({ status: "failed", code: "ERR_BOOT_FAILED", message: "the enclave failed to boot" });
     await expect(r2.result).rejects.toThrow(TypeError);
     expect([...r1.log.lines, ...r2.log.lines].join("\n")).not.toContain(SECRET);
@@ -152,7 +152,7 @@ describe("provisionedBoot", () => {
       return { ready: READY, value: "x" };
     });
     const port = await r.port;
-    const { status } = await exchange(port, encodeFrame(new TextEncoder().encode('{"version":1,"config":"e30=","debug":1}')));
+    const { status } = await exchange(port, encodeFrame(new TextEncoder().encode('{"version":2,"trustPolicy":"e30=","operations":"e30=","debug":1}')));
     expect(status).toMatchObject({ status: "failed", code: "ERR_PROVISION_MALFORMED" });
     await expect(r.result).rejects.toMatchObject({ code: "ERR_PROVISION_MALFORMED" });
     expect(booted).toBe(false);
@@ -170,7 +170,7 @@ describe("provisionedBoot", () => {
   it("a slow host gets ERR_PROVISION_TIMEOUT once the read budget is spent", async () => {
     const r = run({ readTimeoutMs: 200 }, async () => ({ ready: READY, value: "x" }));
     const started = performance.now();
-    const { status } = await exchange(await r.port, frame({ config: CONFIG }).subarray(0, 10));
+    const { status } = await exchange(await r.port, frame({ trustPolicy: CONFIG, operations: CONFIG }).subarray(0, 10));
     expect(status).toMatchObject({ status: "failed", code: "ERR_PROVISION_TIMEOUT" });
     expect(performance.now() - started).toBeLessThan(2000);
     await expect(r.result).rejects.toMatchObject({ code: "ERR_PROVISION_TIMEOUT" });
@@ -178,7 +178,7 @@ describe("provisionedBoot", () => {
 
   it("a host that hangs up mid-bundle is ERR_PROVISION_CLOSED", async () => {
     const r = run({}, async () => ({ ready: READY, value: "x" }));
-    await exchange(await r.port, frame({ config: CONFIG }).subarray(0, 10), { end: true });
+    await exchange(await r.port, frame({ trustPolicy: CONFIG, operations: CONFIG }).subarray(0, 10), { end: true });
     await expect(r.result).rejects.toMatchObject({ code: "ERR_PROVISION_CLOSED" });
   });
 
@@ -201,9 +201,9 @@ describe("provisionedBoot", () => {
       return { ready: READY, value: "first" };
     });
     const port = await r.port;
-    const first = exchange(port, frame({ config: CONFIG }));
+    const first = exchange(port, frame({ trustPolicy: CONFIG, operations: CONFIG }));
     await started;
-    const second = await exchange(port, frame({ config: CONFIG }));
+    const second = await exchange(port, frame({ trustPolicy: CONFIG, operations: CONFIG }));
     expect(second.status).toMatchObject({ status: "failed", code: "ERR_PROVISION_BUSY" });
     release();
     expect((await first).status).toEqual({ status: "ready", ...READY });
