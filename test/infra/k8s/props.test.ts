@@ -60,7 +60,12 @@ describe("props the chart refuses, each with its code", () => {
     ["a policy whose provider uses a secret, without a sealed file (ERR_SECRET_MISSING at boot)", { sealedSecrets: undefined }, "ERR_K8S_SEALED_SECRETS"],
     ["a sealed file without the secret the policy's provider uses", { sealedSecrets: sealed({ secrets: { OTHER_KEY: "AQID" } }) }, "ERR_K8S_SEALED_SECRETS"],
     ["a sealed identity in the policy, none in the file (ERR_IDENTITY_MISSING at boot)", { trustPolicy: trust({ identity: { mode: "sealed", kmsKeyArn: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab" } }) }, "ERR_K8S_SEALED_SECRETS"],
-    ["more than a ConfigMap holds", { operations: bytes(JSON.stringify(JSON.parse(new TextDecoder().decode(ops())), null, 1) + " ".repeat(1024 * 1024)) }, "ERR_K8S_CONFIG_TOO_LARGE"],
+    // Each file within the enclave's own cap (256 KiB, 1 MiB), together over what one ConfigMap holds.
+    [
+      "more than a ConfigMap holds",
+      { trustPolicy: bytes(new TextDecoder().decode(trust()) + " ".repeat(200 * 1024)), operations: bytes(new TextDecoder().decode(ops()) + " ".repeat(900 * 1024)) },
+      "ERR_K8S_CONFIG_TOO_LARGE",
+    ],
     ["a negative deregistration wait", { deregistrationWaitSeconds: -1 }, "ERR_K8S_PROP"],
     ["a deregistration wait over the cap", { deregistrationWaitSeconds: 541 }, "ERR_K8S_PROP"],
     ["load balancer port 0", { loadBalancer: { port: 0 } }, "ERR_K8S_PROP"],
