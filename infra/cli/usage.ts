@@ -36,7 +36,8 @@ line, then how to verify and use the stack with the dev manifest. Ctrl-C
 stops everything.`;
 
 export const ENCLAVE_USAGE = `Usage:
-  egw enclave --config <runtime-config.json> [--listen tcp://127.0.0.1:8443|unix:///path|vsock://4294967295:8443]
+  egw enclave --trust-policy <trust-policy.json> --operations <operations.json>
+              [--listen tcp://127.0.0.1:8443|unix:///path|vsock://4294967295:8443]
               [--dev] [--state-dir <dir>] [--egress-proxy http://host:port|vsock://3:<port>]
               [--upstream-ca <pem>   (development: trust the local model's certificate)]
               [--sealed-secrets <file> [--kms-endpoint <url>]]
@@ -46,10 +47,15 @@ export const ENCLAVE_USAGE = `Usage:
 Runs the gateway service (HTTPS only). On Nitro it attests through /dev/nsm;
 --dev uses the simulated NSM and the development CA in --state-dir. Logs are
 JSON lines on stderr; "enclave.ready" names the port and the attested hashes.
+The trust policy (providers and their origins, routes, which sealed secret
+each provider uses, the KMS key ARNs, the identity mode) is attested and
+served at /v1/attestation/policy; operations (client token hashes, limits,
+log level) name no destination. The egress allowlist is derived from the
+trust policy. Outside --dev, provider keys come sealed or not at all.
 With --sealed-secrets, provider keys are opened at boot with KMS Decrypt +
 Recipient (this enclave's attestation); if KMS refuses, it does not serve.
-With --provision-listen (instead of --config/--sealed-secrets), the runtime
-config, sealed secrets and KMS credentials come from "egw host --provision"
+With --provision-listen (instead of the files), the trust policy,
+operations, sealed secrets and KMS credentials come from "egw host --provision"
 over one connection (waited for up to --provision-timeout, default 300 s);
 the enclave answers it with a ready or failed status. Any failure exits 1.
 A bundle from "egw host --generate-identity" makes the shared sealed identity
