@@ -1,7 +1,7 @@
 import { randomInt } from "node:crypto";
 import type { Attester } from "../attestation/attester.js";
 import { AttestationService } from "./attestation-service.js";
-import { createEgressFetch } from "./egress.js";
+import { createEgressFetch, refuseExtraCaOutsideDev } from "./egress.js";
 import { createGatewayApp } from "./gateway.js";
 import { createIdentity, identityFromKeys, type EnclaveIdentity } from "./identity.js";
 import type { IdentityKeys } from "./secrets/identity-blob.js";
@@ -182,6 +182,7 @@ export function kmsClientFor(
 
 export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> {
   const now = options.now ?? (() => new Date());
+  refuseExtraCaOutsideDev(options.upstreamCa, options.attester.kind);
   const config = runtimeConfigFor(options);
   const configSha256 = attestedConfigHash(options.trustPolicyBytes, options.operationsBytes, options.sealedSecrets?.file);
   const policySha256 = attestedPolicyHash(options.trustPolicyBytes);

@@ -19,7 +19,9 @@ import { ConfigError } from "./runtime-config.js";
  * | EGW_LOG_LEVEL                | debug, info (default), warn, error                             |
  * | EGW_HOSTNAMES                | comma-separated DNS names for the TLS certificate              |
  * | EGW_EGRESS_PROXY / --egress-proxy | http://host:port of the host's CONNECT proxy (production) |
- * | --upstream-ca <pem file>     | development only: extra CA for upstream TLS (local model)      |
+ * | --upstream-ca <pem file>     | development only (refused with the real NSM): extra CA for     |
+ * |                              | upstream TLS (local model)                                     |
+ * | NODE_TLS_REJECT_UNAUTHORIZED | "0" is refused with the real NSM (egress verifies regardless)   |
  * | EGW_SEALED_SECRETS / --sealed-secrets | KMS-sealed provider keys (replaces env secrets) |
  * | EGW_KMS_ENDPOINT / --kms-endpoint | KMS endpoint override (VPC endpoint, tests)        |
  * | AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN | credentials for KMS, handed in by the host; |
@@ -117,6 +119,15 @@ async function commonSettings(env: Readonly<Record<string, string | undefined>>,
   // vsock://3:<port> on Nitro (the parent is cid 3); egw enclave bridges it to loopback.
   if (egressProxy !== undefined && !/^http:\/\/(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(egressProxy) && !/^vsock:\/\/\d{1,10}:\d{1,10}$/.test(egressProxy)) {
     throw new ConfigError("egress proxy must be http://host:port or vsock://cid:port (the host's CONNECT proxy)");
+  }
+  // Upstream certificates are checked against the roots bundled in the image
+  // (egress.ts upstreamRoots); on the real NSM nothing the host hands in may
+  // add a root or switch verification off.
+  if (attesterName === "nsm" && flags.upstreamCaFile !== undefined) {
+    throw new ConfigError("--upstream-ca is for development only (the simulated NSM); upstream TLS trusts only the bundled roots");
+  }
+  if (attesterName === "nsm" && env.NODE_TLS_REJECT_UNAUTHORIZED === "0") {
+    throw new ConfigError("NODE_TLS_REJECT_UNAUTHORIZED=0 is refused outside development: upstream TLS is always verified");
   }
   let upstreamCa: string | undefined;
   if (flags.upstreamCaFile !== undefined) {

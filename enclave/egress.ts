@@ -1,8 +1,9 @@
 import tls from "node:tls";
 import { Agent, ProxyAgent, request, type Dispatcher } from "undici";
-import { hostPort } from "./runtime-config.js";
+import { ConfigError, hostPort } from "./runtime-config.js";
 import { UpstreamError } from "./providers/types.js";
 import { lazyBodyResponse } from "./http/node-body.js";
+import { peerFromContext, peerRecordingPoolFactory, tagResponsePeer } from "./egress-peer.js";
 
 /**
  * The only way the enclave reaches the network. It refuses any URL whose
@@ -29,25 +30,78 @@ export interface EgressOptions {
    */
   proxy?: string;
   /**
-   * Extra PEM certificates to trust for upstream TLS, on top of the system
-   * roots. Development only (the local model's self-signed certificate);
-   * part of the enclave's settings, so never silently on.
+   * Extra PEM certificates to trust for upstream TLS, on top of the bundled
+   * roots. Development only (the local model's self-signed certificate):
+   * enclave/config.ts and boot.ts refuse it unless the attester is the
+   * simulated NSM.
    */
   extraCa?: string;
 }
 
+/**
+ * The roots upstream certificates are checked against: Node's bundled
+ * Mozilla store, given explicitly. Left unset, Node's default store would
+ * also hold whatever NODE_EXTRA_CA_CERTS names, an environment variable the
+ * host could set; `tls.rootCertificates` does not: "An immutable array of
+ * strings representing the root certificates (in PEM format) from the
+ * bundled Mozilla CA store as supplied by the current Node.js version. The
+ * bundled CA store, as supplied by Node.js, is a snapshot of curl's Mozilla
+ * CA store that is fixed at release time." (Node 20 docs, tls.rootCertificates;
+ * checked in test/enclave/egress-trust.test.ts with a child process).
+ */
+export function upstreamRoots(extraCa: string | undefined): string[] {
+  return extraCa ? [...tls.rootCertificates, extraCa] : [...tls.rootCertificates];
+}
+
+/**
+ * An extra upstream root only with the simulated NSM. enclave/config.ts
+ * refuses --upstream-ca first; this is the same rule where the boot
+ * builds the egress path, for callers that skip the settings loader.
+ */
+export function refuseExtraCaOutsideDev(extraCa: string | undefined, attesterKind: "nsm" | "simulated"): void {
+  if (extraCa !== undefined && attesterKind !== "simulated") {
+    throw new ConfigError("an extra upstream CA is for development only (the simulated NSM); upstream TLS trusts only the bundled roots");
+  }
+}
+
+/**
+ * TLS options for every upstream connection. rejectUnauthorized is explicit
+ * so NODE_TLS_REJECT_UNAUTHORIZED=0 (Node's default follows it) cannot turn
+ * verification off. No session resumption: a resumed session skips the
+ * certificate check, and the receipt says the leaf was verified on the
+ * connection that answered (egress-peer.ts); that costs one full handshake
+ * per new keep-alive connection, not per request.
+ */
+function upstreamTls(options: EgressOptions) {
+  return { ca: upstreamRoots(options.extraCa), rejectUnauthorized: true, maxCachedSessions: 0 } as const;
+}
+
 export function createEgressFetch(options: EgressOptions): typeof fetch {
   const allowed = new Set(options.allowlist.map((e) => e.toLowerCase()));
-  const ca = options.extraCa ? [...tls.rootCertificates, options.extraCa] : undefined;
+  const tlsOptions = upstreamTls(options);
   const agentOptions = {
-    connect: { timeout: options.connectTimeoutMs, ...(ca && { ca }) },
+    connect: { timeout: options.connectTimeoutMs, ...tlsOptions },
     headersTimeout: options.headersTimeoutMs,
     // Streams may idle for long; the gateway's own idle timer governs that.
     bodyTimeout: 0,
     connections: options.connections ?? 128,
+    // HTTP/1.1 only: one socket per undici Client is what lets egress-peer.ts
+    // name the connection a response came on.
+    allowH2: false,
+    // Pools of Clients that record each connection's verified TLS peer.
+    factory: peerRecordingPoolFactory,
   };
+  // Through the host's proxy the TLS to the provider still runs inside the
+  // enclave (requestTls, over the CONNECT tunnel), so the peer recorded is
+  // the provider's leaf, verified here, never the proxy's.
   const agent: Dispatcher = options.proxy
-    ? new ProxyAgent({ ...agentOptions, uri: options.proxy, proxyTunnel: true, proxyTls: { timeout: options.connectTimeoutMs }, ...(ca && { requestTls: { ca } }) })
+    ? new ProxyAgent({
+        ...agentOptions,
+        uri: options.proxy,
+        proxyTunnel: true,
+        proxyTls: { timeout: options.connectTimeoutMs, rejectUnauthorized: true },
+        requestTls: { ...tlsOptions },
+      })
     : new Agent(agentOptions);
   const egressFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
     const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
@@ -76,7 +130,10 @@ export function createEgressFetch(options: EgressOptions): typeof fetch {
     // 1xx/204/304 may not carry a body in a Response.
     const nullBody = res.statusCode === 204 || res.statusCode === 304 || res.statusCode < 200;
     if (nullBody) res.body.destroy();
-    return lazyBodyResponse(nullBody ? null : res.body, { status: res.statusCode, headers: responseHeaders });
+    const response = lazyBodyResponse(nullBody ? null : res.body, { status: res.statusCode, headers: responseHeaders });
+    const peer = peerFromContext(res.context);
+    if (peer) tagResponsePeer(response, peer);
+    return response;
   };
   return egressFetch as typeof fetch;
 }

@@ -19,7 +19,7 @@ import { clientMayUse, Router, type Route } from "./router.js";
 import { anthropicRequestToOpenAI, completionToAnthropicMessage } from "./translate/anthropic-to-openai.js";
 import { anthropicErrorEvent, formatAnthropicSse, OpenAIToAnthropicStreamMapper } from "./translate/openai-stream-to-anthropic.js";
 import type { ClientConfig, RuntimeConfig } from "./runtime-config.js";
-import { callChat, callOnce, openChatStream, openStream, toGatewayError, type UpstreamDeps } from "./upstream.js";
+import { callChat, callOnce, openChatStream, openStream, toGatewayError, type Attempted, type UpstreamDeps } from "./upstream.js";
 
 /**
  * The enclave's HTTP service. Every response under /v1 (success, gateway
@@ -314,11 +314,21 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
     return [route, ...fallbacks];
   }
 
-  /** The route that answered, and the model it reported (for streams: in its first chunk). */
-  function served(ex: Exchange, route: Route, reported?: unknown): void {
+  /**
+   * The route that answered, the model it reported (for streams: in its
+   * first chunk), and what egress saw of that exchange: the TLS key verified
+   * on its connection and the provider's request id (upstream-provenance.ts).
+   */
+  function served(ex: Exchange, answered: Pick<Attempted<unknown>, "route" | "answeredBy">, reported?: unknown): void {
+    const { route, answeredBy } = answered;
     ex.provider = route.adapter.info.name;
     const model = boundedUpstreamText(reported, MAX_UPSTREAM_MODEL);
-    ex.upstream = { origin: upstreamOriginOf(route.adapter), ...(model !== undefined && { model }) };
+    ex.upstream = {
+      origin: upstreamOriginOf(route.adapter),
+      ...(answeredBy?.tlsSpkiSha256 && { tlsSpkiSha256: answeredBy.tlsSpkiSha256 }),
+      ...(answeredBy?.requestId !== undefined && { requestId: answeredBy.requestId }),
+      ...(model !== undefined && { model }),
+    };
   }
 
   type Admitted = Awaited<ReturnType<typeof admit>>;
@@ -368,11 +378,11 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       if (request.stream === true) {
         ex.stream = true;
         const opened = await openChatStream(routes, request, admitted.signal, config.limits, deps.upstream);
-        served(ex, opened.route, opened.value.first.model);
+        served(ex, opened, opened.value.first.model);
         return streamChat(ex, opened.value, handOff(), openaiStream());
       }
       const result = await callChat(routes, request, admitted.signal, config.limits, deps.upstream);
-      served(ex, result.route, result.value.model);
+      served(ex, result, result.value.model);
       return json(ex, 200, result.value);
     }),
   );
@@ -398,9 +408,18 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
   };
 
   /** OpenAI chunks from a non-Anthropic provider, re-framed as Anthropic events. */
-  async function* translatedMessagesStream(route: Route, request: ChatRequest, model: string, ctx: ProviderCallContext): AsyncGenerator<string> {
+  async function* translatedMessagesStream(
+    route: Route,
+    request: ChatRequest,
+    model: string,
+    ctx: ProviderCallContext,
+    onModel: (model: unknown) => void,
+  ): AsyncGenerator<string> {
     const mapper = new OpenAIToAnthropicStreamMapper({ provider: route.adapter.info.name, model });
+    let first = true;
     for await (const chunk of route.adapter.chatStream({ ...request, model: route.upstreamModel, stream: true }, ctx)) {
+      if (first) onModel(chunk.model);
+      first = false;
       const text = mapper.push(chunk).map(formatAnthropicSse).join("");
       if (text !== "") yield text;
     }
@@ -507,19 +526,28 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
       if (!routes[0]!.adapter.native) canonical();
       if (body.stream === true) {
         ex.stream = true;
-        const opened = await openStream<string>(routes, admitted.signal, config.limits, deps.upstream, (route, ctx) =>
-          route.adapter.native ? route.adapter.native.messagesStream(body, ctx) : translatedMessagesStream(route, canonical(), ex.model, ctx),
-        );
-        served(ex, opened.route);
+        // The model the provider reported in its first event. Attempts run one
+        // after another and each starts by clearing it, so once openStream
+        // returns it is the answering attempt's.
+        let reported: unknown;
+        const onModel = (model: unknown) => (reported = model);
+        const opened = await openStream<string>(routes, admitted.signal, config.limits, deps.upstream, (route, ctx) => {
+          reported = undefined;
+          return route.adapter.native ? route.adapter.native.messagesStream(body, ctx, onModel) : translatedMessagesStream(route, canonical(), ex.model, ctx, onModel);
+        });
+        served(ex, opened, reported);
         return streamChat(ex, opened.value, handOff(), anthropicStream);
       }
-      const result = await callOnce<Uint8Array>(routes, admitted.signal, config.limits, deps.upstream, async (route, ctx) => {
+      const result = await callOnce<{ bytes: Uint8Array; model: unknown }>(routes, admitted.signal, config.limits, deps.upstream, async (route, ctx) => {
         if (route.adapter.native) return route.adapter.native.messages(body, ctx);
         const completion = await route.adapter.chat({ ...canonical(), model: route.upstreamModel }, ctx);
-        return new TextEncoder().encode(JSON.stringify(completionToAnthropicMessage(completion, { provider: route.adapter.info.name })));
+        return {
+          bytes: new TextEncoder().encode(JSON.stringify(completionToAnthropicMessage(completion, { provider: route.adapter.info.name }))),
+          model: completion.model,
+        };
       });
-      served(ex, result.route);
-      return finish(ex, 200, result.value);
+      served(ex, result, result.value.model);
+      return finish(ex, 200, result.value.bytes);
     }),
   );
 
@@ -542,7 +570,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono {
           if (!adapter.images) throw new GatewayError("unsupported_capability", "This model's provider does not generate images.");
           return adapter.images({ ...(body as unknown as ImagesRequest), model: route.upstreamModel }, ctx);
         });
-        served(ex, result.route, (result.value as { model?: unknown } | null)?.model);
+        served(ex, result, (result.value as { model?: unknown } | null)?.model);
         return json(ex, 200, result.value);
       }),
     );

@@ -3,6 +3,7 @@ import type { ChatCompletion, ChatCompletionChunk, ChatRequest, ProviderCallCont
 import { providerDetails, UpstreamError } from "./providers/types.js";
 import type { Route } from "./router.js";
 import type { Limits } from "./runtime-config.js";
+import { ExchangeRecorder, type AnsweredBy } from "./upstream-provenance.js";
 
 /**
  * Calls a provider with the gateway's timeouts, retries and fallbacks.
@@ -34,6 +35,8 @@ export interface Attempted<T> {
   route: Route;
   value: T;
   attempts: number;
+  /** The answering exchange's TLS key and provider request id (for streams: known at its headers). */
+  answeredBy?: AnsweredBy;
 }
 
 function timeoutReason(what: string): DOMException {
@@ -144,7 +147,7 @@ async function withRetries<T>(
   clientSignal: AbortSignal,
   policy: UpstreamPolicy,
   deps: UpstreamDeps,
-  attemptOnce: (route: Route, attempt: Attempt, budget: Budget) => Promise<T>,
+  attemptOnce: (route: Route, attempt: Attempt, budget: Budget, recorder: ExchangeRecorder) => Promise<T>,
 ): Promise<Attempted<T>> {
   const budget = new Budget(deps.now, policy.totalTimeoutMs);
   let attempts = 0;
@@ -154,11 +157,13 @@ async function withRetries<T>(
       if (clientSignal.aborted) throw new UpstreamError("aborted", "client went away");
       if (budget.remaining() <= 0) throw last ?? new UpstreamError("timeout", "total budget spent");
       const attempt = new Attempt(clientSignal, budget);
+      const recorder = new ExchangeRecorder(deps.fetch);
       attempts++;
       try {
-        const value = await attemptOnce(route, attempt, budget);
+        const value = await attemptOnce(route, attempt, budget, recorder);
         deps.onAttempt?.(route, "ok");
-        return { route, value, attempts };
+        const answeredBy = recorder.answeredBy(route.adapter.info);
+        return { route, value, attempts, ...(answeredBy && { answeredBy }) };
       } catch (err) {
         attempt.dispose();
         const e = asUpstream(err, attempt.controller.signal);
@@ -179,8 +184,8 @@ async function withRetries<T>(
   throw last ?? new UpstreamError("connect", "no route could be tried");
 }
 
-function context(deps: UpstreamDeps, route: Route, attempt: Attempt): ProviderCallContext {
-  return { fetch: deps.fetch, signal: attempt.controller.signal, upstreamModel: route.upstreamModel, now: deps.now };
+function context(deps: UpstreamDeps, route: Route, attempt: Attempt, recorder: ExchangeRecorder): ProviderCallContext {
+  return { fetch: recorder.fetch, signal: attempt.controller.signal, upstreamModel: route.upstreamModel, now: deps.now };
 }
 
 export async function callChat(
@@ -190,10 +195,10 @@ export async function callChat(
   policy: UpstreamPolicy,
   deps: UpstreamDeps,
 ): Promise<Attempted<ChatCompletion>> {
-  return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget) => {
+  return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first byte");
     try {
-      return await route.adapter.chat({ ...request, model: route.upstreamModel }, context(deps, route, attempt));
+      return await route.adapter.chat({ ...request, model: route.upstreamModel }, context(deps, route, attempt, recorder));
     } finally {
       attempt.dispose();
     }
@@ -208,10 +213,10 @@ export async function callOnce<T>(
   deps: UpstreamDeps,
   run: (route: Route, ctx: ProviderCallContext) => Promise<T>,
 ): Promise<Attempted<T>> {
-  return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget) => {
+  return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first byte");
     try {
-      return await run(route, context(deps, route, attempt));
+      return await run(route, context(deps, route, attempt, recorder));
     } finally {
       attempt.dispose();
     }
@@ -250,9 +255,9 @@ export async function openStream<T>(
   deps: UpstreamDeps,
   open: (route: Route, ctx: ProviderCallContext) => AsyncIterable<T>,
 ): Promise<Attempted<OpenedStream<T>>> {
-  return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget) => {
+  return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first chunk");
-    const iterator = open(route, context(deps, route, attempt))[Symbol.asyncIterator]();
+    const iterator = open(route, context(deps, route, attempt, recorder))[Symbol.asyncIterator]();
     let first: IteratorResult<T>;
     try {
       first = await iterator.next();

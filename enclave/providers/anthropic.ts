@@ -58,9 +58,9 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
       }
       // Re-serialized from the parsed value: the bytes sent to the client are
       // what the receipt covers; JSON.parse/stringify keeps every field.
-      return new TextEncoder().encode(JSON.stringify(json));
+      return { bytes: new TextEncoder().encode(JSON.stringify(json)), model: (json as { model?: unknown }).model };
     },
-    async *messagesStream(body, ctx) {
+    async *messagesStream(body, ctx, onModel) {
       const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: true }, await headers());
       try {
         for await (const event of readSse(upstreamBody(response))) {
@@ -71,6 +71,7 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
             // gateway may still retry; so surface it as an UpstreamError.
             throw new UpstreamError("status", `${name}: stream error event`, streamErrorStatus(typeof parsed.error?.type === "string" ? parsed.error.type : undefined), undefined);
           }
+          if (parsed.type === "message_start") onModel?.((parsed as { message?: { model?: unknown } }).message?.model);
           yield `event: ${event.event ?? String(parsed.type ?? "message")}\ndata: ${event.data}\n\n`;
           if (parsed.type === "message_stop") return;
         }
@@ -83,7 +84,7 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
   };
 
   return {
-    info: { name, kind: "anthropic", baseUrl: options.baseUrl },
+    info: { name, kind: "anthropic", baseUrl: options.baseUrl, requestIdHeader: "request-id" },
     native,
 
     async chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion> {

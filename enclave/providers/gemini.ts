@@ -192,7 +192,9 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
   }
 
   return {
-    info: { name, kind: "gemini", baseUrl },
+    // Google documents no request id header for the Gemini API; some of its
+    // front ends send x-goog-request-id, taken when present.
+    info: { name, kind: "gemini", baseUrl, requestIdHeader: "x-goog-request-id" },
     chat,
     chatStream,
     embeddings,

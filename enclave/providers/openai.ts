@@ -58,7 +58,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
   const baseUrl = normalizeBaseUrl(options.baseUrl);
   const name = options.name;
   if (typeof name !== "string" || name === "") throw new TypeError('"name" expected a non-empty string');
-  const info: ProviderInfo = { name, kind: options.kind ?? "openai-compatible", baseUrl };
+  const info: ProviderInfo = { name, kind: options.kind ?? "openai-compatible", baseUrl, requestIdHeader: "x-request-id" };
   const capabilities = {
     chat: options.capabilities?.chat ?? true,
     embeddings: options.capabilities?.embeddings ?? true,

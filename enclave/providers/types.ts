@@ -147,6 +147,12 @@ export interface ProviderInfo {
   kind: "openai" | "openai-compatible" | "anthropic" | "gemini" | "local";
   /** Base URL of the upstream API (for the receipt's upstream host and the egress allowlist). */
   baseUrl: string;
+  /**
+   * The response header that carries the provider's own request id (OpenAI
+   * `x-request-id`, Anthropic `request-id`); copied into the receipt's
+   * upstream.request_id when present. Absent: the provider sends none.
+   */
+  requestIdHeader?: string;
 }
 
 /**
@@ -155,10 +161,13 @@ export interface ProviderInfo {
  * replaced, nothing translated), so every Anthropic feature works as sent.
  */
 export interface NativeMessages {
-  /** Returns the upstream JSON body bytes as received (checked to be a JSON object). */
-  messages(body: Record<string, unknown>, ctx: ProviderCallContext): Promise<Uint8Array>;
-  /** Yields each upstream SSE event re-framed as `event: …\ndata: …\n\n`, data as received. */
-  messagesStream(body: Record<string, unknown>, ctx: ProviderCallContext): AsyncIterable<string>;
+  /** The upstream JSON body (checked to be a Messages object, every field kept), and the model it reports (for the receipt). */
+  messages(body: Record<string, unknown>, ctx: ProviderCallContext): Promise<{ bytes: Uint8Array; model: unknown }>;
+  /**
+   * Yields each upstream SSE event re-framed as `event: …\ndata: …\n\n`,
+   * data as received; `onModel` gets the model message_start reports.
+   */
+  messagesStream(body: Record<string, unknown>, ctx: ProviderCallContext, onModel?: (model: unknown) => void): AsyncIterable<string>;
 }
 
 export interface ProviderAdapter {

@@ -55,10 +55,14 @@ export function provenanceLines(c: ReceiptClaims): string[] {
   if (!c.upstream) return [...lines, "  upstream: none answered"];
   const u = c.upstream;
   const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
-  lines.push(`  upstream: ${u.origin}`);
+  // Provider-supplied text: the enclave strips control characters before
+  // signing, but a terminal gets no escape sequence from a receipt either way.
+  // eslint-disable-next-line no-control-regex
+  const shown = (s: string) => s.replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
+  lines.push(`  upstream: ${shown(u.origin)}`);
   lines.push(`    TLS leaf SPKI sha256: ${u.tlsSpkiSha256 ? hex(u.tlsSpkiSha256) : "(none: local or plain-http upstream)"}`);
-  lines.push(`    provider request id: ${u.requestId ?? "(none sent)"}`);
-  lines.push(`    model reported: ${u.model ?? "(none)"}`);
+  lines.push(`    provider request id: ${u.requestId !== undefined ? shown(u.requestId) : "(none sent)"}`);
+  lines.push(`    model reported: ${u.model !== undefined ? shown(u.model) : "(none)"}`);
   return lines;
 }
 

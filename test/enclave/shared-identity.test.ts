@@ -80,7 +80,8 @@ async function boot(file: Uint8Array): Promise<Harness> {
   const h = await startHarness({
     ca,
     now,
-    config: configJson({ egressAllowlist: [new URL(kms.endpoint).host] }),
+    config: configJson(),
+    identity: { mode: "sealed", kmsKeyArn: kms.keyArn },
     sealedSecrets: { file, credentials: kms.credentials, endpoint: kms.endpoint },
   });
   closers.push(() => h.close());
@@ -168,7 +169,8 @@ describe("shared identity", { timeout: 60_000 }, () => {
     for (const h of [a, b]) {
       const verified = await verifyAttestation(await document(h), { currentDate: now(), expectedPcrs: "any", trustedRoots: [anchor] });
       const binding = decodeBinding(verified.document.userData);
-      expect(binding.v).toBe(2);
+      expect(binding.v).toBe(3);
+      expect(binding.policySha256).toHaveLength(32);
       expect(hex(binding.tlsSpkiSha256)).toBe(hex(a.enclave.identity.tls.spkiSha256));
       expect(binding.receiptKeys!.map((k) => hex(k.spki))).toEqual([hex(verified.document.publicKey!)]);
       expect(binding.receiptKeys![0]).toMatchObject({ notBefore: v1.keys.signing.notBefore, notAfter: v1.keys.signing.notAfter });

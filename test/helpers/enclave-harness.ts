@@ -56,6 +56,8 @@ export async function startHarness(options: {
   sealedSecrets?: Parameters<typeof bootEnclave>[0]["sealedSecrets"];
   /** PCR0 of the simulated enclave; default 0x11 × 48. */
   pcr0?: Uint8Array;
+  /** Development: an extra PEM root for upstream TLS (a local HTTPS mock's certificate). */
+  upstreamCa?: string;
 } = {}): Promise<Harness> {
   const now = options.now ?? (() => new Date());
   const ca = options.ca ?? (await createDevCa({ now }));
@@ -79,6 +81,7 @@ export async function startHarness(options: {
     ...(options.fetch && { fetch: options.fetch }),
     ...(options.adapters && { adapters: options.adapters }),
     ...(options.egressProxy && { egressProxy: options.egressProxy }),
+    ...(options.upstreamCa && { upstreamCa: options.upstreamCa }),
     ...(options.sealedSecrets && { sealedSecrets: options.sealedSecrets }),
     devRoot: trustAnchorFromPem(ca.rootPem, "development"),
   });

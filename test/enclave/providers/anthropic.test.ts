@@ -46,7 +46,7 @@ beforeEach(() => {
 
 describe("createAnthropicAdapter", () => {
   test("info", () => {
-    expect(adapter().info).toEqual({ name: "anthropic", kind: "anthropic", baseUrl: mock.url });
+    expect(adapter().info).toEqual({ name: "anthropic", kind: "anthropic", baseUrl: mock.url, requestIdHeader: "request-id" });
   });
 
   test("rejects a bad defaultMaxTokens at construction", () => {

@@ -34,8 +34,8 @@ beforeEach(() => {
 
 describe("adapter info", () => {
   it("is kind gemini, default base URL Google's", () => {
-    expect(createGeminiAdapter({ name: "g", apiKey: () => "k" }).info).toEqual({ name: "g", kind: "gemini", baseUrl: GEMINI_DEFAULT_BASE_URL });
-    expect(adapter.info).toEqual({ name: "gemini", kind: "gemini", baseUrl: mock.url });
+    expect(createGeminiAdapter({ name: "g", apiKey: () => "k" }).info).toEqual({ name: "g", kind: "gemini", baseUrl: GEMINI_DEFAULT_BASE_URL, requestIdHeader: "x-goog-request-id" });
+    expect(adapter.info).toEqual({ name: "gemini", kind: "gemini", baseUrl: mock.url, requestIdHeader: "x-goog-request-id" });
   });
 });
 

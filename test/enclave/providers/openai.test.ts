@@ -117,7 +117,7 @@ describe("chat", () => {
 
   it("normalizes the base URL and reports it in info", () => {
     const a = createOpenAIAdapter({ name: "openai", kind: "openai", baseUrl: "https://api.openai.com/v1/" });
-    expect(a.info).toEqual({ name: "openai", kind: "openai", baseUrl: "https://api.openai.com/v1" });
+    expect(a.info).toEqual({ name: "openai", kind: "openai", baseUrl: "https://api.openai.com/v1", requestIdHeader: "x-request-id" });
     expect(createOpenAIAdapter({ name: "x", baseUrl: "https://api.x.ai/v1" }).info.kind).toBe("openai-compatible");
   });
 

@@ -226,7 +226,7 @@ describe("a blob made offline", { timeout: 60_000 }, () => {
       ),
     );
     await expect(
-      startHarness({ ca, now, config: configJson({ egressAllowlist: [new URL(kms.endpoint).host] }), sealedSecrets: { file, credentials: kms.credentials, endpoint: kms.endpoint } }),
+      startHarness({ ca, now, config: configJson(), identity: { mode: "sealed", kmsKeyArn: kms.keyArn }, sealedSecrets: { file, credentials: kms.credentials, endpoint: kms.endpoint } }),
     ).rejects.toMatchObject({ code: "ERR_IDENTITY_PROVENANCE" });
   });
 });
