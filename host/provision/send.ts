@@ -24,6 +24,7 @@ export interface ProvisionLogFields {
   up?: number;
   endpoint?: string;
   configSha256?: string;
+  policySha256?: string;
   tlsSpkiSha256?: string;
   count?: number;
 }
@@ -130,7 +131,7 @@ export async function sendBundle(options: SendBundleOptions): Promise<BootStatus
     const expected = options.expect ?? "ready";
     if (status.status !== "failed" && status.status !== expected) throw new ProvisionSendError("ERR_PROVISION_MALFORMED", `enclave status: "${status.status}" where "${expected}" was asked for`);
     const ms = Math.round(clock.now() - started);
-    if (status.status === "ready") log.log("info", "provision.ready", { outcome: "ready", ms, configSha256: status.configSha256, tlsSpkiSha256: status.tlsSpkiSha256 });
+    if (status.status === "ready") log.log("info", "provision.ready", { outcome: "ready", ms, configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256 });
     else if (status.status === "identity") log.log("info", "provision.identity", { outcome: "identity", ms, count: status.receiptKeys.length, tlsSpkiSha256: status.tlsSpkiSha256 });
     else log.log("error", "provision.failed", { outcome: "failed", ms, code: status.code });
     return status;

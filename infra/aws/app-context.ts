@@ -29,7 +29,8 @@ export interface DeployContext {
     EnclaveStackProps,
     | "eif"
     | "hostPackage"
-    | "runtimeConfigFile"
+    | "trustPolicyFile"
+    | "operationsFile"
     | "sealedSecretsFile"
     | "ingressCidr"
     | "relayPort"
@@ -205,7 +206,8 @@ export function readDeployContext(node: Node): DeployContext {
   context.enclave = {
     eif: c.artifact("eif", "the enclave image, e.g. build/egw.eif"),
     hostPackage: c.artifact("hostPackage", "the enclave-gateway npm tarball for the relay"),
-    runtimeConfigFile: c.file("runtimeConfig", "the gateway's runtime config (JSON)"),
+    trustPolicyFile: c.file("trustPolicy", "the trust policy (JSON): providers, key ARNs, identity mode; written by the key owner and reviewed"),
+    operationsFile: c.file("operations", "the operations file (JSON): client tokens and limits"),
     ...(sealedSecrets !== undefined && { sealedSecretsFile: sealedSecrets }),
     ingressCidr: c.required("ingressCidr", "who may reach the relay, e.g. 0.0.0.0/0"),
     ...Object.fromEntries(Object.entries(optional).filter(([, v]) => v !== undefined)),

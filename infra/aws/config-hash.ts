@@ -1,14 +1,22 @@
 import { readFileSync } from "node:fs";
-import { attestedConfigHash } from "../../enclave/config-hash.js";
+import { attestedConfigHash, attestedPolicyHash } from "../../enclave/config-hash.js";
 
 /**
- * The config hash the enclave will attest for these files: the enclave's own
- * `attestedConfigHash` (enclave/config-hash.ts, which imports nothing but
- * node:crypto, so the CDK app does not load the gateway). The relay sends the
- * files' exact bytes, and the S3 copy preserves them, so this is the value
- * clients see in the attestation.
+ * The hashes the enclave will attest for these files (channel binding v3):
+ * the enclave's own functions (enclave/config-hash.ts, which imports nothing
+ * but node:crypto, so the CDK app does not load the gateway). The relay
+ * sends the files' exact bytes, and the S3 copy preserves them, so these are
+ * the values clients see in the attestation.
  */
-export function expectedConfigSha256(runtimeConfigFile: string, sealedSecretsFile?: string): string {
-  const sealed = sealedSecretsFile === undefined ? undefined : new Uint8Array(readFileSync(sealedSecretsFile));
-  return Buffer.from(attestedConfigHash(new Uint8Array(readFileSync(runtimeConfigFile)), sealed)).toString("hex");
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+const read = (file: string) => new Uint8Array(readFileSync(file));
+
+/** `config_sha256`: SHA-256(SHA-256(trust policy) ‖ SHA-256(operations) [‖ SHA-256(sealed file)]). */
+export function expectedConfigSha256(trustPolicyFile: string, operationsFile: string, sealedSecretsFile?: string): string {
+  return hex(attestedConfigHash(read(trustPolicyFile), read(operationsFile), sealedSecretsFile === undefined ? undefined : read(sealedSecretsFile)));
+}
+
+/** `policy_sha256`: SHA-256 of the trust policy's exact bytes, what a manifest's trust.policySha256 pins. */
+export function expectedPolicySha256(trustPolicyFile: string): string {
+  return hex(attestedPolicyHash(read(trustPolicyFile)));
 }

@@ -23,7 +23,8 @@ import { DEFAULT_CROSS_STACK_REFERENCES } from "aws-cdk-lib/cx-api";
 import { Effect, Policy, PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { Construct } from "constructs";
 import { stageArtifact, type ArtifactSource } from "./artifacts.js";
-import { expectedConfigSha256 } from "./config-hash.js";
+import { readFileSync } from "node:fs";
+import { checkDeploymentInputs, DeploymentInputError } from "../deployment-inputs.js";
 import { DeployError } from "./errors.js";
 import type { KeyStack } from "./key-stack.js";
 import { measurementsJson } from "./manifest-check.js";
@@ -38,19 +39,28 @@ export interface EnclaveStackProps extends StackProps {
   eif: ArtifactSource;
   /** The built enclave-gateway package as an npm tarball (provides `egw host` and `egw measure`). */
   hostPackage: ArtifactSource;
-  /** Local runtime config (JSON) uploaded to runtimeConfigPath: the relay reads its egress allowlist. */
-  runtimeConfigFile: string;
+  /**
+   * Local trust policy (JSON), uploaded to trustPolicyPath: written by the
+   * relying party / key owner and reviewed (it names every destination of a
+   * prompt or a key). The enclave attests its hash; the relay derives its
+   * egress allowlist from it.
+   */
+  trustPolicyFile: string;
+  /** Local operations file (JSON: client tokens, limits), uploaded to operationsPath: the operator's own. */
+  operationsFile: string;
   /** Local sealed-secrets file (`egw seal --out`), uploaded to sealedSecretsPath. */
   sealedSecretsFile?: string;
-  /** Default /etc/egw/runtime-config.json. */
-  runtimeConfigPath?: string;
+  /** Default /etc/egw/trust-policy.json. */
+  trustPolicyPath?: string;
+  /** Default /etc/egw/operations.json. */
+  operationsPath?: string;
   /** Default /etc/egw/sealed-secrets.json. */
   sealedSecretsPath?: string;
   /** Who may reach the relay, e.g. 0.0.0.0/0 for a public gateway or a corporate range. */
   ingressCidr: string;
   /** Public TCP port of the relay. Default 443. */
   relayPort?: number;
-  /** TCP ports the instance may open outbound (providers, KMS, S3, dnf, npm). Default [443]. */
+  /** TCP ports the instance may open outbound (S3, dnf, npm; default [443]); the trust policy's provider and KMS ports are added to them. */
   egressPorts?: number[];
   /** A Nitro Enclaves-capable type with at least 4 vCPUs. Default m6i.xlarge. */
   instanceType?: string;
@@ -67,7 +77,7 @@ export interface EnclaveStackProps extends StackProps {
   /**
    * Provision the enclave at boot (`egw host --provision`) on this vsock port:
    * the image's `--provision-listen`. Default 9000; false for an image that
-   * reads its config itself.
+   * reads its trust policy and operations itself.
    */
   provisionPort?: number | false;
   /** Extra flags appended to `egw host` (e.g. --provision-timeout, --metrics-listen); each a safe token. */
@@ -128,10 +138,15 @@ export class EnclaveStack extends Stack {
     if (provisionPort === undefined && props.sealedSecretsFile !== undefined) {
       throw new DeployError("ERR_DEPLOY_PROPS", "sealedSecretsFile needs provisioning (provisionPort): it is how the sealed secrets reach the enclave");
     }
-    const egressPorts = (props.egressPorts ?? [443]).map((p, i) => port(p, `egressPorts[${i}]`));
-    if (egressPorts.length === 0) throw new DeployError("ERR_DEPLOY_PROPS", "egressPorts must name at least one port: the enclave reaches KMS and its providers through the parent");
+    const inputs = readInputs(props);
+    const ownPorts = (props.egressPorts ?? [443]).map((p, i) => port(p, `egressPorts[${i}]`));
+    // Derived, as the relay's allowlist is: a provider on another port needs no hand-kept list here either.
+    const derivedPorts = inputs.egress.map((hp) => Number(hp.slice(hp.lastIndexOf(":") + 1)));
+    if (ownPorts.length === 0) throw new DeployError("ERR_DEPLOY_PROPS", "egressPorts must name at least one port: the instance fetches its artifacts from S3 and its packages over 443");
+    const egressPorts = [...new Set([...ownPorts, ...derivedPorts])].sort((a, b) => a - b);
     const ingress = cidr(props.ingressCidr, "ingressCidr");
-    const runtimeConfigPath = instancePath(props.runtimeConfigPath ?? `${LAYOUT.configDir}/runtime-config.json`, "runtimeConfigPath");
+    const trustPolicyPath = instancePath(props.trustPolicyPath ?? `${LAYOUT.configDir}/trust-policy.json`, "trustPolicyPath");
+    const operationsPath = instancePath(props.operationsPath ?? `${LAYOUT.configDir}/operations.json`, "operationsPath");
     const sealedSecretsPath = instancePath(props.sealedSecretsPath ?? `${LAYOUT.configDir}/sealed-secrets.json`, "sealedSecretsPath");
     const hostArgs = (props.hostArgs ?? []).map((a, i) => safeArg(a, `hostArgs[${i}]`));
     for (const flag of RELAY_OWN_FLAGS) {
@@ -164,7 +179,8 @@ export class EnclaveStack extends Stack {
     const staged = [
       stageArtifact(this, "Eif", props.eif, LAYOUT.eif, "eif"),
       stageArtifact(this, "HostPackage", props.hostPackage, LAYOUT.hostPackage, "hostPackage"),
-      stageArtifact(this, "RuntimeConfig", { file: props.runtimeConfigFile }, runtimeConfigPath, "runtimeConfigFile"),
+      stageArtifact(this, "TrustPolicy", { file: props.trustPolicyFile }, trustPolicyPath, "trustPolicyFile"),
+      stageArtifact(this, "Operations", { file: props.operationsFile }, operationsPath, "operationsFile"),
       ...(props.sealedSecretsFile === undefined ? [] : [stageArtifact(this, "SealedSecrets", { file: props.sealedSecretsFile }, sealedSecretsPath, "sealedSecretsFile")]),
     ];
 
@@ -173,7 +189,7 @@ export class EnclaveStack extends Stack {
     userData.addCommands(...bootScript({
       allocator: { memoryMib, cpuCount },
       fetch: staged.flatMap((s) => s.commands),
-      relayReadable: [runtimeConfigPath, ...(props.sealedSecretsFile === undefined ? [] : [sealedSecretsPath])],
+      relayReadable: [trustPolicyPath, operationsPath, ...(props.sealedSecretsFile === undefined ? [] : [sealedSecretsPath])],
       ...(!debugMode && { manifestJson: measurementsJson(keyStack.manifest) }),
       units: [
         {
@@ -195,7 +211,8 @@ export class EnclaveStack extends Stack {
             enclavePort,
             listenPort: relayPort,
             egressVsockPort,
-            runtimeConfigPath,
+            trustPolicyPath,
+            operationsPath,
             ...(provisionPort !== undefined && {
               provision: { port: provisionPort, ...(props.sealedSecretsFile !== undefined && { sealedSecretsPath }) },
             }),
@@ -241,9 +258,9 @@ export class EnclaveStack extends Stack {
       this.instance.node.addDependency(read);
     }
 
-    // Clients compare the attested config hash with the manifest's configSha256
-    // (when it lists any): say now if they will refuse this deployment.
-    const configSha256 = expectedConfigSha256(props.runtimeConfigFile, props.sealedSecretsFile);
+    // Clients compare the attested hashes with the manifest's configSha256 and
+    // trust.policySha256 (when it lists any): say now if they will refuse this deployment.
+    const { configSha256, policySha256 } = inputs;
     const listed = keyStack.manifest.configSha256?.map((h) => Buffer.from(h).toString("hex"));
     if (listed && !listed.includes(configSha256)) {
       Annotations.of(this).addWarningV2(
@@ -252,9 +269,57 @@ export class EnclaveStack extends Stack {
       );
     }
 
+    const pinned = manifestPolicyPins(keyStack.manifest);
+    if (pinned && !pinned.includes(policySha256)) {
+      Annotations.of(this).addWarningV2(
+        "egw:policy-not-in-manifest",
+        `the enclave will attest trust policy hash ${policySha256}, which the manifest's trust.policySha256 does not list: clients verifying with it will refuse the gateway. Add it to the manifest (after reviewing the policy) or deploy the trust policy the manifest names.`,
+      );
+    }
+
     new CfnOutput(this, "AttestedConfigSha256", { value: configSha256, description: "the config hash the enclave attests (manifest configSha256)" });
+    new CfnOutput(this, "TrustPolicySha256", { value: policySha256, description: "the trust policy hash the enclave attests (manifest trust.policySha256)" });
     new CfnOutput(this, "InstanceId", { value: this.instance.instanceId });
     new CfnOutput(this, "PublicDnsName", { value: this.instance.instancePublicDnsName });
     new CfnOutput(this, "GatewayUrl", { value: `https://${this.instance.instancePublicDnsName}${relayPort === 443 ? "" : `:${relayPort}`}` });
   }
+}
+
+/**
+ * The three files, read once and checked as a (non-development) enclave
+ * will check them at boot (infra/deployment-inputs.ts): a template that
+ * boots into a refusal is refused at synth instead.
+ */
+function readInputs(props: EnclaveStackProps) {
+  const read = (file: string, what: string) => {
+    try {
+      return new Uint8Array(readFileSync(file));
+    } catch (cause) {
+      throw new DeployError("ERR_DEPLOY_INPUTS", `${what} ${file}: cannot read (${(cause as NodeJS.ErrnoException).code ?? "error"})`, { cause });
+    }
+  };
+  try {
+    return checkDeploymentInputs(
+      read(props.trustPolicyFile, "trustPolicyFile"),
+      read(props.operationsFile, "operationsFile"),
+      props.sealedSecretsFile === undefined ? undefined : read(props.sealedSecretsFile, "sealedSecretsFile"),
+    );
+  } catch (cause) {
+    if (cause instanceof DeploymentInputError) throw new DeployError("ERR_DEPLOY_INPUTS", cause.message, { cause });
+    throw cause;
+  }
+}
+
+/**
+ * The manifest's trust.policySha256 pins as hex, or undefined when it pins
+ * none ("any", or constraints without exact hashes). Read structurally: the
+ * trust section is the client's (attestation/client/trust-constraints.ts),
+ * with the pins as 32-byte arrays.
+ */
+export function manifestPolicyPins(manifest: object): string[] | undefined {
+  const trust = (manifest as { trust?: unknown }).trust;
+  if (trust === null || typeof trust !== "object") return undefined;
+  const pins = (trust as { policySha256?: unknown }).policySha256;
+  if (!Array.isArray(pins)) return undefined;
+  return pins.map((p) => (typeof p === "string" ? p.toLowerCase() : Buffer.from(p as Uint8Array).toString("hex")));
 }

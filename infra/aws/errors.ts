@@ -11,6 +11,7 @@ export type DeployErrorCode =
   | "ERR_DEPLOY_IMAGE_NOT_PINNED" // a measurement set without PCR0, without the allowUnpinnedImage prop
   | "ERR_DEPLOY_KEY_POLICY" // buildKeyPolicy refused (ARNs, PCR indexes) or the policy exceeds KMS's size limit
   | "ERR_DEPLOY_PROPS" // a stack prop is out of range or unsafe to put in a shell script or systemd unit
+  | "ERR_DEPLOY_INPUTS" // trust policy, operations or sealed-secrets file the enclave would refuse at boot (cause: the enclave parser's error)
   | "ERR_DEPLOY_CONTEXT"; // a CDK context value (-c key=value) is missing, unreadable or malformed
 
 export class DeployError extends Error {

@@ -21,11 +21,15 @@ export interface RelayCommandInput {
   listenPort: number;
   /** Vsock port the egress proxy listens on; the enclave dials vsock://3:<port>. */
   egressVsockPort: number;
-  runtimeConfigPath: string;
+  /** The trust policy: the relay derives its egress allowlist from it, and hands it to the enclave. */
+  trustPolicyPath: string;
+  /** The operations file: the relay reads its PROXY protocol switch, and hands it to the enclave. */
+  operationsPath: string;
   /**
    * Boot provisioning (`egw host --provision`): the relay hands the fresh
-   * enclave its runtime config, the sealed secrets and the role's AWS
-   * credentials over vsock, to the port the image's `--provision-listen` names.
+   * enclave its trust policy, operations file, the sealed secrets and the
+   * role's AWS credentials over vsock, to the port the image's
+   * `--provision-listen` names.
    */
   provision?: { port: number; sealedSecretsPath?: string };
   /** Appended verbatim after the flags above (e.g. --kms-endpoint, --provision-timeout, --metrics-listen). */
@@ -33,7 +37,7 @@ export interface RelayCommandInput {
 }
 
 /** Flags the relay command sets itself; extraArgs may not repeat them. */
-export const RELAY_OWN_FLAGS = ["--enclave", "--listen", "--egress-listen", "--config", "--provision", "--sealed-secrets"] as const;
+export const RELAY_OWN_FLAGS = ["--enclave", "--listen", "--egress-listen", "--trust-policy", "--operations", "--provision", "--sealed-secrets"] as const;
 
 /** VMADDR_CID_ANY: the parent listens on every CID, as docs/HOST.md describes. */
 const VSOCK_CID_ANY = 4294967295;
@@ -46,7 +50,8 @@ export function relayCommand(input: RelayCommandInput): string[] {
     "--enclave", `vsock://${input.enclaveCid}:${input.enclavePort}`,
     "--listen", `tcp://0.0.0.0:${input.listenPort}`,
     "--egress-listen", `vsock://${VSOCK_CID_ANY}:${input.egressVsockPort}`,
-    "--config", input.runtimeConfigPath,
+    "--trust-policy", input.trustPolicyPath,
+    "--operations", input.operationsPath,
     ...(input.provision ? ["--provision", `vsock://${input.enclaveCid}:${input.provision.port}`] : []),
     ...(input.provision?.sealedSecretsPath !== undefined ? ["--sealed-secrets", input.provision.sealedSecretsPath] : []),
     ...input.extraArgs,

@@ -24,9 +24,9 @@ export const EGW_ON_INSTANCE: EgwInstall = {
 
 export interface BootScriptInput {
   allocator: { memoryMib: number; cpuCount: number };
-  /** Download lines for the EIF, the host package, the runtime config and (optionally) the sealed secrets. */
+  /** Download lines for the EIF, the host package, the trust policy, the operations file and (optionally) the sealed secrets. */
   fetch: readonly string[];
-  /** Files the relay reads (runtime config, sealed secrets): made readable by its group only. */
+  /** Files the relay reads (trust policy, operations, sealed secrets): made readable by its group only. */
   relayReadable: readonly string[];
   /** Written for the enclave unit's `egw measure --manifest` check; absent in debug mode. */
   manifestJson?: string;

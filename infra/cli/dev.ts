@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import https from "node:https";
 import { EncryptCommand } from "@aws-sdk/client-kms";
 import { providerSecretContext } from "../../enclave/secrets/secret-context.js";
+import { parseTrustPolicy, secretBindings, trustPolicySha256, upstreamOrigins } from "../../attestation/trust-policy.js";
 import { DEV_ROOT_FILE, loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
 import { defaultCodeBundle, measureCodeBundle } from "../../attestation/dev/simulated-nsm.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
@@ -22,19 +23,33 @@ export { DEV_USAGE } from "./usage.js";
  * process split as on Nitro:
  *   local model (HTTPS)  ←TLS─ host egress proxy ←CONNECT─ enclave ←TLS─ host ingress relay ← client
  * Each part is its own `egw` process, started with the same commands an
- * operator runs. Provider keys found in the environment go to the enclave
- * process only; the host processes never receive them.
+ * operator runs. Provider keys found in the environment are sealed under a
+ * local KMS; no process receives them in the clear.
+ *
+ * The state dir holds the two inputs, written as an operator and a key owner
+ * would: `trust-policy.json` (providers, the KMS key, the identity mode;
+ * attested and served to clients) and `operations.json` (the client token's
+ * hash, the PROXY switch). The trust policy is deterministic JSON, rewritten
+ * only when its content must change (another provider key in the
+ * environment), and the local model keeps its port and the local KMS its key
+ * id across restarts, so the policy's hash, which the dev manifest pins,
+ * stays put. `manifest.json` is the dev manifest: the simulated PCRs as the
+ * attestation shows them, the development root, and a trust section.
  */
 const EGW = fileURLToPath(new URL("./egw.js", import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
 
-/** Real providers used when their key is in the environment. */
+/** Real providers used when their key is in the environment: first-party kinds, fixed to their official origins. */
 const PROVIDERS = [
-  { env: "OPENAI_API_KEY", name: "openai", kind: "openai", host: "api.openai.com:443" },
-  { env: "ANTHROPIC_API_KEY", name: "anthropic", kind: "anthropic", host: "api.anthropic.com:443" },
-  { env: "GEMINI_API_KEY", name: "gemini", kind: "gemini", host: "generativelanguage.googleapis.com:443" },
-  { env: "XAI_API_KEY", name: "xai", kind: "openai-compatible", host: "api.x.ai:443", baseUrl: "https://api.x.ai/v1" },
+  { env: "OPENAI_API_KEY", name: "openai", kind: "openai" },
+  { env: "ANTHROPIC_API_KEY", name: "anthropic", kind: "anthropic" },
+  { env: "GEMINI_API_KEY", name: "gemini", kind: "gemini" },
+  { env: "XAI_API_KEY", name: "xai", kind: "xai" },
 ] as const;
+
+export const TRUST_POLICY_FILE = "trust-policy.json";
+export const OPERATIONS_FILE = "operations.json";
+export const MANIFEST_FILE = "manifest.json";
 
 interface Child {
   name: string;
@@ -124,6 +139,71 @@ async function stopAll(children: Child[]): Promise<void> {
   );
 }
 
+/** The local model's port in an earlier trust policy of this state dir, to keep the policy's bytes (and hash) across restarts. */
+async function previousModelPort(file: string): Promise<number | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  try {
+    const policy = parseTrustPolicy(new TextEncoder().encode(text), { dev: true });
+    const local = policy.providers.find((p) => p.name === "local");
+    const m = local && /^https:\/\/127\.0\.0\.1:(\d{1,5})\/v1$/.exec(local.baseUrl);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    // Not one egw dev wrote (or damaged): it is replaced below.
+    return undefined;
+  }
+}
+
+/**
+ * The local KMS key's id, derived from the development root so that it is
+ * the same at every start in this state dir (and differs between state
+ * dirs): the trust policy names the key's full ARN.
+ */
+function devKeyId(rootPem: string): string {
+  const h = createHash("sha256").update("egw dev: local KMS key id\0").update(rootPem).digest("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/** Writes `bytes` to `file` unless it already holds exactly them; true when written. */
+async function writeIfChanged(file: string, bytes: Uint8Array): Promise<boolean> {
+  try {
+    if (Buffer.from(await fs.readFile(file)).equals(Buffer.from(bytes))) return false;
+  } catch {
+    // Absent: written below.
+  }
+  await fs.writeFile(file, bytes, { mode: 0o644 });
+  return true;
+}
+
+/** The development trust policy: deterministic JSON (fixed field order, 2-space indent, one trailing newline). */
+export function devTrustPolicy(input: { modelPort: number; localKey: boolean; providers: readonly { env: string; name: string; kind: string }[]; kmsKeyArn: string }): string {
+  const providers = [
+    {
+      name: "local",
+      kind: "openai-compatible",
+      baseUrl: `https://127.0.0.1:${input.modelPort}/v1`,
+      // Optional: a key for the local model, so key handling can be exercised without a real provider.
+      ...(input.localKey && { secret: "EGW_DEV_LOCAL_KEY" }),
+      capabilities: { chat: true, embeddings: true, images: true },
+    },
+    ...input.providers.map((p) => ({ name: p.name, kind: p.kind, secret: p.env })),
+  ];
+  const usesSecrets = providers.some((p) => "secret" in p);
+  const policy = {
+    version: 1,
+    providers,
+    models: { local: { provider: "local", model: "local", description: "built-in deterministic responder (not an LLM)" } },
+    prefixRouting: true,
+    ...(usesSecrets && { secrets: { kmsKeyArn: input.kmsKeyArn } }),
+    identity: { mode: "ephemeral" },
+  };
+  return `${JSON.stringify(policy, null, 2)}\n`;
+}
+
 export async function devCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseFlags(args, {
     "state-dir": { type: "string" },
@@ -161,9 +241,20 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const certFile = path.join(stateDir, "local-model-cert.pem");
     const localKey = ctx.env.EGW_DEV_LOCAL_KEY ?? "";
     const keyCheck = localKey ? ["--require-key-sha256", createHash("sha256").update(localKey).digest("hex")] : [];
-    const model = await start("local-model", ["local-model", "--listen", "tcp://127.0.0.1:0", "--cert-out", certFile, ...keyCheck], baseEnv, logDir);
+    const trustFile = path.join(stateDir, TRUST_POLICY_FILE);
+    const startModel = (port: number) => start("local-model", ["local-model", "--listen", `tcp://127.0.0.1:${port}`, "--cert-out", certFile, ...keyCheck], baseEnv, logDir);
+    // The same port as last time when it is free, so the trust policy (which names it) keeps its hash.
+    const previousPort = await previousModelPort(trustFile);
+    let model: Child;
+    try {
+      model = await startModel(previousPort ?? 0);
+    } catch (err) {
+      if (previousPort === undefined) throw err;
+      model = await startModel(0);
+    }
     children.push(model);
-    const modelHost = `127.0.0.1:${String(model.ready.port)}`;
+    const modelPort = Number(model.ready.port);
+    const modelHost = `127.0.0.1:${modelPort}`;
 
     // 2. Provider keys from the environment are sealed under a local KMS,
     //    which releases them only to an enclave whose attestation chains to
@@ -172,12 +263,29 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const available = PROVIDERS.filter((p) => (ctx.env[p.env] ?? "") !== "");
     const bundle = await defaultCodeBundle();
     const pcr0 = await measureCodeBundle(bundle.root, { include: bundle.include });
-    kms = await startMockKms({ trustedRoot: trustAnchorFromPem(ca.rootPem, "development"), policy: { allowedPcrs: { 0: pcr0 } }, now: ctx.now });
+    kms = await startMockKms({ trustedRoot: trustAnchorFromPem(ca.rootPem, "development"), policy: { allowedPcrs: { 0: pcr0 } }, now: ctx.now, keyId: devKeyId(ca.rootPem) });
     const kmsHost = new URL(kms.endpoint).host;
-    // Each key is sealed for the one origin its provider sends it to (enclave/secrets/secret-context.ts).
+
+    // 3. The trust policy (the key owner's: where prompts and keys may go)
+    //    and the operations file (the operator's: the client token's hash).
+    const trustText = devTrustPolicy({ modelPort, localKey: localKey !== "", providers: available, kmsKeyArn: kms.keyArn });
+    const trustBytes = new TextEncoder().encode(trustText);
+    // The enclave parses it again; this is for the secrets' origins and the manifest.
+    const policy = parseTrustPolicy(trustBytes, { dev: true });
+    await writeIfChanged(trustFile, trustBytes);
+    const operationsFile = path.join(stateDir, OPERATIONS_FILE);
+    const operations = {
+      version: 1,
+      clients: [{ name: "dev", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }],
+      // The relay tells the enclave each client's address (PROXY v2), for per-address limits.
+      proxyProtocol: true,
+    };
+    await writeIfChanged(operationsFile, new TextEncoder().encode(`${JSON.stringify(operations, null, 2)}\n`));
+
+    // Each key is sealed for the one origin the trust policy sends it to (enclave/secrets/secret-context.ts).
+    const keys: Record<string, string> = { EGW_DEV_LOCAL_KEY: localKey, ...Object.fromEntries(available.map((p) => [p.env, ctx.env[p.env]!])) };
     const toSeal: Record<string, { value: string; origin: string }> = {};
-    for (const p of available) toSeal[p.env] = { value: ctx.env[p.env]!, origin: `https://${p.host}` };
-    if (localKey) toSeal.EGW_DEV_LOCAL_KEY = { value: localKey, origin: `https://${modelHost}` };
+    for (const b of secretBindings(policy)) toSeal[b.name] = { value: keys[b.name]!, origin: b.origin };
     const sealedFile = path.join(stateDir, "sealed-secrets.json");
     const sealed: Record<string, string> = {};
     const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
@@ -194,49 +302,25 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       await fs.writeFile(sealedFile, `${JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: sealed }, null, 2)}\n`, { mode: 0o644 });
     }
 
-    // 3. The runtime config (attested by hash, with the sealed file).
-    const config = {
-      version: 1,
-      providers: [
-        {
-          name: "local",
-          kind: "openai-compatible",
-          baseUrl: `https://${modelHost}/v1`,
-          capabilities: { chat: true, embeddings: true, images: true },
-          // Optional: a key for the local model, so key handling can be exercised without a real provider.
-          ...(localKey && { secret: "EGW_DEV_LOCAL_KEY" }),
-        },
-        ...available.map((p) => ({ name: p.name, kind: p.kind, secret: p.env, ...("baseUrl" in p && { baseUrl: p.baseUrl }) })),
-      ],
-      models: { local: { provider: "local", model: "local", description: "built-in deterministic responder (not an LLM)" } },
-      prefixRouting: true,
-      // The relay tells the enclave each client's address (PROXY v2), for per-address limits.
-      proxyProtocol: true,
-      egressAllowlist: [modelHost, kmsHost, ...available.map((p) => p.host)],
-      clients: [{ name: "dev", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }],
-    };
-    const configFile = path.join(stateDir, "runtime-config.json");
-    await fs.writeFile(configFile, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
-
-    // 3. The host: ingress relay and egress proxy. It dials the enclave per
-    //    connection, so it can start first.
+    // 4. The host: ingress relay and egress proxy (allowlist derived from the
+    //    trust policy). It dials the enclave per connection, so it can start first.
     const enclavePort = await freePort();
     const capture = values["capture-dir"] !== undefined ? ["--capture-dir", path.resolve(ctx.cwd, values["capture-dir"])] : [];
     const host = await start(
       "host",
-      ["host", "--listen", `tcp://127.0.0.1:${portText}`, "--enclave", `tcp://127.0.0.1:${enclavePort}`, "--egress-listen", "tcp://127.0.0.1:0", "--config", configFile, "--allow-private", modelHost, "--allow-private", kmsHost, ...capture],
+      ["host", "--listen", `tcp://127.0.0.1:${portText}`, "--enclave", `tcp://127.0.0.1:${enclavePort}`, "--egress-listen", "tcp://127.0.0.1:0", "--trust-policy", trustFile, "--operations", operationsFile, "--allow-private", modelHost, "--allow-private", kmsHost, ...capture],
       baseEnv,
       logDir,
     );
     children.push(host);
     const egress = String(host.ready.egress).replace(/^tcp:/, "http:");
 
-    // 4. The enclave: no provider key in its environment, only the sealed
+    // 5. The enclave: no provider key in its environment, only the sealed
     //    file and (dummy) KMS credentials, which are useless without its attestation.
     const enclaveEnv: NodeJS.ProcessEnv = { ...baseEnv, AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey };
     const enclave = await start(
       "enclave",
-      ["enclave", "--dev", "--config", configFile, "--listen", `tcp://127.0.0.1:${enclavePort}`, "--state-dir", stateDir, "--egress-proxy", egress, "--upstream-ca", certFile, ...(Object.keys(sealed).length > 0 ? ["--sealed-secrets", sealedFile, "--kms-endpoint", kms.endpoint] : [])],
+      ["enclave", "--dev", "--trust-policy", trustFile, "--operations", operationsFile, "--listen", `tcp://127.0.0.1:${enclavePort}`, "--state-dir", stateDir, "--egress-proxy", egress, "--upstream-ca", certFile, ...(Object.keys(sealed).length > 0 ? ["--sealed-secrets", sealedFile, "--kms-endpoint", kms.endpoint] : [])],
       enclaveEnv,
       logDir,
     );
@@ -245,13 +329,30 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const ingress = String(host.ready.listen).replace(/^tcp:/, "https:");
     const devRoot = path.join(stateDir, DEV_ROOT_FILE);
     const measurements = await readMeasurements(ingress, devRoot, ctx.now());
+    const policySha256 = Buffer.from(trustPolicySha256(trustBytes)).toString("hex");
+    // The enclave attests the hash of the bytes it read; a different one means the file changed under us.
+    if (enclave.ready.policySha256 !== policySha256) throw new Error(`the enclave attests trust policy ${String(enclave.ready.policySha256)}, not ${policySha256} (was ${trustFile} changed meanwhile?)`);
+    // 6. The dev manifest: what a relying party pins for this stack.
+    const manifestFile = path.join(stateDir, MANIFEST_FILE);
+    const manifest = {
+      version: 1,
+      measurements: [{ label: "egw dev (simulated NSM)", pcrs: measurements }],
+      trust: { upstreamOrigins: upstreamOrigins(policy), identity: { mode: "ephemeral" }, policySha256: [policySha256] },
+      // Relative to the manifest: both live in the state dir.
+      devRootPem: DEV_ROOT_FILE,
+    };
+    await fs.writeFile(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });
     const ready = {
       ready: true,
       url: `${ingress}/v1`,
       stateDir,
       devRoot,
       tokenFile,
+      trustPolicy: trustFile,
+      operations: operationsFile,
+      manifest: manifestFile,
       configSha256: enclave.ready.configSha256,
+      policySha256,
       tlsSpkiSha256: enclave.ready.tlsSpkiSha256,
       pcrs: measurements,
       providers: ["local", ...available.map((p) => p.name)],
@@ -266,17 +367,24 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
         `enclave-gateway development stack is up at ${ingress}/v1 (host relay → enclave → egress proxy → providers)`,
         `  providers: local (deterministic, NOT an LLM)${available.length ? `, ${available.map((p) => p.name).join(", ")}` : " — set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY to add real ones"}`,
         ...Object.entries(measurements).map(([i, hex]) => `  PCR${i}: ${hex}`),
+        `  upstream origins:       ${upstreamOrigins(policy).join(", ")}`,
+        `  trust policy sha256:    ${policySha256}  (${trustFile})`,
         `  attested config sha256: ${String(enclave.ready.configSha256)}`,
         `  TLS key (SPKI sha256):  ${String(enclave.ready.tlsSpkiSha256)}`,
+        `  dev manifest:           ${manifestFile}`,
         "",
-        "Verify it:",
-        `  npx egw verify ${ingress} --dev-root ${devRoot}`,
+        "Verify it (measurements, trust policy and development root from the dev manifest):",
+        `  npx egw verify ${ingress} --policy ${manifestFile}`,
         "Use it through the local verifying proxy (every answer checked):",
-        `  npx egw proxy --upstream ${ingress} --dev-root ${devRoot} --listen 127.0.0.1:8787 &`,
+        `  npx egw proxy --upstream ${ingress} --policy ${manifestFile} --listen 127.0.0.1:8787 &`,
         `  curl -s http://127.0.0.1:8787/v1/chat/completions -H "authorization: Bearer $(cat ${tokenFile})" \\`,
         `       -H 'content-type: application/json' -d '{"model":"local","messages":[{"role":"user","content":"hello"}]}'`,
         "Or from TypeScript with the openai SDK:",
-        `  new OpenAI({ baseURL: "${ingress}/v1", apiKey: token, fetch: createVerifiedFetch({ baseURL: "${ingress}", policy }) })`,
+        `  import OpenAI from "openai";`,
+        `  import { createVerifiedFetch, loadPolicyFile } from "enclave-gateway/client";`,
+        `  const token = process.env.EGW_TOKEN; // the contents of ${tokenFile}`,
+        `  const { policy } = await loadPolicyFile(${JSON.stringify(manifestFile)}, { now: () => new Date() });`,
+        `  const openai = new OpenAI({ baseURL: "${ingress}/v1", apiKey: token, fetch: createVerifiedFetch({ baseURL: "${ingress}", policy }) });`,
         "",
         `Logs: ${logDir}. Ctrl-C stops everything.`,
       ].join("\n"),

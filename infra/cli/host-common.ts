@@ -3,12 +3,14 @@ import { parseEgressRule, type EgressRule } from "../../host/egress/index.js";
 import type { IngressLogger } from "../../host/ingress/index.js";
 import { isProvisionSendError, sendBundle, type BootStatus, type ProvisionLogger } from "../../host/provision/index.js";
 import { isTransportError, parseEndpoint, type Endpoint, type Transport } from "../../host/transport/index.js";
+import { derivedEgress, hostPort, kmsKeyRegion, parseTrustPolicy, TrustPolicyError, type TrustPolicy } from "../../attestation/trust-policy.js";
 import { UsageError } from "./context.js";
 
 /**
  * What both modes of `egw host` share: serving (host.ts) and making the
  * shared identity (host-identity.ts). Host code only: nothing here loads
- * enclave code.
+ * enclave code (the trust-policy codec is the client's too, and handles no
+ * plaintext).
  */
 
 /** Whole provisioning (dial retries, the enclave's boot, KMS calls) within this by default. */
@@ -42,28 +44,66 @@ export async function readInput(file: string, flag: string): Promise<Uint8Array>
   }
 }
 
-/** The egress allowlist and PROXY setting from the enclave's runtime config: the same file, so both sides agree. */
-function fromConfig(file: string, bytes: Uint8Array): { allowlist: string[]; proxyProtocol: boolean } {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
-  } catch {
-    throw new UsageError(`--config ${file}: cannot read a JSON runtime config (invalid JSON)`);
-  }
-  const list = (raw as { egressAllowlist?: unknown }).egressAllowlist;
-  if (!Array.isArray(list) || !list.every((e) => typeof e === "string")) throw new UsageError(`--config ${file}: egressAllowlist must be an array of host:port`);
-  return { allowlist: list as string[], proxyProtocol: (raw as { proxyProtocol?: unknown }).proxyProtocol === true };
+/** A file the host read once: the bytes it derives from are the bytes it sends (and the enclave attests). */
+export interface HostInputFile {
+  file: string;
+  bytes: Uint8Array;
 }
 
-/** Egress rules from the config's allowlist, --allow and --allow-private (which wins for the same pair). */
-export function egressRules(config: { file: string; bytes: Uint8Array } | undefined, allow: readonly string[], allowPrivate: readonly string[]): { rules: (EgressRule | string)[]; proxyProtocol: boolean } {
-  const rules: (EgressRule | string)[] = [];
-  let proxyProtocol = false;
-  if (config !== undefined) {
-    const fromFile = fromConfig(config.file, config.bytes);
-    rules.push(...fromFile.allowlist);
-    proxyProtocol = fromFile.proxyProtocol;
+/**
+ * The egress allowlist, derived from the trust policy exactly as the
+ * enclave derives its own (attestation/trust-policy.ts derivedEgress:
+ * provider origins plus the KMS endpoint of each key ARN's region). The
+ * host is untrusted, so reading the policy for its own proxy only decides
+ * availability: whatever this host lets through, the enclave dials nothing
+ * outside its own derived list.
+ *
+ * Parsed under development rules on purpose: the host cannot tell a
+ * simulated enclave from a real one, and the enclave applies the real
+ * rules (https only, first-party origins fixed) to these same bytes at boot.
+ */
+export function trustPolicyOnHost(input: HostInputFile): TrustPolicy {
+  try {
+    return parseTrustPolicy(input.bytes, { dev: true });
+  } catch (err) {
+    if (err instanceof TrustPolicyError) throw new UsageError(`--trust-policy ${input.file}: ${err.message}`);
+    throw err;
   }
+}
+
+/**
+ * The PROXY protocol switch from the operations file, so relay and enclave
+ * agree. Only this field is read: the enclave parses the whole document
+ * strictly (enclave/operations.ts), and the host loads no enclave code.
+ */
+export function proxyProtocolFromOperations(input: HostInputFile): boolean {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(input.bytes));
+  } catch {
+    throw new UsageError(`--operations ${input.file}: not a UTF-8 JSON operations file`);
+  }
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) throw new UsageError(`--operations ${input.file}: must be a JSON object`);
+  const value = (raw as { proxyProtocol?: unknown }).proxyProtocol;
+  if (value !== undefined && typeof value !== "boolean") throw new UsageError(`--operations ${input.file}: proxyProtocol must be a boolean`);
+  return value === true;
+}
+
+/** The region the enclave's KMS calls go to (credentials are asked for it): the trust policy's key ARN, never the sealed file's own claim. */
+export function kmsRegion(policy: TrustPolicy, use: "secrets" | "identity"): string | undefined {
+  const arn = use === "identity" ? (policy.identity.mode === "sealed" ? policy.identity.kmsKeyArn : undefined) : (policy.secrets?.kmsKeyArn ?? (policy.identity.mode === "sealed" ? policy.identity.kmsKeyArn : undefined));
+  return arn === undefined ? undefined : kmsKeyRegion(arn);
+}
+
+/** host:port of a --kms-endpoint URL (checked by checkKmsEndpoint), as an egress rule names it. */
+export function kmsEndpointRule(value: string): string {
+  return hostPort(new URL(value));
+}
+
+/** Egress rules: derived from the trust policy, then --allow and --allow-private (which wins for the same pair). */
+export function egressRules(policy: TrustPolicy | undefined, allow: readonly string[], allowPrivate: readonly string[]): (EgressRule | string)[] {
+  const rules: (EgressRule | string)[] = [];
+  if (policy !== undefined) rules.push(...derivedEgress(policy));
   for (const rule of allow) rules.push(rule);
   for (const rule of allowPrivate) {
     let parsed: EgressRule;
@@ -72,7 +112,7 @@ export function egressRules(config: { file: string; bytes: Uint8Array } | undefi
     } catch (err) {
       throw new UsageError(`--allow-private ${rule}: ${(err as Error).message}`);
     }
-    // The same pair may come from the config too; the explicit flag wins.
+    // The same pair may come from the trust policy too; the explicit flag wins.
     const same = (r: EgressRule | string) => {
       const e = typeof r === "string" ? parseEgressRule(r) : r;
       return e.host.toLowerCase() === parsed.host.toLowerCase() && e.port === parsed.port;
@@ -80,7 +120,7 @@ export function egressRules(config: { file: string; bytes: Uint8Array } | undefi
     for (let i = rules.length - 1; i >= 0; i--) if (same(rules[i]!)) rules.splice(i, 1);
     rules.push(parsed);
   }
-  return { rules, proxyProtocol };
+  return rules;
 }
 
 /** Resolves on SIGINT or SIGTERM; `dispose` removes the handlers once they are no longer needed. */

@@ -8,7 +8,7 @@ import { createIngressLogger } from "../../host/ingress/index.js";
 import { defaultChainCredentials, encodeBundle, isProvisionSendError, MAX_IDENTITY_DAYS, type AwsCredentials } from "../../host/provision/index.js";
 import { formatEndpoint, nodeTransport, type Transport } from "../../host/transport/index.js";
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { checkKmsEndpoint, egressRules, endpoint, provisionDeadlineMs, provisionEnclave, readInput, signalled } from "./host-common.js";
+import { checkKmsEndpoint, egressRules, endpoint, kmsEndpointRule, kmsRegion, provisionDeadlineMs, provisionEnclave, readInput, signalled, trustPolicyOnHost } from "./host-common.js";
 import type { HostCommandDeps } from "./host.js";
 import { readSealedFile, sealedFileWithIdentity, writeFileAtomic, type IdentityFileError } from "./identity-out.js";
 
@@ -28,7 +28,8 @@ import { readSealedFile, sealedFileWithIdentity, writeFileAtomic, type IdentityF
  */
 export interface HostIdentityFlags {
   provision?: string | undefined;
-  config?: string | undefined;
+  "trust-policy"?: string | undefined;
+  operations?: string | undefined;
   "sealed-secrets"?: string | undefined;
   "kms-endpoint"?: string | undefined;
   "provision-timeout"?: string | undefined;
@@ -65,8 +66,9 @@ export async function hostIdentityCommand(values: HostIdentityFlags, ctx: CliCon
     if (values[flag] !== undefined) throw new UsageError(`--${flag} is not used with --generate-identity: no relay or metrics run while the enclave makes an identity`);
   }
   const provision = endpoint(required(values, "provision", "<endpoint> (the enclave's provisioning listener)"), "provision");
-  const configFile = path.resolve(ctx.cwd, required(values, "config", "<runtime-config.json> (its egress allowlist must admit KMS)"));
-  const sealedFile = path.resolve(ctx.cwd, required(values, "sealed-secrets", "<file> (its KMS key seals the identity)"));
+  const trustFile = path.resolve(ctx.cwd, required(values, "trust-policy", "<trust-policy.json> (its identity.kmsKeyArn seals the identity)"));
+  const opsFile = path.resolve(ctx.cwd, required(values, "operations", "<operations.json> (the enclave boots with it)"));
+  const sealedFile = path.resolve(ctx.cwd, required(values, "sealed-secrets", "<file> (the identity is written into a copy of it)"));
   const out = path.resolve(ctx.cwd, required(values, "identity-out", "<file> (where the new sealed-secrets file goes)"));
   const egressListen = endpoint(required(values, "egress-listen", "<endpoint> (the enclave reaches KMS through the egress proxy)"), "egress-listen");
   const validityDays = days(required(values, "validity-days", "<days> (how long the new receipt key is valid)"), "validity-days", 1);
@@ -79,7 +81,14 @@ export async function hostIdentityCommand(values: HostIdentityFlags, ctx: CliCon
     throw new UsageError(`--identity-out ${out}: its directory does not exist or is not writable`);
   }
 
-  const configBytes = await readInput(configFile, "config");
+  const trust = { file: trustFile, bytes: await readInput(trustFile, "trust-policy") };
+  const operationsBytes = await readInput(opsFile, "operations");
+  const policy = trustPolicyOnHost(trust);
+  // The enclave refuses too (ERR_IDENTITY_POLICY), and trusts no host to
+  // have checked: a shared identity exists only under the policy's key.
+  if (policy.identity.mode !== "sealed") {
+    throw new UsageError(`--trust-policy ${trustFile}: its identity is ephemeral; a shared identity needs "identity": { "mode": "sealed", "kmsKeyArn": … } in the trust policy`);
+  }
   const sealedBytes = await readInput(sealedFile, "sealed-secrets");
   let sealed;
   try {
@@ -101,12 +110,15 @@ export async function hostIdentityCommand(values: HostIdentityFlags, ctx: CliCon
   if (!rotation && overlapDays !== undefined) throw new UsageError(`--overlap-days: ${sealedFile} has no identity to rotate`);
   if (!rotation && values["rotate-tls"] === true) throw new UsageError(`--rotate-tls: ${sealedFile} has no identity to rotate (a first identity always has a new TLS key)`);
 
-  const { rules } = egressRules({ file: configFile, bytes: configBytes }, values.allow ?? [], values["allow-private"] ?? []);
+  // Derived from the trust policy (its identity key's KMS endpoint among them), plus a checked --kms-endpoint.
+  const allow = [...(values.allow ?? []), ...(values["kms-endpoint"] !== undefined ? [kmsEndpointRule(values["kms-endpoint"])] : [])];
+  const rules = egressRules(policy, allow, values["allow-private"] ?? []);
   let bundle: Uint8Array;
   try {
-    const awsCredentials: AwsCredentials = await (deps.fetchCredentials ?? defaultChainCredentials)(sealed.region);
+    const awsCredentials: AwsCredentials = await (deps.fetchCredentials ?? defaultChainCredentials)(kmsRegion(policy, "identity")!);
     bundle = encodeBundle({
-      config: configBytes,
+      trustPolicy: trust.bytes,
+      operations: operationsBytes,
       sealedSecrets: sealedBytes,
       awsCredentials,
       ...(values["kms-endpoint"] !== undefined && { kmsEndpoint: values["kms-endpoint"] }),

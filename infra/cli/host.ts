@@ -16,7 +16,19 @@ import {
 } from "../../host/provision/index.js";
 import { formatEndpoint, nodeTransport, type Endpoint, type Transport } from "../../host/transport/index.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
-import { checkKmsEndpoint, egressRules, endpoint, provisionDeadlineMs, provisionEnclave, readInput, signalled } from "./host-common.js";
+import {
+  checkKmsEndpoint,
+  egressRules,
+  endpoint,
+  kmsEndpointRule,
+  kmsRegion,
+  provisionDeadlineMs,
+  provisionEnclave,
+  proxyProtocolFromOperations,
+  readInput,
+  signalled,
+  trustPolicyOnHost,
+} from "./host-common.js";
 
 export { HOST_USAGE } from "./usage.js";
 
@@ -24,9 +36,10 @@ export { HOST_USAGE } from "./usage.js";
  * `egw host`: the untrusted side on the parent instance. It runs the ingress
  * relay (clients → enclave, TLS untouched) and the egress CONNECT proxy
  * (enclave → providers and KMS, default deny), and nothing that could read
- * a prompt: it imports only host/ code. With --provision it also hands a
- * fresh enclave its runtime config, sealed secrets and KMS credentials at
- * boot (host/provision/). With --generate-identity it instead has the
+ * a prompt: it imports only host/ code (and the trust-policy codec, which
+ * handles no plaintext). With --provision it also hands a fresh enclave its
+ * trust policy, operations file, sealed secrets and KMS credentials at boot
+ * (host/provision/). With --generate-identity it instead has the
  * enclave make the shared identity and writes it into a sealed-secrets
  * file (host-identity.ts, loaded only in that mode, with the one enclave/
  * module the host side uses: the sealed-file parser, which handles only
@@ -52,7 +65,8 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
     enclave: { type: "string" },
     "proxy-protocol": { type: "boolean" },
     "egress-listen": { type: "string" },
-    config: { type: "string" },
+    "trust-policy": { type: "string" },
+    operations: { type: "string" },
     allow: { type: "string", multiple: true },
     "allow-private": { type: "string", multiple: true },
     "metrics-listen": { type: "string" },
@@ -88,27 +102,32 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
     for (const flag of ["sealed-secrets", "kms-endpoint", "provision-timeout"] as const) {
       if (values[flag] !== undefined) throw new UsageError(`--${flag} needs --provision <endpoint>`);
     }
-  } else if (values.config === undefined) {
-    throw new UsageError("--provision needs --config <runtime-config.json>: it is what the enclave boots with");
+  } else if (values["trust-policy"] === undefined || values.operations === undefined) {
+    throw new UsageError("--provision needs --trust-policy <trust-policy.json> and --operations <operations.json>: they are what the enclave boots with");
   }
   checkKmsEndpoint(values["kms-endpoint"], values["sealed-secrets"]);
   const deadlineMs = provisionDeadlineMs(values["provision-timeout"]);
-  const configFile = values.config !== undefined ? path.resolve(ctx.cwd, values.config) : undefined;
   // Read once: the bytes the egress allowlist comes from are the bytes sent (and attested).
-  const configBytes = configFile !== undefined ? await readInput(configFile, "config") : undefined;
+  const trustFile = values["trust-policy"] !== undefined ? path.resolve(ctx.cwd, values["trust-policy"]) : undefined;
+  const trust = trustFile !== undefined ? { file: trustFile, bytes: await readInput(trustFile, "trust-policy") } : undefined;
+  const opsFile = values.operations !== undefined ? path.resolve(ctx.cwd, values.operations) : undefined;
+  const operations = opsFile !== undefined ? { file: opsFile, bytes: await readInput(opsFile, "operations") } : undefined;
+  const policy = trust !== undefined ? trustPolicyOnHost(trust) : undefined;
   let bundle: Uint8Array | undefined;
   if (provision !== undefined) {
-    // This host is untrusted and could send any config or sealed file. That
-    // is fine: the enclave attests the SHA-256 of exactly these bytes, and a
-    // client's policy checks that hash before it sends anything.
+    // This host is untrusted and could send any trust policy or sealed
+    // file. That is fine: the enclave attests the SHA-256 of exactly these
+    // bytes and serves the policy, and a client checks what it says before
+    // it sends anything; KMS releases keys only under the policy's ARNs.
     const sealedSecrets = values["sealed-secrets"] !== undefined ? await readInput(path.resolve(ctx.cwd, values["sealed-secrets"]), "sealed-secrets") : undefined;
     let awsCredentials: AwsCredentials | undefined;
     try {
       // Only with sealed secrets: without them the enclave never calls KMS,
       // and credentials it would not use are not sent.
-      if (sealedSecrets !== undefined) awsCredentials = await (deps.fetchCredentials ?? defaultChainCredentials)(sealedFileRegion(sealedSecrets));
+      if (sealedSecrets !== undefined) awsCredentials = await (deps.fetchCredentials ?? defaultChainCredentials)(kmsRegion(policy!, "secrets") ?? sealedFileRegion(sealedSecrets));
       bundle = encodeBundle({
-        config: configBytes!,
+        trustPolicy: trust!.bytes,
+        operations: operations!.bytes,
         ...(sealedSecrets && { sealedSecrets }),
         ...(awsCredentials && { awsCredentials }),
         ...(values["kms-endpoint"] !== undefined && { kmsEndpoint: values["kms-endpoint"] }),
@@ -120,10 +139,11 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
     }
   }
 
-  const config = configFile !== undefined && configBytes !== undefined ? { file: configFile, bytes: configBytes } : undefined;
-  const { rules, proxyProtocol: configProxyProtocol } = egressRules(config, values.allow ?? [], values["allow-private"] ?? []);
-  // The enclave expects the header exactly when its config says so.
-  const proxyProtocol = values["proxy-protocol"] === true || configProxyProtocol;
+  // The enclave adds a checked --kms-endpoint to its own derived list; the proxy must let it through too.
+  const allow = [...(values.allow ?? []), ...(provision !== undefined && values["kms-endpoint"] !== undefined ? [kmsEndpointRule(values["kms-endpoint"])] : [])];
+  const rules = egressRules(policy, allow, values["allow-private"] ?? []);
+  // The enclave expects the header exactly when its operations file says so.
+  const proxyProtocol = values["proxy-protocol"] === true || (operations !== undefined && proxyProtocolFromOperations(operations));
 
   const registry = new Registry();
   const logger = createIngressLogger({ stream: ctx.stderr, now: ctx.now });
@@ -157,7 +177,7 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
     const proxy = egress;
     egressServer = await egressTransport.listen(endpoint(values["egress-listen"], "egress-listen"), (socket) => proxy.handle(socket));
   } else if (rules.length > 0) {
-    throw new UsageError("--config/--allow given without --egress-listen: the egress proxy would not run");
+    throw new UsageError("--trust-policy/--allow given without --egress-listen: the egress proxy would not run");
   }
 
   let metricsServer: http.Server | undefined;
@@ -228,7 +248,7 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
 /** Fields of the stdout status line: hashes and codes, never anything the bundle carried. */
 function statusFields(status: BootStatus) {
   if (status.status === "ready") {
-    return { configSha256: status.configSha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock && { vsock: status.vsock }) };
+    return { configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock && { vsock: status.vsock }) };
   }
   if (status.status === "failed") return { code: status.code, message: status.message };
   // Not reached (sendBundle was told to expect "ready"); the blob is never printed.

@@ -29,8 +29,11 @@ commands an operator runs: the local model (HTTPS), "egw host" (ingress relay
 and egress proxy) and "egw enclave --dev" (simulated NSM). Real providers are
 added when OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY
 is set; those keys reach the enclave process only. State (development root,
-client token, runtime config, logs) lives in --state-dir. Prints a JSON ready
-line, then how to verify and use the stack. Ctrl-C stops everything.`;
+client token, trust-policy.json, operations.json, the dev manifest
+manifest.json, logs) lives in --state-dir; the trust policy keeps its bytes
+(and hash) across restarts unless the providers change. Prints a JSON ready
+line, then how to verify and use the stack with the dev manifest. Ctrl-C
+stops everything.`;
 
 export const ENCLAVE_USAGE = `Usage:
   egw enclave --trust-policy <trust-policy.json> --operations <operations.json>
@@ -130,28 +133,35 @@ Exits 0 verified, 1 refused, 2 usage or unreadable file.`;
 
 export const HOST_USAGE = `Usage:
   egw host --enclave <vsock://cid:port|tcp://…|unix://…> [--listen tcp://0.0.0.0:443]
-           [--proxy-protocol] [--egress-listen <endpoint>] [--config <runtime-config.json>]
+           [--proxy-protocol] [--egress-listen <endpoint>]
+           [--trust-policy <trust-policy.json>] [--operations <operations.json>]
            [--allow host:port]… [--allow-private host:port]… [--metrics-listen tcp://127.0.0.1:9100]
            [--capture-dir <dir>]
-           [--provision <endpoint> --config <file> [--sealed-secrets <file> [--kms-endpoint <url>]]
-            [--provision-timeout <seconds>]]
-  egw host --generate-identity --provision <endpoint> --config <file> --sealed-secrets <in.json>
+           [--provision <endpoint> --trust-policy <file> --operations <file>
+            [--sealed-secrets <file> [--kms-endpoint <url>]] [--provision-timeout <seconds>]]
+  egw host --generate-identity --provision <endpoint> --trust-policy <file> --operations <file>
+           --sealed-secrets <in.json>
            --egress-listen <endpoint> --validity-days <1..1825> [--overlap-days <0..1825>] [--rotate-tls]
            --identity-out <out.json> [--kms-endpoint <url>] [--allow…] [--provision-timeout <seconds>]
 
 The untrusted host side. The ingress relay pipes client bytes to the
 enclave's TLS endpoint without terminating TLS (optionally with a PROXY v2
 header first); the egress proxy (with --egress-listen) lets the enclave
-CONNECT only to the host:port pairs in the runtime config's egressAllowlist
-and --allow, resolving DNS per connection and refusing private, link-local
-and metadata addresses unless listed with --allow-private. --capture-dir
+CONNECT only to the host:port pairs derived from the trust policy (provider
+origins and the KMS endpoint of each key ARN's region, as the enclave derives
+its own), a --kms-endpoint when provisioning, and --allow, resolving DNS per
+connection and refusing private, link-local and metadata addresses unless
+listed with --allow-private. The PROXY v2 header is sent when --proxy-protocol
+is given or the operations file says "proxyProtocol": true. --capture-dir
 records every byte the relay reads and writes (ciphertext only), for the
 blindness test. With --provision (e.g. vsock://16:9000) it then hands a
-fresh enclave its runtime config, sealed secrets and the instance role's
-AWS credentials, retrying until --provision-timeout (default 300 s), and
-prints the enclave's status as a JSON line; a failed status exits 1 with the
-enclave's code. Stops cleanly on SIGINT/SIGTERM, draining connections.
-With --generate-identity it runs only the egress proxy, has the enclave make
+fresh enclave its trust policy, operations file, sealed secrets and the
+instance role's AWS credentials (for the region of the policy's key ARN),
+retrying until --provision-timeout (default 300 s), and prints the enclave's
+status (with configSha256 and policySha256) as a JSON line; a failed status
+exits 1 with the enclave's code. Stops cleanly on SIGINT/SIGTERM, draining connections.
+With --generate-identity (the trust policy's identity must be "sealed", under
+the KMS key it names) it runs only the egress proxy, has the enclave make
 (or, when <in.json> has one, rotate: --overlap-days required) the shared
 identity, writes <in.json> with the new identity to <out.json> (atomically;
 nothing on failure), prints the TLS SPKI hash and receipt key windows as one

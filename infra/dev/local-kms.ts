@@ -54,6 +54,8 @@ export interface MockKmsOptions {
   region?: string;
   /** The account in the key's ARN, default 111122223333; a second instance with another plays a host-owned key. */
   account?: string;
+  /** The key id (a UUID) in the key's ARN, default a random one; `egw dev` keeps one so its trust policy's hash stays put. */
+  keyId?: string;
 }
 
 export interface RecordedKmsRequest {
@@ -103,7 +105,9 @@ export async function startMockKms(options: MockKmsOptions): Promise<MockKms> {
   const region = options.region ?? "us-east-1";
   const account = options.account ?? "111122223333";
   if (!/^\d{12}$/.test(account)) throw new TypeError("account must be 12 digits");
-  const keyArn = `arn:aws:kms:${region}:${account}:key/${randomUUID()}`;
+  const keyId = options.keyId ?? randomUUID();
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(keyId)) throw new TypeError("keyId must be a lower-case UUID");
+  const keyArn = `arn:aws:kms:${region}:${account}:key/${keyId}`;
   const alias = "alias/enclave-gateway-test";
   const aliasArn = `arn:aws:kms:${region}:${account}:${alias}`;
   const masterKey = randomBytes(32);

@@ -27,9 +27,10 @@ export const IMAGE_PATHS = {
 
 /** Where the pod mounts things. */
 export const MOUNT_PATHS = {
-  /** The ConfigMap: runtime config and sealed-secrets file, read-only. */
+  /** The ConfigMap: trust policy, operations and sealed-secrets file, read-only. */
   configDir: "/etc/enclave-gateway",
-  runtimeConfig: "/etc/enclave-gateway/runtime-config.json",
+  trustPolicy: "/etc/enclave-gateway/trust-policy.json",
+  operations: "/etc/enclave-gateway/operations.json",
   sealedSecrets: "/etc/enclave-gateway/sealed-secrets.json",
   /** nitro-cli keeps one socket per enclave here (AWS's EKS example creates it before run-enclave). */
   nitroRun: "/run/nitro_enclaves",
@@ -40,7 +41,7 @@ export const MOUNT_PATHS = {
 } as const;
 
 /** File names inside the ConfigMap (the keys of its data). */
-export const CONFIG_KEYS = { runtimeConfig: "runtime-config.json", sealedSecrets: "sealed-secrets.json" } as const;
+export const CONFIG_KEYS = { trustPolicy: "trust-policy.json", operations: "operations.json", sealedSecrets: "sealed-secrets.json" } as const;
 
 export const PORTS = {
   /** The relay's TCP listener: TLS bytes for the enclave, never terminated on the host. */
@@ -55,7 +56,7 @@ export const PORTS = {
    */
   enclaveVsock: 8443,
   egressVsock: 8128,
-  /** The image's `--provision-listen vsock://4294967295:9000`: config and sealed secrets go in here at boot. */
+  /** The image's `--provision-listen vsock://4294967295:9000`: trust policy, operations and sealed secrets go in here at boot. */
   provisionVsock: 9000,
 } as const;
 
@@ -124,7 +125,7 @@ export function launcherScript(run: EnclaveRun): string {
 
 export interface RelayRun {
   cid: number;
-  /** From the runtime config: the enclave expects a PROXY v2 header exactly when it says so. */
+  /** From the operations file: the enclave expects a PROXY v2 header exactly when it says so. */
   proxyProtocol: boolean;
   /** A sealed-secrets file is mounted: hand it (and the pod role's KMS credentials) to the enclave. */
   sealedSecrets: boolean;
@@ -133,13 +134,13 @@ export interface RelayRun {
 /**
  * `egw host` in the pod: the ingress relay (TCP → the enclave's vsock port,
  * TLS untouched), the egress CONNECT proxy on the parent's vsock (allowlist
- * from the same runtime config the enclave attests), and metrics.
+ * derived from the same trust policy the enclave attests), and metrics.
  *
- * --proxy-protocol is spelled out even though --config would switch it on
- * too (infra/cli/host.ts ORs both): the manifest then shows what the relay
- * does, and tests can hold the Service annotations to it.
+ * --proxy-protocol is spelled out even though --operations would switch it
+ * on too (infra/cli/host.ts ORs both): the manifest then shows what the
+ * relay does, and tests can hold the Service annotations to it.
  *
- * --provision hands the runtime config, the sealed-secrets file and the
+ * --provision hands the trust policy, the operations file, the sealed-secrets file and the
  * pod's KMS credentials into the enclave over the boot-provisioning channel
  * (host/provision; the image's entrypoint waits on
  * `--provision-listen vsock://…:9000`), and exits non-zero with the enclave's
@@ -154,8 +155,10 @@ export function relayArgs(run: RelayRun): string[] {
     "--listen",
     `tcp://0.0.0.0:${PORTS.relay}`,
     ...(run.proxyProtocol ? ["--proxy-protocol"] : []),
-    "--config",
-    MOUNT_PATHS.runtimeConfig,
+    "--trust-policy",
+    MOUNT_PATHS.trustPolicy,
+    "--operations",
+    MOUNT_PATHS.operations,
     "--provision",
     `vsock://${integer(run.cid, "cid")}:${PORTS.provisionVsock}`,
     ...(run.sealedSecrets ? ["--sealed-secrets", MOUNT_PATHS.sealedSecrets] : []),

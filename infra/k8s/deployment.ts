@@ -101,7 +101,7 @@ function relayContainer(props: ResolvedProps): k8s.Container {
     name: "relay",
     image: props.image,
     imagePullPolicy: "IfNotPresent",
-    command: relayArgs({ cid: props.enclave.cid, proxyProtocol: props.inputs.runtimeConfig.proxyProtocol, sealedSecrets: props.inputs.sealedSecrets !== undefined }),
+    command: relayArgs({ cid: props.enclave.cid, proxyProtocol: props.inputs.operations.proxyProtocol, sealedSecrets: props.inputs.sealedSecrets !== undefined }),
     ports: [
       { name: "tls", containerPort: PORTS.relay, protocol: "TCP" },
       { name: "metrics", containerPort: PORTS.metrics, protocol: "TCP" },
@@ -121,7 +121,10 @@ function relayContainer(props: ResolvedProps): k8s.Container {
 }
 
 function volumes(props: ResolvedProps): k8s.Volume[] {
-  const items: k8s.KeyToPath[] = [{ key: CONFIG_KEYS.runtimeConfig, path: CONFIG_KEYS.runtimeConfig }];
+  const items: k8s.KeyToPath[] = [
+    { key: CONFIG_KEYS.trustPolicy, path: CONFIG_KEYS.trustPolicy },
+    { key: CONFIG_KEYS.operations, path: CONFIG_KEYS.operations },
+  ];
   if (props.inputs.sealedSecrets) items.push({ key: CONFIG_KEYS.sealedSecrets, path: CONFIG_KEYS.sealedSecrets });
   return [
     { name: "config", configMap: { name: configMapName(props), items, defaultMode: 0o444 } },
@@ -136,7 +139,7 @@ function volumes(props: ResolvedProps): k8s.Volume[] {
 
 export function gatewayDeployment(scope: Construct, props: ResolvedProps): k8s.KubeDeployment {
   const selector = selectorLabels(props.name);
-  const { runtimeConfig, sealedSecrets } = props.inputs;
+  const { trustPolicy, sealedSecrets, configSha256 } = props.inputs;
   return new k8s.KubeDeployment(scope, "deployment", {
     metadata: { name: props.name, namespace: props.namespace, labels: commonLabels(props.name, "gateway") },
     spec: {
@@ -152,7 +155,8 @@ export function gatewayDeployment(scope: Construct, props: ResolvedProps): k8s.K
         metadata: {
           labels: commonLabels(props.name, "gateway"),
           annotations: {
-            [ANNOTATIONS.runtimeConfigSha256]: runtimeConfig.sha256,
+            [ANNOTATIONS.trustPolicySha256]: trustPolicy.sha256,
+            [ANNOTATIONS.attestedConfigSha256]: configSha256,
             ...(sealedSecrets && { [ANNOTATIONS.sealedSecretsSha256]: sealedSecrets.sha256 }),
           },
         },

@@ -11,10 +11,10 @@ export type K8sChartErrorCode =
   | "ERR_K8S_ENCLAVE_MEMORY" // below nitro-cli's minimum for the image, or not whole huge pages
   | "ERR_K8S_IMAGE" // an image reference that is malformed, untagged or ":latest"
   | "ERR_K8S_NAME" // a name or namespace that is not a DNS-1123 label
-  | "ERR_K8S_RUNTIME_CONFIG" // the runtime config does not parse as the enclave parses it
-  | "ERR_K8S_SEALED_SECRETS" // the sealed-secrets file does not parse as the enclave parses it
-  | "ERR_K8S_KMS_EGRESS" // sealed secrets given, but the enclave may not dial KMS
-  | "ERR_K8S_CONFIG_TOO_LARGE" // config + sealed file exceed what one ConfigMap holds
+  | "ERR_K8S_TRUST_POLICY" // the trust policy does not parse as a (non-development) enclave parses it
+  | "ERR_K8S_OPERATIONS" // the operations file does not parse as the enclave parses it, or names a model the policy lacks
+  | "ERR_K8S_SEALED_SECRETS" // the sealed-secrets file does not parse, or does not hold what the trust policy needs (secrets, identity)
+  | "ERR_K8S_CONFIG_TOO_LARGE" // the three files exceed what one ConfigMap holds
   | "ERR_K8S_PROP"; // any other prop out of its range (ports, seconds, CIDRs, ARNs, resources)
 
 export class K8sChartError extends Error {

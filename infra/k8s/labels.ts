@@ -18,8 +18,14 @@ export const ENCLAVE_NODE_LABEL = { key: "aws-nitro-enclaves-k8s-dp", value: "en
 export const ENCLAVE_DEVICE_RESOURCE = "aws.ec2.nitro/nitro_enclaves";
 export const ENCLAVE_CPU_RESOURCE = "aws.ec2.nitro/nitro_enclaves_cpus";
 
-/** Pod template annotations: the SHA-256 of the exact bytes handed to the enclave (a changed file rolls the pods). */
+/**
+ * Pod template annotations (a changed file rolls the pods): the trust
+ * policy's SHA-256 (`policy_sha256`, what relying parties pin), the attested
+ * config hash (`config_sha256`, over all three files), and the sealed file's
+ * own SHA-256.
+ */
 export const ANNOTATIONS = {
-  runtimeConfigSha256: "enclave-gateway/runtime-config-sha256",
+  trustPolicySha256: "enclave-gateway/trust-policy-sha256",
+  attestedConfigSha256: "enclave-gateway/attested-config-sha256",
   sealedSecretsSha256: "enclave-gateway/sealed-secrets-sha256",
 } as const;

@@ -12,7 +12,7 @@ import type { ResolvedProps } from "./props.js";
  * side and break every client's channel binding.
  *
  * Client addresses. The enclave rate-limits per client address when its
- * runtime config says `proxyProtocol: true`; it then expects exactly one
+ * operations file says `proxyProtocol: true`; it then expects exactly one
  * PROXY v2 header, which the relay (`egw host --proxy-protocol`) writes from
  * the TCP peer address it sees. So the relay must see the client's address:
  * the target group preserves it (`preserve_client_ip.enabled=true`; off by
@@ -45,7 +45,7 @@ export const NLB_ANNOTATIONS = {
 
 export interface NlbOptions {
   scheme: "internet-facing" | "internal";
-  /** The relay writes PROXY v2 headers (from the runtime config). */
+  /** The relay writes PROXY v2 headers (from the operations file). */
   proxyProtocol: boolean;
   /** How long a deregistering target keeps its connections. */
   deregistrationDelaySeconds: number;
@@ -80,7 +80,7 @@ export function loadBalancerService(scope: Construct, props: ResolvedProps): k8s
       labels: commonLabels(props.name, "gateway"),
       annotations: nlbAnnotations({
         scheme: lb.scheme,
-        proxyProtocol: props.inputs.runtimeConfig.proxyProtocol,
+        proxyProtocol: props.inputs.operations.proxyProtocol,
         deregistrationDelaySeconds: props.deregistrationWaitSeconds + RELAY_DRAIN_SECONDS,
       }),
     },

@@ -7,13 +7,14 @@ import type { ResolvedProps } from "./props.js";
 /**
  * What the gateway pods may exchange over IP. Defence in depth behind the
  * relay's own checks, not a replacement: the egress proxy already refuses
- * any destination outside the attested allowlist and any private address.
+ * any destination outside the allowlist derived from the trust policy and
+ * any private address.
  *
  *  - in: the relay port from anywhere (the NLB preserves client addresses,
  *    so sources are arbitrary); the metrics port only from metricsNamespace.
  *    Kubelet probes come from the node, which the VPC CNI policy agent admits.
  *  - out: DNS to kube-dns (the egress proxy resolves per connection), and the
- *    allowlist's ports on public addresses only; private ranges, link-local
+ *    derived allowlist's ports on public addresses only; private ranges, link-local
  *    (instance metadata at 169.254.169.254, fd00:ec2::254) and CGNAT excluded.
  *    With IRSA, STS is dialled on 443 by the pod itself.
  *
@@ -23,7 +24,7 @@ const PRIVATE_V4 = ["10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/1
 const PRIVATE_V6 = ["fc00::/7", "fe80::/10", "::1/128", "::ffff:0:0/96"];
 
 export function egressPorts(props: ResolvedProps): number[] {
-  const ports = new Set(props.inputs.runtimeConfig.egressPorts);
+  const ports = new Set(props.inputs.trustPolicy.egressPorts);
   if (props.serviceAccountRoleArn !== undefined) ports.add(443);
   return [...ports].sort((a, b) => a - b);
 }

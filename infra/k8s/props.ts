@@ -94,8 +94,10 @@ export interface EnclaveGatewayProps {
   serviceAccountRoleArn?: string;
   /** Tolerations for the enclave node group's taint, on both the gateway pods and the device plugin. */
   tolerations: TolerationProps[];
-  /** The runtime config, exact bytes (their SHA-256 is attested). */
-  runtimeConfig: Uint8Array;
+  /** The trust policy (written by the relying party / key owner, reviewed), exact bytes: its SHA-256 is attested as policy_sha256. */
+  trustPolicy: Uint8Array;
+  /** The operations file (the operator's: tokens, limits), exact bytes; covered by the attested config hash. */
+  operations: Uint8Array;
   /** The sealed-secrets file from `egw seal`, exact bytes; optional (a gateway with only the local model needs none). */
   sealedSecrets?: Uint8Array;
 }
@@ -106,12 +108,12 @@ type DeepPartialProps = {
     : Partial<EnclaveGatewayProps[K]>;
 };
 
-/** What callers pass: only the runtime config is required. */
-export type EnclaveGatewayInput = DeepPartialProps & { runtimeConfig: Uint8Array };
+/** What callers pass: only the trust policy and the operations file are required. */
+export type EnclaveGatewayInput = DeepPartialProps & { trustPolicy: Uint8Array; operations: Uint8Array };
 
 export const DEVICE_PLUGIN_IMAGE = "public.ecr.aws/aws-nitro-enclaves/aws-nitro-enclaves-k8s-device-plugin:v0.3";
 
-export const DEFAULTS: Omit<EnclaveGatewayProps, "runtimeConfig" | "sealedSecrets" | "serviceAccountRoleArn"> = {
+export const DEFAULTS: Omit<EnclaveGatewayProps, "trustPolicy" | "operations" | "sealedSecrets" | "serviceAccountRoleArn"> = {
   name: "enclave-gateway",
   namespace: "enclave-gateway",
   replicas: 3,
@@ -198,7 +200,8 @@ export function hugepageMiB(size: HugepageSize): number {
 }
 
 export function resolveProps(input: EnclaveGatewayInput): ResolvedProps {
-  if (!(input?.runtimeConfig instanceof Uint8Array)) refuse("ERR_K8S_RUNTIME_CONFIG", "runtimeConfig expected the file's bytes (Uint8Array)");
+  if (!(input?.trustPolicy instanceof Uint8Array)) refuse("ERR_K8S_TRUST_POLICY", "trustPolicy expected the file's bytes (Uint8Array)");
+  if (!(input.operations instanceof Uint8Array)) refuse("ERR_K8S_OPERATIONS", "operations expected the file's bytes (Uint8Array)");
   if (input.sealedSecrets !== undefined && !(input.sealedSecrets instanceof Uint8Array)) {
     refuse("ERR_K8S_SEALED_SECRETS", "sealedSecrets expected the file's bytes (Uint8Array)");
   }
@@ -245,5 +248,5 @@ export function resolveProps(input: EnclaveGatewayInput): ResolvedProps {
     if (typeof props[flag] !== "boolean") refuse("ERR_K8S_PROP", `${flag} expected a boolean`);
   }
 
-  return { ...props, inputs: readInputs(props.runtimeConfig, props.sealedSecrets) };
+  return { ...props, inputs: readInputs(props.trustPolicy, props.operations, props.sealedSecrets) };
 }

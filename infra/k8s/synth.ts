@@ -9,11 +9,12 @@ import { renderManifest } from "./render.js";
 /**
  * Writes the manifest. Without arguments: default props and the example
  * inputs, to infra/k8s/manifests/enclave-gateway.k8s.yaml (the committed file the
- * drift test compares). With --runtime-config (and usually --sealed-secrets,
- * --image, --replicas), your deployment's manifest to --out or stdout.
+ * drift test compares). With --trust-policy and --operations (and usually
+ * --sealed-secrets, --image, --replicas), your deployment's manifest to
+ * --out or stdout.
  *
  *   npm run build && node dist/infra/k8s/synth.js
- *   node dist/infra/k8s/synth.js --runtime-config rc.json --sealed-secrets sealed.json \
+ *   node dist/infra/k8s/synth.js --trust-policy trust-policy.json --operations operations.json --sealed-secrets sealed.json \
  *     --image <repo>@sha256:<digest> --replicas 4 --out enclave-gateway.k8s.yaml
  */
 export const DEFAULT_OUT = "infra/k8s/manifests/enclave-gateway.k8s.yaml";
@@ -45,7 +46,8 @@ export async function main(argv: string[], io: SynthIo = process): Promise<numbe
     ({ values } = parseArgs({
       args: argv,
       options: {
-        "runtime-config": { type: "string" },
+        "trust-policy": { type: "string" },
+        operations: { type: "string" },
         "sealed-secrets": { type: "string" },
         image: { type: "string" },
         replicas: { type: "string" },
@@ -54,19 +56,24 @@ export async function main(argv: string[], io: SynthIo = process): Promise<numbe
       strict: true,
     }));
   } catch (err) {
-    io.stderr.write(`synth: ${(err as Error).message}\nusage: synth.js [--runtime-config <file> [--sealed-secrets <file>] [--image <ref>] [--replicas <n>]] [--out <file>]\n`);
+    io.stderr.write(`synth: ${(err as Error).message}\nusage: synth.js [--trust-policy <file> --operations <file> [--sealed-secrets <file>] [--image <ref>] [--replicas <n>]] [--out <file>]\n`);
     return 2;
   }
-  const custom = values["runtime-config"] !== undefined;
+  const custom = values["trust-policy"] !== undefined || values.operations !== undefined;
+  if (custom && (values["trust-policy"] === undefined || values.operations === undefined)) {
+    io.stderr.write("synth: --trust-policy and --operations go together: the enclave boots with both\n");
+    return 2;
+  }
   if (!custom && (values["sealed-secrets"] !== undefined || values.image !== undefined || values.replicas !== undefined)) {
-    io.stderr.write("synth: --sealed-secrets, --image and --replicas need --runtime-config\n");
+    io.stderr.write("synth: --sealed-secrets, --image and --replicas need --trust-policy and --operations\n");
     return 2;
   }
   let manifest: string;
   try {
     const input = custom
       ? {
-          runtimeConfig: new Uint8Array(await readFile(values["runtime-config"]!)),
+          trustPolicy: new Uint8Array(await readFile(values["trust-policy"]!)),
+          operations: new Uint8Array(await readFile(values.operations!)),
           ...(values["sealed-secrets"] !== undefined && { sealedSecrets: new Uint8Array(await readFile(values["sealed-secrets"])) }),
           ...(values.image !== undefined && { image: values.image }),
           ...(values.replicas !== undefined && { replicas: /^\d{1,4}$/.test(values.replicas) ? Number(values.replicas) : Number.NaN }),

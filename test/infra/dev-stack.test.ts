@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHash } from "node:crypto";
 import { createVerifiedFetch } from "../../attestation/client/index.js";
 import { trustAnchorFromPem } from "../../attestation/roots.js";
 
@@ -23,36 +24,45 @@ const KEY = "sk-CANARYDEVKEY8f20";
 
 let dir: string;
 let dev: ChildProcess;
-let ready: { url: string; devRoot: string; tokenFile: string; pids: Record<string, number>; configSha256: string };
+type Ready = { url: string; devRoot: string; tokenFile: string; pids: Record<string, number>; configSha256: string; policySha256: string; trustPolicy: string; operations: string; manifest: string; pcrs: Record<string, string> };
+let ready: Ready;
 let token: string;
 const stderr: string[] = [];
+/** Everything the first `egw dev` printed on stdout. */
+const devOut: string[] = [];
 
 function encodings(s: string): string[] {
   const b = Buffer.from(s);
   return [s, b.toString("base64"), b.toString("base64url"), b.toString("hex"), b.toString("hex").toUpperCase()];
 }
 
-beforeAll(async () => {
-  if (!fs.existsSync(EGW)) throw new Error(`${EGW} is missing: run "npm run build" first`);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-dev-stack-"));
-  dev = spawn(process.execPath, [EGW, "dev", "--port", "0", "--state-dir", path.join(dir, "state"), "--capture-dir", path.join(dir, "capture")], {
+/** Starts `egw dev` on a state dir and resolves with its ready line. */
+function startDev(stateDir: string, captureDir: string, out: string[] = []): Promise<{ child: ChildProcess; ready: Ready }> {
+  const child = spawn(process.execPath, [EGW, "dev", "--port", "0", "--state-dir", stateDir, "--capture-dir", captureDir], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { PATH: process.env.PATH, HOME: process.env.HOME, EGW_DEV_LOCAL_KEY: KEY },
   });
-  dev.stderr!.on("data", (d: Buffer) => stderr.push(d.toString()));
-  ready = await new Promise((resolve, reject) => {
+  child.stderr!.on("data", (d: Buffer) => stderr.push(d.toString()));
+  return new Promise((resolve, reject) => {
     let buf = "";
     const timer = setTimeout(() => reject(new Error(`egw dev not ready: ${stderr.join("")}`)), 60_000);
-    dev.stdout!.on("data", (d: Buffer) => {
+    child.stdout!.on("data", (d: Buffer) => {
+      out.push(d.toString());
       buf += d.toString();
       const nl = buf.indexOf("\n");
       if (nl >= 0 && buf.startsWith("{")) {
         clearTimeout(timer);
-        resolve(JSON.parse(buf.slice(0, nl)));
+        resolve({ child, ready: JSON.parse(buf.slice(0, nl)) as Ready });
       }
     });
-    dev.once("exit", (code) => reject(new Error(`egw dev exited ${code}: ${stderr.join("")}`)));
+    child.once("exit", (code) => reject(new Error(`egw dev exited ${code}: ${stderr.join("")}`)));
   });
+}
+
+beforeAll(async () => {
+  if (!fs.existsSync(EGW)) throw new Error(`${EGW} is missing: run "npm run build" first`);
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-dev-stack-"));
+  ({ child: dev, ready } = await startDev(path.join(dir, "state"), path.join(dir, "capture"), devOut));
   token = fs.readFileSync(ready.tokenFile, "utf8").trim();
 }, 90_000);
 
@@ -120,6 +130,53 @@ describe("egw dev: the whole stack as separate processes", () => {
     expect(refused.stdout + refused.stderr).toContain("ERR_ROOT_UNTRUSTED");
   });
 
+  it("writes the trust policy and the operations file in the state dir, and starts the enclave with them", () => {
+    const stateDir = path.join(dir, "state");
+    expect(ready.trustPolicy).toBe(path.join(stateDir, "trust-policy.json"));
+    expect(ready.operations).toBe(path.join(stateDir, "operations.json"));
+    const trustBytes = fs.readFileSync(ready.trustPolicy);
+    // The hash the enclave attests is the file's.
+    expect(ready.policySha256).toBe(createHash("sha256").update(trustBytes).digest("hex"));
+    const trust = JSON.parse(trustBytes.toString("utf8")) as { providers: { name: string; baseUrl?: string; secret?: string }[]; secrets?: { kmsKeyArn: string }; identity: unknown };
+    expect(trust.providers.find((p) => p.name === "local")).toMatchObject({ baseUrl: expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+\/v1$/), secret: "EGW_DEV_LOCAL_KEY" });
+    expect(trust.secrets?.kmsKeyArn).toMatch(/^arn:aws:kms:us-east-1:\d{12}:key\/[0-9a-f-]{36}$/);
+    expect(trust.identity).toEqual({ mode: "ephemeral" });
+    // No destination in the operator's file, and no token in the clear.
+    const ops = fs.readFileSync(ready.operations, "utf8");
+    expect(JSON.parse(ops)).toMatchObject({ version: 1, clients: [{ name: "dev", tokenSha256: createHash("sha256").update(token).digest("hex") }], proxyProtocol: true });
+    expect(ops).not.toContain(token);
+    expect(ops).not.toContain("127.0.0.1");
+    // The enclave got the files by flag, not a single runtime config.
+    const cmdline = fs.readFileSync(`/proc/${ready.pids.enclave}/cmdline`, "latin1").split("\0");
+    expect(cmdline[cmdline.indexOf("--trust-policy") + 1]).toBe(ready.trustPolicy);
+    expect(cmdline[cmdline.indexOf("--operations") + 1]).toBe(ready.operations);
+    expect(cmdline).not.toContain("--config");
+  });
+
+  it("writes a dev manifest with the measurements the attestation shows, the development root and the trust section", () => {
+    expect(ready.manifest).toBe(path.join(dir, "state", "manifest.json"));
+    const manifest = JSON.parse(fs.readFileSync(ready.manifest, "utf8")) as Record<string, any>;
+    expect(manifest.version).toBe(1);
+    expect(manifest.measurements).toEqual([{ label: expect.any(String), pcrs: ready.pcrs }]);
+    // Relative to the manifest, which lives next to it.
+    expect(manifest.devRootPem).toBe(path.basename(ready.devRoot));
+    expect(path.join(path.dirname(ready.manifest), manifest.devRootPem)).toBe(ready.devRoot);
+    const trust = JSON.parse(fs.readFileSync(ready.trustPolicy, "utf8")) as { providers: { baseUrl: string }[] };
+    expect(manifest.trust).toEqual({
+      upstreamOrigins: [new URL(trust.providers[0]!.baseUrl).origin],
+      identity: { mode: "ephemeral" },
+      policySha256: [ready.policySha256],
+    });
+  });
+
+  it("prints egw verify, egw proxy and a TypeScript snippet that use the dev manifest", () => {
+    const text = devOut.join("");
+    expect(text).toContain(`egw verify ${ready.url.replace(/\/v1$/, "")} --policy ${ready.manifest}`);
+    expect(text).toContain(`egw proxy --upstream ${ready.url.replace(/\/v1$/, "")} --policy ${ready.manifest}`);
+    expect(text).toContain(`loadPolicyFile(${JSON.stringify(ready.manifest)}`);
+    expect(text).toContain("createVerifiedFetch");
+  });
+
   it("Ctrl-C stops every process cleanly", async () => {
     dev.kill("SIGINT");
     const code = await new Promise<number | null>((r) => dev.once("exit", r));
@@ -134,4 +191,18 @@ describe("egw dev: the whole stack as separate processes", () => {
     };
     for (const pid of Object.values(ready.pids)) expect(alive(pid)).toBe(false);
   });
+
+  it("a second start on the same state dir keeps the trust policy's bytes, so its hash (and the manifest's pin) is stable", async () => {
+    const before = fs.readFileSync(ready.trustPolicy);
+    const again = await startDev(path.join(dir, "state"), path.join(dir, "capture-2"));
+    try {
+      expect(again.ready.policySha256).toBe(ready.policySha256);
+      expect(fs.readFileSync(again.ready.trustPolicy).equals(before)).toBe(true);
+      const manifest = JSON.parse(fs.readFileSync(again.ready.manifest, "utf8")) as { trust: { policySha256: string[] } };
+      expect(manifest.trust.policySha256).toEqual([ready.policySha256]);
+    } finally {
+      again.child.kill("SIGINT");
+      await new Promise((r) => again.child.once("exit", r));
+    }
+  }, 90_000);
 });

@@ -38,23 +38,28 @@ function startEnclave(args: string[]): Promise<{ line: Record<string, unknown> |
 }
 
 const token = "vsock-test-token";
-const config = path.join(dir, "config.json");
+const trustPolicy = path.join(dir, "trust-policy.json");
+const operations = path.join(dir, "operations.json");
+// The enclave derives api.example.com:443 as its only egress from this policy.
 fs.writeFileSync(
-  config,
+  trustPolicy,
   JSON.stringify({
     version: 1,
     providers: [{ name: "local", kind: "local" }, { name: "remote", kind: "openai-compatible", baseUrl: "https://api.example.com/v1" }],
     models: { local: { provider: "local", model: "local" }, remote: { provider: "remote", model: "m" } },
-    egressAllowlist: ["api.example.com:443"],
-    clients: [{ name: "t", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }],
-    limits: { maxRetries: 0, connectTimeoutMs: 2000 },
+    identity: { mode: "ephemeral" },
   }),
 );
+fs.writeFileSync(
+  operations,
+  JSON.stringify({ version: 1, clients: [{ name: "t", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }], limits: { maxRetries: 0, connectTimeoutMs: 2000 } }),
+);
+const files = ["--trust-policy", trustPolicy, "--operations", operations];
 
 describe("egw enclave on vsock endpoints", () => {
   it("listens on vsock through a bridge to the HTTPS gateway, or says clearly that vsock is missing", async () => {
     if (!fs.existsSync(EGW)) throw new Error("run npm run build first");
-    const r = await startEnclave(["--config", config, "--listen", "vsock://4294967295:4294967295"]);
+    const r = await startEnclave([...files, "--listen", "vsock://4294967295:4294967295"]);
     try {
       if (r.line === null) {
         // A kernel without AF_VSOCK: the failure must say so.
@@ -73,7 +78,7 @@ describe("egw enclave on vsock endpoints", () => {
   });
 
   it("sends egress through a loopback bridge to vsock://<cid>:<port>; an unreachable parent proxy is a 502", async () => {
-    const r = await startEnclave(["--config", config, "--listen", "tcp://127.0.0.1:0", "--egress-proxy", "vsock://2:9"]);
+    const r = await startEnclave([...files, "--listen", "tcp://127.0.0.1:0", "--egress-proxy", "vsock://2:9"]);
     try {
       expect(r.line, r.stderr).not.toBeNull();
       const dispatcher = new Agent({ connect: { rejectUnauthorized: false } });

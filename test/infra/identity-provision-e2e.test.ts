@@ -83,7 +83,10 @@ function capture(name: string) {
 
 interface World {
   kms: MockKms;
-  configFile: string;
+  trustFile: string;
+  opsFile: string;
+  /** The same policy with an ephemeral identity: no shared identity may be made under it. */
+  ephemeralTrustFile: string;
   /** A sealed-secrets file with one provider key and no identity, compact JSON. */
   sealedFile: string;
 }
@@ -100,21 +103,24 @@ async function world(allowedPcrs: Record<number, Uint8Array>): Promise<World> {
       }))).CiphertextBlob!;
   operator.destroy();
   const n = ++sockets;
-  const configFile = path.join(dir, `config-${n}.json`);
+  const trustFile = path.join(dir, `trust-policy-${n}.json`);
+  const ephemeralTrustFile = path.join(dir, `trust-policy-ephemeral-${n}.json`);
+  const opsFile = path.join(dir, `operations-${n}.json`);
   const sealedFile = path.join(dir, `sealed-${n}.json`);
-  fs.writeFileSync(
-    configFile,
+  const policy = (identity: object) =>
     JSON.stringify({
       version: 1,
       providers: [{ name: "openai", kind: "openai", baseUrl: upstream.url, secret: "OPENAI_API_KEY" }],
       models: { gpt: { provider: "openai", model: "gpt-4o" } },
-      egressAllowlist: [new URL(upstream.url).host, new URL(kms.endpoint).host],
-      clients: [{ name: "t", tokenSha256: hashToken(TOKEN), models: ["*"] }],
-      limits: { maxRetries: 0 },
-    }),
-  );
+      secrets: { kmsKeyArn: kms.keyArn },
+      identity,
+    });
+  // The identity is sealed under the key the trust policy names, and only that one.
+  fs.writeFileSync(trustFile, policy({ mode: "sealed", kmsKeyArn: kms.keyArn }));
+  fs.writeFileSync(ephemeralTrustFile, policy({ mode: "ephemeral" }));
+  fs.writeFileSync(opsFile, JSON.stringify({ version: 1, clients: [{ name: "t", tokenSha256: hashToken(TOKEN), models: ["*"] }], limits: { maxRetries: 0 } }));
   fs.writeFileSync(sealedFile, JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } }));
-  return { kms, configFile, sealedFile };
+  return { kms, trustFile, opsFile, ephemeralTrustFile, sealedFile };
 }
 
 interface Run {
@@ -131,7 +137,8 @@ async function generate(w: World, input: string, out: string, extra: string[]): 
     [
       "--generate-identity",
       "--provision", provision,
-      "--config", w.configFile,
+      "--trust-policy", w.trustFile,
+      "--operations", w.opsFile,
       "--sealed-secrets", input,
       "--kms-endpoint", w.kms.endpoint,
       "--egress-listen", "tcp://127.0.0.1:0",
@@ -174,7 +181,8 @@ async function bootReplica(w: World, sealedFile: string) {
       "--listen", "tcp://127.0.0.1:0",
       "--enclave", `tcp://127.0.0.1:${gatewayPort}`,
       "--egress-listen", "tcp://127.0.0.1:0",
-      "--config", w.configFile,
+      "--trust-policy", w.trustFile,
+      "--operations", w.opsFile,
       "--allow-private", new URL(upstream.url).host,
       "--allow-private", kmsHost,
       "--provision", provision,
@@ -331,7 +339,7 @@ describe("egw host --generate-identity → egw enclave --provision-listen", { ti
 
   it("usage errors exit 2 before anything is sent: overlap missing for a rotation, overlap or --rotate-tls for a first identity, missing or stray flags", async () => {
     const ctx = () => cliContextHere(capture("usage stdout").stream, capture("usage stderr").stream);
-    const base = ["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--config", good.configFile, "--egress-listen", "tcp://127.0.0.1:0"];
+    const base = ["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--trust-policy", good.trustFile, "--operations", good.opsFile, "--egress-listen", "tcp://127.0.0.1:0"];
     const out = path.join(dir, "never.json");
     expect(await run([...base, "--sealed-secrets", first, "--validity-days", "30", "--identity-out", out], ctx())).toBe(2);
     expect(await run([...base, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--overlap-days", "1", "--identity-out", out], ctx())).toBe(2);
@@ -344,7 +352,14 @@ describe("egw host --generate-identity → egw enclave --provision-listen", { ti
     expect(await run([...base, "--sealed-secrets", first, "--validity-days", "30", "--overlap-days", "1826", "--identity-out", out], ctx())).toBe(2);
     expect(await run([...base, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", path.join(dir, "no-such-dir", "x.json")], ctx())).toBe(2);
     expect(await run([...base, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out, "--enclave", "tcp://127.0.0.1:9"], ctx())).toBe(2);
-    expect(await run(["host", "--generate-identity", "--config", good.configFile, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out, "--egress-listen", "tcp://127.0.0.1:0"], ctx())).toBe(2);
+    expect(await run(["host", "--generate-identity", "--trust-policy", good.trustFile, "--operations", good.opsFile, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out, "--egress-listen", "tcp://127.0.0.1:0"], ctx())).toBe(2);
+    // Both files are sent: either one missing is a usage error.
+    expect(await run(["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--trust-policy", good.trustFile, "--egress-listen", "tcp://127.0.0.1:0", "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out], ctx())).toBe(2);
+    expect(await run(["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--operations", good.opsFile, "--egress-listen", "tcp://127.0.0.1:0", "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out], ctx())).toBe(2);
+    // A trust policy whose identity is ephemeral allows no shared identity (the enclave refuses too: ERR_IDENTITY_POLICY).
+    const ephemeralErr = capture("ephemeral stderr");
+    expect(await run(["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--trust-policy", good.ephemeralTrustFile, "--operations", good.opsFile, "--egress-listen", "tcp://127.0.0.1:0", "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out], cliContextHere(capture("ephemeral stdout").stream, ephemeralErr.stream))).toBe(2);
+    expect(ephemeralErr.text()).toContain("its identity is ephemeral");
     // Identity flags without --generate-identity.
     expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--overlap-days", "1"], ctx())).toBe(2);
     expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--identity-out", out], ctx())).toBe(2);

@@ -12,7 +12,7 @@ import { loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
 import { trustAnchorFromPem, type TrustAnchor } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
 import { hashToken } from "../../enclave/auth.js";
-import { attestedConfigHash } from "../../enclave/boot.js";
+import { attestedConfigHash, attestedPolicyHash } from "../../enclave/boot.js";
 import { providerSecretContext } from "../../enclave/secrets/secret-context.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
 import { startMockKms, type MockKms } from "../../infra/dev/local-kms.js";
@@ -29,7 +29,7 @@ const cliContextHere = (stdout: PassThrough, stderr: PassThrough) => cliContext(
  * --dev` commands running in this process (as subprocesses they would need
  * a fresh dist/ build; the code path is the same): the host starts its
  * relay and egress proxy, dials the enclave's provisioning endpoint until it
- * listens, hands it the runtime config, the KMS-sealed provider key and
+ * listens, hands it the trust policy and operations files, the KMS-sealed provider key and
  * (fake) instance-role credentials; the enclave releases the key from a
  * local KMS through the host's egress proxy with its simulated-NSM
  * attestation, and answers with its status.
@@ -69,7 +69,8 @@ afterAll(async () => {
 interface Stack {
   kms: MockKms;
   upstream: MockOpenAI;
-  configBytes: Uint8Array;
+  trustBytes: Uint8Array;
+  opsBytes: Uint8Array;
   sealedBytes: Uint8Array;
   host: { out: Captured; err: Captured; done: Promise<number>; stop: () => void };
   enclave: { out: Captured; err: Captured; done: Promise<number>; stop: () => void };
@@ -96,23 +97,26 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
   const upstreamHost = new URL(upstream.url).host;
   const kmsHost = new URL(kms.endpoint).host;
   // Pretty-printed on purpose: the enclave must attest these bytes, not a re-serialisation.
-  const configBytes = new TextEncoder().encode(
+  // No egress list anywhere: the host derives its allowlist from this policy, as the enclave does.
+  const trustBytes = new TextEncoder().encode(
     `${JSON.stringify(
       {
         version: 1,
         providers: [{ name: "openai", kind: "openai", baseUrl: upstream.url, secret: "OPENAI_API_KEY" }],
         models: { gpt: { provider: "openai", model: "gpt-4o" } },
-        egressAllowlist: [upstreamHost, kmsHost],
-        clients: [{ name: "t", tokenSha256: hashToken(TOKEN), models: ["*"] }],
-        limits: { maxRetries: 0 },
+        secrets: { kmsKeyArn: kms.keyArn },
+        identity: { mode: "ephemeral" },
       },
       null,
       2,
     )}\n`,
   );
-  const configFile = path.join(dir, `config-${n}.json`);
+  const opsBytes = new TextEncoder().encode(`${JSON.stringify({ version: 1, clients: [{ name: "t", tokenSha256: hashToken(TOKEN), models: ["*"] }], limits: { maxRetries: 0 } }, null, 2)}\n`);
+  const trustFile = path.join(dir, `trust-policy-${n}.json`);
+  const opsFile = path.join(dir, `operations-${n}.json`);
   const sealedFile = path.join(dir, `sealed-${n}.json`);
-  fs.writeFileSync(configFile, configBytes);
+  fs.writeFileSync(trustFile, trustBytes);
+  fs.writeFileSync(opsFile, opsBytes);
   fs.writeFileSync(sealedFile, sealedBytes);
   const provision = `unix://${path.join(dir, `provision-${n}.sock`)}`;
   const gatewayPort = await freePort();
@@ -126,7 +130,8 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
       "--listen", "tcp://127.0.0.1:0",
       "--enclave", `tcp://127.0.0.1:${gatewayPort}`,
       "--egress-listen", "tcp://127.0.0.1:0",
-      "--config", configFile,
+      "--trust-policy", trustFile,
+      "--operations", opsFile,
       "--allow-private", upstreamHost,
       "--allow-private", kmsHost,
       "--metrics-listen", "tcp://127.0.0.1:0",
@@ -158,7 +163,8 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
   const stack: Stack = {
     kms,
     upstream,
-    configBytes,
+    trustBytes,
+    opsBytes,
     sealedBytes,
     regions,
     gatewayPort,
@@ -192,17 +198,19 @@ describe("boot provisioning: egw host --provision → egw enclave --provision-li
   let stack: Stack;
   let hostStatus: Record<string, unknown>;
 
-  it("the host provisions a fresh enclave and gets ready with the config hash the enclave attests", async () => {
+  it("the host provisions a fresh enclave and gets ready with the config and policy hashes the enclave attests", async () => {
     stack = await startStack({ 1: PCR1 });
     hostStatus = await stack.host.out.waitFor((l) => l.provision !== undefined, "the host's provision status");
     expect(hostStatus).toMatchObject({ provision: "ready", port: stack.gatewayPort });
     const enclaveReady = await stack.enclave.out.waitFor((l) => l.ready === true, "the enclave's ready line");
     expect(enclaveReady.configSha256).toBe(hostStatus.configSha256);
+    expect(enclaveReady.policySha256).toBe(hostStatus.policySha256);
     expect(enclaveReady.tlsSpkiSha256).toBe(hostStatus.tlsSpkiSha256);
-    // The region came from the sealed file; credentials were asked for once.
+    // The region came from the trust policy's key ARN; credentials were asked for once.
     expect(stack.regions).toEqual([stack.kms.region]);
-    // Exactly the bytes handed in: the attested hash covers the pretty-printed config and the sealed file.
-    expect(hostStatus.configSha256).toBe(Buffer.from(attestedConfigHash(stack.configBytes, stack.sealedBytes)).toString("hex"));
+    // Exactly the bytes handed in: the attested hashes cover the pretty-printed files and the sealed file.
+    expect(hostStatus.configSha256).toBe(Buffer.from(attestedConfigHash(stack.trustBytes, stack.opsBytes, stack.sealedBytes)).toString("hex"));
+    expect(hostStatus.policySha256).toBe(Buffer.from(attestedPolicyHash(stack.trustBytes)).toString("hex"));
 
     // What a client sees through the host relay: a document with that config hash, bound to that TLS key.
     const relay = String((stack.host.out.lines().find((l) => l.ready === true) ?? {}).listen).replace(/^tcp:/, "https:");
@@ -214,6 +222,7 @@ describe("boot provisioning: egw host --provision → egw enclave --provision-li
     const verified = await verifyAttestation(doc, { currentDate: now(), expectedPcrs: { 1: PCR1 }, trustedRoots: [anchor], nonce: new Uint8Array(16).fill(0xab) });
     const binding = decodeBinding(verified.document.userData);
     expect(Buffer.from(binding.configSha256).toString("hex")).toBe(hostStatus.configSha256);
+    expect(Buffer.from(binding.policySha256!).toString("hex")).toBe(hostStatus.policySha256);
     expect(Buffer.from(binding.tlsSpkiSha256).toString("hex")).toBe(hostStatus.tlsSpkiSha256);
   }, 90_000);
 
@@ -287,13 +296,15 @@ describe("boot provisioning: failures on one side", () => {
   }, 30_000);
 
   it("the host gives up when no enclave listens before its deadline (ERR_PROVISION_DEADLINE), exit 1", async () => {
-    const config = path.join(dir, "plain.json");
-    fs.writeFileSync(config, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: { local: { provider: "local", model: "local" } }, egressAllowlist: [], clients: [] }));
+    const trust = path.join(dir, "plain-trust.json");
+    const ops = path.join(dir, "plain-ops.json");
+    fs.writeFileSync(trust, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: { local: { provider: "local", model: "local" } }, identity: { mode: "ephemeral" } }));
+    fs.writeFileSync(ops, JSON.stringify({ version: 1, clients: [] }));
     const out = captureStream();
     const err = captureStream();
     const started = Date.now();
     const code = await hostCommand(
-      ["--listen", "tcp://127.0.0.1:0", "--enclave", "tcp://127.0.0.1:9", "--config", config, "--provision", `unix://${path.join(dir, "nobody.sock")}`, "--provision-timeout", "1"],
+      ["--listen", "tcp://127.0.0.1:0", "--enclave", "tcp://127.0.0.1:9", "--trust-policy", trust, "--operations", ops, "--provision", `unix://${path.join(dir, "nobody.sock")}`, "--provision-timeout", "1"],
       cliContextHere(out.stream, err.stream),
       { stop: new Promise(() => {}), fetchCredentials: () => Promise.reject(new Error("not needed without sealed secrets")) },
     );
@@ -328,7 +339,7 @@ describe("boot provisioning: failures on one side", () => {
 
   it("a malformed bundle is answered with ERR_PROVISION_MALFORMED and the enclave exits 1 (fail closed, no retry)", async () => {
     const e = await waitingEnclave();
-    const body = Buffer.from(JSON.stringify({ version: 1, config: "e30=", config2: "e30=" }));
+    const body = Buffer.from(JSON.stringify({ version: 2, trustPolicy: "e30=", operations: "e30=", config: "e30=" }));
     const frame = Buffer.concat([Buffer.from([0, 0, 0, body.length]), body]);
     expect(await rawExchange(e.port, frame)).toMatchObject({ status: "failed", code: "ERR_PROVISION_MALFORMED" });
     expect(await e.done).toBe(1);
@@ -341,23 +352,38 @@ describe("boot provisioning: failures on one side", () => {
     expect(await e.done).toBe(1);
   }, 30_000);
 
-  it("a runtime config the enclave refuses comes back as ERR_CONFIG", async () => {
-    const e = await waitingEnclave();
-    const body = Buffer.from(JSON.stringify({ version: 1, config: Buffer.from('{"version":1,"providers":"no"}').toString("base64") }));
-    const frame = Buffer.concat([Buffer.from([0, 0, 0, body.length]), body]);
-    expect(await rawExchange(e.port, frame)).toMatchObject({ status: "failed", code: "ERR_CONFIG" });
-    expect(await e.done).toBe(1);
-  }, 30_000);
+  it("a trust policy the enclave refuses comes back as ERR_TRUST_POLICY_INVALID; operations it refuses as ERR_CONFIG", async () => {
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    const goodTrust = JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" } });
+    const goodOps = JSON.stringify({ version: 1, clients: [] });
+    for (const [trust, ops, code] of [
+      ['{"version":1,"providers":"no"}', goodOps, "ERR_TRUST_POLICY_INVALID"],
+      [goodTrust, '{"version":1,"clients":[],"egressAllowlist":["evil.example:443"]}', "ERR_CONFIG"],
+    ] as const) {
+      const e = await waitingEnclave();
+      const body = Buffer.from(JSON.stringify({ version: 2, trustPolicy: b64(trust), operations: b64(ops) }));
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(body.length);
+      expect(await rawExchange(e.port, Buffer.concat([length, body]))).toMatchObject({ status: "failed", code });
+      expect(await e.done).toBe(1);
+    }
+  }, 60_000);
 
   it("usage errors: provisioning and files are mutually exclusive on the enclave; host flags need --provision", async () => {
     const ctx = () => cliContextHere(new PassThrough(), captureStream().stream);
-    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--config", "x.json"], ctx())).toBe(2);
+    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--trust-policy", "x.json"], ctx())).toBe(2);
+    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--operations", "x.json"], ctx())).toBe(2);
     expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--sealed-secrets", "s.json"], ctx())).toBe(2);
-    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0"], { ...ctx(), env: { EGW_CONFIG: "x.json" } })).toBe(2);
+    expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0"], { ...ctx(), env: { EGW_TRUST_POLICY: "x.json" } })).toBe(2);
     expect(await run(["enclave", "--dev", "--provision-listen", "tcp://127.0.0.1:0", "--provision-timeout", "0"], ctx())).toBe(2);
-    expect(await run(["enclave", "--dev", "--config", "x.json", "--provision-timeout", "5"], ctx())).toBe(2);
+    expect(await run(["enclave", "--dev", "--trust-policy", "x.json", "--operations", "o.json", "--provision-timeout", "5"], ctx())).toBe(2);
     expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--sealed-secrets", "s.json"], ctx())).toBe(2);
     expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000"], ctx())).toBe(2);
-    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000", "--config", "c.json", "--kms-endpoint", "https://kms.example.com"], ctx())).toBe(2);
+    // Provisioning sends both files: one alone is a usage error.
+    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000", "--trust-policy", "t.json"], ctx())).toBe(2);
+    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000", "--operations", "o.json"], ctx())).toBe(2);
+    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000", "--trust-policy", "t.json", "--operations", "o.json", "--kms-endpoint", "https://kms.example.com"], ctx())).toBe(2);
+    // The old single file is gone.
+    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--config", "c.json"], ctx())).toBe(2);
   });
 });

@@ -10,8 +10,8 @@ import { freePort } from "../../helpers/cli-process.js";
  * once, wait (bounded) for one status. Enclaves are played by plain
  * loopback servers here; test/infra/provision-e2e.test.ts uses the real one.
  */
-const BUNDLE = encodeBundle({ config: new TextEncoder().encode('{"version":1}') });
-const READY = { status: "ready", configSha256: "c".repeat(64), tlsSpkiSha256: "d".repeat(64), port: 8443 } as const;
+const BUNDLE = encodeBundle({ trustPolicy: new TextEncoder().encode('{"version":1}'), operations: new TextEncoder().encode('{"version":1}') });
+const READY = { status: "ready", configSha256: "c".repeat(64), policySha256: "e".repeat(64), tlsSpkiSha256: "d".repeat(64), port: 8443 } as const;
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -65,6 +65,7 @@ describe("sendBundle", () => {
     expect(got!.equals(Buffer.from(BUNDLE))).toBe(true);
     expect(e.connections()).toBe(1);
     expect(lines.at(-1)).toContain(`"configSha256":"${"c".repeat(64)}"`);
+    expect(lines.at(-1)).toContain(`"policySha256":"${"e".repeat(64)}"`);
   });
 
   it("returns a failed status as an answer, not an error", async () => {

@@ -12,7 +12,7 @@ import {
 } from "../../../host/provision/index.js";
 
 const body = (s: string | object) => new TextEncoder().encode(typeof s === "string" ? s : JSON.stringify(s));
-const ready = { status: "ready" as const, configSha256: "a".repeat(64), tlsSpkiSha256: "b".repeat(64), port: 443 };
+const ready = { status: "ready" as const, configSha256: "a".repeat(64), policySha256: "f".repeat(64), tlsSpkiSha256: "b".repeat(64), port: 443 };
 const identity = {
   status: "identity" as const,
   identity: { dataKey: Buffer.alloc(184, 7).toString("base64"), iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(420, 9).toString("base64"), attestation: Buffer.alloc(4500, 4).toString("base64") },
@@ -35,7 +35,7 @@ function code(f: () => unknown): string {
 
 describe("the enclave's status, as the host reads it", () => {
   it("round-trips the enclave's encoder (ready with and without port/vsock, failed)", () => {
-    for (const s of [ready, { ...ready, vsock: "vsock://4294967295:8443" }, { status: "ready", configSha256: "a".repeat(64), tlsSpkiSha256: "b".repeat(64) }] as const) {
+    for (const s of [ready, { ...ready, vsock: "vsock://4294967295:8443" }, { status: "ready", configSha256: "a".repeat(64), policySha256: "f".repeat(64), tlsSpkiSha256: "b".repeat(64) }] as const) {
       expect(decodeStatus(encodeStatus(s).subarray(4))).toEqual(s);
     }
     const failed = failedStatus(Object.assign(new Error("no"), { code: "ERR_CONFIG" }));
@@ -47,6 +47,8 @@ describe("the enclave's status, as the host reads it", () => {
     ["an array", "[]"],
     ["an unknown status", { status: "booting" }],
     ["a short hash", { ...ready, configSha256: "a" }],
+    ["a ready status without the policy hash", { status: "ready", configSha256: "a".repeat(64), tlsSpkiSha256: "b".repeat(64) }],
+    ["a short policy hash", { ...ready, policySha256: "f".repeat(63) }],
     ["an upper-case hash", { ...ready, tlsSpkiSha256: "B".repeat(64) }],
     ["port 0", { ...ready, port: 0 }],
     ["a fractional port", { ...ready, port: 1.5 }],
@@ -103,21 +105,26 @@ describe("the enclave's status, as the host reads it", () => {
 });
 
 describe("bundle inputs on the host", () => {
-  const config = body("{}");
+  const files = { trustPolicy: body("{}"), operations: body("{}") };
   const creds = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "secret" };
 
   it("refuses what the enclave would refuse, before dialling", () => {
-    expect(code(() => encodeBundle({ config: new Uint8Array() }))).toBe("ERR_PROVISION_INPUT");
-    expect(code(() => encodeBundle({ config, awsCredentials: creds }))).toBe("ERR_PROVISION_INPUT");
-    expect(code(() => encodeBundle({ config, kmsEndpoint: "https://kms.example.com" }))).toBe("ERR_PROVISION_INPUT");
-    expect(code(() => encodeBundle({ config, sealedSecrets: body("{}") }))).toBe("ERR_PROVISION_CREDENTIALS");
-    expect(code(() => encodeBundle({ config: new Uint8Array(1024 * 1024 + 1) }))).toBe("ERR_PROVISION_TOO_LARGE");
+    expect(code(() => encodeBundle({ ...files, trustPolicy: new Uint8Array() }))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => encodeBundle({ ...files, operations: new Uint8Array() }))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => encodeBundle({ ...files, awsCredentials: creds }))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => encodeBundle({ ...files, kmsEndpoint: "https://kms.example.com" }))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => encodeBundle({ ...files, sealedSecrets: body("{}") }))).toBe("ERR_PROVISION_CREDENTIALS");
+    expect(code(() => encodeBundle({ ...files, trustPolicy: new Uint8Array(256 * 1024 + 1) }))).toBe("ERR_PROVISION_TOO_LARGE");
+    expect(code(() => encodeBundle({ ...files, operations: new Uint8Array(1024 * 1024 + 1) }))).toBe("ERR_PROVISION_TOO_LARGE");
+    // Control: the same files, well formed, encode (version 2, both as base64 of the exact bytes).
+    const wire = JSON.parse(new TextDecoder().decode(encodeBundle(files))) as Record<string, unknown>;
+    expect(wire).toEqual({ version: 2, trustPolicy: Buffer.from("{}").toString("base64"), operations: Buffer.from("{}").toString("base64") });
   });
 
   it("refuses an identity request the enclave would refuse, before dialling", () => {
     const sealed = body({ version: 1, keyId: "alias/x", region: "eu-central-1", secrets: {} });
-    const with_ = (generate: { validityDays: number; overlapDays?: number }) => () => encodeBundle({ config, sealedSecrets: sealed, awsCredentials: creds, identity: { generate } });
-    expect(code(() => encodeBundle({ config, identity: { generate: { validityDays: 30 } } }))).toBe("ERR_PROVISION_INPUT");
+    const with_ = (generate: { validityDays: number; overlapDays?: number }) => () => encodeBundle({ ...files, sealedSecrets: sealed, awsCredentials: creds, identity: { generate } });
+    expect(code(() => encodeBundle({ ...files, identity: { generate: { validityDays: 30 } } }))).toBe("ERR_PROVISION_INPUT");
     for (const bad of [{ validityDays: 0 }, { validityDays: 1826 }, { validityDays: 1.5 }, { validityDays: 30, overlapDays: -1 }, { validityDays: 30, overlapDays: 1826 }, { validityDays: Number.NaN }]) {
       expect(code(with_(bad))).toBe("ERR_PROVISION_INPUT");
     }

@@ -15,7 +15,7 @@ const manifest = path.join(files.dir, "manifest.json");
 writeFileSync(manifest, MANIFEST);
 
 const keyContext = { manifest, adminArn: ADMIN };
-const fullContext = { ...keyContext, eif: files.eif, hostPackage: files.hostPackage, runtimeConfig: files.runtimeConfig, sealedSecrets: files.sealedSecrets, ingressCidr: "0.0.0.0/0" };
+const fullContext = { ...keyContext, eif: files.eif, hostPackage: files.hostPackage, trustPolicy: files.trustPolicy, operations: files.operations, sealedSecrets: files.sealedSecrets, ingressCidr: "0.0.0.0/0" };
 
 const contextError = (context: Record<string, unknown>): string | undefined => {
   try {

@@ -11,7 +11,8 @@ const relayInput = {
   enclavePort: 8443,
   listenPort: 443,
   egressVsockPort: 8001,
-  runtimeConfigPath: "/etc/egw/runtime-config.json",
+  trustPolicyPath: "/etc/egw/trust-policy.json",
+  operationsPath: "/etc/egw/operations.json",
   extraArgs: [] as string[],
 };
 
@@ -27,7 +28,7 @@ const codeOf = (fn: () => unknown): string | undefined => {
 describe("relay and enclave commands", () => {
   it("relay: the endpoints docs/HOST.md gives for Nitro, as separate arguments", () => {
     expect(relayCommand({ ...relayInput, extraArgs: ["--proxy-protocol"] }).slice(2)).toEqual([
-      "host", "--enclave", "vsock://16:8443", "--listen", "tcp://0.0.0.0:443", "--egress-listen", "vsock://4294967295:8001", "--config", "/etc/egw/runtime-config.json", "--proxy-protocol",
+      "host", "--enclave", "vsock://16:8443", "--listen", "tcp://0.0.0.0:443", "--egress-listen", "vsock://4294967295:8001", "--trust-policy", "/etc/egw/trust-policy.json", "--operations", "/etc/egw/operations.json", "--proxy-protocol",
     ]);
     expect(relayCommand({ ...relayInput, provision: { port: 9000 } }).slice(-2)).toEqual(["--provision", "vsock://16:9000"]);
     expect(relayCommand({ ...relayInput, provision: { port: 9000, sealedSecretsPath: "/etc/egw/s.json" } }).slice(-4)).toEqual(["--provision", "vsock://16:9000", "--sealed-secrets", "/etc/egw/s.json"]);
@@ -42,14 +43,14 @@ describe("relay and enclave commands", () => {
 
   it("refuses to write an unsafe argument into a unit, wherever it comes from", () => {
     expect(codeOf(() => relayUnit({ ...relayInput, extraArgs: ["x;reboot"], user: "egw", enclaveUnitName: "egw-enclave.service" }))).toBe("ERR_DEPLOY_PROPS");
-    expect(codeOf(() => relayUnit({ ...relayInput, runtimeConfigPath: "/etc/egw/$HOME", user: "egw", enclaveUnitName: "egw-enclave.service" }))).toBe("ERR_DEPLOY_PROPS");
+    expect(codeOf(() => relayUnit({ ...relayInput, trustPolicyPath: "/etc/egw/$HOME", user: "egw", enclaveUnitName: "egw-enclave.service" }))).toBe("ERR_DEPLOY_PROPS");
     expect(codeOf(() => relayUnit({ ...relayInput, user: "egw\nUser=root", enclaveUnitName: "egw-enclave.service" }))).toBe("ERR_DEPLOY_PROPS");
     expect(codeOf(() => enclaveUnit({ eifPath: "/opt/egw/my eif", cpuCount: 2, memoryMib: 4096, cid: 16, debugMode: false }))).toBe("ERR_DEPLOY_PROPS");
   });
 });
 
 describe("boot script", () => {
-  const input = { allocator: { memoryMib: 2048, cpuCount: 2 }, fetch: ["echo fetch"], relayReadable: ["/etc/egw/runtime-config.json"], units: [{ name: "a.service", text: "[Unit]\n" }] };
+  const input = { allocator: { memoryMib: 2048, cpuCount: 2 }, fetch: ["echo fetch"], relayReadable: ["/etc/egw/trust-policy.json"], units: [{ name: "a.service", text: "[Unit]\n" }] };
 
   it("stops at the first failure and writes files with quoted heredocs", () => {
     const script = bootScript(input).join("\n");

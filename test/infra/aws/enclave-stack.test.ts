@@ -1,10 +1,19 @@
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { EnclaveStack, type EnclaveStackProps } from "../../../infra/aws/enclave-stack.js";
 import { DeployError } from "../../../infra/aws/errors.js";
 import { KeyStack } from "../../../infra/aws/key-stack.js";
 import { PARENT_NODE } from "../../../infra/aws/parent-node.js";
-import { ADMIN, artifactFiles, intrinsicText, MANIFEST, manifestJson, synthStacks, testApp, ZERO, removeTestFiles } from "./fixtures.js";
+import { ADMIN, artifactFiles, intrinsicText, KEY_ARN, MANIFEST, manifestJson, OPERATIONS, synthStacks, testApp, TRUST_POLICY, ZERO, removeTestFiles } from "./fixtures.js";
+
+/** A JSON file next to the other test files. */
+function fixture(name: string, value: unknown): string {
+  const file = path.join(artifactFiles().dir, name);
+  writeFileSync(file, JSON.stringify(value));
+  return file;
+}
 
 // Synthesizing a stack takes seconds on a busy machine.
 vi.setConfig({ testTimeout: 120_000 });
@@ -77,15 +86,15 @@ describe("parent instance with defaults", () => {
     expect(script).not.toMatch(/nitro-cli build-enclave|docker/);
   });
 
-  it("runs the relay as a service: vsock to the enclave, TCP 443 in, egress proxy on vsock, provisioning with config and sealed secrets", () => {
+  it("runs the relay as a service: vsock to the enclave, TCP 443 in, egress proxy on vsock, provisioning with trust policy, operations and sealed secrets", () => {
     const unit = writtenFile(script, "/etc/systemd/system/egw-relay.service");
     // Ports as infra/image/Dockerfile's ENTRYPOINT has them: TLS 8443, egress proxy 8128, provisioning 9000.
-    expect(execStart(unit)).toBe(`${EGW} host --enclave vsock://16:8443 --listen tcp://0.0.0.0:443 --egress-listen vsock://4294967295:8128 --config /etc/egw/runtime-config.json --provision vsock://16:9000 --sealed-secrets /etc/egw/sealed-secrets.json`);
+    expect(execStart(unit)).toBe(`${EGW} host --enclave vsock://16:8443 --listen tcp://0.0.0.0:443 --egress-listen vsock://4294967295:8128 --trust-policy /etc/egw/trust-policy.json --operations /etc/egw/operations.json --provision vsock://16:9000 --sealed-secrets /etc/egw/sealed-secrets.json`);
     expect(unit).toMatch(/^User=egw$/m);
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
     expect(unit).toMatch(/^Requires=egw-enclave\.service$/m);
     expect(script.trimEnd().split("\n").at(-1)).toBe("systemctl enable --now egw-enclave.service egw-relay.service");
-    for (const file of ["/etc/egw/runtime-config.json", "/etc/egw/sealed-secrets.json"]) {
+    for (const file of ["/etc/egw/trust-policy.json", "/etc/egw/operations.json", "/etc/egw/sealed-secrets.json"]) {
       expect(script).toContain(`chown root:egw '${file}'\nchmod 0640 '${file}'`);
     }
   });
@@ -94,7 +103,7 @@ describe("parent instance with defaults", () => {
     const statements = Object.values(template.findResources("AWS::IAM::Policy")).flatMap((p) => p.Properties.PolicyDocument.Statement);
     expect(statements).toHaveLength(1);
     expect(statements[0].Action).toBe("s3:GetObject");
-    expect(statements[0].Resource).toHaveLength(4);
+    expect(statements[0].Resource).toHaveLength(5);
     for (const r of statements[0].Resource) expect(intrinsicText(r)).toMatch(/^arn:\{Ref:AWS::Partition\}:s3:::\{Fn::Sub\}\/[0-9a-f]{64}\.(eif|tgz|json)$/);
   });
 
@@ -116,7 +125,8 @@ describe("parent instance with its props set", () => {
     enclavePort: 9443,
     egressVsockPort: 8002,
     provisionPort: 9100,
-    runtimeConfigPath: "/srv/egw/config.json",
+    trustPolicyPath: "/srv/egw/trust.json",
+    operationsPath: "/srv/egw/ops.json",
     sealedSecretsPath: "/srv/egw/sealed.json",
     hostArgs: ["--provision-timeout", "600", "--metrics-listen", "tcp://127.0.0.1:9100"],
     eif: { url: "https://releases.example.com/egw-0.1.0.eif", sha256: "ab".repeat(32) },
@@ -131,11 +141,12 @@ describe("parent instance with its props set", () => {
     expect(execStart(writtenFile(script, "/etc/systemd/system/egw-enclave.service"))).toBe("/usr/bin/nitro-cli run-enclave --eif-path /opt/egw/egw.eif --cpu-count 4 --memory 8192 --enclave-cid 21");
   });
 
-  it("appends the extra relay flags after its own, and reads the config from its path", () => {
+  it("appends the extra relay flags after its own, and reads the files from their paths", () => {
     expect(execStart(writtenFile(script, "/etc/systemd/system/egw-relay.service"))).toBe(
-      `${EGW} host --enclave vsock://21:9443 --listen tcp://0.0.0.0:8443 --egress-listen vsock://4294967295:8002 --config /srv/egw/config.json --provision vsock://21:9100 --sealed-secrets /srv/egw/sealed.json --provision-timeout 600 --metrics-listen tcp://127.0.0.1:9100`,
+      `${EGW} host --enclave vsock://21:9443 --listen tcp://0.0.0.0:8443 --egress-listen vsock://4294967295:8002 --trust-policy /srv/egw/trust.json --operations /srv/egw/ops.json --provision vsock://21:9100 --sealed-secrets /srv/egw/sealed.json --provision-timeout 600 --metrics-listen tcp://127.0.0.1:9100`,
     );
-    expect(script).toContain("'/srv/egw/config.json.part'");
+    expect(script).toContain("'/srv/egw/trust.json.part'");
+    expect(script).toContain("'/srv/egw/ops.json.part'");
     expect(script).toContain("'/srv/egw/sealed.json.part'");
   });
 
@@ -144,12 +155,21 @@ describe("parent instance with its props set", () => {
   });
 });
 
-describe("an image that reads its config itself (provisionPort: false)", () => {
-  it("runs the relay without provisioning flags", () => {
-    const { enclaveTemplate } = synthStacks({}, { provisionPort: false, sealedSecretsFile: undefined });
+describe("an image that reads its files itself (provisionPort: false)", () => {
+  it("runs the relay without provisioning flags (it still derives its egress from the trust policy)", () => {
+    const { enclaveTemplate } = synthStacks({}, { provisionPort: false, sealedSecretsFile: undefined, trustPolicyFile: artifactFiles().localTrustPolicy });
     const relay = execStart(writtenFile(userData(enclaveTemplate), "/etc/systemd/system/egw-relay.service"));
     expect(relay).not.toMatch(/--provision|--sealed-secrets/);
-    expect(relay).toMatch(/--config \/etc\/egw\/runtime-config\.json$/);
+    expect(relay).toMatch(/--trust-policy \/etc\/egw\/trust-policy\.json --operations \/etc\/egw\/operations\.json$/);
+  });
+});
+
+describe("egress ports derived from the trust policy", () => {
+  it("adds a provider's port to the instance's own, without a hand-kept list", () => {
+    const policy = path.join(artifactFiles().dir, "acme-trust-policy.json");
+    writeFileSync(policy, JSON.stringify({ version: 1, providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "https://llm.acme.example:8443/v1" }], identity: { mode: "ephemeral" } }));
+    const { enclaveTemplate } = synthStacks({}, { trustPolicyFile: policy, sealedSecretsFile: undefined });
+    expect(rules(enclaveTemplate, "Egress").map((r) => r.FromPort)).toEqual([443, 8443]);
   });
 });
 
@@ -175,7 +195,9 @@ describe("parent instance: refusals", () => {
         keyStack,
         eif: { file: files.eif },
         hostPackage: { file: files.hostPackage },
-        runtimeConfigFile: files.runtimeConfig,
+        trustPolicyFile: files.trustPolicy,
+        operationsFile: files.operations,
+        sealedSecretsFile: files.sealedSecrets,
         ingressCidr: "0.0.0.0/0",
         ...props,
       });
@@ -205,20 +227,34 @@ describe("parent instance: refusals", () => {
     ["an argument with a space", { hostArgs: ["a b"] }],
     ["a command substitution", { hostArgs: ["$(reboot)"] }],
     ["a systemd specifier", { hostArgs: ["%n"] }],
-    ["a relative config path", { runtimeConfigPath: "etc/egw/config.json" }],
-    ["a config path with ..", { runtimeConfigPath: "/etc/egw/../shadow" }],
+    ["a relative trust policy path", { trustPolicyPath: "etc/egw/trust.json" }],
+    ["an operations path with ..", { operationsPath: "/etc/egw/../shadow" }],
     ["an http EIF URL", { eif: { url: "http://example.com/egw.eif", sha256: "ab".repeat(32) } }],
     ["an EIF URL with a quote", { eif: { url: "https://example.com/a'b.eif", sha256: "ab".repeat(32) } }],
     ["an EIF URL without a valid SHA-256", { eif: { url: "https://example.com/egw.eif", sha256: "AB".repeat(32) } }],
     ["a missing EIF file", { eif: { file: "/nonexistent/egw.eif" } }],
-    ["a missing sealed-secrets file", { sealedSecretsFile: "/nonexistent/sealed.json" }],
   ])("refuses %s with ERR_DEPLOY_PROPS", (_, props) => {
     expect(attempt(props)).toBe("ERR_DEPLOY_PROPS");
   });
 
+  // Checked as a real enclave checks them at boot (infra/deployment-inputs.ts): a template that boots into a refusal is never written.
+  it.each<[string, () => Partial<EnclaveStackProps>]>([
+    ["a missing sealed-secrets file", () => ({ sealedSecretsFile: "/nonexistent/sealed.json" })],
+    ["a missing trust policy", () => ({ trustPolicyFile: "/nonexistent/trust.json" })],
+    ["a policy whose provider uses a secret, without a sealed file (ERR_SECRET_MISSING at boot)", () => ({ sealedSecretsFile: undefined })],
+    ["a trust policy that lists egress by hand", () => ({ trustPolicyFile: fixture("t1.json", { ...JSON.parse(TRUST_POLICY), egressAllowlist: ["evil.example:443"] }) })],
+    ["a trust policy with a plain-http origin (development only)", () => ({ trustPolicyFile: fixture("t2.json", { version: 1, providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "http://llm.acme.example/v1" }], identity: { mode: "ephemeral" } }), sealedSecretsFile: undefined })],
+    ["a secrets key named by alias", () => ({ trustPolicyFile: fixture("t3.json", { ...JSON.parse(TRUST_POLICY), secrets: { kmsKeyArn: "alias/egw" } }) })],
+    ["operations that name a destination", () => ({ operationsFile: fixture("o1.json", { ...JSON.parse(OPERATIONS), egressAllowlist: ["evil.example:443"] }) })],
+    ["a sealed identity in the policy, none in the file (ERR_IDENTITY_MISSING at boot)", () => ({ trustPolicyFile: fixture("t4.json", { ...JSON.parse(TRUST_POLICY), identity: { mode: "sealed", kmsKeyArn: KEY_ARN } }) })],
+    ["a sealed-secrets file the enclave cannot parse", () => ({ sealedSecretsFile: fixture("s1.json", { version: 1, secrets: {} }) })],
+  ])("refuses %s with ERR_DEPLOY_INPUTS", (_, props) => {
+    expect(attempt(props())).toBe("ERR_DEPLOY_INPUTS");
+  });
+
   it("accepts the same base props (the table above fails for its own reason)", () => {
     expect(attempt({})).toBeUndefined();
-    expect(attempt({ provisionPort: false })).toBeUndefined();
+    expect(attempt({ provisionPort: false, sealedSecretsFile: undefined, trustPolicyFile: files.localTrustPolicy })).toBeUndefined();
     expect(attempt({ sealedSecretsFile: files.sealedSecrets })).toBeUndefined();
     expect(attempt({ ingressCidr: "2001:db8::/32" })).toBeUndefined();
   });
@@ -229,7 +265,7 @@ describe("parent instance: refusals", () => {
     const big = new KeyStack(app, "BigKey", { manifestJson: many, adminArn: ADMIN });
     let caught: unknown;
     try {
-      new EnclaveStack(app, "Big", { keyStack: big, eif: { file: files.eif }, hostPackage: { file: files.hostPackage }, runtimeConfigFile: files.runtimeConfig, ingressCidr: "0.0.0.0/0" });
+      new EnclaveStack(app, "Big", { keyStack: big, eif: { file: files.eif }, hostPackage: { file: files.hostPackage }, trustPolicyFile: files.localTrustPolicy, operationsFile: files.operations, ingressCidr: "0.0.0.0/0" });
     } catch (err) {
       caught = err;
     }

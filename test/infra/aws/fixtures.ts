@@ -23,7 +23,20 @@ export const MANIFEST = manifestJson([
   { label: "gateway 0.1.1", pcrs: { 0: PCR0_NEXT, 1: PCR1, 2: PCR2 } },
 ]);
 
-type ArtifactFiles = { dir: string; eif: string; hostPackage: string; runtimeConfig: string; sealedSecrets: string };
+type ArtifactFiles = { dir: string; eif: string; hostPackage: string; trustPolicy: string; localTrustPolicy: string; operations: string; sealedSecrets: string };
+
+export const KEY_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+/** A trust policy whose one provider uses a sealed secret under KEY_ARN (the enclave would check every file below as it does at boot). */
+export const TRUST_POLICY = JSON.stringify({
+  version: 1,
+  providers: [{ name: "openai", kind: "openai", secret: "OPENAI_API_KEY" }],
+  secrets: { kmsKeyArn: KEY_ARN },
+  identity: { mode: "ephemeral" },
+});
+/** Only the built-in model: no secret, no egress; deployable without a sealed file. */
+export const LOCAL_TRUST_POLICY = JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" } });
+export const OPERATIONS = JSON.stringify({ version: 1, clients: [{ name: "app", tokenSha256: "0".repeat(64), models: ["*"] }] });
+export const SEALED_SECRETS = JSON.stringify({ version: 1, keyId: KEY_ARN, region: "eu-west-1", secrets: { OPENAI_API_KEY: Buffer.from("not a real ciphertext").toString("base64") } });
 let shared: ArtifactFiles | undefined;
 
 /** Small stand-ins for the files a deployment uploads (assets are hashed and copied at synth); one set per test file. */
@@ -39,8 +52,10 @@ export function artifactFiles(): ArtifactFiles {
     dir,
     eif: file("egw.eif", "not a real EIF"),
     hostPackage: file("enclave-gateway.tgz", "not a real tarball"),
-    runtimeConfig: file("runtime-config.json", JSON.stringify({ egressAllowlist: ["kms.eu-west-1.amazonaws.com:443"] })),
-    sealedSecrets: file("sealed-secrets.json", JSON.stringify({ version: 1, secrets: {} })),
+    trustPolicy: file("trust-policy.json", TRUST_POLICY),
+    localTrustPolicy: file("local-trust-policy.json", LOCAL_TRUST_POLICY),
+    operations: file("operations.json", OPERATIONS),
+    sealedSecrets: file("sealed-secrets.json", SEALED_SECRETS),
   };
   return shared;
 }
@@ -76,7 +91,8 @@ export function synthStacks(keyProps: Partial<KeyStackProps> = {}, enclaveProps:
     keyStack: key,
     eif: { file: files.eif },
     hostPackage: { file: files.hostPackage },
-    runtimeConfigFile: files.runtimeConfig,
+    trustPolicyFile: files.trustPolicy,
+    operationsFile: files.operations,
     sealedSecretsFile: files.sealedSecrets,
     ingressCidr: "0.0.0.0/0",
     ...enclaveProps,

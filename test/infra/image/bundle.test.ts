@@ -115,10 +115,12 @@ describe("the enclave bundle", () => {
   });
 
   it("boots the gateway in development mode from the bundle and serves HTTPS", async () => {
-    const config = path.join(dir, "config.json");
+    const trustPolicy = path.join(dir, "trust-policy.json");
+    const operations = path.join(dir, "operations.json");
     const models = { local: { provider: "local", model: "local" } };
-    fs.writeFileSync(config, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models, egressAllowlist: [], clients: [] }));
-    const args = ["--dev", "--state-dir", path.join(dir, "state"), "--config", config, "--listen", "tcp://127.0.0.1:0"];
+    fs.writeFileSync(trustPolicy, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models, identity: { mode: "ephemeral" } }));
+    fs.writeFileSync(operations, JSON.stringify({ version: 1, clients: [] }));
+    const args = ["--dev", "--state-dir", path.join(dir, "state"), "--trust-policy", trustPolicy, "--operations", operations, "--listen", "tcp://127.0.0.1:0"];
     const child = spawn(process.execPath, [path.join(app, BUNDLE_FILE), ...args], {
       cwd: dir,
       stdio: ["ignore", "pipe", "pipe"],

@@ -52,7 +52,7 @@ describe("the EC2 parent and the pod run the same Node", () => {
     expect(EGW_ON_INSTANCE.node).toBe(PARENT_NODE.node);
     expect(IMAGE_PATHS.egw[0]).toBe(PARENT_NODE.node);
     const unitCommand = relayCommand({
-      egw: EGW_ON_INSTANCE, enclaveCid: 16, enclavePort: 8443, listenPort: 443, egressVsockPort: 8128, runtimeConfigPath: "/etc/egw/runtime-config.json", extraArgs: [],
+      egw: EGW_ON_INSTANCE, enclaveCid: 16, enclavePort: 8443, listenPort: 443, egressVsockPort: 8128, trustPolicyPath: "/etc/egw/trust-policy.json", operationsPath: "/etc/egw/operations.json", extraArgs: [],
     });
     expect(unitCommand[0]).toBe(PARENT_NODE.node);
     expect(container(synth(), "relay").command[0]).toBe(PARENT_NODE.node);

@@ -1,12 +1,13 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { CONFIG_KEYS, ENCLAVE_TERMINATE_SECONDS, MOUNT_PATHS, PORTS, RELAY_DRAIN_SECONDS } from "../../../infra/k8s/commands.js";
-import { EXAMPLE_RUNTIME_CONFIG, EXAMPLE_SEALED_SECRETS } from "../../../infra/k8s/example.js";
+import { attestedConfigHash } from "../../../enclave/config-hash.js";
+import { EXAMPLE_OPERATIONS, EXAMPLE_SEALED_SECRETS, EXAMPLE_TRUST_POLICY } from "../../../infra/k8s/example.js";
 import { pinnedImage } from "../../../infra/k8s/image.js";
 import { ENCLAVE_CPU_RESOURCE, ENCLAVE_DEVICE_RESOURCE } from "../../../infra/k8s/labels.js";
 import { NLB_ANNOTATIONS } from "../../../infra/k8s/load-balancer.js";
 import { DEFAULTS, DEVICE_PLUGIN_IMAGE } from "../../../infra/k8s/props.js";
-import { allContainers, config, container, one, probes, synth, type Obj } from "./synth-helpers.js";
+import { allContainers, bytes, container, LOCAL_ONLY, one, ops, probes, synth, trust, type Obj } from "./synth-helpers.js";
 
 const objects = synth();
 const deployment = one(objects, "Deployment");
@@ -246,20 +247,21 @@ describe("the Network Load Balancer Service", () => {
   });
 });
 
-describe("PROXY protocol: the runtime config, the relay flag and the load balancer agree", () => {
+describe("PROXY protocol: the operations file, the relay flag and the load balancer agree", () => {
   for (const proxyProtocol of [true, false]) {
     it(`proxyProtocol ${proxyProtocol}`, () => {
-      const objs = synth({ runtimeConfig: config({ proxyProtocol }) });
+      const objs = synth({ operations: ops({ proxyProtocol }) });
       const relay = container(objs, "relay");
       const args: string[] = relay.command;
       const annotations = one(objs, "Service").metadata.annotations as Record<string, string>;
       const configMap = one(objs, "ConfigMap");
 
-      // The relay reads this very file (--config), and the enclave attests it.
-      const configPath = args[args.indexOf("--config") + 1];
-      expect(configPath).toBe(MOUNT_PATHS.runtimeConfig);
+      // The relay reads these very files (--trust-policy, --operations) and sends them to the enclave, which attests them.
+      expect(args[args.indexOf("--trust-policy") + 1]).toBe(MOUNT_PATHS.trustPolicy);
+      expect(args[args.indexOf("--operations") + 1]).toBe(MOUNT_PATHS.operations);
+      expect(args).not.toContain("--config");
       expect(relay.volumeMounts.find((m: Obj) => m.name === "config").mountPath).toBe(MOUNT_PATHS.configDir);
-      expect(JSON.parse(configMap.data[CONFIG_KEYS.runtimeConfig]).proxyProtocol).toBe(proxyProtocol);
+      expect(JSON.parse(configMap.data[CONFIG_KEYS.operations]).proxyProtocol).toBe(proxyProtocol);
 
       // The relay writes the header exactly when the enclave expects it…
       expect(args.includes("--proxy-protocol")).toBe(proxyProtocol);
@@ -275,25 +277,34 @@ describe("the ConfigMap handed to the enclave", () => {
   const configMap = one(objects, "ConfigMap");
 
   it("carries the exact bytes, immutable, under a name that changes with them", () => {
-    expect(configMap.data[CONFIG_KEYS.runtimeConfig]).toBe(EXAMPLE_RUNTIME_CONFIG);
+    expect(configMap.data[CONFIG_KEYS.trustPolicy]).toBe(EXAMPLE_TRUST_POLICY);
+    expect(configMap.data[CONFIG_KEYS.operations]).toBe(EXAMPLE_OPERATIONS);
     expect(configMap.data[CONFIG_KEYS.sealedSecrets]).toBe(EXAMPLE_SEALED_SECRETS);
     expect(configMap.immutable).toBe(true);
-    const other = one(synth({ runtimeConfig: config({ proxyProtocol: false }) }), "ConfigMap");
-    expect(other.metadata.name).not.toBe(configMap.metadata.name);
+    // A change to any of the three files is a new ConfigMap.
+    for (const other of [synth({ operations: ops({ proxyProtocol: false }) }), synth({ trustPolicy: trust({ prefixRouting: false }) })]) {
+      expect(one(other, "ConfigMap").metadata.name).not.toBe(configMap.metadata.name);
+    }
     expect(pod.volumes.find((v: Obj) => v.name === "config").configMap.name).toBe(configMap.metadata.name);
   });
 
-  it("annotates the pod template with the SHA-256 of each file, so a changed file rolls the pods", () => {
+  it("annotates the pod template with the policy hash clients pin and the attested config hash, so a changed file rolls the pods", () => {
     const sha = (text: string) => createHash("sha256").update(text).digest("hex");
+    const config = Buffer.from(attestedConfigHash(bytes(EXAMPLE_TRUST_POLICY), bytes(EXAMPLE_OPERATIONS), bytes(EXAMPLE_SEALED_SECRETS))).toString("hex");
     expect(deployment.spec.template.metadata.annotations).toEqual({
-      "enclave-gateway/runtime-config-sha256": sha(EXAMPLE_RUNTIME_CONFIG),
+      "enclave-gateway/trust-policy-sha256": sha(EXAMPLE_TRUST_POLICY),
+      "enclave-gateway/attested-config-sha256": config,
       "enclave-gateway/sealed-secrets-sha256": sha(EXAMPLE_SEALED_SECRETS),
     });
+    // An operations change keeps the policy hash (clients keep their pins) and moves the config hash.
+    const changed = one(synth({ operations: ops({ proxyProtocol: false }) }), "Deployment").spec.template.metadata.annotations;
+    expect(changed["enclave-gateway/trust-policy-sha256"]).toBe(sha(EXAMPLE_TRUST_POLICY));
+    expect(changed["enclave-gateway/attested-config-sha256"]).not.toBe(config);
   });
 
   it("leaves the sealed file out when there is none", () => {
-    const local = synth({ runtimeConfig: config({ providers: [{ name: "local", kind: "local" }], egressAllowlist: [] }), sealedSecrets: undefined });
-    expect(Object.keys(one(local, "ConfigMap").data)).toEqual([CONFIG_KEYS.runtimeConfig]);
+    const local = synth({ trustPolicy: trust(LOCAL_ONLY), sealedSecrets: undefined });
+    expect(Object.keys(one(local, "ConfigMap").data).sort()).toEqual([CONFIG_KEYS.operations, CONFIG_KEYS.trustPolicy]);
     expect(one(local, "Deployment").spec.template.metadata.annotations["enclave-gateway/sealed-secrets-sha256"]).toBeUndefined();
   });
 });
@@ -306,8 +317,12 @@ describe("the NetworkPolicy", () => {
     expect(ingress[1].ports).toEqual([{ protocol: "TCP", port: PORTS.metrics }]);
   });
 
-  it("lets the egress proxy reach the allowlist's ports on public addresses only", () => {
-    const objs = synth({ runtimeConfig: config({ egressAllowlist: ["api.openai.com:443", "kms.eu-west-1.amazonaws.com:443", "llm.example.com:8443"] }) });
+  it("lets the egress proxy reach the ports derived from the trust policy, on public addresses only", () => {
+    const providers = [
+      { name: "openai", kind: "openai", secret: "OPENAI_API_KEY" },
+      { name: "acme", kind: "openai-compatible", baseUrl: "https://llm.example.com:8443/v1" },
+    ];
+    const objs = synth({ trustPolicy: trust({ providers }) });
     const egress = one(objs, "NetworkPolicy").spec.egress;
     expect(egress[1].ports.map((p: Obj) => p.port)).toEqual([443, 8443]);
     expect(egress[1].to[0].ipBlock.except).toContain("169.254.0.0/16");

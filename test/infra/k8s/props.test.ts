@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { K8sChartError } from "../../../infra/k8s/errors.js";
 import { renderManifest } from "../../../infra/k8s/render.js";
 import { resolveProps, type EnclaveGatewayInput } from "../../../infra/k8s/props.js";
-import { bytes, config, input, sealed } from "./synth-helpers.js";
+import { bytes, input, LOCAL_ONLY, ops, sealed, trust } from "./synth-helpers.js";
 
 function refusal(extra: Partial<EnclaveGatewayInput>): K8sChartError {
   try {
@@ -44,18 +44,28 @@ describe("props the chart refuses, each with its code", () => {
     ["a name over 40 characters", { name: "g".repeat(41) }, "ERR_K8S_NAME"],
     ["an invalid namespace", { namespace: "egw_prod" }, "ERR_K8S_NAME"],
     ["an invalid metrics namespace", { metricsNamespace: "" }, "ERR_K8S_NAME"],
-    ["a runtime config that is not JSON", { runtimeConfig: bytes("{") }, "ERR_K8S_RUNTIME_CONFIG"],
-    ["a runtime config that is not UTF-8", { runtimeConfig: Uint8Array.from([0x7b, 0xff, 0x7d]) }, "ERR_K8S_RUNTIME_CONFIG"],
-    ["a runtime config with an unknown field", { runtimeConfig: config({ replicas: 3 }) }, "ERR_K8S_RUNTIME_CONFIG"],
-    ["a runtime config whose provider is not on the allowlist", { runtimeConfig: config({ egressAllowlist: ["kms.eu-west-1.amazonaws.com:443"] }) }, "ERR_K8S_RUNTIME_CONFIG"],
+    ["a trust policy that is not JSON", { trustPolicy: bytes("{") }, "ERR_K8S_TRUST_POLICY"],
+    ["a trust policy that is not UTF-8", { trustPolicy: Uint8Array.from([0x7b, 0xff, 0x7d]) }, "ERR_K8S_TRUST_POLICY"],
+    ["a trust policy with an unknown field", { trustPolicy: trust({ replicas: 3 }) }, "ERR_K8S_TRUST_POLICY"],
+    ["a trust policy that still lists egress by hand", { trustPolicy: trust({ egressAllowlist: ["api.openai.com:443"] }) }, "ERR_K8S_TRUST_POLICY"],
+    // Real enclave rules, not development ones: the pod runs on Nitro.
+    ["a trust policy with a plain-http origin", { trustPolicy: trust({ providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "http://llm.acme.example/v1", secret: "OPENAI_API_KEY" }] , models: {} }) }, "ERR_K8S_TRUST_POLICY"],
+    ["a first-party kind pointed elsewhere", { trustPolicy: trust({ providers: [{ name: "openai", kind: "openai", baseUrl: "https://evil.example/v1", secret: "OPENAI_API_KEY" }] }) }, "ERR_K8S_TRUST_POLICY"],
+    ["a secrets key given as an alias", { trustPolicy: trust({ secrets: { kmsKeyArn: "alias/egw" } }) }, "ERR_K8S_TRUST_POLICY"],
+    ["operations that are not JSON", { operations: bytes("{") }, "ERR_K8S_OPERATIONS"],
+    ["operations that name a destination", { operations: ops({ egressAllowlist: ["evil.example:443"] }) }, "ERR_K8S_OPERATIONS"],
+    ["operations whose client names a model the policy lacks", { operations: ops({ clients: [{ name: "a", tokenSha256: "0".repeat(64), models: ["nope"] }] }) }, "ERR_K8S_OPERATIONS"],
     ["a sealed-secrets file of the wrong version", { sealedSecrets: sealed({ version: 2 }) }, "ERR_K8S_SEALED_SECRETS"],
     ["a sealed-secrets file with an unknown field", { sealedSecrets: sealed({ plaintext: "x" }) }, "ERR_K8S_SEALED_SECRETS"],
+    ["a policy whose provider uses a secret, without a sealed file (ERR_SECRET_MISSING at boot)", { sealedSecrets: undefined }, "ERR_K8S_SEALED_SECRETS"],
+    ["a sealed file without the secret the policy's provider uses", { sealedSecrets: sealed({ secrets: { OTHER_KEY: "AQID" } }) }, "ERR_K8S_SEALED_SECRETS"],
+    ["a sealed identity in the policy, none in the file (ERR_IDENTITY_MISSING at boot)", { trustPolicy: trust({ identity: { mode: "sealed", kmsKeyArn: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab" } }) }, "ERR_K8S_SEALED_SECRETS"],
+    // Each file within the enclave's own cap (256 KiB, 1 MiB), together over what one ConfigMap holds.
     [
-      "sealed secrets in a region whose KMS the enclave may not dial",
-      { sealedSecrets: sealed({ region: "us-east-1", keyId: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab" }) },
-      "ERR_K8S_KMS_EGRESS",
+      "more than a ConfigMap holds",
+      { trustPolicy: bytes(new TextDecoder().decode(trust()) + " ".repeat(200 * 1024)), operations: bytes(new TextDecoder().decode(ops()) + " ".repeat(900 * 1024)) },
+      "ERR_K8S_CONFIG_TOO_LARGE",
     ],
-    ["more than a ConfigMap holds", { runtimeConfig: bytes(JSON.stringify(JSON.parse(new TextDecoder().decode(config())), null, 1) + " ".repeat(1024 * 1024)) }, "ERR_K8S_CONFIG_TOO_LARGE"],
     ["a negative deregistration wait", { deregistrationWaitSeconds: -1 }, "ERR_K8S_PROP"],
     ["a deregistration wait over the cap", { deregistrationWaitSeconds: 541 }, "ERR_K8S_PROP"],
     ["load balancer port 0", { loadBalancer: { port: 0 } }, "ERR_K8S_PROP"],
@@ -86,8 +96,8 @@ describe("props the chart refuses, each with its code", () => {
   });
 
   it("keeps the enclave parser's reason as the cause", () => {
-    const err = refusal({ runtimeConfig: config({ replicas: 3 }) });
-    expect((err.cause as { code?: string }).code).toBe("ERR_CONFIG");
+    expect(((refusal({ trustPolicy: trust({ replicas: 3 }) }).cause as { cause?: { code?: string } }).cause)?.code).toBe("ERR_TRUST_POLICY_INVALID");
+    expect(((refusal({ operations: ops({ replicas: 3 }) }).cause as { cause?: { code?: string } }).cause)?.code).toBe("ERR_CONFIG");
   });
 });
 
@@ -104,11 +114,17 @@ describe("props the chart accepts at the edges", () => {
     expect(resolveProps(input({ enclave: { memoryMiB: 3000, eifSizeMiB: 700, hugepageSize: "2Mi" } })).enclave.hugepageSize).toBe("2Mi");
   });
   it("no sealed-secrets file (a gateway with only the local model)", () => {
-    const local = config({ providers: [{ name: "local", kind: "local" }], egressAllowlist: [] });
-    expect(resolveProps({ runtimeConfig: local }).inputs.sealedSecrets).toBeUndefined();
+    const resolved = resolveProps({ trustPolicy: trust(LOCAL_ONLY), operations: ops() });
+    expect(resolved.inputs.sealedSecrets).toBeUndefined();
+    expect(resolved.inputs.trustPolicy.egressPorts).toEqual([]);
   });
-  it("the FIPS KMS endpoint on the allowlist", () => {
-    const fips = config({ egressAllowlist: ["api.openai.com:443", "kms-fips.eu-west-1.amazonaws.com:443"] });
-    expect(resolveProps(input({ runtimeConfig: fips })).inputs.sealedSecrets?.region).toBe("eu-west-1");
+  it("egress ports derived from the trust policy: provider origins and the KMS endpoint of the key's region", () => {
+    const policy = trust({
+      providers: [
+        { name: "openai", kind: "openai", secret: "OPENAI_API_KEY" },
+        { name: "acme", kind: "openai-compatible", baseUrl: "https://llm.acme.example:8443/v1" },
+      ],
+    });
+    expect(resolveProps(input({ trustPolicy: policy })).inputs.trustPolicy.egressPorts).toEqual([443, 8443]);
   });
 });

@@ -1,6 +1,6 @@
 import { App, Testing } from "cdk8s";
 import { EnclaveGatewayChart } from "../../../infra/k8s/chart.js";
-import { EXAMPLE_RUNTIME_CONFIG, EXAMPLE_SEALED_SECRETS } from "../../../infra/k8s/example.js";
+import { EXAMPLE_OPERATIONS, EXAMPLE_SEALED_SECRETS, EXAMPLE_TRUST_POLICY } from "../../../infra/k8s/example.js";
 import type { EnclaveGatewayInput } from "../../../infra/k8s/props.js";
 
 /** Synthesized objects, loosely typed: tests read the YAML's shape, not the construct types. */
@@ -8,17 +8,25 @@ export type Obj = Record<string, any>;
 
 export const bytes = (text: string) => new TextEncoder().encode(text);
 
-/** The example config with some fields replaced (JSON re-encoded: these tests do not need exact bytes). */
-export function config(patch: Record<string, unknown> = {}): Uint8Array {
-  return bytes(JSON.stringify({ ...JSON.parse(EXAMPLE_RUNTIME_CONFIG), ...patch }));
+/** The example trust policy with some fields replaced (JSON re-encoded: these tests do not need exact bytes). */
+export function trust(patch: Record<string, unknown> = {}): Uint8Array {
+  return bytes(JSON.stringify({ ...JSON.parse(EXAMPLE_TRUST_POLICY), ...patch }));
 }
+
+/** The example operations file with some fields replaced. */
+export function ops(patch: Record<string, unknown> = {}): Uint8Array {
+  return bytes(JSON.stringify({ ...JSON.parse(EXAMPLE_OPERATIONS), ...patch }));
+}
+
+/** A trust policy with only the built-in model: no secret, no egress. */
+export const LOCAL_ONLY = { providers: [{ name: "local", kind: "local" }], models: {}, secrets: undefined };
 
 export function sealed(patch: Record<string, unknown> = {}): Uint8Array {
   return bytes(JSON.stringify({ ...JSON.parse(EXAMPLE_SEALED_SECRETS), ...patch }));
 }
 
 export function input(extra: Partial<EnclaveGatewayInput> = {}): EnclaveGatewayInput {
-  return { runtimeConfig: bytes(EXAMPLE_RUNTIME_CONFIG), sealedSecrets: bytes(EXAMPLE_SEALED_SECRETS), ...extra };
+  return { trustPolicy: bytes(EXAMPLE_TRUST_POLICY), operations: bytes(EXAMPLE_OPERATIONS), sealedSecrets: bytes(EXAMPLE_SEALED_SECRETS), ...extra };
 }
 
 export function synth(extra: Partial<EnclaveGatewayInput> = {}): Obj[] {
