@@ -184,6 +184,11 @@ async function withRetries<T>(
   throw last ?? new UpstreamError("connect", "no route could be tried");
 }
 
+/**
+ * The route's upstream model reaches the adapter here and only here: requests
+ * pass through with the name the client sent, and every adapter writes
+ * `ctx.upstreamModel` into what it sends upstream.
+ */
 function context(deps: UpstreamDeps, route: Route, attempt: Attempt, recorder: ExchangeRecorder): ProviderCallContext {
   return { fetch: recorder.fetch, signal: attempt.controller.signal, upstreamModel: route.upstreamModel, now: deps.now };
 }
@@ -198,7 +203,7 @@ export async function callChat(
   return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first byte");
     try {
-      return await route.adapter.chat({ ...request, model: route.upstreamModel }, context(deps, route, attempt, recorder));
+      return await route.adapter.chat(request, context(deps, route, attempt, recorder));
     } finally {
       attempt.dispose();
     }
@@ -242,9 +247,7 @@ export function openChatStream(
   policy: UpstreamPolicy,
   deps: UpstreamDeps,
 ): Promise<Attempted<OpenedStream>> {
-  return openStream(routes, clientSignal, policy, deps, (route, ctx) =>
-    route.adapter.chatStream({ ...request, model: route.upstreamModel, stream: true }, ctx),
-  );
+  return openStream(routes, clientSignal, policy, deps, (route, ctx) => route.adapter.chatStream({ ...request, stream: true }, ctx));
 }
 
 /** Any stream (chunks, or pre-framed SSE text): same timeouts, retries and fallbacks. */
