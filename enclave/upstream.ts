@@ -2,6 +2,7 @@ import { GatewayError } from "./errors.js";
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, ProviderCallContext } from "./providers/types.js";
 import { providerDetails, UpstreamError } from "./providers/types.js";
 import type { Route } from "./router.js";
+import type { UpstreamFetch } from "./http/upstream-response.js";
 import type { Limits } from "./runtime-config.js";
 import { ExchangeRecorder, type AnsweredBy } from "./upstream-provenance.js";
 
@@ -24,7 +25,7 @@ export type UpstreamPolicy = Pick<
 >;
 
 export interface UpstreamDeps {
-  fetch: typeof fetch;
+  fetch: UpstreamFetch;
   now: () => Date;
   random: () => number;
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
