@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Reservation } from "../limits/byte-budget.js";
 import type { ClientConfig } from "../runtime-config.js";
 import type { Surface } from "./error-body.js";
 import type { Exchange } from "./exchange.js";
 import type { RequestView } from "./request-view.js";
-import type { Slot } from "./middleware/concurrency.js";
 
 /**
  * What the gateway's Hono app is typed over. The bindings come from the
@@ -34,6 +34,16 @@ export interface GatewayVariables {
   client: ClientConfig;
   slot: Slot;
   body: Record<string, unknown>;
+}
+
+/** A model call's concurrency slot (middleware/concurrency.ts). */
+export interface Slot {
+  /** The body's bytes in the shared in-flight budget (limits/byte-budget.ts). */
+  readonly reservation: Reservation;
+  /** Gives the slot back; later calls do nothing. */
+  release(): void;
+  /** Takes over the slot: the request's end no longer releases it, the returned function does. */
+  handOff(): () => void;
 }
 
 export interface GatewayEnv {

@@ -1,25 +1,17 @@
 import type { MiddlewareHandler } from "hono";
 import { GatewayError } from "../../errors.js";
-import type { ByteBudget, Reservation } from "../../limits/byte-budget.js";
+import type { ByteBudget } from "../../limits/byte-budget.js";
 import type { Semaphore } from "../../limits/token-bucket.js";
 import type { GatewayMetrics } from "../../observability/metrics.js";
 import type { GatewayEnv } from "../gateway-env.js";
 
 /**
- * A model call's concurrency slot, and with it its share of the in-flight
- * body budget: taken after the rate limits (429 overloaded when none is
- * free), given back when the request ends, unless the handler handed it to
- * a stream (signed-stream.ts), which gives it back when the stream ends.
+ * Takes a model call's concurrency slot (c.var.slot, gateway-env.ts), and
+ * with it its share of the in-flight body budget: after the rate limits,
+ * 429 overloaded when none is free. Given back when the request ends,
+ * unless the handler handed it to a stream (signed-stream.ts), which gives
+ * it back when the stream ends.
  */
-export interface Slot {
-  /** The body's bytes in the shared in-flight budget (limits/byte-budget.ts). */
-  readonly reservation: Reservation;
-  /** Gives the slot back; later calls do nothing. */
-  release(): void;
-  /** Takes over the slot: the request's end no longer releases it, the returned function does. */
-  handOff(): () => void;
-}
-
 export function concurrencySlot(options: { concurrency: Semaphore; bodyBytes: ByteBudget; metrics: GatewayMetrics }): MiddlewareHandler<GatewayEnv> {
   const { concurrency, bodyBytes, metrics } = options;
   return async function holdSlot(c, next) {
