@@ -1,4 +1,3 @@
-import { upstreamBody } from "../http/node-body.js";
 import { AnthropicStreamMapper, streamErrorStatus } from "../translate/anthropic-stream.js";
 import { fromAnthropicMessage, toAnthropicRequest } from "../translate/openai-to-anthropic.js";
 import { networkError, postJson, readJson } from "./http.js";
@@ -63,7 +62,7 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
     async *messagesStream(body, ctx, onModel) {
       const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: true }, await headers());
       try {
-        for await (const event of readSse(upstreamBody(response))) {
+        for await (const event of readSse(response.body)) {
           if (event.data === "") continue;
           const parsed = parseEventJson(event, name) as { type?: unknown; error?: { type?: unknown } };
           if (event.event === "error" || parsed.type === "error") {
@@ -104,7 +103,7 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
         now: ctx.now,
       });
       try {
-        for await (const event of readSse(upstreamBody(response))) {
+        for await (const event of readSse(response.body)) {
           // Comment-only or data-less events (keep-alives) carry nothing.
           if (event.data === "") continue;
           yield* mapper.push(parseEventJson(event, name));

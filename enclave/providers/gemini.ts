@@ -1,4 +1,4 @@
-import { upstreamBody } from "../http/node-body.js";
+import type { UpstreamResponse } from "../http/upstream-response.js";
 import { randomUUID } from "node:crypto";
 import { GatewayError } from "../errors.js";
 import { createGeminiStreamMapper } from "../translate/gemini-stream.js";
@@ -113,7 +113,7 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
       includeUsage: request.stream_options?.include_usage === true,
       provider: name,
     });
-    let response: Response;
+    let response: UpstreamResponse;
     try {
       response = await postJson(ctx, name, `${methodUrl(model, "streamGenerateContent")}?alt=sse`, body, await headers(), GEMINI_RETRY);
     } catch (err) {
@@ -121,10 +121,10 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
     }
     const type = response.headers.get("content-type") ?? "";
     if (!/^text\/event-stream\b/i.test(type)) {
-      response.body?.cancel().catch(() => {});
+      response.body?.destroy();
       throw new UpstreamError("malformed", `${name}: stream response is not text/event-stream`);
     }
-    const events = readSse(upstreamBody(response), options.maxSseEventBytes === undefined ? {} : { maxEventBytes: options.maxSseEventBytes });
+    const events = readSse(response.body, options.maxSseEventBytes === undefined ? {} : { maxEventBytes: options.maxSseEventBytes });
     try {
       for (;;) {
         let next: IteratorResult<{ event: string | undefined; data: string; id: string | undefined }>;

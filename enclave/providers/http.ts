@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { takeNodeBody } from "../http/node-body.js";
+import { asUpstreamResponse, type UpstreamResponse } from "../http/upstream-response.js";
 import { providerDetails, UpstreamError, type ProviderCallContext } from "./types.js";
 
 /** Largest non-streamed upstream JSON body the gateway will read. */
@@ -35,15 +35,15 @@ export async function postJson(
   body: unknown,
   headers: Record<string, string>,
   options: { retryHint?: (errorBody: string) => number | undefined } = {},
-): Promise<Response> {
-  let response: Response;
+): Promise<UpstreamResponse> {
+  let response: UpstreamResponse;
   try {
-    response = await ctx.fetch(url, {
+    response = asUpstreamResponse(await ctx.fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
       body: JSON.stringify(body),
       signal: ctx.signal,
-    });
+    }));
   } catch (cause) {
     throw networkError(ctx, provider, cause);
   }
@@ -94,36 +94,18 @@ export function providerMessage(errorBody: string): string | undefined {
 }
 
 /** Reads at most 64 KiB of an error body, for retry hints only; it is never logged or returned to clients. */
-async function drain(response: Response): Promise<string> {
-  const node = takeNodeBody(response);
-  if (node) {
-    try {
-      const bytes = await collectNode(node, MAX_ERROR_BODY_BYTES, false);
-      return Buffer.from(bytes).toString("utf8");
-    } catch {
-      // The status is what matters; a broken error body changes nothing.
-      return "";
-    } finally {
-      node.destroy();
-    }
-  }
-  if (!response.body) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let read = 0;
+async function drain(response: UpstreamResponse): Promise<string> {
+  const node = response.body;
+  if (!node) return "";
   try {
-    while (read < MAX_ERROR_BODY_BYTES) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      read += value.byteLength;
-      chunks.push(value);
-    }
+    const bytes = await collectNode(node, MAX_ERROR_BODY_BYTES, false);
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8");
   } catch {
     // The status is what matters; a broken error body changes nothing.
+    return "";
   } finally {
-    reader.cancel().catch(() => {});
+    node.destroy();
   }
-  return Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY_BYTES).toString("utf8");
 }
 
 /**
@@ -142,7 +124,7 @@ function collectNode(node: Readable, limit: number, strict: boolean): Promise<Ui
       node.off("error", onError);
       node.off("close", onClose);
       if (err) reject(err);
-      else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks).subarray(0, limit));
+      else resolve(chunks.length === 1 && total <= limit ? chunks[0]! : Buffer.concat(chunks).subarray(0, limit));
     };
     const onData = (chunk: Buffer) => {
       total += chunk.byteLength;
@@ -160,41 +142,21 @@ function collectNode(node: Readable, limit: number, strict: boolean): Promise<Ui
 }
 
 /** Reads a JSON body with a size bound; unreadable JSON is a malformed upstream. */
-export async function readJson(ctx: ProviderCallContext, provider: string, response: Response): Promise<unknown> {
+export async function readJson(ctx: ProviderCallContext, provider: string, response: UpstreamResponse): Promise<unknown> {
   const length = Number(response.headers.get("content-length") ?? "0");
   if (length > MAX_UPSTREAM_JSON_BYTES) throw new UpstreamError("malformed", `${provider}: response larger than ${MAX_UPSTREAM_JSON_BYTES} bytes`);
-  const node = takeNodeBody(response);
-  if (node) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await collectNode(node, MAX_UPSTREAM_JSON_BYTES, true);
-    } catch (cause) {
-      if (cause instanceof LimitExceeded) throw new UpstreamError("malformed", `${provider}: response larger than ${MAX_UPSTREAM_JSON_BYTES} bytes`);
-      throw networkError(ctx, provider, cause);
-    } finally {
-      node.destroy();
-    }
-    return parseUpstreamJson(provider, bytes);
-  }
-  if (!response.body) throw new UpstreamError("malformed", `${provider}: response has no body`);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = response.body.getReader();
+  const node = response.body;
+  if (!node) throw new UpstreamError("malformed", `${provider}: response has no body`);
+  let bytes: Uint8Array;
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > MAX_UPSTREAM_JSON_BYTES) throw new UpstreamError("malformed", `${provider}: response larger than ${MAX_UPSTREAM_JSON_BYTES} bytes`);
-      chunks.push(value);
-    }
+    bytes = await collectNode(node, MAX_UPSTREAM_JSON_BYTES, true);
   } catch (cause) {
-    if (cause instanceof UpstreamError) throw cause;
+    if (cause instanceof LimitExceeded) throw new UpstreamError("malformed", `${provider}: response larger than ${MAX_UPSTREAM_JSON_BYTES} bytes`);
     throw networkError(ctx, provider, cause);
   } finally {
-    reader.cancel().catch(() => {});
+    node.destroy();
   }
-  return parseUpstreamJson(provider, Buffer.concat(chunks));
+  return parseUpstreamJson(provider, bytes);
 }
 
 function parseUpstreamJson(provider: string, bytes: Uint8Array): unknown {

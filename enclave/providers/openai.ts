@@ -1,4 +1,3 @@
-import { upstreamBody } from "../http/node-body.js";
 import { GatewayError } from "../errors.js";
 import { networkError, postJson, readJson } from "./http.js";
 import { parseEventJson, readSse } from "./sse.js";
@@ -134,13 +133,13 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
     const response = await postJson(ctx, name, `${baseUrl}/chat/completions`, body, await headers());
     const contentType = response.headers.get("content-type");
     if (contentType !== null && !/^text\/event-stream\b/i.test(contentType.trim())) {
-      response.body?.cancel().catch(() => {});
+      response.body?.destroy();
       throw new UpstreamError("malformed", `${name}: stream answered with a non-SSE content type`);
     }
     let yielded = 0;
     let done = false;
     try {
-      for await (const event of readSse(upstreamBody(response))) {
+      for await (const event of readSse(response.body)) {
         if (event.data === OPENAI_STREAM_DONE) {
           done = true;
           break;

@@ -1,5 +1,5 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import type { UpstreamBody } from "../http/node-body.js";
+import type { Readable } from "node:stream";
 import { UpstreamError } from "./types.js";
 
 /**
@@ -17,7 +17,7 @@ export interface SseEvent {
 
 export const DEFAULT_MAX_SSE_EVENT_BYTES = 4 * 1024 * 1024;
 
-export async function* readSse(body: UpstreamBody | null, options: { maxEventBytes?: number } = {}): AsyncGenerator<SseEvent> {
+export async function* readSse(body: ReadableStream<Uint8Array> | Readable | null, options: { maxEventBytes?: number } = {}): AsyncGenerator<SseEvent> {
   if (!body) throw new UpstreamError("malformed", "upstream stream has no body");
   const maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_SSE_EVENT_BYTES;
   const queue: SseEvent[] = [];
@@ -51,8 +51,8 @@ export async function* readSse(body: UpstreamBody | null, options: { maxEventByt
   }
 }
 
-/** One pull interface over a WHATWG stream or a Node Readable (enclave/http/node-body.ts). */
-function chunksOf(body: UpstreamBody): { next(): Promise<IteratorResult<Uint8Array>>; close(): void } {
+/** One pull interface over a WHATWG stream or a Node Readable (an upstream body: enclave/http/upstream-response.ts). */
+function chunksOf(body: ReadableStream<Uint8Array> | Readable): { next(): Promise<IteratorResult<Uint8Array>>; close(): void } {
   if (body instanceof ReadableStream) {
     const reader = body.getReader();
     return {

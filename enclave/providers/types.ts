@@ -1,3 +1,5 @@
+import type { UpstreamFetch } from "../http/upstream-response.js";
+
 /**
  * The contract between the API surfaces and the provider adapters.
  *
@@ -130,8 +132,8 @@ export interface ImagesResponse {
 
 /** What the gateway hands every adapter call. All I/O goes through these. */
 export interface ProviderCallContext {
-  /** Egress-aware fetch (the enclave's allowlist and timeouts live behind it). */
-  fetch: typeof fetch;
+  /** Egress-aware fetch (the enclave's allowlist and timeouts live behind it); answers with a Node body (http/upstream-response.ts). */
+  fetch: UpstreamFetch;
   /** Aborted when the client disconnects or a timeout fires; adapters pass it to fetch. */
   signal: AbortSignal;
   /** The upstream model id (the route's target, not the alias the client sent). */
