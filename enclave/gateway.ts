@@ -16,8 +16,8 @@ import type { Logger } from "./observability/log.js";
 import type { GatewayMetrics } from "./observability/metrics.js";
 import type { ChatCompletionChunk, ChatRequest, EmbeddingsRequest, ImagesRequest, ProviderAdapter, ProviderCallContext } from "./providers/types.js";
 import { clientMayUse, Router, type Route } from "./router.js";
-import { anthropicRequestToOpenAI, completionToAnthropicMessage } from "./translate/anthropic-to-openai.js";
-import { anthropicErrorEvent, formatAnthropicSse, OpenAIToAnthropicStreamMapper } from "./translate/openai-stream-to-anthropic.js";
+import { anthropicRequestToOpenAI, completionToAnthropicMessage } from "./providers/anthropic/index.js";
+import { anthropicErrorEvent, formatAnthropicSse, OpenAIToAnthropicStreamMapper } from "./providers/anthropic/index.js";
 import type { ClientConfig, RuntimeConfig } from "./runtime-config.js";
 import { callChat, callOnce, openChatStream, openStream, toGatewayError, type Attempted, type UpstreamDeps } from "./upstream.js";
 

@@ -1,22 +1,17 @@
-import { upstreamBody } from "../http/node-body.js";
-import { AnthropicStreamMapper, streamErrorStatus } from "../translate/anthropic-stream.js";
-import { fromAnthropicMessage, toAnthropicRequest } from "../translate/openai-to-anthropic.js";
-import { networkError, postJson, readJson } from "./http.js";
-import { parseEventJson, readSse } from "./sse.js";
-import {
-  UpstreamError,
-  type ChatCompletion,
-  type ChatCompletionChunk,
-  type ChatRequest,
-  type NativeMessages,
-  type ProviderAdapter,
-  type ProviderCallContext,
-} from "./types.js";
+import { upstreamBody } from "../../http/node-body.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from "../canonical/types.js";
+import { parseEventJson, readSse } from "../shared/read-sse.js";
+import { streamReadFailure } from "../shared/stream-read-failure.js";
+import { postJson, readJson } from "../shared/upstream-http.js";
+import { UpstreamError, type NativeMessages, type ProviderAdapter, type ProviderCallContext } from "../types.js";
+import { fromAnthropicMessage } from "./convert-from-anthropic-message.js";
+import { toAnthropicRequest } from "./convert-to-anthropic-messages-request.js";
+import { AnthropicStreamMapper, streamErrorStatus } from "./map-anthropic-stream.js";
 
 /**
  * Adapter for Anthropic's Messages API (POST {baseUrl}/v1/messages,
- * `x-api-key` + `anthropic-version` headers). The translation lives in
- * translate/; this file only does the I/O: one request, then either one JSON
+ * `x-api-key` + `anthropic-version` headers). The translation lives in the
+ * convert-…/map-… files beside it; this file only does the I/O: one request, then either one JSON
  * body or an SSE stream mapped event by event.
  */
 export interface AnthropicAdapterOptions {
@@ -62,6 +57,7 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
     },
     async *messagesStream(body, ctx, onModel) {
       const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: true }, await headers());
+      let yielded = 0;
       try {
         for await (const event of readSse(upstreamBody(response))) {
           if (event.data === "") continue;
@@ -72,12 +68,12 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
             throw new UpstreamError("status", `${name}: stream error event`, streamErrorStatus(typeof parsed.error?.type === "string" ? parsed.error.type : undefined), undefined);
           }
           if (parsed.type === "message_start") onModel?.((parsed as { message?: { model?: unknown } }).message?.model);
+          yielded++;
           yield `event: ${event.event ?? String(parsed.type ?? "message")}\ndata: ${event.data}\n\n`;
           if (parsed.type === "message_stop") return;
         }
       } catch (cause) {
-        if (cause instanceof UpstreamError && !ctx.signal.aborted) throw cause;
-        throw streamReadError(ctx, name, cause);
+        throw streamReadFailure(ctx, name, cause, yielded > 0);
       }
       throw new UpstreamError("malformed", `${name}: stream ended before message_stop`);
     },
@@ -103,28 +99,22 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
         includeUsage: request.stream_options?.include_usage === true,
         now: ctx.now,
       });
+      let yielded = 0;
       try {
         for await (const event of readSse(upstreamBody(response))) {
           // Comment-only or data-less events (keep-alives) carry nothing.
           if (event.data === "") continue;
-          yield* mapper.push(parseEventJson(event, name));
+          for (const chunk of mapper.push(parseEventJson(event, name))) {
+            yielded++;
+            yield chunk;
+          }
           // Stop reading at message_stop: readSse's cleanup cancels the body.
           if (mapper.done) return;
         }
       } catch (cause) {
-        if (cause instanceof UpstreamError && !ctx.signal.aborted) throw cause;
-        throw streamReadError(ctx, name, cause);
+        throw streamReadFailure(ctx, name, cause, yielded > 0);
       }
       mapper.end();
     },
   };
-}
-
-/**
- * A body that breaks after the headers came is not "cannot reach upstream":
- * name it for what it is, keeping abort and timeout as networkError sees them.
- */
-function streamReadError(ctx: ProviderCallContext, provider: string, cause: unknown): UpstreamError {
-  if (ctx.signal.aborted) return networkError(ctx, provider, cause);
-  return new UpstreamError("connect", `${provider}: upstream connection lost mid-stream`, undefined, undefined, { cause });
 }

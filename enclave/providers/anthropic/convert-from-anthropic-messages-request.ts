@@ -1,22 +1,12 @@
-import { GatewayError } from "../errors.js";
-import {
-  UpstreamError,
-  type ChatCompletion,
-  type ChatMessage,
-  type ChatRequest,
-  type ContentPart,
-  type FinishReason,
-  type ToolCall,
-  type ToolChoice,
-  type ToolDefinition,
-} from "../providers/types.js";
-import type { AnthropicContentBlock, AnthropicMessage, AnthropicStopReason, AnthropicUsage } from "./openai-to-anthropic.js";
+import { GatewayError } from "../../errors.js";
+import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolChoice, ToolDefinition } from "../canonical/types.js";
 
 /**
  * The reverse direction, for the gateway's `/v1/messages` surface when the
  * routed provider is not Anthropic: an Anthropic Messages request (unknown
- * JSON from the client) → a canonical ChatRequest, and a ChatCompletion →
- * an Anthropic Message.
+ * JSON from the client) → a canonical ChatRequest. The answer goes back
+ * through convert-to-anthropic-message.ts (JSON) or
+ * encode-anthropic-stream.ts (SSE).
  *
  * Decisions:
  * - `system` (string or text blocks) becomes one system message; blocks are
@@ -256,90 +246,4 @@ function toOpenAIToolChoice(choice: unknown): { choice: ToolChoice; parallel: bo
     default:
       throw invalid("tool_choice.type is not valid");
   }
-}
-
-// ─── Response: OpenAI → Anthropic ───────────────────────────────────────────
-
-/** stop → end_turn, length → max_tokens, tool_calls → tool_use, content_filter → refusal. */
-export function toAnthropicStopReason(finishReason: FinishReason | string | undefined): AnthropicStopReason {
-  switch (finishReason) {
-    case "length":
-      return "max_tokens";
-    case "tool_calls":
-    case "function_call":
-      return "tool_use";
-    case "content_filter":
-      return "refusal";
-    default:
-      return "end_turn";
-  }
-}
-
-/**
- * `msg_` + the completion id without OpenAI's `chatcmpl-` prefix, limited to
- * the characters Anthropic ids use; deterministic, so a receipt and a log
- * line can be matched to the upstream id.
- */
-export function toAnthropicMessageId(completionId: string): string {
-  if (/^msg_[A-Za-z0-9_-]+$/.test(completionId)) return completionId;
-  const tail = completionId.replace(/^chatcmpl-/, "").replace(/[^A-Za-z0-9_-]/g, "");
-  return `msg_${tail === "" ? "gateway" : tail}`;
-}
-
-/** OpenAI prompt_tokens include cached tokens; Anthropic reports cache reads apart from input_tokens. */
-export function toAnthropicUsage(usage: ChatCompletion["usage"] | null | undefined): AnthropicUsage {
-  const cached = (usage as { prompt_tokens_details?: { cached_tokens?: unknown } } | undefined)?.prompt_tokens_details?.cached_tokens;
-  const cacheRead = typeof cached === "number" && cached >= 0 ? cached : 0;
-  const prompt = usage?.prompt_tokens ?? 0;
-  return {
-    input_tokens: Math.max(0, prompt - cacheRead),
-    output_tokens: usage?.completion_tokens ?? 0,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: cacheRead,
-  };
-}
-
-export interface ToAnthropicMessageOptions {
-  /** Provider instance name, for error messages. */
-  provider: string;
-}
-
-/**
- * ChatCompletion (first choice) → Anthropic Message. Tool call arguments
- * must parse as a JSON object, since Anthropic's tool_use.input is one; a
- * model that produced anything else is reported as a malformed upstream.
- */
-export function completionToAnthropicMessage(completion: ChatCompletion, options: ToAnthropicMessageOptions): AnthropicMessage {
-  const choice = completion.choices[0];
-  if (choice === undefined) throw new UpstreamError("malformed", `${options.provider}: completion has no choices`);
-  const content: AnthropicContentBlock[] = [];
-  const text = choice.message.content ?? choice.message.refusal ?? null;
-  const toolCalls = choice.message.tool_calls ?? [];
-  if (typeof text === "string" && (text !== "" || toolCalls.length === 0)) content.push({ type: "text", text });
-  for (const call of toolCalls) {
-    content.push({ type: "tool_use", id: call.id, name: call.function.name, input: parseToolInput(call.function.arguments, options.provider) });
-  }
-  if (content.length === 0) content.push({ type: "text", text: "" });
-  return {
-    id: toAnthropicMessageId(completion.id),
-    type: "message",
-    role: "assistant",
-    model: completion.model,
-    content,
-    stop_reason: toAnthropicStopReason(choice.finish_reason),
-    stop_sequence: null,
-    usage: toAnthropicUsage(completion.usage),
-  };
-}
-
-export function parseToolInput(args: string, provider: string): Record<string, unknown> {
-  if (args.trim() === "") return {};
-  let input: unknown;
-  try {
-    input = JSON.parse(args);
-  } catch (cause) {
-    throw new UpstreamError("malformed", `${provider}: tool call arguments are not JSON`, undefined, undefined, { cause });
-  }
-  if (!isRecord(input)) throw new UpstreamError("malformed", `${provider}: tool call arguments are not a JSON object`);
-  return input;
 }

@@ -1,24 +1,21 @@
-import { GatewayError } from "../errors.js";
-import {
-  UpstreamError,
-  type ChatCompletion,
-  type ChatMessage,
-  type ChatRequest,
-  type ContentPart,
-  type FinishReason,
-  type ToolCall,
-  type ToolChoice,
-  type Usage,
-} from "../providers/types.js";
+import { GatewayError } from "../../errors.js";
+import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolChoice } from "../canonical/types.js";
+import type {
+  AnthropicContentBlockParam,
+  AnthropicImageBlock,
+  AnthropicImageMediaType,
+  AnthropicMessagesRequest,
+  AnthropicTextBlock,
+  AnthropicTool,
+  AnthropicToolChoice,
+  AnthropicToolResultBlock,
+  AnthropicToolUseBlock,
+} from "./anthropic-api-types.js";
 
 /**
- * OpenAI Chat Completions → Anthropic Messages (request), and Anthropic
- * Message → OpenAI ChatCompletion (response). Pure functions: no I/O, no
- * clock except the one passed in.
- *
- * The Anthropic wire types below are typed only as far as the gateway writes
- * or reads them; field names follow the official SDK
- * (@anthropic-ai/sdk, resources/messages/messages.ts), API version 2023-06-01.
+ * Canonical (OpenAI Chat Completions) request → Anthropic Messages request.
+ * A pure function: no I/O. The answer comes back through
+ * convert-from-anthropic-message.ts and map-anthropic-stream.ts.
  *
  * Decisions that change meaning, on purpose:
  * - system/developer messages are hoisted to `system`, wherever they appear.
@@ -41,111 +38,6 @@ import {
  *   parts are rejected (unsupported_capability).
  * Error messages name the field and index only, never a value the client sent.
  */
-
-// ─── Anthropic Messages wire types ──────────────────────────────────────────
-
-export interface AnthropicTextBlock {
-  type: "text";
-  text: string;
-}
-
-export type AnthropicImageSource =
-  | { type: "base64"; media_type: AnthropicImageMediaType; data: string }
-  | { type: "url"; url: string };
-
-export type AnthropicImageMediaType = "image/jpeg" | "image/png" | "image/gif" | "image/webp";
-
-export interface AnthropicImageBlock {
-  type: "image";
-  source: AnthropicImageSource;
-}
-
-export interface AnthropicToolUseBlock {
-  type: "tool_use";
-  id: string;
-  name: string;
-  input: Record<string, unknown>;
-}
-
-export interface AnthropicToolResultBlock {
-  type: "tool_result";
-  tool_use_id: string;
-  content?: string | (AnthropicTextBlock | AnthropicImageBlock)[];
-  is_error?: boolean;
-}
-
-export type AnthropicContentBlockParam = AnthropicTextBlock | AnthropicImageBlock | AnthropicToolUseBlock | AnthropicToolResultBlock;
-
-export interface AnthropicMessageParam {
-  role: "user" | "assistant";
-  content: string | AnthropicContentBlockParam[];
-}
-
-export interface AnthropicTool {
-  name: string;
-  description?: string;
-  input_schema: Record<string, unknown>;
-}
-
-export type AnthropicToolChoice =
-  | { type: "auto" | "any"; disable_parallel_tool_use?: boolean }
-  | { type: "tool"; name: string; disable_parallel_tool_use?: boolean }
-  | { type: "none" };
-
-export interface AnthropicMessagesRequest {
-  model: string;
-  messages: AnthropicMessageParam[];
-  max_tokens: number;
-  system?: string | AnthropicTextBlock[];
-  stop_sequences?: string[];
-  temperature?: number;
-  top_p?: number;
-  top_k?: number;
-  tools?: AnthropicTool[];
-  tool_choice?: AnthropicToolChoice;
-  metadata?: { user_id?: string };
-  stream?: boolean;
-}
-
-export type AnthropicStopReason =
-  | "end_turn"
-  | "max_tokens"
-  | "stop_sequence"
-  | "tool_use"
-  | "pause_turn"
-  | "refusal"
-  | "model_context_window_exceeded";
-
-export interface AnthropicUsage {
-  input_tokens: number;
-  output_tokens: number;
-  cache_creation_input_tokens?: number | null;
-  cache_read_input_tokens?: number | null;
-}
-
-/** Response content blocks the gateway understands; others are skipped when read. */
-export type AnthropicContentBlock =
-  | { type: "text"; text: string }
-  | { type: "tool_use"; id: string; name: string; input: unknown };
-
-export interface AnthropicMessage {
-  id: string;
-  type: "message";
-  role: "assistant";
-  model: string;
-  content: AnthropicContentBlock[];
-  stop_reason: AnthropicStopReason | null;
-  stop_sequence: string | null;
-  usage: AnthropicUsage;
-}
-
-/** The `{type:"error", error:{type, message}}` body of an HTTP error or an `error` stream event. */
-export interface AnthropicErrorBody {
-  type: "error";
-  error: { type: string; message: string };
-}
-
-// ─── Request: OpenAI → Anthropic ────────────────────────────────────────────
 
 export interface ToAnthropicOptions {
   /** Upstream model id (the route's target). */
@@ -416,90 +308,4 @@ export function toAnthropicToolChoice(choice: ToolChoice | undefined, parallelTo
   } else throw invalid("tool_choice is not valid");
   if (disableParallel) out.disable_parallel_tool_use = true;
   return out;
-}
-
-// ─── Response: Anthropic → OpenAI ───────────────────────────────────────────
-
-export function toOpenAIFinishReason(stopReason: string | null | undefined): FinishReason {
-  switch (stopReason) {
-    case "end_turn":
-    case "stop_sequence":
-    case "pause_turn":
-      return "stop";
-    case "max_tokens":
-    case "model_context_window_exceeded":
-      return "length";
-    case "tool_use":
-      return "tool_calls";
-    case "refusal":
-      return "content_filter";
-    case null:
-    case undefined:
-      return null;
-    default:
-      // A stop reason newer than this code: the turn did end.
-      return "stop";
-  }
-}
-
-function count(value: unknown): number {
-  return typeof value === "number" && Number.isFinite(value) && value >= 0 ? value : 0;
-}
-
-/** Cache writes and reads are prompt tokens too: Anthropic reports them apart from input_tokens. */
-export function toOpenAIUsage(usage: Partial<AnthropicUsage> | undefined): Usage {
-  const prompt = count(usage?.input_tokens) + count(usage?.cache_creation_input_tokens) + count(usage?.cache_read_input_tokens);
-  const completion = count(usage?.output_tokens);
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-export interface FromAnthropicOptions {
-  provider: string;
-  now: () => Date;
-}
-
-/**
- * Reads an upstream Anthropic Message (unknown JSON) into a ChatCompletion.
- * Text blocks are concatenated; tool_use blocks become tool_calls; thinking
- * and server-tool blocks are not exposed. A body that is not a Message is a
- * malformed upstream.
- */
-export function fromAnthropicMessage(body: unknown, options: FromAnthropicOptions): ChatCompletion {
-  const malformed = (what: string) => new UpstreamError("malformed", `${options.provider}: response ${what}`);
-  if (!isRecord(body) || body.type !== "message") throw malformed("is not a message");
-  if (typeof body.id !== "string") throw malformed("has no id");
-  if (!Array.isArray(body.content)) throw malformed("has no content array");
-  let text = "";
-  let sawText = false;
-  const toolCalls: ToolCall[] = [];
-  for (const block of body.content) {
-    if (!isRecord(block)) throw malformed("has a content block that is not an object");
-    if (block.type === "text") {
-      if (typeof block.text !== "string") throw malformed("has a text block without text");
-      text += block.text;
-      sawText = true;
-    } else if (block.type === "tool_use") {
-      if (typeof block.id !== "string" || typeof block.name !== "string") throw malformed("has a tool_use block without id or name");
-      toolCalls.push({ id: block.id, type: "function", function: { name: block.name, arguments: JSON.stringify(block.input ?? {}) } });
-    }
-  }
-  const message: ChatCompletion["choices"][number]["message"] = {
-    role: "assistant",
-    content: sawText || toolCalls.length === 0 ? text : null,
-    refusal: null,
-  };
-  if (toolCalls.length > 0) message.tool_calls = toolCalls;
-  const stopReason = typeof body.stop_reason === "string" ? body.stop_reason : null;
-  return {
-    id: body.id,
-    object: "chat.completion",
-    created: Math.floor(options.now().getTime() / 1000),
-    model: typeof body.model === "string" ? body.model : "",
-    choices: [{ index: 0, message, finish_reason: toOpenAIFinishReason(stopReason) ?? "stop", logprobs: null }],
-    usage: toOpenAIUsage(isRecord(body.usage) ? (body.usage as Partial<AnthropicUsage>) : undefined),
-  };
 }

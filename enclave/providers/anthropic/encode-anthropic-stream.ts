@@ -1,6 +1,9 @@
-import { UpstreamError, type ChatCompletionChunk, type Usage } from "../providers/types.js";
-import { toAnthropicMessageId, toAnthropicStopReason, toAnthropicUsage } from "./anthropic-to-openai.js";
-import type { AnthropicStopReason } from "./openai-to-anthropic.js";
+import type { ChatCompletionChunk, Usage } from "../canonical/types.js";
+import { UpstreamError } from "../types.js";
+import type { AnthropicStopReason } from "./anthropic-api-types.js";
+import { toAnthropicMessageId } from "./convert-to-anthropic-message.js";
+import { toAnthropicStopReason } from "./map-anthropic-stop-reason.js";
+import { toAnthropicUsage } from "./map-anthropic-usage.js";
 
 /**
  * Maps OpenAI chat.completion.chunk objects to the Anthropic Messages SSE

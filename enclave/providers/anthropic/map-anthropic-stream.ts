@@ -1,5 +1,7 @@
-import { UpstreamError, type ChatCompletionChunk, type FinishReason, type Usage } from "../providers/types.js";
-import { toOpenAIFinishReason, toOpenAIUsage } from "./openai-to-anthropic.js";
+import type { ChatCompletionChunk, FinishReason, Usage } from "../canonical/types.js";
+import { UpstreamError } from "../types.js";
+import { toOpenAIFinishReason } from "./map-anthropic-stop-reason.js";
+import { toOpenAIUsage } from "./map-anthropic-usage.js";
 
 /**
  * Maps Anthropic Messages stream events (the parsed `data` of each SSE event)

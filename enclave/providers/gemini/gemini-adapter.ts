@@ -1,20 +1,16 @@
-import { upstreamBody } from "../http/node-body.js";
 import { randomUUID } from "node:crypto";
-import { GatewayError } from "../errors.js";
-import { createGeminiStreamMapper } from "../translate/gemini-stream.js";
-import { fromGeminiResponse, toGeminiRequest } from "../translate/openai-to-gemini.js";
-import { networkError, postJson, readJson } from "./http.js";
-import { parseEventJson, readSse } from "./sse.js";
-import {
-  UpstreamError,
-  type ChatCompletion,
-  type ChatCompletionChunk,
-  type ChatRequest,
-  type EmbeddingsRequest,
-  type EmbeddingsResponse,
-  type ProviderAdapter,
-  type ProviderCallContext,
-} from "./types.js";
+import { upstreamBody } from "../../http/node-body.js";
+import { GatewayError } from "../../errors.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse } from "../canonical/types.js";
+import { float32Base64 } from "../shared/float32-base64.js";
+import { parseEventJson, readSse, type SseEvent } from "../shared/read-sse.js";
+import { streamReadFailure, withoutSyntaxCause } from "../shared/stream-read-failure.js";
+import { postJson, readJson } from "../shared/upstream-http.js";
+import { UpstreamError, type ProviderAdapter, type ProviderCallContext } from "../types.js";
+import { fromGeminiResponse } from "./convert-from-gemini-response.js";
+import { embeddingInputs, embeddingTokens, embeddingVectors } from "./convert-gemini-embeddings.js";
+import { toGeminiRequest } from "./convert-to-gemini-request.js";
+import { createGeminiStreamMapper } from "./map-gemini-stream.js";
 
 /**
  * Google Gemini API (generativelanguage.googleapis.com, v1beta REST).
@@ -42,8 +38,6 @@ export const GEMINI_DEFAULT_BASE_URL = "https://generativelanguage.googleapis.co
 
 /** BatchEmbedContentsRequest refuses more than 100 requests ("at most 100 requests can be in one batch"). */
 export const GEMINI_MAX_EMBED_BATCH = 100;
-/** OpenAI's own bound on inputs per embeddings request. */
-const MAX_EMBED_INPUTS = 2048;
 
 /**
  * The model is a URL path segment, so it is restricted to the characters
@@ -98,7 +92,7 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
         provider: name,
       });
     } catch (err) {
-      throw scrub(err);
+      throw withoutSyntaxCause(err);
     }
   }
 
@@ -117,7 +111,7 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
     try {
       response = await postJson(ctx, name, `${methodUrl(model, "streamGenerateContent")}?alt=sse`, body, await headers(), GEMINI_RETRY);
     } catch (err) {
-      throw scrub(err);
+      throw withoutSyntaxCause(err);
     }
     const type = response.headers.get("content-type") ?? "";
     if (!/^text\/event-stream\b/i.test(type)) {
@@ -125,23 +119,27 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
       throw new UpstreamError("malformed", `${name}: stream response is not text/event-stream`);
     }
     const events = readSse(upstreamBody(response), options.maxSseEventBytes === undefined ? {} : { maxEventBytes: options.maxSseEventBytes });
+    let yielded = 0;
     try {
       for (;;) {
-        let next: IteratorResult<{ event: string | undefined; data: string; id: string | undefined }>;
+        let next: IteratorResult<SseEvent>;
         try {
           next = await events.next();
         } catch (err) {
-          throw streamFailure(ctx, name, err);
+          throw streamReadFailure(ctx, name, err, yielded > 0);
         }
         if (next.done) break;
         let chunks: ChatCompletionChunk[];
         try {
           chunks = mapper.push(parseEventJson(next.value, name));
         } catch (err) {
-          throw scrub(err);
+          throw withoutSyntaxCause(err);
         }
         // Each chunk goes out as soon as its event is in: nothing is held back.
-        for (const chunk of chunks) yield chunk;
+        for (const chunk of chunks) {
+          yielded++;
+          yield chunk;
+        }
       }
     } finally {
       // Runs on the end, on an error, and when the consumer stops early (the
@@ -184,7 +182,7 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
         promptTokens += embeddingTokens(json);
       }
     } catch (err) {
-      throw scrub(err);
+      throw withoutSyntaxCause(err);
     }
     // batchEmbedContents reports no token counts on most models; when it
     // does not, usage is 0 rather than a guess.
@@ -199,66 +197,4 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
     chatStream,
     embeddings,
   };
-}
-
-function embeddingInputs(request: EmbeddingsRequest): string[] {
-  const input: unknown = request.input;
-  const list = typeof input === "string" ? [input] : input;
-  if (!Array.isArray(list) || list.length === 0) throw new GatewayError("invalid_request", "input must be a string or a non-empty array of strings");
-  if (!list.every((item) => typeof item === "string")) {
-    throw new GatewayError("unsupported_capability", "Gemini embeddings take text; token-id arrays are not supported");
-  }
-  if (list.length > MAX_EMBED_INPUTS) throw new GatewayError("invalid_request", `input may hold at most ${MAX_EMBED_INPUTS} strings`);
-  return list as string[];
-}
-
-function embeddingVectors(json: unknown, expected: number, provider: string): number[][] {
-  const embeddings = typeof json === "object" && json !== null ? (json as Record<string, unknown>).embeddings : undefined;
-  if (!Array.isArray(embeddings) || embeddings.length !== expected) {
-    throw new UpstreamError("malformed", `${provider}: batchEmbedContents answer does not match the request`);
-  }
-  return embeddings.map((e: unknown) => {
-    const values = typeof e === "object" && e !== null ? (e as Record<string, unknown>).values : undefined;
-    if (!Array.isArray(values) || !values.every((v) => typeof v === "number" && Number.isFinite(v))) {
-      throw new UpstreamError("malformed", `${provider}: embedding values are not numbers`);
-    }
-    return values as number[];
-  });
-}
-
-function embeddingTokens(json: unknown): number {
-  const usage = typeof json === "object" && json !== null ? (json as Record<string, unknown>).usageMetadata : undefined;
-  const count = typeof usage === "object" && usage !== null ? (usage as Record<string, unknown>).promptTokenCount : undefined;
-  return typeof count === "number" && Number.isInteger(count) && count >= 0 ? count : 0;
-}
-
-/** OpenAI's base64 encoding: the float32 little-endian bytes of the vector. */
-export function float32Base64(values: number[]): string {
-  const view = new DataView(new ArrayBuffer(values.length * 4));
-  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
-  return Buffer.from(view.buffer).toString("base64");
-}
-
-/**
- * A failure while reading the stream body: the client's abort or a timeout
- * as such, our own errors unchanged, anything else (socket reset, TLS error)
- * as a connection lost mid-stream.
- */
-function streamFailure(ctx: ProviderCallContext, provider: string, err: unknown): UpstreamError {
-  if (ctx.signal.aborted || err instanceof UpstreamError) return scrub(networkError(ctx, provider, err)) as UpstreamError;
-  return new UpstreamError("connect", `${provider}: upstream connection lost mid-stream`, undefined, undefined, { cause: err });
-}
-
-/**
- * JSON.parse's SyntaxError quotes the text it failed on (V8: `Unexpected
- * token 'X', "<first ~10 chars>"... is not valid JSON`), and a provider body
- * may echo the prompt. http.ts and sse.ts no longer attach it as `cause`;
- * this keeps the guarantee local should that regress (the canary tests in
- * gemini-errors.test.ts pin it). Kind, message and status are kept.
- */
-function scrub(err: unknown): unknown {
-  if (err instanceof UpstreamError && err.cause instanceof SyntaxError) {
-    return new UpstreamError(err.kind, err.message, err.status, err.retryAfterSeconds);
-  }
-  return err;
 }

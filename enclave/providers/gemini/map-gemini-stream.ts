@@ -1,5 +1,8 @@
-import { UpstreamError, type ChatCompletionChunk, type FinishReason, type Usage } from "../providers/types.js";
-import { completionId, malformed, mapFinishReason, mapUsage, promptBlocked, readParts, toolCallId } from "./openai-to-gemini.js";
+import type { ChatCompletionChunk, FinishReason, Usage } from "../canonical/types.js";
+import { UpstreamError } from "../types.js";
+import { mapFinishReason } from "./map-gemini-finish-reason.js";
+import { mapUsage } from "./map-gemini-usage.js";
+import { completionId, malformed, promptBlocked, readParts, toolCallId } from "./read-gemini-response.js";
 
 /**
  * Maps the events of `streamGenerateContent?alt=sse` (each one a whole

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { GatewayError } from "../errors.js";
-import { networkError } from "./http.js";
+import { GatewayError } from "../../errors.js";
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -11,12 +10,15 @@ import type {
   FinishReason,
   ImagesRequest,
   ImagesResponse,
-  ProviderAdapter,
-  ProviderCallContext,
   ToolCall,
   ToolDefinition,
   Usage,
-} from "./types.js";
+} from "../canonical/types.js";
+import { float32Base64 } from "../shared/float32-base64.js";
+import { networkError } from "../shared/upstream-http.js";
+import type { ProviderAdapter, ProviderCallContext } from "../types.js";
+import { argumentsFromSchema } from "./arguments-from-schema.js";
+import { localImages } from "./local-images.js";
 
 /**
  * The built-in `local` model. IT IS NOT AN LLM: it understands nothing and
@@ -89,9 +91,6 @@ export const LOCAL_ECHO_MAX_CHARS = 256;
 export const LOCAL_EMBEDDING_DIMENSIONS = 8;
 const MAX_EMBEDDING_DIMENSIONS = 256;
 const MAX_EMBEDDING_INPUTS = 2048;
-const MAX_IMAGES = 10;
-const PNG_SIDE = 8;
-const SCHEMA_MAX_DEPTH = 8;
 
 export function createLocalAdapter(options: LocalAdapterOptions = {}): ProviderAdapter {
   const name = options.name ?? "local";
@@ -281,63 +280,6 @@ function usage(prompt: number, completion: number): Usage {
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
-/**
- * Tool arguments from a JSON schema: an object holding each *required*
- * property (optional ones are left out), valued by {@link valueFromSchema}.
- * A missing or non-object schema gives `{}`.
- */
-export function argumentsFromSchema(schema: unknown, text: string): Record<string, unknown> {
-  const value = valueFromSchema(schema, text, 0);
-  return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
-}
-
-/**
- * `const` → it; `enum` → its first value; by `type` (the first non-"null"
- * one of a list): string → the echo, number/integer → 0, boolean → false,
- * array → [], null → null, object → required properties only. A schema
- * without `type` is an object when it has `properties`, the first branch of
- * `anyOf`/`oneOf` when it has one, otherwise null. `$ref` is not resolved
- * (null). Depth is bounded.
- */
-function valueFromSchema(schema: unknown, text: string, depth: number): unknown {
-  if (depth > SCHEMA_MAX_DEPTH || typeof schema !== "object" || schema === null || Array.isArray(schema)) return null;
-  const s = schema as Record<string, unknown>;
-  if ("const" in s) return s["const"];
-  if (Array.isArray(s["enum"]) && s["enum"].length > 0) return s["enum"][0];
-  let type = s["type"];
-  if (Array.isArray(type)) type = type.find((t) => t !== "null") ?? "null";
-  if (type === undefined) {
-    if (typeof s["properties"] === "object" && s["properties"] !== null) type = "object";
-    else {
-      const branches = Array.isArray(s["anyOf"]) ? s["anyOf"] : Array.isArray(s["oneOf"]) ? s["oneOf"] : undefined;
-      return branches && branches.length > 0 ? valueFromSchema(branches[0], text, depth + 1) : null;
-    }
-  }
-  switch (type) {
-    case "string":
-      return text;
-    case "number":
-    case "integer":
-      return 0;
-    case "boolean":
-      return false;
-    case "array":
-      return [];
-    case "object": {
-      const properties = (typeof s["properties"] === "object" && s["properties"] !== null ? s["properties"] : {}) as Record<string, unknown>;
-      const required = Array.isArray(s["required"]) ? s["required"].filter((r): r is string => typeof r === "string") : [];
-      const out: Record<string, unknown> = {};
-      for (const key of required) {
-        const sub = Object.prototype.hasOwnProperty.call(properties, key) ? properties[key] : undefined;
-        Object.defineProperty(out, key, { value: valueFromSchema(sub, text, depth + 1), enumerable: true, writable: true, configurable: true });
-      }
-      return out;
-    }
-    default:
-      return null;
-  }
-}
-
 // ─── Text helpers ────────────────────────────────────────────────────────────
 
 function contentText(content: unknown): string {
@@ -463,100 +405,4 @@ export function embedBytes(bytes: Uint8Array, dims: number): number[] {
   }
   const norm = Math.sqrt(raw.reduce((sum, x) => sum + x * x, 0)) || 1;
   return raw.map((x) => Math.fround(x / norm));
-}
-
-function float32Base64(vector: number[]): string {
-  const buf = Buffer.alloc(vector.length * 4);
-  vector.forEach((x, i) => buf.writeFloatLE(x, i * 4));
-  return buf.toString("base64");
-}
-
-// ─── Images ──────────────────────────────────────────────────────────────────
-
-function localImages(request: ImagesRequest, created: number): ImagesResponse {
-  if (typeof request !== "object" || request === null || typeof request.prompt !== "string") throw invalid("prompt must be a string");
-  const n = request.n ?? 1;
-  if (!Number.isInteger(n) || n < 1 || n > MAX_IMAGES) throw invalid(`n must be an integer in 1…${MAX_IMAGES}`);
-  const format = request.response_format ?? "b64_json";
-  if (format !== "b64_json" && format !== "url") throw invalid('response_format must be "url" or "b64_json"');
-  const data = Array.from({ length: n }, (_, index) => {
-    const b64 = localPng(request.prompt, index).toString("base64");
-    return format === "url" ? { url: `data:image/png;base64,${b64}` } : { b64_json: b64 };
-  });
-  return { created, data };
-}
-
-/** An 8×8 8-bit RGB PNG (ISO/IEC 15948) whose pixels derive from the prompt and index. */
-export function localPng(prompt: string, index: number): Buffer {
-  const seed = createHash("sha256").update(prompt, "utf8").update(Buffer.from([0])).update(String(index)).digest();
-  const rowBytes = PNG_SIDE * 3;
-  const pixels = Buffer.alloc(PNG_SIDE * rowBytes);
-  for (let block = 0, at = 0; at < pixels.length; block++) {
-    const prefix = Buffer.alloc(4);
-    prefix.writeUInt32BE(block);
-    const digest = createHash("sha256").update(prefix).update(seed).digest();
-    at += digest.copy(pixels, at);
-  }
-  // Each scanline starts with filter type 0 (None), PNG §9.2.
-  const raw = Buffer.alloc(PNG_SIDE * (rowBytes + 1));
-  for (let y = 0; y < PNG_SIDE; y++) pixels.copy(raw, y * (rowBytes + 1) + 1, y * rowBytes, (y + 1) * rowBytes);
-
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(PNG_SIDE, 0);
-  ihdr.writeUInt32BE(PNG_SIDE, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 2; // colour type: truecolour
-  // compression 0, filter 0, interlace 0 already zero
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    pngChunk("IHDR", ihdr),
-    pngChunk("IDAT", zlibStored(raw)),
-    pngChunk("IEND", Buffer.alloc(0)),
-  ]);
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, "ascii");
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])));
-  return Buffer.concat([head, data, crc]);
-}
-
-/** A zlib stream (RFC 1950) with one stored deflate block (RFC 1951 §3.2.4); fine below 64 KiB. */
-function zlibStored(data: Buffer): Buffer {
-  const header = Buffer.from([0x78, 0x01]);
-  const block = Buffer.alloc(5);
-  block[0] = 0x01; // BFINAL=1, BTYPE=00
-  block.writeUInt16LE(data.length, 1);
-  block.writeUInt16LE(~data.length & 0xffff, 3);
-  const adler = Buffer.alloc(4);
-  adler.writeUInt32BE(adler32(data));
-  return Buffer.concat([header, block, data, adler]);
-}
-
-function adler32(data: Uint8Array): number {
-  let a = 1;
-  let b = 0;
-  for (const byte of data) {
-    a = (a + byte) % 65521;
-    b = (b + a) % 65521;
-  }
-  return ((b << 16) | a) >>> 0;
-}
-
-let crcTable: Uint32Array | undefined;
-function crc32(data: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let crc = 0xffffffff;
-  for (const byte of data) crc = crcTable[(crc ^ byte) & 0xff]! ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
 }

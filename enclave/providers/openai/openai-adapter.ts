@@ -1,20 +1,20 @@
-import { upstreamBody } from "../http/node-body.js";
-import { GatewayError } from "../errors.js";
-import { networkError, postJson, readJson } from "./http.js";
-import { parseEventJson, readSse } from "./sse.js";
-import {
-  UpstreamError,
-  type ChatCompletion,
-  type ChatCompletionChunk,
-  type ChatRequest,
-  type EmbeddingsRequest,
-  type EmbeddingsResponse,
-  type ImagesRequest,
-  type ImagesResponse,
-  type ProviderAdapter,
-  type ProviderCallContext,
-  type ProviderInfo,
-} from "./types.js";
+import { upstreamBody } from "../../http/node-body.js";
+import { GatewayError } from "../../errors.js";
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatRequest,
+  EmbeddingsRequest,
+  EmbeddingsResponse,
+  ImagesRequest,
+  ImagesResponse,
+} from "../canonical/types.js";
+import { parseEventJson, readSse } from "../shared/read-sse.js";
+import { streamReadFailure } from "../shared/stream-read-failure.js";
+import { networkError, postJson, readJson } from "../shared/upstream-http.js";
+import { UpstreamError, type ProviderAdapter, type ProviderCallContext, type ProviderInfo } from "../types.js";
+import { checkHeaders, normalizeBaseUrl } from "./check-openai-options.js";
+import { checkChatCompletion, checkChunk, checkEmbeddings, checkImages } from "./check-openai-response.js";
 
 /**
  * Adapter for OpenAI and for every endpoint that speaks its wire format
@@ -150,207 +150,11 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
         yield chunk;
       }
     } catch (cause) {
-      if (cause instanceof UpstreamError) throw cause;
-      // The body broke while being read (reset, abort, timeout). Before the
-      // first chunk nothing has reached the client, so it counts as a
-      // connect failure (retryable); after it the answer is truncated.
-      const mapped = networkError(ctx, name, cause);
-      if (mapped.kind === "connect" && yielded > 0) {
-        throw new UpstreamError("malformed", `${name}: stream cut off before [DONE]`, undefined, undefined, { cause });
-      }
-      throw mapped;
+      throw streamReadFailure(ctx, name, cause, yielded > 0);
     }
     if (!done) {
       if (ctx.signal.aborted) throw networkError(ctx, name, ctx.signal.reason);
       throw new UpstreamError("malformed", `${name}: stream ended without [DONE]`);
     }
   }
-}
-
-// ─── Configuration guards ────────────────────────────────────────────────────
-
-function normalizeBaseUrl(value: unknown): string {
-  if (typeof value !== "string") throw new TypeError('"baseUrl" expected a string');
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new TypeError(`"baseUrl" expected an absolute URL, got ${JSON.stringify(value)}`);
-  }
-  if (url.protocol !== "https:" && url.protocol !== "http:") {
-    throw new TypeError(`"baseUrl" expected http: or https:, got ${url.protocol}`);
-  }
-  if (url.search !== "" || url.hash !== "") throw new TypeError('"baseUrl" must not carry a query or fragment');
-  if (url.username !== "" || url.password !== "") throw new TypeError('"baseUrl" must not carry credentials');
-  return url.href.replace(/\/+$/, "");
-}
-
-function checkHeaders(headers: Record<string, string>): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [key, value] of Object.entries(headers)) {
-    const lower = key.toLowerCase();
-    if (!/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(lower)) throw new TypeError(`"extraHeaders" has an invalid header name ${JSON.stringify(key)}`);
-    if (typeof value !== "string" || /[\r\n\0]/.test(value)) throw new TypeError(`"extraHeaders.${key}" expected a single-line string`);
-    if (lower === "authorization" || lower === "content-type" || lower === "content-length" || lower === "host") {
-      throw new TypeError(`"extraHeaders" may not set ${lower}`);
-    }
-    result[lower] = value;
-  }
-  return result;
-}
-
-// ─── Response shape checks ───────────────────────────────────────────────────
-//
-// Enough to make the contract types true and to keep a confused or hostile
-// upstream from handing the gateway something it would trip over: the
-// fields the types declare must be there with the right JSON type; every
-// other field passes through. Messages name the field, never its value
-// (upstream text may echo the prompt).
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function malformed(provider: string, what: string): UpstreamError {
-  return new UpstreamError("malformed", `${provider}: ${what}`);
-}
-
-function expectString(obj: Json, key: string, provider: string, where: string): void {
-  if (typeof obj[key] !== "string") throw malformed(provider, `${where}.${key} is not a string`);
-}
-
-function expectNumber(obj: Json, key: string, provider: string, where: string): void {
-  if (typeof obj[key] !== "number" || !Number.isFinite(obj[key])) throw malformed(provider, `${where}.${key} is not a number`);
-}
-
-function optional(obj: Json, key: string, types: readonly string[], provider: string, where: string): void {
-  const value = obj[key];
-  if (value === undefined) return;
-  const type = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
-  if (!types.includes(type)) throw malformed(provider, `${where}.${key} has the wrong type`);
-}
-
-function checkUsage(obj: Json, key: string, provider: string, where: string, allowNull: boolean): void {
-  const usage = obj[key];
-  if (usage === undefined || (allowNull && usage === null)) return;
-  if (!isObject(usage)) throw malformed(provider, `${where}.${key} is not an object`);
-  for (const field of ["prompt_tokens", "completion_tokens", "total_tokens"]) {
-    expectNumber(usage, field, provider, `${where}.${key}`);
-  }
-}
-
-/** An in-band error object: OpenAI and OpenRouter send these with HTTP 200, in streams too. */
-function checkInBandError(obj: Json, provider: string): void {
-  if (obj["error"] !== undefined && obj["error"] !== null) {
-    throw new UpstreamError("status", `${provider}: upstream reported an error in the response body`);
-  }
-}
-
-/**
- * A completion and a stream chunk share their shape: top-level id, created,
- * model and choices, each choice with a `message` (completion) or a `delta`
- * (chunk). One walk checks both.
- */
-function checkChoicesShape(value: unknown, provider: string, kind: "completion" | "chunk"): Json {
-  const label = kind === "completion" ? "completion" : "stream chunk";
-  if (!isObject(value)) throw malformed(provider, `${label} is not a JSON object`);
-  checkInBandError(value, provider);
-  expectString(value, "id", provider, kind);
-  expectNumber(value, "created", provider, kind);
-  expectString(value, "model", provider, kind);
-  optional(value, "object", ["string"], provider, kind);
-  const choices = value["choices"];
-  if (!Array.isArray(choices)) throw malformed(provider, `${kind}.choices is not an array`);
-  const field = kind === "completion" ? "message" : "delta";
-  const isDelta = kind === "chunk";
-  choices.forEach((choice: unknown, i) => {
-    const where = `${kind}.choices[${i}]`;
-    if (!isObject(choice)) throw malformed(provider, `${where} is not an object`);
-    expectNumber(choice, "index", provider, where);
-    optional(choice, "finish_reason", ["string", "null"], provider, where);
-    const body = choice[field];
-    if (!isObject(body)) throw malformed(provider, `${where}.${field} is not an object`);
-    optional(body, "role", ["string"], provider, `${where}.${field}`);
-    optional(body, "content", ["string", "null"], provider, `${where}.${field}`);
-    optional(body, "refusal", ["string", "null"], provider, `${where}.${field}`);
-    checkToolCalls(body, provider, `${where}.${field}`, isDelta);
-  });
-  checkUsage(value, "usage", provider, kind, isDelta);
-  return value;
-}
-
-function checkChatCompletion(value: unknown, provider: string): ChatCompletion {
-  return checkChoicesShape(value, provider, "completion") as unknown as ChatCompletion;
-}
-
-function checkChunk(value: unknown, provider: string): ChatCompletionChunk {
-  return checkChoicesShape(value, provider, "chunk") as unknown as ChatCompletionChunk;
-}
-
-function checkToolCalls(holder: Json, provider: string, where: string, isDelta: boolean): void {
-  const calls = holder["tool_calls"];
-  if (calls === undefined || calls === null) return;
-  if (!Array.isArray(calls)) throw malformed(provider, `${where}.tool_calls is not an array`);
-  calls.forEach((call: unknown, i) => {
-    const at = `${where}.tool_calls[${i}]`;
-    if (!isObject(call)) throw malformed(provider, `${at} is not an object`);
-    const fn = call["function"];
-    if (isDelta) {
-      expectNumber(call, "index", provider, at);
-      optional(call, "id", ["string"], provider, at);
-      optional(call, "type", ["string"], provider, at);
-      if (fn === undefined) return;
-      if (!isObject(fn)) throw malformed(provider, `${at}.function is not an object`);
-      optional(fn, "name", ["string"], provider, `${at}.function`);
-      optional(fn, "arguments", ["string"], provider, `${at}.function`);
-    } else {
-      expectString(call, "id", provider, at);
-      optional(call, "type", ["string"], provider, at);
-      if (!isObject(fn)) throw malformed(provider, `${at}.function is not an object`);
-      expectString(fn, "name", provider, `${at}.function`);
-      expectString(fn, "arguments", provider, `${at}.function`);
-    }
-  });
-}
-
-function checkEmbeddings(value: unknown, provider: string): EmbeddingsResponse {
-  if (!isObject(value)) throw malformed(provider, "embeddings response is not a JSON object");
-  checkInBandError(value, provider);
-  optional(value, "object", ["string"], provider, "embeddings");
-  expectString(value, "model", provider, "embeddings");
-  const data = value["data"];
-  if (!Array.isArray(data)) throw malformed(provider, "embeddings.data is not an array");
-  data.forEach((item: unknown, i) => {
-    const where = `embeddings.data[${i}]`;
-    if (!isObject(item)) throw malformed(provider, `${where} is not an object`);
-    expectNumber(item, "index", provider, where);
-    const embedding = item["embedding"];
-    const ok =
-      typeof embedding === "string" ||
-      (Array.isArray(embedding) && embedding.every((x) => typeof x === "number" && Number.isFinite(x)));
-    if (!ok) throw malformed(provider, `${where}.embedding is neither a number array nor a base64 string`);
-  });
-  const usage = value["usage"];
-  if (!isObject(usage)) throw malformed(provider, "embeddings.usage is not an object");
-  expectNumber(usage, "prompt_tokens", provider, "embeddings.usage");
-  expectNumber(usage, "total_tokens", provider, "embeddings.usage");
-  return value as unknown as EmbeddingsResponse;
-}
-
-function checkImages(value: unknown, provider: string): ImagesResponse {
-  if (!isObject(value)) throw malformed(provider, "images response is not a JSON object");
-  checkInBandError(value, provider);
-  expectNumber(value, "created", provider, "images");
-  const data = value["data"];
-  if (!Array.isArray(data)) throw malformed(provider, "images.data is not an array");
-  data.forEach((item: unknown, i) => {
-    const where = `images.data[${i}]`;
-    if (!isObject(item)) throw malformed(provider, `${where} is not an object`);
-    optional(item, "url", ["string"], provider, where);
-    optional(item, "b64_json", ["string"], provider, where);
-    optional(item, "revised_prompt", ["string"], provider, where);
-  });
-  return value as unknown as ImagesResponse;
 }

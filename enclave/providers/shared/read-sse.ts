@@ -1,6 +1,6 @@
 import { createParser, type EventSourceMessage } from "eventsource-parser";
-import type { UpstreamBody } from "../http/node-body.js";
-import { UpstreamError } from "./types.js";
+import type { UpstreamBody } from "../../http/node-body.js";
+import { UpstreamError } from "../types.js";
 
 /**
  * Reads an upstream Server-Sent Events body (WHATWG HTML §9.2) with

@@ -1,6 +1,6 @@
 import type { Readable } from "node:stream";
-import { takeNodeBody } from "../http/node-body.js";
-import { providerDetails, UpstreamError, type ProviderCallContext } from "./types.js";
+import { takeNodeBody } from "../../http/node-body.js";
+import { providerDetails, UpstreamError, type ProviderCallContext } from "../types.js";
 
 /** Largest non-streamed upstream JSON body the gateway will read. */
 export const MAX_UPSTREAM_JSON_BYTES = 32 * 1024 * 1024;

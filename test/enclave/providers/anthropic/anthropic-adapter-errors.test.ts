@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { createAnthropicAdapter } from "../../../enclave/providers/anthropic.js";
-import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderCallContext } from "../../../enclave/providers/types.js";
-import { startMockAnthropic, type MockAnthropic, type MockAnthropicScenario } from "../../helpers/mock-anthropic.js";
+import { createAnthropicAdapter } from "../../../../enclave/providers/anthropic/anthropic-adapter.js";
+import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderCallContext } from "../../../../enclave/providers/types.js";
+import { startMockAnthropic, type MockAnthropic, type MockAnthropicScenario } from "../../../helpers/mock-anthropic.js";
 
 /**
  * Error mapping of the Anthropic adapter. Every prompt carries a canary, the
@@ -133,10 +133,13 @@ describe("stream faults", () => {
     expect(err.kind).toBe("malformed");
   });
 
-  test("socket destroyed mid-stream → connect (connection lost), after the first chunks", async () => {
+  test("socket destroyed mid-stream → malformed (connection lost, truncated), after the first chunks", async () => {
     const received: ChatCompletionChunk[] = [];
     const err = await streamFailure({ content: [{ type: "text", text: "will be cut off" }], destroyAfterEvents: 4 }, undefined, received);
-    expect(err.kind).toBe("connect");
+    // One mapping for every adapter (shared/stream-read-failure.ts): after a
+    // chunk was delivered the answer is truncated, never retryable.
+    expect(err.kind).toBe("malformed");
+    expect(err.retryable).toBe(false);
     expect(err.message).toContain("mid-stream");
     expect(received.length).toBeGreaterThanOrEqual(2);
   });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import { GatewayError } from "../../../enclave/errors.js";
-import { createAnthropicAdapter } from "../../../enclave/providers/anthropic.js";
-import type { ChatCompletionChunk, ChatRequest, ProviderCallContext } from "../../../enclave/providers/types.js";
-import { startMockAnthropic, type MockAnthropic } from "../../helpers/mock-anthropic.js";
+import { GatewayError } from "../../../../enclave/errors.js";
+import { createAnthropicAdapter } from "../../../../enclave/providers/anthropic/anthropic-adapter.js";
+import type { ChatCompletionChunk, ChatRequest, ProviderCallContext } from "../../../../enclave/providers/types.js";
+import { startMockAnthropic, type MockAnthropic } from "../../../helpers/mock-anthropic.js";
 
 const NOW = new Date("2025-03-04T05:06:07Z");
 const CREATED = NOW.getTime() / 1000;

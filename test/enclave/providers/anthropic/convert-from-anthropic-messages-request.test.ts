@@ -1,15 +1,12 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { GatewayError } from "../../../enclave/errors.js";
-import { UpstreamError, type ChatCompletion } from "../../../enclave/providers/types.js";
-import {
-  anthropicRequestToOpenAI,
-  completionToAnthropicMessage,
-  toAnthropicMessageId,
-  toAnthropicStopReason,
-  toAnthropicUsage,
-} from "../../../enclave/translate/anthropic-to-openai.js";
-import { startMockAnthropic, type MockAnthropic } from "../../helpers/mock-anthropic.js";
+import { GatewayError } from "../../../../enclave/errors.js";
+import { UpstreamError, type ChatCompletion } from "../../../../enclave/providers/types.js";
+import { anthropicRequestToOpenAI } from "../../../../enclave/providers/anthropic/convert-from-anthropic-messages-request.js";
+import { completionToAnthropicMessage, toAnthropicMessageId } from "../../../../enclave/providers/anthropic/convert-to-anthropic-message.js";
+import { toAnthropicStopReason } from "../../../../enclave/providers/anthropic/map-anthropic-stop-reason.js";
+import { toAnthropicUsage } from "../../../../enclave/providers/anthropic/map-anthropic-usage.js";
+import { startMockAnthropic, type MockAnthropic } from "../../../helpers/mock-anthropic.js";
 
 const CANARY = "CANARY-reverse-5b1e";
 const PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";

@@ -1,16 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import { GatewayError } from "../../../enclave/errors.js";
-import { UpstreamError, type ChatMessage, type ChatRequest } from "../../../enclave/providers/types.js";
-import {
-  JSON_OBJECT_INSTRUCTION,
-  fromAnthropicMessage,
-  jsonSchemaInstruction,
-  toAnthropicRequest,
-  toOpenAIFinishReason,
-  toOpenAIUsage,
-  type AnthropicMessagesRequest,
-} from "../../../enclave/translate/openai-to-anthropic.js";
+import { GatewayError } from "../../../../enclave/errors.js";
+import { UpstreamError, type ChatMessage, type ChatRequest } from "../../../../enclave/providers/types.js";
+import type { AnthropicMessagesRequest } from "../../../../enclave/providers/anthropic/anthropic-api-types.js";
+import { fromAnthropicMessage } from "../../../../enclave/providers/anthropic/convert-from-anthropic-message.js";
+import { JSON_OBJECT_INSTRUCTION, jsonSchemaInstruction, toAnthropicRequest } from "../../../../enclave/providers/anthropic/convert-to-anthropic-messages-request.js";
+import { toOpenAIFinishReason } from "../../../../enclave/providers/anthropic/map-anthropic-stop-reason.js";
+import { toOpenAIUsage } from "../../../../enclave/providers/anthropic/map-anthropic-usage.js";
 
 const OPTS = { model: "claude-up", defaultMaxTokens: 4096, stream: false };
 const CANARY = "CANARY-7f3a9c-do-not-leak";

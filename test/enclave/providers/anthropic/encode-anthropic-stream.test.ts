@@ -1,14 +1,14 @@
 import Anthropic from "@anthropic-ai/sdk";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { UpstreamError, type ChatCompletionChunk, type Usage } from "../../../enclave/providers/types.js";
+import { UpstreamError, type ChatCompletionChunk, type Usage } from "../../../../enclave/providers/types.js";
 import {
   OpenAIToAnthropicStreamMapper,
   anthropicErrorEvent,
   formatAnthropicSse,
   type AnthropicSseEvent,
-} from "../../../enclave/translate/openai-stream-to-anthropic.js";
-import { frameEvent, startMockAnthropic, type MockAnthropic } from "../../helpers/mock-anthropic.js";
+} from "../../../../enclave/providers/anthropic/encode-anthropic-stream.js";
+import { frameEvent, startMockAnthropic, type MockAnthropic } from "../../../helpers/mock-anthropic.js";
 
 type Delta = ChatCompletionChunk["choices"][number]["delta"];
 

@@ -1,8 +1,8 @@
 import fc from "fast-check";
 import { describe, expect, test } from "vitest";
-import { UpstreamError, type ChatCompletionChunk } from "../../../enclave/providers/types.js";
-import { AnthropicStreamMapper, streamErrorStatus } from "../../../enclave/translate/anthropic-stream.js";
-import { mockEvents, type MockContentBlock } from "../../helpers/mock-anthropic.js";
+import { UpstreamError, type ChatCompletionChunk } from "../../../../enclave/providers/types.js";
+import { AnthropicStreamMapper, streamErrorStatus } from "../../../../enclave/providers/anthropic/map-anthropic-stream.js";
+import { mockEvents, type MockContentBlock } from "../../../helpers/mock-anthropic.js";
 
 const NOW = new Date("2025-06-01T00:00:00Z");
 const CREATED = NOW.getTime() / 1000;

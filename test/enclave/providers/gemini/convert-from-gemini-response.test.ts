@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { UpstreamError } from "../../../enclave/providers/types.js";
-import { fromGeminiResponse, mapFinishReason, mapUsage } from "../../../enclave/translate/openai-to-gemini.js";
+import { UpstreamError } from "../../../../enclave/providers/types.js";
+import { fromGeminiResponse } from "../../../../enclave/providers/gemini/convert-from-gemini-response.js";
+import { mapFinishReason } from "../../../../enclave/providers/gemini/map-gemini-finish-reason.js";
+import { mapUsage } from "../../../../enclave/providers/gemini/map-gemini-usage.js";
 
 const meta = { fallbackId: "chatcmpl-fallback", created: 1_700_000_000, model: "gemini-2.5-flash", provider: "gemini" };
 const candidate = (parts: unknown[], finishReason = "STOP", index = 0) => ({ content: { parts, role: "model" }, finishReason, index });

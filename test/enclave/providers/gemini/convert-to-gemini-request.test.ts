@@ -1,8 +1,9 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "../../../enclave/errors.js";
-import type { ChatMessage, ChatRequest } from "../../../enclave/providers/types.js";
-import { toGeminiRequest, toGeminiSchema, toolResponseObject, UNKNOWN_IMAGE_MIME } from "../../../enclave/translate/openai-to-gemini.js";
+import { GatewayError } from "../../../../enclave/errors.js";
+import type { ChatMessage, ChatRequest } from "../../../../enclave/providers/types.js";
+import { toGeminiSchema } from "../../../../enclave/providers/gemini/convert-json-schema-to-gemini.js";
+import { toGeminiRequest, toolResponseObject, UNKNOWN_IMAGE_MIME } from "../../../../enclave/providers/gemini/convert-to-gemini-request.js";
 
 const req = (messages: ChatMessage[], extra: Partial<ChatRequest> = {}): ChatRequest => ({ model: "m", messages, ...extra });
 const user = (content: ChatMessage["content"] & {}): ChatMessage => ({ role: "user", content: content as string });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { GatewayError } from "../../../enclave/errors.js";
-import { createGeminiAdapter, geminiModelId, geminiRetryHint } from "../../../enclave/providers/gemini.js";
-import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderAdapter, type ProviderCallContext } from "../../../enclave/providers/types.js";
-import { startMockGemini, type MockGemini } from "../../helpers/mock-gemini.js";
+import { GatewayError } from "../../../../enclave/errors.js";
+import { createGeminiAdapter, geminiModelId, geminiRetryHint } from "../../../../enclave/providers/gemini/gemini-adapter.js";
+import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderAdapter, type ProviderCallContext } from "../../../../enclave/providers/types.js";
+import { startMockGemini, type MockGemini } from "../../../helpers/mock-gemini.js";
 
 const KEY = "AIzaSy-error-suite";
 let mock: MockGemini;
@@ -92,11 +92,13 @@ describe("broken upstream bodies and connections", () => {
     expect((await chatError()).kind).toBe("malformed");
   });
 
-  it("a socket destroyed mid-stream → connect (connection lost), after the chunks before it", async () => {
+  it("a socket destroyed mid-stream → malformed (connection lost, truncated), after the chunks before it", async () => {
     mock.setScenario({ text: ["a", "b", "c"], destroyAfterEvents: 2 });
     const { received, error } = await streamError();
     expect(received.map((c) => c.choices[0]?.delta.content)).toEqual(["a", "b"]);
-    expect(error.kind).toBe("connect");
+    // One mapping for every adapter (shared/stream-read-failure.ts): truncated, never retryable.
+    expect(error.kind).toBe("malformed");
+    expect(error.retryable).toBe(false);
     expect(error.message).toBe("gemini: upstream connection lost mid-stream");
   });
 

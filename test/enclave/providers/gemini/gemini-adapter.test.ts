@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { GatewayError } from "../../../enclave/errors.js";
-import { createGeminiAdapter, float32Base64, GEMINI_DEFAULT_BASE_URL } from "../../../enclave/providers/gemini.js";
-import type { ChatCompletionChunk, ChatRequest, ProviderAdapter, ProviderCallContext } from "../../../enclave/providers/types.js";
-import { mockEmbedding, startMockGemini, type MockGemini } from "../../helpers/mock-gemini.js";
+import { GatewayError } from "../../../../enclave/errors.js";
+import { createGeminiAdapter, GEMINI_DEFAULT_BASE_URL } from "../../../../enclave/providers/gemini/gemini-adapter.js";
+import { float32Base64 } from "../../../../enclave/providers/shared/float32-base64.js";
+import type { ChatCompletionChunk, ChatRequest, ProviderAdapter, ProviderCallContext } from "../../../../enclave/providers/types.js";
+import { mockEmbedding, startMockGemini, type MockGemini } from "../../../helpers/mock-gemini.js";
 
 const KEY = "AIzaSy-test-key-0123456789";
 const NOW = new Date("2026-01-02T03:04:05Z");

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { googleSseJson, startMockGemini, type MockGemini } from "../../helpers/mock-gemini.js";
+import { googleSseJson, startMockGemini, type MockGemini } from "../../../helpers/mock-gemini.js";
 
 // The mock is what the gateway's fault matrix tests against, so its bytes are
 // checked here against Google's framing, not only through the adapter.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { ChatCompletionChunk } from "../../../enclave/providers/types.js";
-import { UpstreamError } from "../../../enclave/providers/types.js";
-import { createGeminiStreamMapper } from "../../../enclave/translate/gemini-stream.js";
+import type { ChatCompletionChunk } from "../../../../enclave/providers/types.js";
+import { UpstreamError } from "../../../../enclave/providers/types.js";
+import { createGeminiStreamMapper } from "../../../../enclave/providers/gemini/map-gemini-stream.js";
 
 const base = { fallbackId: "chatcmpl-fb", created: 1_700_000_000, model: "gemini-2.5-flash", provider: "gemini" };
 const ev = (parts: unknown[] | undefined, extra: Record<string, unknown> = {}, candidateExtra: Record<string, unknown> = {}) => ({

@@ -8,14 +8,10 @@ import { createHash } from "node:crypto";
 import zlib from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "../../../enclave/errors.js";
-import {
-  LOCAL_ECHO_MAX_CHARS,
-  LOCAL_MODEL_DESCRIPTION,
-  argumentsFromSchema,
-  createLocalAdapter,
-} from "../../../enclave/providers/local.js";
-import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderCallContext, type ToolDefinition } from "../../../enclave/providers/types.js";
+import { GatewayError } from "../../../../enclave/errors.js";
+import { argumentsFromSchema } from "../../../../enclave/providers/local/arguments-from-schema.js";
+import { LOCAL_ECHO_MAX_CHARS, LOCAL_MODEL_DESCRIPTION, createLocalAdapter } from "../../../../enclave/providers/local/local-adapter.js";
+import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderCallContext, type ToolDefinition } from "../../../../enclave/providers/types.js";
 
 const NOW = new Date("2031-02-03T04:05:06.789Z");
 const CREATED = Math.floor(NOW.getTime() / 1000);

@@ -8,9 +8,9 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createOpenAIAdapter } from "../../../enclave/providers/openai.js";
-import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderCallContext } from "../../../enclave/providers/types.js";
-import { startMockOpenAI, type MockOpenAI, type MockScenario } from "../../helpers/mock-openai.js";
+import { createOpenAIAdapter } from "../../../../enclave/providers/openai/openai-adapter.js";
+import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderCallContext } from "../../../../enclave/providers/types.js";
+import { startMockOpenAI, type MockOpenAI, type MockScenario } from "../../../helpers/mock-openai.js";
 
 const NOW = new Date("2031-02-03T04:05:06.000Z");
 const CANARY = "CANARY-4f1d9b2e-never-in-errors";

@@ -7,15 +7,15 @@
  * openai-faults.test.ts.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { GatewayError } from "../../../enclave/errors.js";
-import { createOpenAIAdapter } from "../../../enclave/providers/openai.js";
+import { GatewayError } from "../../../../enclave/errors.js";
+import { createOpenAIAdapter } from "../../../../enclave/providers/openai/openai-adapter.js";
 import {
   UpstreamError,
   type ChatCompletionChunk,
   type ChatRequest,
   type ProviderCallContext,
-} from "../../../enclave/providers/types.js";
-import { MOCK_DEFAULT_CONTENT, startMockOpenAI, type MockOpenAI } from "../../helpers/mock-openai.js";
+} from "../../../../enclave/providers/types.js";
+import { MOCK_DEFAULT_CONTENT, startMockOpenAI, type MockOpenAI } from "../../../helpers/mock-openai.js";
 
 const NOW = new Date("2031-02-03T04:05:06.000Z");
 

@@ -7,7 +7,7 @@
  */
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { MOCK_DEFAULT_CONTENT, startMockOpenAI, type MockOpenAI } from "../../helpers/mock-openai.js";
+import { MOCK_DEFAULT_CONTENT, startMockOpenAI, type MockOpenAI } from "../../../helpers/mock-openai.js";
 
 let mock: MockOpenAI;
 let client: OpenAI;
