@@ -1,6 +1,6 @@
 import { errorObject } from "../../http/error-body.js";
 import type { StreamEncoder } from "../../http/signed-stream.js";
-import { anthropicErrorEvent, formatAnthropicSse } from "../../translate/openai-stream-to-anthropic.js";
+import { anthropicErrorEvent, formatAnthropicSse } from "../../providers/anthropic/index.js";
 
 /** The Anthropic surface streams pre-framed SSE text (native, or translated per route); an error is an `error` event. */
 export const anthropicStreamEncoder: StreamEncoder<string> = {

@@ -5,7 +5,7 @@ import type { GatewayEnv } from "../../http/gateway-env.js";
 import type { GatewayServices } from "../../http/gateway-services.js";
 import { signedStream } from "../../http/signed-stream.js";
 import type { ChatRequest } from "../../providers/types.js";
-import { anthropicRequestToOpenAI, completionToAnthropicMessage } from "../../translate/anthropic-to-openai.js";
+import { anthropicRequestToOpenAI, completionToAnthropicMessage } from "../../providers/anthropic/index.js";
 import { callOnce, openStream } from "../../upstream.js";
 import { routeRequest } from "../route-request.js";
 import { anthropicStreamEncoder } from "./anthropic-stream-encoder.js";

@@ -1,6 +1,6 @@
 import type { ChatRequest, ProviderCallContext } from "../../providers/types.js";
 import type { Route } from "../../router.js";
-import { formatAnthropicSse, OpenAIToAnthropicStreamMapper } from "../../translate/openai-stream-to-anthropic.js";
+import { formatAnthropicSse, OpenAIToAnthropicStreamMapper } from "../../providers/anthropic/index.js";
 
 /** OpenAI chunks from a non-Anthropic provider, re-framed as Anthropic events. */
 export async function* translatedMessagesStream(
