@@ -1,7 +1,8 @@
 import { createAdaptorServer } from "@hono/node-server";
 import { createServer, type Server } from "node:https";
 import net, { type AddressInfo } from "node:net";
-import { CLIENT_ADDRESS, readProxyV2 } from "./http/proxy-header.js";
+import { proxyClientAddress, readProxyV2 } from "../host/transport/codec/proxy-v2.js";
+import { CLIENT_ADDRESS } from "./http/proxy-header.js";
 import type { Hono } from "hono";
 import type { EnclaveIdentity } from "./identity.js";
 import type { ListenEndpoint } from "./listen.js";
@@ -53,8 +54,8 @@ export async function startHttpsServer(options: {
   const listener: net.Server = options.proxyProtocol
     ? net.createServer({ pauseOnConnect: true }, (socket) => {
         readProxyV2(socket, 5_000).then(
-          (address) => {
-            (socket as unknown as Record<symbol, string | null>)[CLIENT_ADDRESS] = address;
+          (header) => {
+            (socket as unknown as Record<symbol, string | null>)[CLIENT_ADDRESS] = proxyClientAddress(header);
             server.emit("connection", socket);
           },
           () => socket.destroy(),

@@ -189,7 +189,7 @@ export function matchMeasurements(sets: readonly MeasurementSet[], pcrs: Readonl
  *                                          // at least one of the four, or "trust": "any" on purpose
  *   "configSha256": ["<64 hex digits>"],   // optional, 1..64 unique entries: the attested
  *                                          // deployment hash (trust policy + operations + sealed
- *                                          // file, enclave/config-hash.ts) must be one of them
+ *                                          // file, host/transport/codec/config-hash.ts) must be one of them
  *   "maxAgeSeconds": 300,                  // optional, 1..86400, default 300: oldest document
  *                                          // accepted, and how long a connection's attestation is used
  *   "allowDebug": false,                   // optional, default false: accept PCR0 all zero

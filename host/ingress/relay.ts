@@ -4,7 +4,7 @@ import { formatEndpoint, type Endpoint } from "../transport/endpoint.js";
 import { abortSocket, nodeTransport, readIntoBuffer, type Peer, type Transport, type TransportServer } from "../transport/transport.js";
 import { silentLogger, type IngressLogger } from "./log.js";
 import { createIngressMetrics, type ConnectionOutcome, type ErrorKind, type IngressMetrics } from "./metrics.js";
-import { proxyHeaderForConnection } from "./proxy-protocol.js";
+import { proxyHeaderForConnection } from "../transport/codec/proxy-v2.js";
 
 /**
  * The ingress relay: accepts client connections (normally TCP :443) and

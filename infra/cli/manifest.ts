@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from "node:crypto";
-import { attestedConfigHash } from "../../enclave/config-hash.js";
-import { MAX_SEALED_FILE_BYTES } from "../../enclave/secrets/sealed-file.js";
+import { attestedConfigHash } from "../../host/transport/codec/config-hash.js";
+import { MAX_SEALED_FILE_BYTES } from "../../host/transport/codec/sealed-file.js";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ClientError } from "../../attestation/client/errors.js";
@@ -141,7 +141,7 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
   }
 
   // Deployment hashes: exactly what the enclave attests as config_sha256
-  // (enclave/config-hash.ts): the trust policy, each operations file, and
+  // (host/transport/codec/config-hash.ts): the trust policy, each operations file, and
   // the sealed-secrets file the host will hand in when given.
   // --config-sha256 gives a hash computed elsewhere.
   if ((values.operations ?? []).length > 0 && trustBytes === undefined) throw new UsageError("--operations is folded into the deployment hash with a --trust-policy file; give --trust-policy <file>");

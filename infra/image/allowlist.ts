@@ -24,7 +24,12 @@ export interface BundleAllowlist {
 }
 
 export const ENCLAVE_ALLOWLIST: BundleAllowlist = Object.freeze({
-  sourceFolders: ["enclave/", "attestation/"],
+  // host/transport/codec/ holds the wire formats both sides speak
+  // (provisioning frame, bundle, boot status, sealed file, config hash,
+  // PROXY v2), written once and read by the enclave with the very code the
+  // host writes them with. It imports nothing that handles plaintext
+  // (test/import-rules.test.ts).
+  sourceFolders: ["enclave/", "attestation/", "host/transport/codec/"],
   // host/transport is the host's, but its AF_VSOCK code is the only way the
   // enclave has a network at all: its vsock bridges (enclave/init/bridge.ts)
   // listen on and dial vsock with it. Exactly the files that code imports;
