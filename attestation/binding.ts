@@ -18,7 +18,7 @@ import { AttestationError } from "./errors.js";
  *   `policy_sha256` is the SHA-256 of the trust policy's exact bytes, which
  *   the enclave also serves at GET /v1/attestation/policy; `config_sha256`
  *   then covers trust policy, operations and sealed file together
- *   (enclave/config-hash.ts). `receipt_keys` is present exactly when the
+ *   (host/transport/codec/config-hash.ts). `receipt_keys` is present exactly when the
  *   identity is sealed.
  *
  * A client accepts a connection only when the SHA-256 of the TLS

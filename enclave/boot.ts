@@ -17,12 +17,12 @@ import { secretBindings, type TrustPolicy } from "../attestation/trust-policy.js
 import type { SecretSource } from "./secrets.js";
 import { startHttpsServer, type RunningServer } from "./server.js";
 import { defaultSleep } from "./upstream.js";
-import { attestedConfigHash, attestedPolicyHash } from "./config-hash.js";
+import { attestedConfigHash, attestedPolicyHash } from "../host/transport/codec/config-hash.js";
 import { EgressHttpHandler } from "./secrets/kms-http-handler.js";
 import { checkKmsEndpoint } from "./secrets/kms-endpoint.js";
 import { createKmsClient, openSealedSecrets } from "./secrets/kms-source.js";
 import type { KMSClient } from "@aws-sdk/client-kms";
-import { parseSealedFile, SealedSecretsError } from "./secrets/sealed-file.js";
+import { parseSealedFile, SealedSecretsError } from "../host/transport/codec/sealed-file.js";
 import { checkPinnedKey } from "./secrets/key-arn.js";
 import { awsNitroRootG1, type TrustAnchor } from "../attestation/roots.js";
 

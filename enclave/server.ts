@@ -3,7 +3,7 @@ import { createServer, type Server } from "node:https";
 import net, { type AddressInfo } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { GatewayBindings } from "./http/gateway-env.js";
-import { readProxyV2 } from "./http/proxy-header.js";
+import { proxyClientAddress, readProxyV2 } from "../host/transport/codec/proxy-v2.js";
 import type { EnclaveIdentity } from "./identity.js";
 import type { ListenEndpoint } from "./listen.js";
 import type { Limits } from "./runtime-config.js";
@@ -73,8 +73,8 @@ export async function startHttpsServer(options: {
   const listener: net.Server = options.proxyProtocol
     ? net.createServer({ pauseOnConnect: true }, (socket) => {
         readProxyV2(socket, 5_000).then(
-          (address) => {
-            relay!.arrived(socket, address);
+          (header) => {
+            relay!.arrived(socket, proxyClientAddress(header));
             server.emit("connection", socket);
           },
           () => socket.destroy(),

@@ -1,9 +1,9 @@
 import { createHash } from "node:crypto";
 import { derivedEgress, secretBindings, TrustPolicyError, type TrustPolicy } from "../attestation/trust-policy.js";
-import { attestedConfigHash, attestedPolicyHash } from "../enclave/config-hash.js";
+import { attestedConfigHash, attestedPolicyHash } from "../host/transport/codec/config-hash.js";
 import { loadRuntimeConfig } from "../enclave/runtime-config.js";
 import type { Operations } from "../enclave/operations.js";
-import { parseSealedFile, type SealedFile } from "../enclave/secrets/sealed-file.js";
+import { parseSealedFile, type SealedFile } from "../host/transport/codec/sealed-file.js";
 
 /**
  * The three files a deployment hands the enclave (trust policy, operations,

@@ -7,7 +7,7 @@ import { MAX_DOCUMENT_BYTES } from "../cose-sign1.js";
 import { RECEIPT_HEADER, sha256 } from "../receipt.js";
 import { MAX_TRUST_POLICY_BYTES } from "../trust-policy.js";
 import { ClientError, asClientError, withSteps, type ClientStep } from "./errors.js";
-import { checkNotExpired } from "./manifest-rollback.js";
+import { checkNotExpired } from "../manifest/rollback.js";
 import { exchangeHttp1 } from "./http1-exchange.js";
 import { checkPeer, spkiSha256, type AttestedPeer } from "./peer.js";
 import type { ResolvedPolicy } from "./policy.js";

@@ -16,11 +16,11 @@ export { readTrustSetting, trustJson, describeTrustConstraints, unconstrainedTru
 export type { TrustConstraints, TrustSetting, IdentityConstraint } from "./trust-constraints.js";
 export { checkTrustConstraints, checkServedTrustPolicy, checkReceiptUpstream, TRUST_POLICY_PATH } from "./trust-check.js";
 export type { AttestedTrustPolicy } from "./trust-check.js";
-export { parseReleaseInfo } from "./manifest-release.js";
-export { checkManifestRollback, MAX_SEQUENCE } from "./manifest-rollback.js";
-export type { ReleaseInfo } from "./manifest-release.js";
-export { verifyManifestSignature, spkiSha256, MANIFEST_CONTENT_TYPE, MANIFEST_SIGNATURE_SUFFIX } from "./manifest-signature.js";
-export type { ManifestKeyPin, VerifiedManifestSignature } from "./manifest-signature.js";
+export { parseReleaseInfo } from "../manifest/release.js";
+export { checkManifestRollback, MAX_SEQUENCE } from "../manifest/rollback.js";
+export type { ReleaseInfo } from "../manifest/release.js";
+export { verifyManifestSignature, spkiSha256, MANIFEST_CONTENT_TYPE, MANIFEST_SIGNATURE_SUFFIX } from "../manifest/signature.js";
+export type { ManifestKeyPin, VerifiedManifestSignature } from "../manifest/signature.js";
 export { ClientError, isClientError } from "./errors.js";
 export type { ClientErrorCode, ClientOwnErrorCode, ClientStep } from "./errors.js";
 export { verifySavedExchange } from "./offline.js";

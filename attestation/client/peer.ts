@@ -5,7 +5,7 @@ import type { AttestationErrorCode } from "../errors.js";
 import { receiptKeyFromSpki, sha256 } from "../receipt.js";
 import { verifyAttestation, type VerificationResult } from "../verify.js";
 import { ClientError, asClientError, type ClientStep } from "./errors.js";
-import { formatExpires } from "./manifest-rollback.js";
+import { formatExpires } from "../manifest/rollback.js";
 import { matchMeasurements, type ResolvedPolicy } from "./policy.js";
 import { decodeReceiptText, verifyReceiptDigests } from "./receipt-check.js";
 import type { AttestedTrustPolicy } from "./trust-check.js";

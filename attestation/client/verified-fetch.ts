@@ -5,7 +5,7 @@ import { ChainCache } from "../chain.js";
 import { sha256 } from "../receipt.js";
 import { openAttestedConnection, parseGatewayOrigin } from "./connection.js";
 import { ClientError, asClientError } from "./errors.js";
-import { checkNotExpired } from "./manifest-rollback.js";
+import { checkNotExpired } from "../manifest/rollback.js";
 import type { AttestedPeer } from "./peer.js";
 import { resolvePolicy, type ClientPolicy, type ResolvedPolicy } from "./policy.js";
 import { checkBufferedResponse, checkStreamedResponse, type SentRequest, type VerifiedReceipt } from "./response-check.js";

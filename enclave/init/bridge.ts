@@ -1,6 +1,7 @@
 import type net from "node:net";
 import { TransportError } from "../../host/transport/errors.js";
 import type { Endpoint } from "../../host/transport/endpoint.js";
+import { pump } from "../../host/transport/pump.js";
 import { abortSocket, nodeTransport, type Transport } from "../../host/transport/transport.js";
 
 /**
@@ -15,13 +16,14 @@ import { abortSocket, nodeTransport, type Transport } from "../../host/transport
  * to be: that is the untrusted side's program (PROXY protocol, prom-client
  * metrics, dial retries for an enclave that restarts), and the measured
  * image holds enclave code only (infra/image/allowlist.ts). What both share
- * is the transport (host/transport: AF_VSOCK through koffi), which is in the
- * image's allowlist for exactly this file.
+ * is the transport (host/transport: AF_VSOCK through koffi, and the byte
+ * pump), which is in the image's allowlist for exactly this file.
  *
  * Per connection: accept paused → dial the other side once (a bridge in the
  * enclave has nothing to wait for: loopback is up or the gateway is gone,
  * and the egress caller retries by its own policy, enclave/upstream.ts) →
- * stream.pipe both ways (backpressure; a FIN becomes end(), i.e.
+ * the byte pump both ways (host/transport/pump.ts, the relay's and the
+ * egress proxy's too: backpressure; a FIN becomes end(), i.e.
  * shutdown(SHUT_WR), on the other side, and the other direction keeps
  * flowing: the sockets are allowHalfOpen) → on an error or the idle timer
  * both sockets go, with a reset when one side reset. Bounded: connections
@@ -117,9 +119,8 @@ export async function startBridge(options: BridgeOptions): Promise<Bridge> {
         socket.on("error", () => conn.end(true));
         socket.on("close", onClose);
         socket.setTimeout(limits.idleTimeoutMs, () => conn.end(false));
-        client.pipe(socket);
-        socket.pipe(client);
-        client.resume();
+        pump(client, socket);
+        pump(socket, client);
       },
       // The other side is not there: the client gets a close, not a hang.
       () => conn.end(false),

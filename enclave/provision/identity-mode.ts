@@ -6,10 +6,10 @@ import { checkPinnedKey } from "../secrets/key-arn.js";
 import type { Logger } from "../observability/log.js";
 import { signingSpki, type IdentityKeys } from "../secrets/identity-blob.js";
 import { generateSealedIdentity, openSealedIdentity } from "../secrets/identity-source.js";
-import { parseSealedFile, SealedSecretsError, type SealedIdentityBlob } from "../secrets/sealed-file.js";
-import type { IdentityGenerateRequest, ProvisionBundle } from "./bundle.js";
-import { ProvisionError } from "./errors.js";
-import type { IdentityStatus } from "./status.js";
+import { parseSealedFile, SealedSecretsError, type SealedIdentityBlob } from "../../host/transport/codec/sealed-file.js";
+import type { IdentityGenerateRequest, ProvisionBundle } from "../../host/transport/codec/bundle.js";
+import { ProvisionError } from "../../host/transport/codec/provision-errors.js";
+import type { IdentityStatus } from "../../host/transport/codec/status.js";
 
 /**
  * Identity mode: the bundle asks for a new shared identity (docs/IDENTITY.md,

@@ -1,9 +1,9 @@
 import type { Duplex } from "node:stream";
 import type { Logger } from "../observability/log.js";
-import { decodeBundle, MAX_BUNDLE_BYTES, type ProvisionBundle } from "./bundle.js";
-import { ProvisionError } from "./errors.js";
-import { readFrame } from "./frame.js";
-import { encodeStatus, failedStatus, type BootStatus, type IdentityStatus, type ReadyStatus } from "./status.js";
+import { decodeBundle, MAX_BUNDLE_BYTES, type ProvisionBundle } from "../../host/transport/codec/bundle.js";
+import { ProvisionError } from "../../host/transport/codec/provision-errors.js";
+import { readFrame } from "../../host/transport/codec/frame.js";
+import { encodeStatus, failedStatus, type BootStatus, type IdentityStatus, type ReadyStatus } from "../../host/transport/codec/status.js";
 
 /**
  * Boot over the provisioning channel, the enclave half:

@@ -2,7 +2,7 @@ import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, ra
 import { MAX_RECEIPT_KEYS, type ReceiptKeyWindow } from "../../attestation/binding.js";
 import { copyBytes, decodeStrict, isBytes } from "../../attestation/cbor-decode.js";
 import { encodeCbor } from "../../attestation/cbor-encode.js";
-import { MAX_SEALED_IDENTITY_BYTES, SealedSecretsError, type SealedIdentityBlob } from "./sealed-file.js";
+import { MAX_SEALED_IDENTITY_BYTES, SealedSecretsError, type SealedIdentityBlob } from "../../host/transport/codec/sealed-file.js";
 
 /**
  * The sealed identity: the TLS key and the receipt keys that every replica

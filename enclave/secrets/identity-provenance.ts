@@ -6,7 +6,7 @@ import { parseDocumentPayload } from "../../attestation/document.js";
 import type { TrustAnchor } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
 import { signingSpki, type IdentityKeys } from "./identity-blob.js";
-import { MAX_IDENTITY_ATTESTATION_BYTES, SealedSecretsError, type SealedIdentityBlob } from "./sealed-file.js";
+import { MAX_IDENTITY_ATTESTATION_BYTES, SealedSecretsError, type SealedIdentityBlob } from "../../host/transport/codec/sealed-file.js";
 
 /**
  * Provenance of a sealed identity: the blob carries the attestation document

@@ -5,7 +5,7 @@ import type { TrustAnchor } from "../../attestation/roots.js";
 import { IDENTITY_ENCRYPTION_CONTEXT, MAX_RETIRED_KEYS, openIdentity, sealIdentity, signingSpki, type IdentityKeys } from "./identity-blob.js";
 import { classifyKmsError, openRecipientOutput } from "./kms-source.js";
 import { generateRecipientKey } from "./recipient-decrypt.js";
-import { MAX_IDENTITY_ATTESTATION_BYTES, SealedSecretsError, type SealedIdentityBlob } from "./sealed-file.js";
+import { MAX_IDENTITY_ATTESTATION_BYTES, SealedSecretsError, type SealedIdentityBlob } from "../../host/transport/codec/sealed-file.js";
 import { checkAnswerKey, checkPinnedKey } from "./key-arn.js";
 import {
   checkIdentityAgainstClaims,

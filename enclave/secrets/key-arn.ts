@@ -1,4 +1,4 @@
-import { SealedSecretsError } from "./sealed-file.js";
+import { SealedSecretsError } from "../../host/transport/codec/sealed-file.js";
 
 /**
  * The KMS key the trust policy pins, and the checks every KMS answer gets

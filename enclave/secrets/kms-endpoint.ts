@@ -1,4 +1,4 @@
-import { SealedSecretsError } from "./sealed-file.js";
+import { SealedSecretsError } from "../../host/transport/codec/sealed-file.js";
 
 /**
  * Which KMS endpoints a production enclave may be pointed at.

@@ -5,7 +5,7 @@ import { CmsError } from "./cms-error.js";
 import { checkAnswerKey, checkPinnedKey } from "./key-arn.js";
 import { decryptCiphertextForRecipient, generateRecipientKey } from "./recipient-decrypt.js";
 import { providerSecretContext, type ProviderSecretContext } from "./secret-context.js";
-import { SECRET_NAME_PATTERN, SealedSecretsError, parseSealedFile } from "./sealed-file.js";
+import { SECRET_NAME_PATTERN, SealedSecretsError, parseSealedFile } from "../../host/transport/codec/sealed-file.js";
 
 /**
  * Opens the sealed-secrets file at boot (AWS KMS Developer Guide, "How AWS

@@ -11,6 +11,7 @@ import {
 import { silentLogger, type EgressLogger } from "./log.js";
 import { createEgressMetrics, type ConnectionOutcome, type EgressMetrics, type ErrorKind } from "./metrics.js";
 import { createEgressPolicy, type EgressPolicy, type EgressRule, type ResolvedAddress, type Resolver } from "./policy.js";
+import { pump } from "../transport/pump.js";
 
 /**
  * The host's egress proxy: an HTTP CONNECT proxy (RFC 9110 §9.3.6) through
@@ -69,6 +70,9 @@ export const DEFAULT_EGRESS_LIMITS: Readonly<EgressLimits> = Object.freeze({
   // Long enough for a model that thinks for minutes before its first token.
   idleTimeoutMs: 300_000,
 });
+
+/** The most one tunnel direction holds in flight: a socket's usual read, so a stalled reader costs the proxy little. */
+const TUNNEL_READ_BYTES = 64 * 1024;
 
 /** How long a refused connection may keep sending before it is destroyed. */
 const LINGER_MS = 1_000;
@@ -365,27 +369,27 @@ export function createEgressProxy(options: EgressProxyOptions): EgressProxy {
         upstream.destroy();
       }, limits.idleTimeoutMs);
 
-      // Manual piping: pause the reader when the writer's buffer is full,
-      // resume on drain. What the proxy holds per direction stays under the
-      // socket's writableHighWaterMark plus one read chunk.
-      client.on("data", (chunk: Buffer) => {
-        up += chunk.length;
-        upBytes.inc(chunk.length);
-        idle.refresh();
-        if (!upstream.write(chunk)) client.pause();
+      // The byte pump (host/transport/pump.ts): a direction stops reading
+      // while its last read is still queued, so the proxy holds at most one
+      // read (TUNNEL_READ_BYTES) per direction. Half-close: a FIN from one
+      // side becomes a FIN to the other; the other direction keeps flowing
+      // until its own FIN.
+      pump(client, upstream, {
+        maxReadBytes: TUNNEL_READ_BYTES,
+        onBytes: (n) => {
+          up += n;
+          upBytes.inc(n);
+          idle.refresh();
+        },
       });
-      upstream.on("drain", () => client.resume());
-      upstream.on("data", (chunk: Buffer) => {
-        down += chunk.length;
-        downBytes.inc(chunk.length);
-        idle.refresh();
-        if (!client.write(chunk)) upstream.pause();
+      pump(upstream, client, {
+        maxReadBytes: TUNNEL_READ_BYTES,
+        onBytes: (n) => {
+          down += n;
+          downBytes.inc(n);
+          idle.refresh();
+        },
       });
-      client.on("drain", () => upstream.resume());
-      // Half-close: a FIN from one side becomes a FIN to the other; the other
-      // direction keeps flowing until its own FIN.
-      client.on("end", () => upstream.end());
-      upstream.on("end", () => client.end());
       upstream.on("error", (err: NodeJS.ErrnoException) => {
         metrics.errors.inc({ kind: "upstream_error" });
         logger.log("debug", "egress.upstream_error", { conn: conn.id, code: err.code ?? "unknown" });

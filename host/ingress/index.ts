@@ -15,5 +15,5 @@ export {
   type ProxyTransport,
   type ProxyDecodeResult,
   type ProxyProtocolErrorCode,
-} from "./proxy-protocol.js";
-export { ipv4ToBytes, ipv6ToBytes, bytesToIpv4, bytesToIpv6, unmapIpv4 } from "./ip.js";
+} from "../transport/codec/proxy-v2.js";
+export { ipv4ToBytes, ipv6ToBytes, bytesToIpv4, bytesToIpv6, unmapIpv4 } from "../transport/codec/ip.js";

@@ -1,10 +1,11 @@
 import type net from "node:net";
 import { TransportError, isTransportError } from "../transport/errors.js";
 import { formatEndpoint, type Endpoint } from "../transport/endpoint.js";
-import { abortSocket, nodeTransport, readIntoBuffer, type Peer, type Transport, type TransportServer } from "../transport/transport.js";
+import { pump } from "../transport/pump.js";
+import { abortSocket, nodeTransport, type Peer, type Transport, type TransportServer } from "../transport/transport.js";
 import { silentLogger, type IngressLogger } from "./log.js";
 import { createIngressMetrics, type ConnectionOutcome, type ErrorKind, type IngressMetrics } from "./metrics.js";
-import { proxyHeaderForConnection } from "./proxy-protocol.js";
+import { proxyHeaderForConnection } from "../transport/codec/proxy-v2.js";
 
 /**
  * The ingress relay: accepts client connections (normally TCP :443) and
@@ -16,9 +17,10 @@ import { proxyHeaderForConnection } from "./proxy-protocol.js";
  *   accept (paused: nothing is read before there is somewhere to put it)
  *   → optional PROXY v2 header to the enclave, so it learns the client address
  *   → dial the enclave, with bounded retries and backoff
- *   → pipe both ways with backpressure (each direction reads into one reused
- *     buffer and stops reading while a write from it is still queued, so at
- *     most one read's worth is held per direction) and half-close (FIN from
+ *   → pipe both ways with the byte pump (host/transport/pump.ts):
+ *     backpressure (each direction reads into one reused buffer and stops
+ *     reading while a write from it is still queued, so at most one read's
+ *     worth is held per direction) and half-close (FIN from
  *     one side becomes shutdown(SHUT_WR) on the other; the other direction
  *     keeps flowing)
  *   → close when both directions are done, or on a reset (propagated as a
@@ -125,53 +127,6 @@ function socketErrorKind(side: "client" | "upstream", err: NodeJS.ErrnoException
   const reset = err.code === "ECONNRESET" || err.code === "EPIPE";
   if (side === "client") return reset ? "client_reset" : "client_error";
   return reset ? "upstream_reset" : "upstream_error";
-}
-
-/** First read buffer per direction; small, so idle connections hold little. */
-const READ_BUFFER_SMALL = 16 * 1024;
-/** Once a read fills the small buffer, the direction is bulk and reads this much at a time. */
-const READ_BUFFER_LARGE = 512 * 1024;
-
-/**
- * Pipes `src` into `dst` through one reused buffer: each read is written to
- * `dst` at once, and when the kernel does not take it all (the write stays
- * queued, still pointing into the buffer) reading stops until it is flushed.
- * So at most one buffer per direction is in flight: the same backpressure as
- * stream.pipe, without a fresh 64 KiB allocation and a trip through the
- * stream machinery per read. A FIN from `src` becomes end() on `dst`, after
- * what is queued. Falls back to stream.pipe where onread mode is unavailable.
- */
-function relay(src: net.Socket, dst: net.Socket, onFirstByte?: () => void): void {
-  let buffer = Buffer.allocUnsafe(READ_BUFFER_SMALL);
-  let first = onFirstByte;
-  let waiting = false;
-  const written = () => {
-    if (!waiting) return;
-    waiting = false;
-    if (!src.destroyed) src.resume();
-  };
-  const onRead = (n: number, data: Buffer): boolean => {
-    if (first !== undefined) {
-      first();
-      first = undefined;
-    }
-    if (dst.destroyed) return false;
-    dst.write(data.subarray(0, n), written);
-    if (n === data.length && data.length < READ_BUFFER_LARGE) buffer = Buffer.allocUnsafe(READ_BUFFER_LARGE);
-    if (dst.writableLength > 0) {
-      // The queued write still references `data`: no read into it until it is out.
-      waiting = true;
-      return false;
-    }
-    return true;
-  };
-  if (readIntoBuffer(src, () => buffer, onRead)) {
-    src.on("end", () => dst.end());
-    src.resume();
-    return;
-  }
-  if (onFirstByte !== undefined) src.once("data", onFirstByte);
-  src.pipe(dst);
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -348,8 +303,8 @@ export async function startIngressRelay(options: IngressRelayOptions): Promise<I
       }
       // Backpressure both ways, and a FIN from one side becomes end()
       // (shutdown(SHUT_WR)) on the other.
-      relay(client, upstream);
-      relay(upstream, client, () => clearTimeout(conn.handshakeTimer));
+      pump(client, upstream);
+      pump(upstream, client, { onFirstByte: () => clearTimeout(conn.handshakeTimer) });
     });
   }
 

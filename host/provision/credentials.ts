@@ -1,6 +1,6 @@
 import { KMSClient } from "@aws-sdk/client-kms";
-import type { AwsCredentials } from "./bundle.js";
-import { ProvisionSendError } from "./errors.js";
+import type { AwsCredentials } from "../transport/codec/bundle.js";
+import { ProvisionError } from "../transport/codec/provision-errors.js";
 
 /**
  * Where the host gets the AWS credentials it hands the enclave for KMS
@@ -30,7 +30,7 @@ export const defaultChainCredentials: CredentialsFetcher = async (region) => {
     // The SDK's message says which providers it tried; it holds no secret,
     // but only the error name is kept, as everywhere on the host.
     const name = (err as { name?: unknown })?.name;
-    throw new ProvisionSendError("ERR_PROVISION_CREDENTIALS", `no AWS credentials from the default chain (${typeof name === "string" ? name.slice(0, 64) : "error"})`, { cause: err });
+    throw new ProvisionError("ERR_PROVISION_CREDENTIALS", `no AWS credentials from the default chain (${typeof name === "string" ? name.slice(0, 64) : "error"})`, { cause: err });
   } finally {
     client.destroy();
   }

@@ -2,9 +2,9 @@ import type { Socket } from "node:net";
 import { isTransportError } from "../transport/errors.js";
 import { formatEndpoint, type Endpoint } from "../transport/endpoint.js";
 import type { Transport } from "../transport/transport.js";
-import { ProvisionSendError } from "./errors.js";
-import { encodeFrame, readFrame } from "./frame.js";
-import { decodeStatus, MAX_STATUS_BYTES, type BootStatus } from "./status.js";
+import { encodeFrame, readFrame } from "../transport/codec/frame.js";
+import { ProvisionError } from "../transport/codec/provision-errors.js";
+import { decodeStatus, MAX_STATUS_BYTES, type BootStatus } from "../transport/codec/status.js";
 
 /**
  * The host's half of boot provisioning: dial the enclave's provisioning
@@ -93,7 +93,7 @@ export async function sendBundle(options: SendBundleOptions): Promise<BootStatus
   const started = clock.now();
   const deadline = started + options.deadlineMs;
   const where = formatEndpoint(options.endpoint);
-  const aborted = () => new ProvisionSendError("ERR_PROVISION_ABORTED", "provisioning was stopped");
+  const aborted = () => new ProvisionError("ERR_PROVISION_ABORTED", "provisioning was stopped");
 
   let socket: Socket | undefined;
   let backoff = retry.backoffMs;
@@ -105,7 +105,7 @@ export async function sendBundle(options: SendBundleOptions): Promise<BootStatus
     if (options.signal?.aborted) throw aborted();
     const remaining = deadline - clock.now();
     if (remaining <= 0) {
-      throw new ProvisionSendError("ERR_PROVISION_DEADLINE", `no enclave accepted ${where} within ${options.deadlineMs} ms (${attempt} attempts, last ${lastCode})`);
+      throw new ProvisionError("ERR_PROVISION_DEADLINE", `no enclave accepted ${where} within ${options.deadlineMs} ms (${attempt} attempts, last ${lastCode})`);
     }
     attempt++;
     try {
@@ -129,7 +129,7 @@ export async function sendBundle(options: SendBundleOptions): Promise<BootStatus
     const body = await readFrame(socket, { maxBytes: MAX_STATUS_BYTES, timeoutMs: remaining, ...(options.signal && { signal: options.signal }) });
     const status = decodeStatus(body);
     const expected = options.expect ?? "ready";
-    if (status.status !== "failed" && status.status !== expected) throw new ProvisionSendError("ERR_PROVISION_MALFORMED", `enclave status: "${status.status}" where "${expected}" was asked for`);
+    if (status.status !== "failed" && status.status !== expected) throw new ProvisionError("ERR_PROVISION_MALFORMED", `enclave status: "${status.status}" where "${expected}" was asked for`);
     const ms = Math.round(clock.now() - started);
     if (status.status === "ready") log.log("info", "provision.ready", { outcome: "ready", ms, configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256 });
     else if (status.status === "identity") log.log("info", "provision.identity", { outcome: "identity", ms, count: status.receiptKeys.length, tlsSpkiSha256: status.tlsSpkiSha256 });

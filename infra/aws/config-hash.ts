@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
-import { attestedConfigHash, attestedPolicyHash } from "../../enclave/config-hash.js";
+import { attestedConfigHash, attestedPolicyHash } from "../../host/transport/codec/config-hash.js";
 
 /**
  * The hashes the enclave will attest for these files (channel binding v3):
- * the enclave's own functions (enclave/config-hash.ts, which imports nothing
+ * the enclave's own functions (host/transport/codec/config-hash.ts, which imports nothing
  * but node:crypto, so the CDK app does not load the gateway). The relay
  * sends the files' exact bytes, and the S3 copy preserves them, so these are
  * the values clients see in the attestation.

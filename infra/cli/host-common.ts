@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseEgressRule, type EgressRule } from "../../host/egress/index.js";
 import type { IngressLogger } from "../../host/ingress/index.js";
-import { isProvisionSendError, sendBundle, type BootStatus, type ProvisionLogger } from "../../host/provision/index.js";
+import { isProvisionError, sendBundle, type BootStatus, type ProvisionLogger } from "../../host/provision/index.js";
 import { isTransportError, parseEndpoint, type Endpoint, type Transport } from "../../host/transport/index.js";
 import { derivedEgress, hostPort, kmsKeyRegion, parseTrustPolicy, TrustPolicyError, type TrustPolicy } from "../../attestation/trust-policy.js";
 import { UsageError } from "./context.js";
@@ -169,7 +169,7 @@ export async function provisionEnclave(options: {
       ...(options.expect && { expect: options.expect }),
     });
   } catch (err) {
-    if (!isProvisionSendError(err) && !isTransportError(err)) throw err;
+    if (!isProvisionError(err) && !isTransportError(err)) throw err;
     log.log("error", "provision.failed", { outcome: "failed", code: err.code });
     return { status: "failed", code: err.code, message: err.message.slice(0, 512) };
   }

@@ -5,7 +5,7 @@ import { Registry } from "prom-client";
 import { captureTransport } from "../../host/capture/capture-transport.js";
 import { createEgressProxy, DEFAULT_EGRESS_LIMITS, type EgressLogger } from "../../host/egress/index.js";
 import { createIngressLogger } from "../../host/ingress/index.js";
-import { defaultChainCredentials, encodeBundle, isProvisionSendError, MAX_IDENTITY_DAYS, type AwsCredentials } from "../../host/provision/index.js";
+import { defaultChainCredentials, encodeBundle, isProvisionError, MAX_IDENTITY_DAYS, type AwsCredentials } from "../../host/provision/index.js";
 import { formatEndpoint, nodeTransport, type Transport } from "../../host/transport/index.js";
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
 import { checkKmsEndpoint, egressRules, endpoint, kmsEndpointRule, kmsRegion, provisionDeadlineMs, provisionEnclave, readInput, signalled, trustPolicyOnHost } from "./host-common.js";
@@ -125,7 +125,7 @@ export async function hostIdentityCommand(values: HostIdentityFlags, ctx: CliCon
       identity: { generate: { validityDays, ...(overlapDays !== undefined && { overlapDays }), ...(values["rotate-tls"] === true && { rotateTls: true }) } },
     });
   } catch (err) {
-    if (!isProvisionSendError(err)) throw err;
+    if (!isProvisionError(err)) throw err;
     print(ctx.stderr, `egw host: ${err.code}: ${err.message}`);
     return EXIT.rejected;
   }

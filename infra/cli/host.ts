@@ -8,7 +8,7 @@ import {
   createBootStatusMetric,
   defaultChainCredentials,
   encodeBundle,
-  isProvisionSendError,
+  isProvisionError,
   sealedFileRegion,
   type AwsCredentials,
   type BootStatus,
@@ -133,7 +133,7 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
         ...(values["kms-endpoint"] !== undefined && { kmsEndpoint: values["kms-endpoint"] }),
       });
     } catch (err) {
-      if (!isProvisionSendError(err)) throw err;
+      if (!isProvisionError(err)) throw err;
       print(ctx.stderr, `egw host: ${err.code}: ${err.message}`);
       return EXIT.rejected;
     }

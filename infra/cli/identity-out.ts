@@ -1,16 +1,15 @@
 import { randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import path from "node:path";
-import { parseSealedFile, type SealedFile } from "../../enclave/secrets/sealed-file.js";
+import { parseSealedFile, type SealedFile } from "../../host/transport/codec/sealed-file.js";
 
 /**
  * Writes the identity the enclave made into a sealed-secrets file, for
  * `egw host --generate-identity`.
  *
- * The file is read and checked with the enclave's own parser
- * (enclave/secrets/sealed-file.ts), the one boundary crossing on the host
- * side, on purpose: that module handles nothing secret (the file is
- * host-visible ciphertext; its only import is node:crypto), and a file that
+ * The file is read and checked with the parser the enclave opens it with
+ * (host/transport/codec/sealed-file.ts, a shared codec), on purpose: that
+ * module handles nothing secret (the file is host-visible ciphertext), and a file that
  * the replicas would refuse must fail here, before anyone rolls it out, not
  * at their boot. It is loaded only in identity mode.
  */

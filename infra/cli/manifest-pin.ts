@@ -1,7 +1,7 @@
 import { readFile, stat } from "node:fs/promises";
 import path from "node:path";
-import { ReleaseError } from "../release/errors.js";
-import { parseKeyPinHex, publicKeySpkiFromPem, spkiSha256Hex } from "../release/manifest-sign.js";
+import { ReleaseError } from "../../attestation/manifest/errors.js";
+import { parseKeyPinHex, publicKeySpkiFromPem, spkiSha256Hex } from "../../attestation/manifest/sign.js";
 import { UsageError, type CliContext } from "./context.js";
 
 /**
@@ -51,7 +51,7 @@ export async function readManifestPin(
 
 /**
  * A manifest sequence from the command line: the relying party's rollback
- * pin (`--policy-min-sequence`, attestation/client/manifest-rollback.ts) or
+ * pin (`--policy-min-sequence`, attestation/manifest/rollback.ts) or
  * a new manifest's `--sequence`. Decimal digits only, 1..2^53-1, or a usage
  * error naming the flag.
  */

@@ -1,22 +1,22 @@
 import { createHash, randomBytes } from "node:crypto";
-import { attestedConfigHash } from "../../enclave/config-hash.js";
-import { MAX_SEALED_FILE_BYTES } from "../../enclave/secrets/sealed-file.js";
+import { attestedConfigHash } from "../../host/transport/codec/config-hash.js";
+import { MAX_SEALED_FILE_BYTES } from "../../host/transport/codec/sealed-file.js";
 import { readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ClientError } from "../../attestation/client/errors.js";
-import { releaseFieldProblem } from "../../attestation/client/manifest-release.js";
-import { expiresAt, expiresProblem } from "../../attestation/client/manifest-rollback.js";
-import { MANIFEST_SIGNATURE_SUFFIX } from "../../attestation/client/manifest-signature.js";
+import { releaseFieldProblem } from "../../attestation/manifest/release.js";
+import { expiresAt, expiresProblem } from "../../attestation/manifest/rollback.js";
+import { MANIFEST_SIGNATURE_SUFFIX } from "../../attestation/manifest/signature.js";
 import { loadPolicyFile, parseManifest, type Manifest } from "../../attestation/client/policy.js";
 import { DEFAULT_EIF_LIMITS, readEif } from "../eif/eif-reader.js";
 import { EifError } from "../eif/errors.js";
 import { measureEif } from "../eif/measure.js";
-import { ReleaseError } from "../release/errors.js";
-import { createManifest, mergeManifest, releaseEntry, trustFromPolicyFile } from "../release/manifest-create.js";
+import { ReleaseError } from "../../attestation/manifest/errors.js";
+import { createManifest, mergeManifest, releaseEntry, trustFromPolicyFile } from "../../attestation/manifest/create.js";
 import { describeTrustConstraints, trustJson, type TrustSetting } from "../../attestation/client/trust-constraints.js";
 import { MAX_TRUST_POLICY_BYTES } from "../../attestation/trust-policy.js";
-import { serializeManifest } from "../release/manifest-json.js";
-import { loadSigningKey, signManifest } from "../release/manifest-sign.js";
+import { serializeManifest } from "../../attestation/manifest/json.js";
+import { loadSigningKey, signManifest } from "../../attestation/manifest/sign.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 import { parseMinSequenceFlag, readManifestPin } from "./manifest-pin.js";
 
@@ -26,9 +26,9 @@ export { MANIFEST_USAGE } from "./usage.js";
  * `egw manifest create | sign | verify | show`: the release side of measurements
  * manifests. create writes the manifest the verifying client reads, with
  * PCRs computed from the EIF by infra/eif; sign and verify handle its
- * detached signature (attestation/client/manifest-signature.ts), always over
+ * detached signature (attestation/manifest/signature.ts), always over
  * the file's exact bytes. The rollback fields (`sequence`, `expires`,
- * attestation/client/manifest-rollback.ts) are set by create, and checked by
+ * attestation/manifest/rollback.ts) are set by create, and checked by
  * sign (an expired manifest is not signed) and verify, at ctx.now().
  */
 export async function manifestCommand(args: string[], ctx: CliContext): Promise<number> {
@@ -141,7 +141,7 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
   }
 
   // Deployment hashes: exactly what the enclave attests as config_sha256
-  // (enclave/config-hash.ts): the trust policy, each operations file, and
+  // (host/transport/codec/config-hash.ts): the trust policy, each operations file, and
   // the sealed-secrets file the host will hand in when given.
   // --config-sha256 gives a hash computed elsewhere.
   if ((values.operations ?? []).length > 0 && trustBytes === undefined) throw new UsageError("--operations is folded into the deployment hash with a --trust-policy file; give --trust-policy <file>");

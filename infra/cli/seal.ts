@@ -3,7 +3,7 @@ import { readFile, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { Readable } from "node:stream";
 import { providerSecretContext, SecretContextError } from "../../enclave/secrets/secret-context.js";
-import { parseSealedFile } from "../../enclave/secrets/sealed-file.js";
+import { parseSealedFile } from "../../host/transport/codec/sealed-file.js";
 import { KeyArnError, parseKeyArn } from "../kms/key-arn.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 

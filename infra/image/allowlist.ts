@@ -24,10 +24,15 @@ export interface BundleAllowlist {
 }
 
 export const ENCLAVE_ALLOWLIST: BundleAllowlist = Object.freeze({
-  sourceFolders: ["enclave/", "attestation/"],
+  // host/transport/codec/ holds the wire formats both sides speak
+  // (provisioning frame, bundle, boot status, sealed file, config hash,
+  // PROXY v2), written once and read by the enclave with the very code the
+  // host writes them with. It imports nothing that handles plaintext
+  // (test/import-rules.test.ts).
+  sourceFolders: ["enclave/", "attestation/", "host/transport/codec/"],
   // host/transport is the host's, but its AF_VSOCK code is the only way the
   // enclave has a network at all: its vsock bridges (enclave/init/bridge.ts)
-  // listen on and dial vsock with it. Exactly the files that code imports;
+  // listen on and dial vsock with it, and copy bytes with its pump. Exactly the files that code imports;
   // not index.ts (nothing needs the barrel) and nothing else under host/.
   sourceFiles: [
     "host/transport/endpoint", // endpoint syntax (vsock://cid:port, tcp://, unix://)
@@ -36,6 +41,7 @@ export const ENCLAVE_ALLOWLIST: BundleAllowlist = Object.freeze({
     "host/transport/vsock", // AF_VSOCK sockaddr and dial/listen
     "host/transport/fd-socket", // a vsock fd handed to libuv as a net.Socket
     "host/transport/ffi", // socket(2)/bind(2)/connect(2) through koffi
+    "host/transport/pump", // the byte pump the bridges copy with (the relay's and egress proxy's too)
   ],
   // The runtime dependencies the enclave program loads, read off the
   // metafile of enclave/bin.ts (`npm run bundle`, then build/app/inputs.json).

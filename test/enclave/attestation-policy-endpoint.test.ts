@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeBinding } from "../../attestation/binding.js";
 import { RECEIPT_HEADER, verifyReceipt } from "../../attestation/receipt.js";
 import { verifyAttestation } from "../../attestation/verify.js";
-import { attestedConfigHash } from "../../enclave/config-hash.js";
+import { attestedConfigHash } from "../../host/transport/codec/config-hash.js";
 import { hashToken } from "../../enclave/auth.js";
 import { CLIENT_TOKEN, startHarness, type Harness } from "../helpers/enclave-harness.js";
 

@@ -3,7 +3,7 @@ import tls, { type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ATTEST_PROOF_HEADER, attestProofHeader } from "../../attestation/attest-proof.js";
 import { openAttestedConnection, resolvePolicy } from "../../attestation/client/index.js";
-import { encodeProxyV2 } from "../../host/ingress/proxy-protocol.js";
+import { encodeProxyV2 } from "../../host/transport/codec/proxy-v2.js";
 import { configJson, CLIENT_TOKEN, startHarness, type Harness } from "../helpers/enclave-harness.js";
 
 /**

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { secretBindings, trustPolicySha256 } from "../../attestation/trust-policy.js";
-import { attestedPolicyHash } from "../../enclave/config-hash.js";
+import { attestedPolicyHash } from "../../host/transport/codec/config-hash.js";
 import { DEFAULT_LIMITS, parseOperations } from "../../enclave/operations.js";
 import { loadRuntimeConfig } from "../../enclave/runtime-config.js";
 

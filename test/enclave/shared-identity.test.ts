@@ -11,7 +11,7 @@ import { verifyAttestation } from "../../attestation/verify.js";
 import { IDENTITY_ENCRYPTION_CONTEXT, type IdentityKeys } from "../../enclave/secrets/identity-blob.js";
 import { generateSealedIdentity, openSealedIdentity } from "../../enclave/secrets/identity-source.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
-import type { SealedIdentityBlob } from "../../enclave/secrets/sealed-file.js";
+import type { SealedIdentityBlob } from "../../host/transport/codec/sealed-file.js";
 import { startMockKms, type MockKms } from "../../infra/dev/local-kms.js";
 import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../helpers/enclave-harness.js";
 

@@ -16,7 +16,7 @@ import { signingSpki, type IdentityKeys } from "../../enclave/secrets/identity-b
 import { openSealedIdentity } from "../../enclave/secrets/identity-source.js";
 import { providerSecretContext } from "../../enclave/secrets/secret-context.js";
 import { createKmsClient } from "../../enclave/secrets/kms-source.js";
-import { parseSealedFile } from "../../enclave/secrets/sealed-file.js";
+import { parseSealedFile } from "../../host/transport/codec/sealed-file.js";
 import { startMockKms, type MockKms } from "../../infra/dev/local-kms.js";
 import { enclaveCommand } from "../../infra/cli/enclave.js";
 import { hostCommand } from "../../infra/cli/host.js";

@@ -1,7 +1,7 @@
 import net from "node:net";
 import tls from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
-import { encodeProxyV2 } from "../../../host/ingress/proxy-protocol.js";
+import { encodeProxyV2 } from "../../../host/transport/codec/proxy-v2.js";
 import type { GatewayBindings } from "../../../enclave/http/gateway-env.js";
 import { createIdentity } from "../../../enclave/identity.js";
 import { startHttpsServer, type RunningServer } from "../../../enclave/server.js";

@@ -5,7 +5,7 @@ import { encodeCbor } from "../../../attestation/cbor-encode.js";
 import { RECEIPT_HEADER, signReceipt, sha256, verifyReceiptWithKeys, type ReceiptClaims } from "../../../attestation/receipt.js";
 import { decodeIdentity, encodeIdentity, openIdentity, sealIdentity, signingSpki, type IdentityKeys } from "../../../enclave/secrets/identity-blob.js";
 import { nextIdentityKeys } from "../../../enclave/secrets/identity-source.js";
-import { parseSealedFile } from "../../../enclave/secrets/sealed-file.js";
+import { parseSealedFile } from "../../../host/transport/codec/sealed-file.js";
 
 const p256 = () => new Uint8Array(generateKeyPairSync("ec", { namedCurve: "prime256v1" }).privateKey.export({ type: "pkcs8", format: "der" }));
 const T = 1_800_000_000_000;

@@ -15,7 +15,7 @@ import {
 } from "../../../enclave/secrets/identity-provenance.js";
 import { generateSealedIdentity, nextIdentityKeys, openSealedIdentity } from "../../../enclave/secrets/identity-source.js";
 import { createKmsClient } from "../../../enclave/secrets/kms-source.js";
-import type { SealedIdentityBlob } from "../../../enclave/secrets/sealed-file.js";
+import type { SealedIdentityBlob } from "../../../host/transport/codec/sealed-file.js";
 import { startMockKms, type MockKms } from "../../../infra/dev/local-kms.js";
 import { configJson, startHarness } from "../../helpers/enclave-harness.js";
 

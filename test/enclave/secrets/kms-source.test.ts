@@ -8,7 +8,7 @@ import { trustAnchorFromPem } from "../../../attestation/roots.js";
 import { verifyAttestation } from "../../../attestation/verify.js";
 import { createKmsClient, openSealedSecrets, type OpenSealedSecretsOptions } from "../../../enclave/secrets/kms-source.js";
 import { providerSecretContext } from "../../../enclave/secrets/secret-context.js";
-import { SealedSecretsError, type SealedSecretsErrorCode } from "../../../enclave/secrets/sealed-file.js";
+import { SealedSecretsError, type SealedSecretsErrorCode } from "../../../host/transport/codec/sealed-file.js";
 import { startMockKms, type MockKms } from "../../../infra/dev/local-kms.js";
 
 /**

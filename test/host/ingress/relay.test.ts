@@ -5,7 +5,7 @@ import { createHash, randomBytes, webcrypto } from "node:crypto";
 import net from "node:net";
 import tls from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
-import { decodeProxyV2 } from "../../../host/ingress/proxy-protocol.js";
+import { decodeProxyV2 } from "../../../host/transport/codec/proxy-v2.js";
 import type { IngressRelay } from "../../../host/ingress/relay.js";
 import { TransportError } from "../../../host/transport/errors.js";
 import type { Transport } from "../../../host/transport/transport.js";

@@ -1,7 +1,7 @@
 import net from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { encodeStatus } from "../../../enclave/provision/index.js";
-import { encodeBundle, encodeFrame, ProvisionSendError, sendBundle, type ProvisionClock } from "../../../host/provision/index.js";
+import { encodeBundle, encodeFrame, ProvisionError, sendBundle, type ProvisionClock } from "../../../host/provision/index.js";
 import { nodeTransport, TransportError, type Transport } from "../../../host/transport/index.js";
 import { freePort } from "../../helpers/cli-process.js";
 
@@ -46,8 +46,8 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
     await p;
   } catch (err) {
-    expect(err).toBeInstanceOf(ProvisionSendError);
-    return (err as ProvisionSendError).code;
+    expect(err).toBeInstanceOf(ProvisionError);
+    return (err as ProvisionError).code;
   }
   throw new Error("expected a rejection");
 }

@@ -2,7 +2,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { parseSealedFile } from "../../../enclave/secrets/sealed-file.js";
+import { parseSealedFile } from "../../../host/transport/codec/sealed-file.js";
 import { readSealedFile, sealedFileWithIdentity, writeFileAtomic } from "../../../infra/cli/identity-out.js";
 
 /**

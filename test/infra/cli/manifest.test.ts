@@ -72,7 +72,7 @@ beforeAll(async () => {
 
 describe("egw manifest create", () => {
   it("pins the deployment hash the enclave attests: trust policy, operations and the sealed file handed in", async () => {
-    const { attestedConfigHash } = await import("../../../enclave/config-hash.js");
+    const { attestedConfigHash } = await import("../../../host/transport/codec/config-hash.js");
     fs.writeFileSync(file("sealed.json"), '{"version":1}\n');
     const r = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--operations", "operations.json", "--sealed-secrets", "sealed.json"]);
     expect(r.code).toBe(0);
@@ -117,7 +117,7 @@ describe("egw manifest create", () => {
       eifSha384: createHash("sha384").update(fs.readFileSync(file("v1.eif"))).digest("hex"),
       builtAt: "2026-11-25T12:00:00Z",
     });
-    const { attestedConfigHash } = await import("../../../enclave/config-hash.js");
+    const { attestedConfigHash } = await import("../../../host/transport/codec/config-hash.js");
     expect(m.configSha256).toEqual([Buffer.from(attestedConfigHash(bytesOfFile("trust-policy.json"), bytesOfFile("operations.json"))).toString("hex")]);
     expect(parseManifest(r.stdout).measurements[0]!.label).toBe("egw 0.1.0 (111111111111)");
 

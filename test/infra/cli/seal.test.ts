@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDevCa } from "../../../attestation/dev/dev-ca.js";
 import { trustAnchorFromPem } from "../../../attestation/roots.js";
 import { providerSecretContext } from "../../../enclave/secrets/secret-context.js";
-import { parseSealedFile } from "../../../enclave/secrets/sealed-file.js";
+import { parseSealedFile } from "../../../host/transport/codec/sealed-file.js";
 import { run } from "../../../infra/cli/main.js";
 import { startMockKms, type MockKms } from "../../../infra/dev/local-kms.js";
 

@@ -96,8 +96,8 @@ describe("checkBundleInputs", () => {
   });
 
   it("allows exactly the vsock files of host/transport and no other host/ folder", () => {
-    expect(ENCLAVE_ALLOWLIST.sourceFolders).toEqual(["enclave/", "attestation/"]);
-    const expected = ["endpoint", "errors", "fd-socket", "ffi", "transport", "vsock"].map((f) => `host/transport/${f}`);
+    expect(ENCLAVE_ALLOWLIST.sourceFolders).toEqual(["enclave/", "attestation/", "host/transport/codec/"]);
+    const expected = ["endpoint", "errors", "fd-socket", "ffi", "pump", "transport", "vsock"].map((f) => `host/transport/${f}`);
     expect([...ENCLAVE_ALLOWLIST.sourceFiles].sort()).toEqual(expected);
   });
 

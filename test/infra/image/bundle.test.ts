@@ -201,12 +201,13 @@ describe("inputs.json: what the PCRs cover", () => {
     expect(r.packages.map((g) => g.lockKey)).toEqual(r.packages.map((g) => g.lockKey).sort());
   });
 
-  it("holds the enclave, attestation and the vsock transport only: no host relay, no infra/, no test helper", () => {
+  it("holds the enclave, attestation, the shared codecs and the vsock transport only: no host relay, no infra/, no test helper", () => {
     const r = inputs();
     const folders = r.sources.map((g) => g.folder);
     expect(folders).toContain("enclave/");
     expect(folders).toContain("attestation/");
-    for (const folder of folders) expect(folder, folder).toMatch(/^(enclave|attestation)\/|^host\/transport\/$/);
+    expect(folders).toContain("host/transport/codec/");
+    for (const folder of folders) expect(folder, folder).toMatch(/^(enclave|attestation)\/|^host\/transport\/(codec\/)?$/);
     const transport = r.sources.find((g) => g.folder === "host/transport/")!.files.map((f) => f.path.replace(/\.ts$/, ""));
     expect(transport.sort()).toEqual([...ENCLAVE_ALLOWLIST.sourceFiles].sort());
     const names = r.packages.map((p) => p.name);

@@ -69,8 +69,9 @@ describe("the host side in the pod image", () => {
     expect([...host].some((f) => f.startsWith("host/ingress/"))).toBe(true);
   });
 
-  it("identity mode (--generate-identity, loaded on demand) adds only the sealed-file parser from enclave/", () => {
+  it("identity mode (--generate-identity, loaded on demand) loads no enclave/ module either: the sealed-file parser is the shared codec's", () => {
     const identity = staticClosure(["infra/cli/egw.ts", "infra/cli/host.ts", "infra/cli/host-identity.ts"]);
-    expect([...identity].filter((f) => f.startsWith("enclave/"))).toEqual(["enclave/secrets/sealed-file.ts"]);
+    expect([...identity].filter((f) => f.startsWith("enclave/"))).toEqual([]);
+    expect(identity.has("host/transport/codec/sealed-file.ts")).toBe(true);
   });
 });

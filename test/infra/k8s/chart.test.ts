@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { CONFIG_KEYS, ENCLAVE_TERMINATE_SECONDS, MOUNT_PATHS, PORTS, RELAY_DRAIN_SECONDS } from "../../../infra/k8s/commands.js";
-import { attestedConfigHash } from "../../../enclave/config-hash.js";
+import { attestedConfigHash } from "../../../host/transport/codec/config-hash.js";
 import { EXAMPLE_OPERATIONS, EXAMPLE_SEALED_SECRETS, EXAMPLE_TRUST_POLICY } from "../../../infra/k8s/example.js";
 import { pinnedImage } from "../../../infra/k8s/image.js";
 import { ENCLAVE_CPU_RESOURCE, ENCLAVE_DEVICE_RESOURCE } from "../../../infra/k8s/labels.js";

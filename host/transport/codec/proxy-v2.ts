@@ -1,13 +1,15 @@
-import { isIPv4, isIPv6 } from "node:net";
+import { isIPv4, isIPv6, type Socket } from "node:net";
 import { bytesToIpv4, bytesToIpv6, ipv4ToBytes, ipv6ToBytes, unmapIpv4 } from "./ip.js";
 
 /**
  * PROXY protocol version 2 (HAProxy, doc/proxy-protocol.txt §2.2), the
  * binary header a relay sends before any payload so that the server learns
- * the client's address. The relay only ever encodes; the decoder exists for
- * the enclave side and the tests, and is strict: it accepts exactly the
- * combinations §2.2 lists, bounds the total size, and checks that TLVs fill
- * the declared length exactly.
+ * the client's address. The host relay encodes (proxyHeaderForConnection);
+ * the enclave decodes (readProxyV2), with this same file. The decoder is
+ * strict: it accepts exactly the combinations §2.2 lists, bounds the total
+ * size, and checks that TLVs fill the declared length exactly. The enclave
+ * reads the address only for per-address rate limiting: it is the
+ * untrusted host's claim, so nothing else depends on it.
  *
  *   bytes 0..11  signature \r\n\r\n\0\r\nQUIT\n
  *   byte  12     version (high nibble, must be 2) | command (0 LOCAL, 1 PROXY)
@@ -56,7 +58,9 @@ export type ProxyProtocolErrorCode =
   | "ERR_PROXY_FAMILY"
   | "ERR_PROXY_LENGTH"
   | "ERR_PROXY_TLV"
-  | "ERR_PROXY_INPUT";
+  | "ERR_PROXY_INPUT"
+  | "ERR_PROXY_TIMEOUT" // readProxyV2: no whole header in time
+  | "ERR_PROXY_CLOSED"; // readProxyV2: the connection ended or failed before a whole header
 
 export class ProxyProtocolError extends Error {
   readonly code: ProxyProtocolErrorCode;
@@ -270,4 +274,55 @@ export function decodeProxyV2(bytes: Uint8Array, options: { maxLength?: number }
     at += 3 + length;
   }
   return { status: "complete", header: { command, transport, address, tlvs }, length: total };
+}
+
+// ─── read from a socket (the enclave) ───────────────────────────────────────
+
+/**
+ * The client address a header reports: the source of a PROXY command over
+ * INET or INET6, else null (LOCAL is the relay's own connection; UNSPEC
+ * and UNIX carry no IP to learn).
+ */
+export function proxyClientAddress(header: ProxyHeader): string | null {
+  const { address } = header;
+  if (header.command !== "proxy" || (address.family !== "ipv4" && address.family !== "ipv6")) return null;
+  return address.sourceAddress;
+}
+
+/**
+ * Reads the header from a fresh, paused socket within `timeoutMs`, puts any
+ * bytes after it back, and returns it. Bounded: at most `maxLength` bytes
+ * are buffered before the header must be complete; a connection that does
+ * not start with the signature fails at its first differing byte.
+ */
+export function readProxyV2(socket: Socket, timeoutMs: number, options: { maxLength?: number } = {}): Promise<ProxyHeader> {
+  return new Promise((resolve, reject) => {
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => done(new ProxyProtocolError("ERR_PROXY_TIMEOUT", "PROXY v2 header not received in time")), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      let decoded: ProxyDecodeResult;
+      try {
+        decoded = decodeProxyV2(buf, options);
+      } catch (err) {
+        return done(err as Error);
+      }
+      if (decoded.status === "complete") done(null, decoded.header, buf.subarray(decoded.length));
+    };
+    const onEnd = () => done(new ProxyProtocolError("ERR_PROXY_CLOSED", "connection closed before the PROXY v2 header"));
+    function done(err: Error | null, header?: ProxyHeader, rest?: Buffer) {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.off("end", onEnd);
+      socket.off("error", onEnd);
+      socket.pause();
+      if (err) return reject(err);
+      if (rest && rest.length > 0) socket.unshift(rest);
+      resolve(header!);
+    }
+    socket.on("data", onData);
+    socket.once("end", onEnd);
+    socket.once("error", onEnd);
+    socket.resume();
+  });
 }

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import { rejectDuplicateJsonKeys } from "../../attestation/client/strict-json.js";
+import { rejectDuplicateJsonKeys } from "../../../attestation/client/strict-json.js";
+import { ProvisionError } from "./provision-errors.js";
 
 /**
  * The sealed-secrets file the host hands the enclave at boot:
@@ -19,6 +20,11 @@ import { rejectDuplicateJsonKeys } from "../../attestation/client/strict-json.js
  * only to a measured enclave — but which ciphertexts were loaded is part of
  * what the enclave runs, so sealedFileSha256() of the exact bytes belongs in
  * the attested runtime-config hash.
+ *
+ * Two readers of the one format, here together: parseSealedFile, the
+ * enclave's strict parse when it opens the file, and sealedFileRegion, the
+ * host's read of the one field it needs (the KMS region, to ask the SDK
+ * for credentials) before it hands the file over unopened.
  */
 
 export const SEALED_FILE_VERSION = 1;
@@ -230,4 +236,23 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
   for (const key of allowed) {
     if (!Object.prototype.hasOwnProperty.call(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
   }
+}
+
+/**
+ * The host's read: the KMS region only. Everything else is the enclave's
+ * to judge when it opens the file; refusing here what the enclave would
+ * refuse there would be a second parser to keep in step. Failures are
+ * provisioning input errors, since the host reads this only to provision.
+ */
+export function sealedFileRegion(bytes: Uint8Array): string {
+  if (bytes.length > MAX_SEALED_FILE_BYTES) throw new ProvisionError("ERR_PROVISION_TOO_LARGE", `the sealed-secrets file is ${bytes.length} bytes, at most ${MAX_SEALED_FILE_BYTES} allowed`);
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+  } catch {
+    throw new ProvisionError("ERR_PROVISION_INPUT", "the sealed-secrets file is not UTF-8 JSON");
+  }
+  const region = (value as { region?: unknown } | null)?.region;
+  if (typeof region !== "string" || !REGION_PATTERN.test(region)) throw new ProvisionError("ERR_PROVISION_INPUT", `the sealed-secrets file has no "region" such as us-east-1`);
+  return region;
 }

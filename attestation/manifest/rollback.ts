@@ -1,4 +1,4 @@
-import { ClientError } from "./errors.js";
+import { ClientError } from "../client/errors.js";
 
 /**
  * Rollback protection for measurements manifests. A signature proves who
@@ -6,7 +6,7 @@ import { ClientError } from "./errors.js";
  * behind, or an attacker in the path, can hand a client an older manifest,
  * validly signed, that still lists an image withdrawn since (for a CVE, say).
  * Two optional top-level fields bound that; both are covered by the
- * signature, which is over the file's exact bytes (manifest-signature.ts):
+ * signature, which is over the file's exact bytes (signature.ts):
  *
  *  - `sequence`: an integer 1..2^53-1 that strictly increases from one
  *    published manifest of a deployment to the next. A relying party pins a

@@ -1,4 +1,4 @@
-import { ClientError } from "./errors.js";
+import { ClientError } from "../client/errors.js";
 
 /**
  * The optional `release` object of a measurements-manifest entry: which
@@ -24,7 +24,7 @@ export interface ReleaseInfo {
   builtAt?: string;
 }
 
-/** Order in which the fields are written (infra/release) and documented. */
+/** Order in which the fields are written (attestation/manifest/create.ts) and documented. */
 export const RELEASE_KEYS = ["version", "gitCommit", "imageDigest", "eifSha384", "builtAt"] as const;
 const ALLOWED = new Set<string>(RELEASE_KEYS);
 

@@ -1,6 +1,6 @@
-import { RELEASE_KEYS } from "../../attestation/client/manifest-release.js";
-import { parseManifest, type Manifest, type MeasurementSet } from "../../attestation/client/policy.js";
-import { trustJson } from "../../attestation/client/trust-constraints.js";
+import { RELEASE_KEYS } from "./release.js";
+import { parseManifest, type Manifest, type MeasurementSet } from "../client/policy.js";
+import { trustJson } from "../client/trust-constraints.js";
 
 /**
  * Writes a manifest in the one layout the release tools produce: the

@@ -10,9 +10,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { parseManifest, type Manifest } from "../../../attestation/client/policy.js";
 import { readEif } from "../../../infra/eif/eif-reader.js";
 import { compareWithManifest, measureEif } from "../../../infra/eif/measure.js";
-import { createManifest, defaultLabel, mergeManifest, releaseEntry, type ReleaseEntryInput } from "../../../infra/release/manifest-create.js";
-import { serializeManifest } from "../../../infra/release/manifest-json.js";
-import { buildEif, bytesOf, expectedPcrs, imageSections, makeSigningCertificate, type ImageParts } from "../eif/eif-builder.js";
+import { createManifest, defaultLabel, mergeManifest, releaseEntry, type ReleaseEntryInput } from "../../../attestation/manifest/create.js";
+import { serializeManifest } from "../../../attestation/manifest/json.js";
+import { buildEif, bytesOf, expectedPcrs, imageSections, makeSigningCertificate, type ImageParts } from "../../infra/eif/eif-builder.js";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const DIGEST = `sha256:${"ab".repeat(32)}`;

@@ -1,44 +1,120 @@
-import { ProvisionSendError } from "./errors.js";
+import { encodeFrame } from "./frame.js";
+import { ProvisionError } from "./provision-errors.js";
+import { MAX_CIPHERTEXT_BYTES, MAX_IDENTITY_ATTESTATION_BYTES, MAX_SEALED_IDENTITY_BYTES } from "./sealed-file.js";
 
 /**
- * The enclave's reply (docs/PROTOCOL.md, "Boot provisioning"), parsed as
- * input from a peer: bounded, exact fields, typed. It is not signed and
- * proves nothing (the host could forge it to itself); it tells the operator
- * whether the enclave came up and, if not, its stable error code.
+ * The enclave's one reply on the provisioning connection, framed like the
+ * bundle (frame.ts), body UTF-8 JSON:
+ *
+ *   { "status": "ready", "configSha256": "<hex>", "policySha256": "<hex>", "tlsSpkiSha256": "<hex>", "port": 8443 (optional), "vsock": "vsock://…" (optional) }
+ *   { "status": "identity", "identity": { "dataKey": "<b64>", "iv": "<b64>", "sealed": "<b64>", "attestation": "<b64>" },
+ *     "tlsSpkiSha256": "<hex>", "receiptKeys": [ { "spkiSha256": "<hex>", "notBefore": "<ISO>", "notAfter": "<ISO>" } ] }
+ *   { "status": "failed", "code": "ERR_…", "message": "…" }
+ *
+ * The reply travels over the untrusted host and is not signed: it is an
+ * operator's signal ("the enclave is up" / "why it stopped"), not evidence.
+ * Clients learn the same hashes from the attestation document. The enclave
+ * encodes it (encodeStatus) and the host decodes it (decodeStatus) as input
+ * from a peer: bounded, exact fields, typed. The host cannot check that an
+ * identity blob holds what the summary says (it cannot open it): replicas
+ * booted from it attest the real TLS SPKI and receipt keys, and that is
+ * what clients check.
  */
-export type BootStatus =
-  | { status: "ready"; configSha256: string; policySha256: string; tlsSpkiSha256: string; port?: number; vsock?: string }
-  | IdentityStatus
-  | { status: "failed"; code: string; message: string };
+export interface ReadyStatus {
+  status: "ready";
+  /** Hex of the attested config hash (user_data config_sha256). */
+  configSha256: string;
+  /** Hex of the attested trust policy hash (user_data policy_sha256). */
+  policySha256: string;
+  /** Hex of SHA-256 of the TLS certificate's SubjectPublicKeyInfo. */
+  tlsSpkiSha256: string;
+  /** The gateway's TCP port (loopback inside the enclave when it listens on vsock); absent on a Unix socket. */
+  port?: number;
+  /** The vsock endpoint the gateway is bridged to, on Nitro. */
+  vsock?: string;
+}
 
 /**
- * The enclave's answer to an identity request: the sealed identity (the
- * sealed-secrets file's `identity` field, ciphertext only) and the public
- * hashes an operator publishes. The host cannot check that the blob holds
- * what the summary says (it cannot open it): replicas booted from it attest
- * the real TLS SPKI and receipt keys, and that is what clients check.
+ * The answer to an identity request (bundle `identity.generate`): the new
+ * sealed identity, which is ciphertext only (the keys inside open only
+ * under a data key KMS releases to a measured enclave), and public hashes
+ * for the operator to publish. Never key material.
  */
 export interface IdentityStatus {
   status: "identity";
+  /** The sealed-secrets file's `identity` field, base64 as in that file. */
   identity: { dataKey: string; iv: string; sealed: string; attestation: string };
+  /** Hex of SHA-256 of the TLS key's SubjectPublicKeyInfo: what clients pin. */
   tlsSpkiSha256: string;
-  /** The signing key first, then retired keys: 1..4 (binding v2's receipt_keys bound). */
+  /** The signing receipt key first, then the retired ones, newest first, as attested in binding v2. */
   receiptKeys: { spkiSha256: string; notBefore: string; notAfter: string }[];
 }
 
+export interface FailedStatus {
+  status: "failed";
+  /** A stable code: ERR_PROVISION_*, ERR_CONFIG, ERR_KMS_*, ERR_SEALED_FILE_*, … or ERR_BOOT_FAILED. */
+  code: string;
+  message: string;
+}
+
+export type BootStatus = ReadyStatus | IdentityStatus | FailedStatus;
+
+export const MAX_STATUS_MESSAGE = 512;
+const STABLE_CODE = /^ERR_[A-Z0-9_]{1,64}$/;
+const GENERIC_MESSAGE = "the enclave failed to boot";
+
+/**
+ * The failed reply for an error. Only this project's typed errors (a stable
+ * ERR_ code) pass their message on, since those messages are written to
+ * name fields and sizes, never values; anything else becomes
+ * ERR_BOOT_FAILED with a fixed message. `never` lists strings that must not
+ * leave the enclave whatever a message says (the bundle's credentials): a
+ * message that contains one is replaced, not edited.
+ */
+export function failedStatus(err: unknown, never: readonly string[] = []): FailedStatus {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== "string" || !STABLE_CODE.test(code)) return { status: "failed", code: "ERR_BOOT_FAILED", message: GENERIC_MESSAGE };
+  let message = String((err as { message?: unknown }).message ?? "").replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, MAX_STATUS_MESSAGE);
+  if (never.some((s) => s.length > 0 && message.includes(s))) message = GENERIC_MESSAGE;
+  return { status: "failed", code, message };
+}
+
+export function encodeStatus(status: BootStatus): Uint8Array {
+  // Fields in a fixed order, so a reply is byte-for-byte predictable in tests and captures.
+  return encodeFrame(new TextEncoder().encode(JSON.stringify(orderedBody(status))));
+}
+
+function orderedBody(status: BootStatus): object {
+  switch (status.status) {
+    case "ready":
+      return { status: "ready", configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock !== undefined && { vsock: status.vsock }) };
+    case "identity":
+      return {
+        status: "identity",
+        identity: { dataKey: status.identity.dataKey, iv: status.identity.iv, sealed: status.identity.sealed, attestation: status.identity.attestation },
+        tlsSpkiSha256: status.tlsSpkiSha256,
+        receiptKeys: status.receiptKeys.map((k) => ({ spkiSha256: k.spkiSha256, notBefore: k.notBefore, notAfter: k.notAfter })),
+      };
+    case "failed":
+      return { status: "failed", code: status.code, message: status.message };
+  }
+}
+
+// ─── decode (the host) ───────────────────────────────────────────────────────
+
 export const MAX_STATUS_BYTES = 64 * 1024;
-/** The same bounds as the sealed-secrets file's identity field (enclave/secrets/sealed-file.ts). */
-const IDENTITY_BYTES = { dataKey: [1, 6144], iv: [12, 12], sealed: [17, 8192 + 16], attestation: [1, 16 * 1024] } as const;
+/** The same bounds as the sealed-secrets file's identity field (sealed-file.ts). */
+const IDENTITY_BYTES = { dataKey: [1, MAX_CIPHERTEXT_BYTES], iv: [12, 12], sealed: [17, MAX_SEALED_IDENTITY_BYTES + 16], attestation: [1, MAX_IDENTITY_ATTESTATION_BYTES] } as const;
 const MAX_RECEIPT_KEYS = 4;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const HEX32 = /^[0-9a-f]{64}$/;
 const CODE = /^ERR_[A-Z0-9_]{1,64}$/;
 const VSOCK = /^vsock:\/\/\d{1,10}:\d{1,10}$/;
 
-const malformed = (message: string) => new ProvisionSendError("ERR_PROVISION_MALFORMED", `enclave status: ${message}`);
+const malformed = (message: string) => new ProvisionError("ERR_PROVISION_MALFORMED", `enclave status: ${message}`);
 
 export function decodeStatus(body: Uint8Array): BootStatus {
-  if (body.length > MAX_STATUS_BYTES) throw new ProvisionSendError("ERR_PROVISION_TOO_LARGE", `enclave status: ${body.length} bytes, at most ${MAX_STATUS_BYTES} allowed`);
+  if (body.length > MAX_STATUS_BYTES) throw new ProvisionError("ERR_PROVISION_TOO_LARGE", `enclave status: ${body.length} bytes, at most ${MAX_STATUS_BYTES} allowed`);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body));

@@ -1,9 +1,14 @@
-import { rejectDuplicateJsonKeys } from "../../attestation/client/strict-json.js";
-import { ProvisionError } from "./errors.js";
+import { rejectDuplicateJsonKeys } from "../../../attestation/client/strict-json.js";
+import { ProvisionError } from "./provision-errors.js";
+import { MAX_SEALED_FILE_BYTES } from "./sealed-file.js";
+
+export { MAX_SEALED_FILE_BYTES };
 
 /**
  * The boot bundle: what the host hands a fresh enclave, which has no
- * filesystem from the host and no network but vsock. The frame body is
+ * filesystem from the host and no network but vsock. The host encodes it
+ * (encodeBundle) and the enclave decodes it (decodeBundle), both with this
+ * file, so the caps and field rules cannot drift apart. The frame body is
  * UTF-8 JSON (docs/PROTOCOL.md, "Boot provisioning"):
  *
  *   { "version": 2,
@@ -42,8 +47,6 @@ export const BUNDLE_VERSION = 2;
 export const MAX_TRUST_POLICY_BYTES = 256 * 1024;
 /** Operations bytes, as enclave/operations.ts accepts. */
 export const MAX_OPERATIONS_BYTES = 1024 * 1024;
-/** Sealed-secrets file bytes, as enclave/secrets/sealed-file.ts accepts. */
-export const MAX_SEALED_FILE_BYTES = 1024 * 1024;
 /**
  * The frame body: both files at their maxima, base64-encoded (4/3), plus
  * credentials and field names. Smaller would make files that boot with
@@ -80,6 +83,77 @@ export interface ProvisionBundle {
   sealedSecrets?: { file: Uint8Array; credentials: AwsCredentials; endpoint?: string };
   /** Present only with sealedSecrets: generate an identity and reply with it; do not serve. */
   identity?: { generate: IdentityGenerateRequest };
+}
+
+export interface BundleInput {
+  /** The trust policy file's bytes, exactly as read. */
+  trustPolicy: Uint8Array;
+  /** The operations file's bytes, exactly as read. */
+  operations: Uint8Array;
+  /** The sealed-secrets file's bytes, exactly as read. */
+  sealedSecrets?: Uint8Array;
+  /** For KMS Decrypt inside the enclave; required with sealedSecrets, refused without. */
+  awsCredentials?: AwsCredentials;
+  /** KMS endpoint override (a VPC endpoint); only with sealedSecrets. */
+  kmsEndpoint?: string;
+  /**
+   * Ask the enclave to make (or rotate) the shared identity instead of
+   * serving; only with sealedSecrets (its key id and region seal it).
+   * `overlapDays` exactly when the file already has an identity: the
+   * enclave checks that against the file.
+   */
+  identity?: { generate: { validityDays: number; overlapDays?: number; rotateTls?: boolean } };
+}
+
+const tooLarge = (what: string, n: number, max: number) => new ProvisionError("ERR_PROVISION_TOO_LARGE", `${what} is ${n} bytes, at most ${max} allowed`);
+
+/**
+ * The host's side: the frame body for these files. The caps are the
+ * decoder's, checked here too so an operator's mistake fails on the host
+ * with a clear message instead of as a refusal from the enclave. The host
+ * may send any trust policy it likes: the enclave attests the SHA-256 of
+ * exactly these bytes, and a client checks what they say before sending
+ * anything.
+ */
+export function encodeBundle(input: BundleInput): Uint8Array {
+  if (input.trustPolicy.length === 0) throw new ProvisionError("ERR_PROVISION_INPUT", "the trust policy is empty");
+  if (input.trustPolicy.length > MAX_TRUST_POLICY_BYTES) throw tooLarge("the trust policy", input.trustPolicy.length, MAX_TRUST_POLICY_BYTES);
+  if (input.operations.length === 0) throw new ProvisionError("ERR_PROVISION_INPUT", "the operations file is empty");
+  if (input.operations.length > MAX_OPERATIONS_BYTES) throw tooLarge("the operations file", input.operations.length, MAX_OPERATIONS_BYTES);
+  const body: Record<string, unknown> = {
+    version: BUNDLE_VERSION,
+    trustPolicy: Buffer.from(input.trustPolicy).toString("base64"),
+    operations: Buffer.from(input.operations).toString("base64"),
+  };
+  if (input.sealedSecrets !== undefined) {
+    if (input.sealedSecrets.length === 0) throw new ProvisionError("ERR_PROVISION_INPUT", "the sealed-secrets file is empty");
+    if (input.sealedSecrets.length > MAX_SEALED_FILE_BYTES) throw tooLarge("the sealed-secrets file", input.sealedSecrets.length, MAX_SEALED_FILE_BYTES);
+    if (input.awsCredentials === undefined) throw new ProvisionError("ERR_PROVISION_CREDENTIALS", "sealed secrets need AWS credentials for KMS");
+    body.sealedSecrets = Buffer.from(input.sealedSecrets).toString("base64");
+    const { accessKeyId, secretAccessKey, sessionToken } = input.awsCredentials;
+    body.awsCredentials = { accessKeyId, secretAccessKey, ...(sessionToken !== undefined && sessionToken !== "" && { sessionToken }) };
+    if (input.kmsEndpoint !== undefined) body.kmsEndpoint = input.kmsEndpoint;
+    if (input.identity !== undefined) body.identity = { generate: identityRequest(input.identity.generate) };
+  } else if (input.awsCredentials !== undefined || input.kmsEndpoint !== undefined || input.identity !== undefined) {
+    // The enclave refuses fields it would ignore; so does the encoder.
+    throw new ProvisionError("ERR_PROVISION_INPUT", "AWS credentials, a KMS endpoint and an identity request are only sent with a sealed-secrets file");
+  }
+  const bytes = new TextEncoder().encode(JSON.stringify(body));
+  if (bytes.length > MAX_BUNDLE_BYTES) throw tooLarge("the bundle", bytes.length, MAX_BUNDLE_BYTES);
+  return bytes;
+}
+
+function identityRequest(generate: { validityDays: number; overlapDays?: number; rotateTls?: boolean }): Record<string, unknown> {
+  const days = (value: number, name: string, min: number) => {
+    if (!Number.isInteger(value) || value < min || value > MAX_IDENTITY_DAYS) throw new ProvisionError("ERR_PROVISION_INPUT", `${name} must be whole days, ${min}..${MAX_IDENTITY_DAYS}`);
+    return value;
+  };
+  // Fixed field order; rotateTls only when asked for (the enclave refuses it for a first identity).
+  return {
+    validityDays: days(generate.validityDays, "the identity's validity", 1),
+    ...(generate.overlapDays !== undefined && { overlapDays: days(generate.overlapDays, "the identity's overlap", 0) }),
+    ...(generate.rotateTls === true && { rotateTls: true }),
+  };
 }
 
 // IAM AccessKeyId is 16..128 word characters (IAM API reference, AccessKey).

@@ -1,12 +1,12 @@
 import { createHash, createPrivateKey, createPublicKey, sign, type KeyObject } from "node:crypto";
-import { encodeCbor } from "../../attestation/cbor-encode.js";
-import { COSE_ALG_ES384, COSE_SIGN1_TAG, sigStructure } from "../../attestation/cose-sign1.js";
-import { MANIFEST_CONTENT_TYPE, MANIFEST_SIG_HEADER, verifyManifestSignature } from "../../attestation/client/manifest-signature.js";
+import { encodeCbor } from "../cbor-encode.js";
+import { COSE_ALG_ES384, COSE_SIGN1_TAG, sigStructure } from "../cose-sign1.js";
+import { MANIFEST_CONTENT_TYPE, MANIFEST_SIG_HEADER, verifyManifestSignature } from "./signature.js";
 import { ReleaseError } from "./errors.js";
 
 /**
  * Signs a manifest's exact bytes into the detached COSE_Sign1 that
- * attestation/client/manifest-signature.ts documents and verifies (ES384,
+ * attestation/manifest/signature.ts documents and verifies (ES384,
  * key in the protected header, kid = SHA-256 of its SPKI). node:crypto only.
  */
 

@@ -1,14 +1,15 @@
 import type { Duplex } from "node:stream";
-import { ProvisionError } from "./errors.js";
+import { ProvisionError } from "./provision-errors.js";
 
 /**
- * The provisioning channel's framing, both directions: a 4-byte big-endian
- * unsigned length, then exactly that many bytes of UTF-8 JSON. One frame
- * each way per connection (bundle from the host, status from the enclave).
- * A length prefix lets the reader refuse an oversized bundle from its first
- * four bytes, before buffering anything, and makes "the whole bundle
- * arrived" unambiguous without relying on a half-close that vsock peers may
- * not send.
+ * The provisioning channel's framing, both directions (docs/PROTOCOL.md,
+ * "Boot provisioning"): a 4-byte big-endian unsigned length, then exactly
+ * that many bytes of UTF-8 JSON. One frame each way per connection (bundle
+ * from the host, status from the enclave), written and read by this one
+ * file on both sides. A length prefix lets the reader refuse an oversized
+ * frame from its first four bytes, before buffering anything, and makes
+ * "the whole frame arrived" unambiguous without relying on a half-close
+ * that vsock peers may not send.
  */
 export const FRAME_HEADER_BYTES = 4;
 
@@ -25,6 +26,8 @@ export interface ReadFrameOptions {
   maxBytes: number;
   /** From the call until the last byte of the frame; a slow peer fails with ERR_PROVISION_TIMEOUT. */
   timeoutMs: number;
+  /** Stops the read with ERR_PROVISION_ABORTED (the host's SIGTERM while provisioning). */
+  signal?: AbortSignal;
 }
 
 /**
@@ -40,7 +43,8 @@ export function readFrame(socket: Duplex, options: ReadFrameOptions): Promise<Ui
     let headerFill = 0;
     let body: Uint8Array | undefined;
     let bodyFill = 0;
-    const timer = setTimeout(() => done(new ProvisionError("ERR_PROVISION_TIMEOUT", `the frame did not arrive whole within ${options.timeoutMs} ms (${headerFill + bodyFill} bytes read)`)), options.timeoutMs);
+    const read = () => headerFill + bodyFill;
+    const timer = setTimeout(() => done(new ProvisionError("ERR_PROVISION_TIMEOUT", `the frame did not arrive whole within ${options.timeoutMs} ms (${read()} bytes read)`)), options.timeoutMs);
 
     function done(result: Uint8Array | ProvisionError): void {
       clearTimeout(timer);
@@ -48,6 +52,7 @@ export function readFrame(socket: Duplex, options: ReadFrameOptions): Promise<Ui
       socket.off("end", onEnd);
       socket.off("error", onError);
       socket.off("close", onEnd);
+      options.signal?.removeEventListener("abort", onAbort);
       socket.pause();
       if (result instanceof ProvisionError) reject(result);
       else resolve(result);
@@ -76,17 +81,22 @@ export function readFrame(socket: Duplex, options: ReadFrameOptions): Promise<Ui
       done(body);
     }
     function onEnd(): void {
-      done(new ProvisionError("ERR_PROVISION_CLOSED", `the peer closed after ${headerFill + bodyFill} bytes, before a whole frame`));
+      done(new ProvisionError("ERR_PROVISION_CLOSED", `the peer closed after ${read()} bytes, before a whole frame`));
     }
     function onError(err: NodeJS.ErrnoException): void {
-      done(new ProvisionError("ERR_PROVISION_CLOSED", `the connection failed (${err.code ?? "error"}) after ${headerFill + bodyFill} bytes`));
+      done(new ProvisionError("ERR_PROVISION_CLOSED", `the connection failed (${err.code ?? "error"}) after ${read()} bytes`));
     }
+    function onAbort(): void {
+      done(new ProvisionError("ERR_PROVISION_ABORTED", "provisioning was stopped"));
+    }
+    if (options.signal?.aborted) return onAbort();
     // A peer that hung up before anyone listened would otherwise only show as a timeout.
     if (socket.destroyed || socket.readableEnded) return onEnd();
     socket.on("data", onData);
     socket.once("end", onEnd);
     socket.once("close", onEnd);
     socket.once("error", onError);
+    options.signal?.addEventListener("abort", onAbort, { once: true });
     socket.resume();
   });
 }

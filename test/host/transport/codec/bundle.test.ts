@@ -1,13 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeBundle, MAX_BUNDLE_BYTES, MAX_OPERATIONS_BYTES, MAX_TRUST_POLICY_BYTES, MAX_IDENTITY_DAYS, ProvisionError } from "../../../enclave/provision/index.js";
-import { encodeBundle } from "../../../host/provision/index.js";
+import { decodeBundle, encodeBundle, MAX_BUNDLE_BYTES, MAX_OPERATIONS_BYTES, MAX_TRUST_POLICY_BYTES, MAX_IDENTITY_DAYS } from "../../../../host/transport/codec/bundle.js";
+import { ProvisionError } from "../../../../host/transport/codec/provision-errors.js";
 
 /**
  * The bundle is parsed as hostile input (it crosses the host): strict
  * shape, bounded sizes, exact bytes. The host's encoder and the enclave's
- * decoder are separate code (host/ imports nothing from enclave/), so the
- * round trips here are what hold them to one format.
+ * decoder are one file (host/transport/codec/bundle.ts); the round trips
+ * here hold the two halves to one format.
  */
 const SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYCANARYKEY1";
 const creds = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: SECRET, sessionToken: "IQoJb3JpZ2luX2VjEPr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ==" };
@@ -166,5 +166,42 @@ describe("boot bundle: refusals", () => {
     const started = performance.now();
     expectCode(deep, "ERR_PROVISION_MALFORMED");
     expect(performance.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe("bundle inputs on the host", () => {
+  const body = (s: string | object) => new TextEncoder().encode(typeof s === "string" ? s : JSON.stringify(s));
+  function code(f: () => unknown): string {
+    try {
+      f();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ProvisionError);
+      return (err as ProvisionError).code;
+    }
+    throw new Error("expected a throw");
+  }
+  const files = { trustPolicy: body("{}"), operations: body("{}") };
+  const creds = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "secret" };
+
+  it("refuses what the enclave would refuse, before dialling", () => {
+    expect(code(() => encodeBundle({ ...files, trustPolicy: new Uint8Array() }))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => encodeBundle({ ...files, operations: new Uint8Array() }))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => encodeBundle({ ...files, awsCredentials: creds }))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => encodeBundle({ ...files, kmsEndpoint: "https://kms.example.com" }))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => encodeBundle({ ...files, sealedSecrets: body("{}") }))).toBe("ERR_PROVISION_CREDENTIALS");
+    expect(code(() => encodeBundle({ ...files, trustPolicy: new Uint8Array(256 * 1024 + 1) }))).toBe("ERR_PROVISION_TOO_LARGE");
+    expect(code(() => encodeBundle({ ...files, operations: new Uint8Array(1024 * 1024 + 1) }))).toBe("ERR_PROVISION_TOO_LARGE");
+    // Control: the same files, well formed, encode (version 2, both as base64 of the exact bytes).
+    const wire = JSON.parse(new TextDecoder().decode(encodeBundle(files))) as Record<string, unknown>;
+    expect(wire).toEqual({ version: 2, trustPolicy: Buffer.from("{}").toString("base64"), operations: Buffer.from("{}").toString("base64") });
+  });
+
+  it("refuses an identity request the enclave would refuse, before dialling", () => {
+    const sealed = body({ version: 1, keyId: "alias/x", region: "eu-central-1", secrets: {} });
+    const with_ = (generate: { validityDays: number; overlapDays?: number }) => () => encodeBundle({ ...files, sealedSecrets: sealed, awsCredentials: creds, identity: { generate } });
+    expect(code(() => encodeBundle({ ...files, identity: { generate: { validityDays: 30 } } }))).toBe("ERR_PROVISION_INPUT");
+    for (const bad of [{ validityDays: 0 }, { validityDays: 1826 }, { validityDays: 1.5 }, { validityDays: 30, overlapDays: -1 }, { validityDays: 30, overlapDays: 1826 }, { validityDays: Number.NaN }]) {
+      expect(code(with_(bad))).toBe("ERR_PROVISION_INPUT");
+    }
   });
 });

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { isIPv6 } from "node:net";
 import { describe, expect, it } from "vitest";
-import { bytesToIpv6, ipv4ToBytes, ipv6ToBytes, unmapIpv4 } from "../../../host/ingress/ip.js";
+import { bytesToIpv6, ipv4ToBytes, ipv6ToBytes, unmapIpv4 } from "../../../../host/transport/codec/ip.js";
 import {
   PROXY_V2_DEFAULT_MAX_LENGTH,
   ProxyProtocolError,
@@ -10,7 +10,7 @@ import {
   proxyHeaderForConnection,
   type ProxyAddress,
   type ProxyHeader,
-} from "../../../host/ingress/proxy-protocol.js";
+} from "../../../../host/transport/codec/proxy-v2.js";
 
 const hex = (h: string) => new Uint8Array(Buffer.from(h.replace(/\s+/g, ""), "hex"));
 const SIG = "0d0a0d0a000d0a515549540a";

@@ -1,20 +1,30 @@
-import { ClientError } from "../../attestation/client/errors.js";
-import { parseReleaseInfo } from "../../attestation/client/manifest-release.js";
-import { expiresProblem, sequenceProblem } from "../../attestation/client/manifest-rollback.js";
-import { matchMeasurements, type Manifest, type MeasurementSet } from "../../attestation/client/policy.js";
-import { readTrustSetting, trustJson, type TrustSetting } from "../../attestation/client/trust-constraints.js";
-import { parseTrustPolicy, trustPolicySha256, TrustPolicyError, upstreamOrigins } from "../../attestation/trust-policy.js";
-import { measurementPcrs, type EifMeasurements } from "../eif/measure.js";
+import { ClientError } from "../client/errors.js";
+import { parseReleaseInfo } from "./release.js";
+import { expiresProblem, sequenceProblem } from "./rollback.js";
+import { matchMeasurements, type Manifest, type MeasurementSet } from "../client/policy.js";
+import { readTrustSetting, trustJson, type TrustSetting } from "../client/trust-constraints.js";
+import { parseTrustPolicy, trustPolicySha256, TrustPolicyError, upstreamOrigins } from "../trust-policy.js";
 import { ReleaseError } from "./errors.js";
 
 /**
  * Builds the measurements-manifest entry of one release from an EIF's
- * measurements (infra/eif/measure.ts), and a manifest around it, new or
- * merged into an existing one. The format is the one the verifying client
- * reads (attestation/client/policy.ts); serializeManifest writes it.
+ * measurements (infra/eif/measure.ts computes them), and a manifest around
+ * it, new or merged into an existing one. The format is the one the
+ * verifying client reads (attestation/client/policy.ts); serializeManifest
+ * (json.ts) writes it. Here in attestation/manifest/ with the format, the
+ * signature and the rollback rules, so creation and checking cannot drift.
  */
+/** An image's PCRs, as infra/eif/measure.ts computes them from an EIF. */
+export interface ImageMeasurements {
+  pcr0: Uint8Array;
+  pcr1: Uint8Array;
+  pcr2: Uint8Array;
+  /** Present when the EIF is signed. */
+  pcr8?: Uint8Array | undefined;
+}
+
 export interface ReleaseEntryInput {
-  measurements: EifMeasurements;
+  measurements: ImageMeasurements;
   /** SHA-384 of the EIF file's bytes (the metadata section makes it differ between rebuilds; the PCRs do not). */
   eifSha384: Uint8Array;
   version: string;
@@ -58,7 +68,14 @@ export function releaseEntry(input: ReleaseEntryInput): MeasurementSet {
   }
   // PCR0, 1, 2 always; PCR8 when the EIF is signed. An unsigned image's
   // PCR8 is all zero in the enclave and is left out rather than pinned.
-  return { label, pcrs: measurementPcrs(input.measurements), release };
+  const m = input.measurements;
+  const pcrs = new Map<number, Uint8Array>([
+    [0, m.pcr0],
+    [1, m.pcr1],
+    [2, m.pcr2],
+  ]);
+  if (m.pcr8) pcrs.set(8, m.pcr8);
+  return { label, pcrs, release };
 }
 
 function mergeConfigHashes(existing: readonly Uint8Array[], added: readonly Uint8Array[]): Uint8Array[] | undefined {
@@ -76,7 +93,7 @@ function mergeConfigHashes(existing: readonly Uint8Array[], added: readonly Uint
 }
 
 /**
- * The rollback fields of a new manifest (attestation/client/manifest-rollback.ts):
+ * The rollback fields of a new manifest (attestation/manifest/rollback.ts):
  * `sequence` 1..2^53-1, higher than every manifest published before for the
  * deployment; `expires` "YYYY-MM-DDTHH:MM:SSZ", after which clients stop
  * using it. Whether `expires` lies in the future is the caller's check: it

@@ -1,15 +1,6 @@
-import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
-import { encodeStatus, failedStatus } from "../../../enclave/provision/index.js";
-import {
-  createBootStatusMetric,
-  decodeStatus,
-  defaultChainCredentials,
-  encodeBundle,
-  MAX_STATUS_BYTES,
-  ProvisionSendError,
-  sealedFileRegion,
-} from "../../../host/provision/index.js";
+import { ProvisionError } from "../../../../host/transport/codec/provision-errors.js";
+import { decodeStatus, encodeStatus, failedStatus, MAX_STATUS_BYTES } from "../../../../host/transport/codec/status.js";
 
 const body = (s: string | object) => new TextEncoder().encode(typeof s === "string" ? s : JSON.stringify(s));
 const ready = { status: "ready" as const, configSha256: "a".repeat(64), policySha256: "f".repeat(64), tlsSpkiSha256: "b".repeat(64), port: 443 };
@@ -27,8 +18,8 @@ function code(f: () => unknown): string {
   try {
     f();
   } catch (err) {
-    expect(err).toBeInstanceOf(ProvisionSendError);
-    return (err as ProvisionSendError).code;
+    expect(err).toBeInstanceOf(ProvisionError);
+    return (err as ProvisionError).code;
   }
   throw new Error("expected a throw");
 }
@@ -101,64 +92,5 @@ describe("the enclave's status, as the host reads it", () => {
 
   it("refuses a status over its cap", () => {
     expect(code(() => decodeStatus(new Uint8Array(MAX_STATUS_BYTES + 1)))).toBe("ERR_PROVISION_TOO_LARGE");
-  });
-});
-
-describe("bundle inputs on the host", () => {
-  const files = { trustPolicy: body("{}"), operations: body("{}") };
-  const creds = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "secret" };
-
-  it("refuses what the enclave would refuse, before dialling", () => {
-    expect(code(() => encodeBundle({ ...files, trustPolicy: new Uint8Array() }))).toBe("ERR_PROVISION_INPUT");
-    expect(code(() => encodeBundle({ ...files, operations: new Uint8Array() }))).toBe("ERR_PROVISION_INPUT");
-    expect(code(() => encodeBundle({ ...files, awsCredentials: creds }))).toBe("ERR_PROVISION_INPUT");
-    expect(code(() => encodeBundle({ ...files, kmsEndpoint: "https://kms.example.com" }))).toBe("ERR_PROVISION_INPUT");
-    expect(code(() => encodeBundle({ ...files, sealedSecrets: body("{}") }))).toBe("ERR_PROVISION_CREDENTIALS");
-    expect(code(() => encodeBundle({ ...files, trustPolicy: new Uint8Array(256 * 1024 + 1) }))).toBe("ERR_PROVISION_TOO_LARGE");
-    expect(code(() => encodeBundle({ ...files, operations: new Uint8Array(1024 * 1024 + 1) }))).toBe("ERR_PROVISION_TOO_LARGE");
-    // Control: the same files, well formed, encode (version 2, both as base64 of the exact bytes).
-    const wire = JSON.parse(new TextDecoder().decode(encodeBundle(files))) as Record<string, unknown>;
-    expect(wire).toEqual({ version: 2, trustPolicy: Buffer.from("{}").toString("base64"), operations: Buffer.from("{}").toString("base64") });
-  });
-
-  it("refuses an identity request the enclave would refuse, before dialling", () => {
-    const sealed = body({ version: 1, keyId: "alias/x", region: "eu-central-1", secrets: {} });
-    const with_ = (generate: { validityDays: number; overlapDays?: number }) => () => encodeBundle({ ...files, sealedSecrets: sealed, awsCredentials: creds, identity: { generate } });
-    expect(code(() => encodeBundle({ ...files, identity: { generate: { validityDays: 30 } } }))).toBe("ERR_PROVISION_INPUT");
-    for (const bad of [{ validityDays: 0 }, { validityDays: 1826 }, { validityDays: 1.5 }, { validityDays: 30, overlapDays: -1 }, { validityDays: 30, overlapDays: 1826 }, { validityDays: Number.NaN }]) {
-      expect(code(with_(bad))).toBe("ERR_PROVISION_INPUT");
-    }
-  });
-
-  it("reads the KMS region from a sealed-secrets file, and nothing else", () => {
-    expect(sealedFileRegion(body({ version: 1, keyId: "alias/x", region: "eu-central-1", secrets: {} }))).toBe("eu-central-1");
-    expect(code(() => sealedFileRegion(body({ region: "Frankfurt" })))).toBe("ERR_PROVISION_INPUT");
-    expect(code(() => sealedFileRegion(body("not json")))).toBe("ERR_PROVISION_INPUT");
-  });
-
-  it("takes credentials from the SDK's default chain (here its environment provider; no network)", async () => {
-    const saved = { ...process.env };
-    process.env.AWS_ACCESS_KEY_ID = "AKIAENVCHAIN00000001";
-    process.env.AWS_SECRET_ACCESS_KEY = "env-chain-secret";
-    process.env.AWS_SESSION_TOKEN = "env-chain-token";
-    try {
-      expect(await defaultChainCredentials("us-east-1")).toEqual({ accessKeyId: "AKIAENVCHAIN00000001", secretAccessKey: "env-chain-secret", sessionToken: "env-chain-token" });
-    } finally {
-      for (const k of ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) {
-        if (saved[k] === undefined) delete process.env[k];
-        else process.env[k] = saved[k];
-      }
-    }
-  });
-
-  it("exposes the boot state as egw_enclave_boot_status{state}", async () => {
-    const registry = new Registry();
-    const metric = createBootStatusMetric(registry);
-    expect(await registry.metrics()).toContain('egw_enclave_boot_status{state="pending"} 1');
-    metric.set("failed");
-    const text = await registry.metrics();
-    expect(text).toContain('egw_enclave_boot_status{state="failed"} 1');
-    expect(text).toContain('egw_enclave_boot_status{state="pending"} 0');
-    expect(text).toContain('egw_enclave_boot_status{state="ready"} 0');
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isRfc3339 } from "../../../attestation/client/manifest-release.js";
+import { isRfc3339 } from "../../../attestation/manifest/release.js";
 import { parseManifest, resolvePolicy, policyFromManifest } from "../../../attestation/client/policy.js";
 
 const hex48 = (byte: number) => Buffer.alloc(48, byte).toString("hex");

@@ -9,7 +9,9 @@ import {
   parseSealedFile,
   sealedFileSha256,
   type SealedSecretsErrorCode,
-} from "../../../enclave/secrets/sealed-file.js";
+  sealedFileRegion,
+} from "../../../../host/transport/codec/sealed-file.js";
+import { ProvisionError } from "../../../../host/transport/codec/provision-errors.js";
 
 const ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const BLOB = Buffer.from("opaque kms ciphertext blob").toString("base64");
@@ -130,5 +132,28 @@ describe("sealedFileSha256", () => {
     expect(Buffer.from(sealedFileSha256(compact)).toString("hex")).toBe(createHash("sha256").update(compact).digest("hex"));
     expect(sealedFileSha256(compact)).toHaveLength(32);
     expect(Buffer.from(sealedFileSha256(pretty)).equals(Buffer.from(sealedFileSha256(compact)))).toBe(false);
+  });
+});
+
+describe("sealedFileRegion, the host's read", () => {
+  const body = (s: string | object) => new TextEncoder().encode(typeof s === "string" ? s : JSON.stringify(s));
+  function code(f: () => unknown): string {
+    try {
+      f();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ProvisionError);
+      return (err as ProvisionError).code;
+    }
+    throw new Error("expected a throw");
+  }
+
+  it("reads the KMS region from a sealed-secrets file, and nothing else", () => {
+    expect(sealedFileRegion(body({ version: 1, keyId: "alias/x", region: "eu-central-1", secrets: {} }))).toBe("eu-central-1");
+    expect(code(() => sealedFileRegion(body({ region: "Frankfurt" })))).toBe("ERR_PROVISION_INPUT");
+    expect(code(() => sealedFileRegion(body("not json")))).toBe("ERR_PROVISION_INPUT");
+  });
+
+  it("refuses a file over the cap before decoding it (ERR_PROVISION_TOO_LARGE)", () => {
+    expect(code(() => sealedFileRegion(new Uint8Array(MAX_SEALED_FILE_BYTES + 1)))).toBe("ERR_PROVISION_TOO_LARGE");
   });
 });

@@ -1,13 +1,13 @@
 /**
- * The rollback fields in the release tools (infra/release): createManifest
+ * The rollback fields in the release tools (attestation/manifest/create.ts): createManifest
  * and mergeManifest set `sequence` and `expires`, --merge never carries the
  * old ones over, and serializeManifest writes them where the schema lists
  * them (right after "version").
  */
 import { describe, expect, it } from "vitest";
 import { parseManifest, type Manifest, type MeasurementSet } from "../../../attestation/client/policy.js";
-import { createManifest, mergeManifest } from "../../../infra/release/manifest-create.js";
-import { serializeManifest } from "../../../infra/release/manifest-json.js";
+import { createManifest, mergeManifest } from "../../../attestation/manifest/create.js";
+import { serializeManifest } from "../../../attestation/manifest/json.js";
 
 const entry = (label: string, byte: number): MeasurementSet => ({ label, pcrs: new Map([[0, new Uint8Array(48).fill(byte)]]) });
 const OLD = entry("egw 0.1.0", 1);

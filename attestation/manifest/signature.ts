@@ -3,7 +3,7 @@ import { decodeStrict, isBytes } from "../cbor-decode.js";
 import { readLeadingTag } from "../cbor-scan.js";
 import { COSE_ALG_ES384, COSE_SIGN1_TAG, ES384_SIGNATURE_LENGTH, sigStructure } from "../cose-sign1.js";
 import { verifyEs384 } from "../es384.js";
-import { ClientError } from "./errors.js";
+import { ClientError } from "../client/errors.js";
 
 /**
  * The detached signature of a measurements manifest (`<manifest>.sig`):

@@ -1,5 +1,5 @@
 /**
- * The detached manifest signature (attestation/client/manifest-signature.ts):
+ * The detached manifest signature (attestation/manifest/signature.ts):
  * the format checked with cbor-x and node:crypto directly rather than with
  * our own encoder, one changed byte anywhere refused, foreign keys refused,
  * and loadPolicyFile failing closed when a key is pinned.
@@ -10,10 +10,10 @@ import path from "node:path";
 import { Decoder, Encoder, Tag } from "cbor-x";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MANIFEST_CONTENT_TYPE, verifyManifestSignature } from "../../../attestation/client/manifest-signature.js";
+import { MANIFEST_CONTENT_TYPE, verifyManifestSignature } from "../../../attestation/manifest/signature.js";
 import { loadPolicyFile } from "../../../attestation/client/policy.js";
-import { signManifest } from "../../../infra/release/manifest-sign.js";
-import { manifestJson, removeTempDirs, tempDir } from "./helpers.js";
+import { signManifest } from "../../../attestation/manifest/sign.js";
+import { manifestJson, removeTempDirs, tempDir } from "../client/helpers.js";
 
 afterAll(removeTempDirs);
 

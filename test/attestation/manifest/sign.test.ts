@@ -4,8 +4,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { verifyManifestSignature } from "../../../attestation/client/manifest-signature.js";
-import { loadSigningKey, parseKeyPinHex, publicKeySpkiFromPem, signManifest, spkiSha256Hex } from "../../../infra/release/manifest-sign.js";
+import { verifyManifestSignature } from "../../../attestation/manifest/signature.js";
+import { loadSigningKey, parseKeyPinHex, publicKeySpkiFromPem, signManifest, spkiSha256Hex } from "../../../attestation/manifest/sign.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-sign-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 /**
- * Rollback protection of measurements manifests (attestation/client/manifest-rollback.ts):
+ * Rollback protection of measurements manifests (attestation/manifest/rollback.ts):
  * the `sequence` and `expires` fields, the minimum-sequence pin, and the
  * expiry checked with an injected clock when the manifest is loaded and
  * when a policy is resolved. One mutated field per case; assertions on
@@ -10,10 +10,10 @@ import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { checkManifestRollback, loadPolicyFile, parseManifest, policyFromManifest, resolvePolicy } from "../../../attestation/client/index.js";
-import { MAX_SEQUENCE } from "../../../attestation/client/manifest-rollback.js";
-import { signManifest, spkiOf } from "../../../infra/release/manifest-sign.js";
-import { spkiSha256 } from "../../../attestation/client/manifest-signature.js";
-import { PCR0_TEST, removeTempDirs, tempDir } from "./helpers.js";
+import { MAX_SEQUENCE } from "../../../attestation/manifest/rollback.js";
+import { signManifest, spkiOf } from "../../../attestation/manifest/sign.js";
+import { spkiSha256 } from "../../../attestation/manifest/signature.js";
+import { PCR0_TEST, removeTempDirs, tempDir } from "../client/helpers.js";
 
 afterAll(removeTempDirs);
 
