@@ -4,6 +4,7 @@ import { attestedConfigHash, attestedPolicyHash } from "../enclave/config-hash.j
 import { loadRuntimeConfig } from "../enclave/runtime-config.js";
 import type { Operations } from "../enclave/operations.js";
 import { parseSealedFile, type SealedFile } from "../enclave/secrets/sealed-file.js";
+import { EgwError } from "../attestation/egw-error.js";
 
 /**
  * The three files a deployment hands the enclave (trust policy, operations,
@@ -21,14 +22,21 @@ import { parseSealedFile, type SealedFile } from "../enclave/secrets/sealed-file
  */
 export type DeploymentInputProblem = "trust-policy" | "operations" | "sealed-secrets" | "mismatch";
 
-export class DeploymentInputError extends Error {
+const CODE = {
+  "trust-policy": "ERR_DEPLOYMENT_TRUST_POLICY",
+  operations: "ERR_DEPLOYMENT_OPERATIONS",
+  "sealed-secrets": "ERR_DEPLOYMENT_SEALED_SECRETS",
+  mismatch: "ERR_DEPLOYMENT_MISMATCH",
+} as const satisfies Record<DeploymentInputProblem, string>;
+
+export class DeploymentInputError extends EgwError<(typeof CODE)[DeploymentInputProblem]> {
   override readonly name = "DeploymentInputError";
   constructor(
     readonly problem: DeploymentInputProblem,
     message: string,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(CODE[problem], message, "fix-config", options);
   }
 }
 

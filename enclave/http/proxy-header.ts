@@ -1,4 +1,5 @@
 import type net from "node:net";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * The enclave's side of PROXY protocol v2 (HAProxy proxy-protocol.txt §2.2):
@@ -14,8 +15,11 @@ import type net from "node:net";
 const SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
 const MAX_HEADER = 1024;
 
-export class ProxyHeaderError extends Error {
+export class ProxyHeaderError extends EgwError<"ERR_PROXY_HEADER"> {
   override readonly name = "ProxyHeaderError";
+  constructor(message: string) {
+    super("ERR_PROXY_HEADER", message, "reject");
+  }
 }
 
 /** Parses a complete header; returns null if more bytes are needed. */

@@ -1,6 +1,7 @@
 import type { Readable } from "node:stream";
 import { takeNodeBody } from "../http/node-body.js";
 import { providerDetails, UpstreamError, type ProviderCallContext } from "./types.js";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /** Largest non-streamed upstream JSON body the gateway will read. */
 export const MAX_UPSTREAM_JSON_BYTES = 32 * 1024 * 1024;
@@ -131,7 +132,11 @@ async function drain(response: Response): Promise<string> {
  * LimitExceeded when `strict`, else returns the first `limit` bytes. The
  * caller destroys the stream.
  */
-class LimitExceeded extends Error {}
+class LimitExceeded extends EgwError<"ERR_UPSTREAM_BODY_TOO_LARGE"> {
+  constructor() {
+    super("ERR_UPSTREAM_BODY_TOO_LARGE", "upstream body over its limit", "reject");
+  }
+}
 function collectNode(node: Readable, limit: number, strict: boolean): Promise<Uint8Array> {
   return new Promise<Uint8Array>((resolve, reject) => {
     const chunks: Buffer[] = [];

@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * Every failure of the boot provisioning channel on the enclave side is a
  * ProvisionError with a stable `code`. Messages name the field and sizes that
@@ -12,13 +14,12 @@ export type ProvisionErrorCode =
   | "ERR_PROVISION_BUSY" // sent to a second connection while the first is being served; never thrown
   | "ERR_PROVISION_IDENTITY"; // an identity request that does not fit the sealed file (overlapDays missing for a rotation, or overlapDays/rotateTls for a first identity)
 
-export class ProvisionError extends Error {
+export class ProvisionError extends EgwError<ProvisionErrorCode> {
   override readonly name = "ProvisionError";
-  readonly code: ProvisionErrorCode;
 
   constructor(code: ProvisionErrorCode, message: string) {
-    super(message);
-    this.code = code;
+    // The host may try again on a timeout or a closed or busy channel; the rest is the bundle's fault.
+    super(code, message, code === "ERR_PROVISION_TIMEOUT" || code === "ERR_PROVISION_CLOSED" || code === "ERR_PROVISION_BUSY" ? "retry" : "fix-input");
   }
 }
 

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from "node:net";
 import { bytesToIpv4, bytesToIpv6, ipv4ToBytes, ipv6ToBytes, unmapIpv4 } from "./ip.js";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * PROXY protocol version 2 (HAProxy, doc/proxy-protocol.txt §2.2), the
@@ -58,12 +59,11 @@ export type ProxyProtocolErrorCode =
   | "ERR_PROXY_TLV"
   | "ERR_PROXY_INPUT";
 
-export class ProxyProtocolError extends Error {
-  readonly code: ProxyProtocolErrorCode;
+export class ProxyProtocolError extends EgwError<ProxyProtocolErrorCode> {
   constructor(code: ProxyProtocolErrorCode, message: string) {
-    super(message);
+    // Bytes that are not a header §2.2 allows, or values it cannot carry.
+    super(code, message, "fix-input");
     this.name = "ProxyProtocolError";
-    this.code = code;
   }
 }
 

@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * Failures of the host's half of boot provisioning. A failed status from
  * the enclave is not one of these: it is a valid answer, returned to the
@@ -13,13 +15,13 @@ export type ProvisionSendErrorCode =
   | "ERR_PROVISION_CREDENTIALS" // the AWS SDK's default chain gave no credentials
   | "ERR_PROVISION_INPUT"; // a file to send cannot be used (e.g. no region in the sealed-secrets file)
 
-export class ProvisionSendError extends Error {
+export class ProvisionSendError extends EgwError<ProvisionSendErrorCode> {
   override readonly name = "ProvisionSendError";
-  readonly code: ProvisionSendErrorCode;
 
   constructor(code: ProvisionSendErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    // No answer in time, or a hang-up, may pass on a new attempt; the rest will not.
+    const action = code === "ERR_PROVISION_DEADLINE" || code === "ERR_PROVISION_TIMEOUT" || code === "ERR_PROVISION_CLOSED" ? "retry" : code === "ERR_PROVISION_ABORTED" ? "stop" : code === "ERR_PROVISION_MALFORMED" ? "reject" : "fix-input";
+    super(code, message, action, options?.cause === undefined ? undefined : { cause: options.cause });
   }
 }
 

@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * One error class for every input the AWS stacks refuse to synthesize, with a
  * stable `code` so callers and tests `switch (err.code)` instead of parsing
@@ -14,12 +16,11 @@ export type DeployErrorCode =
   | "ERR_DEPLOY_INPUTS" // trust policy, operations or sealed-secrets file the enclave would refuse at boot (cause: the enclave parser's error)
   | "ERR_DEPLOY_CONTEXT"; // a CDK context value (-c key=value) is missing, unreadable or malformed
 
-export class DeployError extends Error {
+export class DeployError extends EgwError<DeployErrorCode> {
   override readonly name = "DeployError";
-  readonly code: DeployErrorCode;
 
   constructor(code: DeployErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    // A debug or unpinned image would release keys to code nobody reviewed: refused, not misconfigured.
+    super(code, message, code === "ERR_DEPLOY_DEBUG_MEASUREMENT" || code === "ERR_DEPLOY_IMAGE_NOT_PINNED" ? "reject" : "fix-config", options);
   }
 }

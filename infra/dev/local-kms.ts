@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { TrustAnchor } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
 import { KMS_LAYOUT, assemble, seal } from "./cms-encode.js";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * A local AWS KMS speaking the JSON 1.1 protocol the SDK uses: POST /, with
@@ -79,13 +80,14 @@ export interface MockKms {
   close(): Promise<void>;
 }
 
-class KmsFault extends Error {
+/** A refusal the mock answers with as KMS would (`__type` = `type`); the code is only for our error base. */
+class KmsFault extends EgwError<"ERR_LOCAL_KMS_FAULT"> {
   constructor(
     readonly type: string,
     message: string,
     readonly status = 400,
   ) {
-    super(message);
+    super("ERR_LOCAL_KMS_FAULT", message, "fix-input");
   }
 }
 

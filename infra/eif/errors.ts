@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * One error class for everything `readEif` and `measureEif` reject, with a
  * stable `code` so callers (and tests) `switch (err.code)` instead of parsing
@@ -15,12 +17,11 @@ export type EifErrorCode =
   | "ERR_EIF_SIGNATURE" // the signature section is not CBOR [{signing_certificate, signature}] with a PEM certificate
   | "ERR_EIF_METADATA"; // the metadata section is not a JSON object
 
-export class EifError extends Error {
+export class EifError extends EgwError<EifErrorCode> {
   override readonly name = "EifError";
-  readonly code: EifErrorCode;
 
   constructor(code: EifErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    // The bytes are not an image this reader can measure.
+    super(code, message, "fix-input", options);
   }
 }

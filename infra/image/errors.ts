@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * Every refusal of the enclave bundler is a BundleError with a stable
  * `code`. All of them mean "stop: this would not be the image a reviewer can
@@ -13,12 +15,10 @@ export type BundleErrorCode =
   | "ERR_BUNDLE_EXTERNAL" // the bundle imports at run time something other than Node built-ins and the native packages
   | "ERR_BUNDLE_NATIVE_MISSING"; // a native package (or one of its required dependencies) is not installed
 
-export class BundleError extends Error {
+export class BundleError extends EgwError<BundleErrorCode> {
   override readonly name = "BundleError";
-  readonly code: BundleErrorCode;
 
   constructor(code: BundleErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, "stop", options);
   }
 }

@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * One error class for every input the Kubernetes chart refuses, with a
  * stable `code` so callers and tests `switch (err.code)` instead of parsing
@@ -17,12 +19,10 @@ export type K8sChartErrorCode =
   | "ERR_K8S_CONFIG_TOO_LARGE" // the three files exceed what one ConfigMap holds
   | "ERR_K8S_PROP"; // any other prop out of its range (ports, seconds, CIDRs, ARNs, resources)
 
-export class K8sChartError extends Error {
+export class K8sChartError extends EgwError<K8sChartErrorCode> {
   override readonly name = "K8sChartError";
-  readonly code: K8sChartErrorCode;
 
   constructor(code: K8sChartErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, "fix-config", options);
   }
 }

@@ -1,4 +1,5 @@
 import { parseKeyArn as matchKeyArn, type KeyArn } from "../../enclave/secrets/key-arn.js";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * A full KMS key ARN, as `egw seal --key-id` and the trust policy name the
@@ -14,9 +15,11 @@ import { parseKeyArn as matchKeyArn, type KeyArn } from "../../enclave/secrets/k
  */
 export type { KeyArn };
 
-export class KeyArnError extends Error {
+export class KeyArnError extends EgwError<"ERR_KMS_KEY_ARN"> {
   override readonly name = "KeyArnError";
-  readonly code = "ERR_KMS_KEY_ARN";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_KMS_KEY_ARN", message, "fix-input", options);
+  }
 }
 
 export function parseKeyArn(value: string): KeyArn {

@@ -2,6 +2,7 @@ import type { Manifest, MeasurementSet } from "../../attestation/client/policy.j
 import { IDENTITY_ENCRYPTION_CONTEXT } from "../../enclave/secrets/identity-blob.js";
 import { PROVIDER_SECRET_PURPOSE, providerSecretContext, SecretContextError } from "../../enclave/secrets/secret-context.js";
 import { measurementDeny } from "./measurement-deny.js";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * The KMS key policy that releases provider keys only to a measured enclave
@@ -88,13 +89,10 @@ export type KeyPolicyErrorCode =
   | "ERR_KEY_POLICY" // a principal, measurement set or secret the policy cannot be built from
   | "ERR_KEY_POLICY_DEBUG_MEASUREMENT"; // an all-zero PCR without allowDebug
 
-export class KeyPolicyError extends Error {
+export class KeyPolicyError extends EgwError<KeyPolicyErrorCode> {
   override readonly name = "KeyPolicyError";
-  constructor(
-    message: string,
-    readonly code: KeyPolicyErrorCode = "ERR_KEY_POLICY",
-  ) {
-    super(message);
+  constructor(message: string, code: KeyPolicyErrorCode = "ERR_KEY_POLICY") {
+    super(code, message, code === "ERR_KEY_POLICY_DEBUG_MEASUREMENT" ? "reject" : "fix-input");
   }
 }
 
