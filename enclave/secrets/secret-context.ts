@@ -9,7 +9,7 @@ import { EgwError } from "../../attestation/egw-error.js";
  * name and origin fails with InvalidCiphertextException under any other: the
  * host cannot hand the enclave the OpenAI key as if it were the key of an
  * origin it controls. The key policy can also condition Decrypt on these
- * pairs (kms:EncryptionContext:egw:secret / egw:origin; infra/kms/key-policy.ts).
+ * pairs (kms:EncryptionContext:egw:secret / egw:origin; infra/review/kms/key-policy.ts).
  *
  *   { "egw:purpose": "provider-secret", "egw:secret": "<NAME>", "egw:origin": "<origin>" }
  *

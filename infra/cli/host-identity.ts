@@ -8,8 +8,19 @@ import { createIngressLogger } from "../../host/ingress/index.js";
 import { defaultChainCredentials, encodeBundle, isProvisionSendError, MAX_IDENTITY_DAYS, type AwsCredentials } from "../../host/provision/index.js";
 import { formatEndpoint, nodeTransport, type Transport } from "../../host/transport/index.js";
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { checkKmsEndpoint, egressRules, endpoint, kmsEndpointRule, kmsRegion, provisionDeadlineMs, provisionEnclave, readInput, signalled, trustPolicyOnHost } from "./host-common.js";
-import type { HostCommandDeps } from "./host.js";
+import {
+  checkKmsEndpoint,
+  egressRules,
+  endpoint,
+  kmsEndpointRule,
+  kmsRegion,
+  provisionDeadlineMs,
+  provisionEnclave,
+  readInput,
+  signalled,
+  trustPolicyOnHost,
+  type HostCommandDeps,
+} from "./host-common.js";
 import { readSealedFile, sealedFileWithIdentity, writeFileAtomic } from "./identity-out.js";
 import { isEgwError } from "../../attestation/egw-error.js";
 

@@ -30,7 +30,7 @@ export interface MockKmsPolicy {
   denyWithoutRecipient?: boolean;
   /**
    * The explicit Deny on Encrypt under the identity encryption context
-   * (infra/kms/key-policy.ts), so only an attested enclave can make a sealed
+   * (infra/review/kms/key-policy.ts), so only an attested enclave can make a sealed
    * identity. Default true.
    */
   denyIdentityEncrypt?: boolean;

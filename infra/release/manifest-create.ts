@@ -4,12 +4,12 @@ import { expiresProblem, sequenceProblem } from "../../attestation/client/manife
 import { matchMeasurements, type Manifest, type MeasurementSet } from "../../attestation/client/policy.js";
 import { readTrustSetting, trustJson, type TrustSetting } from "../../attestation/client/trust-constraints.js";
 import { parseTrustPolicy, trustPolicySha256, TrustPolicyError, upstreamOrigins } from "../../attestation/trust-policy.js";
-import { measurementPcrs, type EifMeasurements } from "../eif/measure.js";
+import { measurementPcrs, type EifMeasurements } from "../review/eif/measure.js";
 import { ReleaseError } from "./errors.js";
 
 /**
  * Builds the measurements-manifest entry of one release from an EIF's
- * measurements (infra/eif/measure.ts), and a manifest around it, new or
+ * measurements (infra/review/eif/measure.ts), and a manifest around it, new or
  * merged into an existing one. The format is the one the verifying client
  * reads (attestation/client/policy.ts); serializeManifest writes it.
  */
