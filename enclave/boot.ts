@@ -3,6 +3,7 @@ import type { Attester } from "../attestation/attester.js";
 import { AttestationService } from "./attestation-service.js";
 import { createEgressFetch, refuseExtraCaOutsideDev } from "./egress.js";
 import { createGatewayApp } from "./gateway.js";
+import type { UpstreamFetch } from "./http/upstream-response.js";
 import { createIdentity, identityFromKeys, type EnclaveIdentity } from "./identity.js";
 import type { IdentityKeys } from "./secrets/identity-blob.js";
 import { openSealedIdentity } from "./secrets/identity-source.js";
@@ -150,7 +151,7 @@ export { attestedConfigHash, attestedPolicyHash };
  * egress proxy, region from the trust policy's key ARN, credentials from
  * the host (useless without the attestation the key policy requires).
  */
-export function egressFetchFor(config: RuntimeConfig, options: Pick<BootOptions, "fetch" | "egressProxy" | "upstreamCa">): typeof fetch {
+export function egressFetchFor(config: RuntimeConfig, options: Pick<BootOptions, "fetch" | "egressProxy" | "upstreamCa">): UpstreamFetch {
   return (
     options.fetch ??
     createEgressFetch({
@@ -167,7 +168,7 @@ export function kmsClientFor(
   config: RuntimeConfig,
   region: string,
   sealedSecrets: NonNullable<BootOptions["sealedSecrets"]>,
-  fetch: typeof globalThis.fetch,
+  fetch: UpstreamFetch,
   attester: Pick<Attester, "kind">,
 ): KMSClient {
   // On Nitro an endpoint override must still be AWS KMS (kms-endpoint.ts).

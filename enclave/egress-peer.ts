@@ -45,21 +45,6 @@ export function peerFromContext(context: unknown): UpstreamPeer | undefined {
   return typeof peer === "object" && peer !== null ? (peer as UpstreamPeer) : undefined;
 }
 
-/**
- * The peer each egress Response came from. Kept beside the Response, not in
- * a header, so nothing upstream can set it.
- */
-const responsePeers = new WeakMap<Response, UpstreamPeer>();
-
-export function tagResponsePeer(response: Response, peer: UpstreamPeer): void {
-  responsePeers.set(response, peer);
-}
-
-/** The peer an egress Response came from; undefined for a Response the egress fetch did not make. */
-export function responsePeer(response: Response): UpstreamPeer | undefined {
-  return responsePeers.get(response);
-}
-
 /** SHA-256 of the leaf's SubjectPublicKeyInfo DER, as `openssl x509 -pubkey | openssl pkey -pubin -outform der | sha256` gives it. */
 export function leafSpkiSha256(socket: TLSSocket): Uint8Array | undefined {
   const leaf = socket.getPeerX509Certificate();

@@ -2,17 +2,17 @@ import tls from "node:tls";
 import { Agent, ProxyAgent, request, type Dispatcher } from "undici";
 import { ConfigError, hostPort } from "./runtime-config.js";
 import { UpstreamError } from "./providers/types.js";
-import { lazyBodyResponse } from "./http/node-body.js";
-import { peerFromContext, peerRecordingPoolFactory, tagResponsePeer } from "./egress-peer.js";
+import type { UpstreamFetch, UpstreamRequest, UpstreamResponse } from "./http/upstream-response.js";
+import { peerFromContext, peerRecordingPoolFactory } from "./egress-peer.js";
 
 /**
  * The only way the enclave reaches the network. It refuses any URL whose
  * host:port is not on the attested egress allowlist (defence in depth: the
  * host's CONNECT proxy enforces its own list, but the enclave must not rely
  * on an untrusted party for that), and bounds connection setup.
- * It speaks the `fetch` contract the adapters use, but is built on
- * undici's `request` with a shared keep-alive Agent: undici's WHATWG fetch
- * costs about 0.8 ms more CPU per call on the reference machine, which
+ * It answers the adapters with an UpstreamResponse (http/upstream-response.ts),
+ * built on undici's `request` with a shared keep-alive Agent: undici's WHATWG
+ * fetch costs about 0.8 ms more CPU per call on the reference machine, which
  * would be most of the gateway's added latency.
  */
 export interface EgressOptions {
@@ -76,7 +76,7 @@ function upstreamTls(options: EgressOptions) {
   return { ca: upstreamRoots(options.extraCa), rejectUnauthorized: true, maxCachedSessions: 0 } as const;
 }
 
-export function createEgressFetch(options: EgressOptions): typeof fetch {
+export function createEgressFetch(options: EgressOptions): UpstreamFetch {
   const allowed = new Set(options.allowlist.map((e) => e.toLowerCase()));
   const tlsOptions = upstreamTls(options);
   const agentOptions = {
@@ -103,8 +103,8 @@ export function createEgressFetch(options: EgressOptions): typeof fetch {
         requestTls: { ...tlsOptions },
       })
     : new Agent(agentOptions);
-  const egressFetch = async (input: string | URL | Request, init?: RequestInit): Promise<Response> => {
-    const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+  return async function egressFetch(input: string, init?: UpstreamRequest): Promise<UpstreamResponse> {
+    const url = new URL(input);
     if (!allowed.has(hostPort(url).toLowerCase())) {
       // The message names the rule, not the URL (a path can carry data).
       throw new UpstreamError("connect", "egress denied: host is not on the enclave's allowlist");
@@ -127,15 +127,13 @@ export function createEgressFetch(options: EgressOptions): typeof fetch {
       if (Array.isArray(value)) for (const v of value) responseHeaders.append(key, v);
       else if (value !== undefined) responseHeaders.set(key, value);
     }
-    // 1xx/204/304 may not carry a body in a Response.
+    // 1xx/204/304 carry no body.
     const nullBody = res.statusCode === 204 || res.statusCode === 304 || res.statusCode < 200;
     if (nullBody) res.body.destroy();
-    const response = lazyBodyResponse(nullBody ? null : res.body, { status: res.statusCode, headers: responseHeaders });
+    // The peer travels in the result, not in a header, so nothing upstream can set it.
     const peer = peerFromContext(res.context);
-    if (peer) tagResponsePeer(response, peer);
-    return response;
+    return { status: res.statusCode, headers: responseHeaders, body: nullBody ? null : res.body, ...(peer && { peer }) };
   };
-  return egressFetch as typeof fetch;
 }
 
 /**

@@ -1,8 +1,9 @@
-import { createAdaptorServer } from "@hono/node-server";
+import { createAdaptorServer, type Http2Bindings, type HttpBindings } from "@hono/node-server";
 import { createServer, type Server } from "node:https";
 import net, { type AddressInfo } from "node:net";
-import { CLIENT_ADDRESS, readProxyV2 } from "./http/proxy-header.js";
-import type { Hono } from "hono";
+import type { TLSSocket } from "node:tls";
+import type { GatewayBindings } from "./http/gateway-env.js";
+import { readProxyV2 } from "./http/proxy-header.js";
 import type { EnclaveIdentity } from "./identity.js";
 import type { ListenEndpoint } from "./listen.js";
 import type { Limits } from "./runtime-config.js";
@@ -20,16 +21,34 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** What the server runs: the gateway app's fetch (enclave/gateway.ts), given the bindings below. */
+export interface ServedApp {
+  fetch(request: Request, env: GatewayBindings): Response | Promise<Response>;
+}
+
 export async function startHttpsServer(options: {
-  app: Hono;
+  app: ServedApp;
   identity: EnclaveIdentity;
   listen: ListenEndpoint;
   limits: Pick<Limits, "maxHeaderBytes" | "maxConnections">;
   /** Every connection starts with a PROXY v2 header from the host relay. */
   proxyProtocol?: boolean;
 }): Promise<RunningServer> {
+  if (options.proxyProtocol && options.listen.kind === "unix") {
+    // Relay addresses are matched to TLS connections by their TCP endpoint (relayAddresses below).
+    throw new Error("PROXY v2 needs a tcp listener: a unix socket gives no endpoint to match the relay's address to its connection");
+  }
+  const relay = options.proxyProtocol ? relayAddresses() : undefined;
+  const app = options.app;
   const server = createAdaptorServer({
-    fetch: options.app.fetch,
+    // HTTP/1.1 over node:https, so the bindings are HttpBindings. The relay's
+    // address goes to the app explicitly, beside them.
+    fetch: relay
+      ? (request: Request, env: HttpBindings | Http2Bindings) => {
+          const { incoming, outgoing } = env as HttpBindings;
+          return app.fetch(request, { incoming, outgoing, relayAddress: relay.of(incoming.socket as TLSSocket) });
+        }
+      : (request: Request, env: HttpBindings | Http2Bindings) => app.fetch(request, env as HttpBindings),
     createServer,
     serverOptions: {
       key: options.identity.tls.keyPem,
@@ -46,6 +65,7 @@ export async function startHttpsServer(options: {
     },
   }) as unknown as Server;
   server.maxConnections = options.limits.maxConnections;
+  relay?.follow(server);
   if (options.listen.kind === "vsock") throw new Error("the HTTPS server listens on tcp or unix; bridge vsock to it (egw enclave does)");
   const listen = options.listen;
   // With PROXY v2, a plain TCP listener reads the header first, then hands
@@ -54,7 +74,7 @@ export async function startHttpsServer(options: {
     ? net.createServer({ pauseOnConnect: true }, (socket) => {
         readProxyV2(socket, 5_000).then(
           (address) => {
-            (socket as unknown as Record<symbol, string | null>)[CLIENT_ADDRESS] = address;
+            relay!.arrived(socket, address);
             server.emit("connection", socket);
           },
           () => socket.destroy(),
@@ -86,5 +106,38 @@ export async function startHttpsServer(options: {
         // Idle keep-alive sockets would hold close() open; streams in flight finish first.
         server.closeIdleConnections?.();
       }),
+  };
+}
+
+/**
+ * The address each connection's PROXY v2 header reported, found again from
+ * the TLS socket a request arrives on. Node does not say which TCP socket a
+ * server-side TLS socket runs over, but both have the same peer endpoint
+ * (the relay's side of the connection, unique while it is open): the
+ * address waits under that endpoint until the TLS handshake is done, then
+ * sits beside the TLS socket itself.
+ */
+function relayAddresses() {
+  const pending = new Map<string, string | null>();
+  const bySocket = new WeakMap<TLSSocket, string | null>();
+  const endpoint = (s: net.Socket) => `${s.remoteAddress}|${s.remotePort}`;
+  return {
+    arrived(socket: net.Socket, address: string | null): void {
+      const key = endpoint(socket);
+      pending.set(key, address);
+      socket.once("close", () => pending.delete(key));
+    },
+    follow(server: Server): void {
+      // Before the HTTP layer's own listener, so the address is in place before any request is parsed.
+      server.prependListener("secureConnection", (tlsSocket: TLSSocket) => {
+        const key = endpoint(tlsSocket);
+        const address = pending.get(key);
+        pending.delete(key);
+        if (address !== undefined) bySocket.set(tlsSocket, address);
+      });
+    },
+    of(socket: TLSSocket): string | null {
+      return bySocket.get(socket) ?? null;
+    },
   };
 }

@@ -1,5 +1,5 @@
 import { boundedUpstreamText, MAX_UPSTREAM_REQUEST_ID } from "../attestation/receipt.js";
-import { responsePeer } from "./egress-peer.js";
+import { asUpstreamResponse, type UpstreamFetch, type UpstreamResponse } from "./http/upstream-response.js";
 import type { ProviderInfo } from "./providers/types.js";
 
 /**
@@ -22,15 +22,15 @@ export interface AnsweredBy {
  * one that answered.
  */
 export class ExchangeRecorder {
-  #last: Response | undefined;
-  readonly fetch: typeof fetch;
+  #last: UpstreamResponse | undefined;
+  readonly fetch: UpstreamFetch;
 
-  constructor(inner: typeof fetch) {
-    this.fetch = (async (input: string | URL | Request, init?: RequestInit) => {
-      const response = await inner(input, init);
+  constructor(inner: UpstreamFetch) {
+    this.fetch = async (url, init) => {
+      const response = asUpstreamResponse(await inner(url, init));
       this.#last = response;
       return response;
-    }) as typeof fetch;
+    };
   }
 
   answeredBy(info: ProviderInfo): AnsweredBy | undefined {
@@ -41,12 +41,12 @@ export class ExchangeRecorder {
 }
 
 /**
- * The peer the egress fetch recorded for this response (egress-peer.ts), and
+ * The peer the egress path recorded for this response (egress-peer.ts), and
  * the provider's request id header, bounded and stripped of control
  * characters: it is the provider's text, not ours.
  */
-export function answeredBy(response: Response, requestIdHeader: string | undefined): AnsweredBy {
-  const peer = responsePeer(response);
+export function answeredBy(response: UpstreamResponse, requestIdHeader: string | undefined): AnsweredBy {
+  const peer = response.peer;
   const requestId = requestIdHeader ? boundedUpstreamText(response.headers.get(requestIdHeader), MAX_UPSTREAM_REQUEST_ID) : undefined;
   return {
     ...(peer?.tlsSpkiSha256 && { tlsSpkiSha256: peer.tlsSpkiSha256 }),

@@ -2,6 +2,7 @@ import { GatewayError } from "./errors.js";
 import type { ChatCompletion, ChatCompletionChunk, ChatRequest, ProviderCallContext } from "./providers/types.js";
 import { providerDetails, UpstreamError } from "./providers/types.js";
 import type { Route } from "./router.js";
+import type { UpstreamFetch } from "./http/upstream-response.js";
 import type { Limits } from "./runtime-config.js";
 import { ExchangeRecorder, type AnsweredBy } from "./upstream-provenance.js";
 
@@ -24,7 +25,7 @@ export type UpstreamPolicy = Pick<
 >;
 
 export interface UpstreamDeps {
-  fetch: typeof fetch;
+  fetch: UpstreamFetch;
   now: () => Date;
   random: () => number;
   sleep: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -184,6 +185,11 @@ async function withRetries<T>(
   throw last ?? new UpstreamError("connect", "no route could be tried");
 }
 
+/**
+ * The route's upstream model reaches the adapter here and only here: requests
+ * pass through with the name the client sent, and every adapter writes
+ * `ctx.upstreamModel` into what it sends upstream.
+ */
 function context(deps: UpstreamDeps, route: Route, attempt: Attempt, recorder: ExchangeRecorder): ProviderCallContext {
   return { fetch: recorder.fetch, signal: attempt.controller.signal, upstreamModel: route.upstreamModel, now: deps.now };
 }
@@ -198,7 +204,7 @@ export async function callChat(
   return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first byte");
     try {
-      return await route.adapter.chat({ ...request, model: route.upstreamModel }, context(deps, route, attempt, recorder));
+      return await route.adapter.chat(request, context(deps, route, attempt, recorder));
     } finally {
       attempt.dispose();
     }
@@ -242,9 +248,7 @@ export function openChatStream(
   policy: UpstreamPolicy,
   deps: UpstreamDeps,
 ): Promise<Attempted<OpenedStream>> {
-  return openStream(routes, clientSignal, policy, deps, (route, ctx) =>
-    route.adapter.chatStream({ ...request, model: route.upstreamModel, stream: true }, ctx),
-  );
+  return openStream(routes, clientSignal, policy, deps, (route, ctx) => route.adapter.chatStream({ ...request, stream: true }, ctx));
 }
 
 /** Any stream (chunks, or pre-framed SSE text): same timeouts, retries and fallbacks. */

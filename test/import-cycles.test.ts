@@ -107,7 +107,14 @@ describe("import graph", () => {
       ["d", []],
     ]);
     expect(findCycles(g)).toEqual([["a", "b", "c", "a"]]);
-    expect(findCycles(new Map([["a", ["b"]], ["b", []]]))).toEqual([]);
+    expect(
+      findCycles(
+        new Map([
+          ["a", ["b"]],
+          ["b", []],
+        ]),
+      ),
+    ).toEqual([]);
   });
 
   it("reads the whole tree: hundreds of files, every relative import resolved", () => {

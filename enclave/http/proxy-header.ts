@@ -91,6 +91,3 @@ export function readProxyV2(socket: net.Socket, timeoutMs: number): Promise<stri
     socket.resume();
   });
 }
-
-/** Where the gateway finds the address the relay reported for a TLS socket's underlying connection. */
-export const CLIENT_ADDRESS = Symbol("egw.clientAddress");

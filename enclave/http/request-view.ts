@@ -1,5 +1,6 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
+import type { GatewayBindings, GatewayEnv } from "./gateway-env.js";
 
 /**
  * What the gateway reads of a request: headers, the body bytes, and a
@@ -27,13 +28,8 @@ export interface RequestView {
   readonly signal: AbortSignal;
 }
 
-interface NodeBindings {
-  incoming?: IncomingMessage;
-  outgoing?: ServerResponse;
-}
-
-export function requestView(c: Context): RequestView {
-  const env = c.env as NodeBindings | undefined;
+export function requestView(c: Context<GatewayEnv>): RequestView {
+  const env = c.env as GatewayBindings | undefined;
   const incoming = env?.incoming;
   const outgoing = env?.outgoing;
   if (!incoming || !outgoing || typeof incoming.headers !== "object") {

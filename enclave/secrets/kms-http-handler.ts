@@ -1,5 +1,6 @@
 // Types only (from the SDK's own dependency): the SDK accepts any object of this shape.
 import type { HttpHandlerOptions, HttpRequest, HttpResponse } from "@smithy/types";
+import type { UpstreamFetch } from "../http/upstream-response.js";
 
 /**
  * The AWS SDK's transport for KMS calls, over the enclave's egress fetch:
@@ -14,7 +15,7 @@ export class EgressHttpHandler {
   readonly metadata = { handlerProtocol: "http/1.1" };
 
   constructor(
-    private readonly fetch: typeof globalThis.fetch,
+    private readonly fetch: UpstreamFetch,
     private readonly timeoutMs: number,
   ) {}
 

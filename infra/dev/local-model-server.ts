@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { createIdentity } from "../../enclave/identity.js";
-import { createLocalAdapter } from "../../enclave/providers/local.js";
+import { createLocalAdapter } from "../../enclave/providers/local/local-adapter.js";
 import type { ChatRequest, EmbeddingsRequest, ImagesRequest, ProviderCallContext } from "../../enclave/providers/types.js";
 
 /**
@@ -13,7 +13,7 @@ import type { ChatRequest, EmbeddingsRequest, ImagesRequest, ProviderCallContext
  * through the host's egress proxy. It serves HTTPS with a certificate made
  * at start (the enclave is told to trust it), so even in development the
  * host's egress proxy carries only TLS, exactly as with a real provider.
- * It is NOT a language model: see enclave/providers/local.ts for exactly
+ * It is NOT a language model: see enclave/providers/local/local-adapter.ts for exactly
  * what it answers.
  */
 const MAX_BODY = 10 * 1024 * 1024;

@@ -85,7 +85,7 @@ describe("one error base", () => {
   it("the scanner finds classes however they are written, and tells base-less ones apart", () => {
     const fixture = [
       "export class A extends Error {}",
-      "class B extends EgwError<\"ERR_B\"> {}",
+      'class B extends EgwError<"ERR_B"> {}',
       "export class C<T extends string = string> extends B {}",
       "class D extends TypeError {}",
       "class E extends Transform {}",
@@ -133,7 +133,16 @@ describe("one error base", () => {
     }
     const program = ts.createProgram(
       [...roots].map((f) => path.join(REPO, f)),
-      { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, strict: true, noEmit: true, noResolve: true, types: [], lib: ["lib.es2023.d.ts"] },
+      {
+        target: ts.ScriptTarget.ES2022,
+        module: ts.ModuleKind.NodeNext,
+        moduleResolution: ts.ModuleResolutionKind.NodeNext,
+        strict: true,
+        noEmit: true,
+        noResolve: true,
+        types: [],
+        lib: ["lib.es2023.d.ts"],
+      },
     );
     const checker = program.getTypeChecker();
     const wanted = new Map(ERROR_CLASSES.map((c) => [`${c.decl.file}:${c.decl.name}`, c.decl]));
@@ -146,7 +155,10 @@ describe("one error base", () => {
           const type = code && checker.getTypeOfSymbolAtLocation(code, node);
           const parts = type === undefined ? [] : type.isUnion() ? type.types : [type];
           // A code typed as plain `string` (or a type the checker could not read) is no stable code.
-          codes.set(node.name.text, parts.map((t) => (t.isStringLiteral() ? t.value : `<${checker.typeToString(t)}>`)));
+          codes.set(
+            node.name.text,
+            parts.map((t) => (t.isStringLiteral() ? t.value : `<${checker.typeToString(t)}>`)),
+          );
         }
         ts.forEachChild(node, visit);
       };

@@ -1,5 +1,5 @@
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type http from "node:http";
+import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from "./mock-upstream.js";
 
 /**
  * A local stand-in for Anthropic's Messages API (POST /v1/messages) on
@@ -10,6 +10,7 @@ import type { AddressInfo } from "node:net";
  * one empty, as the real API sends it), and error bodies shaped
  * `{"type":"error","error":{"type","message"},"request_id"}`.
  *
+ * The wire encoder for Anthropic on the one mock upstream (mock-upstream.ts).
  * Every request is recorded (headers and parsed body). A scenario decides
  * the answer and the faults; `enqueue` gives per-request scenarios (used in
  * order), `setScenario` the default for the rest.
@@ -245,155 +246,107 @@ const MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 export async function startMockAnthropic(options: MockAnthropicOptions = {}): Promise<MockAnthropic> {
   const requests: MockAnthropicRequest[] = [];
-  const queue: MockAnthropicScenario[] = [];
-  let fallback: MockAnthropicOptions["scenario"] = options.scenario ?? {};
+  const scenarios = new ScenarioQueue<MockAnthropicScenario, MockAnthropicRequest>(options.scenario ?? {}, () => ({}));
   let counter = 0;
 
-  const server = http.createServer((req, res) => {
-    handle(req, res).catch(() => {
-      if (!res.headersSent) res.writeHead(500).end();
-      else res.destroy();
-    });
+  const upstream = await startMockUpstream({
+    maxBodyBytes: MAX_BODY_BYTES,
+    tooLarge: () => ({ status: 413, headers: {}, body: "" }),
+    internalError: () => ({ status: 500, headers: {}, body: "" }),
+    async respond({ request, gone, wait, closed }) {
+      const rawBody = request.rawBody.toString("utf8");
+      const record: MockAnthropicRequest = {
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        rawBody,
+        body: request.body,
+        eventsWritten: 0,
+        closed: false,
+      };
+      requests.push(record);
+      void closed.then(() => {
+        record.closed = true;
+      });
+      const n = ++counter;
+      const requestId = `req_mock_${n}`;
+      const body = record.body;
+
+      const error = (status: number, type: string, message: string, headers: Record<string, string> = {}): Reply => {
+        const payload = errorBody(type, message, requestId);
+        return { status, headers: { "content-type": "application/json", "request-id": requestId, "content-length": Buffer.byteLength(payload), ...headers }, body: payload };
+      };
+
+      if (record.method !== "POST" || (record.path.split("?")[0] ?? "") !== "/v1/messages") return error(404, "not_found_error", "Not found");
+      if (options.apiKey !== undefined && request.headers["x-api-key"] !== options.apiKey) return error(401, "authentication_error", "invalid x-api-key");
+      if (typeof request.headers["anthropic-version"] !== "string") return error(400, "invalid_request_error", "anthropic-version: header is required");
+      if (typeof body !== "object" || body === null) return error(400, "invalid_request_error", "request body is not valid JSON");
+
+      const scenario = scenarios.next(record);
+      if (scenario.delayBeforeHeadersMs) await wait(scenario.delayBeforeHeadersMs);
+      if (gone()) return undefined;
+
+      if (scenario.status !== undefined && (scenario.status < 200 || scenario.status >= 300)) {
+        return error(
+          scenario.status,
+          scenario.errorType ?? defaultErrorType(scenario.status),
+          scenario.errorMessage ?? "mock error",
+          scenario.retryAfter !== undefined ? { "retry-after": scenario.retryAfter } : {},
+        );
+      }
+
+      const model = typeof body.model === "string" ? body.model : "claude-mock";
+      const id = `msg_mock_${n}`;
+      if (body.stream !== true) {
+        const payload = scenario.rawBody ?? JSON.stringify(scenario.json !== undefined ? scenario.json : mockMessage(scenario, model, id));
+        return { status: 200, headers: { "content-type": "application/json", "request-id": requestId, "content-length": Buffer.byteLength(payload) }, body: payload };
+      }
+      const pieces = scenario.rawStream ?? mockEvents(scenario, model, id).map(frameEvent);
+      return {
+        status: 200,
+        headers: { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "request-id": requestId },
+        stream: streamSteps(scenario, pieces, record),
+      };
+    },
   });
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.byteLength;
-      if (size > MAX_BODY_BYTES) {
-        res.writeHead(413).end();
-        return;
-      }
-      chunks.push(chunk);
-    }
-    const rawBody = Buffer.concat(chunks).toString("utf8");
-    let body: any;
-    try {
-      body = JSON.parse(rawBody);
-    } catch {
-      body = undefined;
-    }
-    const record: MockAnthropicRequest = {
-      method: req.method ?? "",
-      path: req.url ?? "",
-      headers: req.headers,
-      rawBody,
-      body,
-      eventsWritten: 0,
-      closed: false,
-    };
-    requests.push(record);
-    const n = ++counter;
-    const requestId = `req_mock_${n}`;
-    const closed = new Promise<void>((resolve) => res.once("close", () => resolve()));
-    void closed.then(() => {
-      record.closed = true;
-    });
-    const wait = (ms: number) => Promise.race([new Promise<void>((resolve) => setTimeout(resolve, ms).unref()), closed]);
-    const gone = () => res.destroyed || record.closed;
-
-    const sendError = (status: number, type: string, message: string, headers: Record<string, string> = {}) => {
-      const payload = errorBody(type, message, requestId);
-      res.writeHead(status, { "content-type": "application/json", "request-id": requestId, "content-length": Buffer.byteLength(payload), ...headers });
-      res.end(payload);
-    };
-
-    if (record.method !== "POST" || (record.path.split("?")[0] ?? "") !== "/v1/messages") {
-      sendError(404, "not_found_error", "Not found");
-      return;
-    }
-    if (options.apiKey !== undefined && req.headers["x-api-key"] !== options.apiKey) {
-      sendError(401, "authentication_error", "invalid x-api-key");
-      return;
-    }
-    if (typeof req.headers["anthropic-version"] !== "string") {
-      sendError(400, "invalid_request_error", "anthropic-version: header is required");
-      return;
-    }
-    if (typeof body !== "object" || body === null) {
-      sendError(400, "invalid_request_error", "request body is not valid JSON");
-      return;
-    }
-
-    const scenario: MockAnthropicScenario = queue.shift() ?? (typeof fallback === "function" ? fallback(record) : (fallback ?? {}));
-    if (scenario.delayBeforeHeadersMs) await wait(scenario.delayBeforeHeadersMs);
-    if (gone()) return;
-
-    if (scenario.status !== undefined && (scenario.status < 200 || scenario.status >= 300)) {
-      sendError(
-        scenario.status,
-        scenario.errorType ?? defaultErrorType(scenario.status),
-        scenario.errorMessage ?? "mock error",
-        scenario.retryAfter !== undefined ? { "retry-after": scenario.retryAfter } : {},
-      );
-      return;
-    }
-
-    const model = typeof body.model === "string" ? body.model : "claude-mock";
-    const id = `msg_mock_${n}`;
-    if (body.stream !== true) {
-      const payload = scenario.rawBody ?? JSON.stringify(scenario.json !== undefined ? scenario.json : mockMessage(scenario, model, id));
-      res.writeHead(200, { "content-type": "application/json", "request-id": requestId, "content-length": Buffer.byteLength(payload) });
-      res.end(payload);
-      return;
-    }
-
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache", "request-id": requestId });
-    res.flushHeaders();
-    const pieces = scenario.rawStream ?? mockEvents(scenario, model, id).map(frameEvent);
-    if (scenario.delayBeforeFirstEventMs) await wait(scenario.delayBeforeFirstEventMs);
+  /**
+   * Anthropic's SSE (`event: <type>\ndata: <json>\n\n`) with the faults
+   * placed after `i` events: a stall, a cut, an extra malformed event (not
+   * counted), or an `error` event that ends the response.
+   */
+  function streamSteps(scenario: MockAnthropicScenario, pieces: string[], record: MockAnthropicRequest): StreamStep[] {
+    const steps: StreamStep[] = [];
+    if (scenario.delayBeforeFirstEventMs) steps.push({ delay: scenario.delayBeforeFirstEventMs });
     for (let i = 0; i <= pieces.length; i++) {
-      if (gone()) return;
-      if (scenario.stall?.afterEvents === i) {
-        await Promise.race([scenario.stall.until ?? new Promise<never>(() => {}), closed]);
-        if (gone()) return;
-      }
+      if (scenario.stall?.afterEvents === i) steps.push({ stall: true, ...(scenario.stall.until && { until: scenario.stall.until }) });
       if (scenario.destroyAfterEvents === i) {
-        // Let what was written reach the client first, then cut the connection
-        // without the chunked terminator: a provider dying mid-answer.
-        await new Promise<void>((resolve) => res.write("", () => resolve()));
-        await wait(20);
-        res.socket?.destroy();
-        return;
+        steps.push({ cut: true });
+        return steps;
       }
-      if (scenario.malformedAfterEvents === i) {
-        res.write(`event: content_block_delta\ndata: {"type":"content_block_delta","index":0,\n\n`);
-      }
+      if (scenario.malformedAfterEvents === i) steps.push({ write: `event: content_block_delta\ndata: {"type":"content_block_delta","index":0,\n\n` });
       if (scenario.errorEventAfterEvents?.after === i) {
         const { type = "overloaded_error", message = "Overloaded" } = scenario.errorEventAfterEvents;
-        res.end(frameEvent({ event: "error", data: { type: "error", error: { type, message } } }));
-        return;
+        steps.push({ end: frameEvent({ event: "error", data: { type: "error", error: { type, message } } }) });
+        return steps;
       }
       const piece = pieces[i];
       if (piece === undefined) break;
-      res.write(piece);
-      record.eventsWritten++;
-      if (scenario.eventDelayMs) await wait(scenario.eventDelayMs);
+      steps.push({ write: piece, then: () => record.eventsWritten++ });
+      if (scenario.eventDelayMs) steps.push({ delay: scenario.eventDelayMs });
     }
-    res.end();
+    return steps;
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: upstream.origin,
     requests,
     setScenario(scenario) {
-      fallback = scenario;
+      scenarios.setDefault(scenario);
     },
-    enqueue(...scenarios) {
-      queue.push(...scenarios);
+    enqueue(...list) {
+      scenarios.enqueue(...list);
     },
-    close() {
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
-    },
+    close: () => upstream.close(),
   };
 }

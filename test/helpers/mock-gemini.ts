@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type http from "node:http";
+import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from "./mock-upstream.js";
 
 /**
  * A local stand-in for Google's Gemini API (generativelanguage.googleapis.com,
@@ -21,6 +21,7 @@ import type { AddressInfo, Socket } from "node:net";
  *   `…:embedContent` → deterministic vectors derived from the text.
  * - Errors → `{"error": {"code", "message", "status"[, "details"]}}`.
  *
+ * The wire encoder for Gemini on the one mock upstream (mock-upstream.ts).
  * Every request is recorded (method, path, query, headers, parsed body) before
  * any fault applies. Faults are chosen per request with setScenario: a single
  * scenario for every request, a list used in order (then the default), or a
@@ -177,8 +178,6 @@ export function googleErrorBody(code: number, message?: string, details?: unknow
   return googlePrettyJson({ error });
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 function words(text: string): number {
   return text.split(/\s+/).filter(Boolean).length;
 }
@@ -328,179 +327,122 @@ function streamEvents(scenario: MockGeminiScenario, p: Plan): unknown[] {
 
 export async function startMockGemini(options: MockGeminiOptions = {}): Promise<MockGemini> {
   const requests: RecordedGeminiRequest[] = [];
+  // A list is used in order, then {}; a function gets the request and its index.
   let source: ScenarioSource = options.scenario ?? {};
-  let queue: MockGeminiScenario[] | undefined;
+  const scenarios = new ScenarioQueue<MockGeminiScenario, RecordedGeminiRequest>(undefined, () => ({}));
   let serial = 0;
-  let releaseStalls: (() => void)[] = [];
-  let stalled = 0;
-  let stallWaiters: (() => void)[] = [];
-  const sockets = new Set<Socket>();
 
   const setScenario = (next: ScenarioSource): void => {
     source = next;
-    queue = Array.isArray(next) ? [...next] : undefined;
+    scenarios.replaceQueue(Array.isArray(next) ? next : []);
+    scenarios.setDefault(Array.isArray(next) ? undefined : typeof next === "function" ? (request) => next(request, requests.indexOf(request)) : next);
   };
   setScenario(source);
 
-  const scenarioFor = (request: RecordedGeminiRequest, index: number): MockGeminiScenario => {
-    if (typeof source === "function") return source(request, index);
-    if (queue) return queue.shift() ?? {};
-    return source as MockGeminiScenario;
-  };
-
-  const stall = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      stalled++;
-      releaseStalls.push(() => {
-        stalled--;
-        resolve();
-      });
-      const waiters = stallWaiters;
-      stallWaiters = [];
-      waiters.forEach((w) => w());
-    });
-
-  const server = http.createServer((req, res) => {
-    void handle(req, res).catch(() => {
-      if (!res.headersSent) {
-        res.writeHead(500, { "content-type": "application/json; charset=UTF-8" });
-        res.end(googleErrorBody(500));
-      } else {
-        res.destroy();
-      }
-    });
-  });
-  server.on("connection", (socket) => {
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
+  const json = (status: number, text: string, extra: Record<string, string> = {}): Reply => ({
+    status,
+    headers: { ...GOOGLE_HEADERS, "content-type": "application/json; charset=UTF-8", ...extra },
+    body: text,
   });
 
-  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://mock");
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      size += chunk.byteLength;
-      if (size > MAX_BODY_BYTES) {
-        res.writeHead(413, { "content-type": "application/json; charset=UTF-8" });
-        res.end(googleErrorBody(400, "Request payload size exceeds the limit."));
-        return;
+  const upstream = await startMockUpstream({
+    maxBodyBytes: MAX_BODY_BYTES,
+    tooLarge: () => ({ status: 413, headers: { "content-type": "application/json; charset=UTF-8" }, body: googleErrorBody(400, "Request payload size exceeds the limit.") }),
+    internalError: () => ({ status: 500, headers: { "content-type": "application/json; charset=UTF-8" }, body: googleErrorBody(500) }),
+    async respond({ request, wait }) {
+      const url = request.url;
+      const rawBody = request.rawBody.toString("utf8");
+      const route = /^\/v1beta\/models\/([^/:]+):([A-Za-z]+)$/.exec(url.pathname);
+      const recorded: RecordedGeminiRequest = {
+        method: request.method,
+        path: url.pathname,
+        query: Object.fromEntries(url.searchParams),
+        headers: request.headers,
+        rawBody,
+        body: request.body,
+        model: route?.[1] === undefined ? undefined : decodeURIComponent(route[1]),
+        rpc: route?.[2],
+      };
+      requests.push(recorded);
+      const scenario = scenarios.next(recorded);
+      const p = plan(scenario, recorded, ++serial);
+      const body = recorded.body;
+
+      if (scenario.delayBeforeHeadersMs) await wait(scenario.delayBeforeHeadersMs);
+
+      if (options.apiKey !== undefined) {
+        const key = request.headers["x-goog-api-key"];
+        if (key === undefined) {
+          return json(403, googleErrorBody(403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."));
+        }
+        if (key !== options.apiKey) return json(400, googleErrorBody(400, "API key not valid. Please pass a valid API key."));
       }
-      chunks.push(chunk);
-    }
-    const rawBody = Buffer.concat(chunks).toString("utf8");
-    let body: unknown;
-    try {
-      body = rawBody === "" ? undefined : JSON.parse(rawBody);
-    } catch {
-      body = undefined;
-    }
-    const route = /^\/v1beta\/models\/([^/:]+):([A-Za-z]+)$/.exec(url.pathname);
-    const recorded: RecordedGeminiRequest = {
-      method: req.method ?? "",
-      path: url.pathname,
-      query: Object.fromEntries(url.searchParams),
-      headers: req.headers,
-      rawBody,
-      body,
-      model: route?.[1] === undefined ? undefined : decodeURIComponent(route[1]),
-      rpc: route?.[2],
-    };
-    const index = requests.length;
-    requests.push(recorded);
-    const scenario = scenarioFor(recorded, index);
-    const p = plan(scenario, recorded, ++serial);
-
-    if (scenario.delayBeforeHeadersMs) await sleep(scenario.delayBeforeHeadersMs);
-
-    const sendJson = (status: number, text: string, extra: Record<string, string> = {}): void => {
-      if (res.destroyed) return;
-      res.writeHead(status, { ...GOOGLE_HEADERS, "content-type": "application/json; charset=UTF-8", ...extra });
-      res.end(text);
-    };
-
-    if (options.apiKey !== undefined) {
-      const key = req.headers["x-goog-api-key"];
-      if (key === undefined) {
-        return sendJson(403, googleErrorBody(403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."));
+      if (scenario.status !== undefined && scenario.status >= 400) {
+        const details: unknown[] = [];
+        const retryDelay = scenario.retryDelay ?? (scenario.status === 429 && scenario.retryAfter ? `${scenario.retryAfter}s` : undefined);
+        if (retryDelay) details.push({ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay });
+        return json(scenario.status, googleErrorBody(scenario.status, scenario.errorMessage, details), scenario.retryAfter === undefined ? {} : { "retry-after": scenario.retryAfter });
       }
-      if (key !== options.apiKey) return sendJson(400, googleErrorBody(400, "API key not valid. Please pass a valid API key."));
-    }
-    if (scenario.status !== undefined && scenario.status >= 400) {
-      const details: unknown[] = [];
-      const retryDelay = scenario.retryDelay ?? (scenario.status === 429 && scenario.retryAfter ? `${scenario.retryAfter}s` : undefined);
-      if (retryDelay) details.push({ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay });
-      return sendJson(
-        scenario.status,
-        googleErrorBody(scenario.status, scenario.errorMessage, details),
-        scenario.retryAfter === undefined ? {} : { "retry-after": scenario.retryAfter },
-      );
-    }
-    if (req.method !== "POST" || !route) {
-      return sendJson(404, googleErrorBody(404, `Requested entity was not found.`));
-    }
-    if (body === undefined) return sendJson(400, googleErrorBody(400, "Invalid JSON payload received."));
+      if (request.method !== "POST" || !route) return json(404, googleErrorBody(404, `Requested entity was not found.`));
+      if (body === undefined) return json(400, googleErrorBody(400, "Invalid JSON payload received."));
 
-    switch (recorded.rpc) {
-      case "generateContent":
-        if (scenario.rawBody !== undefined) return sendJson(200, scenario.rawBody);
-        return sendJson(200, googlePrettyJson(generateContentBody(scenario, p)));
-      case "streamGenerateContent":
-        return stream(res, scenario, streamEvents(scenario, p), url.searchParams.get("alt") === "sse");
-      case "batchEmbedContents":
-      case "embedContent":
-        return embed(recorded, scenario, sendJson);
-      default:
-        return sendJson(404, googleErrorBody(404, `Method not found.`));
-    }
-  }
+      switch (recorded.rpc) {
+        case "generateContent":
+          if (scenario.rawBody !== undefined) return json(200, scenario.rawBody);
+          return json(200, googlePrettyJson(generateContentBody(scenario, p)));
+        case "streamGenerateContent":
+          return stream(scenario, streamEvents(scenario, p), url.searchParams.get("alt") === "sse");
+        case "batchEmbedContents":
+        case "embedContent":
+          return embed(recorded, scenario);
+        default:
+          return json(404, googleErrorBody(404, `Method not found.`));
+      }
+    },
+  });
 
-  async function stream(res: http.ServerResponse, scenario: MockGeminiScenario, events: unknown[], sse: boolean): Promise<void> {
+  /**
+   * alt=sse: `data: <json>\r\n\r\n` per event, no terminator; without
+   * alt=sse one JSON array, streamed element by element. Faults apply after
+   * `sent` events: a stall, a cut, or Google's in-stream error event.
+   */
+  function stream(scenario: MockGeminiScenario, events: unknown[], sse: boolean): Reply {
     const eol = scenario.lineEnding ?? "\r\n";
-    res.writeHead(200, {
-      ...GOOGLE_HEADERS,
-      "content-type": sse ? "text/event-stream" : "application/json; charset=UTF-8",
-      ...(sse ? { "content-disposition": "attachment" } : {}),
-    });
-    res.flushHeaders();
-    if (scenario.delayBeforeFirstEventMs) await sleep(scenario.delayBeforeFirstEventMs);
-    let sent = 0;
     const frame = (json: string, first: boolean): string => (sse ? `data: ${json}${eol}${eol}` : `${first ? "[" : ",\r\n"}${json}`);
-    // Each write is awaited until flushed to the socket, so a fault that
-    // follows (stall, destroy) happens after those bytes are on the wire.
-    const send = (text: string): Promise<void> =>
-      new Promise<void>((resolve) => {
-        if (res.destroyed) return resolve();
-        res.write(text, () => resolve());
-      });
+    const steps: StreamStep[] = [];
+    const reply: Reply = {
+      status: 200,
+      headers: { ...GOOGLE_HEADERS, "content-type": sse ? "text/event-stream" : "application/json; charset=UTF-8", ...(sse ? { "content-disposition": "attachment" } : {}) },
+      stream: steps,
+    };
+    if (scenario.delayBeforeFirstEventMs) steps.push({ delay: scenario.delayBeforeFirstEventMs });
+    let sent = 0;
     for (let i = 0; i <= events.length; i++) {
-      if (res.destroyed) return;
-      if (scenario.stallAfterEvents === sent) await stall();
+      if (scenario.stallAfterEvents === sent) steps.push({ stall: true });
       if (scenario.destroyAfterEvents === sent) {
-        res.socket?.destroy();
-        return;
+        steps.push({ cut: true });
+        return reply;
       }
       if (scenario.errorEvent && scenario.errorEvent.after === sent) {
         const { code, status, message } = scenario.errorEvent;
         const error = { error: { code, message: message ?? DEFAULT_MESSAGES[code] ?? "Internal error encountered.", status: status ?? STATUS_NAMES[code] ?? "INTERNAL" } };
-        await send(frame(googleSseJson(error), sent === 0));
-        res.end(sse ? "" : "]");
-        return;
+        steps.push({ write: frame(googleSseJson(error), sent === 0) }, { end: sse ? "" : "]" });
+        return reply;
       }
       if (i === events.length) break;
-      if (sent > 0 && scenario.delayBetweenEventsMs) await sleep(scenario.delayBetweenEventsMs);
-      if (res.destroyed) return;
+      if (sent > 0 && scenario.delayBetweenEventsMs) steps.push({ delay: scenario.delayBetweenEventsMs });
       const event = events[i];
-      let json = typeof event === "string" ? event : googleSseJson(event);
-      if (scenario.malformedEventAt === i) json = json.slice(0, Math.max(1, Math.floor(json.length / 2)));
-      await send(frame(json, sent === 0));
+      let text = typeof event === "string" ? event : googleSseJson(event);
+      if (scenario.malformedEventAt === i) text = text.slice(0, Math.max(1, Math.floor(text.length / 2)));
+      steps.push({ write: frame(text, sent === 0) });
       sent++;
     }
-    if (!res.destroyed) res.end(sse ? "" : sent === 0 ? "[]" : "]");
+    steps.push({ end: sse ? "" : sent === 0 ? "[]" : "]" });
+    return reply;
   }
 
-  function embed(recorded: RecordedGeminiRequest, scenario: MockGeminiScenario, sendJson: (status: number, text: string) => void): void {
-    if (scenario.body !== undefined) return sendJson(200, googlePrettyJson(scenario.body));
+  function embed(recorded: RecordedGeminiRequest, scenario: MockGeminiScenario): Reply {
+    if (scenario.body !== undefined) return json(200, googlePrettyJson(scenario.body));
     const body = recorded.body as Record<string, unknown>;
     const embedOne = (request: unknown): { values: number[] } | string => {
       if (typeof request !== "object" || request === null) return "* request must be an object";
@@ -516,47 +458,28 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
     };
     if (recorded.rpc === "embedContent") {
       const result = embedOne(body);
-      return typeof result === "string" ? sendJson(400, googleErrorBody(400, result)) : sendJson(200, googlePrettyJson({ embedding: result }));
+      return typeof result === "string" ? json(400, googleErrorBody(400, result)) : json(200, googlePrettyJson({ embedding: result }));
     }
     const list = body.requests;
-    if (!Array.isArray(list) || list.length === 0) return sendJson(400, googleErrorBody(400, "* BatchEmbedContentsRequest.requests: must not be empty"));
+    if (!Array.isArray(list) || list.length === 0) return json(400, googleErrorBody(400, "* BatchEmbedContentsRequest.requests: must not be empty"));
     if (list.length > MAX_EMBED_BATCH) {
-      return sendJson(400, googleErrorBody(400, "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch"));
+      return json(400, googleErrorBody(400, "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch"));
     }
     const embeddings: { values: number[] }[] = [];
     for (const request of list) {
       const result = embedOne(request);
-      if (typeof result === "string") return sendJson(400, googleErrorBody(400, result));
+      if (typeof result === "string") return json(400, googleErrorBody(400, result));
       embeddings.push(result);
     }
-    return sendJson(200, googlePrettyJson({ embeddings }));
+    return json(200, googlePrettyJson({ embeddings }));
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
-
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: upstream.origin,
     requests,
     setScenario,
-    release() {
-      const pending = releaseStalls;
-      releaseStalls = [];
-      pending.forEach((r) => r());
-    },
-    waitForStall() {
-      if (stalled > 0) return Promise.resolve();
-      return new Promise<void>((resolve) => stallWaiters.push(resolve));
-    },
-    async close() {
-      const pending = releaseStalls;
-      releaseStalls = [];
-      pending.forEach((r) => r());
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    release: () => upstream.release(),
+    waitForStall: () => upstream.waitForStall(),
+    close: () => upstream.close(),
   };
 }

@@ -13,13 +13,14 @@
  *   providers, the error message echoes the prompt (the last user text), so
  *   suites can prove the gateway never forwards upstream error text.
  *
+ * The wire encoder for OpenAI on the one mock upstream (mock-upstream.ts).
  * Every request is recorded (method, path, headers, raw body bytes, parsed
  * body) unless `record: false`. Fault knobs come per request from a
  * scenario: see {@link MockScenario}. Nothing is logged, and no timer is set
  * unless a delay is asked for, so benchmarks can drive it hard.
  */
-import http from "node:http";
-import type { AddressInfo, Socket } from "node:net";
+import type http from "node:http";
+import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from "./mock-upstream.js";
 
 export interface MockRequest {
   /** 0-based arrival order. */
@@ -125,43 +126,21 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
   const record = options.record ?? true;
   const created = options.created ?? 1_700_000_000;
   const requests: MockRequest[] = [];
-  const queued: MockScenario[] = [];
-  let defaultScenario: ScenarioSource = options.scenario;
-  let stalled: (() => void)[] = [];
-  let arrivals = 0;
-  let streaming = 0;
-  const sockets = new Set<Socket>();
+  const scenarios = new ScenarioQueue<MockScenario, MockRequest>(options.scenario, () => ({}));
 
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const rawBody = Buffer.concat(chunks);
-      let body: unknown;
-      if (rawBody.length > 0) {
-        try {
-          body = JSON.parse(rawBody.toString("utf8"));
-        } catch {
-          body = undefined;
-        }
-      }
-      const request: MockRequest = { index: arrivals++, method: req.method ?? "", path: req.url ?? "", headers: req.headers, rawBody, body };
+  const upstream = await startMockUpstream({
+    noDelay: true,
+    async respond({ request: r, gone, wait }) {
+      const request: MockRequest = { index: r.index, method: r.method, path: r.path, headers: r.headers, rawBody: r.rawBody, body: r.body };
       if (record) requests.push(request);
-      const scenario = queued.shift() ?? (typeof defaultScenario === "function" ? defaultScenario(request) : defaultScenario) ?? {};
-      handle(request, scenario, res).catch(() => {
-        if (!res.destroyed) res.destroy();
-      });
-    });
-  });
-  server.on("connection", (socket: Socket) => {
-    socket.setNoDelay(true);
-    sockets.add(socket);
-    socket.on("close", () => sockets.delete(socket));
+      const scenario = scenarios.next(request);
+      if (scenario.headersDelayMs) await wait(scenario.headersDelayMs);
+      if (gone()) return undefined;
+      return answer(request, scenario);
+    },
   });
 
-  async function handle(request: MockRequest, scenario: MockScenario, res: http.ServerResponse): Promise<void> {
-    if (scenario.headersDelayMs) await sleep(scenario.headersDelayMs);
-    if (res.destroyed) return;
+  function answer(request: MockRequest, scenario: MockScenario): Reply {
     const extra: Record<string, string> = { "x-request-id": `req_mock_${request.index}`, ...(scenario.headers ?? {}) };
     if (scenario.retryAfter !== undefined) extra["retry-after"] = scenario.retryAfter;
 
@@ -172,29 +151,27 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
     if (status < 200 || status >= 300) {
       const [type, code] = ERROR_TYPES[status] ?? (status >= 500 ? ["server_error", null] : ["invalid_request_error", null]);
       const message = scenario.errorMessage ?? `Mock error ${status} for input: ${lastUserText(body) ?? String(body["prompt"] ?? body["input"] ?? "")}`;
-      return sendJson(res, status, { error: { message, type: scenario.errorType ?? type, param: null, code: scenario.errorCode !== undefined ? scenario.errorCode : code } }, extra, scenario);
+      return json(status, { error: { message, type: scenario.errorType ?? type, param: null, code: scenario.errorCode !== undefined ? scenario.errorCode : code } }, extra, scenario);
     }
 
     if (request.method === "GET" && route === `${basePath}/models`) {
-      return sendJson(res, 200, { object: "list", data: [{ id: "mock-model", object: "model", created, owned_by: "mock" }] }, extra, scenario);
+      return json(200, { object: "list", data: [{ id: "mock-model", object: "model", created, owned_by: "mock" }] }, extra, scenario);
     }
     if (request.method !== "POST") {
-      return sendJson(res, 405, { error: { message: "Method not allowed", type: "invalid_request_error", param: null, code: null } }, extra, scenario);
+      return json(405, { error: { message: "Method not allowed", type: "invalid_request_error", param: null, code: null } }, extra, scenario);
     }
     if (route === `${basePath}/chat/completions`) {
-      if (body["stream"] === true) return stream(request, body, scenario, res, extra);
-      return sendJson(res, 200, scenario.rawBody ?? completion(request, body, scenario), extra, scenario);
+      if (body["stream"] === true) return stream(request, body, scenario, extra);
+      return json(200, scenario.rawBody ?? completion(request, body, scenario), extra, scenario);
     }
-    if (route === `${basePath}/embeddings`) return sendJson(res, 200, scenario.rawBody ?? embeddings(body), extra, scenario);
-    if (route === `${basePath}/images/generations`) return sendJson(res, 200, scenario.rawBody ?? images(body), extra, scenario);
-    return sendJson(res, 404, { error: { message: `Invalid URL (POST ${route})`, type: "invalid_request_error", param: null, code: null } }, extra, scenario);
+    if (route === `${basePath}/embeddings`) return json(200, scenario.rawBody ?? embeddings(body), extra, scenario);
+    if (route === `${basePath}/images/generations`) return json(200, scenario.rawBody ?? images(body), extra, scenario);
+    return json(404, { error: { message: `Invalid URL (POST ${route})`, type: "invalid_request_error", param: null, code: null } }, extra, scenario);
   }
 
-  function sendJson(res: http.ServerResponse, status: number, payload: unknown, extra: Record<string, string>, scenario: MockScenario): void {
-    if (res.destroyed) return;
+  function json(status: number, payload: unknown, extra: Record<string, string>, scenario: MockScenario): Reply {
     const bytes = Buffer.from(typeof payload === "string" ? payload : JSON.stringify(payload), "utf8");
-    res.writeHead(status, { "content-type": scenario.contentType ?? "application/json", "content-length": String(bytes.length), ...extra });
-    res.end(bytes);
+    return { status, headers: { "content-type": scenario.contentType ?? "application/json", "content-length": String(bytes.length), ...extra }, body: bytes };
   }
 
   function completion(request: MockRequest, body: Record<string, unknown>, scenario: MockScenario): unknown {
@@ -226,58 +203,36 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
     };
   }
 
-  async function stream(
-    request: MockRequest,
-    body: Record<string, unknown>,
-    scenario: MockScenario,
-    res: http.ServerResponse,
-    extra: Record<string, string>,
-  ): Promise<void> {
+  /**
+   * OpenAI's SSE: `data: {json}\n\n` per chunk, then `data: [DONE]\n\n`.
+   * Faults sit where a provider would fail: before event i (cut, stall),
+   * or in place of it (malformed); a cut or stall at or past the last
+   * event comes before [DONE].
+   */
+  function stream(request: MockRequest, body: Record<string, unknown>, scenario: MockScenario, extra: Record<string, string>): Reply {
     const includeUsage = (body["stream_options"] as { include_usage?: unknown } | undefined)?.include_usage === true;
     const events = scenario.rawEvents ?? streamEvents(request, body, scenario, includeUsage);
-    res.writeHead(200, { "content-type": scenario.contentType ?? "text/event-stream; charset=utf-8", "cache-control": "no-cache", ...extra });
-    res.flushHeaders();
-    streaming++;
-    let clientGone = false;
-    res.on("close", () => {
-      clientGone = true;
-      streaming--;
-    });
-    // The last write's flush, so a cut drops the connection only after the
-    // events before it have left (destroy() would discard queued bytes).
-    let flushed: Promise<void> = Promise.resolve();
-    if (scenario.firstChunkDelayMs) await sleep(scenario.firstChunkDelayMs);
+    const steps: StreamStep[] = [];
+    const headers = { "content-type": scenario.contentType ?? "text/event-stream; charset=utf-8", "cache-control": "no-cache", ...extra };
+    const reply: Reply = { status: 200, headers, stream: steps };
+    if (scenario.firstChunkDelayMs) steps.push({ delay: scenario.firstChunkDelayMs });
     for (let i = 0; i < events.length; i++) {
-      if (clientGone || res.destroyed) return;
-      if (i > 0 && scenario.chunkDelayMs) await sleep(scenario.chunkDelayMs);
+      if (i > 0 && scenario.chunkDelayMs) steps.push({ delay: scenario.chunkDelayMs });
       if (scenario.destroyAfterChunks === i) {
-        await cut(res, flushed);
-        return;
+        steps.push({ cut: true });
+        return reply;
       }
-      if (scenario.stallAfterChunks === i) {
-        await new Promise<void>((resolve) => {
-          stalled.push(resolve);
-          res.once("close", () => resolve());
-        });
-        if (clientGone || res.destroyed) return;
-      }
+      if (scenario.stallAfterChunks === i) steps.push({ stall: true });
       const data = scenario.malformedChunkAt === i ? `{"id":"chatcmpl-mock-${request.index}","choices":[{"delta":` : events[i]!;
-      flushed = new Promise<void>((resolve) => res.write(`data: ${data}\n\n`, () => resolve()));
+      steps.push({ write: `data: ${data}\n\n` });
     }
-    if (clientGone || res.destroyed) return;
     if (scenario.destroyAfterChunks !== undefined && scenario.destroyAfterChunks >= events.length) {
-      await cut(res, flushed);
-      return;
+      steps.push({ cut: true });
+      return reply;
     }
-    if (scenario.stallAfterChunks !== undefined && scenario.stallAfterChunks >= events.length) {
-      await new Promise<void>((resolve) => {
-        stalled.push(resolve);
-        res.once("close", () => resolve());
-      });
-      if (clientGone || res.destroyed) return;
-    }
-    if (!scenario.omitDone) res.write("data: [DONE]\n\n");
-    res.end();
+    if (scenario.stallAfterChunks !== undefined && scenario.stallAfterChunks >= events.length) steps.push({ stall: true });
+    steps.push({ end: scenario.omitDone ? "" : "data: [DONE]\n\n" });
+    return reply;
   }
 
   function streamEvents(request: MockRequest, body: Record<string, unknown>, scenario: MockScenario, includeUsage: boolean): string[] {
@@ -335,49 +290,25 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
     };
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-
   return {
-    url: `http://127.0.0.1:${port}${basePath}`,
+    url: `${upstream.origin}${basePath}`,
     requests,
     setScenario(scenario) {
-      defaultScenario = scenario;
+      scenarios.setDefault(scenario);
     },
-    queueScenarios(...scenarios) {
-      queued.push(...scenarios);
+    queueScenarios(...list) {
+      scenarios.enqueue(...list);
     },
     releaseStalled() {
-      const waiting = stalled;
-      stalled = [];
-      for (const resolve of waiting) resolve();
+      upstream.release();
     },
     reset() {
       requests.length = 0;
-      queued.length = 0;
-      defaultScenario = undefined;
+      scenarios.clear();
     },
-    openConnections() {
-      return sockets.size;
-    },
-    activeStreams() {
-      return streaming;
-    },
-    close() {
-      const waiting = stalled;
-      stalled = [];
-      for (const resolve of waiting) resolve();
-      return new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const socket of sockets) socket.destroy();
-      });
-    },
+    openConnections: () => upstream.openConnections(),
+    activeStreams: () => upstream.activeStreams(),
+    close: () => upstream.close(),
   };
 }
 
@@ -414,16 +345,4 @@ function pieces(text: string, size: number): string[] {
   const out: string[] = [];
   for (let i = 0; i < points.length; i += size) out.push(points.slice(i, i + size).join(""));
   return out.length > 0 ? out : [""];
-}
-
-/** Drops the connection with a TCP RST once the earlier events are flushed: no [DONE], no chunked terminator. */
-async function cut(res: http.ServerResponse, flushed: Promise<void>): Promise<void> {
-  await flushed;
-  const socket = res.socket;
-  if (!socket || socket.destroyed) return;
-  socket.resetAndDestroy();
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -169,6 +169,16 @@ describe("egw dev: the whole stack as separate processes", () => {
     });
   });
 
+  it("egw verify with the dev manifest: ACCEPTED with every constraint checked, and the trust policy printed", () => {
+    const origin = ready.url.replace(/\/v1$/, "");
+    const r = spawnSync(process.execPath, [EGW, "verify", origin, "--policy", ready.manifest], { encoding: "utf8", timeout: 30_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain("ACCEPTED");
+    expect(r.stdout).not.toContain("UNCONSTRAINED");
+    expect(r.stdout).toContain("identity: ephemeral");
+    expect(r.stdout).toContain(ready.policySha256);
+  });
+
   it("prints egw verify, egw proxy and a TypeScript snippet that use the dev manifest", () => {
     const text = devOut.join("");
     expect(text).toContain(`egw verify ${ready.url.replace(/\/v1$/, "")} --policy ${ready.manifest}`);

@@ -20,7 +20,18 @@ import { createHash } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { BUILD_USAGE, BuildError, buildInfo, checkBuildxVersion, comparePcrs, nitroCliJson, parseBuildArgs, resolveBaseImage, withParentImage, type BuildOptions } from "./build-options.js";
+import {
+  BUILD_USAGE,
+  BuildError,
+  buildInfo,
+  checkBuildxVersion,
+  comparePcrs,
+  nitroCliJson,
+  parseBuildArgs,
+  resolveBaseImage,
+  withParentImage,
+  type BuildOptions,
+} from "./build-options.js";
 
 /** The script's variable for each option. */
 const SHELL_NAMES: Record<keyof BuildOptions, string> = {
@@ -123,7 +134,16 @@ export function runStep(argv: readonly string[], io: StepIo): number {
       case "parent-info": {
         const [eif, out] = args;
         const e = io.env;
-        writeFileSync(out!, withParentImage(readFileSync(out!, "utf8"), { imageTag: e.TAG ?? "", baseImage: e.BASE ?? "", imageDigest: e.DIGEST ?? "", eifSha256: e.EIF_SHA256 ?? "", eifBytes: statSync(eif!).size }));
+        writeFileSync(
+          out!,
+          withParentImage(readFileSync(out!, "utf8"), {
+            imageTag: e.TAG ?? "",
+            baseImage: e.BASE ?? "",
+            imageDigest: e.DIGEST ?? "",
+            eifSha256: e.EIF_SHA256 ?? "",
+            eifBytes: statSync(eif!).size,
+          }),
+        );
         return 0;
       }
       case "sha256":

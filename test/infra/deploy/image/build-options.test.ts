@@ -10,7 +10,18 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isEgwError } from "../../../../attestation/egw-error.js";
-import { BuildError, buildInfo, checkBuildxVersion, comparePcrs, isNameTag, isPinnedByDigest, nitroCliJson, parseBuildArgs, resolveBaseImage, withParentImage } from "../../../../infra/deploy/image/build-options.js";
+import {
+  BuildError,
+  buildInfo,
+  checkBuildxVersion,
+  comparePcrs,
+  isNameTag,
+  isPinnedByDigest,
+  nitroCliJson,
+  parseBuildArgs,
+  resolveBaseImage,
+  withParentImage,
+} from "../../../../infra/deploy/image/build-options.js";
 import { runStep, shellAssignments, shellQuote } from "../../../../infra/deploy/image/build-steps.js";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
@@ -53,7 +64,15 @@ describe("build.sh's flags", () => {
       ["--trust-policy", path.join(dir, "trust-policy.json"), "--label", "it's $HOME `x`", "--tag", "t:1", "--allow-dirty", "--parent-image", "egw-pod:1", "--out-dir", "o"],
       exists,
     );
-    expect(o).toMatchObject({ trustPolicy: path.join(dir, "trust-policy.json"), label: "it's $HOME `x`", tag: "t:1", allowDirty: true, trustAny: false, parentImage: "egw-pod:1", outDir: "o" });
+    expect(o).toMatchObject({
+      trustPolicy: path.join(dir, "trust-policy.json"),
+      label: "it's $HOME `x`",
+      tag: "t:1",
+      allowDirty: true,
+      trustAny: false,
+      parentImage: "egw-pod:1",
+      outDir: "o",
+    });
     const text = shellAssignments(o as Exclude<typeof o, "help">);
     expect(text).toContain(`label='it'\\''s $HOME \`x\`'`);
     expect(text).toContain("allow_dirty=1");
@@ -100,12 +119,15 @@ describe("build.sh's flags", () => {
     expect(r.stderr).toContain("goes with --parent-image");
   });
 
-  it.each([["enclave-gateway-pod"], ["enclave-gateway-pod:latest"], ["registry.example:5000/egw-pod"], ["Egw-Pod:1"], ["egw pod:1"]])("refuses the pod image tag %j (exit 2)", (tag) => {
-    expect(isNameTag(tag)).toBe(false);
-    const r = step(["parse-args", "--trust-any", "--parent-image", tag]);
-    expect(r.status).toBe(2);
-    expect(r.stderr).toContain("not a name:tag reference");
-  });
+  it.each([["enclave-gateway-pod"], ["enclave-gateway-pod:latest"], ["registry.example:5000/egw-pod"], ["Egw-Pod:1"], ["egw pod:1"]])(
+    "refuses the pod image tag %j (exit 2)",
+    (tag) => {
+      expect(isNameTag(tag)).toBe(false);
+      const r = step(["parse-args", "--trust-any", "--parent-image", tag]);
+      expect(r.status).toBe(2);
+      expect(r.stderr).toContain("not a name:tag reference");
+    },
+  );
 
   it.each([["enclave-gateway-pod:0.1.0-test"], ["registry.example:5000/egw/pod:1.2"], ["egw_pod:v1"]])("accepts the pod image tag %j", (tag) => {
     expect(isNameTag(tag)).toBe(true);
@@ -113,30 +135,25 @@ describe("build.sh's flags", () => {
 });
 
 describe("pinned base images", () => {
-  it.each([
-    ["node:24-bookworm-slim"],
-    ["node:latest"],
-    ["node:24@sha256:1234"],
-    [`node@sha256:${"AB".repeat(32)}`],
-    [`node:24@sha512:${"ab".repeat(32)}`],
-  ])("refuses the unpinned base %s (exit 2)", (base) => {
-    expect(isPinnedByDigest(base)).toBe(false);
-    const err = refusal(() => resolveBaseImage(DOCKERFILE, "NODE_IMAGE", base, "base image"));
-    expect(err.exitCode).toBe(2);
-    expect(err.message).toContain("not pinned by digest");
-    expect(err.message).toContain(`base image "${base}"`);
-  });
+  it.each([["node:24-bookworm-slim"], ["node:latest"], ["node:24@sha256:1234"], [`node@sha256:${"AB".repeat(32)}`], [`node:24@sha512:${"ab".repeat(32)}`]])(
+    "refuses the unpinned base %s (exit 2)",
+    (base) => {
+      expect(isPinnedByDigest(base)).toBe(false);
+      const err = refusal(() => resolveBaseImage(DOCKERFILE, "NODE_IMAGE", base, "base image"));
+      expect(err.exitCode).toBe(2);
+      expect(err.message).toContain("not pinned by digest");
+      expect(err.message).toContain(`base image "${base}"`);
+    },
+  );
 
-  it.each([
-    ["amazonlinux:2023"],
-    ["amazonlinux:latest"],
-    ["public.ecr.aws/amazonlinux/amazonlinux:2023@sha256:1234"],
-    [`amazonlinux@sha256:${"EF".repeat(32)}`],
-  ])("refuses the unpinned pod base %s (exit 2)", (base) => {
-    const err = refusal(() => resolveBaseImage(PARENT_DOCKERFILE, "AL2023_IMAGE", base, "pod image base"));
-    expect(err.exitCode).toBe(2);
-    expect(err.message).toContain("not pinned by digest");
-  });
+  it.each([["amazonlinux:2023"], ["amazonlinux:latest"], ["public.ecr.aws/amazonlinux/amazonlinux:2023@sha256:1234"], [`amazonlinux@sha256:${"EF".repeat(32)}`]])(
+    "refuses the unpinned pod base %s (exit 2)",
+    (base) => {
+      const err = refusal(() => resolveBaseImage(PARENT_DOCKERFILE, "AL2023_IMAGE", base, "pod image base"));
+      expect(err.exitCode).toBe(2);
+      expect(err.message).toContain("not pinned by digest");
+    },
+  );
 
   it("takes the Dockerfiles' own defaults, which are pinned, and an override that is", () => {
     expect(resolveBaseImage(DOCKERFILE, "NODE_IMAGE", "", "base image")).toBe(/^ARG NODE_IMAGE=(.+)$/m.exec(DOCKERFILE)![1]);
@@ -177,13 +194,16 @@ describe("nitro-cli's output and the PCR cross-check", () => {
     expect(JSON.parse(step(["nitro-json"], text).stdout)).toEqual({ Measurements: { PCR0: PCRS[0] } });
   });
 
-  it.each([["Start building...\nEnclave Image successfully created.\n"], ['{"Measurements": 1}\n'], ["{ not json\n"], [""]])("refuses nitro-cli output %j without Measurements JSON (exit 1)", (text) => {
-    const err = refusal(() => nitroCliJson(text));
-    expect(err).toMatchObject({ code: "ERR_BUILD_CHECK", action: "reject", exitCode: 1 });
-    const r = step(["nitro-json"], text);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toContain("no Measurements JSON");
-  });
+  it.each([["Start building...\nEnclave Image successfully created.\n"], ['{"Measurements": 1}\n'], ["{ not json\n"], [""]])(
+    "refuses nitro-cli output %j without Measurements JSON (exit 1)",
+    (text) => {
+      const err = refusal(() => nitroCliJson(text));
+      expect(err).toMatchObject({ code: "ERR_BUILD_CHECK", action: "reject", exitCode: 1 });
+      const r = step(["nitro-json"], text);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("no Measurements JSON");
+    },
+  );
 
   const nitro = (pcrs: Record<string, string>) => Object.fromEntries(Object.entries(pcrs).map(([i, v]) => [`PCR${i}`, v]));
 
@@ -255,7 +275,9 @@ describe("build-info.json", () => {
   });
 
   it("adds the pod image, with the EIF's size in whole MiB", () => {
-    const info = JSON.parse(withParentImage(buildInfo(facts), { imageTag: "egw-pod:1", baseImage: "al", imageDigest: "sha256:cd", eifSha256: "ee", eifBytes: 1024 * 1024 + 1 })) as Record<string, unknown>;
+    const info = JSON.parse(
+      withParentImage(buildInfo(facts), { imageTag: "egw-pod:1", baseImage: "al", imageDigest: "sha256:cd", eifSha256: "ee", eifBytes: 1024 * 1024 + 1 }),
+    ) as Record<string, unknown>;
     expect(info.parentImage).toEqual({ imageTag: "egw-pod:1", baseImage: "al", imageDigest: "sha256:cd", eifSha256: "ee", eifSizeMiB: 2 });
     expect(info.imageDigest).toBe(facts.imageDigest);
   });
@@ -265,10 +287,26 @@ describe("build-info.json", () => {
     fs.writeFileSync(eif, "eif bytes");
     fs.writeFileSync(path.join(dir, "measure.json"), JSON.stringify({ pcrs: PCRS }));
     const out = path.join(dir, "build-info.json");
-    const env = { VERSION: "0.1.0", GIT_COMMIT: facts.gitCommit, SDE: "1700000123", DIRTY: "true", BASE: facts.baseImage, TAG: facts.imageTag, DIGEST: facts.imageDigest, BUILDX: "v0.17.1", NITRO: "Nitro CLI 1.4.2" };
+    const env = {
+      VERSION: "0.1.0",
+      GIT_COMMIT: facts.gitCommit,
+      SDE: "1700000123",
+      DIRTY: "true",
+      BASE: facts.baseImage,
+      TAG: facts.imageTag,
+      DIGEST: facts.imageDigest,
+      BUILDX: "v0.17.1",
+      NITRO: "Nitro CLI 1.4.2",
+    };
     expect(step(["build-info", eif, path.join(dir, "measure.json"), out], "", env).status).toBe(0);
     const info = JSON.parse(fs.readFileSync(out, "utf8")) as Record<string, unknown>;
-    expect(info).toMatchObject({ version: "0.1.0", sourceDateEpoch: 1700000123, dirty: true, pcrs: PCRS, tools: { buildx: "v0.17.1", nitroCli: "Nitro CLI 1.4.2", node: process.version } });
+    expect(info).toMatchObject({
+      version: "0.1.0",
+      sourceDateEpoch: 1700000123,
+      dirty: true,
+      pcrs: PCRS,
+      tools: { buildx: "v0.17.1", nitroCli: "Nitro CLI 1.4.2", node: process.version },
+    });
     expect(info.eifSha256).toBe(step(["sha256", eif]).stdout);
     expect(info.eifSha256).toMatch(/^[0-9a-f]{64}$/);
   });

@@ -1,0 +1,16 @@
+import type { Context, MiddlewareHandler } from "hono";
+import type { ClientDirectory } from "../../auth.js";
+import type { Surface } from "../error-body.js";
+import type { GatewayEnv } from "../gateway-env.js";
+
+/**
+ * Authenticates the client from the headers alone (enclave/auth.ts: a
+ * token's SHA-256 looked up, Bearer everywhere, x-api-key on the Anthropic
+ * surface) and puts it in `c.var.client`. Runs before any body byte is read.
+ */
+export function authenticate(clients: ClientDirectory, surface: Surface | ((c: Context<GatewayEnv>) => Surface)): MiddlewareHandler<GatewayEnv> {
+  return async function authenticateClient(c, next) {
+    c.set("client", clients.authenticate(c.var.view.headers, typeof surface === "function" ? surface(c) : surface));
+    await next();
+  };
+}

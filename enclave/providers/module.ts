@@ -1,0 +1,27 @@
+import type { ProviderKind } from "../../attestation/trust-policy.js";
+import type { ProviderConfig } from "../runtime-config.js";
+import type { SecretSource } from "../secrets.js";
+import type { ProviderAdapter } from "./types.js";
+
+/**
+ * What each provider folder exports (its index.ts) and registry.ts lists:
+ * the trust-policy kinds it serves and how to build an adapter for one
+ * configured provider. The kinds are the trust policy's own
+ * (attestation/trust-policy.ts PROVIDER_KINDS, which attestation/ keeps
+ * free of our imports); test/enclave/providers/registry.test.ts checks that
+ * the registry serves exactly those, each by one module.
+ */
+export interface ProviderModule {
+  readonly kinds: readonly ProviderKind[];
+  create(config: ProviderConfig, secrets: SecretSource): ProviderAdapter;
+}
+
+/**
+ * The provider's key, fetched on every call (sealed secrets may rotate in
+ * memory). A provider without a secret sends "", which the adapters that
+ * need a key refuse or the upstream rejects.
+ */
+export function apiKeyOf(config: ProviderConfig, secrets: SecretSource): () => Promise<string> {
+  const secret = config.secret;
+  return () => (secret ? secrets.get(secret) : Promise.resolve(""));
+}
