@@ -1,3 +1,5 @@
+import { EgwError, type EgwErrorAction } from "./egw-error.js";
+
 /**
  * Every failure of the attestation module is an AttestationError with a stable
  * `code`. Callers switch on `code`, never on the message. Messages name the
@@ -49,7 +51,8 @@ export type AttestationErrorCode =
   | "ERR_NSM_RESPONSE"
   | "ERR_DEV_CA";
 
-export type ErrorAction = "fix-input" | "fix-policy" | "reject" | "retry";
+/** The attestation module uses four of the base's actions (attestation/egw-error.ts). */
+export type ErrorAction = Extract<EgwErrorAction, "fix-input" | "fix-policy" | "reject" | "retry">;
 
 const ACTION: Record<AttestationErrorCode, ErrorAction> = {
   ERR_INPUT_TOO_LARGE: "fix-input",
@@ -86,15 +89,11 @@ const ACTION: Record<AttestationErrorCode, ErrorAction> = {
   ERR_DEV_CA: "fix-input",
 };
 
-export class AttestationError extends Error {
+export class AttestationError extends EgwError<AttestationErrorCode, ErrorAction> {
   override readonly name = "AttestationError";
-  readonly code: AttestationErrorCode;
-  readonly action: ErrorAction;
 
   constructor(code: AttestationErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
-    this.action = ACTION[code];
+    super(code, message, ACTION[code], options);
   }
 }
 

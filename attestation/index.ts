@@ -1,4 +1,6 @@
 // Public surface of the attestation module. Re-exports only: nothing runs on import.
+export { EgwError, isEgwError } from "./egw-error.js";
+export type { EgwErrorAction } from "./egw-error.js";
 export { AttestationError, isAttestationError, SIGNATURE_MESSAGE } from "./errors.js";
 export type { AttestationErrorCode, ErrorAction } from "./errors.js";
 export type { AttestationDocument, DecodedAttestation, DecodedCoseSign1 } from "./types.js";

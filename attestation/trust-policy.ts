@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { rejectDuplicateJsonKeys } from "./client/strict-json.js";
+import { EgwError } from "./egw-error.js";
 
 /**
  * The trust policy: every setting that decides where a prompt, a provider key
@@ -16,7 +17,7 @@ import { rejectDuplicateJsonKeys } from "./client/strict-json.js";
  *
  * One codec for both sides: the enclave parses it to boot, the verifying
  * client parses the served copy to judge it. It imports nothing but
- * node:crypto and the strict-JSON helper.
+ * node:crypto, the strict-JSON helper and the error base.
  *
  * ```jsonc
  * {
@@ -97,9 +98,11 @@ export interface TrustPolicy {
   identity: IdentityPolicy;
 }
 
-export class TrustPolicyError extends Error {
+export class TrustPolicyError extends EgwError<"ERR_TRUST_POLICY_INVALID"> {
   override readonly name = "TrustPolicyError";
-  readonly code = "ERR_TRUST_POLICY_INVALID";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_TRUST_POLICY_INVALID", message, "fix-policy", options);
+  }
 }
 
 export interface ParseTrustPolicyOptions {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// The enclave image's executable (infra/image/Dockerfile ENTRYPOINT, bundled
-// by infra/image/bundle.ts): binds the enclave program to the real process.
+// The enclave image's executable (infra/deploy/image/Dockerfile ENTRYPOINT, bundled
+// by infra/deploy/image/bundle.ts): binds the enclave program to the real process.
 import { run } from "./main.js";
 
 const code = await run(process.argv.slice(2), {

@@ -2,6 +2,7 @@ import { createHash } from "node:crypto";
 import type { Socket } from "node:net";
 import { TLSSocket } from "node:tls";
 import { Client, Pool, type Dispatcher } from "undici";
+import { EgwError } from "../attestation/egw-error.js";
 
 /**
  * The upstream TLS key that answered one exchange: the SHA-256 of the
@@ -52,9 +53,11 @@ export function leafSpkiSha256(socket: TLSSocket): Uint8Array | undefined {
   return new Uint8Array(createHash("sha256").update(spki).digest());
 }
 
-export class UnverifiedPeerError extends Error {
+export class UnverifiedPeerError extends EgwError<"ERR_UPSTREAM_TLS"> {
   override readonly name = "UnverifiedPeerError";
-  readonly code = "ERR_UPSTREAM_TLS";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_UPSTREAM_TLS", message, "reject", options);
+  }
 }
 
 type Connector = (options: Parameters<Extract<NonNullable<Client.Options["connect"]>, Function>>[0], callback: (...args: [null, Socket] | [Error, null]) => void) => void;

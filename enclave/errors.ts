@@ -1,10 +1,24 @@
+import { EgwError, type EgwErrorAction } from "../attestation/egw-error.js";
+
 /**
- * Every failure the gateway reports is a GatewayError with a stable `code`
- * and the HTTP status it maps to. Surfaces render it in their own format
- * (OpenAI `{error:{message,type,code}}`, Anthropic `{type:"error",error:{type,message}}`).
- * Messages are fixed per code and never contain prompt text, completion
- * text, provider keys or client tokens; details for operators go to `cause`
- * and are logged only as codes and sizes.
+ * Every failure a client sees is rendered from a GatewayError with a stable
+ * `code` and the HTTP status it maps to: handlers throw one, toGatewayError
+ * (enclave/upstream.ts) maps an adapter's UpstreamError to one, and anything
+ * else becomes internal_error with a fixed message. Surfaces render it in
+ * their own format (OpenAI `{error:{message,type,code}}`, Anthropic
+ * `{type:"error",error:{type,message}}`).
+ *
+ * The codes are the snake_case API codes OpenAI-compatible clients switch
+ * on, not ERR_ codes: the one exception attestation/egw-error.ts allows.
+ *
+ * Messages are not fixed per code: each call site names the field or limit
+ * that failed. They carry no completion text, provider keys or client
+ * tokens. One part is not ours: for a 4xx the provider refused (400, 422,
+ * 404), the message ends with the provider's own bounded explanation
+ * (providerDetails in enclave/providers/types.ts), meant for the client who
+ * sent the request, and it may quote that client's prompt. So a message is
+ * never logged; details for operators go to `cause` and are logged only as
+ * codes and sizes.
  */
 export type GatewayErrorCode =
   | "invalid_request" // 400: malformed JSON, wrong field types, unsupported parameter
@@ -49,17 +63,38 @@ export const STATUS: Record<GatewayErrorCode, number> = {
   internal_error: 500,
 };
 
-export class GatewayError extends Error {
+/** What a client should do; one action per code, as the status says. */
+const ACTION: Record<GatewayErrorCode, EgwErrorAction> = {
+  invalid_request: "fix-input",
+  invalid_api_key: "fix-config",
+  model_not_allowed: "fix-config",
+  model_not_found: "fix-input",
+  not_found: "fix-input",
+  method_not_allowed: "fix-input",
+  request_timeout: "retry",
+  request_too_large: "fix-input",
+  unsupported_media_type: "fix-input",
+  rate_limited: "retry",
+  overloaded: "retry",
+  attestation_rate_limited: "retry",
+  upstream_rate_limited: "retry",
+  upstream_error: "retry",
+  upstream_unreachable: "retry",
+  upstream_timeout: "retry",
+  unsupported_capability: "fix-input",
+  identity_expired: "stop",
+  internal_error: "stop",
+};
+
+export class GatewayError extends EgwError<GatewayErrorCode> {
   override readonly name = "GatewayError";
-  readonly code: GatewayErrorCode;
   readonly status: number;
   /** Seconds the client should wait, for 429s. */
   readonly retryAfter: number | undefined;
 
   /** `status` overrides the code's usual one, where one code has two (overloaded: 429 or 503). */
   constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number; status?: number }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, ACTION[code], options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = options?.status ?? STATUS[code];
     this.retryAfter = options?.retryAfter;
   }

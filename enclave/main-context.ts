@@ -1,5 +1,6 @@
 import type { Readable, Writable } from "node:stream";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { EgwError } from "../attestation/egw-error.js";
 
 /**
  * What the enclave program (enclave/main.ts) may touch, passed in so tests
@@ -21,9 +22,11 @@ export interface EnclaveContext {
 export const EXIT = { ok: 0, rejected: 1, usage: 2 } as const;
 
 /** A bad flag or config input: printed without a stack, exit code 2. */
-export class EnclaveUsageError extends Error {
+export class EnclaveUsageError extends EgwError<"ERR_USAGE"> {
   override readonly name = "EnclaveUsageError";
-  readonly code = "ERR_USAGE";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_USAGE", message, "fix-input", options);
+  }
 }
 
 export function print(stream: Writable, text: string): void {

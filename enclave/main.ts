@@ -1,6 +1,6 @@
 /**
  * The enclave program: what the measured image runs (enclave/bin.ts is its
- * executable; infra/image/Dockerfile's ENTRYPOINT passes the production
+ * executable; infra/deploy/image/Dockerfile's ENTRYPOINT passes the production
  * flags) and what `egw enclave` delegates to for development and tests
  * (infra/cli/enclave.ts). Flags are parsed here and nowhere else. It imports
  * only enclave/, attestation/ and the vsock transport (host/transport), the

@@ -1,5 +1,6 @@
 import { rejectDuplicateJsonKeys } from "../attestation/client/strict-json.js";
 import type { LogLevel } from "./observability/log.js";
+import { EgwError } from "../attestation/egw-error.js";
 
 /**
  * The operations document: everything the operator may tune without a
@@ -104,9 +105,11 @@ const LOG_LEVELS: readonly LogLevel[] = ["debug", "info", "warn", "error"];
 const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const MODEL_PATTERN = /^(\*|[A-Za-z0-9][A-Za-z0-9._:/@*-]{0,127})$/;
 
-export class OperationsError extends Error {
+export class OperationsError extends EgwError<"ERR_CONFIG"> {
   override readonly name = "OperationsError";
-  readonly code = "ERR_CONFIG";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_CONFIG", message, "fix-config", options);
+  }
 }
 
 function fail(path: string, message: string): never {

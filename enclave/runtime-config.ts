@@ -10,6 +10,7 @@ import {
   type TrustProvider,
 } from "../attestation/trust-policy.js";
 import { DEFAULT_LIMITS, OperationsError, parseOperations, type ClientConfig, type Limits, type Operations } from "./operations.js";
+import { EgwError } from "../attestation/egw-error.js";
 
 /**
  * The gateway's view of its two inputs (issue 11 §1): the trust policy
@@ -48,9 +49,11 @@ export interface RuntimeConfig {
   trust: TrustPolicy;
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends EgwError<"ERR_CONFIG"> {
   override readonly name = "ConfigError";
-  readonly code = "ERR_CONFIG";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_CONFIG", message, "fix-config", options);
+  }
 }
 
 export { hostPort };

@@ -1,4 +1,5 @@
 import { AttestationError, type AttestationErrorCode, type ErrorAction } from "../errors.js";
+import { EgwError } from "../egw-error.js";
 
 /**
  * Every failure of the verifying client is a ClientError with a stable
@@ -119,10 +120,8 @@ export interface ClientStep {
   detail: string;
 }
 
-export class ClientError extends Error {
+export class ClientError extends EgwError<ClientErrorCode, ErrorAction> {
   override readonly name = "ClientError";
-  readonly code: ClientErrorCode;
-  readonly action: ErrorAction;
   /**
    * For attestation failures: the steps that passed before this one, then
    * the failed step, so a report can show how far verification got.
@@ -130,9 +129,7 @@ export class ClientError extends Error {
   readonly steps: readonly ClientStep[];
 
   constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown; action?: ErrorAction; steps?: readonly ClientStep[] }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.action = options?.action ?? actionOf(code);
+    super(code, message, options?.action ?? actionOf(code), options?.cause === undefined ? undefined : { cause: options.cause });
     this.steps = options?.steps ?? [];
   }
 }

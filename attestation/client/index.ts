@@ -21,6 +21,7 @@ export { checkManifestRollback, MAX_SEQUENCE } from "../manifest/rollback.js";
 export type { ReleaseInfo } from "../manifest/release.js";
 export { verifyManifestSignature, spkiSha256, MANIFEST_CONTENT_TYPE, MANIFEST_SIGNATURE_SUFFIX } from "../manifest/signature.js";
 export type { ManifestKeyPin, VerifiedManifestSignature } from "../manifest/signature.js";
+export { EgwError, isEgwError } from "../egw-error.js";
 export { ClientError, isClientError } from "./errors.js";
 export type { ClientErrorCode, ClientOwnErrorCode, ClientStep } from "./errors.js";
 export { verifySavedExchange } from "./offline.js";

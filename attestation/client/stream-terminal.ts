@@ -1,3 +1,5 @@
+import { EgwError } from "../egw-error.js";
+
 /**
  * Holds a stream's terminal event until its receipt verifies (docs/PROTOCOL.md
  * §3, "Holding the end of a stream").
@@ -102,7 +104,12 @@ export const MAX_SSE_EVENT_BYTES = 8 * 1024 * 1024;
 /** At most this much is held after the terminal event (a gateway sends nothing there but the receipt). */
 export const MAX_HELD_AFTER_TERMINAL = 1024 * 1024;
 
-export class StreamTooLarge extends Error {}
+/** Becomes ClientError ERR_RESPONSE_TOO_LARGE (response-check.ts); the same code here. */
+export class StreamTooLarge extends EgwError<"ERR_RESPONSE_TOO_LARGE"> {
+  constructor(message: string) {
+    super("ERR_RESPONSE_TOO_LARGE", message, "reject");
+  }
+}
 
 const CR = 0x0d;
 const LF = 0x0a;

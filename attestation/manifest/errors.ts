@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * What the release tools (manifest creation and signing) refuse, with a
  * stable `code`. Every one is "fix the input": nothing is written.
@@ -12,12 +14,10 @@ export type ReleaseErrorCode =
   | "ERR_RELEASE_NO_TRUST" // no trust section: derive one from the trust policy, or say "any" on purpose
   | "ERR_SIGNING_KEY"; // not a usable P-384 key (private key for signing, public key for pinning)
 
-export class ReleaseError extends Error {
+export class ReleaseError extends EgwError<ReleaseErrorCode> {
   override readonly name = "ReleaseError";
-  readonly code: ReleaseErrorCode;
 
   constructor(code: ReleaseErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.code = code;
+    super(code, message, "fix-input", options);
   }
 }

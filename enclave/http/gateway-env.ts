@@ -3,7 +3,21 @@ import type { Reservation } from "../limits/byte-budget.js";
 import type { ClientConfig } from "../runtime-config.js";
 import type { Surface } from "./error-body.js";
 import type { Exchange } from "./exchange.js";
-import type { RequestView } from "./request-view.js";
+
+/** What the gateway reads of a request (made by requestView, request-view.ts). */
+export interface HeaderReader {
+  get(name: string): string | null;
+}
+
+export interface RequestView {
+  headers: HeaderReader;
+  /** The raw body stream, when on Node. */
+  incoming: IncomingMessage | undefined;
+  /** The Request, when not on Node. */
+  request: Request | undefined;
+  /** Aborts when the client disconnects before the response is finished. */
+  readonly signal: AbortSignal;
+}
 
 /**
  * What the gateway's Hono app is typed over. The bindings come from the

@@ -1,6 +1,5 @@
-import type { IncomingMessage } from "node:http";
 import type { Context } from "hono";
-import type { GatewayBindings, GatewayEnv } from "./gateway-env.js";
+import type { GatewayBindings, GatewayEnv, RequestView } from "./gateway-env.js";
 
 /**
  * What the gateway reads of a request: headers, the body bytes, and a
@@ -14,19 +13,8 @@ import type { GatewayBindings, GatewayEnv } from "./gateway-env.js";
  * request's CPU time. Elsewhere (Hono's `app.request()` in unit tests) it
  * falls back to the Request, with the same behaviour.
  */
-export interface HeaderReader {
-  get(name: string): string | null;
-}
-
-export interface RequestView {
-  headers: HeaderReader;
-  /** The raw body stream, when on Node. */
-  incoming: IncomingMessage | undefined;
-  /** The Request, when not on Node. */
-  request: Request | undefined;
-  /** Aborts when the client disconnects before the response is finished. */
-  readonly signal: AbortSignal;
-}
+// Declared with the gateway env, which holds one per request, so the two files import one way only.
+export type { HeaderReader, RequestView } from "./gateway-env.js";
 
 export function requestView(c: Context<GatewayEnv>): RequestView {
   const env = c.env as GatewayBindings | undefined;

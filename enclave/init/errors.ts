@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * Every failure of the enclave's early init (bringing up loopback) is an
  * InitError with a stable `code`; callers switch on `code`. Messages name
@@ -16,17 +18,15 @@ export type InitErrorCode =
   | "ERR_LOOPBACK_SYSCALL" // any other socket(2) / ioctl(2) failure
   | "ERR_LOOPBACK_UNREACHABLE"; // the interface is up, but a TCP connection to 127.0.0.1 failed
 
-export class InitError extends Error {
+export class InitError extends EgwError<InitErrorCode> {
   override readonly name = "InitError";
-  readonly code: InitErrorCode;
   /** The errno name (ENODEV, EPERM…) when a syscall failed. */
   readonly errno: string | undefined;
   /** The syscall or ioctl that failed (e.g. "ioctl(SIOCSIFFLAGS)"). */
   readonly syscall: string | undefined;
 
   constructor(code: InitErrorCode, message: string, options?: { cause?: unknown; errno?: string; syscall?: string }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    super(code, message, "stop", options?.cause === undefined ? undefined : { cause: options.cause });
     this.errno = options?.errno;
     this.syscall = options?.syscall;
   }

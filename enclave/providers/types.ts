@@ -1,3 +1,4 @@
+import { EgwError, type EgwErrorAction } from "../../attestation/egw-error.js";
 import type { UpstreamFetch } from "../http/upstream-response.js";
 
 /**
@@ -98,22 +99,31 @@ export interface ProviderAdapter {
  */
 export const providerDetails = new WeakMap<UpstreamError, string>();
 
+/** Connect failures, timeouts, 429 and 5xx may pass on retry; 401/403 is the enclave's provider key; another 4xx is the request's; an unreadable answer is not used. */
+function upstreamAction(kind: UpstreamErrorKind, status: number | undefined): EgwErrorAction {
+  if (kind === "connect" || kind === "timeout") return "retry";
+  if (kind === "status") return status === 429 || (status ?? 0) >= 500 ? "retry" : status === 401 || status === 403 ? "fix-config" : "fix-input";
+  return kind === "malformed" ? "reject" : "stop";
+}
+
 /**
  * Thrown by adapters for anything upstream: the status the provider gave (or
  * none for connect failures and timeouts), whether a retry may help, and a
  * provider `retry-after` in seconds. Never carries the upstream body text,
  * which may echo the prompt.
  */
-export class UpstreamError extends Error {
+export type UpstreamErrorKind = "status" | "connect" | "timeout" | "malformed" | "aborted";
+
+export class UpstreamError extends EgwError<`ERR_UPSTREAM_${Uppercase<UpstreamErrorKind>}`> {
   override readonly name = "UpstreamError";
   constructor(
-    readonly kind: "status" | "connect" | "timeout" | "malformed" | "aborted",
+    readonly kind: UpstreamErrorKind,
     message: string,
     readonly status: number | undefined = undefined,
     readonly retryAfterSeconds: number | undefined = undefined,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(`ERR_UPSTREAM_${kind.toUpperCase() as Uppercase<UpstreamErrorKind>}`, message, upstreamAction(kind, status), options);
   }
 
   /** 429, 5xx and connect errors are worth retrying, and only before any byte reached the client. */

@@ -1,3 +1,5 @@
+import { EgwError, type EgwErrorAction } from "../../attestation/egw-error.js";
+
 /**
  * Every failure while opening a KMS `CiphertextForRecipient` is a CmsError
  * with a stable `code`; callers switch on `code`, never on the message.
@@ -17,15 +19,25 @@ export type CmsErrorCode =
   | "ERR_CMS_KEY_DECRYPT" // RSA-OAEP unwrap failed: wrong key, or tampered encryptedKey
   | "ERR_CMS_CONTENT_DECRYPT"; // AES-256-CBC padding check failed: tampered content
 
-export class CmsError extends Error {
+/** A failed decryption or a weaker algorithm is a refusal; the rest is input that is not a KMS answer. */
+const ACTION: Record<CmsErrorCode, EgwErrorAction> = {
+  ERR_CMS_TOO_LARGE: "fix-input",
+  ERR_CMS_MALFORMED: "fix-input",
+  ERR_CMS_CONTENT_TYPE: "fix-input",
+  ERR_CMS_RECIPIENT: "fix-input",
+  ERR_CMS_ALGORITHM: "reject",
+  ERR_CMS_KEY_INVALID: "fix-input",
+  ERR_CMS_KEY_DECRYPT: "reject",
+  ERR_CMS_CONTENT_DECRYPT: "reject",
+};
+
+export class CmsError extends EgwError<CmsErrorCode> {
   override readonly name = "CmsError";
-  readonly code: CmsErrorCode;
 
   constructor(code: CmsErrorCode, message: string) {
     // No `cause`: underlying errors (forge, OpenSSL) are not ours to vet for
     // secret material, so they are dropped rather than attached.
-    super(message);
-    this.code = code;
+    super(code, message, ACTION[code]);
   }
 }
 

@@ -17,7 +17,7 @@ import { MAX_SEALED_IDENTITY_BYTES, SealedSecretsError, type SealedIdentityBlob 
  * themselves: the operator can call Encrypt, so a blob they made would hold
  * keys they know, and with the TLS key they could stand in the middle of a
  * client's attested connection. The key policy denies Encrypt and
- * GenerateDataKey-without-attestation under this context (infra/kms), so a
+ * GenerateDataKey-without-attestation under this context (infra/review/kms), so a
  * blob that opens was made inside a measured enclave.
  *
  * Plaintext (definite-length CBOR, text keys):

@@ -1,3 +1,5 @@
+import { EgwError } from "../../attestation/egw-error.js";
+
 /**
  * The KMS encryption context of a sealed provider secret: the contract
  * between `egw seal` (infra/cli/seal.ts), which passes it to Encrypt, and the
@@ -7,14 +9,14 @@
  * name and origin fails with InvalidCiphertextException under any other: the
  * host cannot hand the enclave the OpenAI key as if it were the key of an
  * origin it controls. The key policy can also condition Decrypt on these
- * pairs (kms:EncryptionContext:egw:secret / egw:origin; infra/kms/key-policy.ts).
+ * pairs (kms:EncryptionContext:egw:secret / egw:origin; infra/review/kms/key-policy.ts).
  *
  *   { "egw:purpose": "provider-secret", "egw:secret": "<NAME>", "egw:origin": "<origin>" }
  *
  * `<origin>` is the WHATWG URL origin serialisation (`new URL(x).origin`:
  * scheme, lower-cased host, port only when not the default; no path, no
  * trailing slash), so both sides produce the same bytes from equivalent
- * spellings. This module imports nothing but language built-ins, so the
+ * spellings. This module imports nothing but the error base (attestation/egw-error.ts), so the
  * trusted and the operator side can both import it.
  */
 
@@ -26,13 +28,10 @@ export const MAX_ORIGIN_LENGTH = 1024;
 
 export type SecretContextCode = "ERR_SECRET_CONTEXT_NAME" | "ERR_SECRET_CONTEXT_ORIGIN";
 
-export class SecretContextError extends Error {
+export class SecretContextError extends EgwError<SecretContextCode> {
   override readonly name = "SecretContextError";
-  constructor(
-    readonly code: SecretContextCode,
-    message: string,
-  ) {
-    super(message);
+  constructor(code: SecretContextCode, message: string) {
+    super(code, message, "fix-input");
   }
 }
 

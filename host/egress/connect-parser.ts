@@ -1,4 +1,5 @@
 import { isIPv6 } from "node:net";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * A strict, bounded, incremental parser for the head of an HTTP/1.1 CONNECT
@@ -86,15 +87,14 @@ const CODES: Record<ConnectErrorCode, CodeInfo> = {
   ERR_CONNECT_HEAD_TIMEOUT: { status: 408, rule: "head_timeout", message: "CONNECT head not received in time" },
 };
 
-export class ConnectRequestError extends Error {
-  readonly code: ConnectErrorCode;
+export class ConnectRequestError extends EgwError<ConnectErrorCode> {
   readonly status: ConnectErrorStatus;
   readonly rule: string;
   constructor(code: ConnectErrorCode) {
     const info = CODES[code];
-    super(info.message);
+    // A head that did not arrive in time may on a new connection; anything else is the client's request.
+    super(code, info.message, code === "ERR_CONNECT_HEAD_TIMEOUT" ? "retry" : "fix-input");
     this.name = "ConnectRequestError";
-    this.code = code;
     this.status = info.status;
     this.rule = info.rule;
   }

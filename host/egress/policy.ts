@@ -2,6 +2,7 @@ import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { classifyAddress, type AddressClass } from "./address-class.js";
 import { ConnectRequestError, parseAuthority, type ConnectTarget } from "./connect-parser.js";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * The egress allowlist: which host:port pairs the enclave may reach, and
@@ -72,10 +73,9 @@ export interface EgressPolicy {
   decide(target: ConnectTarget, options?: { signal?: AbortSignal }): Promise<PolicyDecision>;
 }
 
-export class EgressConfigError extends Error {
-  readonly code = "ERR_EGRESS_CONFIG";
+export class EgressConfigError extends EgwError<"ERR_EGRESS_CONFIG"> {
   constructor(message: string) {
-    super(message);
+    super("ERR_EGRESS_CONFIG", message, "fix-config");
     this.name = "EgressConfigError";
   }
 }

@@ -1,3 +1,5 @@
+import { EgwError, type EgwErrorAction } from "../../attestation/egw-error.js";
+
 /**
  * Every failure of the transport layer is a TransportError with a stable
  * `code`; callers switch on `code`, never on the message. Messages name the
@@ -19,7 +21,7 @@ export type TransportErrorCode =
   | "ERR_CONNECT_FAILED"
   | "ERR_LISTEN_FAILED";
 
-export type TransportErrorAction = "fix-config" | "retry" | "stop";
+export type TransportErrorAction = Extract<EgwErrorAction, "fix-config" | "retry" | "stop">;
 
 const ACTION: Record<TransportErrorCode, TransportErrorAction> = {
   ERR_ENDPOINT_INVALID: "fix-config",
@@ -32,17 +34,13 @@ const ACTION: Record<TransportErrorCode, TransportErrorAction> = {
   ERR_LISTEN_FAILED: "fix-config",
 };
 
-export class TransportError extends Error {
-  readonly code: TransportErrorCode;
-  readonly action: TransportErrorAction;
+export class TransportError extends EgwError<TransportErrorCode, TransportErrorAction> {
   /** The errno name (ECONNREFUSED, EAFNOSUPPORT…) when a syscall failed. */
   readonly errno: string | undefined;
 
   constructor(code: TransportErrorCode, message: string, options?: { cause?: unknown; errno?: string }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(code, message, ACTION[code], options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = "TransportError";
-    this.code = code;
-    this.action = ACTION[code];
     this.errno = options?.errno;
   }
 }

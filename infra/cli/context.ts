@@ -1,5 +1,6 @@
 import type { Readable, Writable } from "node:stream";
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * What a command may touch, passed in so tests run commands in-process with
@@ -18,9 +19,11 @@ export interface CliContext {
 export const EXIT = { ok: 0, rejected: 1, usage: 2 } as const;
 
 /** A usage or I/O problem: printed without a stack, exit code 2. */
-export class UsageError extends Error {
+export class UsageError extends EgwError<"ERR_USAGE"> {
   override readonly name = "UsageError";
-  readonly code = "ERR_USAGE";
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_USAGE", message, "fix-input", options);
+  }
 }
 
 export function print(stream: Writable, text: string): void {

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { parseEgressRule, type EgressRule } from "../../host/egress/index.js";
 import type { IngressLogger } from "../../host/ingress/index.js";
-import { isProvisionError, sendBundle, type BootStatus, type ProvisionLogger } from "../../host/provision/index.js";
+import { isProvisionError, sendBundle, type BootStatus, type CredentialsFetcher, type ProvisionLogger } from "../../host/provision/index.js";
 import { isTransportError, parseEndpoint, type Endpoint, type Transport } from "../../host/transport/index.js";
 import { derivedEgress, hostPort, kmsKeyRegion, parseTrustPolicy, TrustPolicyError, type TrustPolicy } from "../../attestation/trust-policy.js";
 import { UsageError } from "./context.js";
@@ -14,6 +14,16 @@ import { UsageError } from "./context.js";
  */
 
 /** Whole provisioning (dial retries, the enclave's boot, KMS calls) within this by default. */
+/** What tests replace in `egw host`, in both modes (host.ts, host-identity.ts). */
+export interface HostCommandDeps {
+  /** Resolves when the host should stop; default: SIGINT or SIGTERM. */
+  stop?: Promise<void>;
+  /** AWS credentials handed to the enclave for KMS; default: the SDK's default chain (instance role via IMDSv2). */
+  fetchCredentials?: CredentialsFetcher;
+  /** The transport the provisioning connection uses; default: the real one. */
+  provisionTransport?: Transport;
+}
+
 export const DEFAULT_PROVISION_TIMEOUT_SECONDS = 300;
 
 export function endpoint(value: string, flag: string): Endpoint {

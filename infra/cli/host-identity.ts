@@ -8,9 +8,21 @@ import { createIngressLogger } from "../../host/ingress/index.js";
 import { defaultChainCredentials, encodeBundle, isProvisionError, MAX_IDENTITY_DAYS, type AwsCredentials } from "../../host/provision/index.js";
 import { formatEndpoint, nodeTransport, type Transport } from "../../host/transport/index.js";
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { checkKmsEndpoint, egressRules, endpoint, kmsEndpointRule, kmsRegion, provisionDeadlineMs, provisionEnclave, readInput, signalled, trustPolicyOnHost } from "./host-common.js";
-import type { HostCommandDeps } from "./host.js";
-import { readSealedFile, sealedFileWithIdentity, writeFileAtomic, type IdentityFileError } from "./identity-out.js";
+import {
+  checkKmsEndpoint,
+  egressRules,
+  endpoint,
+  kmsEndpointRule,
+  kmsRegion,
+  provisionDeadlineMs,
+  provisionEnclave,
+  readInput,
+  signalled,
+  trustPolicyOnHost,
+  type HostCommandDeps,
+} from "./host-common.js";
+import { readSealedFile, sealedFileWithIdentity, writeFileAtomic } from "./identity-out.js";
+import { isEgwError } from "../../attestation/egw-error.js";
 
 /**
  * `egw host --generate-identity`: have a freshly started measured enclave
@@ -94,9 +106,8 @@ export async function hostIdentityCommand(values: HostIdentityFlags, ctx: CliCon
   try {
     sealed = readSealedFile(sealedBytes);
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    if (typeof code !== "string") throw err;
-    print(ctx.stderr, `egw host: ${code}: --sealed-secrets ${sealedFile}: ${(err as Error).message}`);
+    if (!isEgwError(err)) throw err;
+    print(ctx.stderr, `egw host: ${err.code}: --sealed-secrets ${sealedFile}: ${err.message}`);
     return EXIT.rejected;
   }
   // Decided here so the operator hears at once, and again in the enclave
@@ -169,10 +180,9 @@ export async function hostIdentityCommand(values: HostIdentityFlags, ctx: CliCon
   try {
     await writeFileAtomic(out, sealedFileWithIdentity(sealed, status.identity));
   } catch (err) {
-    const e = err as IdentityFileError;
-    if (typeof e.code !== "string") throw err;
-    print(ctx.stdout, JSON.stringify({ provision: "failed", code: e.code, message: e.message }));
-    print(ctx.stderr, `egw host: identity generation failed: ${e.code}`);
+    if (!isEgwError(err)) throw err;
+    print(ctx.stdout, JSON.stringify({ provision: "failed", code: err.code, message: err.message }));
+    print(ctx.stderr, `egw host: identity generation failed: ${err.code}`);
     return EXIT.rejected;
   }
   logger.log("info", "host.identity_written", { count: status.receiptKeys.length });

@@ -12,7 +12,6 @@ import {
   sealedFileRegion,
   type AwsCredentials,
   type BootStatus,
-  type CredentialsFetcher,
 } from "../../host/provision/index.js";
 import { formatEndpoint, nodeTransport, type Endpoint, type Transport } from "../../host/transport/index.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
@@ -21,6 +20,7 @@ import {
   egressRules,
   endpoint,
   kmsEndpointRule,
+  type HostCommandDeps,
   kmsRegion,
   provisionDeadlineMs,
   provisionEnclave,
@@ -47,14 +47,8 @@ export { HOST_USAGE } from "./usage.js";
  */
 
 /** What the command needs besides the CLI context; tests pass fakes. */
-export interface HostCommandDeps {
-  /** Resolves when the host should stop; default: SIGINT or SIGTERM. */
-  stop?: Promise<void>;
-  /** AWS credentials handed to the enclave for KMS; default: the SDK's default chain (instance role via IMDSv2). */
-  fetchCredentials?: CredentialsFetcher;
-  /** The transport the provisioning connection uses; default: the real one. */
-  provisionTransport?: Transport;
-}
+// Declared beside what both modes share, so host-identity.ts needs nothing of this file (no import circle).
+export type { HostCommandDeps } from "./host-common.js";
 
 /** Flags only identity mode (--generate-identity) takes. */
 const IDENTITY_FLAGS = ["validity-days", "overlap-days", "rotate-tls", "identity-out"] as const;

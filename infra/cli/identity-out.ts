@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { open, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { parseSealedFile, type SealedFile } from "../../host/transport/codec/sealed-file.js";
+import { EgwError, isEgwError } from "../../attestation/egw-error.js";
 
 /**
  * Writes the identity the enclave made into a sealed-secrets file, for
@@ -17,13 +18,12 @@ export type IdentityFileErrorCode =
   | "ERR_IDENTITY_FILE_CHECK" // the composed file does not parse back to the same content (a bug, or a bad answer)
   | "ERR_IDENTITY_FILE_WRITE"; // the temporary file could not be written or renamed into place
 
-export class IdentityFileError extends Error {
+export class IdentityFileError extends EgwError<IdentityFileErrorCode> {
   override readonly name = "IdentityFileError";
-  readonly code: IdentityFileErrorCode;
 
   constructor(code: IdentityFileErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    // A file that does not read back is not rolled out; a failed write is the machine's.
+    super(code, message, code === "ERR_IDENTITY_FILE_CHECK" ? "reject" : "stop", options?.cause === undefined ? undefined : { cause: options.cause });
   }
 }
 
@@ -65,8 +65,7 @@ export function sealedFileWithIdentity(input: SealedFile, identity: IdentityFiel
   try {
     check = parseSealedFile(bytes);
   } catch (err) {
-    const code = (err as { code?: unknown }).code;
-    throw new IdentityFileError("ERR_IDENTITY_FILE_CHECK", `the new sealed-secrets file would be refused by the enclave (${typeof code === "string" ? code : "error"})`, { cause: err });
+    throw new IdentityFileError("ERR_IDENTITY_FILE_CHECK", `the new sealed-secrets file would be refused by the enclave (${isEgwError(err) ? err.code : "error"})`, { cause: err });
   }
   const same =
     check.keyId === input.keyId &&

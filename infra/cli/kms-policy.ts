@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseManifest } from "../../attestation/client/policy.js";
-import { buildKeyPolicy, KeyPolicyError, MAX_POLICY_SECRETS } from "../kms/key-policy.js";
+import { buildKeyPolicy, KeyPolicyError, MAX_POLICY_SECRETS } from "../review/kms/key-policy.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 
 export { KMS_POLICY_USAGE } from "./usage.js";

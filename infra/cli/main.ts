@@ -1,5 +1,6 @@
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
 import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, KMS_POLICY_USAGE, LOCAL_MODEL_USAGE, MANIFEST_USAGE, MEASURE_USAGE, PROXY_USAGE, RECEIPT_USAGE, SEAL_USAGE, VERIFY_USAGE } from "./usage.js";
+import { isEgwError } from "../../attestation/egw-error.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
 
@@ -94,10 +95,8 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       return EXIT.usage;
     }
     // A typed error that escaped a command (e.g. a corrupt dev CA store).
-    const code = (err as { code?: unknown }).code;
-    if (typeof code === "string") {
-      const message = (err as Error).message;
-      print(ctx.stderr, `egw ${name}: ${message.startsWith(code) ? message : `${code}: ${message}`}`);
+    if (isEgwError(err)) {
+      print(ctx.stderr, `egw ${name}: ${err.message.startsWith(err.code) ? err.message : `${err.code}: ${err.message}`}`);
       return EXIT.usage;
     }
     throw err;

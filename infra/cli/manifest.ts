@@ -8,9 +8,9 @@ import { releaseFieldProblem } from "../../attestation/manifest/release.js";
 import { expiresAt, expiresProblem } from "../../attestation/manifest/rollback.js";
 import { MANIFEST_SIGNATURE_SUFFIX } from "../../attestation/manifest/signature.js";
 import { loadPolicyFile, parseManifest, type Manifest } from "../../attestation/client/policy.js";
-import { DEFAULT_EIF_LIMITS, readEif } from "../eif/eif-reader.js";
-import { EifError } from "../eif/errors.js";
-import { measureEif } from "../eif/measure.js";
+import { DEFAULT_EIF_LIMITS, readEif } from "../review/eif/eif-reader.js";
+import { EifError } from "../review/eif/errors.js";
+import { measureEif } from "../review/eif/measure.js";
 import { ReleaseError } from "../../attestation/manifest/errors.js";
 import { createManifest, mergeManifest, releaseEntry, trustFromPolicyFile } from "../../attestation/manifest/create.js";
 import { describeTrustConstraints, trustJson, type TrustSetting } from "../../attestation/client/trust-constraints.js";
@@ -25,7 +25,7 @@ export { MANIFEST_USAGE } from "./usage.js";
 /**
  * `egw manifest create | sign | verify | show`: the release side of measurements
  * manifests. create writes the manifest the verifying client reads, with
- * PCRs computed from the EIF by infra/eif; sign and verify handle its
+ * PCRs computed from the EIF by infra/review/eif; sign and verify handle its
  * detached signature (attestation/manifest/signature.ts), always over
  * the file's exact bytes. The rollback fields (`sequence`, `expires`,
  * attestation/manifest/rollback.ts) are set by create, and checked by

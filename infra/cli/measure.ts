@@ -1,9 +1,9 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parseMeasurementsManifest } from "../../attestation/client/policy.js";
-import { readEifFile, type EifImage } from "../eif/eif-reader.js";
-import { EifError } from "../eif/errors.js";
-import { compareWithManifest, measureEif, type EifMeasurements, type ManifestComparison } from "../eif/measure.js";
+import { readEifFile, type EifImage } from "../review/eif/eif-reader.js";
+import { EifError } from "../review/eif/errors.js";
+import { compareWithManifest, measureEif, type EifMeasurements, type ManifestComparison } from "../review/eif/measure.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 
 export { MEASURE_USAGE } from "./usage.js";

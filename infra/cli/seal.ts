@@ -4,7 +4,7 @@ import path from "node:path";
 import type { Readable } from "node:stream";
 import { providerSecretContext, SecretContextError } from "../../enclave/secrets/secret-context.js";
 import { parseSealedFile } from "../../host/transport/codec/sealed-file.js";
-import { KeyArnError, parseKeyArn } from "../kms/key-arn.js";
+import { KeyArnError, parseKeyArn } from "../review/kms/key-arn.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 
 export { SEAL_USAGE } from "./usage.js";
@@ -21,7 +21,7 @@ export { SEAL_USAGE } from "./usage.js";
  * origin), which the enclave rebuilds from its trust policy for Decrypt, so
  * a host that relabels the blob or points the provider elsewhere gets
  * InvalidCiphertextException. `--key-id` must be the key ARN the trust
- * policy names (infra/kms/key-arn.ts), and http: origins need --allow-http.
+ * policy names (infra/review/kms/key-arn.ts), and http: origins need --allow-http.
  */
 const MAX_SECRET_BYTES = 4096; // KMS Encrypt takes at most 4 KiB of plaintext
 

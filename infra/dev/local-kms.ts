@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { TrustAnchor } from "../../attestation/roots.js";
 import { verifyAttestation } from "../../attestation/verify.js";
 import { KMS_LAYOUT, assemble, seal } from "./cms-encode.js";
+import { EgwError } from "../../attestation/egw-error.js";
 
 /**
  * A local AWS KMS speaking the JSON 1.1 protocol the SDK uses: POST /, with
@@ -29,7 +30,7 @@ export interface MockKmsPolicy {
   denyWithoutRecipient?: boolean;
   /**
    * The explicit Deny on Encrypt under the identity encryption context
-   * (infra/kms/key-policy.ts), so only an attested enclave can make a sealed
+   * (infra/review/kms/key-policy.ts), so only an attested enclave can make a sealed
    * identity. Default true.
    */
   denyIdentityEncrypt?: boolean;
@@ -79,13 +80,14 @@ export interface MockKms {
   close(): Promise<void>;
 }
 
-class KmsFault extends Error {
+/** A refusal the mock answers with as KMS would (`__type` = `type`); the code is only for our error base. */
+class KmsFault extends EgwError<"ERR_LOCAL_KMS_FAULT"> {
   constructor(
     readonly type: string,
     message: string,
     readonly status = 400,
   ) {
-    super(message);
+    super("ERR_LOCAL_KMS_FAULT", message, "fix-input");
   }
 }
 

@@ -1,4 +1,4 @@
-import { BundleError } from "./errors.js";
+import { BundleError } from "../deploy/image/errors.js";
 
 /**
  * What the measured image may contain: the enclave program and nothing

@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import { EgwError } from "../../../attestation/egw-error.js";
 import { asUpstreamResponse, type UpstreamResponse } from "../../http/upstream-response.js";
 import { providerDetails, UpstreamError, type ProviderCallContext } from "../types.js";
 
@@ -113,7 +114,11 @@ async function drain(response: UpstreamResponse): Promise<string> {
  * LimitExceeded when `strict`, else returns the first `limit` bytes. The
  * caller destroys the stream.
  */
-class LimitExceeded extends Error {}
+class LimitExceeded extends EgwError<"ERR_UPSTREAM_BODY_TOO_LARGE"> {
+  constructor() {
+    super("ERR_UPSTREAM_BODY_TOO_LARGE", "upstream body over its limit", "reject");
+  }
+}
 function collectNode(node: Readable, limit: number, strict: boolean): Promise<Uint8Array> {
   return new Promise<Uint8Array>((resolve, reject) => {
     const chunks: Buffer[] = [];

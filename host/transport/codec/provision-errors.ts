@@ -1,3 +1,5 @@
+import { EgwError } from "../../../attestation/egw-error.js";
+
 /**
  * Every failure of the boot provisioning channel, on either side of it, is
  * a ProvisionError with a stable `code`: the frame, bundle and status
@@ -22,13 +24,14 @@ export type ProvisionErrorCode =
   | "ERR_PROVISION_CREDENTIALS" // host: the AWS SDK's default chain gave no credentials
   | "ERR_PROVISION_INPUT"; // host: a file to send cannot be used (e.g. no region in the sealed-secrets file)
 
-export class ProvisionError extends Error {
+export class ProvisionError extends EgwError<ProvisionErrorCode> {
   override readonly name = "ProvisionError";
-  readonly code: ProvisionErrorCode;
 
   constructor(code: ProvisionErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
+    // No answer in time, a hang-up or a busy channel may pass on a new attempt; the rest will not.
+    const retry = code === "ERR_PROVISION_DEADLINE" || code === "ERR_PROVISION_TIMEOUT" || code === "ERR_PROVISION_CLOSED" || code === "ERR_PROVISION_BUSY";
+    const action = retry ? "retry" : code === "ERR_PROVISION_ABORTED" ? "stop" : code === "ERR_PROVISION_MALFORMED" ? "reject" : "fix-input";
+    super(code, message, action, options?.cause === undefined ? undefined : { cause: options.cause });
   }
 }
 

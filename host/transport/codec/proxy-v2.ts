@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6, type Socket } from "node:net";
 import { bytesToIpv4, bytesToIpv6, ipv4ToBytes, ipv6ToBytes, unmapIpv4 } from "./ip.js";
+import { EgwError } from "../../../attestation/egw-error.js";
 
 /**
  * PROXY protocol version 2 (HAProxy, doc/proxy-protocol.txt §2.2), the
@@ -62,12 +63,11 @@ export type ProxyProtocolErrorCode =
   | "ERR_PROXY_TIMEOUT" // readProxyV2: no whole header in time
   | "ERR_PROXY_CLOSED"; // readProxyV2: the connection ended or failed before a whole header
 
-export class ProxyProtocolError extends Error {
-  readonly code: ProxyProtocolErrorCode;
+export class ProxyProtocolError extends EgwError<ProxyProtocolErrorCode> {
   constructor(code: ProxyProtocolErrorCode, message: string) {
-    super(message);
+    // Bytes that are not a header §2.2 allows, or values it cannot carry.
+    super(code, message, "fix-input");
     this.name = "ProxyProtocolError";
-    this.code = code;
   }
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { rejectDuplicateJsonKeys } from "../../../attestation/client/strict-json.js";
+import { EgwError, type EgwErrorAction } from "../../../attestation/egw-error.js";
 import { ProvisionError } from "./provision-errors.js";
 
 /**
@@ -73,13 +74,33 @@ export type SealedSecretsErrorCode =
  * the field that failed, with sizes; never secret bytes, never a ciphertext,
  * never an upstream error message (which could echo request content).
  */
-export class SealedSecretsError extends Error {
+/** A refusal by KMS or by a check is "reject"; a deployment that lacks what the policy needs is "fix-config". */
+const ACTION: Record<SealedSecretsErrorCode, EgwErrorAction> = {
+  ERR_SEALED_FILE_TOO_LARGE: "fix-input",
+  ERR_SEALED_FILE_MALFORMED: "fix-input",
+  ERR_SEALED_FILE_VERSION: "fix-input",
+  ERR_KMS_ATTESTATION: "retry",
+  ERR_KMS_RELEASE_DENIED: "reject",
+  ERR_KMS_UNAVAILABLE: "retry",
+  ERR_KMS_RESPONSE: "reject",
+  ERR_KMS_PLAINTEXT_EXPOSED: "reject",
+  ERR_IDENTITY_MALFORMED: "reject",
+  ERR_IDENTITY_EXPIRED: "fix-config",
+  ERR_KMS_ENDPOINT: "reject",
+  ERR_KMS_KEY_ID: "fix-config",
+  ERR_KMS_KEY_MISMATCH: "reject",
+  ERR_SECRET_MISSING: "fix-config",
+  ERR_SECRET_ORIGIN: "fix-config",
+  ERR_IDENTITY_MISSING: "fix-config",
+  ERR_IDENTITY_POLICY: "fix-config",
+  ERR_IDENTITY_PROVENANCE: "reject",
+};
+
+export class SealedSecretsError extends EgwError<SealedSecretsErrorCode> {
   override readonly name = "SealedSecretsError";
-  readonly code: SealedSecretsErrorCode;
 
   constructor(code: SealedSecretsErrorCode, message: string) {
-    super(message);
-    this.code = code;
+    super(code, message, ACTION[code]);
   }
 }
 

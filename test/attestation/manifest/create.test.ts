@@ -1,6 +1,6 @@
 /**
- * Release manifests from EIFs: the PCRs come from infra/eif and are checked
- * against the EIF test builder's own arithmetic (test/infra/eif/eif-builder.ts,
+ * Release manifests from EIFs: the PCRs come from infra/review/eif and are checked
+ * against the EIF test builder's own arithmetic (test/infra/review/eif/eif-builder.ts,
  * written from the format description); the output is the client's format
  * (parseManifest) and is what compareWithManifest matches.
  */
@@ -8,11 +8,11 @@ import { createHash } from "node:crypto";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseManifest, type Manifest } from "../../../attestation/client/policy.js";
-import { readEif } from "../../../infra/eif/eif-reader.js";
-import { compareWithManifest, measureEif } from "../../../infra/eif/measure.js";
+import { readEif } from "../../../infra/review/eif/eif-reader.js";
+import { compareWithManifest, measureEif } from "../../../infra/review/eif/measure.js";
 import { createManifest, defaultLabel, mergeManifest, releaseEntry, type ReleaseEntryInput } from "../../../attestation/manifest/create.js";
 import { serializeManifest } from "../../../attestation/manifest/json.js";
-import { buildEif, bytesOf, expectedPcrs, imageSections, makeSigningCertificate, type ImageParts } from "../../infra/eif/eif-builder.js";
+import { buildEif, bytesOf, expectedPcrs, imageSections, makeSigningCertificate, type ImageParts } from "../../infra/review/eif/eif-builder.js";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const DIGEST = `sha256:${"ab".repeat(32)}`;

@@ -18,7 +18,7 @@ import { run } from "../../../infra/cli/main.js";
 import { proxyCommand } from "../../../infra/cli/proxy.js";
 import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../../helpers/enclave-harness.js";
 import { PCR0_TEST, removeTempDirs, tempDir } from "../../attestation/client/helpers.js";
-import { buildEif, bytesOf, imageSections } from "../eif/eif-builder.js";
+import { buildEif, bytesOf, imageSections } from "../review/eif/eif-builder.js";
 
 const EXPIRES = "2026-12-01T00:00:00Z";
 const EXPIRY = Date.parse(EXPIRES);

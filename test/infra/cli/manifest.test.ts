@@ -1,7 +1,7 @@
 /**
  * `egw manifest create | sign | verify`, and `egw measure` against the
  * created manifest, run in-process through main.ts's run(). EIFs come from
- * the format-level builder in test/infra/eif/eif-builder.ts.
+ * the format-level builder in test/infra/review/eif/eif-builder.ts.
  */
 import { createHash, generateKeyPairSync } from "node:crypto";
 import fs from "node:fs";
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseManifest } from "../../../attestation/client/policy.js";
 import type { CliContext } from "../../../infra/cli/context.js";
 import { run } from "../../../infra/cli/main.js";
-import { buildEif, bytesOf, expectedPcrs, imageSections, makeSigningCertificate, type ImageParts } from "../eif/eif-builder.js";
+import { buildEif, bytesOf, expectedPcrs, imageSections, makeSigningCertificate, type ImageParts } from "../review/eif/eif-builder.js";
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-manifest-cli-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { checkBundleInputs, ENCLAVE_ALLOWLIST, lockKeyOf } from "../../../infra/image/allowlist.js";
-import { BundleError } from "../../../infra/image/errors.js";
+import { BundleError } from "../../../infra/deploy/image/errors.js";
 
 /** A metafile's inputs: the enclave's usual files plus whatever the row adds. */
 function inputs(...extra: string[]): Record<string, { bytes: number }> {
