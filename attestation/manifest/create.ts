@@ -8,13 +8,13 @@ import { ReleaseError } from "./errors.js";
 
 /**
  * Builds the measurements-manifest entry of one release from an EIF's
- * measurements (infra/eif/measure.ts computes them), and a manifest around
+ * measurements (infra/review/eif/measure.ts computes them), and a manifest around
  * it, new or merged into an existing one. The format is the one the
  * verifying client reads (attestation/client/policy.ts); serializeManifest
  * (json.ts) writes it. Here in attestation/manifest/ with the format, the
  * signature and the rollback rules, so creation and checking cannot drift.
  */
-/** An image's PCRs, as infra/eif/measure.ts computes them from an EIF. */
+/** An image's PCRs, as infra/review/eif/measure.ts computes them from an EIF. */
 export interface ImageMeasurements {
   pcr0: Uint8Array;
   pcr1: Uint8Array;
