@@ -99,6 +99,12 @@ export async function run(argv: string[], ctx: CliContext): Promise<number> {
       print(ctx.stderr, `egw ${name}: ${err.message.startsWith(err.code) ? err.message : `${err.code}: ${err.message}`}`);
       return EXIT.usage;
     }
+    // A system error (ENOENT, EACCES, EADDRINUSE …) is the operator's to fix, not a crash: its code and message, no stack.
+    const errno = (err as NodeJS.ErrnoException | null)?.code;
+    if (err instanceof Error && typeof errno === "string" && /^E[A-Z0-9_]+$/.test(errno)) {
+      print(ctx.stderr, `egw ${name}: ${err.message.includes(errno) ? err.message : `${errno}: ${err.message}`}`);
+      return EXIT.usage;
+    }
     throw err;
   }
 }

@@ -645,3 +645,20 @@ describe("development documents", () => {
     expect(again.stdout).toBe(r.stdout);
   }, 30_000);
 });
+
+describe("a system error that escapes a command", () => {
+  it("is printed with its code and exits 2, without a stack (EADDRINUSE from egw local-model)", async () => {
+    const net = await import("node:net");
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, "127.0.0.1", r));
+    try {
+      const port = (busy.address() as { port: number }).port;
+      const r = await egw(["local-model", "--listen", `tcp://127.0.0.1:${port}`]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/^egw local-model: .*EADDRINUSE/);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await new Promise((r) => busy.close(r));
+    }
+  });
+});
