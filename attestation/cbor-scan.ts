@@ -204,10 +204,7 @@ export function assertSingleItem(bytes: Uint8Array, what: string, limits: ScanLi
   if (bytes.length === 0) throw malformed(`${what} is empty`);
   const end = new Scanner(bytes, limits).item(0, 0);
   if (end !== bytes.length) {
-    throw new AttestationError(
-      "ERR_CBOR_TRAILING_BYTES",
-      `${what}: ${bytes.length - end} trailing byte(s) after the CBOR item`,
-    );
+    throw new AttestationError("ERR_CBOR_TRAILING_BYTES", `${what}: ${bytes.length - end} trailing byte(s) after the CBOR item`);
   }
 }
 

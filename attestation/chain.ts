@@ -234,11 +234,7 @@ function bundleWindow(certs: ParsedCertificate[]): { notBefore: number; notAfter
  * on the thread pool as soon as both of its certificates are parsed, so
  * parsing the next certificate overlaps with verifying the previous link.
  */
-export function checkChain(
-  certificate: Uint8Array,
-  cabundle: Uint8Array[],
-  options: { anchors: TrustAnchor[]; currentDate: Date; cache?: ChainCache },
-): ChainCheck {
+export function checkChain(certificate: Uint8Array, cabundle: Uint8Array[], options: { anchors: TrustAnchor[]; currentDate: Date; cache?: ChainCache }): ChainCheck {
   const now = options.currentDate.getTime();
   const rootSha = createHash("sha256").update(cabundle[0]!).digest("hex");
   const anchor = options.anchors.find((a) => a.sha256 === rootSha && sameBytes(a.der, cabundle[0]!));
@@ -251,8 +247,7 @@ export function checkChain(
   const pending: ChainCheck["pending"] = [];
 
   const cachedBundle = cache?.bundles.get(key);
-  const bundleHit =
-    cachedBundle !== undefined && cachedBundle.anchorSha256 === anchor.sha256 && now >= cachedBundle.notBefore && now <= cachedBundle.notAfter;
+  const bundleHit = cachedBundle !== undefined && cachedBundle.anchorSha256 === anchor.sha256 && now >= cachedBundle.notBefore && now <= cachedBundle.notAfter;
   const cachedLeaf = bundleHit ? cache?.leaves.get(leafKey) : undefined;
 
   let certs: ParsedCertificate[];

@@ -97,13 +97,5 @@ const SIGNATURE1_CONTEXT = Uint8Array.of(0x6a, ...new TextEncoder().encode("Sign
  * protected and payload bytes received: nothing is decoded and re-encoded.
  */
 export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array): Uint8Array {
-  return Buffer.concat([
-    Uint8Array.of(0x84),
-    SIGNATURE1_CONTEXT,
-    bstrHeader(protectedBytes.length),
-    protectedBytes,
-    Uint8Array.of(0x40),
-    bstrHeader(payload.length),
-    payload,
-  ]);
+  return Buffer.concat([Uint8Array.of(0x84), SIGNATURE1_CONTEXT, bstrHeader(protectedBytes.length), protectedBytes, Uint8Array.of(0x40), bstrHeader(payload.length), payload]);
 }

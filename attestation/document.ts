@@ -14,17 +14,7 @@ export const MAX_CABUNDLE = 8; // AWS chains have 4; anything past 8 is junk.
 export const MAX_OPTIONAL_FIELD_BYTES = 1024;
 export const MAX_MODULE_ID_BYTES = 256;
 
-const KNOWN_FIELDS = new Set([
-  "module_id",
-  "digest",
-  "timestamp",
-  "pcrs",
-  "certificate",
-  "cabundle",
-  "public_key",
-  "user_data",
-  "nonce",
-]);
+const KNOWN_FIELDS = new Set(["module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle", "public_key", "user_data", "nonce"]);
 
 function field(message: string): AttestationError {
   return new AttestationError("ERR_DOC_FIELD", message);
@@ -63,10 +53,7 @@ function parsePcrs(value: unknown): Map<number, Uint8Array> {
     // The spec allows 32/48/64 for SHA256/384/512; the digest field is pinned
     // to SHA384 below, so every PCR must be exactly 48 bytes.
     if (digest.length !== PCR_LENGTH_SHA384) {
-      throw new AttestationError(
-        "ERR_PCR_INVALID",
-        `PCR${index} expected length ${PCR_LENGTH_SHA384}, got length=${digest.length}`,
-      );
+      throw new AttestationError("ERR_PCR_INVALID", `PCR${index} expected length ${PCR_LENGTH_SHA384}, got length=${digest.length}`);
     }
     pcrs.set(index, copyBytes(digest));
   }

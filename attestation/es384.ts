@@ -7,12 +7,7 @@ import { verify, type KeyObject } from "node:crypto";
  * after another is what keeps verification inside its budget on two cores.
  * Never rejects: any failure, including a malformed signature, is `false`.
  */
-export function verifyEs384(
-  data: Uint8Array,
-  key: KeyObject,
-  signature: Uint8Array,
-  encoding: "der" | "ieee-p1363",
-): Promise<boolean> {
+export function verifyEs384(data: Uint8Array, key: KeyObject, signature: Uint8Array, encoding: "der" | "ieee-p1363"): Promise<boolean> {
   return new Promise((resolve) => {
     try {
       verify("sha384", data, { key, dsaEncoding: encoding }, signature, (err, ok) => resolve(!err && ok === true));

@@ -74,9 +74,7 @@ function certView(cert: ParsedCertificate, role: CertificateView["role"]): Certi
     signatureAlgorithm: ALGORITHMS[cert.signatureAlgorithm] ?? cert.signatureAlgorithm,
     publicKey: cert.publicKeyAlgorithm === OID.ecPublicKey ? `EC ${CURVES[cert.publicKeyCurve ?? ""] ?? cert.publicKeyCurve}` : cert.publicKeyAlgorithm,
     basicConstraints: bc ? `CA:${bc.ca ? "TRUE" : "FALSE"}${bc.pathLen !== null ? `, pathlen:${bc.pathLen}` : ""}` : "absent",
-    keyUsage: ku
-      ? [ku.digitalSignature && "digitalSignature", ku.keyCertSign && "keyCertSign", ku.cRLSign && "cRLSign"].filter(Boolean).join(", ") || "(other)"
-      : "absent",
+    keyUsage: ku ? [ku.digitalSignature && "digitalSignature", ku.keyCertSign && "keyCertSign", ku.cRLSign && "cRLSign"].filter(Boolean).join(", ") || "(other)" : "absent",
     criticalExtensions: cert.extensions.filter((e) => e.critical).map((e) => e.oid),
   };
 }

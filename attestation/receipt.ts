@@ -271,10 +271,7 @@ export type ReceiptErrorCode = "ERR_RECEIPT_REQUEST_MISMATCH" | "ERR_RECEIPT_RES
  * exactly these request and response bytes. Both hashes are checked over
  * the bytes as sent and received; nothing is re-encoded.
  */
-export function verifyReceipt(
-  receipt: Uint8Array,
-  options: { publicKey: KeyObject; requestBody: Uint8Array; responseBody: Uint8Array },
-): ReceiptClaims {
+export function verifyReceipt(receipt: Uint8Array, options: { publicKey: KeyObject; requestBody: Uint8Array; responseBody: Uint8Array }): ReceiptClaims {
   if (!options || !options.publicKey || !options.requestBody || !options.responseBody) {
     throw new AttestationError("ERR_POLICY_INVALID", "verifyReceipt needs publicKey, requestBody and responseBody");
   }
@@ -321,10 +318,7 @@ function checkDigests(decoded: DecodedReceipt, options: { requestSha256: Uint8Ar
   return claims;
 }
 
-export function verifyReceiptDigests(
-  receipt: Uint8Array,
-  options: { publicKey: KeyObject; requestSha256: Uint8Array; responseSha256: Uint8Array },
-): ReceiptClaims {
+export function verifyReceiptDigests(receipt: Uint8Array, options: { publicKey: KeyObject; requestSha256: Uint8Array; responseSha256: Uint8Array }): ReceiptClaims {
   const decoded = decodeReceipt(receipt);
   if (!signedBy(decoded, options.publicKey)) throw new AttestationError("ERR_SIGNATURE_INVALID", SIGNATURE_MESSAGE);
   return checkDigests(decoded, options);

@@ -84,9 +84,7 @@ export interface TrustModelRoute {
   description?: string;
 }
 
-export type IdentityPolicy =
-  | { mode: "ephemeral" }
-  | { mode: "sealed"; kmsKeyArn: string; generatorPcrs?: ReadonlyMap<number, Uint8Array>[] };
+export type IdentityPolicy = { mode: "ephemeral" } | { mode: "sealed"; kmsKeyArn: string; generatorPcrs?: ReadonlyMap<number, Uint8Array>[] };
 
 export interface TrustPolicy {
   version: 1;
@@ -114,7 +112,8 @@ const NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@-]{0,127}$/;
 const SECRET_NAME = /^[A-Z][A-Z0-9_]{0,63}$/;
 /** A full KMS key ARN (AWS KMS Developer Guide, "Key identifiers"): partition, region, account, key/<uuid or mrk-…>. */
-export const KMS_KEY_ARN = /^arn:(aws[a-z-]*):kms:([a-z]{2}(?:-[a-z]+){1,2}-\d{1,2}):(\d{12}):key\/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
+export const KMS_KEY_ARN =
+  /^arn:(aws[a-z-]*):kms:([a-z]{2}(?:-[a-z]+){1,2}-\d{1,2}):(\d{12}):key\/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
 const PCR_HEX = /^[0-9a-f]{96}$/;
 const MAX_PROVIDERS = 64;
 const MAX_ROUTES = 1024;

@@ -69,7 +69,7 @@ export function policyBytes(value: unknown, name: string, maxLength: number): Ui
 function optional(options: VerifyOptions, key: "nonce" | "publicKey" | "userData"): Uint8Array | undefined {
   // `{ nonce: undefined }` is a caller who meant to check a nonce and lost it
   // on the way (e.g. a missing query parameter): reject, never skip.
-  if (!Object.prototype.hasOwnProperty.call(options, key)) return undefined;
+  if (!Object.hasOwn(options, key)) return undefined;
   const value = options[key];
   if (value === undefined || value === null) throw invalid(`${key} is present but empty; pass a value or leave it out`);
   return policyBytes(value, key, MAX_OPTIONAL_FIELD_BYTES);
@@ -80,8 +80,7 @@ function pcrPolicy(value: VerifyOptions["expectedPcrs"] | undefined): Map<number
   if (value === undefined || value === null || typeof value !== "object") {
     throw invalid('expectedPcrs is required: a map of PCR index to value, or "any"');
   }
-  const entries: [unknown, unknown][] =
-    value instanceof Map ? [...value.entries()] : Object.entries(value as Record<string, unknown>);
+  const entries: [unknown, unknown][] = value instanceof Map ? [...value.entries()] : Object.entries(value as Record<string, unknown>);
   if (entries.length === 0) throw invalid('expectedPcrs is empty; name at least one PCR, or pass "any" on purpose');
   const pcrs = new Map<number, Uint8Array>();
   for (const [rawIndex, raw] of entries) {

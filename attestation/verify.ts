@@ -1,5 +1,5 @@
 import { timingSafeEqual } from "node:crypto";
-import { checkChain, type ChainCache, type CertificateSummary } from "./chain.js";
+import { checkChain, type CertificateSummary } from "./chain.js";
 import { decodeCoseSign1, sigStructure } from "./cose-sign1.js";
 import { parseDocumentPayload } from "./document.js";
 import { AttestationError, SIGNATURE_MESSAGE } from "./errors.js";
@@ -8,18 +8,7 @@ import { awsNitroRootG1, type TrustAnchor } from "./roots.js";
 import type { AttestationDocument } from "./types.js";
 import { parsePolicy, type VerifyOptions } from "./verify-options.js";
 
-export type StepName =
-  | "decode"
-  | "cose-header"
-  | "fields"
-  | "chain"
-  | "signature"
-  | "debug-mode"
-  | "pcrs"
-  | "nonce"
-  | "public-key"
-  | "user-data"
-  | "freshness";
+export type StepName = "decode" | "cose-header" | "fields" | "chain" | "signature" | "debug-mode" | "pcrs" | "nonce" | "public-key" | "user-data" | "freshness";
 
 export interface VerificationStep {
   step: StepName;
@@ -86,10 +75,7 @@ export async function verifyAttestation(bytes: Uint8Array, options: VerifyOption
     cache: policy.cache,
   });
   const toBeSigned = sigStructure(cose.protectedBytes, cose.payload);
-  const jobs = [
-    ...chain.pending,
-    { what: "document", result: verifyEs384(toBeSigned, chain.leaf.publicKey, cose.signature, "ieee-p1363") },
-  ];
+  const jobs = [...chain.pending, { what: "document", result: verifyEs384(toBeSigned, chain.leaf.publicKey, cose.signature, "ieee-p1363") }];
   // All signature checks run at once on the thread pool; the first failure in
   // pipeline order (chain top-down, then the document) is reported.
   const outcomes = await Promise.all(jobs.map((job) => job.result));
@@ -126,7 +112,13 @@ export async function verifyAttestation(bytes: Uint8Array, options: VerifyOption
   }
 
   // Nonce, public key and user data may be secrets: messages give sizes only.
-  const compare = (step: StepName, name: string, expected: Uint8Array | undefined, actual: Uint8Array | null, code: "ERR_NONCE_MISMATCH" | "ERR_PUBLIC_KEY_MISMATCH" | "ERR_USER_DATA_MISMATCH"): void => {
+  const compare = (
+    step: StepName,
+    name: string,
+    expected: Uint8Array | undefined,
+    actual: Uint8Array | null,
+    code: "ERR_NONCE_MISMATCH" | "ERR_PUBLIC_KEY_MISMATCH" | "ERR_USER_DATA_MISMATCH",
+  ): void => {
     if (expected === undefined) {
       skip(step, `policy names no ${name}`);
       return;

@@ -88,9 +88,13 @@ export async function benchAttestationVerify(runs = 600): Promise<VerifyBench> {
 
 export async function main(): Promise<void> {
   const { cold, warm, hot, coldCpu, warmCpu, es384 } = await benchAttestationVerify();
-  console.log(`attestation verify  (${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? "4 (default)"})`);
+  console.log(
+    `attestation verify  (${os.cpus().length} × ${os.cpus()[0]?.model ?? "cpu"}, node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? "4 (default)"})`,
+  );
   console.log(`  cold  median ${fmtMs(cold.median)}  p90 ${fmtMs(cold.p90)}  p99 ${fmtMs(cold.p99)}  min ${fmtMs(cold.min)}  runs ${cold.runs}  target ≤ 3 ms`);
-  console.log(`  warm  median ${fmtMs(warm.median)}  p90 ${fmtMs(warm.p90)}  p99 ${fmtMs(warm.p99)}  min ${fmtMs(warm.min)}  runs ${warm.runs}  target ≤ 1.5 ms (intermediates cached)`);
+  console.log(
+    `  warm  median ${fmtMs(warm.median)}  p90 ${fmtMs(warm.p90)}  p99 ${fmtMs(warm.p99)}  min ${fmtMs(warm.min)}  runs ${warm.runs}  target ≤ 1.5 ms (intermediates cached)`,
+  );
   console.log(`  hot   median ${fmtMs(hot.median)}  p90 ${fmtMs(hot.p90)}  p99 ${fmtMs(hot.p99)}  min ${fmtMs(hot.min)}  runs ${hot.runs}  (same enclave: leaf cached too)`);
   console.log(`  cpu per verification (all threads): cold ${fmtMs(coldCpu)}, warm ${fmtMs(warmCpu)}`);
   console.log(`  one ES384 verify (OpenSSL ${process.versions.openssl}, main thread): median ${fmtMs(es384.median)}; cold needs 5, warm 2, hot 1`);

@@ -69,16 +69,39 @@ export async function main(): Promise<void> {
     const key = receiptKeyFromSpki(spki);
     const req = new TextEncoder().encode(body);
     const res = new Uint8Array(2048);
-    const receipt = signReceipt({ v: 2, id: "egw-x", time: Date.now(), method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "m", provider: "p", status: 200, stream: false, bodyRead: true, requestSha256: new Uint8Array(createHash("sha256").update(req).digest()), responseSha256: new Uint8Array(createHash("sha256").update(res).digest()) }, privateKey);
+    const receipt = signReceipt(
+      {
+        v: 2,
+        id: "egw-x",
+        time: Date.now(),
+        method: "POST",
+        path: "/v1/chat/completions",
+        surface: "chat.completions",
+        model: "m",
+        provider: "p",
+        status: 200,
+        stream: false,
+        bodyRead: true,
+        requestSha256: new Uint8Array(createHash("sha256").update(req).digest()),
+        responseSha256: new Uint8Array(createHash("sha256").update(res).digest()),
+      },
+      privateKey,
+    );
     for (let i = 0; i < 300; i++) verifyReceipt(receipt, { publicKey: key, requestBody: req, responseBody: res });
     const checks: number[] = [];
     for (let i = 0; i < 3000; i++) checks.push(await time(async () => verifyReceipt(receipt, { publicKey: key, requestBody: req, responseBody: res })));
 
     const p = (xs: number[]) => summarize(xs);
     console.log("verifying client (gateway in-process, local model, TLS keep-alive)");
-    console.log(`  first request, fresh client: plain p50 ${fmtMs(p(firstPlain).median)} | verified (TLS + attestation + request) p50 ${fmtMs(p(firstVerified).median)} | added ${fmtMs(p(firstVerified).median - p(firstPlain).median)}`);
-    console.log(`  steady state non-stream: plain p50 ${fmtMs(p(plainNs).median)} | verified p50 ${fmtMs(p(verNs).median)} | added ${fmtMs(p(verNs).median - p(plainNs).median)}  (target ≤ 0.2 ms)`);
-    console.log(`  steady state per stream: plain p50 ${fmtMs(p(plainS).median)} | verified p50 ${fmtMs(p(verS).median)} | added ${fmtMs(p(verS).median - p(plainS).median)}  (target ≤ 0.2 ms)`);
+    console.log(
+      `  first request, fresh client: plain p50 ${fmtMs(p(firstPlain).median)} | verified (TLS + attestation + request) p50 ${fmtMs(p(firstVerified).median)} | added ${fmtMs(p(firstVerified).median - p(firstPlain).median)}`,
+    );
+    console.log(
+      `  steady state non-stream: plain p50 ${fmtMs(p(plainNs).median)} | verified p50 ${fmtMs(p(verNs).median)} | added ${fmtMs(p(verNs).median - p(plainNs).median)}  (target ≤ 0.2 ms)`,
+    );
+    console.log(
+      `  steady state per stream: plain p50 ${fmtMs(p(plainS).median)} | verified p50 ${fmtMs(p(verS).median)} | added ${fmtMs(p(verS).median - p(plainS).median)}  (target ≤ 0.2 ms)`,
+    );
     console.log(`  verifyReceipt alone (ES256 verify + two SHA-256): p50 ${fmtMs(p(checks).median)}`);
   } finally {
     await h.close();

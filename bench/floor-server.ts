@@ -45,7 +45,21 @@ const server = https.createServer({ key: identity.tls.keyPem, cert: identity.tls
       const headers: Record<string, string | number> = { "content-type": "application/json", "content-length": out.length };
       if (mode === "sign") {
         const receipt = signReceipt(
-          { v: 2, id: "egw-floor", time: Date.now(), method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "m", provider: "mock", status: 200, stream: false, bodyRead: true, requestSha256: sha256(body), responseSha256: sha256(out) },
+          {
+            v: 2,
+            id: "egw-floor",
+            time: Date.now(),
+            method: "POST",
+            path: "/v1/chat/completions",
+            surface: "chat.completions",
+            model: "m",
+            provider: "mock",
+            status: 200,
+            stream: false,
+            bodyRead: true,
+            requestSha256: sha256(body),
+            responseSha256: sha256(out),
+          },
           identity.receipt.privateKey,
         );
         headers["x-egw-receipt"] = Buffer.from(receipt).toString("base64url");

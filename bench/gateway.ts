@@ -55,7 +55,12 @@ async function measure(t: Target, body: string, concurrency: number, total: numb
  * Starts a benchmark process (a dist/ script) and waits for the one JSON
  * line it prints when it is ready.
  */
-async function spawnReady<T>(script: string, args: string[], what: string, options: { quietStderr?: boolean; env?: NodeJS.ProcessEnv } = {}): Promise<{ child: ChildProcess; ready: T }> {
+async function spawnReady<T>(
+  script: string,
+  args: string[],
+  what: string,
+  options: { quietStderr?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ child: ChildProcess; ready: T }> {
   const child = spawn(process.execPath, [path.join(findRepoRoot(), script), ...args], {
     stdio: ["ignore", "pipe", options.quietStderr ? "ignore" : "inherit"],
     ...(options.env && { env: options.env }),
@@ -154,21 +159,31 @@ export async function main(): Promise<void> {
       // Interleave direct and gateway rounds so drift on a shared VM hits both.
       const d = await measure(direct, directBody, c, n, false);
       const g = await measure(gateway, body, c, n, false);
-      console.log(`  non-stream c=${String(c).padEnd(2)} direct p50 ${fmtMs(d.median)} p99 ${fmtMs(d.p99)} | gateway p50 ${fmtMs(g.median)} p99 ${fmtMs(g.p99)} | added p50 ${fmtMs(g.median - d.median)} p99 ${fmtMs(g.p99 - d.p99)}  (targets: p50 ≤ 0.5 ms, p99 ≤ 2 ms)`);
+      console.log(
+        `  non-stream c=${String(c).padEnd(2)} direct p50 ${fmtMs(d.median)} p99 ${fmtMs(d.p99)} | gateway p50 ${fmtMs(g.median)} p99 ${fmtMs(g.p99)} | added p50 ${fmtMs(g.median - d.median)} p99 ${fmtMs(g.p99 - d.p99)}  (targets: p50 ≤ 0.5 ms, p99 ≤ 2 ms)`,
+      );
       const ds = await measure(direct, directStream, c, n / 2, true);
       const gs = await measure(gateway, stream, c, n / 2, true);
-      console.log(`  TTFT       c=${String(c).padEnd(2)} direct p50 ${fmtMs(ds.median)} p99 ${fmtMs(ds.p99)} | gateway p50 ${fmtMs(gs.median)} p99 ${fmtMs(gs.p99)} | added p50 ${fmtMs(gs.median - ds.median)}  (target ≤ 1 ms)`);
+      console.log(
+        `  TTFT       c=${String(c).padEnd(2)} direct p50 ${fmtMs(ds.median)} p99 ${fmtMs(ds.p99)} | gateway p50 ${fmtMs(gs.median)} p99 ${fmtMs(gs.p99)} | added p50 ${fmtMs(gs.median - ds.median)}  (target ≤ 1 ms)`,
+      );
       if (c !== 1) continue;
       // The floor: a minimal Node HTTPS pass-through to the same mock, with and
       // without a receipt (bench/floor-server.ts), measured the same way.
       for (const mode of ["sign", "nosign"] as const) {
         const floor = await startFloor(mock.url, mode);
-        const target: Target = { ...gateway, origin: `https://127.0.0.1:${floor.port}`, agent: new Agent({ connections: 64, keepAliveTimeout: 30_000, connect: { rejectUnauthorized: false } }) };
+        const target: Target = {
+          ...gateway,
+          origin: `https://127.0.0.1:${floor.port}`,
+          agent: new Agent({ connections: 64, keepAliveTimeout: 30_000, connect: { rejectUnauthorized: false } }),
+        };
         try {
           await measure(target, body, 8, 400, false);
           const d = await measure(direct, directBody, 1, 1500, false);
           const f = await measure(target, body, 1, 1500, false);
-          console.log(`  floor (${mode === "sign" ? "minimal HTTPS pass-through + receipt" : "minimal HTTPS pass-through, no receipt"}) c=1 p50 ${fmtMs(f.median)} | added p50 ${fmtMs(f.median - d.median)} p99 ${fmtMs(f.p99 - d.p99)}`);
+          console.log(
+            `  floor (${mode === "sign" ? "minimal HTTPS pass-through + receipt" : "minimal HTTPS pass-through, no receipt"}) c=1 p50 ${fmtMs(f.median)} | added p50 ${fmtMs(f.median - d.median)} p99 ${fmtMs(f.p99 - d.p99)}`,
+          );
         } finally {
           await target.agent.close();
           floor.child.kill("SIGTERM");
@@ -178,7 +193,22 @@ export async function main(): Promise<void> {
 
     // Receipt signing cost (in this process; the same code runs in the gateway).
     const { privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const claims = { v: 2 as const, id: "egw-0123456789abcdef01234567", time: Date.now(), method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "m", provider: "mock", status: 200, stream: false, bodyRead: true, requestSha256: new Uint8Array(32), responseSha256: new Uint8Array(32), upstream: { origin: "http://127.0.0.1:1", requestId: "req_0123456789abcdef", model: "m-2024" } };
+    const claims = {
+      v: 2 as const,
+      id: "egw-0123456789abcdef01234567",
+      time: Date.now(),
+      method: "POST",
+      path: "/v1/chat/completions",
+      surface: "chat.completions",
+      model: "m",
+      provider: "mock",
+      status: 200,
+      stream: false,
+      bodyRead: true,
+      requestSha256: new Uint8Array(32),
+      responseSha256: new Uint8Array(32),
+      upstream: { origin: "http://127.0.0.1:1", requestId: "req_0123456789abcdef", model: "m-2024" },
+    };
     for (let i = 0; i < 500; i++) signReceipt(claims, privateKey);
     const signs: number[] = [];
     for (let i = 0; i < 5000; i++) {
@@ -234,7 +264,9 @@ async function memoryPerConnection(): Promise<void> {
     const after = await settle();
     child.send("close");
     await new Promise((r) => child.once("exit", r));
-    console.log(`  memory per idle TLS connection (gateway process RSS after GC${gc ? "" : "; run with --expose-gc for a clean reading"}): ${((after - before) / 1024 / N).toFixed(1)} KiB (${N} connections)`);
+    console.log(
+      `  memory per idle TLS connection (gateway process RSS after GC${gc ? "" : "; run with --expose-gc for a clean reading"}): ${((after - before) / 1024 / N).toFixed(1)} KiB (${N} connections)`,
+    );
   } finally {
     await h.close();
   }

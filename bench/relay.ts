@@ -289,7 +289,10 @@ async function startSocatHop(upstreamPort: number, extra: string[], name: string
   const port = await freePort();
   // fork: one process per connection, as socat is used for TCP relaying.
   // Its own process group, so that stop() also ends the per-connection children.
-  const child = spawn("socat", [...extra, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,backlog=1024`, `TCP:127.0.0.1:${upstreamPort},nodelay`], { stdio: "ignore", detached: true });
+  const child = spawn("socat", [...extra, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr,fork,backlog=1024`, `TCP:127.0.0.1:${upstreamPort},nodelay`], {
+    stdio: "ignore",
+    detached: true,
+  });
   const deadline = Date.now() + 5000;
   for (;;) {
     const ok = await connectTo(port).then(
@@ -334,7 +337,11 @@ interface Result {
   parallelRps: number;
 }
 
-const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 50);
+const median = (xs: number[]) =>
+  percentile(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );
 
 const progress = (text: string) => process.stderr.write(`  … ${text}\n`);
 
@@ -400,7 +407,9 @@ function row(r: Result): string {
 }
 
 export async function main(): Promise<void> {
-  console.log(`\n## ingress relay (loopback, ${(BULK_BYTES / GiB).toFixed(2)} GiB per bulk run, paths interleaved, median of ${BULK_RUNS} rounds; ${PING_COUNT} × ${MESSAGE}-byte round trips)`);
+  console.log(
+    `\n## ingress relay (loopback, ${(BULK_BYTES / GiB).toFixed(2)} GiB per bulk run, paths interleaved, median of ${BULK_RUNS} rounds; ${PING_COUNT} × ${MESSAGE}-byte round trips)`,
+  );
   const upstream = await startUpstream();
   const socatPath = spawnSync("which", ["socat"], { encoding: "utf8" }).stdout.trim();
   const hops: Array<() => Promise<Hop>> = [
@@ -432,7 +441,9 @@ export async function main(): Promise<void> {
   const socats = results.filter((r) => r.name.startsWith("socat"));
   if (direct && relay) console.log(`added median RTT, relay vs direct: ${(relay.rttMedianUs - direct.rttMedianUs).toFixed(1)} µs (target ≤ 50 µs)`);
   for (const s of socats) {
-    console.log(`added median RTT, ${s.name} vs direct: ${direct ? (s.rttMedianUs - direct.rttMedianUs).toFixed(1) : "n/a"} µs; relay vs it: ${relay ? (relay.rttMedianUs - s.rttMedianUs).toFixed(1) : "n/a"} µs`);
+    console.log(
+      `added median RTT, ${s.name} vs direct: ${direct ? (s.rttMedianUs - direct.rttMedianUs).toFixed(1) : "n/a"} µs; relay vs it: ${relay ? (relay.rttMedianUs - s.rttMedianUs).toFixed(1) : "n/a"} µs`,
+    );
   }
   // "direct" has no process hop at all (client and enclave stand-in share
   // this event loop), so relay − direct includes two cross-process wake-ups

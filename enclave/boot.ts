@@ -196,9 +196,13 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
     // Outside development a provider key comes sealed to this measurement, or not at all: a key
     // the host put in the environment is the host's, and so is whatever it is billed to.
     if (!pins.dev && used.length > 0) {
-      throw new SealedSecretsError("ERR_SECRET_MISSING", `the trust policy's providers use sealed secrets (${used.map((u) => u.name).join(", ")}) but no sealed-secrets file was given`);
+      throw new SealedSecretsError(
+        "ERR_SECRET_MISSING",
+        `the trust policy's providers use sealed secrets (${used.map((u) => u.name).join(", ")}) but no sealed-secrets file was given`,
+      );
     }
-    if (pins.identityKeyArn !== undefined) throw new SealedSecretsError("ERR_IDENTITY_MISSING", "the trust policy requires a sealed identity, but no sealed-secrets file was given");
+    if (pins.identityKeyArn !== undefined)
+      throw new SealedSecretsError("ERR_IDENTITY_MISSING", "the trust policy requires a sealed identity, but no sealed-secrets file was given");
   } else {
     const sealed = parseSealedFile(options.sealedSecrets.file);
     const clients = new Map<string, KMSClient>();
@@ -206,11 +210,15 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
     const clientFor = (arn: string, what: string) => {
       const region = checkPinnedKey(arn, what, { dev: pins.dev }) as string;
       let client = clients.get(region);
-      if (!client) clients.set(region, (client = kmsClientFor(config, region, options.sealedSecrets!, fetch, options.attester)));
+      if (!client) {
+        client = kmsClientFor(config, region, options.sealedSecrets!, fetch, options.attester);
+        clients.set(region, client);
+      }
       return client;
     };
     if (used.length > 0) {
-      if (pins.secretsKeyArn === undefined) throw new SealedSecretsError("ERR_KMS_KEY_ID", "sealed secrets: the trust policy names no secrets.kmsKeyArn, so no KMS answer can be checked");
+      if (pins.secretsKeyArn === undefined)
+        throw new SealedSecretsError("ERR_KMS_KEY_ID", "sealed secrets: the trust policy names no secrets.kmsKeyArn, so no KMS answer can be checked");
       // Throws (and so stops the boot) unless every secret a provider uses is released.
       const source = await openSealedSecrets({
         file: options.sealedSecrets.file,
@@ -230,7 +238,10 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
     }
     if (sealed.identity && pins.identityKeyArn === undefined) {
       // The policy a client reads says "ephemeral"; serving a shared identity would contradict it.
-      throw new SealedSecretsError("ERR_IDENTITY_POLICY", "the sealed-secrets file carries an identity, but the trust policy's identity mode is ephemeral; remove the identity from the file or change the policy");
+      throw new SealedSecretsError(
+        "ERR_IDENTITY_POLICY",
+        "the sealed-secrets file carries an identity, but the trust policy's identity mode is ephemeral; remove the identity from the file or change the policy",
+      );
     }
     if (!sealed.identity && pins.identityKeyArn !== undefined) {
       throw new SealedSecretsError("ERR_IDENTITY_MISSING", "the trust policy requires a sealed identity, but the sealed-secrets file has none (generate one: docs/IDENTITY.md)");

@@ -70,9 +70,7 @@ export interface FileEnclaveSettings extends CommonEnclaveSettings {
   operationsBytes: Uint8Array;
   /** Provider secrets found in the environment (development). */
   secrets: Map<string, string>;
-  sealedSecrets:
-    | { file: Uint8Array; endpoint: string | undefined; credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } }
-    | undefined;
+  sealedSecrets: { file: Uint8Array; endpoint: string | undefined; credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } } | undefined;
 }
 
 export interface EnclaveFlags {
@@ -143,7 +141,10 @@ async function commonSettings(env: Readonly<Record<string, string | undefined>>,
     attester: attesterName,
     stateDir: flags.stateDir ?? env.EGW_STATE_DIR ?? ".egw-dev",
     logLevel,
-    hostnames: (env.EGW_HOSTNAMES ?? "localhost").split(",").map((s) => s.trim()).filter(Boolean),
+    hostnames: (env.EGW_HOSTNAMES ?? "localhost")
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean),
     egressProxy,
     upstreamCa,
     bringUpLoopback: flags.bringUpLoopback ?? false,
@@ -163,7 +164,8 @@ async function provisionedSettings(env: Readonly<Record<string, string | undefin
     env.EGW_SEALED_SECRETS !== undefined && "EGW_SEALED_SECRETS",
     env.EGW_KMS_ENDPOINT !== undefined && "EGW_KMS_ENDPOINT",
   ].filter((c): c is string => c !== false);
-  if (conflicts.length > 0) throw new ConfigError(`--provision-listen receives the trust policy, operations, sealed secrets and KMS endpoint from the host; remove ${conflicts.join(", ")}`);
+  if (conflicts.length > 0)
+    throw new ConfigError(`--provision-listen receives the trust policy, operations, sealed secrets and KMS endpoint from the host; remove ${conflicts.join(", ")}`);
   let listen: ListenEndpoint;
   try {
     listen = parseListen(endpoint);

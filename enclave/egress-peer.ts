@@ -60,7 +60,10 @@ export class UnverifiedPeerError extends EgwError<"ERR_UPSTREAM_TLS"> {
   }
 }
 
-type Connector = (options: Parameters<Extract<NonNullable<Client.Options["connect"]>, Function>>[0], callback: (...args: [null, Socket] | [Error, null]) => void) => void;
+type Connector = (
+  options: Parameters<Extract<NonNullable<Client.Options["connect"]>, (...args: never[]) => unknown>>[0],
+  callback: (...args: [null, Socket] | [Error, null]) => void,
+) => void;
 
 interface PeerState {
   peer: UpstreamPeer | undefined;

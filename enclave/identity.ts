@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
-import { createHash, createPrivateKey, createPublicKey, KeyObject, webcrypto } from "node:crypto";
+import { createHash, createPrivateKey, createPublicKey, type KeyObject, webcrypto } from "node:crypto";
 import type { ReceiptKeyWindow } from "../attestation/binding.js";
 import { signingSpki, type IdentityKeys } from "./secrets/identity-blob.js";
 
@@ -76,7 +76,9 @@ async function tlsIdentity(tlsKeys: webcrypto.CryptoKeyPair, options: { now: () 
   const now = options.now();
   const names = options.hostnames ?? ["localhost"];
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16))).toString("hex").replace(/^[89a-f]/, "1"),
+    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(16)))
+      .toString("hex")
+      .replace(/^[89a-f]/, "1"),
     name: "CN=enclave-gateway",
     notBefore: new Date(now.getTime() - 60_000),
     // The key lives as long as the enclave; clients pin it through attestation.
@@ -97,7 +99,9 @@ async function tlsIdentity(tlsKeys: webcrypto.CryptoKeyPair, options: { now: () 
   const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey("pkcs8", tlsKeys.privateKey));
   const spkiDer = new Uint8Array(await webcrypto.subtle.exportKey("spki", tlsKeys.publicKey));
   return {
-    keyPem: `-----BEGIN PRIVATE KEY-----\n${Buffer.from(pkcs8).toString("base64").replace(/.{1,64}/g, "$&\n")}-----END PRIVATE KEY-----\n`,
+    keyPem: `-----BEGIN PRIVATE KEY-----\n${Buffer.from(pkcs8)
+      .toString("base64")
+      .replace(/.{1,64}/g, "$&\n")}-----END PRIVATE KEY-----\n`,
     certPem: cert.toString("pem"),
     spkiDer,
     spkiSha256: new Uint8Array(createHash("sha256").update(spkiDer).digest()),

@@ -203,7 +203,15 @@ export async function main(args: string[], ctx: CliContext, deps: EnclaveCommand
       egressProxy = `http://127.0.0.1:${(outbound.address as { port: number }).port}`;
     }
     if (settings.mode === "files") {
-      running = await bootAndBridge(settings, { trustPolicyBytes: settings.trustPolicyBytes, operationsBytes: settings.operationsBytes, secrets: settings.secrets, sealedSecrets: settings.sealedSecrets ?? undefined }, attester, egressProxy, log, ctx.now, devRoot);
+      running = await bootAndBridge(
+        settings,
+        { trustPolicyBytes: settings.trustPolicyBytes, operationsBytes: settings.operationsBytes, secrets: settings.secrets, sealedSecrets: settings.sealedSecrets ?? undefined },
+        attester,
+        egressProxy,
+        log,
+        ctx.now,
+        devRoot,
+      );
     } else {
       running = await runProvisioned(settings, attester, egressProxy, log, ctx, devRoot);
     }
@@ -241,7 +249,9 @@ export async function main(args: string[], ctx: CliContext, deps: EnclaveCommand
  * has to be trusted for it. Throws (after logging and replying) on every
  * failure.
  */
-async function runProvisioned(settings: Extract<EnclaveSettings, { mode: "provision" }>, attester: Attester,
+async function runProvisioned(
+  settings: Extract<EnclaveSettings, { mode: "provision" }>,
+  attester: Attester,
   egressProxy: string | undefined,
   log: Logger,
   ctx: CliContext,

@@ -29,7 +29,7 @@ export class Router {
   ) {}
 
   resolve(model: string): Route {
-    const explicit = Object.prototype.hasOwnProperty.call(this.config.models, model) ? this.config.models[model] : undefined;
+    const explicit = Object.hasOwn(this.config.models, model) ? this.config.models[model] : undefined;
     if (explicit) {
       const adapter = this.adapters.get(explicit.provider);
       if (!adapter) throw new GatewayError("internal_error", "route names a provider that is not running");

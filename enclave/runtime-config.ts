@@ -79,7 +79,7 @@ export function loadRuntimeConfig(trustPolicyBytes: Uint8Array, operationsBytes:
     for (const m of c.models) {
       if (m.includes("*")) continue;
       const slash = m.indexOf("/");
-      const known = Object.prototype.hasOwnProperty.call(trust.models, m) || (trust.prefixRouting && slash > 0 && trust.providers.some((p) => p.name === m.slice(0, slash)));
+      const known = Object.hasOwn(trust.models, m) || (trust.prefixRouting && slash > 0 && trust.providers.some((p) => p.name === m.slice(0, slash)));
       if (!known) throw new ConfigError(`operations clients["${c.name}"].models: "${m.slice(0, 64)}" names no model of the trust policy`);
     }
   }

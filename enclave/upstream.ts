@@ -19,10 +19,7 @@ import { ExchangeRecorder, type AnsweredBy } from "./upstream-provenance.js";
  * (configured per model) follow the same rules once a route's retries are
  * spent.
  */
-export type UpstreamPolicy = Pick<
-  Limits,
-  "firstByteTimeoutMs" | "idleTimeoutMs" | "totalTimeoutMs" | "maxRetries" | "retryBaseDelayMs" | "retryMaxDelayMs"
->;
+export type UpstreamPolicy = Pick<Limits, "firstByteTimeoutMs" | "idleTimeoutMs" | "totalTimeoutMs" | "maxRetries" | "retryBaseDelayMs" | "retryMaxDelayMs">;
 
 export interface UpstreamDeps {
   fetch: UpstreamFetch;
@@ -74,7 +71,8 @@ export function toGatewayError(err: unknown): GatewayError {
         return new GatewayError("upstream_error", "The upstream request was cancelled.", { cause: err });
       case "status": {
         const s = err.status ?? 502;
-        if (s === 429) return new GatewayError("upstream_rate_limited", "The upstream provider is rate limiting; retry later.", { cause: err, retryAfter: err.retryAfterSeconds ?? 1 });
+        if (s === 429)
+          return new GatewayError("upstream_rate_limited", "The upstream provider is rate limiting; retry later.", { cause: err, retryAfter: err.retryAfterSeconds ?? 1 });
         // 401/403 mean the enclave's provider key is wrong: not the client's to fix, so 502 below.
         const said = providerDetails.get(err);
         const detail = said ? ` Provider says: ${said}` : "";
@@ -99,7 +97,10 @@ function asUpstream(err: unknown, signal: AbortSignal): UpstreamError | GatewayE
 
 class Budget {
   readonly deadline: number;
-  constructor(private readonly now: () => Date, totalMs: number) {
+  constructor(
+    private readonly now: () => Date,
+    totalMs: number,
+  ) {
     this.deadline = now().getTime() + totalMs;
   }
   remaining(): number {
@@ -194,13 +195,7 @@ function context(deps: UpstreamDeps, route: Route, attempt: Attempt, recorder: E
   return { fetch: recorder.fetch, signal: attempt.controller.signal, upstreamModel: route.upstreamModel, now: deps.now };
 }
 
-export async function callChat(
-  routes: Route[],
-  request: ChatRequest,
-  clientSignal: AbortSignal,
-  policy: UpstreamPolicy,
-  deps: UpstreamDeps,
-): Promise<Attempted<ChatCompletion>> {
+export async function callChat(routes: Route[], request: ChatRequest, clientSignal: AbortSignal, policy: UpstreamPolicy, deps: UpstreamDeps): Promise<Attempted<ChatCompletion>> {
   return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first byte");
     try {
@@ -241,13 +236,7 @@ export interface OpenedStream<T = ChatCompletionChunk> {
  * while nothing has been sent to the client. Once the first chunk is in
  * hand the choice is final: later failures end the stream, never retry.
  */
-export function openChatStream(
-  routes: Route[],
-  request: ChatRequest,
-  clientSignal: AbortSignal,
-  policy: UpstreamPolicy,
-  deps: UpstreamDeps,
-): Promise<Attempted<OpenedStream>> {
+export function openChatStream(routes: Route[], request: ChatRequest, clientSignal: AbortSignal, policy: UpstreamPolicy, deps: UpstreamDeps): Promise<Attempted<OpenedStream>> {
   return openStream(routes, clientSignal, policy, deps, (route, ctx) => route.adapter.chatStream({ ...request, stream: true }, ctx));
 }
 

@@ -86,7 +86,12 @@ describe("import rules", () => {
   });
 
   it("attestation/ imports nothing of ours outside attestation/", () => {
-    expect(violations(files.filter((f) => f.startsWith("attestation/")), (t) => t.startsWith("attestation/"))).toEqual([]);
+    expect(
+      violations(
+        files.filter((f) => f.startsWith("attestation/")),
+        (t) => t.startsWith("attestation/"),
+      ),
+    ).toEqual([]);
   });
 
   it("host/ imports nothing that handles plaintext: no enclave/, no infra/, of attestation/ only the JSON scanner", () => {
@@ -100,7 +105,16 @@ describe("import rules", () => {
 
   it("the shared codecs import only each other and the JSON scanner", () => {
     const codec = files.filter((f) => f.startsWith(CODEC));
-    expect(codec.map((f) => f.slice(CODEC.length)).sort()).toEqual(["bundle.ts", "config-hash.ts", "frame.ts", "ip.ts", "provision-errors.ts", "proxy-v2.ts", "sealed-file.ts", "status.ts"]);
+    expect(codec.map((f) => f.slice(CODEC.length)).sort()).toEqual([
+      "bundle.ts",
+      "config-hash.ts",
+      "frame.ts",
+      "ip.ts",
+      "provision-errors.ts",
+      "proxy-v2.ts",
+      "sealed-file.ts",
+      "status.ts",
+    ]);
     expect(violations(codec, (t) => t.startsWith(CODEC) || hostSafeAttestation(t))).toEqual([]);
   });
 
@@ -111,6 +125,11 @@ describe("import rules", () => {
     expect(reached.has("enclave/gateway.ts")).toBe(true);
     expect([...reached].filter((f) => !allowed(f))).toEqual([]);
     // And no enclave file names host/ outside those: the image rule holds file by file, not only from bin.ts.
-    expect(violations(files.filter((f) => f.startsWith("enclave/")), (t) => !t.startsWith("host/") || allowed(t))).toEqual([]);
+    expect(
+      violations(
+        files.filter((f) => f.startsWith("enclave/")),
+        (t) => !t.startsWith("host/") || allowed(t),
+      ),
+    ).toEqual([]);
   });
 });

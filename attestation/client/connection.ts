@@ -227,7 +227,11 @@ async function readTrustPolicy(socket: TLSSocket, url: URL, peer: AttestedPeer, 
   try {
     const receiptHeader = response.headers.get(RECEIPT_HEADER);
     if (receiptHeader?.length !== 1) throw new ClientError("ERR_RECEIPT_MISSING", "the trust-policy response carries no receipt");
-    const claims = verifyReceiptDigests(decodeReceiptText(receiptHeader[0]!), { publicKey: peer.receiptKey, requestSha256: sha256(new Uint8Array()), responseSha256: sha256(body) });
+    const claims = verifyReceiptDigests(decodeReceiptText(receiptHeader[0]!), {
+      publicKey: peer.receiptKey,
+      requestSha256: sha256(new Uint8Array()),
+      responseSha256: sha256(body),
+    });
     if (claims.status !== 200 || claims.method !== "GET" || claims.path !== TRUST_POLICY_PATH) {
       throw new ClientError("ERR_RECEIPT_CLAIMS_MISMATCH", "the trust-policy response's receipt is for another request");
     }

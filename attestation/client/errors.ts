@@ -108,7 +108,7 @@ const ACTION: Record<ClientOwnErrorCode, ErrorAction> = {
 };
 
 function actionOf(code: ClientErrorCode): ErrorAction {
-  if (Object.prototype.hasOwnProperty.call(ACTION, code)) return ACTION[code as ClientOwnErrorCode];
+  if (Object.hasOwn(ACTION, code)) return ACTION[code as ClientOwnErrorCode];
   // An attestation code keeps the action the attestation module gives it.
   return new AttestationError(code as AttestationErrorCode, "").action;
 }

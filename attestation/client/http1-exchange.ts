@@ -49,9 +49,7 @@ function parseHead(head: string): { status: number; headers: Map<string, string[
   return { status: Number(statusLine[1]), headers };
 }
 
-type BodyState =
-  | { kind: "length"; remaining: number }
-  | { kind: "chunked" };
+type BodyState = { kind: "length"; remaining: number } | { kind: "chunked" };
 
 /** Decodes a complete chunked body at the start of `buf`; null while incomplete. */
 function decodeChunked(buf: Buffer, max: number): { body: Buffer; used: number } | null {
@@ -110,7 +108,8 @@ export function exchangeHttp1(socket: Duplex, request: string, limits: ExchangeL
       if (err) reject(err);
       else resolve(value!);
     }
-    const onError = (err: Error) => finish(new ClientError("ERR_CONNECT", `connection failed during attestation (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err }));
+    const onError = (err: Error) =>
+      finish(new ClientError("ERR_CONNECT", `connection failed during attestation (${(err as NodeJS.ErrnoException).code ?? err.message})`, { cause: err }));
     const onEnd = () => finish(new ClientError("ERR_ATTESTATION_UNAVAILABLE", "the gateway closed the connection during attestation"));
 
     function step(): void {
@@ -160,9 +159,8 @@ export function exchangeHttp1(socket: Duplex, request: string, limits: ExchangeL
     function onReadable(): void {
       if (settled) return;
       try {
-        let chunk: Buffer | null;
         // read() empties the internal buffer and keeps the socket in paused mode.
-        while (!settled && (chunk = socket.read() as Buffer | null) !== null) {
+        for (let chunk = socket.read() as Buffer | null; !settled && chunk !== null; chunk = settled ? null : (socket.read() as Buffer | null)) {
           buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
           if (buf.length > limits.maxHeaderBytes + limits.maxBodyBytes + 4096) throw protocolError("response too large");
           step();

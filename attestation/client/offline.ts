@@ -74,7 +74,11 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
   } catch (err) {
     throw fail(err, "receipt-decode");
   }
-  steps.push({ step: "receipt-decode", status: "passed", detail: `receipt ${claims.id}: ${claims.method} ${claims.path} (${claims.surface}) ${claims.model || "(no model)"} via ${claims.provider || "(none)"}, status ${claims.status}, ${claims.stream ? "streamed" : "not streamed"}, at ${new Date(claims.time).toISOString()}` });
+  steps.push({
+    step: "receipt-decode",
+    status: "passed",
+    detail: `receipt ${claims.id}: ${claims.method} ${claims.path} (${claims.surface}) ${claims.model || "(no model)"} via ${claims.provider || "(none)"}, status ${claims.status}, ${claims.stream ? "streamed" : "not streamed"}, at ${new Date(claims.time).toISOString()}`,
+  });
 
   const at = input.at ?? new Date(Math.max(claims.time, documentTime(input.document)));
   const { policy } = input;
@@ -96,7 +100,11 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
     if (s.step === "pcrs" || s.step === "public-key" || s.step === "user-data" || s.step === "nonce") continue;
     if (s.step === "chain") steps.push({ ...s, detail: `${s.detail}${result.root.production ? "" : " — a DEVELOPMENT root, not the AWS root"}` });
     else if (s.step === "freshness" && !input.checkAge) {
-      steps.push({ step: "freshness", status: "not-requested", detail: `document issued ${result.timestamp.toISOString()}, ${at.getTime() - result.timestamp.getTime()} ms before ${at.toISOString()} (age not checked)` });
+      steps.push({
+        step: "freshness",
+        status: "not-requested",
+        detail: `document issued ${result.timestamp.toISOString()}, ${at.getTime() - result.timestamp.getTime()} ms before ${at.toISOString()} (age not checked)`,
+      });
     } else steps.push({ ...s });
   }
 
@@ -131,10 +139,19 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
       if (policy.trust !== "any") {
         throw new ClientError(
           "ERR_TRUST_POLICY_MISMATCH",
-          binding.policySha256 === undefined ? `this document attests no trust policy (channel binding v${binding.v})` : "the trust policy's bytes were not given, so the trust constraints cannot be checked",
+          binding.policySha256 === undefined
+            ? `this document attests no trust policy (channel binding v${binding.v})`
+            : "the trust policy's bytes were not given, so the trust constraints cannot be checked",
         );
       }
-      steps.push({ step: "trust-policy", status: "not-requested", detail: binding.policySha256 === undefined ? `channel binding v${binding.v} attests no trust policy` : `policy_sha256 ${hex(binding.policySha256)} (no policy bytes given; trust "any")` });
+      steps.push({
+        step: "trust-policy",
+        status: "not-requested",
+        detail:
+          binding.policySha256 === undefined
+            ? `channel binding v${binding.v} attests no trust policy`
+            : `policy_sha256 ${hex(binding.policySha256)} (no policy bytes given; trust "any")`,
+      });
     } else {
       const checked = checkServedTrustPolicy({ bytes: input.trustPolicy, attestedSha256: binding.policySha256, dev: !result.root.production, trust: policy.trust });
       steps.push(...checked.steps);
@@ -162,7 +179,12 @@ export async function verifySavedExchange(input: SavedExchange): Promise<SavedEx
   }
   steps.push({ step: "receipt-signature", status: "passed", detail: `ES256 by ${signedBy}` });
   if (claims.bodyRead) steps.push({ step: "request-hash", status: "passed", detail: `SHA-256 of the ${input.requestBody.length} request bytes matches req_sha256` });
-  else steps.push({ step: "request-hash", status: "not-requested", detail: `body_read is false: the gateway answered ${claims.status} without reading the request body, so no request hash is claimed` });
+  else
+    steps.push({
+      step: "request-hash",
+      status: "not-requested",
+      detail: `body_read is false: the gateway answered ${claims.status} without reading the request body, so no request hash is claimed`,
+    });
   steps.push({ step: "response-hash", status: "passed", detail: `SHA-256 of the ${input.responseBody.length} response bytes matches res_sha256` });
   return { claims, result, measurement, configSha256, trust, at, steps };
 }

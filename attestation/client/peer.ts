@@ -118,7 +118,11 @@ export async function checkPeer(input: PeerCheckInput): Promise<AttestedPeer> {
   if (policy.expires !== undefined) {
     const left = policy.expires.getTime() - input.currentDate.getTime();
     if (left <= 0) {
-      throw fail("ERR_MANIFEST_EXPIRED", "expiry", `the policy's manifest expired at ${formatExpires(policy.expires)} (client clock ${input.currentDate.toISOString()}); fetch the current manifest`);
+      throw fail(
+        "ERR_MANIFEST_EXPIRED",
+        "expiry",
+        `the policy's manifest expired at ${formatExpires(policy.expires)} (client clock ${input.currentDate.toISOString()}); fetch the current manifest`,
+      );
     }
     steps.push({ step: "expiry", status: "passed", detail: `the manifest is valid until ${formatExpires(policy.expires)} (${Math.floor(left / 1000)} s left)` });
   }
@@ -190,7 +194,11 @@ export async function checkPeer(input: PeerCheckInput): Promise<AttestedPeer> {
   if (binding.policySha256 === undefined) {
     // An older enclave: nothing it attests says where prompts or keys go.
     if (policy.trust !== "any") {
-      throw fail("ERR_TRUST_POLICY_MISMATCH", "trust-policy", `this enclave attests no trust policy (channel binding v${binding.v}), so the policy's trust constraints cannot be checked`);
+      throw fail(
+        "ERR_TRUST_POLICY_MISMATCH",
+        "trust-policy",
+        `this enclave attests no trust policy (channel binding v${binding.v}), so the policy's trust constraints cannot be checked`,
+      );
     }
     steps.push({ step: "trust-policy", status: "not-requested", detail: `channel binding v${binding.v} attests no trust policy (trust "any")` });
   }
@@ -206,7 +214,10 @@ export async function checkPeer(input: PeerCheckInput): Promise<AttestedPeer> {
       if (!entry) throw new ClientError("ERR_PUBLIC_KEY_MISMATCH", "public_key is not among the attested receipt_keys");
       const issued = result.timestamp.getTime();
       if (issued < entry.notBefore || issued >= entry.notAfter) {
-        throw new ClientError("ERR_RECEIPT_KEY_WINDOW", `the receipt key is valid ${new Date(entry.notBefore).toISOString()} to ${new Date(entry.notAfter).toISOString()}, not at the document's time`);
+        throw new ClientError(
+          "ERR_RECEIPT_KEY_WINDOW",
+          `the receipt key is valid ${new Date(entry.notBefore).toISOString()} to ${new Date(entry.notAfter).toISOString()}, not at the document's time`,
+        );
       }
     }
     // The attestation response carries a receipt too (empty request body):
@@ -219,7 +230,11 @@ export async function checkPeer(input: PeerCheckInput): Promise<AttestedPeer> {
     if (!(wrapped instanceof ClientError)) throw err;
     throw fail(wrapped.code, "receipt-key", wrapped.message, err);
   }
-  steps.push({ step: "receipt-key", status: "passed", detail: `public_key is an EC P-256 key (sha256 ${hex(sha256(document.publicKey))}); the attestation response's receipt verifies under it` });
+  steps.push({
+    step: "receipt-key",
+    status: "passed",
+    detail: `public_key is an EC P-256 key (sha256 ${hex(sha256(document.publicKey))}); the attestation response's receipt verifies under it`,
+  });
 
   return {
     origin: input.origin,

@@ -61,7 +61,6 @@ export interface ResolvedPolicy {
   expires: Date | undefined;
 }
 
-
 function invalidPolicy(message: string): ClientError {
   return new ClientError("ERR_POLICY_INVALID", message);
 }
@@ -99,7 +98,7 @@ export function resolvePolicy(policy: ClientPolicy, now?: Date): ResolvedPolicy 
   }
   const trust = readTrustSetting(policy.trust, "bytes", (where, message) => invalidPolicy(`${where}: ${message}`));
   let configSha256: Uint8Array[] | undefined;
-  if (Object.prototype.hasOwnProperty.call(policy, "configSha256")) {
+  if (Object.hasOwn(policy, "configSha256")) {
     const list = policy.configSha256;
     // `{ configSha256: undefined }` is a caller who lost the list on the way: reject, never skip.
     if (!Array.isArray(list) || list.length === 0) throw invalidPolicy("configSha256 is present but not a non-empty list");
@@ -112,7 +111,7 @@ export function resolvePolicy(policy: ClientPolicy, now?: Date): ResolvedPolicy 
   const roots = policy.trustedRoots ?? [awsNitroRootG1()];
   if (!Array.isArray(roots) || roots.length === 0) throw invalidPolicy("trustedRoots must name at least one root");
   let expires: Date | undefined;
-  if (Object.prototype.hasOwnProperty.call(policy, "expires")) {
+  if (Object.hasOwn(policy, "expires")) {
     // `{ expires: undefined }` is a caller who lost the expiry on the way: reject, never skip.
     if (!(policy.expires instanceof Date) || !Number.isFinite(policy.expires.getTime())) throw invalidPolicy("expires is present but is not a valid Date");
     expires = new Date(policy.expires.getTime());
@@ -263,9 +262,9 @@ export async function loadPolicyFile(file: string, options: LoadPolicyOptions): 
   if (options === null || typeof options !== "object" || typeof options.now !== "function") {
     throw new ClientError("ERR_POLICY_INVALID", "loadPolicyFile needs options.now, the clock a manifest's expiry is checked against");
   }
-  const minSequence = Object.prototype.hasOwnProperty.call(options, "minSequence") ? minSequenceOption(options.minSequence) : undefined;
+  const minSequence = Object.hasOwn(options, "minSequence") ? minSequenceOption(options.minSequence) : undefined;
   let signedBy: LoadPolicyOptions["signedBy"];
-  if (Object.prototype.hasOwnProperty.call(options, "signedBy")) {
+  if (Object.hasOwn(options, "signedBy")) {
     // `{ signedBy: undefined }` is a caller who lost the pin on the way: reject, never skip.
     signedBy = options.signedBy;
     if (!signedBy || !(signedBy.spkiSha256 instanceof Uint8Array) || signedBy.spkiSha256.length !== 32) {
@@ -279,8 +278,13 @@ export async function loadPolicyFile(file: string, options: LoadPolicyOptions): 
   let signature: VerifiedManifestSignature | undefined;
   if (signedBy) {
     const sigFile = signedBy.signatureFile ?? `${file}${MANIFEST_SIGNATURE_SUFFIX}`;
-    const sigBytes = await readBounded(sigFile, MAX_MANIFEST_SIGNATURE_BYTES, (reason, cause) =>
-      new ClientError("ERR_MANIFEST_SIGNATURE", `manifest signature ${sigFile}: ${reason}; a signing key is pinned, so the manifest is not used without its signature`, { cause }),
+    const sigBytes = await readBounded(
+      sigFile,
+      MAX_MANIFEST_SIGNATURE_BYTES,
+      (reason, cause) =>
+        new ClientError("ERR_MANIFEST_SIGNATURE", `manifest signature ${sigFile}: ${reason}; a signing key is pinned, so the manifest is not used without its signature`, {
+          cause,
+        }),
     );
     signature = await verifyManifestSignature(bytes, sigBytes, { spkiSha256: signedBy.spkiSha256 });
   }

@@ -178,9 +178,7 @@ export function checkStreamedResponse(args: {
             return;
           }
         } catch (err) {
-          const wrapped = (
-            err instanceof StreamTooLarge ? new ClientError("ERR_RESPONSE_TOO_LARGE", err.message) : asClientError(err)
-          ) as Error;
+          const wrapped = (err instanceof StreamTooLarge ? new ClientError("ERR_RESPONSE_TOO_LARGE", err.message) : asClientError(err)) as Error;
           finish(wrapped);
           await it.return?.().catch(() => {});
           // The error event goes to the read waiting now; the next read errors.

@@ -57,8 +57,7 @@ const RESPONSES_END = ["response.completed", "response.incomplete"];
 const anthropicEnd = (f: SseEventFields): boolean => ANTHROPIC_END.includes(f.event) || dataTypeIs(f, ANTHROPIC_END);
 const responsesEnd = (f: SseEventFields): boolean => RESPONSES_END.includes(f.event) || dataTypeIs(f, RESPONSES_END);
 
-const openaiError = (code: string, message: string): string =>
-  `data: ${JSON.stringify({ error: { message, type: "egw_verification_failed", param: null, code } })}\n\n`;
+const openaiError = (code: string, message: string): string => `data: ${JSON.stringify({ error: { message, type: "egw_verification_failed", param: null, code } })}\n\n`;
 
 /** Path prefix match on a segment boundary: "/v1/messages" and "/v1/messages/x", not "/v1/messagesx". */
 const under = (prefix: string) => (path: string) => path === prefix || path.startsWith(`${prefix}/`) || path.startsWith(`${prefix}?`);

@@ -50,20 +50,26 @@ export function checkTrustConstraints(policy: TrustPolicy, sha256: Uint8Array, t
   if (trust === "any") return `NOT constrained (trust "any"): upstream origins ${origins.join(", ")}; identity ${policy.identity.mode}`;
   const passed: string[] = [];
   if (trust.policySha256) {
-    if (!trust.policySha256.some((h) => same(h, sha256))) throw notAllowed(`policySha256: the trust policy's sha256 ${hex(sha256)} is not among the ${trust.policySha256.length} pinned`);
+    if (!trust.policySha256.some((h) => same(h, sha256)))
+      throw notAllowed(`policySha256: the trust policy's sha256 ${hex(sha256)} is not among the ${trust.policySha256.length} pinned`);
     passed.push("policy sha256 pinned");
   }
   if (trust.upstreamOrigins) {
     const allowed = new Set(trust.upstreamOrigins);
     for (const p of policy.providers) {
-      if (!allowed.has(p.origin)) throw notAllowed(`upstreamOrigins: provider "${p.name}" sends to ${p.origin.slice(0, 200)}, which is not an allowed origin (${trust.upstreamOrigins.join(", ").slice(0, 400)})`);
+      if (!allowed.has(p.origin))
+        throw notAllowed(
+          `upstreamOrigins: provider "${p.name}" sends to ${p.origin.slice(0, 200)}, which is not an allowed origin (${trust.upstreamOrigins.join(", ").slice(0, 400)})`,
+        );
     }
     passed.push(`upstream origins ${origins.join(", ")} allowed`);
   }
   if (trust.identity) {
     const actual = policy.identity;
     if (trust.identity.mode !== actual.mode) {
-      throw notAllowed(`identity: the trust policy's identity is ${actual.mode}${actual.mode === "sealed" ? ` under ${actual.kmsKeyArn}` : ""}, ${trust.identity.mode} is required`);
+      throw notAllowed(
+        `identity: the trust policy's identity is ${actual.mode}${actual.mode === "sealed" ? ` under ${actual.kmsKeyArn}` : ""}, ${trust.identity.mode} is required`,
+      );
     }
     if (trust.identity.mode === "sealed" && actual.mode === "sealed" && trust.identity.kmsKeyArn !== actual.kmsKeyArn) {
       throw notAllowed(`identity.kmsKeyArn: the identity is sealed under ${actual.kmsKeyArn}, ${trust.identity.kmsKeyArn} is required`);
@@ -86,7 +92,10 @@ export function checkTrustConstraints(policy: TrustPolicy, sha256: Uint8Array, t
  * document chained to a development root: only then may the policy use
  * development rules (plain http origins, first-party kinds elsewhere).
  */
-export function checkServedTrustPolicy(args: { bytes: Uint8Array; attestedSha256: Uint8Array; dev: boolean; trust: TrustSetting }): { attested: AttestedTrustPolicy; steps: ClientStep[] } {
+export function checkServedTrustPolicy(args: { bytes: Uint8Array; attestedSha256: Uint8Array; dev: boolean; trust: TrustSetting }): {
+  attested: AttestedTrustPolicy;
+  steps: ClientStep[];
+} {
   const sha256 = trustPolicySha256(args.bytes);
   if (!same(sha256, args.attestedSha256)) {
     throw new ClientError(
@@ -94,12 +103,15 @@ export function checkServedTrustPolicy(args: { bytes: Uint8Array; attestedSha256
       `the trust policy served (${args.bytes.length} bytes, sha256 ${hex(sha256)}) is not the attested one (policy_sha256 ${hex(args.attestedSha256)})`,
     );
   }
-  const steps: ClientStep[] = [{ step: "trust-policy", status: "passed", detail: `${args.bytes.length} bytes served over this connection hash to the attested policy_sha256 ${hex(sha256)}` }];
+  const steps: ClientStep[] = [
+    { step: "trust-policy", status: "passed", detail: `${args.bytes.length} bytes served over this connection hash to the attested policy_sha256 ${hex(sha256)}` },
+  ];
   let policy: TrustPolicy;
   try {
     policy = parseTrustPolicy(args.bytes, { dev: args.dev });
   } catch (err) {
-    if (err instanceof TrustPolicyError) throw new ClientError("ERR_TRUST_POLICY_INVALID", `${err.message}${args.dev ? "" : " (production rules: the document chains to the AWS root)"}`, { cause: err });
+    if (err instanceof TrustPolicyError)
+      throw new ClientError("ERR_TRUST_POLICY_INVALID", `${err.message}${args.dev ? "" : " (production rules: the document chains to the AWS root)"}`, { cause: err });
     throw err;
   }
   let detail: string;
@@ -125,7 +137,10 @@ export function checkReceiptUpstream(claims: ReceiptClaims, trust: AttestedTrust
   const origin = claims.upstream?.origin;
   if (origin === undefined || trust === null) return;
   if (!trust.origins.includes(origin)) {
-    throw new ClientError("ERR_RECEIPT_UPSTREAM_NOT_ALLOWED", `the receipt says ${origin.slice(0, 200)} answered, which no provider of the attested trust policy uses (${trust.origins.join(", ").slice(0, 400)})`);
+    throw new ClientError(
+      "ERR_RECEIPT_UPSTREAM_NOT_ALLOWED",
+      `the receipt says ${origin.slice(0, 200)} answered, which no provider of the attested trust policy uses (${trust.origins.join(", ").slice(0, 400)})`,
+    );
   }
   const c = trust.constraints;
   if (c !== "any" && c.upstreamOrigins && !c.upstreamOrigins.includes(origin)) {

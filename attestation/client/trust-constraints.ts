@@ -52,12 +52,14 @@ export function originProblem(value: unknown): string | undefined {
     return `"${value.slice(0, 80)}" is not a URL origin`;
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") return `"${value.slice(0, 80)}" is not an http(s) origin`;
-  if (url.origin !== value) return `"${value.slice(0, 80)}" is not written as an origin (expected "${url.origin.slice(0, 80)}": scheme and host in lower case, no path, no default port)`;
+  if (url.origin !== value)
+    return `"${value.slice(0, 80)}" is not written as an origin (expected "${url.origin.slice(0, 80)}": scheme and host in lower case, no path, no default port)`;
   return undefined;
 }
 
 function arnProblem(value: unknown): string | undefined {
-  if (typeof value !== "string" || value.length > 2048 || !KMS_KEY_ARN.test(value)) return "expected a full KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>); aliases and bare key ids are refused";
+  if (typeof value !== "string" || value.length > 2048 || !KMS_KEY_ARN.test(value))
+    return "expected a full KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>); aliases and bare key ids are refused";
   return undefined;
 }
 
@@ -75,7 +77,7 @@ export function readTrustSetting(value: unknown, form: "json" | "bytes", fail: (
   for (const key of Object.keys(o)) if (!(FIELDS as readonly string[]).includes(key)) throw fail("trust", `unknown field "${key.slice(0, 64)}"`);
   const out: TrustConstraints = {};
   // `{ upstreamOrigins: undefined }` is a caller who lost the list on the way: refuse, never skip.
-  const present = (key: (typeof FIELDS)[number]) => Object.prototype.hasOwnProperty.call(o, key);
+  const present = (key: (typeof FIELDS)[number]) => Object.hasOwn(o, key);
 
   if (present("upstreamOrigins")) {
     const list = o.upstreamOrigins;
@@ -149,7 +151,13 @@ export function describeTrustConstraints(trust: TrustSetting): string[] {
   if (trust === "any") return ['trust: "any" — the trust policy is NOT constrained (upstream origins, identity and key ARNs are reported, not checked)'];
   const lines: string[] = [];
   lines.push(trust.upstreamOrigins ? `upstream origins allowed: ${trust.upstreamOrigins.join(", ")}` : "upstream origins: NOT constrained");
-  lines.push(!trust.identity ? "identity: NOT constrained" : trust.identity.mode === "ephemeral" ? "identity required: ephemeral" : `identity required: sealed under ${trust.identity.kmsKeyArn}`);
+  lines.push(
+    !trust.identity
+      ? "identity: NOT constrained"
+      : trust.identity.mode === "ephemeral"
+        ? "identity required: ephemeral"
+        : `identity required: sealed under ${trust.identity.kmsKeyArn}`,
+  );
   lines.push(trust.secretsKmsKeyArn !== undefined ? `secrets KMS key required: ${trust.secretsKmsKeyArn}` : "secrets KMS key: NOT constrained");
   lines.push(trust.policySha256 ? `trust policy sha256 pinned: ${trust.policySha256.map((h) => Buffer.from(h).toString("hex")).join(", ")}` : "trust policy sha256: not pinned");
   return lines;

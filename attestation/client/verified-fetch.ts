@@ -93,7 +93,20 @@ export interface VerifiedFetch {
 }
 
 // Connection-level fields are the client's own business, never the caller's.
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length", "proxy-connection", "proxy-authorization", "expect", "accept-encoding"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "host",
+  "content-length",
+  "proxy-connection",
+  "proxy-authorization",
+  "expect",
+  "accept-encoding",
+]);
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
 
 class Slot {
@@ -234,7 +247,11 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
     const url = new URL(request.url);
     if (url.origin !== origin) throw new ClientError("ERR_ORIGIN", `${url.origin} is not the attested gateway ${origin}`);
     const body = request.body
-      ? await readLimited(request.body as unknown as AsyncIterable<Uint8Array>, maxRequestBytes, () => new ClientError("ERR_REQUEST_TOO_LARGE", `request body over ${maxRequestBytes} bytes`))
+      ? await readLimited(
+          request.body as unknown as AsyncIterable<Uint8Array>,
+          maxRequestBytes,
+          () => new ClientError("ERR_REQUEST_TOO_LARGE", `request body over ${maxRequestBytes} bytes`),
+        )
       : new Uint8Array();
     const headers: Record<string, string> = {};
     request.headers.forEach((value, name) => {

@@ -31,13 +31,7 @@ import {
   type Extension,
   type JsonNameParams,
 } from "@peculiar/x509";
-import {
-  X509Certificate as NodeCertificate,
-  createPrivateKey,
-  createPublicKey,
-  randomBytes,
-  webcrypto,
-} from "node:crypto";
+import { X509Certificate as NodeCertificate, createPrivateKey, createPublicKey, randomBytes, webcrypto } from "node:crypto";
 import { constants as fsConstants } from "node:fs";
 import { link, mkdir, open, rename, unlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -92,12 +86,7 @@ const UNIT = "DEVELOPMENT";
 const COUNTRY = "ZZ";
 const STATE = "Development";
 const LOCALITY = "localhost";
-const nameCOOuCn = (cn: string): JsonNameParams => [
-  { C: printable(COUNTRY) },
-  { O: utf8(ORG) },
-  { OU: utf8(UNIT) },
-  { CN: utf8(cn) },
-];
+const nameCOOuCn = (cn: string): JsonNameParams => [{ C: printable(COUNTRY) }, { O: utf8(ORG) }, { OU: utf8(UNIT) }, { CN: utf8(cn) }];
 const nameCnOuOCStL = (cn: string): JsonNameParams => [
   { CN: utf8(cn) },
   { OU: utf8(UNIT) },
@@ -217,7 +206,9 @@ function randomSerial(): string {
 }
 
 function pemEncode(der: Uint8Array, label: string): string {
-  const body = Buffer.from(der).toString("base64").replace(/.{1,64}/g, "$&\n");
+  const body = Buffer.from(der)
+    .toString("base64")
+    .replace(/.{1,64}/g, "$&\n");
   return `-----BEGIN ${label}-----\n${body}-----END ${label}-----\n`;
 }
 
@@ -331,10 +322,7 @@ class DevCaImpl implements DevCa {
         signingAlgorithm: ECDSA_SHA384,
         // As AWS leaves: CA:FALSE (critical) and a NON-critical keyUsage of
         // digitalSignature + nonRepudiation; no key identifiers.
-        extensions: [
-          new BasicConstraintsExtension(false, undefined, true),
-          new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.nonRepudiation, false),
-        ],
+        extensions: [new BasicConstraintsExtension(false, undefined, true), new KeyUsagesExtension(KeyUsageFlags.digitalSignature | KeyUsageFlags.nonRepudiation, false)],
       },
       crypto,
     );
@@ -354,9 +342,7 @@ class DevCaImpl implements DevCa {
     const store = {
       format: STORE_FORMAT,
       version: STORE_VERSION,
-      notice:
-        "Private keys of an enclave-gateway DEVELOPMENT attestation CA. NOT FOR PRODUCTION. " +
-        "Whoever holds this file can issue development attestation documents.",
+      notice: "Private keys of an enclave-gateway DEVELOPMENT attestation CA. NOT FOR PRODUCTION. " + "Whoever holds this file can issue development attestation documents.",
       chain,
     };
     return `${JSON.stringify(store, null, 2)}\n`;
@@ -368,10 +354,7 @@ function checkCovers(caNotBefore: Date, caNotAfter: Date, notBefore: Date, notAf
     throw devCaError(`development CA is not valid before ${caNotBefore.toISOString()}; check the clock`);
   }
   if (notAfter > caNotAfter) {
-    throw devCaError(
-      `development CA expires at ${caNotAfter.toISOString()}, before a leaf issued now would; ` +
-        "delete the CA directory to create a new one",
-    );
+    throw devCaError(`development CA expires at ${caNotAfter.toISOString()}, before a leaf issued now would; delete the CA directory to create a new one`);
   }
 }
 
@@ -462,12 +445,7 @@ async function caFromStore(text: string, now: Date): Promise<DevCa> {
     previous = nodeCert;
   }
   const ca = new DevCaImpl(entries);
-  checkCovers(
-    ca.notBefore,
-    ca.notAfter,
-    floorToSecond(now.getTime() - LEAF_BACKDATE_MS),
-    floorToSecond(now.getTime() + LEAF_LIFETIME_MS),
-  );
+  checkCovers(ca.notBefore, ca.notAfter, floorToSecond(now.getTime() - LEAF_BACKDATE_MS), floorToSecond(now.getTime() + LEAF_LIFETIME_MS));
   return ca;
 }
 

@@ -127,8 +127,6 @@ export function encodeCoseSign1(protectedBytes: Uint8Array, payload: Uint8Array,
 export async function signCoseSign1(payload: Uint8Array, signingKey: webcrypto.CryptoKey): Promise<Uint8Array> {
   const protectedBytes = es384ProtectedHeader();
   const toBeSigned = encodeSigStructure(protectedBytes, payload);
-  const signature = new Uint8Array(
-    await webcrypto.subtle.sign({ name: "ECDSA", hash: "SHA-384" }, signingKey, toBeSigned),
-  );
+  const signature = new Uint8Array(await webcrypto.subtle.sign({ name: "ECDSA", hash: "SHA-384" }, signingKey, toBeSigned));
   return encodeCoseSign1(protectedBytes, payload, signature);
 }

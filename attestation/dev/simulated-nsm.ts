@@ -27,14 +27,7 @@ import { createHash, randomBytes, webcrypto } from "node:crypto";
 import { lstat, open, readdir } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  NSM_MAX_NONCE,
-  NSM_MAX_PUBLIC_KEY,
-  NSM_MAX_USER_DATA,
-  type AttestationRequest,
-  type Attester,
-  type PcrDescription,
-} from "../attester.js";
+import { NSM_MAX_NONCE, NSM_MAX_PUBLIC_KEY, NSM_MAX_USER_DATA, type AttestationRequest, type Attester, type PcrDescription } from "../attester.js";
 import { AttestationError } from "../errors.js";
 import type { DevCa } from "./dev-ca.js";
 import { NSM_PCR_COUNT, PCR_LENGTH, encodeDocumentPayload, signCoseSign1 } from "./encode-document.js";
@@ -87,8 +80,7 @@ function labelledPcr(label: string): Uint8Array {
 function normalisePcrs(pcrs: PcrValues | undefined): Map<number, Uint8Array> {
   const out = new Map<number, Uint8Array>();
   if (pcrs === undefined) return out;
-  const entries: Iterable<[unknown, unknown]> =
-    pcrs instanceof Map ? pcrs.entries() : Object.entries(pcrs).map(([k, v]) => [Number(k), v] as [unknown, unknown]);
+  const entries: Iterable<[unknown, unknown]> = pcrs instanceof Map ? pcrs.entries() : Object.entries(pcrs).map(([k, v]) => [Number(k), v] as [unknown, unknown]);
   for (const [index, value] of entries) {
     if (typeof index !== "number" || !Number.isInteger(index) || index < 0 || index >= DOCUMENT_PCR_COUNT) {
       throw requestError(`"pcrs" index expected an integer 0..${DOCUMENT_PCR_COUNT - 1}, got ${String(index)}`);
@@ -103,11 +95,7 @@ function normalisePcrs(pcrs: PcrValues | undefined): Map<number, Uint8Array> {
 }
 
 function checkModuleId(moduleId: string): string {
-  if (
-    typeof moduleId !== "string" ||
-    moduleId.length > MAX_DEV_MODULE_ID ||
-    !/^dev-[A-Za-z0-9][A-Za-z0-9._-]*$/.test(moduleId)
-  ) {
+  if (typeof moduleId !== "string" || moduleId.length > MAX_DEV_MODULE_ID || !/^dev-[A-Za-z0-9][A-Za-z0-9._-]*$/.test(moduleId)) {
     throw requestError(`"moduleId" expected "dev-" then 1..${MAX_DEV_MODULE_ID - 4} of [A-Za-z0-9._-]`);
   }
   return moduleId;
@@ -138,9 +126,7 @@ export class SimulatedNsm implements Attester {
     this.#locked = options.pcrsLocked ?? true;
     this.#overrides = normalisePcrs(options.pcrs);
     this.#codeBundle = options.codeBundle;
-    this.moduleId = checkModuleId(
-      options.moduleId ?? `dev-${randomBytes(8).toString("hex")}-enc${randomBytes(8).toString("hex")}`,
-    );
+    this.moduleId = checkModuleId(options.moduleId ?? `dev-${randomBytes(8).toString("hex")}-enc${randomBytes(8).toString("hex")}`);
   }
 
   /** PCRs 0..15, computed once; PCR0 needs a walk of the code bundle. */
@@ -303,14 +289,10 @@ function compareBytes(a: string, b: string): number {
  * followed, so nothing that runs can escape the measurement. File count,
  * sizes and depth are bounded (ERR_INPUT_TOO_LARGE).
  */
-export async function measureCodeBundle(
-  root: string,
-  options: { include?: readonly string[] | undefined; limits?: Partial<MeasureLimits> } = {},
-): Promise<Uint8Array> {
+export async function measureCodeBundle(root: string, options: { include?: readonly string[] | undefined; limits?: Partial<MeasureLimits> } = {}): Promise<Uint8Array> {
   const limits = { ...DEFAULT_MEASURE_LIMITS, ...options.limits };
   const files: string[] = [];
-  const tooLarge = (what: string) =>
-    new AttestationError("ERR_INPUT_TOO_LARGE", `code bundle under ${root}: ${what}`);
+  const tooLarge = (what: string) => new AttestationError("ERR_INPUT_TOO_LARGE", `code bundle under ${root}: ${what}`);
 
   const walk = async (dir: string, depth: number): Promise<void> => {
     if (depth > limits.maxDepth) throw tooLarge(`deeper than ${limits.maxDepth} levels`);
@@ -365,11 +347,7 @@ export async function measureCodeBundle(
   }
 }
 
-async function hashFile(
-  path: string,
-  maxBytes: number,
-  tooLarge: (what: string) => AttestationError,
-): Promise<{ digest: string; size: number }> {
+async function hashFile(path: string, maxBytes: number, tooLarge: (what: string) => AttestationError): Promise<{ digest: string; size: number }> {
   const handle = await open(path, "r");
   try {
     const info = await handle.stat();

@@ -180,7 +180,13 @@ export function createManifest(entry: MeasurementSet, configSha256: readonly Uin
  * The trust section is the one given (it applies to every entry, like the
  * config hashes), else the existing manifest's.
  */
-export function mergeManifest(existing: Manifest, entry: MeasurementSet, configSha256: readonly Uint8Array[] = [], lifecycle: ManifestLifecycle = {}, trust?: TrustSetting): Manifest {
+export function mergeManifest(
+  existing: Manifest,
+  entry: MeasurementSet,
+  configSha256: readonly Uint8Array[] = [],
+  lifecycle: ManifestLifecycle = {},
+  trust?: TrustSetting,
+): Manifest {
   const fields = lifecycleFields(lifecycle);
   if (existing.sequence !== undefined && (fields.sequence === undefined || fields.sequence <= existing.sequence)) {
     throw new ReleaseError(

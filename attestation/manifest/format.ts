@@ -209,7 +209,13 @@ function parseManifestWith(input: string | unknown, trustRequired: boolean): Omi
     if (err instanceof ClientError && err.code === "ERR_POLICY_INVALID") throw new ClientError("ERR_POLICY_INVALID", `manifest trust: ${err.message}`);
     throw err;
   }
-  const manifest: Omit<Manifest, "trust"> & { trust?: TrustSetting } = { version: 1, ...(sequence !== undefined && { sequence }), ...(expires !== undefined && { expires }), measurements, ...(trust !== undefined && { trust }) };
+  const manifest: Omit<Manifest, "trust"> & { trust?: TrustSetting } = {
+    version: 1,
+    ...(sequence !== undefined && { sequence }),
+    ...(expires !== undefined && { expires }),
+    measurements,
+    ...(trust !== undefined && { trust }),
+  };
   if (value.configSha256 !== undefined) {
     const hashes = value.configSha256;
     if (!Array.isArray(hashes) || hashes.length === 0 || hashes.length > MAX_ENTRIES) {
@@ -239,4 +245,3 @@ function parseManifestWith(input: string | unknown, trustRequired: boolean): Omi
   }
   return manifest;
 }
-

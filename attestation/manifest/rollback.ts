@@ -96,6 +96,6 @@ export function checkMinSequence(sequence: number | undefined, minSequence: numb
  */
 export function checkManifestRollback(manifest: { sequence?: number; expires?: string }, options: { now: Date; minSequence?: number }): void {
   const now = clockReading(options?.now, "now");
-  if (Object.prototype.hasOwnProperty.call(options, "minSequence")) checkMinSequence(manifest.sequence, minSequenceOption(options.minSequence));
+  if (Object.hasOwn(options, "minSequence")) checkMinSequence(manifest.sequence, minSequenceOption(options.minSequence));
   if (manifest.expires !== undefined) checkNotExpired(expiresAt(manifest.expires), now);
 }

@@ -22,7 +22,10 @@ const P384_HINT = "generate one with: openssl genpkey -algorithm EC -pkeyopt ec_
 export function loadSigningKey(pem: string): KeyObject {
   if (pem.length > MAX_PEM_BYTES) throw new ReleaseError("ERR_SIGNING_KEY", "the key file is too large to be a PEM private key");
   if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem)) {
-    throw new ReleaseError("ERR_SIGNING_KEY", "the private key is encrypted; egw reads unencrypted PEM only: decrypt it into a pipe, e.g. openssl pkey -in key.enc | egw manifest sign --key - …");
+    throw new ReleaseError(
+      "ERR_SIGNING_KEY",
+      "the private key is encrypted; egw reads unencrypted PEM only: decrypt it into a pipe, e.g. openssl pkey -in key.enc | egw manifest sign --key - …",
+    );
   }
   let key: KeyObject;
   try {
@@ -39,7 +42,8 @@ export function publicKeySpkiFromPem(pem: string): Uint8Array {
   if (pem.length > MAX_PEM_BYTES) throw new ReleaseError("ERR_SIGNING_KEY", "the file is too large to be a PEM public key");
   // A private key would also yield a public key; a pin file must not be one.
   const blocks = pem.match(/-----BEGIN [A-Z ]+-----/g) ?? [];
-  if (blocks.length !== 1 || blocks[0] !== "-----BEGIN PUBLIC KEY-----") throw new ReleaseError("ERR_SIGNING_KEY", 'expected exactly one PEM "PUBLIC KEY" block (SubjectPublicKeyInfo)');
+  if (blocks.length !== 1 || blocks[0] !== "-----BEGIN PUBLIC KEY-----")
+    throw new ReleaseError("ERR_SIGNING_KEY", 'expected exactly one PEM "PUBLIC KEY" block (SubjectPublicKeyInfo)');
   let key: KeyObject;
   try {
     key = createPublicKey({ key: pem, format: "pem" });

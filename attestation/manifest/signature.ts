@@ -110,12 +110,14 @@ function decodeProtected(protectedBytes: Uint8Array): { kid: Uint8Array; spki: U
   if (!(header instanceof Map) || header.size !== expected.length || !expected.every((label) => header.has(label))) {
     throw refused(`protected header must hold exactly the labels ${expected.join(", ")}`);
   }
-  if (header.get(MANIFEST_SIG_HEADER.alg) !== COSE_ALG_ES384) throw refused(`alg ${String(header.get(MANIFEST_SIG_HEADER.alg))} is not allowed, expected ES384 (${COSE_ALG_ES384})`);
+  if (header.get(MANIFEST_SIG_HEADER.alg) !== COSE_ALG_ES384)
+    throw refused(`alg ${String(header.get(MANIFEST_SIG_HEADER.alg))} is not allowed, expected ES384 (${COSE_ALG_ES384})`);
   if (header.get(MANIFEST_SIG_HEADER.contentType) !== MANIFEST_CONTENT_TYPE) throw refused(`content type must be "${MANIFEST_CONTENT_TYPE}"`);
   const kid: unknown = header.get(MANIFEST_SIG_HEADER.kid);
   const spki: unknown = header.get(MANIFEST_SIG_HEADER.spki);
   if (!isBytes(kid) || kid.length !== 32) throw refused("kid must be 32 bytes (SHA-256 of the signing key's SPKI)");
-  if (!isBytes(spki) || spki.length === 0 || spki.length > MAX_SPKI_BYTES) throw refused(`the key (label ${MANIFEST_SIG_HEADER.spki}) must be 1..${MAX_SPKI_BYTES} bytes of SPKI DER`);
+  if (!isBytes(spki) || spki.length === 0 || spki.length > MAX_SPKI_BYTES)
+    throw refused(`the key (label ${MANIFEST_SIG_HEADER.spki}) must be 1..${MAX_SPKI_BYTES} bytes of SPKI DER`);
   return { kid, spki };
 }
 

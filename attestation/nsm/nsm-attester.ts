@@ -74,10 +74,7 @@ export class NsmAttester implements Attester {
   async getRandom(length: number): Promise<Uint8Array> {
     if (typeof length !== "number" || !Number.isInteger(length) || length < 1 || length > NSM_MAX_RANDOM_LENGTH) {
       const shown = typeof length === "number" ? String(length) : typeof length;
-      throw new AttestationError(
-        "ERR_NSM_REQUEST",
-        `"length" expected an integer in 1..${NSM_MAX_RANDOM_LENGTH}, got ${shown}`,
-      );
+      throw new AttestationError("ERR_NSM_REQUEST", `"length" expected an integer in 1..${NSM_MAX_RANDOM_LENGTH}, got ${shown}`);
     }
     const encoded = encodeGetRandomRequest();
     return this.#run((device) => {
@@ -92,10 +89,7 @@ export class NsmAttester implements Attester {
       }
       if (filled < length) {
         out.fill(0);
-        throw new AttestationError(
-          "ERR_NSM_RESPONSE",
-          `NSM gave ${filled} of ${length} random bytes in ${NSM_MAX_GET_RANDOM_CALLS} GetRandom calls`,
-        );
+        throw new AttestationError("ERR_NSM_RESPONSE", `NSM gave ${filled} of ${length} random bytes in ${NSM_MAX_GET_RANDOM_CALLS} GetRandom calls`);
       }
       return out;
     });

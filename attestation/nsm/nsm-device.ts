@@ -63,7 +63,6 @@ const O_CLOEXEC = 0o2000000;
 
 type KoffiType = ReturnType<Koffi["struct"]>;
 
-
 interface Ffi {
   koffi: Koffi;
   message: KoffiType;
@@ -145,10 +144,7 @@ function openError(path: string, errno: number, name: string): AttestationError 
     case "ENOENT":
     case "ENODEV":
     case "ENXIO":
-      return unavailable(
-        `NSM device ${path} not found (${name}): not inside a Nitro Enclave, or the nsm driver is not loaded`,
-        cause,
-      );
+      return unavailable(`NSM device ${path} not found (${name}): not inside a Nitro Enclave, or the nsm driver is not loaded`, cause);
     case "EACCES":
     case "EPERM":
       return unavailable(`permission denied opening NSM device ${path} (${name})`, cause);
@@ -219,10 +215,7 @@ class KoffiNsmDevice implements NsmDevice {
     // exactly NSM_REQUEST_MAX_SIZE bytes. An empty request is refused by the
     // older driver (EINVAL) and is never a valid CBOR item.
     if (request.length === 0 || request.length > NSM_REQUEST_MAX_SIZE) {
-      throw new AttestationError(
-        "ERR_NSM_REQUEST",
-        `NSM request expected 1..${NSM_REQUEST_MAX_SIZE} bytes, got length=${request.length}`,
-      );
+      throw new AttestationError("ERR_NSM_REQUEST", `NSM request expected 1..${NSM_REQUEST_MAX_SIZE} bytes, got length=${request.length}`);
     }
     const { koffi } = this.#ffi;
     this.#requestView.set(request);
@@ -245,10 +238,7 @@ class KoffiNsmDevice implements NsmDevice {
       const length = out.response.len;
       // The kernel only ever shrinks len; anything larger is not a driver we know.
       if (length > NSM_RESPONSE_MAX_SIZE || length < 0) {
-        throw new AttestationError(
-          "ERR_NSM_RESPONSE",
-          `NSM driver reported a response of ${String(length)} bytes, buffer holds ${NSM_RESPONSE_MAX_SIZE}`,
-        );
+        throw new AttestationError("ERR_NSM_RESPONSE", `NSM driver reported a response of ${String(length)} bytes, buffer holds ${NSM_RESPONSE_MAX_SIZE}`);
       }
       // A copy: the native buffer is reused and wiped below.
       return this.#responseView.slice(0, Number(length));

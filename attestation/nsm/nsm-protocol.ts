@@ -1,10 +1,5 @@
 import { Encoder } from "cbor-x";
-import {
-  NSM_MAX_NONCE,
-  NSM_MAX_PUBLIC_KEY,
-  NSM_MAX_USER_DATA,
-  type AttestationRequest,
-} from "../attester.js";
+import { NSM_MAX_NONCE, NSM_MAX_PUBLIC_KEY, NSM_MAX_USER_DATA, type AttestationRequest } from "../attester.js";
 import { decodeStrict } from "../cbor-decode.js";
 import { AttestationError, isAttestationError } from "../errors.js";
 
@@ -44,16 +39,7 @@ export const NSM_ERROR_CODES = [
 export type NsmErrorCode = (typeof NSM_ERROR_CODES)[number];
 
 /** `Response` variants (src/api/mod.rs); used only to name what the NSM answered. */
-const RESPONSE_VARIANTS: ReadonlySet<string> = new Set([
-  "DescribePCR",
-  "ExtendPCR",
-  "LockPCR",
-  "LockPCRs",
-  "DescribeNSM",
-  "Attestation",
-  "GetRandom",
-  "Error",
-]);
+const RESPONSE_VARIANTS: ReadonlySet<string> = new Set(["DescribePCR", "ExtendPCR", "LockPCR", "LockPCRs", "DescribeNSM", "Attestation", "GetRandom", "Error"]);
 
 /** The `cause` of the AttestationError raised for an NSM `Error(code)` response. */
 export interface NsmErrorCause {
@@ -132,9 +118,9 @@ export function encodeAttestationRequest(request: AttestationRequest): Uint8Arra
   const input = request as Record<string, unknown>;
   return finish({
     Attestation: {
-      user_data: optionalBytes(input["userData"], "user_data", NSM_MAX_USER_DATA),
-      nonce: optionalBytes(input["nonce"], "nonce", NSM_MAX_NONCE),
-      public_key: optionalBytes(input["publicKey"], "public_key", NSM_MAX_PUBLIC_KEY),
+      user_data: optionalBytes(input.userData, "user_data", NSM_MAX_USER_DATA),
+      nonce: optionalBytes(input.nonce, "nonce", NSM_MAX_NONCE),
+      public_key: optionalBytes(input.publicKey, "public_key", NSM_MAX_PUBLIC_KEY),
     },
   });
 }
@@ -180,9 +166,7 @@ function decodeVariant(bytes: Uint8Array, expected: NsmResponseVariant): Map<unk
     throw responseError(`NSM response to ${expected} expected Uint8Array, got ${typeName(bytes)}`);
   }
   if (bytes.length === 0 || bytes.length > NSM_RESPONSE_MAX_SIZE) {
-    throw responseError(
-      `NSM response to ${expected} expected 1..${NSM_RESPONSE_MAX_SIZE} bytes, got length=${bytes.length}`,
-    );
+    throw responseError(`NSM response to ${expected} expected 1..${NSM_RESPONSE_MAX_SIZE} bytes, got length=${bytes.length}`);
   }
   let value: unknown;
   try {

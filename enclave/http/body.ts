@@ -25,8 +25,7 @@ export interface BodyLimits {
 }
 
 const tooLarge = (maxBytes: number) => new GatewayError("request_too_large", `Request body is larger than ${maxBytes} bytes.`);
-const overBudget = () =>
-  new GatewayError("overloaded", "The gateway holds too many request bytes at once; retry shortly.", { retryAfter: 1, status: 503 });
+const overBudget = () => new GatewayError("overloaded", "The gateway holds too many request bytes at once; retry shortly.", { retryAfter: 1, status: 503 });
 const tooSlow = (timeoutMs: number) => new GatewayError("request_timeout", `Request body did not arrive within ${timeoutMs} ms.`);
 
 export async function readBody(view: RequestView, limits: BodyLimits): Promise<Uint8Array> {

@@ -116,7 +116,8 @@ function configure(sys: NetdeviceSys, name: string): Omit<LoopbackResult, "probe
       const check = sys.ioctl(fd, SIOCGIFFLAGS, again);
       if (check.rc < 0) throw syscallError(sys, name, "ioctl(SIOCGIFFLAGS)", check.errno);
       flags = readIfreqFlags(again);
-      if ((flags & IFF_UP) === 0) throw new InitError("ERR_LOOPBACK_SYSCALL", `interface ${name} is still down after SIOCSIFFLAGS (flags 0x${flags.toString(16)})`, { syscall: "ioctl(SIOCSIFFLAGS)" });
+      if ((flags & IFF_UP) === 0)
+        throw new InitError("ERR_LOOPBACK_SYSCALL", `interface ${name} is still down after SIOCSIFFLAGS (flags 0x${flags.toString(16)})`, { syscall: "ioctl(SIOCSIFFLAGS)" });
     }
 
     let address = readAddress(sys, fd, name);
@@ -156,7 +157,11 @@ function syscallError(sys: NetdeviceSys, name: string, syscall: string, errno: n
       return new InitError("ERR_LOOPBACK_NO_INTERFACE", `${syscall} on ${name}: no such interface (${errnoName})`, options);
     case "EPERM":
     case "EACCES":
-      return new InitError("ERR_LOOPBACK_PERMISSION", `${syscall} on ${name}: ${errnoName}; configuring an interface needs CAP_NET_ADMIN (run as root inside the enclave)`, options);
+      return new InitError(
+        "ERR_LOOPBACK_PERMISSION",
+        `${syscall} on ${name}: ${errnoName}; configuring an interface needs CAP_NET_ADMIN (run as root inside the enclave)`,
+        options,
+      );
     default:
       return new InitError("ERR_LOOPBACK_SYSCALL", `${syscall} on ${name} failed (${errnoName})`, options);
   }

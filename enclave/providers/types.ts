@@ -10,15 +10,7 @@ import type { UpstreamFetch } from "../http/upstream-response.js";
  * care and never buffer a stream: `chatStream` yields each chunk as soon as
  * the provider's event for it has arrived.
  */
-import type {
-  ChatCompletion,
-  ChatCompletionChunk,
-  ChatRequest,
-  EmbeddingsRequest,
-  EmbeddingsResponse,
-  ImagesRequest,
-  ImagesResponse,
-} from "./canonical/types.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ImagesRequest, ImagesResponse } from "./canonical/types.js";
 
 export type {
   ContentPart,

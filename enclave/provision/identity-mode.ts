@@ -65,7 +65,8 @@ export function identityRequestOptions(request: IdentityGenerateRequest, rotatio
     throw requestError(`the sealed file already has an identity, so this is a rotation: "overlapDays" is required (0 cuts the old key off at once)`);
   }
   if (!rotation && request.overlapDays !== undefined) throw requestError(`the sealed file has no identity to rotate: "overlapDays" is not allowed`);
-  if (!rotation && request.rotateTls !== undefined) throw requestError(`the sealed file has no identity to rotate: "rotateTls" is not allowed (a first identity always has a new TLS key)`);
+  if (!rotation && request.rotateTls !== undefined)
+    throw requestError(`the sealed file has no identity to rotate: "rotateTls" is not allowed (a first identity always has a new TLS key)`);
   return {
     validityMs: request.validityDays * DAY_MS,
     ...(request.overlapDays !== undefined && { overlapMs: request.overlapDays * DAY_MS }),
@@ -106,7 +107,10 @@ export async function generateIdentityFromBundle(options: IdentityModeOptions): 
   const generation = identityRequestOptions(request, sealed.identity !== undefined);
   const pins = kmsPinsFor(config.trust, attester);
   if (pins.identityKeyArn === undefined) {
-    throw new SealedSecretsError("ERR_IDENTITY_POLICY", 'the trust policy\'s identity mode is ephemeral, so no shared identity is made; set identity { "mode": "sealed", "kmsKeyArn": … }');
+    throw new SealedSecretsError(
+      "ERR_IDENTITY_POLICY",
+      'the trust policy\'s identity mode is ephemeral, so no shared identity is made; set identity { "mode": "sealed", "kmsKeyArn": … }',
+    );
   }
   const identityKeyArn = pins.identityKeyArn;
   const region = checkPinnedKey(identityKeyArn, "sealed identity", { dev: pins.dev }) as string;

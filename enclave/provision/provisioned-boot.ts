@@ -100,7 +100,11 @@ export async function provisionedBoot<T>(options: ProvisionedBootOptions<T>): Pr
   let socket: Duplex | undefined;
   let never: string[] = [];
   try {
-    socket = await accepted(() => first, (resolve) => (onFirst = resolve), limits.acceptTimeoutMs);
+    socket = await accepted(
+      () => first,
+      (resolve) => (onFirst = resolve),
+      limits.acceptTimeoutMs,
+    );
     log.log("info", "provision.connected", { ms: Math.round(now() - started) });
     const frame = await readFrame(socket, { maxBytes: limits.maxBundleBytes, timeoutMs: limits.readTimeoutMs });
     let bundle: ProvisionBundle;

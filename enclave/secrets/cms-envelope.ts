@@ -75,9 +75,7 @@ export interface CmsEnvelope {
 const { Class, Type } = forge.asn1;
 type Node = forge.asn1.Asn1;
 
-const OID_DER = Object.fromEntries(
-  Object.entries(CMS_OID).map(([name, oid]) => [name, forge.asn1.oidToDer(oid).getBytes()]),
-) as Record<keyof typeof CMS_OID, string>;
+const OID_DER = Object.fromEntries(Object.entries(CMS_OID).map(([name, oid]) => [name, forge.asn1.oidToDer(oid).getBytes()])) as Record<keyof typeof CMS_OID, string>;
 
 // forge's typings only declare the boolean `strict` argument; the runtime
 // takes this options object (node-forge lib/asn1.js, asn1.fromDer).
@@ -250,10 +248,7 @@ function encryptedContentInfo(node: Node | undefined): Pick<CmsEnvelope, "iv" | 
     contentEncoding = "primitive";
   }
   if (encryptedContent.length === 0 || encryptedContent.length % AES_BLOCK_BYTES !== 0) {
-    throw new CmsError(
-      "ERR_CMS_MALFORMED",
-      `CMS: encryptedContent is ${encryptedContent.length} bytes, expected a non-zero multiple of ${AES_BLOCK_BYTES}`,
-    );
+    throw new CmsError("ERR_CMS_MALFORMED", `CMS: encryptedContent is ${encryptedContent.length} bytes, expected a non-zero multiple of ${AES_BLOCK_BYTES}`);
   }
   return { iv, encryptedContent: new Uint8Array(encryptedContent), contentEncoding };
 }
@@ -312,13 +307,7 @@ function nullValue(node: Node, what: string): void {
 
 function isInteger(node: Node | undefined, expected: number): boolean {
   // BER integers are minimal too (X.690 §8.3.2), so small values are one byte.
-  return (
-    node !== undefined &&
-    node.tagClass === Class.UNIVERSAL &&
-    node.type === Type.INTEGER &&
-    !node.constructed &&
-    node.value === String.fromCharCode(expected)
-  );
+  return node !== undefined && node.tagClass === Class.UNIVERSAL && node.type === Type.INTEGER && !node.constructed && node.value === String.fromCharCode(expected);
 }
 
 function integerIs(node: Node | undefined, expected: number, what: string): void {

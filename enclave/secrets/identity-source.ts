@@ -7,14 +7,7 @@ import { classifyKmsError, openRecipientOutput } from "./kms-source.js";
 import { generateRecipientKey } from "./recipient-decrypt.js";
 import { MAX_IDENTITY_ATTESTATION_BYTES, SealedSecretsError, type SealedIdentityBlob } from "../../host/transport/codec/sealed-file.js";
 import { checkAnswerKey, checkPinnedKey } from "./key-arn.js";
-import {
-  checkIdentityAgainstClaims,
-  encodeIdentityClaims,
-  identityBlobSha256,
-  identityKeyHashes,
-  ownImagePcrs,
-  verifyGeneratorAttestation,
-} from "./identity-provenance.js";
+import { checkIdentityAgainstClaims, encodeIdentityClaims, identityBlobSha256, identityKeyHashes, ownImagePcrs, verifyGeneratorAttestation } from "./identity-provenance.js";
 
 /**
  * KMS side of the shared identity (identity-blob.ts has the format,

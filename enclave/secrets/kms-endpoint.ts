@@ -31,11 +31,7 @@ export function checkKmsEndpoint(endpoint: string | undefined, region: string, a
     throw new SealedSecretsError("ERR_KMS_ENDPOINT", "sealed secrets: the KMS endpoint is not a URL");
   }
   const r = region.replace(/[^a-z0-9-]/g, "");
-  const allowed = [
-    new RegExp(`^kms\\.${r}\\.${SUFFIX}$`),
-    new RegExp(`^kms-fips\\.${r}\\.${SUFFIX}$`),
-    new RegExp(`^vpce-[a-z0-9-]{1,64}\\.kms\\.${r}\\.vpce\\.${SUFFIX}$`),
-  ];
+  const allowed = [new RegExp(`^kms\\.${r}\\.${SUFFIX}$`), new RegExp(`^kms-fips\\.${r}\\.${SUFFIX}$`), new RegExp(`^vpce-[a-z0-9-]{1,64}\\.kms\\.${r}\\.vpce\\.${SUFFIX}$`)];
   const pathOk = url.pathname === "/" && url.search === "" && url.hash === "" && url.username === "" && url.password === "";
   const portOk = url.port === "" || url.port === "443";
   if (url.protocol !== "https:" || !pathOk || !portOk || !allowed.some((re) => re.test(url.hostname))) {

@@ -26,9 +26,7 @@ export class EgressHttpHandler {
       .join("&");
     const port = request.port ? `:${request.port}` : "";
     const url = `${request.protocol}//${request.hostname}${port}${request.path}${query ? `?${query}` : ""}`;
-    const signal = options?.abortSignal
-      ? AbortSignal.any([options.abortSignal as AbortSignal, AbortSignal.timeout(this.timeoutMs)])
-      : AbortSignal.timeout(this.timeoutMs);
+    const signal = options?.abortSignal ? AbortSignal.any([options.abortSignal as AbortSignal, AbortSignal.timeout(this.timeoutMs)]) : AbortSignal.timeout(this.timeoutMs);
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(request.headers)) {
       // The fetch layer sets these itself.

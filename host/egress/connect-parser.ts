@@ -135,9 +135,7 @@ export const DEFAULT_CONNECT_HEAD_LIMITS: Readonly<ConnectHeadLimits> = Object.f
   maxHeaders: 64,
 });
 
-export type ConnectHeadResult =
-  | { done: false }
-  | { done: true; request: ConnectRequest; /** bytes received after the head (a view into the last chunk) */ rest: Uint8Array };
+export type ConnectHeadResult = { done: false } | { done: true; request: ConnectRequest /** bytes received after the head (a view into the last chunk) */; rest: Uint8Array };
 
 const CR = 0x0d;
 const LF = 0x0a;

@@ -41,7 +41,12 @@ export function createEgressMetrics(registry: Registry = new Registry()): Egress
     registry,
     connections: new Counter({ name: "egw_egress_connections_total", help: "Egress proxy connections by outcome", labelNames: ["outcome"], registers: [registry] }),
     denials: new Counter({ name: "egw_egress_denials_total", help: "Egress proxy refusals by rule", labelNames: ["rule"], registers: [registry] }),
-    bytes: new Counter({ name: "egw_egress_bytes_total", help: "Tunnel bytes forwarded by direction (upstream: enclave to provider)", labelNames: ["direction"], registers: [registry] }),
+    bytes: new Counter({
+      name: "egw_egress_bytes_total",
+      help: "Tunnel bytes forwarded by direction (upstream: enclave to provider)",
+      labelNames: ["direction"],
+      registers: [registry],
+    }),
     active: new Gauge({ name: "egw_egress_active_connections", help: "Open egress proxy connections", registers: [registry] }),
     tunnels: new Gauge({ name: "egw_egress_active_tunnels", help: "Open egress tunnels", registers: [registry] }),
     errors: new Counter({ name: "egw_egress_errors_total", help: "Egress proxy errors and forced closes by kind", labelNames: ["kind"], registers: [registry] }),

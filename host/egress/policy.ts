@@ -43,8 +43,7 @@ export interface ResolvedAddress {
 export type Resolver = (host: string) => Promise<ResolvedAddress[]>;
 
 /** getaddrinfo through dns.promises.lookup, all answers, in the resolver's order. */
-export const systemResolver: Resolver = async (host) =>
-  (await lookup(host, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+export const systemResolver: Resolver = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
 
 export type DenialRule = "denied_host" | "denied_port" | "ip_literal" | "private_address" | "metadata_address" | "dns_failure" | "dns_timeout";
 
@@ -113,7 +112,7 @@ export function createEgressPolicy(options: { rules: ReadonlyArray<EgressRule | 
   for (const raw of options.rules) {
     const rule: EgressRule = typeof raw === "string" ? parseEgressRule(raw) : raw;
     if (typeof rule !== "object" || rule === null || typeof rule.host !== "string" || typeof rule.port !== "number") {
-      throw new EgressConfigError("egress rule must be \"host:port\" or { host, port, allowPrivate? }");
+      throw new EgressConfigError('egress rule must be "host:port" or { host, port, allowPrivate? }');
     }
     if (rule.allowPrivate !== undefined && typeof rule.allowPrivate !== "boolean") {
       throw new EgressConfigError(`egress rule "${rule.host}:${rule.port}": allowPrivate must be a boolean`);
@@ -174,9 +173,9 @@ async function resolveWithin(resolver: Resolver, host: string, signal: AbortSign
       Promise.resolve()
         .then(() => resolver(host))
         .then(
-        (answer) => validateAnswer(answer),
-        () => "failure" as const,
-      ),
+          (answer) => validateAnswer(answer),
+          () => "failure" as const,
+        ),
       aborted,
     ]);
     return result;

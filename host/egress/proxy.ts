@@ -1,13 +1,7 @@
 import { connect as netConnect, createServer, type AddressInfo, type LookupFunction, type Server, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import type { Registry } from "prom-client";
-import {
-  ConnectHeadParser,
-  ConnectRequestError,
-  DEFAULT_CONNECT_HEAD_LIMITS,
-  type ConnectHeadLimits,
-  type ConnectRequest,
-} from "./connect-parser.js";
+import { ConnectHeadParser, ConnectRequestError, DEFAULT_CONNECT_HEAD_LIMITS, type ConnectHeadLimits, type ConnectRequest } from "./connect-parser.js";
 import { silentLogger, type EgressLogger } from "./log.js";
 import { createEgressMetrics, type ConnectionOutcome, type EgressMetrics, type ErrorKind } from "./metrics.js";
 import { createEgressPolicy, type EgressPolicy, type EgressRule, type ResolvedAddress, type Resolver } from "./policy.js";

@@ -109,7 +109,10 @@ export async function sendBundle(options: SendBundleOptions): Promise<BootStatus
     }
     attempt++;
     try {
-      socket = await options.transport.connect(options.endpoint, { timeoutMs: Math.max(1, Math.min(retry.dialTimeoutMs, remaining)), ...(options.signal && { signal: options.signal }) });
+      socket = await options.transport.connect(options.endpoint, {
+        timeoutMs: Math.max(1, Math.min(retry.dialTimeoutMs, remaining)),
+        ...(options.signal && { signal: options.signal }),
+      });
     } catch (err) {
       if (!isTransportError(err) || err.action !== "retry") throw err;
       if (err.code === "ERR_CONNECT_ABORTED" && options.signal?.aborted) throw aborted();
@@ -129,10 +132,13 @@ export async function sendBundle(options: SendBundleOptions): Promise<BootStatus
     const body = await readFrame(socket, { maxBytes: MAX_STATUS_BYTES, timeoutMs: remaining, ...(options.signal && { signal: options.signal }) });
     const status = decodeStatus(body);
     const expected = options.expect ?? "ready";
-    if (status.status !== "failed" && status.status !== expected) throw new ProvisionError("ERR_PROVISION_MALFORMED", `enclave status: "${status.status}" where "${expected}" was asked for`);
+    if (status.status !== "failed" && status.status !== expected)
+      throw new ProvisionError("ERR_PROVISION_MALFORMED", `enclave status: "${status.status}" where "${expected}" was asked for`);
     const ms = Math.round(clock.now() - started);
-    if (status.status === "ready") log.log("info", "provision.ready", { outcome: "ready", ms, configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256 });
-    else if (status.status === "identity") log.log("info", "provision.identity", { outcome: "identity", ms, count: status.receiptKeys.length, tlsSpkiSha256: status.tlsSpkiSha256 });
+    if (status.status === "ready")
+      log.log("info", "provision.ready", { outcome: "ready", ms, configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256 });
+    else if (status.status === "identity")
+      log.log("info", "provision.identity", { outcome: "identity", ms, count: status.receiptKeys.length, tlsSpkiSha256: status.tlsSpkiSha256 });
     else log.log("error", "provision.failed", { outcome: "failed", ms, code: status.code });
     return status;
   } finally {

@@ -124,7 +124,11 @@ export async function dialSockaddr(family: number, sockaddr: Uint8Array, what: s
   if (s.rc < 0) {
     const errno = sys.errnoName(s.errno);
     const code = errno === "EAFNOSUPPORT" || errno === "EPROTONOSUPPORT" || errno === "EINVAL" ? "ERR_VSOCK_UNSUPPORTED" : "ERR_CONNECT_FAILED";
-    throw new TransportError(code, `socket() for ${what} failed (${errno})${code === "ERR_VSOCK_UNSUPPORTED" ? ": this kernel has no such address family (vsock module not loaded, or not a VM)" : ""}`, { errno });
+    throw new TransportError(
+      code,
+      `socket() for ${what} failed (${errno})${code === "ERR_VSOCK_UNSUPPORTED" ? ": this kernel has no such address family (vsock module not loaded, or not a VM)" : ""}`,
+      { errno },
+    );
   }
   const fd = s.rc;
   try {

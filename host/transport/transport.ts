@@ -75,7 +75,10 @@ function nodeConnect(endpoint: Extract<Endpoint, { kind: "tcp" | "unix" }>, opti
       fail(new TransportError(connectErrorCode(errno), `dial ${what} failed (${errno ?? "unknown"})`, { cause: err, ...(errno ? { errno } : {}) }));
     };
     const onAbort = () => fail(new TransportError("ERR_CONNECT_ABORTED", `dial ${what} aborted`));
-    const timer = setTimeout(() => fail(new TransportError("ERR_CONNECT_TIMEOUT", `dial ${what} timed out after ${options.timeoutMs} ms`, { errno: "ETIMEDOUT" })), options.timeoutMs);
+    const timer = setTimeout(
+      () => fail(new TransportError("ERR_CONNECT_TIMEOUT", `dial ${what} timed out after ${options.timeoutMs} ms`, { errno: "ETIMEDOUT" })),
+      options.timeoutMs,
+    );
     const onConnect = () => {
       cleanup();
       resolve(socket);
@@ -116,10 +119,7 @@ function nodeListen(endpoint: Extract<Endpoint, { kind: "tcp" | "unix" }>, onCon
       // After listening, 'error' only reports accept(2) failures; net.Server keeps listening.
       server.on("error", (err: NodeJS.ErrnoException) => options.onAcceptError?.(err.code ?? "unknown"));
       const bound = server.address();
-      const address: Endpoint =
-        endpoint.kind === "tcp" && bound !== null && typeof bound === "object"
-          ? { kind: "tcp", host: bound.address, port: bound.port }
-          : endpoint;
+      const address: Endpoint = endpoint.kind === "tcp" && bound !== null && typeof bound === "object" ? { kind: "tcp", host: bound.address, port: bound.port } : endpoint;
       let closed: Promise<void> | undefined;
       resolve({
         address,

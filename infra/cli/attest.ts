@@ -162,7 +162,7 @@ async function issueCommand(args: string[], ctx: CliContext): Promise<number> {
     ...(values["user-data"] !== undefined && { userData: parseHexOption(values["user-data"], "user-data", NSM_MAX_USER_DATA) }),
     ...(values["public-key"] !== undefined && { publicKey: parseHexOption(values["public-key"], "public-key", NSM_MAX_PUBLIC_KEY) }),
   };
-  const stateDir = path.resolve(ctx.cwd, (values["state-dir"]) ?? DEFAULT_STATE_DIR);
+  const stateDir = path.resolve(ctx.cwd, values["state-dir"] ?? DEFAULT_STATE_DIR);
   const ca = await loadOrCreateDevCa(stateDir, { now: ctx.now });
   const pcrs = parsePcrFlags(values.pcr);
   const nsm = new SimulatedNsm({ ca, now: ctx.now, ...(pcrs.size > 0 && { pcrs }) });
@@ -180,7 +180,7 @@ async function issueCommand(args: string[], ctx: CliContext): Promise<number> {
 async function devRootCommand(args: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parse(args, { "state-dir": { type: "string" } });
   if (positionals.length > 0) throw new UsageError("attest dev-root takes no positional arguments");
-  const stateDir = path.resolve(ctx.cwd, (values["state-dir"]) ?? DEFAULT_STATE_DIR);
+  const stateDir = path.resolve(ctx.cwd, values["state-dir"] ?? DEFAULT_STATE_DIR);
   const ca = await loadOrCreateDevCa(stateDir, { now: ctx.now });
   print(ctx.stdout, ca.rootPem);
   return EXIT.ok;

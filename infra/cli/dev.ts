@@ -308,7 +308,24 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const capture = values["capture-dir"] !== undefined ? ["--capture-dir", path.resolve(ctx.cwd, values["capture-dir"])] : [];
     const host = await start(
       "host",
-      ["host", "--listen", `tcp://127.0.0.1:${portText}`, "--enclave", `tcp://127.0.0.1:${enclavePort}`, "--egress-listen", "tcp://127.0.0.1:0", "--trust-policy", trustFile, "--operations", operationsFile, "--allow-private", modelHost, "--allow-private", kmsHost, ...capture],
+      [
+        "host",
+        "--listen",
+        `tcp://127.0.0.1:${portText}`,
+        "--enclave",
+        `tcp://127.0.0.1:${enclavePort}`,
+        "--egress-listen",
+        "tcp://127.0.0.1:0",
+        "--trust-policy",
+        trustFile,
+        "--operations",
+        operationsFile,
+        "--allow-private",
+        modelHost,
+        "--allow-private",
+        kmsHost,
+        ...capture,
+      ],
       baseEnv,
       logDir,
     );
@@ -320,7 +337,23 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const enclaveEnv: NodeJS.ProcessEnv = { ...baseEnv, AWS_ACCESS_KEY_ID: kms.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: kms.credentials.secretAccessKey };
     const enclave = await start(
       "enclave",
-      ["enclave", "--dev", "--trust-policy", trustFile, "--operations", operationsFile, "--listen", `tcp://127.0.0.1:${enclavePort}`, "--state-dir", stateDir, "--egress-proxy", egress, "--upstream-ca", certFile, ...(Object.keys(sealed).length > 0 ? ["--sealed-secrets", sealedFile, "--kms-endpoint", kms.endpoint] : [])],
+      [
+        "enclave",
+        "--dev",
+        "--trust-policy",
+        trustFile,
+        "--operations",
+        operationsFile,
+        "--listen",
+        `tcp://127.0.0.1:${enclavePort}`,
+        "--state-dir",
+        stateDir,
+        "--egress-proxy",
+        egress,
+        "--upstream-ca",
+        certFile,
+        ...(Object.keys(sealed).length > 0 ? ["--sealed-secrets", sealedFile, "--kms-endpoint", kms.endpoint] : []),
+      ],
       enclaveEnv,
       logDir,
     );
@@ -331,7 +364,8 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
     const measurements = await readMeasurements(ingress, devRoot, ctx.now());
     const policySha256 = Buffer.from(trustPolicySha256(trustBytes)).toString("hex");
     // The enclave attests the hash of the bytes it read; a different one means the file changed under us.
-    if (enclave.ready.policySha256 !== policySha256) throw new Error(`the enclave attests trust policy ${String(enclave.ready.policySha256)}, not ${policySha256} (was ${trustFile} changed meanwhile?)`);
+    if (enclave.ready.policySha256 !== policySha256)
+      throw new Error(`the enclave attests trust policy ${String(enclave.ready.policySha256)}, not ${policySha256} (was ${trustFile} changed meanwhile?)`);
     // 6. The dev manifest: what a relying party pins for this stack.
     const manifestFile = path.join(stateDir, MANIFEST_FILE);
     const manifest = {

@@ -101,7 +101,12 @@ export function proxyProtocolFromOperations(input: HostInputFile): boolean {
 
 /** The region the enclave's KMS calls go to (credentials are asked for it): the trust policy's key ARN, never the sealed file's own claim. */
 export function kmsRegion(policy: TrustPolicy, use: "secrets" | "identity"): string | undefined {
-  const arn = use === "identity" ? (policy.identity.mode === "sealed" ? policy.identity.kmsKeyArn : undefined) : (policy.secrets?.kmsKeyArn ?? (policy.identity.mode === "sealed" ? policy.identity.kmsKeyArn : undefined));
+  const arn =
+    use === "identity"
+      ? policy.identity.mode === "sealed"
+        ? policy.identity.kmsKeyArn
+        : undefined
+      : (policy.secrets?.kmsKeyArn ?? (policy.identity.mode === "sealed" ? policy.identity.kmsKeyArn : undefined));
   return arn === undefined ? undefined : kmsKeyRegion(arn);
 }
 

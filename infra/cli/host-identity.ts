@@ -63,7 +63,8 @@ export interface HostIdentityFlags {
 const EGRESS_DRAIN_MS = 1_000;
 
 function days(value: string, flag: string, min: number): number {
-  if (!/^(?:0|[1-9]\d{0,3})$/.test(value) || Number(value) < min || Number(value) > MAX_IDENTITY_DAYS) throw new UsageError(`--${flag} must be whole days, ${min}..${MAX_IDENTITY_DAYS}`);
+  if (!/^(?:0|[1-9]\d{0,3})$/.test(value) || Number(value) < min || Number(value) > MAX_IDENTITY_DAYS)
+    throw new UsageError(`--${flag} must be whole days, ${min}..${MAX_IDENTITY_DAYS}`);
   return Number(value);
 }
 

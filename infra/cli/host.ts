@@ -242,7 +242,13 @@ export async function hostCommand(args: string[], ctx: CliContext, deps: HostCom
 /** Fields of the stdout status line: hashes and codes, never anything the bundle carried. */
 function statusFields(status: BootStatus) {
   if (status.status === "ready") {
-    return { configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock && { vsock: status.vsock }) };
+    return {
+      configSha256: status.configSha256,
+      policySha256: status.policySha256,
+      tlsSpkiSha256: status.tlsSpkiSha256,
+      ...(status.port !== undefined && { port: status.port }),
+      ...(status.vsock && { vsock: status.vsock }),
+    };
   }
   if (status.status === "failed") return { code: status.code, message: status.message };
   // Not reached (sendBundle was told to expect "ready"); the blob is never printed.

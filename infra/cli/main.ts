@@ -1,5 +1,19 @@
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import { ATTEST_USAGE, DEV_USAGE, ENCLAVE_USAGE, HOST_USAGE, INSPECT_USAGE, KMS_POLICY_USAGE, LOCAL_MODEL_USAGE, MANIFEST_USAGE, MEASURE_USAGE, PROXY_USAGE, RECEIPT_USAGE, SEAL_USAGE, VERIFY_USAGE } from "./usage.js";
+import {
+  ATTEST_USAGE,
+  DEV_USAGE,
+  ENCLAVE_USAGE,
+  HOST_USAGE,
+  INSPECT_USAGE,
+  KMS_POLICY_USAGE,
+  LOCAL_MODEL_USAGE,
+  MANIFEST_USAGE,
+  MEASURE_USAGE,
+  PROXY_USAGE,
+  RECEIPT_USAGE,
+  SEAL_USAGE,
+  VERIFY_USAGE,
+} from "./usage.js";
 import { isEgwError } from "../../attestation/egw-error.js";
 
 export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves

@@ -116,16 +116,21 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
   // --config named the single runtime config, gone since the trust policy /
   // operations split: its hash would match no enclave.
   if ((values.config ?? []).length > 0) {
-    throw new UsageError("--config is gone: the runtime config is now a trust policy and operations; give --trust-policy <file> (and --operations <file> to pin the deployment hash)");
+    throw new UsageError(
+      "--config is gone: the runtime config is now a trust policy and operations; give --trust-policy <file> (and --operations <file> to pin the deployment hash)",
+    );
   }
 
   // The trust section: derived from the trust policy the deployment will
   // run, or "any" on purpose; never left out.
   if (values["trust-any"] && values["trust-policy"] !== undefined) throw new UsageError("--trust-any and --trust-policy contradict each other: give one");
-  if (values["pin-policy-hash"] && values["trust-policy"] === undefined) throw new UsageError("--pin-policy-hash pins the hash of a --trust-policy file; give --trust-policy <file>");
+  if (values["pin-policy-hash"] && values["trust-policy"] === undefined)
+    throw new UsageError("--pin-policy-hash pins the hash of a --trust-policy file; give --trust-policy <file>");
   if (values.dev && values["trust-policy"] === undefined) throw new UsageError("--dev reads a --trust-policy file under development rules; give --trust-policy <file>");
   if (values["trust-policy"] === undefined && !values["trust-any"] && values.merge === undefined) {
-    throw new UsageError('manifest create needs a trust section: --trust-policy <trust-policy.json> (its origins, identity and key ARNs become the constraints), or --trust-any to constrain nothing on purpose');
+    throw new UsageError(
+      "manifest create needs a trust section: --trust-policy <trust-policy.json> (its origins, identity and key ARNs become the constraints), or --trust-any to constrain nothing on purpose",
+    );
   }
   let trust: TrustSetting | undefined;
   let trustBytes: Uint8Array | undefined;
@@ -135,7 +140,8 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
     try {
       trust = trustFromPolicyFile(trustBytes, { dev: values.dev ?? false, pinHash: values["pin-policy-hash"] ?? false });
     } catch (err) {
-      if (err instanceof ReleaseError) throw new UsageError(`--trust-policy ${values["trust-policy"]}: ${err.message}${values.dev ? "" : " (read under production rules; --dev for a development policy)"}`);
+      if (err instanceof ReleaseError)
+        throw new UsageError(`--trust-policy ${values["trust-policy"]}: ${err.message}${values.dev ? "" : " (read under production rules; --dev for a development policy)"}`);
       throw err;
     }
   }
@@ -144,12 +150,15 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
   // (host/transport/codec/config-hash.ts): the trust policy, each operations file, and
   // the sealed-secrets file the host will hand in when given.
   // --config-sha256 gives a hash computed elsewhere.
-  if ((values.operations ?? []).length > 0 && trustBytes === undefined) throw new UsageError("--operations is folded into the deployment hash with a --trust-policy file; give --trust-policy <file>");
+  if ((values.operations ?? []).length > 0 && trustBytes === undefined)
+    throw new UsageError("--operations is folded into the deployment hash with a --trust-policy file; give --trust-policy <file>");
   if (values["sealed-secrets"] !== undefined && (values.operations ?? []).length === 0) {
     throw new UsageError("--sealed-secrets is folded into the deployment hash of --trust-policy and --operations; give both");
   }
   const sealed =
-    values["sealed-secrets"] === undefined ? undefined : await readSmallFile(path.resolve(ctx.cwd, values["sealed-secrets"]), MAX_SEALED_FILE_BYTES, `--sealed-secrets ${values["sealed-secrets"]}`);
+    values["sealed-secrets"] === undefined
+      ? undefined
+      : await readSmallFile(path.resolve(ctx.cwd, values["sealed-secrets"]), MAX_SEALED_FILE_BYTES, `--sealed-secrets ${values["sealed-secrets"]}`);
   const configs: Uint8Array[] = [];
   for (const file of values.operations ?? []) {
     const bytes = await readSmallFile(path.resolve(ctx.cwd, file), MAX_CONFIG_BYTES, `--operations ${file}`);
@@ -201,7 +210,8 @@ async function createCommand(args: string[], ctx: CliContext): Promise<number> {
     print(ctx.stderr, `egw manifest create: REFUSED ${err.code}\n  ${err.message}`);
     return EXIT.rejected;
   }
-  if (manifest.trust === "any") print(ctx.stderr, 'egw manifest create: warning: trust "any": clients will not constrain where prompts and provider keys go (upstream origins, identity, key ARNs)');
+  if (manifest.trust === "any")
+    print(ctx.stderr, 'egw manifest create: warning: trust "any": clients will not constrain where prompts and provider keys go (upstream origins, identity, key ARNs)');
   if (!entry.pcrs.has(8)) print(ctx.stderr, "egw manifest create: note: the EIF is unsigned, so no PCR8 is pinned");
   if (manifest.sequence === undefined || manifest.expires === undefined) {
     const missing = [manifest.sequence === undefined && "--sequence", manifest.expires === undefined && "--expires"].filter(Boolean).join(" or ");
@@ -258,7 +268,8 @@ async function signCommand(args: string[], ctx: CliContext): Promise<number> {
   }
   // "-": the key comes from standard input, so a key decrypted on the fly
   // (openssl pkey -in key.enc | egw manifest sign --key - …) never touches disk.
-  const pem = values.key === "-" ? await readStdinKey(ctx) : Buffer.from(await readSmallFile(path.resolve(ctx.cwd, values.key), MAX_KEY_BYTES, `--key ${values.key}`)).toString("utf8");
+  const pem =
+    values.key === "-" ? await readStdinKey(ctx) : Buffer.from(await readSmallFile(path.resolve(ctx.cwd, values.key), MAX_KEY_BYTES, `--key ${values.key}`)).toString("utf8");
   let signed;
   try {
     signed = await signManifest(bytes, loadSigningKey(pem));
@@ -341,14 +352,7 @@ async function verifyCommand(args: string[], ctx: CliContext): Promise<number> {
   }
   const { manifest, signature } = loaded;
   if (values.json) {
-    print(
-      ctx.stdout,
-      JSON.stringify(
-        { valid: true, keySha256: signature!.keyId, ...manifestFields(manifest) },
-        null,
-        2,
-      ),
-    );
+    print(ctx.stdout, JSON.stringify({ valid: true, keySha256: signature!.keyId, ...manifestFields(manifest) }, null, 2));
     return EXIT.ok;
   }
   const lines = [`VALID signature by key sha256:${signature!.keyId} over ${file}`, ...manifestLines(manifest)];

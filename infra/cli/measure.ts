@@ -123,7 +123,8 @@ function measurementText(image: EifImage, m: EifMeasurements, comparison?: Manif
     lines.push("NO MATCH: the image matches no manifest entry");
     for (const entry of comparison.entries) {
       lines.push(`  "${entry.label}":`);
-      for (const mm of entry.mismatches) lines.push(`    PCR${mm.index} expected ${mm.expected}\n${" ".repeat(10 + String(mm.index).length)}got ${mm.actual ?? "(not measured by this image)"}`);
+      for (const mm of entry.mismatches)
+        lines.push(`    PCR${mm.index} expected ${mm.expected}\n${" ".repeat(10 + String(mm.index).length)}got ${mm.actual ?? "(not measured by this image)"}`);
     }
   }
   return lines.join("\n");

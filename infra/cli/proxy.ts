@@ -79,7 +79,19 @@ export interface RunningProxy {
   close(): Promise<void>;
 }
 
-const HOP_BY_HOP = new Set(["connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length", "proxy-connection", "proxy-authorization", "expect"]);
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "transfer-encoding",
+  "te",
+  "trailer",
+  "upgrade",
+  "host",
+  "content-length",
+  "proxy-connection",
+  "proxy-authorization",
+  "expect",
+]);
 const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
 function isLoopbackHost(host: string): boolean {
@@ -309,9 +321,15 @@ export async function proxyCommand(args: string[], ctx: CliContext, options: { s
     const first = await openAttestedConnection({ origin: upstream, policy: resolved, now: ctx.now });
     first.socket.destroy();
     const m = first.peer.measurement === null ? "measurements NOT checked (no --policy)" : `measurement "${first.peer.measurement}"`;
-    print(ctx.stderr, `egw proxy: ${upstream} attested: ${first.peer.result.moduleId}, ${m}, root ${first.peer.result.root.name}${first.peer.result.root.production ? "" : " (DEVELOPMENT)"}`);
+    print(
+      ctx.stderr,
+      `egw proxy: ${upstream} attested: ${first.peer.result.moduleId}, ${m}, root ${first.peer.result.root.name}${first.peer.result.root.production ? "" : " (DEVELOPMENT)"}`,
+    );
     const t = first.peer.trust;
-    print(ctx.stderr, `egw proxy: trust policy ${t ? `sha256 ${Buffer.from(t.sha256).toString("hex")}, upstream origins ${t.origins.join(", ")}, identity ${t.policy.identity.mode}` : "none attested"}`);
+    print(
+      ctx.stderr,
+      `egw proxy: trust policy ${t ? `sha256 ${Buffer.from(t.sha256).toString("hex")}, upstream origins ${t.origins.join(", ")}, identity ${t.policy.identity.mode}` : "none attested"}`,
+    );
     const open = unconstrained(first.peer, resolved);
     if (open.length > 0) print(ctx.stderr, `egw proxy: UNCONSTRAINED: ${open.join(", ")}`);
     const release = matchedRelease(loaded.manifest, first.peer.measurement);

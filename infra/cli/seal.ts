@@ -35,7 +35,9 @@ async function readSecret(stdin: Readable): Promise<Buffer> {
     chunks.push(b);
   }
   // One trailing newline (echo, heredoc) is not part of the key.
-  const value = Buffer.concat(chunks).toString("utf8").replace(/\r?\n$/, "");
+  const value = Buffer.concat(chunks)
+    .toString("utf8")
+    .replace(/\r?\n$/, "");
   if (value.length === 0) throw new UsageError("no secret on standard input");
   return Buffer.from(value, "utf8");
 }
@@ -90,9 +92,7 @@ export async function sealCommand(args: string[], ctx: CliContext): Promise<numb
   const client = new KMSClient({ region, ...(values["kms-endpoint"] && { endpoint: values["kms-endpoint"] }) });
   let blob: Uint8Array;
   try {
-    const result = await client.send(
-      new EncryptCommand({ KeyId: keyId, Plaintext: secret, EncryptionAlgorithm: "SYMMETRIC_DEFAULT", EncryptionContext: { ...context } }),
-    );
+    const result = await client.send(new EncryptCommand({ KeyId: keyId, Plaintext: secret, EncryptionAlgorithm: "SYMMETRIC_DEFAULT", EncryptionContext: { ...context } }));
     if (!result.CiphertextBlob) throw new Error("KMS returned no ciphertext");
     blob = result.CiphertextBlob;
   } catch (err) {

@@ -112,7 +112,8 @@ export async function loadCliPolicy(
       const signed = signature ? `, signature verified: key sha256:${signature.keyId}` : ", unsigned (no signing key pinned)";
       const { sequence, expires } = loaded.manifest;
       const lifecycle =
-        (sequence === undefined ? "" : `, sequence ${sequence}${minSequence === undefined ? "" : ` (at least ${minSequence} pinned)`}`) + (expires === undefined ? "" : `, expires ${expires}`);
+        (sequence === undefined ? "" : `, sequence ${sequence}${minSequence === undefined ? "" : ` (at least ${minSequence} pinned)`}`) +
+        (expires === undefined ? "" : `, expires ${expires}`);
       source = `manifest ${values.policy} (${count} allowed measurement set${count === 1 ? "" : "s"}${lifecycle}${signed})`;
     } else {
       policy = { measurements: "any", trust: "any", ...(devRootFile !== undefined && { trustedRoots: [await loadDevRoot(devRootFile)] }) };
@@ -252,7 +253,10 @@ export async function verifyCommand(args: string[], ctx: CliContext): Promise<nu
   } catch (err) {
     if (!(err instanceof ClientError)) throw err;
     if (values.json) {
-      print(ctx.stdout, JSON.stringify({ url: origin, accepted: false, policy: source, measurementsChecked, code: err.code, action: err.action, message: err.message, steps: err.steps }, null, 2));
+      print(
+        ctx.stdout,
+        JSON.stringify({ url: origin, accepted: false, policy: source, measurementsChecked, code: err.code, action: err.action, message: err.message, steps: err.steps }, null, 2),
+      );
     } else {
       const hint =
         err.code === "ERR_ROOT_UNTRUSTED" && resolved.trustedRoots.length === 1 && resolved.trustedRoots[0]!.name === "aws-nitro-root-g1"
@@ -271,7 +275,24 @@ export async function verifyCommand(args: string[], ctx: CliContext): Promise<nu
     const manifestExpires = loaded.manifest?.expires ?? null;
     print(
       ctx.stdout,
-      JSON.stringify({ url: origin, accepted: true, policy: source, measurementsChecked, ...trustJsonFields(peer, resolved), manifestSignature, manifestSequence, manifestExpires, ageMs: age, ...peerJson(peer), release: release ?? null, steps: peer.steps }, null, 2),
+      JSON.stringify(
+        {
+          url: origin,
+          accepted: true,
+          policy: source,
+          measurementsChecked,
+          ...trustJsonFields(peer, resolved),
+          manifestSignature,
+          manifestSequence,
+          manifestExpires,
+          ageMs: age,
+          ...peerJson(peer),
+          release: release ?? null,
+          steps: peer.steps,
+        },
+        null,
+        2,
+      ),
     );
     return EXIT.ok;
   }

@@ -63,7 +63,9 @@ export function checkDeploymentInputs(trustPolicy: Uint8Array, operations: Uint8
     config = loadRuntimeConfig(trustPolicy, operations, { dev: false });
   } catch (err) {
     const problem = err instanceof TrustPolicyError ? "trust-policy" : "operations";
-    throw new DeploymentInputError(problem, `the enclave would refuse this ${problem === "trust-policy" ? "trust policy" : "operations file"}: ${(err as Error).message}`, { cause: err });
+    throw new DeploymentInputError(problem, `the enclave would refuse this ${problem === "trust-policy" ? "trust policy" : "operations file"}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   const trust = config.trust;
   let sealed: SealedFile | undefined;
@@ -77,10 +79,16 @@ export function checkDeploymentInputs(trustPolicy: Uint8Array, operations: Uint8
   const used = secretBindings(trust).map((b) => b.name);
   const missing = used.filter((name) => !sealed?.secrets.has(name));
   if (missing.length > 0) {
-    throw new DeploymentInputError("mismatch", `the trust policy's providers use sealed secrets ${missing.join(", ")}, which ${sealed ? "the sealed-secrets file does not hold" : "no sealed-secrets file provides"} (the enclave would stop with ERR_SECRET_MISSING)`);
+    throw new DeploymentInputError(
+      "mismatch",
+      `the trust policy's providers use sealed secrets ${missing.join(", ")}, which ${sealed ? "the sealed-secrets file does not hold" : "no sealed-secrets file provides"} (the enclave would stop with ERR_SECRET_MISSING)`,
+    );
   }
   if (trust.identity.mode === "sealed" && sealed?.identity === undefined) {
-    throw new DeploymentInputError("mismatch", "the trust policy requires a sealed identity, but the sealed-secrets file has none (ERR_IDENTITY_MISSING; generate one: docs/IDENTITY.md)");
+    throw new DeploymentInputError(
+      "mismatch",
+      "the trust policy requires a sealed identity, but the sealed-secrets file has none (ERR_IDENTITY_MISSING; generate one: docs/IDENTITY.md)",
+    );
   }
   if (trust.identity.mode === "ephemeral" && sealed?.identity !== undefined) {
     throw new DeploymentInputError("mismatch", "the sealed-secrets file carries an identity, but the trust policy's identity is ephemeral (ERR_IDENTITY_POLICY)");

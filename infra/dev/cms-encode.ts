@@ -41,9 +41,7 @@ export function prim(tag: number, content: Uint8Array): Uint8Array {
 /** Constructed TLV; indefinite length ends with end-of-contents `00 00`. */
 export function cons(tag: number, items: Uint8Array[], indefinite: boolean): Uint8Array {
   const body = cat(items);
-  return indefinite
-    ? cat([Uint8Array.of(tag, 0x80), body, Uint8Array.of(0, 0)])
-    : cat([Uint8Array.of(tag), definiteLength(body.length), body]);
+  return indefinite ? cat([Uint8Array.of(tag, 0x80), body, Uint8Array.of(0, 0)]) : cat([Uint8Array.of(tag), definiteLength(body.length), body]);
 }
 
 export const oid = (dotted: string): Uint8Array => prim(0x06, new Uint8Array(Buffer.from(forge.asn1.oidToDer(dotted).getBytes(), "latin1")));
@@ -103,16 +101,7 @@ export function assemble(p: CmsParts, layout: Layout = KMS_LAYOUT): Uint8Array {
   }
   const eci = seq([oid(p.innerContentType), p.contentEncryptionAlgorithm, ...content], ind);
   const recipients = set(p.recipients ?? [ktri(p)]);
-  const ed = seq(
-    [
-      int(p.envelopedVersion),
-      ...(p.originatorInfo ? [p.originatorInfo] : []),
-      recipients,
-      eci,
-      ...(p.unprotectedAttrs ? [p.unprotectedAttrs] : []),
-    ],
-    ind,
-  );
+  const ed = seq([int(p.envelopedVersion), ...(p.originatorInfo ? [p.originatorInfo] : []), recipients, eci, ...(p.unprotectedAttrs ? [p.unprotectedAttrs] : [])], ind);
   return seq([oid(p.outerContentType), cons(0xa0, [ed], ind)], ind);
 }
 

@@ -94,7 +94,10 @@ export async function startLocalModelServer(options: {
       return sendJson(res, 404, { error: { message: "unknown path", type: "invalid_request_error", param: null, code: null } });
     } catch (err) {
       const status = (err as { status?: number }).status ?? 400;
-      if (!res.headersSent) return sendJson(res, status, { error: { message: "request refused by the local model", type: "invalid_request_error", param: null, code: (err as { code?: string }).code ?? null } });
+      if (!res.headersSent)
+        return sendJson(res, status, {
+          error: { message: "request refused by the local model", type: "invalid_request_error", param: null, code: (err as { code?: string }).code ?? null },
+        });
       res.destroy();
     }
   }

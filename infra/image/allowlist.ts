@@ -71,9 +71,7 @@ export const ENCLAVE_ALLOWLIST: BundleAllowlist = Object.freeze({
 });
 
 /** One bundled file, classified. */
-export type ClassifiedInput =
-  | { input: string; bytes: number; kind: "source"; folder: string }
-  | { input: string; bytes: number; kind: "package"; lockKey: string; name: string };
+export type ClassifiedInput = { input: string; bytes: number; kind: "source"; folder: string } | { input: string; bytes: number; kind: "package"; lockKey: string; name: string };
 
 /** The package folder of a bundled file ("node_modules/a/node_modules/@s/b"), as package-lock.json keys it. */
 export function lockKeyOf(input: string): string | undefined {
@@ -128,8 +126,7 @@ export function checkBundleInputs(inputs: Readonly<Record<string, { bytes: numbe
     const shown = refused.slice(0, 50).join(", ");
     throw new BundleError(
       "ERR_BUNDLE_NOT_ALLOWED",
-      `the enclave bundle would contain ${refused.length} input(s) outside the image allowlist (infra/image/allowlist.ts): ` +
-        `${shown}${refused.length > 50 ? ", …" : ""}`,
+      `the enclave bundle would contain ${refused.length} input(s) outside the image allowlist (infra/image/allowlist.ts): ` + `${shown}${refused.length > 50 ? ", …" : ""}`,
     );
   }
   return classified;

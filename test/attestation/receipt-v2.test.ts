@@ -7,8 +7,19 @@ import { sign } from "node:crypto";
 
 const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
 const base: ReceiptClaims = {
-  v: 2, id: "egw-1", time: 1_700_000_000_000, method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "m", provider: "openai",
-  status: 200, stream: false, bodyRead: true, requestSha256: sha256(Uint8Array.of(1)), responseSha256: sha256(Uint8Array.of(2)),
+  v: 2,
+  id: "egw-1",
+  time: 1_700_000_000_000,
+  method: "POST",
+  path: "/v1/chat/completions",
+  surface: "chat.completions",
+  model: "m",
+  provider: "openai",
+  status: 200,
+  stream: false,
+  bodyRead: true,
+  requestSha256: sha256(Uint8Array.of(1)),
+  responseSha256: sha256(Uint8Array.of(2)),
   upstream: { origin: "https://api.openai.com", tlsSpkiSha256: sha256(Uint8Array.of(3)), requestId: "req_abc", model: "gpt-4o-2024-08-06" },
 };
 const digests = { publicKey, requestSha256: sha256(Uint8Array.of(1)), responseSha256: sha256(Uint8Array.of(2)) };
@@ -58,7 +69,14 @@ describe("receipt format v2", () => {
 
   const mutations: [string, (m: Map<string, unknown>) => void, string][] = [
     ["v1", (m) => m.set("v", 1), "ERR_DOC_FIELD"],
-    ["v1 shape (upstream_host)", (m) => { m.set("v", 1); m.set("upstream_host", "h:443"); }, "ERR_DOC_FIELD"],
+    [
+      "v1 shape (upstream_host)",
+      (m) => {
+        m.set("v", 1);
+        m.set("upstream_host", "h:443");
+      },
+      "ERR_DOC_FIELD",
+    ],
     ["unknown key", (m) => m.set("extra", 1), "ERR_DOC_UNKNOWN_FIELD"],
     ["upstream_host in v2", (m) => m.set("upstream_host", "h:443"), "ERR_DOC_UNKNOWN_FIELD"],
     ["unknown key in upstream", (m) => (m.get("upstream") as Map<string, unknown>).set("ip", "1.2.3.4"), "ERR_DOC_UNKNOWN_FIELD"],

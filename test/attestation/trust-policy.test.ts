@@ -1,13 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  derivedEgress,
-  describeTrustPolicy,
-  kmsEndpointHost,
-  parseTrustPolicy,
-  secretBindings,
-  trustPolicySha256,
-  upstreamOrigins,
-} from "../../attestation/trust-policy.js";
+import { derivedEgress, describeTrustPolicy, kmsEndpointHost, parseTrustPolicy, secretBindings, trustPolicySha256, upstreamOrigins } from "../../attestation/trust-policy.js";
 
 const ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const OTHER_ARN = "arn:aws:kms:us-east-1:444455556666:key/mrk-0123456789abcdef0123456789abcdef";
@@ -70,7 +62,11 @@ describe("trust policy codec", () => {
 
   // One broken rule per row; production rules (dev: false) unless the row says otherwise.
   const refusals: [string, unknown, RegExp][] = [
-    ["a first-party kind pointed at another origin", mutate((p) => ((p.providers as object[])[0] = { name: "openai", kind: "openai", baseUrl: "https://evil.example/v1" })), /fixed to https:\/\/api\.openai\.com/],
+    [
+      "a first-party kind pointed at another origin",
+      mutate((p) => ((p.providers as object[])[0] = { name: "openai", kind: "openai", baseUrl: "https://evil.example/v1" })),
+      /fixed to https:\/\/api\.openai\.com/,
+    ],
     ["a plain-http origin", mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.baseUrl = "http://llm.acme.example/v1")), /must be https/],
     ["credentials in an origin", mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.baseUrl = "https://u:p@llm.acme.example")), /credentials/],
     ["a query in an origin", mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.baseUrl = "https://llm.acme.example/?x=1")), /query/],
@@ -81,7 +77,7 @@ describe("trust policy codec", () => {
     ["an alias ARN as the secrets key", mutate((p) => (p.secrets = { kmsKeyArn: "arn:aws:kms:eu-west-1:111122223333:alias/egw" })), /full KMS key ARN/],
     ["a bare key id as the identity key", mutate((p) => (p.identity = { mode: "sealed", kmsKeyArn: "1234abcd-12ab-34cd-56ef-1234567890ab" })), /full KMS key ARN/],
     ["secrets without a key", mutate((p) => delete p.secrets), /secrets: is required/],
-    ["a key with no secret to release", mutate((p) => (p.providers = [{ name: "local", kind: "local" }], p.models = {})), /no provider uses a secret/],
+    ["a key with no secret to release", mutate((p) => ((p.providers = [{ name: "local", kind: "local" }]), (p.models = {}))), /no provider uses a secret/],
     ["no identity mode", mutate((p) => delete p.identity), /identity: is required/],
     ["an unknown identity mode", mutate((p) => (p.identity = { mode: "host-chosen" })), /ephemeral" or "sealed/],
     ["a generator PCR set without PCR2", mutate((p) => (p.identity = { mode: "sealed", kmsKeyArn: ARN, generatorPcrs: [{ 0: PCR, 1: PCR }] })), /exactly PCRs/],

@@ -13,10 +13,7 @@ const hexOf = (b: Uint8Array | null) => (b === null ? null : Buffer.from(b).toSt
 describe("real Nitro documents", () => {
   it("has all six fixtures", () => {
     expect(fixtures).toHaveLength(6);
-    expect(fixtures.filter((f) => f.debug).map((f) => f.name)).toEqual([
-      "evervault-2022-10-12-debug-nonDER-pubkey",
-      "evervault-2023-09-18-debug",
-    ]);
+    expect(fixtures.filter((f) => f.debug).map((f) => f.name)).toEqual(["evervault-2022-10-12-debug-nonDER-pubkey", "evervault-2023-09-18-debug"]);
   });
 
   for (const fx of fixtures) {
@@ -59,16 +56,16 @@ describe("real Nitro documents", () => {
 
       it("is rejected just after its chain expires", async () => {
         const justAfter = new Date(fx.chainWindow[1].getTime() + 1000);
-        await expect(
-          verifyAttestation(fx.bytes, { currentDate: justAfter, expectedPcrs: "any", allowDebug: true, maxAgeMs: Infinity }),
-        ).rejects.toMatchObject({ code: "ERR_CERT_EXPIRED" });
+        await expect(verifyAttestation(fx.bytes, { currentDate: justAfter, expectedPcrs: "any", allowDebug: true, maxAgeMs: Infinity })).rejects.toMatchObject({
+          code: "ERR_CERT_EXPIRED",
+        });
       });
 
       it("is rejected just before its chain becomes valid", async () => {
         const justBefore = new Date(fx.chainWindow[0].getTime() - 1000);
-        await expect(
-          verifyAttestation(fx.bytes, { currentDate: justBefore, expectedPcrs: "any", allowDebug: true, clockSkewMs: Infinity }),
-        ).rejects.toMatchObject({ code: "ERR_CERT_NOT_YET_VALID" });
+        await expect(verifyAttestation(fx.bytes, { currentDate: justBefore, expectedPcrs: "any", allowDebug: true, clockSkewMs: Infinity })).rejects.toMatchObject({
+          code: "ERR_CERT_NOT_YET_VALID",
+        });
       });
 
       it("checks nonce, public_key and user_data when the policy names them", async () => {
@@ -134,9 +131,9 @@ describe("verified-intermediate cache", () => {
     expect(cache.size).toBe(1);
     expect((await verifyAttestation(fx.bytes, options)).chainFromCache).toBe("all");
     // Cached links do not bypass validity at another instant.
-    await expect(
-      verifyAttestation(fx.bytes, { ...options, currentDate: new Date(fx.chainWindow[1].getTime() + 1000), maxAgeMs: Infinity }),
-    ).rejects.toMatchObject({ code: "ERR_CERT_EXPIRED" });
+    await expect(verifyAttestation(fx.bytes, { ...options, currentDate: new Date(fx.chainWindow[1].getTime() + 1000), maxAgeMs: Infinity })).rejects.toMatchObject({
+      code: "ERR_CERT_EXPIRED",
+    });
   });
 
   it("reuses cached intermediates for a new leaf, and still verifies that leaf", async () => {

@@ -43,14 +43,19 @@ describe("single mutations of a real document", () => {
   const table: [string, () => Uint8Array, Partial<VerifyOptions>, AttestationErrorCode][] = [
     ["signature bit flip", () => mutate((b) => void (b[b.length - 10]! ^= 0x01)), {}, "ERR_SIGNATURE_INVALID"],
     ["payload byte flip (module_id)", () => mutate((b) => void (b[moduleIdAt + 3]! ^= 0x01)), {}, "ERR_SIGNATURE_INVALID"],
-    ["payload byte flip (a PCR value)", () => mutate((b) => void (b[indexOfBytes(b, Buffer.from(fx.pcrs["0"]!, "hex"))]! ^= 0x80)), { expectedPcrs: "any" }, "ERR_SIGNATURE_INVALID"],
+    [
+      "payload byte flip (a PCR value)",
+      () => mutate((b) => void (b[indexOfBytes(b, Buffer.from(fx.pcrs["0"]!, "hex"))]! ^= 0x80)),
+      { expectedPcrs: "any" },
+      "ERR_SIGNATURE_INVALID",
+    ],
     ["truncated by one byte", () => fx.bytes.subarray(0, fx.bytes.length - 1), {}, "ERR_CBOR_MALFORMED"],
     ["truncated to half", () => fx.bytes.subarray(0, fx.bytes.length >> 1), {}, "ERR_CBOR_MALFORMED"],
     ["truncated to the header", () => fx.bytes.subarray(0, 1), {}, "ERR_CBOR_MALFORMED"],
     ["trailing byte", () => new Uint8Array([...fx.bytes, 0x00]), {}, "ERR_CBOR_TRAILING_BYTES"],
     ["alg swapped to ES512 (-36)", () => mutate((b) => void (b[protectedAt + 3] = 0x23)), {}, "ERR_COSE_ALG"],
     ["alg swapped to ES256 (-7)", () => mutateAlgEs256(), {}, "ERR_COSE_ALG"],
-    ["wrong PCR0 expected", () => fx.bytes, { expectedPcrs: { ...fx.pcrs, 0: "00".repeat(47) + "01" } }, "ERR_PCR_MISMATCH"],
+    ["wrong PCR0 expected", () => fx.bytes, { expectedPcrs: { ...fx.pcrs, 0: `${"00".repeat(47)}01` } }, "ERR_PCR_MISMATCH"],
     ["PCR expected that the document lacks", () => fx.bytes, { expectedPcrs: { 20: "00".repeat(48) } }, "ERR_PCR_MISMATCH"],
     ["wrong nonce", () => fx.bytes, { nonce: fx.meta.decoded.nonce.replace(/^../, "ff") }, "ERR_NONCE_MISMATCH"],
     ["wrong user_data", () => fx.bytes, { userData: "01" }, "ERR_USER_DATA_MISMATCH"],
@@ -123,9 +128,7 @@ describe("PKIX rules, each broken alone with a test CA", async () => {
       const curve = specs.leaf?.curve === "P-256";
       // A P-256 leaf cannot make an ES384 signature; sign the doc with a valid
       // P-384 chain's leaf instead, the certificate check must fire first.
-      const doc = curve
-        ? await testDocument({ ...chain, leafKey: control.leafKey }, { timestamp: now.getTime() })
-        : await testDocument(chain, { timestamp: now.getTime() });
+      const doc = curve ? await testDocument({ ...chain, leafKey: control.leafKey }, { timestamp: now.getTime() }) : await testDocument(chain, { timestamp: now.getTime() });
       await expect(verifyAttestation(doc, options(chain.rootPem))).rejects.toMatchObject({ code });
     });
   }
@@ -156,8 +159,7 @@ describe("structural rules of the payload", () => {
       ["user_data", null],
       ["nonce", null],
     ]);
-  const cose = (payload: Uint8Array): Uint8Array =>
-    new Uint8Array(encoder.encode([Buffer.from([0xa1, 0x01, 0x38, 0x22]), new Map(), Buffer.from(payload), Buffer.alloc(96)]));
+  const cose = (payload: Uint8Array): Uint8Array => new Uint8Array(encoder.encode([Buffer.from([0xa1, 0x01, 0x38, 0x22]), new Map(), Buffer.from(payload), Buffer.alloc(96)]));
   const withField = (key: unknown, value: unknown): Uint8Array => {
     const m = fields();
     if (value === undefined) m.delete(key);
@@ -248,7 +250,22 @@ describe("structural rules of the COSE envelope", () => {
     ["protected header empty", () => enc([Buffer.alloc(0), new Map(), payload, sig]), "ERR_COSE_ALG"],
     ["protected header without alg", () => enc([enc(new Map([[4, Buffer.alloc(1)]])), new Map(), payload, sig]), "ERR_COSE_ALG"],
     ["protected alg as text", () => enc([enc(new Map([[1, "ES384"]])), new Map(), payload, sig]), "ERR_COSE_ALG"],
-    ["protected header with crit", () => enc([enc(new Map<number, unknown>([[1, -35], [2, [99]]])), new Map(), payload, sig]), "ERR_COSE_STRUCTURE"],
+    [
+      "protected header with crit",
+      () =>
+        enc([
+          enc(
+            new Map<number, unknown>([
+              [1, -35],
+              [2, [99]],
+            ]),
+          ),
+          new Map(),
+          payload,
+          sig,
+        ]),
+      "ERR_COSE_STRUCTURE",
+    ],
     ["unprotected header not empty", () => enc([prot, new Map([[4, Buffer.alloc(1)]]), payload, sig]), "ERR_COSE_STRUCTURE"],
     ["detached (null) payload", () => enc([prot, new Map(), null, sig]), "ERR_COSE_STRUCTURE"],
     ["empty payload", () => enc([prot, new Map(), Buffer.alloc(0), sig]), "ERR_COSE_STRUCTURE"],

@@ -50,11 +50,7 @@ describe("policy inputs fail closed", () => {
 
   it("expectedPcrs accepts bytes, hex of either case, object or Map", async () => {
     const pcr0 = fx.pcrs["0"]!;
-    for (const expectedPcrs of [
-      { 0: pcr0.toUpperCase() },
-      new Map([[0, new Uint8Array(Buffer.from(pcr0, "hex"))]]),
-      { "0": pcr0 },
-    ]) {
+    for (const expectedPcrs of [{ 0: pcr0.toUpperCase() }, new Map([[0, new Uint8Array(Buffer.from(pcr0, "hex"))]]), { "0": pcr0 }]) {
       expect(await codeOf({ currentDate: at, expectedPcrs })).toBe("accepted");
     }
   });

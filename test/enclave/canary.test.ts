@@ -64,7 +64,11 @@ describe("canaries never reach logs or metrics", () => {
     for await (const chunk of await client.chat.completions.create({ model: "gpt", messages, stream: true })) streamed += chunk.choices[0]?.delta?.content ?? "";
     expect(streamed).toContain(ANSWER);
     await client.chat.completions.create({ model: "local", messages });
-    await client.chat.completions.create({ model: "local", messages, tools: [{ type: "function", function: { name: "echo", parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] } } }] });
+    await client.chat.completions.create({
+      model: "local",
+      messages,
+      tools: [{ type: "function", function: { name: "echo", parameters: { type: "object", properties: { text: { type: "string" } }, required: ["text"] } } }],
+    });
 
     // Error paths.
     expect((await post(JSON.stringify({ model: "gpt", messages }), `wrong-${TOKEN}`)).status).toBe(401);

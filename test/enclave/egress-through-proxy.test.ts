@@ -28,7 +28,10 @@ beforeAll(async () => {
   h = await startHarness({
     config: JSON.stringify({
       version: 1,
-      providers: [{ name: "openai", kind: "openai", baseUrl: mock.url, secret: "K" }, { name: "other", kind: "openai-compatible", baseUrl: "http://127.0.0.1:9/v1" }],
+      providers: [
+        { name: "openai", kind: "openai", baseUrl: mock.url, secret: "K" },
+        { name: "other", kind: "openai-compatible", baseUrl: "http://127.0.0.1:9/v1" },
+      ],
       models: { gpt: { provider: "openai", model: "gpt-4o" }, other: { provider: "other", model: "x" } },
       egressAllowlist: [host, "127.0.0.1:9"],
       clients: [{ name: "t", tokenSha256: hashToken(CLIENT_TOKEN), models: ["*"] }],

@@ -50,12 +50,20 @@ afterAll(async () => {
 
 describe("an extra upstream CA is refused outside development", () => {
   it("--upstream-ca with the real NSM: ERR_CONFIG, before anything boots", async () => {
-    await expect(loadEnclaveSettings({}, { trustPolicy: trustPath, operations: opsPath, upstreamCaFile: caPath })).rejects.toMatchObject({ code: "ERR_CONFIG", message: expect.stringMatching(/development only/) });
-    await expect(loadEnclaveSettings({ EGW_ATTESTER: "nsm" }, { trustPolicy: trustPath, operations: opsPath, upstreamCaFile: caPath })).rejects.toMatchObject({ code: "ERR_CONFIG" });
+    await expect(loadEnclaveSettings({}, { trustPolicy: trustPath, operations: opsPath, upstreamCaFile: caPath })).rejects.toMatchObject({
+      code: "ERR_CONFIG",
+      message: expect.stringMatching(/development only/),
+    });
+    await expect(loadEnclaveSettings({ EGW_ATTESTER: "nsm" }, { trustPolicy: trustPath, operations: opsPath, upstreamCaFile: caPath })).rejects.toMatchObject({
+      code: "ERR_CONFIG",
+    });
   });
 
   it("--upstream-ca with provisioning and the real NSM: the same refusal", async () => {
-    await expect(loadEnclaveSettings({}, { provisionListen: "tcp://127.0.0.1:0", upstreamCaFile: caPath })).rejects.toMatchObject({ code: "ERR_CONFIG", message: expect.stringMatching(/development only/) });
+    await expect(loadEnclaveSettings({}, { provisionListen: "tcp://127.0.0.1:0", upstreamCaFile: caPath })).rejects.toMatchObject({
+      code: "ERR_CONFIG",
+      message: expect.stringMatching(/development only/),
+    });
   });
 
   it("--upstream-ca with the simulated NSM (--dev) is taken", async () => {
@@ -69,11 +77,19 @@ describe("an extra upstream CA is refused outside development", () => {
   it("the enclave program itself exits 2 with the refusal (no --dev)", async () => {
     const out = captureStream();
     const err = captureStream();
-    const code = await run(["--trust-policy", trustPath, "--operations", opsPath, "--upstream-ca", caPath, "--listen", "tcp://127.0.0.1:0"], cliContext(out.stream, err.stream, dir, () => new Date()));
+    const code = await run(
+      ["--trust-policy", trustPath, "--operations", opsPath, "--upstream-ca", caPath, "--listen", "tcp://127.0.0.1:0"],
+      cliContext(out.stream, err.stream, dir, () => new Date()),
+    );
     expect(code).toBe(2);
     expect(err.text()).toMatch(/^enclave: .*--upstream-ca is for development only/);
     expect(out.text()).not.toContain("ready");
-    await expect(main(["--trust-policy", trustPath, "--operations", opsPath, "--upstream-ca", caPath], cliContext(out.stream, err.stream, dir, () => new Date()))).rejects.toBeDefined();
+    await expect(
+      main(
+        ["--trust-policy", trustPath, "--operations", opsPath, "--upstream-ca", caPath],
+        cliContext(out.stream, err.stream, dir, () => new Date()),
+      ),
+    ).rejects.toBeDefined();
   });
 
   it("bootEnclave refuses an extra CA with an NSM attester even when the settings loader was skipped", async () => {
@@ -100,8 +116,13 @@ describe("NODE_TLS_REJECT_UNAUTHORIZED=0", () => {
   });
 
   it("is refused at boot with the real NSM, allowed in development", async () => {
-    await expect(loadEnclaveSettings({ NODE_TLS_REJECT_UNAUTHORIZED: "0" }, { trustPolicy: trustPath, operations: opsPath })).rejects.toMatchObject({ code: "ERR_CONFIG", message: expect.stringMatching(/NODE_TLS_REJECT_UNAUTHORIZED/) });
-    await expect(loadEnclaveSettings({ NODE_TLS_REJECT_UNAUTHORIZED: "0" }, { trustPolicy: trustPath, operations: opsPath, dev: true })).resolves.toMatchObject({ attester: "simulated" });
+    await expect(loadEnclaveSettings({ NODE_TLS_REJECT_UNAUTHORIZED: "0" }, { trustPolicy: trustPath, operations: opsPath })).rejects.toMatchObject({
+      code: "ERR_CONFIG",
+      message: expect.stringMatching(/NODE_TLS_REJECT_UNAUTHORIZED/),
+    });
+    await expect(loadEnclaveSettings({ NODE_TLS_REJECT_UNAUTHORIZED: "0" }, { trustPolicy: trustPath, operations: opsPath, dev: true })).resolves.toMatchObject({
+      attester: "simulated",
+    });
     await expect(loadEnclaveSettings({ NODE_TLS_REJECT_UNAUTHORIZED: "1" }, { trustPolicy: trustPath, operations: opsPath })).resolves.toMatchObject({ attester: "nsm" });
   });
 

@@ -27,7 +27,9 @@ interface RawRequest {
 function rawRequest(h: Harness, head: string, proxyAddress?: string): RawRequest {
   const raw = net.connect(h.enclave.server.port!, "127.0.0.1");
   if (proxyAddress) {
-    raw.write(encodeProxyV2({ command: "proxy", address: { family: "ipv4", sourceAddress: proxyAddress, sourcePort: 40000, destinationAddress: "127.0.0.1", destinationPort: 443 } }));
+    raw.write(
+      encodeProxyV2({ command: "proxy", address: { family: "ipv4", sourceAddress: proxyAddress, sourcePort: 40000, destinationAddress: "127.0.0.1", destinationPort: 443 } }),
+    );
   }
   const socket = tls.connect({ socket: raw, ca: h.enclave.identity.tls.certPem, servername: "localhost" });
   socket.write(head);
@@ -229,7 +231,12 @@ describe("limits hold before and after auth (PROXY v2 addresses)", () => {
     await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
     try {
       const origin = `https://127.0.0.1:${(relay.address() as net.AddressInfo).port}`;
-      const attested = await openAttestedConnection({ origin, policy: resolvePolicy({ measurements: "any", trust: "any", trustedRoots: [h.anchor] }), now: () => new Date(), proofToken: CLIENT_TOKEN });
+      const attested = await openAttestedConnection({
+        origin,
+        policy: resolvePolicy({ measurements: "any", trust: "any", trustedRoots: [h.anchor] }),
+        now: () => new Date(),
+        proofToken: CLIENT_TOKEN,
+      });
       expect(attested.peer).toBeDefined();
       attested.socket.destroy();
     } finally {

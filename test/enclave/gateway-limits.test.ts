@@ -52,7 +52,9 @@ describe("limits", () => {
 
   it("the concurrency limit answers 429 overloaded while two requests are in flight", async () => {
     mock.setScenario({ headersDelayMs: 400 });
-    const slow = [0, 1].map(() => h.fetch(`${h.baseURL}/chat/completions`, { method: "POST", headers, body: JSON.stringify({ model: "gpt", messages: [{ role: "user", content: "x" }] }) }));
+    const slow = [0, 1].map(() =>
+      h.fetch(`${h.baseURL}/chat/completions`, { method: "POST", headers, body: JSON.stringify({ model: "gpt", messages: [{ role: "user", content: "x" }] }) }),
+    );
     await new Promise((r) => setTimeout(r, 100));
     const third = await h.fetch(`${h.baseURL}/chat/completions`, { method: "POST", headers, body: JSON.stringify({ model: "local", messages: [{ role: "user", content: "x" }] }) });
     expect(third.status).toBe(429);
@@ -67,7 +69,11 @@ describe("limits", () => {
 
   it("streams are never buffered: the first chunk reaches the client while the upstream holds the rest", async () => {
     mock.setScenario({ stallAfterChunks: 1 });
-    const res = await h.fetch(`${h.baseURL}/chat/completions`, { method: "POST", headers, body: JSON.stringify({ model: "gpt", stream: true, messages: [{ role: "user", content: "x" }] }) });
+    const res = await h.fetch(`${h.baseURL}/chat/completions`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ model: "gpt", stream: true, messages: [{ role: "user", content: "x" }] }),
+    });
     const reader = res.body!.getReader();
     const first = await Promise.race([reader.read(), new Promise<"timeout">((r) => setTimeout(() => r("timeout"), 2000))]);
     expect(first).not.toBe("timeout");

@@ -33,9 +33,7 @@ async function attestedReceiptKey() {
 describe("gateway with the built-in local model", () => {
   it("answers a chat completion through the official openai SDK, with a verifiable receipt", async () => {
     const key = await attestedReceiptKey();
-    const { data, response } = await openai.chat.completions
-      .create({ model: "local", messages: [{ role: "user", content: "hello there" }] })
-      .withResponse();
+    const { data, response } = await openai.chat.completions.create({ model: "local", messages: [{ role: "user", content: "hello there" }] }).withResponse();
     expect(data.choices[0]!.message.content).toContain("hello there");
     const receipt = response.headers.get(RECEIPT_HEADER);
     expect(receipt).toBeTruthy();
@@ -52,7 +50,17 @@ describe("gateway with the built-in local model", () => {
       requestBody: new TextEncoder().encode(body),
       responseBody: responseBytes,
     });
-    expect(claims).toMatchObject({ v: 2, method: "POST", path: "/v1/chat/completions", bodyRead: true, status: 200, model: "local", provider: "local", stream: false, surface: "chat.completions" });
+    expect(claims).toMatchObject({
+      v: 2,
+      method: "POST",
+      path: "/v1/chat/completions",
+      bodyRead: true,
+      status: 200,
+      model: "local",
+      provider: "local",
+      stream: false,
+      surface: "chat.completions",
+    });
     expect(claims.upstream).toEqual({ origin: "local", model: expect.any(String) });
     expect(claims.upstream!.tlsSpkiSha256).toBeUndefined();
   });
@@ -113,7 +121,11 @@ describe("gateway with the built-in local model", () => {
     await expect(bad.chat.completions.create({ model: "local", messages: [{ role: "user", content: "x" }] })).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
     await expect(openai.chat.completions.create({ model: "nope", messages: [{ role: "user", content: "x" }] })).rejects.toBeInstanceOf(OpenAI.NotFoundError);
     await expect(openai.chat.completions.create({ model: "local", messages: [] })).rejects.toBeInstanceOf(OpenAI.BadRequestError);
-    const raw = await h.fetch(`${h.baseURL}/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${CLIENT_TOKEN}`, "content-type": "application/json" }, body: "{not json" });
+    const raw = await h.fetch(`${h.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${CLIENT_TOKEN}`, "content-type": "application/json" },
+      body: "{not json",
+    });
     expect(raw.status).toBe(400);
     expect(raw.headers.get(RECEIPT_HEADER)).toBeTruthy();
   });

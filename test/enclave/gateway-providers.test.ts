@@ -72,7 +72,13 @@ const MODELS = ["local", "gpt-4o", "claude", "gemini"] as const;
 describe("OpenAI surface over every provider", () => {
   for (const model of MODELS) {
     it(`${model}: chat, non-streamed`, async () => {
-      const res = await openai.chat.completions.create({ model, messages: [{ role: "system", content: "be brief" }, { role: "user", content: "say hello" }] });
+      const res = await openai.chat.completions.create({
+        model,
+        messages: [
+          { role: "system", content: "be brief" },
+          { role: "user", content: "say hello" },
+        ],
+      });
       expect(res.choices[0]!.message.role).toBe("assistant");
       expect(typeof res.choices[0]!.message.content).toBe("string");
       expect(res.choices[0]!.message.content!.length).toBeGreaterThan(0);
@@ -97,7 +103,12 @@ describe("OpenAI surface over every provider", () => {
 
   it("tools through Anthropic: tool_use becomes tool_calls, and tool results go back", async () => {
     mocks.anthropic.enqueue({ content: [{ type: "tool_use", id: "toolu_1", name: "get_weather", input: { city: "Paris" } }] });
-    const res = await openai.chat.completions.create({ model: "claude", messages: [{ role: "user", content: "weather?" }], tools: [{ type: "function", function: TOOL }], tool_choice: "auto" });
+    const res = await openai.chat.completions.create({
+      model: "claude",
+      messages: [{ role: "user", content: "weather?" }],
+      tools: [{ type: "function", function: TOOL }],
+      tool_choice: "auto",
+    });
     const call = res.choices[0]!.message.tool_calls![0]! as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(res.choices[0]!.finish_reason).toBe("tool_calls");
     expect(JSON.parse(call.function.arguments)).toEqual({ city: "Paris" });
@@ -131,9 +142,31 @@ describe("OpenAI surface over every provider", () => {
 
   it("images in messages reach the provider in its own format", async () => {
     const dataUrl = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
-    await openai.chat.completions.create({ model: "claude", messages: [{ role: "user", content: [{ type: "text", text: "what is this" }, { type: "image_url", image_url: { url: dataUrl } }] }] });
+    await openai.chat.completions.create({
+      model: "claude",
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "what is this" },
+            { type: "image_url", image_url: { url: dataUrl } },
+          ],
+        },
+      ],
+    });
     expect(JSON.stringify(mocks.anthropic.requests.at(-1)!.body)).toContain('"type":"base64"');
-    await openai.chat.completions.create({ model: "gemini", messages: [{ role: "user", content: [{ type: "text", text: "what is this" }, { type: "image_url", image_url: { url: dataUrl } }] }] });
+    await openai.chat.completions.create({
+      model: "gemini",
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "what is this" },
+            { type: "image_url", image_url: { url: dataUrl } },
+          ],
+        },
+      ],
+    });
     expect(JSON.stringify(mocks.gemini.requests.at(-1)!.body)).toContain("inlineData");
   });
 
@@ -184,7 +217,11 @@ describe("Anthropic surface over every provider", () => {
     await anthropic.messages.create(request as never);
     const sent = mocks.anthropic.requests.at(-1)!.body as Record<string, unknown>;
     expect(sent).toMatchObject({ ...request, model: "claude-sonnet-4-5", stream: false });
-    const raw = await h.fetch(`${h.baseURL}/messages`, { method: "POST", headers: { "x-api-key": CLIENT_TOKEN, "content-type": "application/json" }, body: JSON.stringify({ ...request, stream: true }) });
+    const raw = await h.fetch(`${h.baseURL}/messages`, {
+      method: "POST",
+      headers: { "x-api-key": CLIENT_TOKEN, "content-type": "application/json" },
+      body: JSON.stringify({ ...request, stream: true }),
+    });
     const text = Buffer.from(splitStreamReceipt(new Uint8Array(await raw.arrayBuffer()))!.signed).toString();
     const upstream = mockEvents({}, "claude-sonnet-4-5", "x"); // ping included: passed through as sent
     const names = [...text.matchAll(/^event: (\S+)$/gm)].map((m) => m[1]);
@@ -200,7 +237,8 @@ describe("Anthropic surface over every provider", () => {
     expect(Buffer.from(split.signed).toString()).toMatch(/event: message_stop\ndata: \{"type":"message_stop"\}\n\n$/);
     expect(decodeReceipt(split.receipt).claims).toMatchObject({ surface: "messages", stream: true, provider: "anthropic", status: 200 });
     const types: string[] = [];
-    for await (const event of await anthropic.messages.create({ model: "claude", max_tokens: 50, stream: true, messages: [{ role: "user", content: "hi" }] })) types.push(event.type);
+    for await (const event of await anthropic.messages.create({ model: "claude", max_tokens: 50, stream: true, messages: [{ role: "user", content: "hi" }] }))
+      types.push(event.type);
     expect(types[0]).toBe("message_start");
     expect(types.at(-1)).toBe("message_stop");
     expect(new Set(types)).toEqual(new Set(["message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop"]));
@@ -228,7 +266,11 @@ describe("Anthropic surface over every provider", () => {
   });
 
   it("x-api-key is not accepted on the OpenAI surface", async () => {
-    const raw = await h.fetch(`${h.baseURL}/chat/completions`, { method: "POST", headers: { "x-api-key": CLIENT_TOKEN, "content-type": "application/json" }, body: JSON.stringify({ model: "local", messages: [{ role: "user", content: "x" }] }) });
+    const raw = await h.fetch(`${h.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: { "x-api-key": CLIENT_TOKEN, "content-type": "application/json" },
+      body: JSON.stringify({ model: "local", messages: [{ role: "user", content: "x" }] }),
+    });
     expect(raw.status).toBe(401);
   });
 

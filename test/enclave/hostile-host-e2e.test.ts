@@ -64,11 +64,22 @@ beforeAll(async () => {
   anchor = trustAnchorFromPem(ca.rootPem, "development");
   kms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs: { 1: PCR1 } }, now });
   // The host's key: its policy is the host's to write, so it also hands out data keys in the clear.
-  hostKms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs: { 1: PCR1 }, denyWithoutRecipient: false, denyIdentityEncrypt: false }, now, account: "444455556666" });
+  hostKms = await startMockKms({
+    trustedRoot: anchor,
+    policy: { allowedPcrs: { 1: PCR1 }, denyWithoutRecipient: false, denyIdentityEncrypt: false },
+    now,
+    account: "444455556666",
+  });
   upstream = await startMockOpenAI();
   upstreamB = await startMockOpenAI();
   sink = await startMockOpenAI();
-  closers.push(() => kms.close(), () => hostKms.close(), () => upstream.close(), () => upstreamB.close(), () => sink.close());
+  closers.push(
+    () => kms.close(),
+    () => hostKms.close(),
+    () => upstream.close(),
+    () => upstreamB.close(),
+    () => sink.close(),
+  );
 });
 afterAll(async () => {
   for (const e of running) await e.stop();
@@ -94,14 +105,17 @@ function ownerPolicy(extra: { identity?: unknown; providers?: unknown[]; secrets
 async function seal(by: MockKms, name: string, forOrigin: string, value: string): Promise<string> {
   const c = createKmsClient({ region: by.region, endpoint: by.endpoint, credentials: by.credentials });
   try {
-    const out = await c.send(new EncryptCommand({ KeyId: by.keyArn, Plaintext: Buffer.from(value), EncryptionContext: { ...providerSecretContext(name, forOrigin, { dev: true }) } }));
+    const out = await c.send(
+      new EncryptCommand({ KeyId: by.keyArn, Plaintext: Buffer.from(value), EncryptionContext: { ...providerSecretContext(name, forOrigin, { dev: true }) } }),
+    );
     return Buffer.from(out.CiphertextBlob!).toString("base64");
   } finally {
     c.destroy();
   }
 }
 
-const sealedFile = (keyId: string, secrets: Record<string, string>, identity?: unknown) => enc({ version: 1, keyId, region: kms.region, secrets, ...(identity !== undefined && { identity }) });
+const sealedFile = (keyId: string, secrets: Record<string, string>, identity?: unknown) =>
+  enc({ version: 1, keyId, region: kms.region, secrets, ...(identity !== undefined && { identity }) });
 
 async function provision(bundle: Omit<BundleInput, "awsCredentials"> & { via?: MockKms }, expectOutcome: "ready" | "identity" = "ready"): Promise<ProvisionedEnclave> {
   const via = bundle.via ?? kms;
@@ -148,7 +162,11 @@ const leaked = () => [...sink.requests, ...upstreamB.requests].some((r) => JSON.
 describe("the legitimate path, through the provisioning channel", { timeout: 60_000 }, () => {
   it("boots with the owner's trust policy and sealed key, serves with it, and attests and serves that exact policy", async () => {
     const policy = ownerPolicy();
-    const e = await provision({ trustPolicy: policy, operations: OPERATIONS, sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }) });
+    const e = await provision({
+      trustPolicy: policy,
+      operations: OPERATIONS,
+      sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }),
+    });
     expect(e.status.status).toBe("ready");
     const port = (e.status as { port: number }).port;
     expect(await chat(port)).toBe(200);
@@ -166,7 +184,11 @@ describe("a host-written trust policy that sends a sealed key elsewhere", { time
   it("pointing the provider at a host-run endpoint: KMS will not release a key sealed for the real origin (ERR_KMS_RELEASE_DENIED); nothing reaches the endpoint", async () => {
     const before = sinkCalls();
     const policy = ownerPolicy({ providers: [{ name: "openai", kind: "openai", baseUrl: sink.url, secret: "OPENAI_API_KEY" }] });
-    const e = await provision({ trustPolicy: policy, operations: OPERATIONS, sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }) });
+    const e = await provision({
+      trustPolicy: policy,
+      operations: OPERATIONS,
+      sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }),
+    });
     failedWith(e.status, "ERR_KMS_RELEASE_DENIED");
     expect(sinkCalls()).toBe(before);
     expect(leaked()).toBe(false);
@@ -267,7 +289,16 @@ describe("a host-owned KMS key for the identity, both ways", { timeout: 60_000 }
 
   it("opening: an identity the genuine image made under the host's key does not open for the owner's policy", async () => {
     const hostSecrets = { OPENAI_API_KEY: await seal(hostKms, "OPENAI_API_KEY", origin(upstream), "sk-host-own") };
-    const made = await provision({ trustPolicy: ownerPolicy({ secretsArn: hostKms.keyArn, identity: { mode: "sealed", kmsKeyArn: hostKms.keyArn } }), operations: OPERATIONS, sealedSecrets: sealedFile(hostKms.keyArn, hostSecrets), via: hostKms, ...generate }, "identity");
+    const made = await provision(
+      {
+        trustPolicy: ownerPolicy({ secretsArn: hostKms.keyArn, identity: { mode: "sealed", kmsKeyArn: hostKms.keyArn } }),
+        operations: OPERATIONS,
+        sealedSecrets: sealedFile(hostKms.keyArn, hostSecrets),
+        via: hostKms,
+        ...generate,
+      },
+      "identity",
+    );
     expect(made.status.status).toBe("identity");
     const identity = (made.status as { identity: unknown }).identity;
     const ownerSecrets = { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) };
@@ -281,7 +312,11 @@ describe("a host-owned KMS key for the identity, both ways", { timeout: 60_000 }
     const identityOnly = enc({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "sealed", kmsKeyArn: kms.keyArn } });
     hostKms.misbehave = "any-key-id";
     try {
-      failedWith((await provision({ trustPolicy: identityOnly, operations: enc({ version: 1, clients: [] }), sealedSecrets: sealedFile(hostKms.keyArn, {}, identity), via: hostKms })).status, "ERR_IDENTITY_PROVENANCE");
+      failedWith(
+        (await provision({ trustPolicy: identityOnly, operations: enc({ version: 1, clients: [] }), sealedSecrets: sealedFile(hostKms.keyArn, {}, identity), via: hostKms }))
+          .status,
+        "ERR_IDENTITY_PROVENANCE",
+      );
     } finally {
       hostKms.misbehave = "none";
     }
@@ -323,7 +358,11 @@ describe("the relying party's side of the same attacks", { timeout: 60_000 }, ()
   const owner = (): ClientPolicy["trust"] => ({ upstreamOrigins: [origin(upstream)], identity: { mode: "ephemeral" }, secretsKmsKeyArn: kms.keyArn });
 
   it("the owner's deployment passes the owner's constraints; the same constraints refuse a host policy naming the host's key, before the prompt leaves", async () => {
-    const good = await provision({ trustPolicy: ownerPolicy(), operations: OPERATIONS, sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }) });
+    const good = await provision({
+      trustPolicy: ownerPolicy(),
+      operations: OPERATIONS,
+      sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }),
+    });
     const goodURL = `https://127.0.0.1:${(good.status as { port: number }).port}/v1`;
     expect(await send(goodURL, policyFor(owner()))).toMatchObject({ status: 200 });
 
@@ -339,7 +378,12 @@ describe("the relying party's side of the same attacks", { timeout: 60_000 }, ()
   });
 
   it("a host policy routing to a host-run endpoint (no sealed key needed) is refused by the allowed origins", async () => {
-    const policy = enc({ version: 1, providers: [{ name: "openai", kind: "openai-compatible", baseUrl: sink.url }], models: { gpt: { provider: "openai", model: "gpt-4o" } }, identity: { mode: "ephemeral" } });
+    const policy = enc({
+      version: 1,
+      providers: [{ name: "openai", kind: "openai-compatible", baseUrl: sink.url }],
+      models: { gpt: { provider: "openai", model: "gpt-4o" } },
+      identity: { mode: "ephemeral" },
+    });
     const e = await provision({ trustPolicy: policy, operations: OPERATIONS });
     expect(e.status.status).toBe("ready");
     const before = sinkCalls();
@@ -354,13 +398,20 @@ describe("the relying party's side of the same attacks", { timeout: 60_000 }, ()
     // 1. The host has the genuine image make a shared identity under a key it owns…
     const hostPolicy = ownerPolicy({ secretsArn: hostKms.keyArn, identity: { mode: "sealed", kmsKeyArn: hostKms.keyArn } });
     const hostSecrets = { OPENAI_API_KEY: await seal(hostKms, "OPENAI_API_KEY", origin(upstream), "sk-host-own") };
-    const made = await provision({ trustPolicy: hostPolicy, operations: OPERATIONS, sealedSecrets: sealedFile(hostKms.keyArn, hostSecrets), via: hostKms, identity: { generate: { validityDays: 30 } } }, "identity");
+    const made = await provision(
+      { trustPolicy: hostPolicy, operations: OPERATIONS, sealedSecrets: sealedFile(hostKms.keyArn, hostSecrets), via: hostKms, identity: { generate: { validityDays: 30 } } },
+      "identity",
+    );
     const identity = (made.status as { identity: { dataKey: string; iv: string; sealed: string } }).identity;
     // 2. …decrypts the data key with its own key (its key policy needs no attestation) and so learns the TLS key…
     const c = createKmsClient({ region: hostKms.region, endpoint: hostKms.endpoint, credentials: hostKms.credentials });
-    const dataKey = (await c.send(new DecryptCommand({ CiphertextBlob: Buffer.from(identity.dataKey, "base64"), EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT } }))).Plaintext!;
+    const dataKey = (await c.send(new DecryptCommand({ CiphertextBlob: Buffer.from(identity.dataKey, "base64"), EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT } })))
+      .Plaintext!;
     c.destroy();
-    const keys = openIdentity({ dataKey: Buffer.from(identity.dataKey, "base64"), iv: Buffer.from(identity.iv, "base64"), sealed: Buffer.from(identity.sealed, "base64") }, dataKey);
+    const keys = openIdentity(
+      { dataKey: Buffer.from(identity.dataKey, "base64"), iv: Buffer.from(identity.iv, "base64"), sealed: Buffer.from(identity.sealed, "base64") },
+      dataKey,
+    );
     const known = await identityFromKeys(keys, { now });
     // 3. …boots a replica with it, and puts a TLS terminator with the same key in front of it.
     const replica = await provision({ trustPolicy: hostPolicy, operations: OPERATIONS, sealedSecrets: sealedFile(hostKms.keyArn, hostSecrets, identity), via: hostKms });
@@ -391,7 +442,11 @@ describe("the relying party's side of the same attacks", { timeout: 60_000 }, ()
   });
 
   it("a client that constrains nothing must say so: no trust section is refused, and an empty one too", async () => {
-    const e = await provision({ trustPolicy: ownerPolicy(), operations: OPERATIONS, sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }) });
+    const e = await provision({
+      trustPolicy: ownerPolicy(),
+      operations: OPERATIONS,
+      sealedSecrets: sealedFile(kms.keyArn, { OPENAI_API_KEY: await seal(kms, "OPENAI_API_KEY", origin(upstream), REAL_KEY) }),
+    });
     const url = `https://127.0.0.1:${(e.status as { port: number }).port}/v1`;
     const attempt = async (policy: ClientPolicy) => send(url, policy);
     await expect(attempt({ measurements, trustedRoots: [anchor] } as unknown as ClientPolicy)).rejects.toMatchObject({ code: "ERR_POLICY_INVALID" });

@@ -52,7 +52,17 @@ describe("enclave program run()", () => {
 
   it("refuses a missing trust policy or operations file (fail closed: no config, no gateway)", async () => {
     const ops = path.join(dir, "absent-ops.json");
-    const r = await call(run, ["--dev", "--state-dir", path.join(dir, "state"), "--trust-policy", path.join(dir, "absent.json"), "--operations", ops, "--listen", "tcp://127.0.0.1:0"]);
+    const r = await call(run, [
+      "--dev",
+      "--state-dir",
+      path.join(dir, "state"),
+      "--trust-policy",
+      path.join(dir, "absent.json"),
+      "--operations",
+      ops,
+      "--listen",
+      "tcp://127.0.0.1:0",
+    ]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^enclave: .*absent\.json/);
     expect(r.stdout).not.toContain("ready");

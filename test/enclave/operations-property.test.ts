@@ -36,7 +36,10 @@ const client = fc.record(
 );
 const limitKeys = Object.keys(DEFAULT_LIMITS) as (keyof typeof DEFAULT_LIMITS)[];
 const limits = fc.record(
-  Object.fromEntries(limitKeys.map((k) => [k, k === "attestationReservedShare" ? fc.double({ min: 0, max: 1, noNaN: true }) : fc.integer({ min: 0, max: 2 ** 31 })])) as Record<string, fc.Arbitrary<number>>,
+  Object.fromEntries(limitKeys.map((k) => [k, k === "attestationReservedShare" ? fc.double({ min: 0, max: 1, noNaN: true }) : fc.integer({ min: 0, max: 2 ** 31 })])) as Record<
+    string,
+    fc.Arbitrary<number>
+  >,
   { requiredKeys: [] },
 );
 const operations = fc.record(

@@ -27,14 +27,20 @@ describe("the enclave reads the PROXY v2 header with the host's codec", () => {
     fc.assert(
       fc.property(fc.ipV4(), fc.integer({ min: 1, max: 65535 }), fc.uint8Array({ maxLength: 40 }), (ip, port, tlv) => {
         const bytes = Buffer.from(
-          encodeProxyV2({ command: "proxy", address: { family: "ipv4", sourceAddress: ip, sourcePort: port, destinationAddress: "10.0.0.1", destinationPort: 443 }, tlvs: tlv.length ? [{ type: 0xe0, value: tlv }] : [] }),
+          encodeProxyV2({
+            command: "proxy",
+            address: { family: "ipv4", sourceAddress: ip, sourcePort: port, destinationAddress: "10.0.0.1", destinationPort: 443 },
+            tlvs: tlv.length ? [{ type: 0xe0, value: tlv }] : [],
+          }),
         );
         const parsed = decodeAddress(Buffer.concat([bytes, Buffer.from("after")]))!;
         expect(parsed.clientAddress).toBe(ip);
         expect(parsed.length).toBe(bytes.length);
       }),
     );
-    const v6 = Buffer.from(encodeProxyV2({ command: "proxy", address: { family: "ipv6", sourceAddress: "2001:db8::7", sourcePort: 1, destinationAddress: "::1", destinationPort: 2 } }));
+    const v6 = Buffer.from(
+      encodeProxyV2({ command: "proxy", address: { family: "ipv6", sourceAddress: "2001:db8::7", sourcePort: 1, destinationAddress: "::1", destinationPort: 2 } }),
+    );
     // RFC 5952 text, as the codec writes every IPv6 address (one spelling, one rate-limit key).
     expect(decodeAddress(v6)!.clientAddress).toBe("2001:db8::7");
     const local = Buffer.from(encodeProxyV2({ command: "local", address: { family: "unspec" } }));
@@ -42,7 +48,9 @@ describe("the enclave reads the PROXY v2 header with the host's codec", () => {
   });
 
   it("asks for more bytes on a prefix, refuses junk", () => {
-    const v4 = Buffer.from(encodeProxyV2({ command: "proxy", address: { family: "ipv4", sourceAddress: "1.2.3.4", sourcePort: 1, destinationAddress: "5.6.7.8", destinationPort: 2 } }));
+    const v4 = Buffer.from(
+      encodeProxyV2({ command: "proxy", address: { family: "ipv4", sourceAddress: "1.2.3.4", sourcePort: 1, destinationAddress: "5.6.7.8", destinationPort: 2 } }),
+    );
     for (let n = 0; n < v4.length; n++) expect(decodeAddress(v4.subarray(0, n))).toBeNull();
     expect(() => decodeProxyV2(Buffer.from([0x16, 0x03, 0x01]))).toThrow(ProxyProtocolError); // a TLS ClientHello
     const code = (bytes: Uint8Array) => {
@@ -62,7 +70,10 @@ describe("the enclave reads the PROXY v2 header with the host's codec", () => {
   });
 
   it("readProxyV2 returns the header and puts the bytes after it back; a stall, a hang-up or junk is refused", async () => {
-    const header = encodeProxyV2({ command: "proxy", address: { family: "ipv4", sourceAddress: "203.0.113.7", sourcePort: 1, destinationAddress: "10.0.0.1", destinationPort: 443 } });
+    const header = encodeProxyV2({
+      command: "proxy",
+      address: { family: "ipv4", sourceAddress: "203.0.113.7", sourcePort: 1, destinationAddress: "10.0.0.1", destinationPort: 443 },
+    });
     const socket = new PassThrough() as unknown as net.Socket;
     const reading = readProxyV2(socket, 2_000);
     (socket as unknown as PassThrough).write(Buffer.concat([Buffer.from(header.subarray(0, 5))]));
@@ -87,7 +98,10 @@ describe("the enclave reads the PROXY v2 header with the host's codec", () => {
       slow.write(Buffer.from(header.subarray(0, 8)));
       vi.advanceTimersByTime(4_999);
       let settled = false;
-      void stalled.then(() => (settled = true), () => (settled = true));
+      void stalled.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
       await Promise.resolve();
       expect(settled).toBe(false);
       vi.advanceTimersByTime(1);
@@ -113,7 +127,9 @@ describe("an enclave behind a PROXY v2 relay", () => {
         }
         const socket = tls.connect({ socket: raw, ca: h.enclave.identity.tls.certPem, servername: "localhost" }, () => {
           const body = JSON.stringify({ model: "local", messages: [{ role: "user", content: "x" }] });
-          socket.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${CLIENT_TOKEN}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`);
+          socket.write(
+            `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${CLIENT_TOKEN}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n${body}`,
+          );
         });
         let data = "";
         socket.on("data", (d) => (data += d.toString()));

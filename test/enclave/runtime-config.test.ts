@@ -35,7 +35,10 @@ describe("runtime config (trust policy + operations)", () => {
 
   it("a KMS endpoint override the caller checked is added to the derived egress, and nothing else", () => {
     const docs = splitConfig(JSON.stringify(base), { secretsKmsKeyArn: ARN });
-    const c = loadRuntimeConfig(new TextEncoder().encode(docs.trustPolicy), new TextEncoder().encode(docs.operations), { dev: false, kmsEndpoint: "https://vpce-1.kms.us-east-1.vpce.amazonaws.com" });
+    const c = loadRuntimeConfig(new TextEncoder().encode(docs.trustPolicy), new TextEncoder().encode(docs.operations), {
+      dev: false,
+      kmsEndpoint: "https://vpce-1.kms.us-east-1.vpce.amazonaws.com",
+    });
     expect(c.egressAllowlist).toContain("vpce-1.kms.us-east-1.vpce.amazonaws.com:443");
     expect(c.egressAllowlist).toHaveLength(4);
   });
@@ -44,11 +47,15 @@ describe("runtime config (trust policy + operations)", () => {
     const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
     const trust = enc({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" } });
     for (const extra of [{ egressAllowlist: ["evil.example:443"] }, { providers: [] }, { baseUrl: "https://evil.example" }, { kmsKeyId: ARN }, { extra: 1 }]) {
-      expect(() => loadRuntimeConfig(trust, enc({ version: 1, clients: [], ...extra }), { dev: true })).toThrow(expect.objectContaining({ code: "ERR_CONFIG", message: expect.stringMatching(/unknown field/) }));
+      expect(() => loadRuntimeConfig(trust, enc({ version: 1, clients: [], ...extra }), { dev: true })).toThrow(
+        expect.objectContaining({ code: "ERR_CONFIG", message: expect.stringMatching(/unknown field/) }),
+      );
     }
-    expect(() => loadRuntimeConfig(enc({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" }, clients: [] }), enc({ version: 1, clients: [] }), { dev: true })).toThrow(
-      expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID" }),
-    );
+    expect(() =>
+      loadRuntimeConfig(enc({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" }, clients: [] }), enc({ version: 1, clients: [] }), {
+        dev: true,
+      }),
+    ).toThrow(expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID" }));
   });
 
   it("a client allowed a model the trust policy does not route is refused (a typo, not a silent no-op)", () => {
@@ -57,7 +64,11 @@ describe("runtime config (trust policy + operations)", () => {
   });
 
   const rows: [string, unknown, RegExp][] = [
-    ["an alias named after one provider that routes to another", { ...base, models: { "anthropic/claude-x": { provider: "openai", model: "gpt-4o" } } }, /named after provider "anthropic" but routes to "openai"/],
+    [
+      "an alias named after one provider that routes to another",
+      { ...base, models: { "anthropic/claude-x": { provider: "openai", model: "gpt-4o" } } },
+      /named after provider "anthropic" but routes to "openai"/,
+    ],
     ["a route to an unknown provider", { ...base, models: { x: { provider: "nobody", model: "m" } } }, /names no configured provider/],
     ["a fallback to an unknown model", { ...base, models: { x: { provider: "openai", model: "m", fallbacks: ["y"] } } }, /is not a configured model/],
     ["duplicate provider names", { ...base, providers: [...base.providers, { name: "local", kind: "local" }] }, /duplicate provider name/],
@@ -66,9 +77,23 @@ describe("runtime config (trust policy + operations)", () => {
     ["a base URL with credentials", { ...base, providers: [{ name: "x", kind: "openai-compatible", baseUrl: "https://u:p@h.example/v1" }] }, /credentials/],
     ["a negative limit", { ...base, limits: { maxBodyBytes: -1 } }, /limits\.maxBodyBytes/],
     ["an unknown limit", { ...base, limits: { speed: 1 } }, /unknown field/],
-    ["a first-party kind pointed elsewhere", { ...base, providers: [{ name: "openai", kind: "openai", baseUrl: "https://evil.example/v1", secret: "K" }] }, /fixed to https:\/\/api\.openai\.com/],
+    [
+      "a first-party kind pointed elsewhere",
+      { ...base, providers: [{ name: "openai", kind: "openai", baseUrl: "https://evil.example/v1", secret: "K" }] },
+      /fixed to https:\/\/api\.openai\.com/,
+    ],
     ["plain http outside development", { ...base, providers: [{ name: "x", kind: "openai-compatible", baseUrl: "http://h.example/v1" }] }, /must be https/],
-    ["one secret for two providers", { ...base, providers: [{ name: "x", kind: "openai-compatible", baseUrl: "https://h.example/v1", secret: "K" }, { name: "y", kind: "openai-compatible", baseUrl: "https://g.example/v1", secret: "K" }] }, /one secret serves one provider/],
+    [
+      "one secret for two providers",
+      {
+        ...base,
+        providers: [
+          { name: "x", kind: "openai-compatible", baseUrl: "https://h.example/v1", secret: "K" },
+          { name: "y", kind: "openai-compatible", baseUrl: "https://g.example/v1", secret: "K" },
+        ],
+      },
+      /one secret serves one provider/,
+    ],
   ];
   for (const [name, value, message] of rows) {
     it(`refuses ${name}`, () => {

@@ -33,9 +33,19 @@ async function setup(allowedPcr0: Uint8Array, kmsNow: () => Date = now) {
   const upstream = await startMockOpenAI();
   closers.push(() => upstream.close());
   const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
-  const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(SEALED_KEY), EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", new URL(upstream.url).origin, { dev: true }) } }))).CiphertextBlob!;
+  const blob = (
+    await operator.send(
+      new EncryptCommand({
+        KeyId: kms.keyArn,
+        Plaintext: Buffer.from(SEALED_KEY),
+        EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", new URL(upstream.url).origin, { dev: true }) },
+      }),
+    )
+  ).CiphertextBlob!;
   operator.destroy();
-  const file = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));
+  const file = new Uint8Array(
+    Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })),
+  );
   const config = JSON.stringify({
     version: 1,
     providers: [{ name: "openai", kind: "openai", baseUrl: upstream.url, secret: "OPENAI_API_KEY" }],
@@ -118,7 +128,8 @@ describe("sealed provider keys at boot", () => {
     // An attester that puts someone else's key in the document (a swapped or buggy path).
     const swapping = {
       kind: real.kind,
-      attest: (req: { publicKey?: Uint8Array; userData?: Uint8Array; nonce?: Uint8Array }) => real.attest(req.publicKey && req.publicKey.length > 200 ? { ...req, publicKey: other.spkiDer } : req),
+      attest: (req: { publicKey?: Uint8Array; userData?: Uint8Array; nonce?: Uint8Array }) =>
+        real.attest(req.publicKey && req.publicKey.length > 200 ? { ...req, publicKey: other.spkiDer } : req),
       describePcr: (i: number) => real.describePcr(i),
       getRandom: (n: number) => real.getRandom(n),
       close: () => real.close(),
@@ -143,6 +154,8 @@ describe("sealed provider keys at boot", () => {
     expect(h.enclave.config.egressAllowlist).toEqual([new URL(s.upstream.url).host, new URL(s.kms.endpoint).host, `kms.${s.kms.region}.amazonaws.com:443`].sort());
     // A host-written allowlist is not even a field any more: operations refuses it.
     const ops = JSON.parse(s.docs.operations) as Record<string, unknown>;
-    await expect(startHarness({ ca: s.ca, trustPolicy: s.docs.trustPolicy, operations: JSON.stringify({ ...ops, egressAllowlist: ["evil.example:443"] }) })).rejects.toMatchObject({ code: "ERR_CONFIG" });
+    await expect(startHarness({ ca: s.ca, trustPolicy: s.docs.trustPolicy, operations: JSON.stringify({ ...ops, egressAllowlist: ["evil.example:443"] }) })).rejects.toMatchObject({
+      code: "ERR_CONFIG",
+    });
   });
 });

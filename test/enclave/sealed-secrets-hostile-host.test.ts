@@ -39,7 +39,12 @@ beforeAll(async () => {
   hostKms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs: { 0: PCR0 } }, now, account: "444455556666" });
   a = await startMockOpenAI();
   b = await startMockOpenAI();
-  closers.push(() => kms.close(), () => hostKms.close(), () => a.close(), () => b.close());
+  closers.push(
+    () => kms.close(),
+    () => hostKms.close(),
+    () => a.close(),
+    () => b.close(),
+  );
 });
 
 /** Two providers, each with its own secret. */
@@ -129,7 +134,10 @@ describe("sealed provider keys a hostile host arranged", { timeout: 60_000 }, ()
     // test/enclave/secrets/kms-source tests, dev: false).
     const h = await boot(file(hostKms.keyArn, await legitimate()));
     closers.push(() => h.close());
-    const asked = kms.requests.filter((r) => r.target === "TrentService.Decrypt").slice(-2).map((r) => r.body.KeyId);
+    const asked = kms.requests
+      .filter((r) => r.target === "TrentService.Decrypt")
+      .slice(-2)
+      .map((r) => r.body.KeyId);
     expect(asked).toEqual([kms.keyArn, kms.keyArn]);
   });
 

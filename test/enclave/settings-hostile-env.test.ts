@@ -49,9 +49,14 @@ describe("a hostile host's environment", () => {
   });
 
   it("each input needs its own flag or variable, and provisioning refuses both", async () => {
-    await expect(loadEnclaveSettings({}, { dev: true, operations: write("o2.json", { version: 1, clients: [] }) })).rejects.toMatchObject({ code: "ERR_CONFIG", message: expect.stringMatching(/no trust policy/) });
+    await expect(loadEnclaveSettings({}, { dev: true, operations: write("o2.json", { version: 1, clients: [] }) })).rejects.toMatchObject({
+      code: "ERR_CONFIG",
+      message: expect.stringMatching(/no trust policy/),
+    });
     await expect(loadEnclaveSettings({}, { dev: true, trustPolicy: write("t2.json", trust) })).rejects.toMatchObject({ message: expect.stringMatching(/no operations file/) });
-    await expect(loadEnclaveSettings({ EGW_TRUST_POLICY: "x" }, { provisionListen: "tcp://127.0.0.1:0" })).rejects.toMatchObject({ message: expect.stringMatching(/EGW_TRUST_POLICY/) });
+    await expect(loadEnclaveSettings({ EGW_TRUST_POLICY: "x" }, { provisionListen: "tcp://127.0.0.1:0" })).rejects.toMatchObject({
+      message: expect.stringMatching(/EGW_TRUST_POLICY/),
+    });
     await expect(loadEnclaveSettings({}, { provisionListen: "tcp://127.0.0.1:0", operations: "o.json" })).rejects.toMatchObject({ message: expect.stringMatching(/--operations/) });
   });
 });

@@ -134,9 +134,11 @@ describe("shared identity", { timeout: 60_000 }, () => {
       operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.alloc(64, 1), EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT } })),
     ).rejects.toMatchObject({ name: "AccessDeniedException" });
     // …nor get a data key in the clear.
-    await expect(operator.send(new GenerateDataKeyCommand({ KeyId: kms.keyArn, KeySpec: "AES_256", EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT } }))).rejects.toMatchObject({
-      name: "AccessDeniedException",
-    });
+    await expect(operator.send(new GenerateDataKeyCommand({ KeyId: kms.keyArn, KeySpec: "AES_256", EncryptionContext: { ...IDENTITY_ENCRYPTION_CONTEXT } }))).rejects.toMatchObject(
+      {
+        name: "AccessDeniedException",
+      },
+    );
     // Another measurement does not accept it (its generator is not this image)…
     const other = enclaveAttester(new Uint8Array(48).fill(0x22));
     await expect(openSealedIdentity({ blob: v1.blob, attester: other, kmsClient: kmsClient(), ...pins(), now })).rejects.toMatchObject({ code: "ERR_IDENTITY_PROVENANCE" });

@@ -38,27 +38,29 @@ export function configJson(overrides: Record<string, unknown> = {}): string {
   });
 }
 
-export async function startHarness(options: {
-  /** One object with both documents' fields (split by test/helpers/split-config.ts), or give trustPolicy + operations. */
-  config?: string;
-  trustPolicy?: string;
-  operations?: string;
-  /** With `config`: trust policy secrets.kmsKeyArn / identity. */
-  secretsKmsKeyArn?: string;
-  identity?: Record<string, unknown>;
-  secrets?: Map<string, string>;
-  adapters?: Map<string, ProviderAdapter>;
-  fetch?: typeof fetch;
-  now?: () => Date;
-  egressProxy?: string;
-  /** Reuse a development CA the test made (e.g. to give a local KMS its root). */
-  ca?: DevCa;
-  sealedSecrets?: Parameters<typeof bootEnclave>[0]["sealedSecrets"];
-  /** PCR0 of the simulated enclave; default 0x11 × 48. */
-  pcr0?: Uint8Array;
-  /** Development: an extra PEM root for upstream TLS (a local HTTPS mock's certificate). */
-  upstreamCa?: string;
-} = {}): Promise<Harness> {
+export async function startHarness(
+  options: {
+    /** One object with both documents' fields (split by test/helpers/split-config.ts), or give trustPolicy + operations. */
+    config?: string;
+    trustPolicy?: string;
+    operations?: string;
+    /** With `config`: trust policy secrets.kmsKeyArn / identity. */
+    secretsKmsKeyArn?: string;
+    identity?: Record<string, unknown>;
+    secrets?: Map<string, string>;
+    adapters?: Map<string, ProviderAdapter>;
+    fetch?: typeof fetch;
+    now?: () => Date;
+    egressProxy?: string;
+    /** Reuse a development CA the test made (e.g. to give a local KMS its root). */
+    ca?: DevCa;
+    sealedSecrets?: Parameters<typeof bootEnclave>[0]["sealedSecrets"];
+    /** PCR0 of the simulated enclave; default 0x11 × 48. */
+    pcr0?: Uint8Array;
+    /** Development: an extra PEM root for upstream TLS (a local HTTPS mock's certificate). */
+    upstreamCa?: string;
+  } = {},
+): Promise<Harness> {
   const now = options.now ?? (() => new Date());
   const ca = options.ca ?? (await createDevCa({ now }));
   const attester = new SimulatedNsm({ ca, now, pcrs: { 0: options.pcr0 ?? new Uint8Array(48).fill(0x11) } });
@@ -86,8 +88,7 @@ export async function startHarness(options: {
     devRoot: trustAnchorFromPem(ca.rootPem, "development"),
   });
   const agent = new Agent({ connect: { ca: enclave.identity.tls.certPem } });
-  const pinnedFetch = ((input: string | URL | Request, init?: RequestInit) =>
-    undiciFetch(input as string, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch;
+  const pinnedFetch = ((input: string | URL | Request, init?: RequestInit) => undiciFetch(input as string, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch;
   return {
     enclave,
     baseURL: `https://127.0.0.1:${enclave.server.port}/v1`,

@@ -16,9 +16,7 @@ import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from ".
  * order), `setScenario` the default for the rest.
  */
 
-export type MockContentBlock =
-  | { type: "text"; text: string }
-  | { type: "tool_use"; id: string; name: string; input: Record<string, unknown> };
+export type MockContentBlock = { type: "text"; text: string } | { type: "tool_use"; id: string; name: string; input: Record<string, unknown> };
 
 export interface MockUsage {
   input_tokens?: number;

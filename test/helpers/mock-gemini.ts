@@ -260,9 +260,7 @@ function usageMetadata(p: Plan, candidatesTokenCount: number): Record<string, un
     promptTokenCount: p.usage.promptTokenCount,
     candidatesTokenCount,
     totalTokenCount:
-      candidatesTokenCount === p.usage.candidatesTokenCount
-        ? p.usage.totalTokenCount
-        : p.usage.promptTokenCount + candidatesTokenCount + (p.usage.thoughtsTokenCount ?? 0),
+      candidatesTokenCount === p.usage.candidatesTokenCount ? p.usage.totalTokenCount : p.usage.promptTokenCount + candidatesTokenCount + (p.usage.thoughtsTokenCount ?? 0),
     promptTokensDetails: [{ modality: "TEXT", tokenCount: p.usage.promptTokenCount }],
     ...(p.usage.thoughtsTokenCount === undefined ? {} : { thoughtsTokenCount: p.usage.thoughtsTokenCount }),
   };
@@ -373,7 +371,13 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
       if (options.apiKey !== undefined) {
         const key = request.headers["x-goog-api-key"];
         if (key === undefined) {
-          return json(403, googleErrorBody(403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API."));
+          return json(
+            403,
+            googleErrorBody(
+              403,
+              "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+            ),
+          );
         }
         if (key !== options.apiKey) return json(400, googleErrorBody(400, "API key not valid. Please pass a valid API key."));
       }
@@ -381,7 +385,11 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
         const details: unknown[] = [];
         const retryDelay = scenario.retryDelay ?? (scenario.status === 429 && scenario.retryAfter ? `${scenario.retryAfter}s` : undefined);
         if (retryDelay) details.push({ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay });
-        return json(scenario.status, googleErrorBody(scenario.status, scenario.errorMessage, details), scenario.retryAfter === undefined ? {} : { "retry-after": scenario.retryAfter });
+        return json(
+          scenario.status,
+          googleErrorBody(scenario.status, scenario.errorMessage, details),
+          scenario.retryAfter === undefined ? {} : { "retry-after": scenario.retryAfter },
+        );
       }
       if (request.method !== "POST" || !route) return json(404, googleErrorBody(404, `Requested entity was not found.`));
       if (body === undefined) return json(400, googleErrorBody(400, "Invalid JSON payload received."));
@@ -453,7 +461,7 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
       const parts = (r.content as { parts?: { text?: unknown }[] } | undefined)?.parts;
       if (!Array.isArray(parts) || parts.length === 0) return "* content.parts must not be empty";
       const text = parts.map((part) => (typeof part.text === "string" ? part.text : "")).join("");
-      const dims = typeof r.outputDimensionality === "number" ? r.outputDimensionality : scenario.embeddingDimensions ?? 8;
+      const dims = typeof r.outputDimensionality === "number" ? r.outputDimensionality : (scenario.embeddingDimensions ?? 8);
       return { values: mockEmbedding(text, dims) };
     };
     if (recorded.rpc === "embedContent") {

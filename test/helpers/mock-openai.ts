@@ -108,8 +108,7 @@ export interface MockOpenAI {
 }
 
 export const MOCK_DEFAULT_CONTENT = "This is a mock reply.";
-export const MOCK_PNG_1X1_BASE64 =
-  "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+export const MOCK_PNG_1X1_BASE64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
 
 const ERROR_TYPES: Record<number, [string, string | null]> = {
   400: ["invalid_request_error", null],
@@ -150,8 +149,13 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
     const status = scenario.status ?? 200;
     if (status < 200 || status >= 300) {
       const [type, code] = ERROR_TYPES[status] ?? (status >= 500 ? ["server_error", null] : ["invalid_request_error", null]);
-      const message = scenario.errorMessage ?? `Mock error ${status} for input: ${lastUserText(body) ?? String(body["prompt"] ?? body["input"] ?? "")}`;
-      return json(status, { error: { message, type: scenario.errorType ?? type, param: null, code: scenario.errorCode !== undefined ? scenario.errorCode : code } }, extra, scenario);
+      const message = scenario.errorMessage ?? `Mock error ${status} for input: ${lastUserText(body) ?? String(body.prompt ?? body.input ?? "")}`;
+      return json(
+        status,
+        { error: { message, type: scenario.errorType ?? type, param: null, code: scenario.errorCode !== undefined ? scenario.errorCode : code } },
+        extra,
+        scenario,
+      );
     }
 
     if (request.method === "GET" && route === `${basePath}/models`) {
@@ -161,7 +165,7 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
       return json(405, { error: { message: "Method not allowed", type: "invalid_request_error", param: null, code: null } }, extra, scenario);
     }
     if (route === `${basePath}/chat/completions`) {
-      if (body["stream"] === true) return stream(request, body, scenario, extra);
+      if (body.stream === true) return stream(request, body, scenario, extra);
       return json(200, scenario.rawBody ?? completion(request, body, scenario), extra, scenario);
     }
     if (route === `${basePath}/embeddings`) return json(200, scenario.rawBody ?? embeddings(body), extra, scenario);
@@ -186,13 +190,11 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
       id: `chatcmpl-mock-${request.index}`,
       object: "chat.completion",
       created,
-      model: String(body["model"] ?? ""),
+      model: String(body.model ?? ""),
       choices: [
         {
           index: 0,
-          message: calls
-            ? { role: "assistant", content: null, tool_calls: calls, refusal: null, annotations: [] }
-            : { role: "assistant", content, refusal: null, annotations: [] },
+          message: calls ? { role: "assistant", content: null, tool_calls: calls, refusal: null, annotations: [] } : { role: "assistant", content, refusal: null, annotations: [] },
           logprobs: null,
           finish_reason: scenario.finishReason ?? (calls ? "tool_calls" : "stop"),
         },
@@ -210,7 +212,7 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
    * event comes before [DONE].
    */
   function stream(request: MockRequest, body: Record<string, unknown>, scenario: MockScenario, extra: Record<string, string>): Reply {
-    const includeUsage = (body["stream_options"] as { include_usage?: unknown } | undefined)?.include_usage === true;
+    const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
     const events = scenario.rawEvents ?? streamEvents(request, body, scenario, includeUsage);
     const steps: StreamStep[] = [];
     const headers = { "content-type": scenario.contentType ?? "text/event-stream; charset=utf-8", "cache-control": "no-cache", ...extra };
@@ -236,7 +238,14 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
   }
 
   function streamEvents(request: MockRequest, body: Record<string, unknown>, scenario: MockScenario, includeUsage: boolean): string[] {
-    const head = { id: `chatcmpl-mock-${request.index}`, object: "chat.completion.chunk", created, model: String(body["model"] ?? ""), service_tier: "default", system_fingerprint: "fp_mock" };
+    const head = {
+      id: `chatcmpl-mock-${request.index}`,
+      object: "chat.completion.chunk",
+      created,
+      model: String(body.model ?? ""),
+      service_tier: "default",
+      system_fingerprint: "fp_mock",
+    };
     const chunk = (delta: Record<string, unknown>, finish: string | null): string =>
       JSON.stringify({ ...head, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }], ...(includeUsage ? { usage: null } : {}) });
     const events: string[] = [];
@@ -263,10 +272,10 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
   }
 
   function embeddings(body: Record<string, unknown>): unknown {
-    const input = body["input"];
+    const input = body.input;
     const items: unknown[] = typeof input === "string" ? [input] : Array.isArray(input) && input.every((x) => typeof x === "number") ? [input] : Array.isArray(input) ? input : [];
-    const dims = typeof body["dimensions"] === "number" ? body["dimensions"] : 3;
-    const base64 = body["encoding_format"] === "base64";
+    const dims = typeof body.dimensions === "number" ? body.dimensions : 3;
+    const base64 = body.encoding_format === "base64";
     const data = items.map((_, index) => {
       const vector = Array.from({ length: dims }, (_, j) => Math.fround((index + 1) / (j + 2)));
       let embedding: number[] | string = vector;
@@ -278,12 +287,12 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
       return { object: "embedding", index, embedding };
     });
     const tokens = items.reduce<number>((n, x) => n + (typeof x === "string" ? countWords(x) : Array.isArray(x) ? x.length : 0), 0);
-    return { object: "list", data, model: String(body["model"] ?? ""), usage: { prompt_tokens: tokens, total_tokens: tokens } };
+    return { object: "list", data, model: String(body.model ?? ""), usage: { prompt_tokens: tokens, total_tokens: tokens } };
   }
 
   function images(body: Record<string, unknown>): unknown {
-    const n = typeof body["n"] === "number" ? body["n"] : 1;
-    const b64 = body["response_format"] === "b64_json";
+    const n = typeof body.n === "number" ? body.n : 1;
+    const b64 = body.response_format === "b64_json";
     return {
       created,
       data: Array.from({ length: n }, (_, i) => (b64 ? { b64_json: MOCK_PNG_1X1_BASE64 } : { url: `https://mock.invalid/images/${i}.png` })),
@@ -313,7 +322,7 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
 }
 
 function lastUserText(body: Record<string, unknown>): string | undefined {
-  const messages = body["messages"];
+  const messages = body.messages;
   if (!Array.isArray(messages)) return undefined;
   for (let i = messages.length - 1; i >= 0; i--) {
     const m = messages[i] as { role?: unknown; content?: unknown } | undefined;
@@ -329,7 +338,7 @@ function countWords(text: string): number {
 }
 
 function usageFor(body: Record<string, unknown>, completionTokens: number): unknown {
-  const messages = Array.isArray(body["messages"]) ? (body["messages"] as { content?: unknown }[]) : [];
+  const messages = Array.isArray(body.messages) ? (body.messages as { content?: unknown }[]) : [];
   const prompt = messages.reduce((n, m) => n + (typeof m?.content === "string" ? countWords(m.content) : 0), 0);
   return {
     prompt_tokens: prompt,

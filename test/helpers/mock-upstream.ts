@@ -45,9 +45,7 @@ export type StreamStep =
   /** Ends the response with these last bytes. */
   | { end: string };
 
-export type Reply =
-  | { status: number; headers: http.OutgoingHttpHeaders; body: string | Buffer }
-  | { status: number; headers: http.OutgoingHttpHeaders; stream: StreamStep[] };
+export type Reply = { status: number; headers: http.OutgoingHttpHeaders; body: string | Buffer } | { status: number; headers: http.OutgoingHttpHeaders; stream: StreamStep[] };
 
 export interface Exchange {
   request: UpstreamRequest;
@@ -167,7 +165,18 @@ export async function startMockUpstream(options: MockUpstreamOptions): Promise<M
       } else if ("delay" in step) {
         await wait(step.delay);
       } else if ("stall" in step) {
-        await Promise.race([stall(), onClose, ...(step.until ? [step.until.then(() => {}, () => {})] : [])]);
+        await Promise.race([
+          stall(),
+          onClose,
+          ...(step.until
+            ? [
+                step.until.then(
+                  () => {},
+                  () => {},
+                ),
+              ]
+            : []),
+        ]);
       } else if ("cut" in step) {
         const socket = res.socket;
         if (socket && !socket.destroyed) socket.resetAndDestroy();

@@ -24,7 +24,13 @@ export interface ProvisionedEnclave {
 
 let n = 0;
 
-export async function provisionEnclave(options: { dir: string; stateDir: string; now: () => Date; bundle: BundleInput; expect?: "ready" | "identity" }): Promise<ProvisionedEnclave> {
+export async function provisionEnclave(options: {
+  dir: string;
+  stateDir: string;
+  now: () => Date;
+  bundle: BundleInput;
+  expect?: "ready" | "identity";
+}): Promise<ProvisionedEnclave> {
   n += 1;
   const sock = path.join(options.dir, `p${process.pid}-${n}.sock`);
   fs.rmSync(sock, { force: true });

@@ -76,10 +76,7 @@ async function issue(name: string, spec: CertSpec, role: "root" | "ca" | "leaf",
   return { cert, keys, name };
 }
 
-export async function buildTestChain(
-  now: Date,
-  specs: { root?: CertSpec; intermediates?: CertSpec[]; leaf?: CertSpec } = {},
-): Promise<TestChain> {
+export async function buildTestChain(now: Date, specs: { root?: CertSpec; intermediates?: CertSpec[]; leaf?: CertSpec } = {}): Promise<TestChain> {
   const root = await issue("CN=test root", specs.root ?? {}, "root", null, now);
   const bundle: Issued[] = [root];
   const intermediates = specs.intermediates ?? [{}, {}];

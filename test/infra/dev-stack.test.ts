@@ -24,7 +24,18 @@ const KEY = "sk-CANARYDEVKEY8f20";
 
 let dir: string;
 let dev: ChildProcess;
-type Ready = { url: string; devRoot: string; tokenFile: string; pids: Record<string, number>; configSha256: string; policySha256: string; trustPolicy: string; operations: string; manifest: string; pcrs: Record<string, string> };
+type Ready = {
+  url: string;
+  devRoot: string;
+  tokenFile: string;
+  pids: Record<string, number>;
+  configSha256: string;
+  policySha256: string;
+  trustPolicy: string;
+  operations: string;
+  manifest: string;
+  pcrs: Record<string, string>;
+};
 let ready: Ready;
 let token: string;
 const stderr: string[] = [];
@@ -137,7 +148,11 @@ describe("egw dev: the whole stack as separate processes", () => {
     const trustBytes = fs.readFileSync(ready.trustPolicy);
     // The hash the enclave attests is the file's.
     expect(ready.policySha256).toBe(createHash("sha256").update(trustBytes).digest("hex"));
-    const trust = JSON.parse(trustBytes.toString("utf8")) as { providers: { name: string; baseUrl?: string; secret?: string }[]; secrets?: { kmsKeyArn: string }; identity: unknown };
+    const trust = JSON.parse(trustBytes.toString("utf8")) as {
+      providers: { name: string; baseUrl?: string; secret?: string }[];
+      secrets?: { kmsKeyArn: string };
+      identity: unknown;
+    };
     expect(trust.providers.find((p) => p.name === "local")).toMatchObject({ baseUrl: expect.stringMatching(/^https:\/\/127\.0\.0\.1:\d+\/v1$/), secret: "EGW_DEV_LOCAL_KEY" });
     expect(trust.secrets?.kmsKeyArn).toMatch(/^arn:aws:kms:us-east-1:\d{12}:key\/[0-9a-f-]{36}$/);
     expect(trust.identity).toEqual({ mode: "ephemeral" });

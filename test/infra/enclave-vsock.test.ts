@@ -45,14 +45,21 @@ fs.writeFileSync(
   trustPolicy,
   JSON.stringify({
     version: 1,
-    providers: [{ name: "local", kind: "local" }, { name: "remote", kind: "openai-compatible", baseUrl: "https://api.example.com/v1" }],
+    providers: [
+      { name: "local", kind: "local" },
+      { name: "remote", kind: "openai-compatible", baseUrl: "https://api.example.com/v1" },
+    ],
     models: { local: { provider: "local", model: "local" }, remote: { provider: "remote", model: "m" } },
     identity: { mode: "ephemeral" },
   }),
 );
 fs.writeFileSync(
   operations,
-  JSON.stringify({ version: 1, clients: [{ name: "t", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }], limits: { maxRetries: 0, connectTimeoutMs: 2000 } }),
+  JSON.stringify({
+    version: 1,
+    clients: [{ name: "t", tokenSha256: createHash("sha256").update(token).digest("hex"), models: ["*"] }],
+    limits: { maxRetries: 0, connectTimeoutMs: 2000 },
+  }),
 );
 const files = ["--trust-policy", trustPolicy, "--operations", operations];
 

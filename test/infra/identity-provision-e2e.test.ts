@@ -3,7 +3,7 @@ import { createHash, createPrivateKey } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { PassThrough } from "node:stream";
+import type { PassThrough } from "node:stream";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decodeBinding } from "../../attestation/binding.js";
@@ -78,9 +78,6 @@ function capture(name: string) {
   return captured;
 }
 
-
-
-
 interface World {
   kms: MockKms;
   trustFile: string;
@@ -95,12 +92,16 @@ async function world(allowedPcrs: Record<number, Uint8Array>): Promise<World> {
   const kms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs }, now });
   closers.push(() => kms.close());
   const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
-  const blob = (await operator.send(new EncryptCommand({
+  const blob = (
+    await operator.send(
+      new EncryptCommand({
         KeyId: kms.keyArn,
         Plaintext: Buffer.from(PLAINTEXT),
         // Bound to the one provider that uses it (the mock upstream is http: development).
         EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", new URL(upstream.url).origin, { dev: true }) },
-      }))).CiphertextBlob!;
+      }),
+    )
+  ).CiphertextBlob!;
   operator.destroy();
   const n = ++sockets;
   const trustFile = path.join(dir, `trust-policy-${n}.json`);
@@ -136,15 +137,24 @@ async function generate(w: World, input: string, out: string, extra: string[]): 
   const hostDone = hostCommand(
     [
       "--generate-identity",
-      "--provision", provision,
-      "--trust-policy", w.trustFile,
-      "--operations", w.opsFile,
-      "--sealed-secrets", input,
-      "--kms-endpoint", w.kms.endpoint,
-      "--egress-listen", "tcp://127.0.0.1:0",
-      "--allow-private", new URL(w.kms.endpoint).host,
-      "--identity-out", out,
-      "--provision-timeout", "60",
+      "--provision",
+      provision,
+      "--trust-policy",
+      w.trustFile,
+      "--operations",
+      w.opsFile,
+      "--sealed-secrets",
+      input,
+      "--kms-endpoint",
+      w.kms.endpoint,
+      "--egress-listen",
+      "tcp://127.0.0.1:0",
+      "--allow-private",
+      new URL(w.kms.endpoint).host,
+      "--identity-out",
+      out,
+      "--provision-timeout",
+      "60",
       ...extra,
     ],
     cliContextHere(hostOut.stream, hostErr.stream),
@@ -178,17 +188,28 @@ async function bootReplica(w: World, sealedFile: string) {
   const kmsHost = new URL(w.kms.endpoint).host;
   const hostDone = hostCommand(
     [
-      "--listen", "tcp://127.0.0.1:0",
-      "--enclave", `tcp://127.0.0.1:${gatewayPort}`,
-      "--egress-listen", "tcp://127.0.0.1:0",
-      "--trust-policy", w.trustFile,
-      "--operations", w.opsFile,
-      "--allow-private", new URL(upstream.url).host,
-      "--allow-private", kmsHost,
-      "--provision", provision,
-      "--sealed-secrets", sealedFile,
-      "--kms-endpoint", w.kms.endpoint,
-      "--provision-timeout", "60",
+      "--listen",
+      "tcp://127.0.0.1:0",
+      "--enclave",
+      `tcp://127.0.0.1:${gatewayPort}`,
+      "--egress-listen",
+      "tcp://127.0.0.1:0",
+      "--trust-policy",
+      w.trustFile,
+      "--operations",
+      w.opsFile,
+      "--allow-private",
+      new URL(upstream.url).host,
+      "--allow-private",
+      kmsHost,
+      "--provision",
+      provision,
+      "--sealed-secrets",
+      sealedFile,
+      "--kms-endpoint",
+      w.kms.endpoint,
+      "--provision-timeout",
+      "60",
     ],
     cliContextHere(hostOut.stream, hostErr.stream),
     { stop: hostStop.promise, fetchCredentials: async () => CREDS },
@@ -198,7 +219,19 @@ async function bootReplica(w: World, sealedFile: string) {
   const enclaveErr = capture("replica enclave stderr");
   const enclaveStop = deferred();
   const enclaveDone = enclaveCommand(
-    ["--dev", "--state-dir", stateDir, "--provision-listen", provision, "--listen", `tcp://127.0.0.1:${gatewayPort}`, "--egress-proxy", String(ready.egress).replace(/^tcp:/, "http:"), "--provision-timeout", "60"],
+    [
+      "--dev",
+      "--state-dir",
+      stateDir,
+      "--provision-listen",
+      provision,
+      "--listen",
+      `tcp://127.0.0.1:${gatewayPort}`,
+      "--egress-proxy",
+      String(ready.egress).replace(/^tcp:/, "http:"),
+      "--provision-timeout",
+      "60",
+    ],
     cliContextHere(enclaveOut.stream, enclaveErr.stream),
     { stop: enclaveStop.promise },
   );
@@ -339,7 +372,18 @@ describe("egw host --generate-identity → egw enclave --provision-listen", { ti
 
   it("usage errors exit 2 before anything is sent: overlap missing for a rotation, overlap or --rotate-tls for a first identity, missing or stray flags", async () => {
     const ctx = () => cliContextHere(capture("usage stdout").stream, capture("usage stderr").stream);
-    const base = ["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--trust-policy", good.trustFile, "--operations", good.opsFile, "--egress-listen", "tcp://127.0.0.1:0"];
+    const base = [
+      "host",
+      "--generate-identity",
+      "--provision",
+      "unix:///nonexistent.sock",
+      "--trust-policy",
+      good.trustFile,
+      "--operations",
+      good.opsFile,
+      "--egress-listen",
+      "tcp://127.0.0.1:0",
+    ];
     const out = path.join(dir, "never.json");
     expect(await run([...base, "--sealed-secrets", first, "--validity-days", "30", "--identity-out", out], ctx())).toBe(2);
     expect(await run([...base, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--overlap-days", "1", "--identity-out", out], ctx())).toBe(2);
@@ -352,13 +396,95 @@ describe("egw host --generate-identity → egw enclave --provision-listen", { ti
     expect(await run([...base, "--sealed-secrets", first, "--validity-days", "30", "--overlap-days", "1826", "--identity-out", out], ctx())).toBe(2);
     expect(await run([...base, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", path.join(dir, "no-such-dir", "x.json")], ctx())).toBe(2);
     expect(await run([...base, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out, "--enclave", "tcp://127.0.0.1:9"], ctx())).toBe(2);
-    expect(await run(["host", "--generate-identity", "--trust-policy", good.trustFile, "--operations", good.opsFile, "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out, "--egress-listen", "tcp://127.0.0.1:0"], ctx())).toBe(2);
+    expect(
+      await run(
+        [
+          "host",
+          "--generate-identity",
+          "--trust-policy",
+          good.trustFile,
+          "--operations",
+          good.opsFile,
+          "--sealed-secrets",
+          good.sealedFile,
+          "--validity-days",
+          "30",
+          "--identity-out",
+          out,
+          "--egress-listen",
+          "tcp://127.0.0.1:0",
+        ],
+        ctx(),
+      ),
+    ).toBe(2);
     // Both files are sent: either one missing is a usage error.
-    expect(await run(["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--trust-policy", good.trustFile, "--egress-listen", "tcp://127.0.0.1:0", "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out], ctx())).toBe(2);
-    expect(await run(["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--operations", good.opsFile, "--egress-listen", "tcp://127.0.0.1:0", "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out], ctx())).toBe(2);
+    expect(
+      await run(
+        [
+          "host",
+          "--generate-identity",
+          "--provision",
+          "unix:///nonexistent.sock",
+          "--trust-policy",
+          good.trustFile,
+          "--egress-listen",
+          "tcp://127.0.0.1:0",
+          "--sealed-secrets",
+          good.sealedFile,
+          "--validity-days",
+          "30",
+          "--identity-out",
+          out,
+        ],
+        ctx(),
+      ),
+    ).toBe(2);
+    expect(
+      await run(
+        [
+          "host",
+          "--generate-identity",
+          "--provision",
+          "unix:///nonexistent.sock",
+          "--operations",
+          good.opsFile,
+          "--egress-listen",
+          "tcp://127.0.0.1:0",
+          "--sealed-secrets",
+          good.sealedFile,
+          "--validity-days",
+          "30",
+          "--identity-out",
+          out,
+        ],
+        ctx(),
+      ),
+    ).toBe(2);
     // A trust policy whose identity is ephemeral allows no shared identity (the enclave refuses too: ERR_IDENTITY_POLICY).
     const ephemeralErr = capture("ephemeral stderr");
-    expect(await run(["host", "--generate-identity", "--provision", "unix:///nonexistent.sock", "--trust-policy", good.ephemeralTrustFile, "--operations", good.opsFile, "--egress-listen", "tcp://127.0.0.1:0", "--sealed-secrets", good.sealedFile, "--validity-days", "30", "--identity-out", out], cliContextHere(capture("ephemeral stdout").stream, ephemeralErr.stream))).toBe(2);
+    expect(
+      await run(
+        [
+          "host",
+          "--generate-identity",
+          "--provision",
+          "unix:///nonexistent.sock",
+          "--trust-policy",
+          good.ephemeralTrustFile,
+          "--operations",
+          good.opsFile,
+          "--egress-listen",
+          "tcp://127.0.0.1:0",
+          "--sealed-secrets",
+          good.sealedFile,
+          "--validity-days",
+          "30",
+          "--identity-out",
+          out,
+        ],
+        cliContextHere(capture("ephemeral stdout").stream, ephemeralErr.stream),
+      ),
+    ).toBe(2);
     expect(ephemeralErr.text()).toContain("its identity is ephemeral");
     // Identity flags without --generate-identity.
     expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--overlap-days", "1"], ctx())).toBe(2);
@@ -401,10 +527,16 @@ describe("egw host --generate-identity → egw enclave --provision-listen", { ti
     expect(opened.length).toBeGreaterThanOrEqual(3);
     const canaries: { what: string; forms: string[] }[] = [];
     for (const [i, keys] of opened.entries()) {
-      for (const [what, pkcs8] of [["tls", keys.tlsPkcs8], ["signing", keys.signing.pkcs8]] as const) {
+      for (const [what, pkcs8] of [
+        ["tls", keys.tlsPkcs8],
+        ["signing", keys.signing.pkcs8],
+      ] as const) {
         const d = Buffer.from(createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" }).export({ format: "jwk" }).d!, "base64url");
         const der = Buffer.from(pkcs8);
-        canaries.push({ what: `identity ${i} ${what} key`, forms: [der.toString("base64"), der.toString("hex"), d.toString("hex"), d.toString("base64"), d.toString("base64url")] });
+        canaries.push({
+          what: `identity ${i} ${what} key`,
+          forms: [der.toString("base64"), der.toString("hex"), d.toString("hex"), d.toString("base64"), d.toString("base64url")],
+        });
       }
     }
     for (const secret of [AWS_SECRET, AWS_TOKEN, PLAINTEXT]) {

@@ -63,9 +63,6 @@ afterAll(async () => {
 
 /** A captured output stream with helpers to wait for a JSON line. */
 
-
-
-
 interface Stack {
   kms: MockKms;
   upstream: MockOpenAI;
@@ -85,15 +82,21 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
   const upstream = await startMockOpenAI();
   closers.push(() => upstream.close());
   const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
-  const blob = (await operator.send(new EncryptCommand({
+  const blob = (
+    await operator.send(
+      new EncryptCommand({
         KeyId: kms.keyArn,
         Plaintext: Buffer.from(PLAINTEXT),
         // Bound to the one provider that uses it (the mock upstream is http: development).
         EncryptionContext: { ...providerSecretContext("OPENAI_API_KEY", new URL(upstream.url).origin, { dev: true }) },
-      }))).CiphertextBlob!;
+      }),
+    )
+  ).CiphertextBlob!;
   operator.destroy();
   const n = ++sockets;
-  const sealedBytes = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));
+  const sealedBytes = new Uint8Array(
+    Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })),
+  );
   const upstreamHost = new URL(upstream.url).host;
   const kmsHost = new URL(kms.endpoint).host;
   // Pretty-printed on purpose: the enclave must attest these bytes, not a re-serialisation.
@@ -111,7 +114,9 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
       2,
     )}\n`,
   );
-  const opsBytes = new TextEncoder().encode(`${JSON.stringify({ version: 1, clients: [{ name: "t", tokenSha256: hashToken(TOKEN), models: ["*"] }], limits: { maxRetries: 0 } }, null, 2)}\n`);
+  const opsBytes = new TextEncoder().encode(
+    `${JSON.stringify({ version: 1, clients: [{ name: "t", tokenSha256: hashToken(TOKEN), models: ["*"] }], limits: { maxRetries: 0 } }, null, 2)}\n`,
+  );
   const trustFile = path.join(dir, `trust-policy-${n}.json`);
   const opsFile = path.join(dir, `operations-${n}.json`);
   const sealedFile = path.join(dir, `sealed-${n}.json`);
@@ -127,18 +132,30 @@ async function startStack(allowedPcrs: Record<number, Uint8Array>): Promise<Stac
   const hostStop = deferred();
   const hostDone = hostCommand(
     [
-      "--listen", "tcp://127.0.0.1:0",
-      "--enclave", `tcp://127.0.0.1:${gatewayPort}`,
-      "--egress-listen", "tcp://127.0.0.1:0",
-      "--trust-policy", trustFile,
-      "--operations", opsFile,
-      "--allow-private", upstreamHost,
-      "--allow-private", kmsHost,
-      "--metrics-listen", "tcp://127.0.0.1:0",
-      "--provision", provision,
-      "--sealed-secrets", sealedFile,
-      "--kms-endpoint", kms.endpoint,
-      "--provision-timeout", "60",
+      "--listen",
+      "tcp://127.0.0.1:0",
+      "--enclave",
+      `tcp://127.0.0.1:${gatewayPort}`,
+      "--egress-listen",
+      "tcp://127.0.0.1:0",
+      "--trust-policy",
+      trustFile,
+      "--operations",
+      opsFile,
+      "--allow-private",
+      upstreamHost,
+      "--allow-private",
+      kmsHost,
+      "--metrics-listen",
+      "tcp://127.0.0.1:0",
+      "--provision",
+      provision,
+      "--sealed-secrets",
+      sealedFile,
+      "--kms-endpoint",
+      kms.endpoint,
+      "--provision-timeout",
+      "60",
     ],
     cliContextHere(hostOut.stream, hostErr.stream),
     {
@@ -188,7 +205,8 @@ function expectNoCanary(stack: Stack): void {
   const logs = [stack.host.out.text(), stack.host.err.text(), stack.enclave.out.text(), stack.enclave.err.text()];
   for (const [i, log] of logs.entries()) {
     for (const canary of [AWS_SECRET, AWS_TOKEN, PLAINTEXT]) {
-      for (const form of encodings(canary)) expect(log.includes(form), `${["host stdout", "host stderr", "enclave stdout", "enclave stderr"][i]} holds ${canary.slice(0, 16)}…`).toBe(false);
+      for (const form of encodings(canary))
+        expect(log.includes(form), `${["host stdout", "host stderr", "enclave stdout", "enclave stderr"][i]} holds ${canary.slice(0, 16)}…`).toBe(false);
     }
     expect(log).not.toContain("CANARY");
   }
@@ -245,7 +263,7 @@ describe("boot provisioning: egw host --provision → egw enclave --provision-li
     expect(decrypt.body.Recipient).toBeDefined();
   }, 30_000);
 
-  it("exposes egw_enclave_boot_status{state=\"ready\"} on the host's metrics endpoint", async () => {
+  it('exposes egw_enclave_boot_status{state="ready"} on the host\'s metrics endpoint', async () => {
     const metrics = String((stack.host.out.lines().find((l) => l.ready === true) ?? {}).metrics).replace(/^tcp:/, "http:");
     const text = await (await fetch(`${metrics}/metrics`)).text();
     expect(text).toContain('egw_enclave_boot_status{state="ready"} 1');
@@ -278,7 +296,9 @@ describe("boot provisioning: egw host --provision → egw enclave --provision-li
     expect(failed).toMatchObject({ level: "error", code: "ERR_KMS_RELEASE_DENIED" });
     expect(s.enclave.out.lines().some((l) => l.ready === true)).toBe(false);
     // Nothing listens where the gateway would have.
-    await expect(new Promise((resolve, reject) => net.connect(s.gatewayPort, "127.0.0.1").once("connect", resolve).once("error", reject))).rejects.toMatchObject({ code: "ECONNREFUSED" });
+    await expect(new Promise((resolve, reject) => net.connect(s.gatewayPort, "127.0.0.1").once("connect", resolve).once("error", reject))).rejects.toMatchObject({
+      code: "ECONNREFUSED",
+    });
     expectNoCanary(s);
   }, 90_000);
 });
@@ -288,7 +308,10 @@ describe("boot provisioning: failures on one side", () => {
     const out = captureStream();
     const err = captureStream();
     const started = Date.now();
-    const code = await enclaveCommand(["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--provision-timeout", "1", "--listen", "tcp://127.0.0.1:0"], cliContextHere(out.stream, err.stream));
+    const code = await enclaveCommand(
+      ["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--provision-timeout", "1", "--listen", "tcp://127.0.0.1:0"],
+      cliContextHere(out.stream, err.stream),
+    );
     expect(code).toBe(1);
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(out.lines()[0]).toMatchObject({ provision: "listening" });
@@ -298,13 +321,29 @@ describe("boot provisioning: failures on one side", () => {
   it("the host gives up when no enclave listens before its deadline (ERR_PROVISION_DEADLINE), exit 1", async () => {
     const trust = path.join(dir, "plain-trust.json");
     const ops = path.join(dir, "plain-ops.json");
-    fs.writeFileSync(trust, JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: { local: { provider: "local", model: "local" } }, identity: { mode: "ephemeral" } }));
+    fs.writeFileSync(
+      trust,
+      JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], models: { local: { provider: "local", model: "local" } }, identity: { mode: "ephemeral" } }),
+    );
     fs.writeFileSync(ops, JSON.stringify({ version: 1, clients: [] }));
     const out = captureStream();
     const err = captureStream();
     const started = Date.now();
     const code = await hostCommand(
-      ["--listen", "tcp://127.0.0.1:0", "--enclave", "tcp://127.0.0.1:9", "--trust-policy", trust, "--operations", ops, "--provision", `unix://${path.join(dir, "nobody.sock")}`, "--provision-timeout", "1"],
+      [
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--enclave",
+        "tcp://127.0.0.1:9",
+        "--trust-policy",
+        trust,
+        "--operations",
+        ops,
+        "--provision",
+        `unix://${path.join(dir, "nobody.sock")}`,
+        "--provision-timeout",
+        "1",
+      ],
       cliContextHere(out.stream, err.stream),
       { stop: new Promise(() => {}), fetchCredentials: () => Promise.reject(new Error("not needed without sealed secrets")) },
     );
@@ -317,7 +356,10 @@ describe("boot provisioning: failures on one side", () => {
   async function waitingEnclave() {
     const out = captureStream();
     const err = captureStream();
-    const done = enclaveCommand(["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"], cliContextHere(out.stream, err.stream));
+    const done = enclaveCommand(
+      ["--dev", "--state-dir", stateDir, "--provision-listen", "tcp://127.0.0.1:0", "--listen", "tcp://127.0.0.1:0"],
+      cliContextHere(out.stream, err.stream),
+    );
     const listening = await out.waitFor((l) => l.provision === "listening", "the provisioning listener");
     const port = Number(/:(\d+)$/.exec(String(listening.endpoint))![1]);
     return { out, err, done, port };
@@ -382,7 +424,24 @@ describe("boot provisioning: failures on one side", () => {
     // Provisioning sends both files: one alone is a usage error.
     expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000", "--trust-policy", "t.json"], ctx())).toBe(2);
     expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000", "--operations", "o.json"], ctx())).toBe(2);
-    expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--provision", "vsock://16:9000", "--trust-policy", "t.json", "--operations", "o.json", "--kms-endpoint", "https://kms.example.com"], ctx())).toBe(2);
+    expect(
+      await run(
+        [
+          "host",
+          "--enclave",
+          "tcp://127.0.0.1:9",
+          "--provision",
+          "vsock://16:9000",
+          "--trust-policy",
+          "t.json",
+          "--operations",
+          "o.json",
+          "--kms-endpoint",
+          "https://kms.example.com",
+        ],
+        ctx(),
+      ),
+    ).toBe(2);
     // The old single file is gone.
     expect(await run(["host", "--enclave", "tcp://127.0.0.1:9", "--config", "c.json"], ctx())).toBe(2);
   });

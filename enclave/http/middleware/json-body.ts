@@ -16,11 +16,9 @@ export function jsonBody(limits: Pick<Limits, "maxBodyBytes" | "bodyTimeoutMs">)
     const { view, slot, exchange } = c.var;
     let body: Record<string, unknown>;
     try {
-      const bytes = await readBody(view, { maxBytes: limits.maxBodyBytes, timeoutMs: limits.bodyTimeoutMs, reservation: slot.reservation }).catch(
-        (err: unknown) => {
-          throw isGatewayError(err) ? err : new GatewayError("invalid_request", "Could not read the request body.", { cause: err });
-        },
-      );
+      const bytes = await readBody(view, { maxBytes: limits.maxBodyBytes, timeoutMs: limits.bodyTimeoutMs, reservation: slot.reservation }).catch((err: unknown) => {
+        throw isGatewayError(err) ? err : new GatewayError("invalid_request", "Could not read the request body.", { cause: err });
+      });
       exchange.bodyWasRead(bytes);
       const contentType = view.headers.get("content-type") ?? "";
       if (!/^application\/json\b/i.test(contentType)) {

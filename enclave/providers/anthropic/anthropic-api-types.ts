@@ -9,9 +9,7 @@ export interface AnthropicTextBlock {
   text: string;
 }
 
-export type AnthropicImageSource =
-  | { type: "base64"; media_type: AnthropicImageMediaType; data: string }
-  | { type: "url"; url: string };
+export type AnthropicImageSource = { type: "base64"; media_type: AnthropicImageMediaType; data: string } | { type: "url"; url: string };
 
 export type AnthropicImageMediaType = "image/jpeg" | "image/png" | "image/gif" | "image/webp";
 
@@ -67,14 +65,7 @@ export interface AnthropicMessagesRequest {
   stream?: boolean;
 }
 
-export type AnthropicStopReason =
-  | "end_turn"
-  | "max_tokens"
-  | "stop_sequence"
-  | "tool_use"
-  | "pause_turn"
-  | "refusal"
-  | "model_context_window_exceeded";
+export type AnthropicStopReason = "end_turn" | "max_tokens" | "stop_sequence" | "tool_use" | "pause_turn" | "refusal" | "model_context_window_exceeded";
 
 export interface AnthropicUsage {
   input_tokens: number;
@@ -84,9 +75,7 @@ export interface AnthropicUsage {
 }
 
 /** Response content blocks the gateway understands; others are skipped when read. */
-export type AnthropicContentBlock =
-  | { type: "text"; text: string }
-  | { type: "tool_use"; id: string; name: string; input: unknown };
+export type AnthropicContentBlock = { type: "text"; text: string } | { type: "tool_use"; id: string; name: string; input: unknown };
 
 export interface AnthropicMessage {
   id: string;

@@ -55,7 +55,9 @@ export function anthropicRequestToOpenAI(body: unknown): ChatRequest {
   const messages: ChatMessage[] = [];
   const system = systemContent(body.system);
   if (system !== undefined) messages.push({ role: "system", content: system });
-  body.messages.forEach((message, i) => messages.push(...toOpenAIMessages(message, i)));
+  body.messages.forEach((message, i) => {
+    messages.push(...toOpenAIMessages(message, i));
+  });
 
   const out: ChatRequest = { model: body.model, messages, max_tokens: maxTokens };
 

@@ -101,11 +101,12 @@ export function toAnthropicRequest(request: ChatRequest, options: ToAnthropicOpt
         append("user", contentBlocks(message.content, i, true));
         break;
       case "assistant": {
-        const blocks: AnthropicContentBlockParam[] =
-          message.content === undefined || message.content === null ? [] : contentBlocks(message.content, i, false);
+        const blocks: AnthropicContentBlockParam[] = message.content === undefined || message.content === null ? [] : contentBlocks(message.content, i, false);
         if (message.tool_calls !== undefined) {
           if (!Array.isArray(message.tool_calls)) throw invalid(`messages[${i}].tool_calls must be an array`);
-          message.tool_calls.forEach((call, j) => blocks.push(toolUseBlock(call, i, j)));
+          message.tool_calls.forEach((call, j) => {
+            blocks.push(toolUseBlock(call, i, j));
+          });
         }
         append("assistant", blocks);
         break;
@@ -182,10 +183,12 @@ function maxTokens(request: ChatRequest, fallback: number): number {
 function systemText(content: string | ContentPart[], i: number): string[] {
   if (typeof content === "string") return content === "" ? [] : [content];
   if (!Array.isArray(content)) throw invalid(`messages[${i}].content must be a string or an array`);
-  return content.map((part, j) => {
-    if (part?.type !== "text" || typeof part.text !== "string") throw invalid(`messages[${i}].content[${j}]: system content must be text`);
-    return part.text;
-  }).filter((text) => text !== "");
+  return content
+    .map((part, j) => {
+      if (part?.type !== "text" || typeof part.text !== "string") throw invalid(`messages[${i}].content[${j}]: system content must be text`);
+      return part.text;
+    })
+    .filter((text) => text !== "");
 }
 
 function contentBlocks(content: string | ContentPart[], i: number, allowImages: boolean): AnthropicContentBlockParam[] {
@@ -222,7 +225,10 @@ function imageBlock(imageUrl: unknown, where: string): AnthropicImageBlock {
   if (url.startsWith("data:")) {
     const comma = url.indexOf(",");
     if (comma < 0) throw invalid(`${where}: malformed data URL`);
-    const params = url.slice(5, comma).split(";").map((p) => p.trim().toLowerCase());
+    const params = url
+      .slice(5, comma)
+      .split(";")
+      .map((p) => p.trim().toLowerCase());
     const mediaType = params[0] ?? "";
     if (!params.slice(1).includes("base64")) throw invalid(`${where}: data URL must be base64-encoded`);
     if (!IMAGE_MEDIA_TYPES.has(mediaType)) throw unsupported(`${where}: image type must be jpeg, png, gif or webp`);

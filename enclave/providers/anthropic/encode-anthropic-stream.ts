@@ -28,15 +28,7 @@ import { toAnthropicUsage } from "./map-anthropic-usage.js";
  * malformed upstream (no OpenAI-compatible server is known to interleave).
  */
 
-export type AnthropicSseEventName =
-  | "message_start"
-  | "content_block_start"
-  | "content_block_delta"
-  | "content_block_stop"
-  | "message_delta"
-  | "message_stop"
-  | "ping"
-  | "error";
+export type AnthropicSseEventName = "message_start" | "content_block_start" | "content_block_delta" | "content_block_stop" | "message_delta" | "message_stop" | "ping" | "error";
 
 export interface AnthropicSseEvent {
   event: AnthropicSseEventName;

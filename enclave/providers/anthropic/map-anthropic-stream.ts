@@ -250,11 +250,5 @@ export class AnthropicStreamMapper {
 }
 
 function isKnownEvent(type: string): boolean {
-  return (
-    type === "content_block_start" ||
-    type === "content_block_delta" ||
-    type === "content_block_stop" ||
-    type === "message_delta" ||
-    type === "message_stop"
-  );
+  return type === "content_block_start" || type === "content_block_delta" || type === "content_block_stop" || type === "message_delta" || type === "message_stop";
 }

@@ -24,7 +24,6 @@ import type { GeminiContent, GeminiFunctionDeclaration, GeminiGenerateContentReq
  * - Thought parts (`thought: true`) never reach `content`.
  */
 
-
 function invalid(message: string): GatewayError {
   return new GatewayError("invalid_request", message);
 }
@@ -265,17 +264,14 @@ function functionDeclarations(tools: unknown): GeminiFunctionDeclaration[] {
   });
 }
 
-function functionCallingConfig(
-  choice: unknown,
-  declarations: GeminiFunctionDeclaration[],
-): GeminiGenerateContentRequest["toolConfig"] {
+function functionCallingConfig(choice: unknown, declarations: GeminiFunctionDeclaration[]): GeminiGenerateContentRequest["toolConfig"] {
   if (choice === undefined || choice === null) return undefined;
   if (choice === "none" || choice === "auto") {
     // Without declarations there is nothing to configure; Gemini's default is AUTO.
     return declarations.length === 0 ? undefined : { functionCallingConfig: { mode: choice === "none" ? "NONE" : "AUTO" } };
   }
   if (choice === "required") {
-    if (declarations.length === 0) throw invalid("tool_choice \"required\" needs tools");
+    if (declarations.length === 0) throw invalid('tool_choice "required" needs tools');
     return { functionCallingConfig: { mode: "ANY" } };
   }
   if (isRecord(choice) && choice.type === "function" && isRecord(choice.function) && typeof choice.function.name === "string") {
@@ -283,7 +279,7 @@ function functionCallingConfig(
     if (!declarations.some((d) => d.name === name)) throw invalid("tool_choice names a function that is not in tools");
     return { functionCallingConfig: { mode: "ANY", allowedFunctionNames: [name] } };
   }
-  throw invalid("tool_choice must be none, auto, required or {type:\"function\",function:{name}}");
+  throw invalid('tool_choice must be none, auto, required or {type:"function",function:{name}}');
 }
 
 function generationConfigOf(request: ChatRequest): GeminiGenerationConfig {

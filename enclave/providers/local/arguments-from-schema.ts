@@ -22,14 +22,14 @@ export function argumentsFromSchema(schema: unknown, text: string): Record<strin
 function valueFromSchema(schema: unknown, text: string, depth: number): unknown {
   if (depth > SCHEMA_MAX_DEPTH || typeof schema !== "object" || schema === null || Array.isArray(schema)) return null;
   const s = schema as Record<string, unknown>;
-  if ("const" in s) return s["const"];
-  if (Array.isArray(s["enum"]) && s["enum"].length > 0) return s["enum"][0];
-  let type = s["type"];
+  if ("const" in s) return s.const;
+  if (Array.isArray(s.enum) && s.enum.length > 0) return s.enum[0];
+  let type = s.type;
   if (Array.isArray(type)) type = type.find((t) => t !== "null") ?? "null";
   if (type === undefined) {
-    if (typeof s["properties"] === "object" && s["properties"] !== null) type = "object";
+    if (typeof s.properties === "object" && s.properties !== null) type = "object";
     else {
-      const branches = Array.isArray(s["anyOf"]) ? s["anyOf"] : Array.isArray(s["oneOf"]) ? s["oneOf"] : undefined;
+      const branches = Array.isArray(s.anyOf) ? s.anyOf : Array.isArray(s.oneOf) ? s.oneOf : undefined;
       return branches && branches.length > 0 ? valueFromSchema(branches[0], text, depth + 1) : null;
     }
   }
@@ -44,11 +44,11 @@ function valueFromSchema(schema: unknown, text: string, depth: number): unknown 
     case "array":
       return [];
     case "object": {
-      const properties = (typeof s["properties"] === "object" && s["properties"] !== null ? s["properties"] : {}) as Record<string, unknown>;
-      const required = Array.isArray(s["required"]) ? s["required"].filter((r): r is string => typeof r === "string") : [];
+      const properties = (typeof s.properties === "object" && s.properties !== null ? s.properties : {}) as Record<string, unknown>;
+      const required = Array.isArray(s.required) ? s.required.filter((r): r is string => typeof r === "string") : [];
       const out: Record<string, unknown> = {};
       for (const key of required) {
-        const sub = Object.prototype.hasOwnProperty.call(properties, key) ? properties[key] : undefined;
+        const sub = Object.hasOwn(properties, key) ? properties[key] : undefined;
         Object.defineProperty(out, key, { value: valueFromSchema(sub, text, depth + 1), enumerable: true, writable: true, configurable: true });
       }
       return out;

@@ -118,9 +118,7 @@ export function createLocalAdapter(options: LocalAdapterOptions = {}): ProviderA
         choices: [
           {
             index: 0,
-            message: p.toolCall
-              ? { role: "assistant", content: null, tool_calls: [p.toolCall], refusal: null }
-              : { role: "assistant", content: p.content, refusal: null },
+            message: p.toolCall ? { role: "assistant", content: null, tool_calls: [p.toolCall], refusal: null } : { role: "assistant", content: p.content, refusal: null },
             logprobs: null,
             finish_reason: p.finishReason,
           },

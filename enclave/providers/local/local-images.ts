@@ -27,7 +27,11 @@ export function localImages(request: ImagesRequest, created: number): ImagesResp
 
 /** An 8×8 8-bit RGB PNG (ISO/IEC 15948) whose pixels derive from the prompt and index. */
 export function localPng(prompt: string, index: number): Buffer {
-  const seed = createHash("sha256").update(prompt, "utf8").update(Buffer.from([0])).update(String(index)).digest();
+  const seed = createHash("sha256")
+    .update(prompt, "utf8")
+    .update(Buffer.from([0]))
+    .update(String(index))
+    .digest();
   const rowBytes = PNG_SIDE * 3;
   const pixels = Buffer.alloc(PNG_SIDE * rowBytes);
   for (let block = 0, at = 0; at < pixels.length; block++) {

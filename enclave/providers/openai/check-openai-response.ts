@@ -48,7 +48,7 @@ function checkUsage(obj: Json, key: string, provider: string, where: string, all
 
 /** An in-band error object: OpenAI and OpenRouter send these with HTTP 200, in streams too. */
 function checkInBandError(obj: Json, provider: string): void {
-  if (obj["error"] !== undefined && obj["error"] !== null) {
+  if (obj.error !== undefined && obj.error !== null) {
     throw new UpstreamError("status", `${provider}: upstream reported an error in the response body`);
   }
 }
@@ -66,7 +66,7 @@ function checkChoicesShape(value: unknown, provider: string, kind: "completion" 
   expectNumber(value, "created", provider, kind);
   expectString(value, "model", provider, kind);
   optional(value, "object", ["string"], provider, kind);
-  const choices = value["choices"];
+  const choices = value.choices;
   if (!Array.isArray(choices)) throw malformed(provider, `${kind}.choices is not an array`);
   const field = kind === "completion" ? "message" : "delta";
   const isDelta = kind === "chunk";
@@ -95,13 +95,13 @@ export function checkChunk(value: unknown, provider: string): ChatCompletionChun
 }
 
 function checkToolCalls(holder: Json, provider: string, where: string, isDelta: boolean): void {
-  const calls = holder["tool_calls"];
+  const calls = holder.tool_calls;
   if (calls === undefined || calls === null) return;
   if (!Array.isArray(calls)) throw malformed(provider, `${where}.tool_calls is not an array`);
   calls.forEach((call: unknown, i) => {
     const at = `${where}.tool_calls[${i}]`;
     if (!isObject(call)) throw malformed(provider, `${at} is not an object`);
-    const fn = call["function"];
+    const fn = call.function;
     if (isDelta) {
       expectNumber(call, "index", provider, at);
       optional(call, "id", ["string"], provider, at);
@@ -125,19 +125,17 @@ export function checkEmbeddings(value: unknown, provider: string): EmbeddingsRes
   checkInBandError(value, provider);
   optional(value, "object", ["string"], provider, "embeddings");
   expectString(value, "model", provider, "embeddings");
-  const data = value["data"];
+  const data = value.data;
   if (!Array.isArray(data)) throw malformed(provider, "embeddings.data is not an array");
   data.forEach((item: unknown, i) => {
     const where = `embeddings.data[${i}]`;
     if (!isObject(item)) throw malformed(provider, `${where} is not an object`);
     expectNumber(item, "index", provider, where);
-    const embedding = item["embedding"];
-    const ok =
-      typeof embedding === "string" ||
-      (Array.isArray(embedding) && embedding.every((x) => typeof x === "number" && Number.isFinite(x)));
+    const embedding = item.embedding;
+    const ok = typeof embedding === "string" || (Array.isArray(embedding) && embedding.every((x) => typeof x === "number" && Number.isFinite(x)));
     if (!ok) throw malformed(provider, `${where}.embedding is neither a number array nor a base64 string`);
   });
-  const usage = value["usage"];
+  const usage = value.usage;
   if (!isObject(usage)) throw malformed(provider, "embeddings.usage is not an object");
   expectNumber(usage, "prompt_tokens", provider, "embeddings.usage");
   expectNumber(usage, "total_tokens", provider, "embeddings.usage");
@@ -148,7 +146,7 @@ export function checkImages(value: unknown, provider: string): ImagesResponse {
   if (!isObject(value)) throw malformed(provider, "images response is not a JSON object");
   checkInBandError(value, provider);
   expectNumber(value, "created", provider, "images");
-  const data = value["data"];
+  const data = value.data;
   if (!Array.isArray(data)) throw malformed(provider, "images.data is not an array");
   data.forEach((item: unknown, i) => {
     const where = `images.data[${i}]`;

@@ -1,13 +1,5 @@
 import { GatewayError } from "../../errors.js";
-import type {
-  ChatCompletion,
-  ChatCompletionChunk,
-  ChatRequest,
-  EmbeddingsRequest,
-  EmbeddingsResponse,
-  ImagesRequest,
-  ImagesResponse,
-} from "../canonical/types.js";
+import type { ChatCompletion, ChatCompletionChunk, ChatRequest, EmbeddingsRequest, EmbeddingsResponse, ImagesRequest, ImagesResponse } from "../canonical/types.js";
 import { parseEventJson, readSse } from "../shared/read-sse.js";
 import { streamReadFailure } from "../shared/stream-read-failure.js";
 import { networkError, postJson, readJson } from "../shared/upstream-http.js";
@@ -75,7 +67,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
       if (typeof key !== "string" || key === "" || /[\r\n\0]/.test(key)) {
         throw new GatewayError("internal_error", `provider "${name}" has no usable API key`);
       }
-      result["authorization"] = `Bearer ${key}`;
+      result.authorization = `Bearer ${key}`;
     }
     return result;
   }
@@ -94,9 +86,9 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
       const body: Record<string, unknown> = { ...request, model: ctx.upstreamModel };
       // A non-streamed call must get JSON back. OpenAI rejects
       // stream_options without stream, so both go together.
-      if (body["stream"] !== undefined && body["stream"] !== false) {
-        delete body["stream"];
-        delete body["stream_options"];
+      if (body.stream !== undefined && body.stream !== false) {
+        delete body.stream;
+        delete body.stream_options;
       }
       const response = await postJson(ctx, name, `${baseUrl}/chat/completions`, body, await headers());
       return checkChatCompletion(await readJson(ctx, name, response), name);
@@ -118,7 +110,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
       // ModelArk streams grouped Seedream images as SSE when asked; this
       // method returns one JSON document, so a streamed request is refused
       // before anything goes upstream.
-      if (request["stream"] !== undefined && request["stream"] !== false) {
+      if (request.stream !== undefined && request.stream !== false) {
         throw new GatewayError("invalid_request", "streamed image generation is not supported");
       }
       const body = { ...request, model: ctx.upstreamModel };

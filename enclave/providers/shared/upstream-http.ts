@@ -39,12 +39,14 @@ export async function postJson(
 ): Promise<UpstreamResponse> {
   let response: UpstreamResponse;
   try {
-    response = asUpstreamResponse(await ctx.fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
-      body: JSON.stringify(body),
-      signal: ctx.signal,
-    }));
+    response = asUpstreamResponse(
+      await ctx.fetch(url, {
+        method: "POST",
+        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
+        body: JSON.stringify(body),
+        signal: ctx.signal,
+      }),
+    );
   } catch (cause) {
     throw networkError(ctx, provider, cause);
   }

@@ -57,7 +57,5 @@ export function attestationApi(s: GatewayServices): Hono<GatewayEnv> {
   }
 
   const record = exchangeRecord({ name: "attestation", surface: "openai", now });
-  return new Hono<GatewayEnv>()
-    .get("/attestation", nodeRequest(), record, attestationDocument)
-    .get("/attestation/policy", record, trustPolicy);
+  return new Hono<GatewayEnv>().get("/attestation", nodeRequest(), record, attestationDocument).get("/attestation/policy", record, trustPolicy);
 }

@@ -145,7 +145,8 @@ export function encodeBundle(input: BundleInput): Uint8Array {
 
 function identityRequest(generate: { validityDays: number; overlapDays?: number; rotateTls?: boolean }): Record<string, unknown> {
   const days = (value: number, name: string, min: number) => {
-    if (!Number.isInteger(value) || value < min || value > MAX_IDENTITY_DAYS) throw new ProvisionError("ERR_PROVISION_INPUT", `${name} must be whole days, ${min}..${MAX_IDENTITY_DAYS}`);
+    if (!Number.isInteger(value) || value < min || value > MAX_IDENTITY_DAYS)
+      throw new ProvisionError("ERR_PROVISION_INPUT", `${name} must be whole days, ${min}..${MAX_IDENTITY_DAYS}`);
     return value;
   };
   // Fixed field order; rotateTls only when asked for (the enclave refuses it for a first identity).
@@ -274,6 +275,6 @@ function checkKeys(obj: Record<string, unknown>, required: readonly string[], op
     if (!required.includes(key) && !optional.includes(key)) throw malformed(`unknown field in ${where} (${key.length} characters)`);
   }
   for (const key of required) {
-    if (!Object.prototype.hasOwnProperty.call(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
+    if (!Object.hasOwn(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
   }
 }

@@ -44,7 +44,10 @@ export function readFrame(socket: Duplex, options: ReadFrameOptions): Promise<Ui
     let body: Uint8Array | undefined;
     let bodyFill = 0;
     const read = () => headerFill + bodyFill;
-    const timer = setTimeout(() => done(new ProvisionError("ERR_PROVISION_TIMEOUT", `the frame did not arrive whole within ${options.timeoutMs} ms (${read()} bytes read)`)), options.timeoutMs);
+    const timer = setTimeout(
+      () => done(new ProvisionError("ERR_PROVISION_TIMEOUT", `the frame did not arrive whole within ${options.timeoutMs} ms (${read()} bytes read)`)),
+      options.timeoutMs,
+    );
 
     function done(result: Uint8Array | ProvisionError): void {
       clearTimeout(timer);

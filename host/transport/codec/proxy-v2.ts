@@ -157,7 +157,12 @@ export function encodeProxyV2(header: { command: "local" | "proxy"; address: Pro
  * into IPv6, since §2.2 carries one family for both. Unknown addresses give
  * PROXY + UNSPEC, which tells the receiver to use the connection's own.
  */
-export function proxyHeaderForConnection(peer: { address?: string | undefined; port?: number | undefined; localAddress?: string | undefined; localPort?: number | undefined }): Uint8Array {
+export function proxyHeaderForConnection(peer: {
+  address?: string | undefined;
+  port?: number | undefined;
+  localAddress?: string | undefined;
+  localPort?: number | undefined;
+}): Uint8Array {
   const { port, localPort } = peer;
   if (peer.address === undefined || peer.localAddress === undefined || port === undefined || localPort === undefined) {
     return encodeProxyV2({ command: "proxy", address: { family: "unspec" } });
@@ -177,17 +182,17 @@ export function proxyHeaderForConnection(peer: { address?: string | undefined; p
 // ─── decode ──────────────────────────────────────────────────────────────────
 
 export type ProxyDecodeResult =
-  | { status: "incomplete"; /** total bytes needed to make progress, when known */ needed: number }
-  | { status: "complete"; header: ProxyHeader; /** bytes the header took; payload starts here */ length: number };
+  | { status: "incomplete" /** total bytes needed to make progress, when known */; needed: number }
+  | { status: "complete"; header: ProxyHeader /** bytes the header took; payload starts here */; length: number };
 
 const FAMILY_TRANSPORT: Record<number, [ProxyAddress["family"], ProxyTransport]> = {
-  0x00: ["unspec", "unspec"],
-  0x11: ["ipv4", "stream"],
-  0x12: ["ipv4", "dgram"],
-  0x21: ["ipv6", "stream"],
-  0x22: ["ipv6", "dgram"],
-  0x31: ["unix", "stream"],
-  0x32: ["unix", "dgram"],
+  0: ["unspec", "unspec"],
+  17: ["ipv4", "stream"],
+  18: ["ipv4", "dgram"],
+  33: ["ipv6", "stream"],
+  34: ["ipv6", "dgram"],
+  49: ["unix", "stream"],
+  50: ["unix", "dgram"],
 };
 
 function unixPath(field: Uint8Array): string {
@@ -269,7 +274,8 @@ export function decodeProxyV2(bytes: Uint8Array, options: { maxLength?: number }
     if (body.length - at < 3) throw new ProxyProtocolError("ERR_PROXY_TLV", `PROXY v2 TLV header truncated at offset ${at}`);
     const type = body[at]!;
     const length = (body[at + 1]! << 8) | body[at + 2]!;
-    if (at + 3 + length > body.length) throw new ProxyProtocolError("ERR_PROXY_TLV", `PROXY v2 TLV 0x${type.toString(16)} declares ${length} bytes, ${body.length - at - 3} remain`);
+    if (at + 3 + length > body.length)
+      throw new ProxyProtocolError("ERR_PROXY_TLV", `PROXY v2 TLV 0x${type.toString(16)} declares ${length} bytes, ${body.length - at - 3} remain`);
     tlvs.push({ type, value: body.slice(at + 3, at + 3 + length) });
     at += 3 + length;
   }

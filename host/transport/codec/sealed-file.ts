@@ -208,10 +208,7 @@ export function parseSealedFile(bytes: Uint8Array): SealedFile {
     }
     const decoded = canonicalBase64(blob, `secret ${name}`);
     if (decoded.length > MAX_CIPHERTEXT_BYTES) {
-      throw new SealedSecretsError(
-        "ERR_SEALED_FILE_TOO_LARGE",
-        `sealed secrets: secret ${name} ciphertext is ${decoded.length} bytes, at most ${MAX_CIPHERTEXT_BYTES} allowed`,
-      );
+      throw new SealedSecretsError("ERR_SEALED_FILE_TOO_LARGE", `sealed secrets: secret ${name} ciphertext is ${decoded.length} bytes, at most ${MAX_CIPHERTEXT_BYTES} allowed`);
     }
     secrets.set(name, new Uint8Array(decoded));
   }
@@ -255,7 +252,7 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
     if (!allowed.includes(key) && !optional.includes(key)) throw malformed(`unknown field in ${where} (${key.length} characters)`);
   }
   for (const key of allowed) {
-    if (!Object.prototype.hasOwnProperty.call(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
+    if (!Object.hasOwn(obj, key)) throw malformed(`missing field "${key}" in ${where}`);
   }
 }
 
@@ -266,7 +263,8 @@ function checkKeys(obj: Record<string, unknown>, allowed: readonly string[], whe
  * provisioning input errors, since the host reads this only to provision.
  */
 export function sealedFileRegion(bytes: Uint8Array): string {
-  if (bytes.length > MAX_SEALED_FILE_BYTES) throw new ProvisionError("ERR_PROVISION_TOO_LARGE", `the sealed-secrets file is ${bytes.length} bytes, at most ${MAX_SEALED_FILE_BYTES} allowed`);
+  if (bytes.length > MAX_SEALED_FILE_BYTES)
+    throw new ProvisionError("ERR_PROVISION_TOO_LARGE", `the sealed-secrets file is ${bytes.length} bytes, at most ${MAX_SEALED_FILE_BYTES} allowed`);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));

@@ -74,7 +74,9 @@ const GENERIC_MESSAGE = "the enclave failed to boot";
 export function failedStatus(err: unknown, never: readonly string[] = []): FailedStatus {
   const code = (err as { code?: unknown } | null)?.code;
   if (typeof code !== "string" || !STABLE_CODE.test(code)) return { status: "failed", code: "ERR_BOOT_FAILED", message: GENERIC_MESSAGE };
-  let message = String((err as { message?: unknown }).message ?? "").replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, MAX_STATUS_MESSAGE);
+  let message = String((err as { message?: unknown }).message ?? "")
+    .replace(/[\u0000-\u001f\u007f]/g, " ")
+    .slice(0, MAX_STATUS_MESSAGE);
   if (never.some((s) => s.length > 0 && message.includes(s))) message = GENERIC_MESSAGE;
   return { status: "failed", code, message };
 }
@@ -87,7 +89,14 @@ export function encodeStatus(status: BootStatus): Uint8Array {
 function orderedBody(status: BootStatus): object {
   switch (status.status) {
     case "ready":
-      return { status: "ready", configSha256: status.configSha256, policySha256: status.policySha256, tlsSpkiSha256: status.tlsSpkiSha256, ...(status.port !== undefined && { port: status.port }), ...(status.vsock !== undefined && { vsock: status.vsock }) };
+      return {
+        status: "ready",
+        configSha256: status.configSha256,
+        policySha256: status.policySha256,
+        tlsSpkiSha256: status.tlsSpkiSha256,
+        ...(status.port !== undefined && { port: status.port }),
+        ...(status.vsock !== undefined && { vsock: status.vsock }),
+      };
     case "identity":
       return {
         status: "identity",
@@ -104,7 +113,12 @@ function orderedBody(status: BootStatus): object {
 
 export const MAX_STATUS_BYTES = 64 * 1024;
 /** The same bounds as the sealed-secrets file's identity field (sealed-file.ts). */
-const IDENTITY_BYTES = { dataKey: [1, MAX_CIPHERTEXT_BYTES], iv: [12, 12], sealed: [17, MAX_SEALED_IDENTITY_BYTES + 16], attestation: [1, MAX_IDENTITY_ATTESTATION_BYTES] } as const;
+const IDENTITY_BYTES = {
+  dataKey: [1, MAX_CIPHERTEXT_BYTES],
+  iv: [12, 12],
+  sealed: [17, MAX_SEALED_IDENTITY_BYTES + 16],
+  attestation: [1, MAX_IDENTITY_ATTESTATION_BYTES],
+} as const;
 const MAX_RECEIPT_KEYS = 4;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const HEX32 = /^[0-9a-f]{64}$/;
@@ -132,7 +146,14 @@ export function decodeStatus(body: Uint8Array): BootStatus {
     if (typeof v.tlsSpkiSha256 !== "string" || !HEX32.test(v.tlsSpkiSha256)) throw malformed(`"tlsSpkiSha256" expected 64 lower-case hex digits`);
     if (v.port !== undefined && (typeof v.port !== "number" || !Number.isInteger(v.port) || v.port < 1 || v.port > 65535)) throw malformed(`"port" expected 1..65535`);
     if (v.vsock !== undefined && (typeof v.vsock !== "string" || !VSOCK.test(v.vsock))) throw malformed(`"vsock" expected vsock://cid:port`);
-    return { status: "ready", configSha256: v.configSha256, policySha256: v.policySha256, tlsSpkiSha256: v.tlsSpkiSha256, ...(typeof v.port === "number" && { port: v.port }), ...(typeof v.vsock === "string" && { vsock: v.vsock }) };
+    return {
+      status: "ready",
+      configSha256: v.configSha256,
+      policySha256: v.policySha256,
+      tlsSpkiSha256: v.tlsSpkiSha256,
+      ...(typeof v.port === "number" && { port: v.port }),
+      ...(typeof v.vsock === "string" && { vsock: v.vsock }),
+    };
   }
   if (v.status === "failed") {
     if (keys.length !== 3 || typeof v.code !== "string" || typeof v.message !== "string") throw malformed(`a failed status has exactly "status", "code" and "message"`);
@@ -150,7 +171,7 @@ function isObject(value: unknown): value is Record<string, unknown> {
 
 function exactKeys(obj: Record<string, unknown>, keys: readonly string[], where: string): void {
   const got = Object.keys(obj);
-  if (got.length !== keys.length || keys.some((k) => !Object.prototype.hasOwnProperty.call(obj, k))) throw malformed(`${where} must have exactly ${keys.map((k) => `"${k}"`).join(", ")}`);
+  if (got.length !== keys.length || keys.some((k) => !Object.hasOwn(obj, k))) throw malformed(`${where} must have exactly ${keys.map((k) => `"${k}"`).join(", ")}`);
 }
 
 /** An ISO 8601 UTC time as Date#toISOString writes it, and only that (one time, one spelling). */
@@ -183,7 +204,8 @@ function identityStatus(v: Record<string, unknown>): IdentityStatus {
     if (!isObject(k)) throw malformed(`"receiptKeys[${i}]" must be an object`);
     exactKeys(k, ["spkiSha256", "notBefore", "notAfter"], `"receiptKeys[${i}]"`);
     if (typeof k.spkiSha256 !== "string" || !HEX32.test(k.spkiSha256)) throw malformed(`"receiptKeys[${i}].spkiSha256" expected 64 lower-case hex digits`);
-    if (isoTime(k.notBefore, `"receiptKeys[${i}].notBefore"`) >= isoTime(k.notAfter, `"receiptKeys[${i}].notAfter"`)) throw malformed(`"receiptKeys[${i}]" has notBefore >= notAfter`);
+    if (isoTime(k.notBefore, `"receiptKeys[${i}].notBefore"`) >= isoTime(k.notAfter, `"receiptKeys[${i}].notAfter"`))
+      throw malformed(`"receiptKeys[${i}]" has notBefore >= notAfter`);
     return { spkiSha256: k.spkiSha256, notBefore: k.notBefore as string, notAfter: k.notAfter as string };
   });
   return { status: "identity", identity, tlsSpkiSha256: v.tlsSpkiSha256, receiptKeys };

@@ -102,7 +102,11 @@ class ContextReader {
     const value = this.raw(key);
     if (value === undefined) return undefined;
     if (Array.isArray(value) && value.every((v) => typeof v === "string")) return value as string[];
-    if (typeof value === "string") return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+    if (typeof value === "string")
+      return value
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s !== "");
     throw bad(key, "expected a list of strings (JSON array or comma-separated)");
   }
 
@@ -194,13 +198,19 @@ export function readDeployContext(node: Node): DeployContext {
     egressVsockPort: c.integer("egressVsockPort"),
     provisionPort: c.integerOrFalse("provisionPort"),
     hostArgs: c.argList("hostArgs"),
-    existingVpc: vpcId === undefined ? undefined : {
-      vpcId,
-      availabilityZones: c.list("availabilityZones") ?? [],
-      publicSubnetIds: c.list("publicSubnetIds") ?? [],
-    },
+    existingVpc:
+      vpcId === undefined
+        ? undefined
+        : {
+            vpcId,
+            availabilityZones: c.list("availabilityZones") ?? [],
+            publicSubnetIds: c.list("publicSubnetIds") ?? [],
+          },
   };
-  if (optional.existingVpc && (optional.existingVpc.availabilityZones.length === 0 || optional.existingVpc.availabilityZones.length !== optional.existingVpc.publicSubnetIds.length)) {
+  if (
+    optional.existingVpc &&
+    (optional.existingVpc.availabilityZones.length === 0 || optional.existingVpc.availabilityZones.length !== optional.existingVpc.publicSubnetIds.length)
+  ) {
     throw bad("vpcId", "with vpcId, give availabilityZones and publicSubnetIds (one subnet per zone, comma-separated)");
   }
   context.enclave = {

@@ -37,10 +37,7 @@ export function stageArtifact(scope: Construct, id: string, source: ArtifactSour
     if (!isFile) throw new DeployError("ERR_DEPLOY_PROPS", `${what}: ${JSON.stringify(source.file.slice(0, 200))} is not a readable file`);
     const asset = new Asset(scope, id, { path: source.file });
     return {
-      commands: [
-        `aws s3 cp --only-show-errors --region ${Stack.of(scope).region} 's3://${asset.s3BucketName}/${asset.s3ObjectKey}' '${part}'`,
-        `mv -f '${part}' '${dest}'`,
-      ],
+      commands: [`aws s3 cp --only-show-errors --region ${Stack.of(scope).region} 's3://${asset.s3BucketName}/${asset.s3ObjectKey}' '${part}'`, `mv -f '${part}' '${dest}'`],
       objectArns: [asset.bucket.arnForObjects(asset.s3ObjectKey)],
     };
   }

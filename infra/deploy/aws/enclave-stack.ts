@@ -142,7 +142,8 @@ export class EnclaveStack extends Stack {
     const ownPorts = (props.egressPorts ?? [443]).map((p, i) => port(p, `egressPorts[${i}]`));
     // Derived, as the relay's allowlist is: a provider on another port needs no hand-kept list here either.
     const derivedPorts = inputs.egress.map((hp) => Number(hp.slice(hp.lastIndexOf(":") + 1)));
-    if (ownPorts.length === 0) throw new DeployError("ERR_DEPLOY_PROPS", "egressPorts must name at least one port: the instance fetches its artifacts from S3 and its packages over 443");
+    if (ownPorts.length === 0)
+      throw new DeployError("ERR_DEPLOY_PROPS", "egressPorts must name at least one port: the instance fetches its artifacts from S3 and its packages over 443");
     const egressPorts = [...new Set([...ownPorts, ...derivedPorts])].sort((a, b) => a - b);
     const ingress = cidr(props.ingressCidr, "ingressCidr");
     const trustPolicyPath = instancePath(props.trustPolicyPath ?? `${LAYOUT.configDir}/trust-policy.json`, "trustPolicyPath");
@@ -150,7 +151,8 @@ export class EnclaveStack extends Stack {
     const sealedSecretsPath = instancePath(props.sealedSecretsPath ?? `${LAYOUT.configDir}/sealed-secrets.json`, "sealedSecretsPath");
     const hostArgs = (props.hostArgs ?? []).map((a, i) => safeArg(a, `hostArgs[${i}]`));
     for (const flag of RELAY_OWN_FLAGS) {
-      if (hostArgs.some((a) => a === flag || a.startsWith(`${flag}=`))) throw new DeployError("ERR_DEPLOY_PROPS", `hostArgs must not set ${flag}: the stack sets it from its own props`);
+      if (hostArgs.some((a) => a === flag || a.startsWith(`${flag}=`)))
+        throw new DeployError("ERR_DEPLOY_PROPS", `hostArgs must not set ${flag}: the stack sets it from its own props`);
     }
     const rootVolumeGib = integerIn(props.rootVolumeGib ?? 16, 8, 16384, "rootVolumeGib");
 
@@ -158,15 +160,18 @@ export class EnclaveStack extends Stack {
     if (props.vpcAttributes) {
       Validations.of(this).acknowledge({ id: "CloudFormation-Validate::W3010", reason: "the availability zone is the existing VPC's, given as vpcAttributes" });
     }
-    const vpc = props.vpc ?? (props.vpcAttributes && Vpc.fromVpcAttributes(this, "ExistingVpc", props.vpcAttributes)) ?? new Vpc(this, "Vpc", {
-      ipAddresses: IpAddresses.cidr("10.42.0.0/16"),
-      maxAzs: 2,
-      natGateways: 0,
-      subnetConfiguration: [{ name: "public", subnetType: SubnetType.PUBLIC, cidrMask: 24 }],
-      // Nothing is placed in the default security group; restricting it would
-      // add a Lambda-backed custom resource to this stack.
-      restrictDefaultSecurityGroup: false,
-    });
+    const vpc =
+      props.vpc ??
+      (props.vpcAttributes && Vpc.fromVpcAttributes(this, "ExistingVpc", props.vpcAttributes)) ??
+      new Vpc(this, "Vpc", {
+        ipAddresses: IpAddresses.cidr("10.42.0.0/16"),
+        maxAzs: 2,
+        natGateways: 0,
+        subnetConfiguration: [{ name: "public", subnetType: SubnetType.PUBLIC, cidrMask: 24 }],
+        // Nothing is placed in the default security group; restricting it would
+        // add a Lambda-backed custom resource to this stack.
+        restrictDefaultSecurityGroup: false,
+      });
 
     this.securityGroup = new SecurityGroup(this, "RelaySecurityGroup", {
       vpc,
@@ -186,43 +191,45 @@ export class EnclaveStack extends Stack {
 
     const debugMode = keyStack.allowDebug;
     const userData = UserData.forLinux();
-    userData.addCommands(...bootScript({
-      allocator: { memoryMib, cpuCount },
-      fetch: staged.flatMap((s) => s.commands),
-      relayReadable: [trustPolicyPath, operationsPath, ...(props.sealedSecretsFile === undefined ? [] : [sealedSecretsPath])],
-      ...(!debugMode && { manifestJson: measurementsJson(keyStack.manifest) }),
-      units: [
-        {
-          name: LAYOUT.enclaveUnit,
-          text: enclaveUnit({
-            eifPath: LAYOUT.eif,
-            cpuCount,
-            memoryMib,
-            cid: enclaveCid,
-            debugMode,
-            ...(!debugMode && { measureCheck: { egw: EGW_ON_INSTANCE, manifestPath: LAYOUT.manifest } }),
-          }),
-        },
-        {
-          name: LAYOUT.relayUnit,
-          text: relayUnit({
-            egw: EGW_ON_INSTANCE,
-            enclaveCid,
-            enclavePort,
-            listenPort: relayPort,
-            egressVsockPort,
-            trustPolicyPath,
-            operationsPath,
-            ...(provisionPort !== undefined && {
-              provision: { port: provisionPort, ...(props.sealedSecretsFile !== undefined && { sealedSecretsPath }) },
+    userData.addCommands(
+      ...bootScript({
+        allocator: { memoryMib, cpuCount },
+        fetch: staged.flatMap((s) => s.commands),
+        relayReadable: [trustPolicyPath, operationsPath, ...(props.sealedSecretsFile === undefined ? [] : [sealedSecretsPath])],
+        ...(!debugMode && { manifestJson: measurementsJson(keyStack.manifest) }),
+        units: [
+          {
+            name: LAYOUT.enclaveUnit,
+            text: enclaveUnit({
+              eifPath: LAYOUT.eif,
+              cpuCount,
+              memoryMib,
+              cid: enclaveCid,
+              debugMode,
+              ...(!debugMode && { measureCheck: { egw: EGW_ON_INSTANCE, manifestPath: LAYOUT.manifest } }),
             }),
-            extraArgs: hostArgs,
-            user: LAYOUT.relayUser,
-            enclaveUnitName: LAYOUT.enclaveUnit,
-          }),
-        },
-      ],
-    }));
+          },
+          {
+            name: LAYOUT.relayUnit,
+            text: relayUnit({
+              egw: EGW_ON_INSTANCE,
+              enclaveCid,
+              enclavePort,
+              listenPort: relayPort,
+              egressVsockPort,
+              trustPolicyPath,
+              operationsPath,
+              ...(provisionPort !== undefined && {
+                provision: { port: provisionPort, ...(props.sealedSecretsFile !== undefined && { sealedSecretsPath }) },
+              }),
+              extraArgs: hostArgs,
+              user: LAYOUT.relayUser,
+              enclaveUnitName: LAYOUT.enclaveUnit,
+            }),
+          },
+        ],
+      }),
+    );
     const rendered = Buffer.byteLength(userData.render());
     if (rendered > MAX_USER_DATA_BYTES) {
       throw new DeployError("ERR_DEPLOY_PROPS", `the boot script is ${rendered} bytes; EC2 accepts 16 KiB of user data (keep fewer measurement sets in the manifest)`);

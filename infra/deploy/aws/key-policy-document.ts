@@ -82,7 +82,10 @@ export function keyPolicyDocument(input: KeyPolicyDocumentInput): KeyPolicyDocum
     throw new DeployError("ERR_DEPLOY_KEY_POLICY", "internal: the role placeholder survived in the key policy");
   }
   if (Buffer.byteLength(text) + ARN_HEADROOM_BYTES * input.manifest.measurements.length > MAX_KEY_POLICY_BYTES) {
-    throw new DeployError("ERR_DEPLOY_KEY_POLICY", `the key policy for ${input.manifest.measurements.length} measurement sets would exceed KMS's ${MAX_KEY_POLICY_BYTES}-byte limit; retire old sets from the manifest`);
+    throw new DeployError(
+      "ERR_DEPLOY_KEY_POLICY",
+      `the key policy for ${input.manifest.measurements.length} measurement sets would exceed KMS's ${MAX_KEY_POLICY_BYTES}-byte limit; retire old sets from the manifest`,
+    );
   }
   return { policy, warnings: built.warnings, bypassPolicyLockoutSafetyCheck: built.bypassPolicyLockoutSafetyCheck };
 }

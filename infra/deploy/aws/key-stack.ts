@@ -106,7 +106,10 @@ export class KeyStack extends Stack {
     this.keyArn = this.key.attrArn;
     for (const warning of warnings) Annotations.of(this.key).addWarningV2("egw:key-policy", warning);
     if (this.allowDebug) {
-      Annotations.of(this.key).addWarningV2("egw:allow-debug", "allowDebug is set: this key releases provider keys to debug-mode enclaves, whose memory the parent instance can read. Development only.");
+      Annotations.of(this.key).addWarningV2(
+        "egw:allow-debug",
+        "allowDebug is set: this key releases provider keys to debug-mode enclaves, whose memory the parent instance can read. Development only.",
+      );
     }
     if (props.keyAlias !== undefined) new CfnAlias(this, "SecretsKeyAlias", { aliasName: props.keyAlias, targetKeyId: this.key.ref });
 

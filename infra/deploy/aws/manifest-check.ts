@@ -25,13 +25,19 @@ export function loadManifest(text: string, options: ManifestCheckOptions = {}): 
   }
   if (!options.allowDebug) {
     if (manifest.allowDebug) {
-      throw new DeployError("ERR_DEPLOY_DEBUG_MEASUREMENT", "the manifest sets allowDebug; a production key policy must not admit debug enclaves (pass allowDebug to the stack only for development)");
+      throw new DeployError(
+        "ERR_DEPLOY_DEBUG_MEASUREMENT",
+        "the manifest sets allowDebug; a production key policy must not admit debug enclaves (pass allowDebug to the stack only for development)",
+      );
     }
     for (const set of manifest.measurements) {
       for (const [index, value] of set.pcrs) {
         // Nitro reports PCR0/1/2 as zeros for every enclave started with --debug-mode, whatever its image.
         if (value.every((b) => b === 0)) {
-          throw new DeployError("ERR_DEPLOY_DEBUG_MEASUREMENT", `measurement "${set.label}": PCR${index} is all zero, which is what a debug-mode enclave reports; refusing (pass allowDebug to the stack only for development)`);
+          throw new DeployError(
+            "ERR_DEPLOY_DEBUG_MEASUREMENT",
+            `measurement "${set.label}": PCR${index} is all zero, which is what a debug-mode enclave reports; refusing (pass allowDebug to the stack only for development)`,
+          );
         }
       }
     }
@@ -39,7 +45,10 @@ export function loadManifest(text: string, options: ManifestCheckOptions = {}): 
   if (!options.allowUnpinnedImage) {
     const unpinned = manifest.measurements.find((set) => !set.pcrs.has(0));
     if (unpinned) {
-      throw new DeployError("ERR_DEPLOY_IMAGE_NOT_PINNED", `measurement "${unpinned.label}" does not pin PCR0 (the image); pass allowUnpinnedImage if another PCR (e.g. PCR8, the signing certificate) pins it on purpose`);
+      throw new DeployError(
+        "ERR_DEPLOY_IMAGE_NOT_PINNED",
+        `measurement "${unpinned.label}" does not pin PCR0 (the image); pass allowUnpinnedImage if another PCR (e.g. PCR8, the signing certificate) pins it on purpose`,
+      );
     }
   }
   return manifest;

@@ -172,7 +172,10 @@ function checkInputs(metafile: Metafile, locked: Record<string, LockEntry>): str
     const entry = locked[key];
     if (entry === undefined) throw new BundleError("ERR_BUNDLE_UNLOCKED_PACKAGE", `bundled package ${key} is not in package-lock.json`);
     if (entry.dev === true) {
-      throw new BundleError("ERR_BUNDLE_DEV_DEPENDENCY", `bundled package ${key} is a devDependency; the enclave must not load it (move the import out of the egw command graph, or make it a dependency)`);
+      throw new BundleError(
+        "ERR_BUNDLE_DEV_DEPENDENCY",
+        `bundled package ${key} is a devDependency; the enclave must not load it (move the import out of the egw command graph, or make it a dependency)`,
+      );
     }
   }
   return sorted.map((key) => `${key.slice(key.lastIndexOf("node_modules/") + "node_modules/".length)}@${locked[key]!.version ?? "?"}`);
@@ -206,7 +209,12 @@ interface PackageJson {
 async function resolveNatives(from: string): Promise<string[]> {
   const projectDir = path.dirname(from);
   const found = new Set<string>();
-  const queue: { name: string; fromDir: string; optional: boolean; wantedBy: string }[] = NATIVE_PACKAGES.map((name) => ({ name, fromDir: projectDir, optional: false, wantedBy: "the enclave bundle" }));
+  const queue: { name: string; fromDir: string; optional: boolean; wantedBy: string }[] = NATIVE_PACKAGES.map((name) => ({
+    name,
+    fromDir: projectDir,
+    optional: false,
+    wantedBy: "the enclave bundle",
+  }));
   while (queue.length > 0) {
     const { name, fromDir, optional, wantedBy } = queue.shift()!;
     const dir = resolvePackage(name, fromDir, projectDir);
@@ -229,7 +237,12 @@ async function copyNatives(from: string, packages: string[], to: string): Promis
     const src = path.join(from, ...rel.split("/"));
     const nested = path.join(src, "node_modules");
     // A package's own node_modules holds other packages; those are copied only if resolved above.
-    await cp(src, path.join(to, ...rel.split("/")), { recursive: true, errorOnExist: true, force: false, filter: (file) => file !== nested && !file.startsWith(nested + path.sep) });
+    await cp(src, path.join(to, ...rel.split("/")), {
+      recursive: true,
+      errorOnExist: true,
+      force: false,
+      filter: (file) => file !== nested && !file.startsWith(nested + path.sep),
+    });
   }
 }
 

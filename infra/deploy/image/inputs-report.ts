@@ -35,12 +35,7 @@ export interface InputsReport {
   packages: { name: string; version: string; lockKey: string; bytes: number; files: InputFile[] }[];
 }
 
-export function inputsReport(
-  entry: string,
-  bundle: InputsReport["bundle"],
-  inputs: readonly ClassifiedInput[],
-  versionOf: (lockKey: string) => string,
-): InputsReport {
+export function inputsReport(entry: string, bundle: InputsReport["bundle"], inputs: readonly ClassifiedInput[], versionOf: (lockKey: string) => string): InputsReport {
   const sources = new Map<string, InputsReport["sources"][number]>();
   const packages = new Map<string, InputsReport["packages"][number]>();
   let sourceBytes = 0;

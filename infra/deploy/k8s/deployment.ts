@@ -1,15 +1,6 @@
-import { Construct } from "constructs";
+import type { Construct } from "constructs";
 import { k8s } from "cdk8s-plus-32";
-import {
-  CONFIG_KEYS,
-  ENCLAVE_RUNNING_CHECK,
-  ENCLAVE_TERMINATE_SECONDS,
-  launcherScript,
-  MOUNT_PATHS,
-  PORTS,
-  RELAY_DRAIN_SECONDS,
-  relayArgs,
-} from "./commands.js";
+import { CONFIG_KEYS, ENCLAVE_RUNNING_CHECK, ENCLAVE_TERMINATE_SECONDS, launcherScript, MOUNT_PATHS, PORTS, RELAY_DRAIN_SECONDS, relayArgs } from "./commands.js";
 import { configMapName } from "./config-map.js";
 import { ANNOTATIONS, commonLabels, ENCLAVE_CPU_RESOURCE, ENCLAVE_DEVICE_RESOURCE, ENCLAVE_NODE_LABEL, selectorLabels } from "./labels.js";
 import type { ResolvedProps } from "./props.js";
@@ -110,7 +101,13 @@ function relayContainer(props: ResolvedProps): k8s.Container {
     securityContext: noPrivileges({ runAsUser: RELAY_USER, runAsGroup: RELAY_USER }),
     // Neither probe needs plaintext: a TCP connect to the relay, and the relay's own content-free counters.
     readinessProbe: { tcpSocket: { port: k8s.IntOrString.fromString("tls") }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold: 3 },
-    livenessProbe: { httpGet: { path: "/metrics", port: k8s.IntOrString.fromString("metrics"), scheme: "HTTP" }, initialDelaySeconds: 10, periodSeconds: 20, timeoutSeconds: 5, failureThreshold: 3 },
+    livenessProbe: {
+      httpGet: { path: "/metrics", port: k8s.IntOrString.fromString("metrics"), scheme: "HTTP" },
+      initialDelaySeconds: 10,
+      periodSeconds: 20,
+      timeoutSeconds: 5,
+      failureThreshold: 3,
+    },
     // Keep accepting while the NLB deregisters this target; SIGTERM then drains for RELAY_DRAIN_SECONDS.
     ...(props.deregistrationWaitSeconds > 0 && { lifecycle: { preStop: { sleep: { seconds: props.deregistrationWaitSeconds } } } }),
     volumeMounts: [
@@ -182,4 +179,3 @@ export function gatewayDeployment(scope: Construct, props: ResolvedProps): k8s.K
     },
   });
 }
-

@@ -1,4 +1,4 @@
-import { Construct } from "constructs";
+import type { Construct } from "constructs";
 import { k8s } from "cdk8s-plus-32";
 import { ENCLAVE_NODE_LABEL } from "./labels.js";
 import type { ResolvedProps } from "./props.js";

@@ -1,4 +1,4 @@
-import { Construct } from "constructs";
+import type { Construct } from "constructs";
 import { k8s } from "cdk8s-plus-32";
 import { PORTS } from "./commands.js";
 import { commonLabels, selectorLabels } from "./labels.js";

@@ -173,10 +173,7 @@ function checkEnclave(e: EnclaveProps): void {
   const threads = integerIn(e.threadsPerCore, 1, 2, "enclave.threadsPerCore", "ERR_K8S_ENCLAVE_CPU");
   const cpus = integerIn(e.cpuCount, 1, 512, "enclave.cpuCount", "ERR_K8S_ENCLAVE_CPU");
   if (cpus % threads !== 0) {
-    refuse(
-      "ERR_K8S_ENCLAVE_CPU",
-      `enclave.cpuCount ${cpus} is not a multiple of ${threads} threads per core: Nitro gives an enclave whole cores, so nitro-cli would refuse it`,
-    );
+    refuse("ERR_K8S_ENCLAVE_CPU", `enclave.cpuCount ${cpus} is not a multiple of ${threads} threads per core: Nitro gives an enclave whole cores, so nitro-cli would refuse it`);
   }
   const eif = integerIn(e.eifSizeMiB, 1, 1024 * 1024, "enclave.eifSizeMiB", "ERR_K8S_ENCLAVE_MEMORY");
   const memory = integerIn(e.memoryMiB, MIN_ENCLAVE_MEMORY_MIB, 1024 * 1024, "enclave.memoryMiB", "ERR_K8S_ENCLAVE_MEMORY");
@@ -216,7 +213,10 @@ export function resolveProps(input: EnclaveGatewayInput): ResolvedProps {
   if (typeof props.name !== "string" || !DNS_LABEL.test(props.name)) {
     refuse("ERR_K8S_NAME", `name "${String(props.name).slice(0, 64)}" expected a DNS label of at most 40 characters starting with a letter`);
   }
-  for (const [what, value] of [["namespace", props.namespace], ["metricsNamespace", props.metricsNamespace]] as const) {
+  for (const [what, value] of [
+    ["namespace", props.namespace],
+    ["metricsNamespace", props.metricsNamespace],
+  ] as const) {
     if (typeof value !== "string" || !NAMESPACE.test(value)) refuse("ERR_K8S_NAME", `${what} "${String(value).slice(0, 64)}" expected a DNS label`);
   }
   integerIn(props.replicas, 1, MAX_REPLICAS, "replicas", "ERR_K8S_REPLICAS");
@@ -242,7 +242,8 @@ export function resolveProps(input: EnclaveGatewayInput): ResolvedProps {
   for (const t of props.tolerations) {
     if (typeof t?.key !== "string" || !TAINT_KEY.test(t.key)) refuse("ERR_K8S_PROP", `toleration key "${String(t?.key).slice(0, 64)}" is not a valid taint key`);
     if (t.value !== undefined && (typeof t.value !== "string" || !TAINT_VALUE.test(t.value))) refuse("ERR_K8S_PROP", `toleration value for ${t.key} is not a valid label value`);
-    if (!["NoSchedule", "PreferNoSchedule", "NoExecute"].includes(t.effect)) refuse("ERR_K8S_PROP", `toleration effect for ${t.key} expected NoSchedule, PreferNoSchedule or NoExecute`);
+    if (!["NoSchedule", "PreferNoSchedule", "NoExecute"].includes(t.effect))
+      refuse("ERR_K8S_PROP", `toleration effect for ${t.key} expected NoSchedule, PreferNoSchedule or NoExecute`);
   }
   for (const flag of ["includeDevicePlugin", "advertiseEnclaveCpus"] as const) {
     if (typeof props[flag] !== "boolean") refuse("ERR_K8S_PROP", `${flag} expected a boolean`);

@@ -56,7 +56,9 @@ export async function main(argv: string[], io: SynthIo = process): Promise<numbe
       strict: true,
     }));
   } catch (err) {
-    io.stderr.write(`synth: ${(err as Error).message}\nusage: synth.js [--trust-policy <file> --operations <file> [--sealed-secrets <file>] [--image <ref>] [--replicas <n>]] [--out <file>]\n`);
+    io.stderr.write(
+      `synth: ${(err as Error).message}\nusage: synth.js [--trust-policy <file> --operations <file> [--sealed-secrets <file>] [--image <ref>] [--replicas <n>]] [--out <file>]\n`,
+    );
     return 2;
   }
   const custom = values["trust-policy"] !== undefined || values.operations !== undefined;

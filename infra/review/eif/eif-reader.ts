@@ -195,7 +195,10 @@ export function readEif(bytes: Uint8Array, limits?: Partial<EifLimits>): EifImag
     if (type === undefined) throw new EifError("ERR_EIF_SECTION_TYPE", `section ${index}: unknown section type ${rawType}`);
     if (version < SINCE_VERSION[type]) throw new EifError("ERR_EIF_SECTION_TYPE", `section ${index}: a ${type} section cannot appear in an EIF version ${version}`);
     if (!NEXT[previous].includes(type)) {
-      throw new EifError("ERR_EIF_LAYOUT", `section ${index}: ${type} cannot follow ${previous === "start" ? "the header" : previous} (expected ${NEXT[previous].join(" or ") || "end of file"})`);
+      throw new EifError(
+        "ERR_EIF_LAYOUT",
+        `section ${index}: ${type} cannot follow ${previous === "start" ? "the header" : previous} (expected ${NEXT[previous].join(" or ") || "end of file"})`,
+      );
     }
     const sectionFlags = view.getUint16(pos + 2);
     const rawSize = view.getBigUint64(pos + 4);
@@ -213,7 +216,10 @@ export function readEif(bytes: Uint8Array, limits?: Partial<EifLimits>): EifImag
     pos = start + size;
   }
   if (previous !== "ramdisk" && previous !== "signature") {
-    throw new EifError(sections.length === 0 ? "ERR_EIF_TRUNCATED" : "ERR_EIF_LAYOUT", `image ends after ${previous === "start" ? "the header" : previous}; at least a kernel, a cmdline and one ramdisk are required`);
+    throw new EifError(
+      sections.length === 0 ? "ERR_EIF_TRUNCATED" : "ERR_EIF_LAYOUT",
+      `image ends after ${previous === "start" ? "the header" : previous}; at least a kernel, a cmdline and one ramdisk are required`,
+    );
   }
 
   if (sections.length !== numSections) {

@@ -153,9 +153,7 @@ export interface PcrMismatch {
   actual: string | null;
 }
 
-export type ManifestComparison =
-  | { matched: true; label: string }
-  | { matched: false; entries: { label: string; mismatches: PcrMismatch[] }[] };
+export type ManifestComparison = { matched: true; label: string } | { matched: false; entries: { label: string; mismatches: PcrMismatch[] }[] };
 
 export function measurementPcrs(m: EifMeasurements): Map<number, Uint8Array> {
   const pcrs = new Map<number, Uint8Array>([

@@ -75,14 +75,34 @@ export const MAX_POLICY_SECRETS = 64;
 const ARN = /^arn:aws[a-z-]*:iam::\d{12}:(root|role\/[\w+=,.@/-]{1,512}|user\/[\w+=,.@/-]{1,512})$/;
 
 const MUTABLE_ADMIN_ACTIONS = [
-  "kms:Create*", "kms:Describe*", "kms:Enable*", "kms:List*", "kms:Put*", "kms:Update*",
-  "kms:Revoke*", "kms:Disable*", "kms:Get*", "kms:Delete*", "kms:TagResource", "kms:UntagResource",
-  "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+  "kms:Create*",
+  "kms:Describe*",
+  "kms:Enable*",
+  "kms:List*",
+  "kms:Put*",
+  "kms:Update*",
+  "kms:Revoke*",
+  "kms:Disable*",
+  "kms:Get*",
+  "kms:Delete*",
+  "kms:TagResource",
+  "kms:UntagResource",
+  "kms:ScheduleKeyDeletion",
+  "kms:CancelKeyDeletion",
 ];
 /** No Create* (CreateGrant), Put* (PutKeyPolicy), Update* (UpdatePrimaryRegion), Replicate*: nothing that moves trust. */
 const IMMUTABLE_ADMIN_ACTIONS = [
-  "kms:Describe*", "kms:List*", "kms:Get*", "kms:EnableKey", "kms:EnableKeyRotation", "kms:DisableKey", "kms:DisableKeyRotation",
-  "kms:TagResource", "kms:UntagResource", "kms:ScheduleKeyDeletion", "kms:CancelKeyDeletion",
+  "kms:Describe*",
+  "kms:List*",
+  "kms:Get*",
+  "kms:EnableKey",
+  "kms:EnableKeyRotation",
+  "kms:DisableKey",
+  "kms:DisableKeyRotation",
+  "kms:TagResource",
+  "kms:UntagResource",
+  "kms:ScheduleKeyDeletion",
+  "kms:CancelKeyDeletion",
 ];
 
 export type KeyPolicyErrorCode =
@@ -190,7 +210,11 @@ export function buildKeyPolicy(input: KeyPolicyInput): KeyPolicy {
         // Keys of one block are ANDed, values of one key ORed: any of these names, for this origin only.
         Condition: {
           StringEqualsIgnoreCase: pcrs,
-          StringEquals: { "kms:EncryptionContext:egw:purpose": PROVIDER_SECRET_PURPOSE, "kms:EncryptionContext:egw:secret": one(names), "kms:EncryptionContext:egw:origin": origin },
+          StringEquals: {
+            "kms:EncryptionContext:egw:purpose": PROVIDER_SECRET_PURPOSE,
+            "kms:EncryptionContext:egw:secret": one(names),
+            "kms:EncryptionContext:egw:origin": origin,
+          },
         },
       });
     });
@@ -212,7 +236,9 @@ export function buildKeyPolicy(input: KeyPolicyInput): KeyPolicy {
     });
   }
   if (deny.notDenied.length > 0) {
-    warnings.push(`PCR${deny.notDenied.join(", PCR")} ${deny.notDenied.length === 1 ? "is" : "are"} pinned by some measurement sets only: enforced by their Allow statements, not by a Deny`);
+    warnings.push(
+      `PCR${deny.notDenied.join(", PCR")} ${deny.notDenied.length === 1 ? "is" : "are"} pinned by some measurement sets only: enforced by their Allow statements, not by a Deny`,
+    );
   }
   if (deny.residual !== undefined) warnings.push(deny.residual);
   statements.push(

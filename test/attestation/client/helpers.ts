@@ -24,7 +24,9 @@ import { createIdentity, type EnclaveIdentity } from "../../../enclave/identity.
 export const PCR0_TEST = new Uint8Array(48).fill(0x11);
 export const PCR0_OTHER = new Uint8Array(48).fill(0x22);
 
-export function manifestJson(options: { pcr0?: Uint8Array; trust?: unknown; label?: string; configSha256?: Uint8Array[]; maxAgeSeconds?: number; devRootPem?: string } = {}): string {
+export function manifestJson(
+  options: { pcr0?: Uint8Array; trust?: unknown; label?: string; configSha256?: Uint8Array[]; maxAgeSeconds?: number; devRootPem?: string } = {},
+): string {
   return JSON.stringify({
     version: 1,
     measurements: [{ label: options.label ?? "test build", pcrs: { 0: Buffer.from(options.pcr0 ?? PCR0_TEST).toString("hex") } }],
@@ -197,7 +199,20 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
         if (req.method === "GET" && url.pathname === "/v1/attestation/policy" && trustPolicy) {
           const served = fake.servedPolicy ?? trustPolicy;
           const receipt = signReceipt(
-            { v: 2, id: "egw-fake-policy", time: now().getTime(), method: "GET", path: "/v1/attestation/policy", surface: "attestation", model: "", provider: "", status: 200, stream: false, bodyRead: false, responseSha256: sha(served) },
+            {
+              v: 2,
+              id: "egw-fake-policy",
+              time: now().getTime(),
+              method: "GET",
+              path: "/v1/attestation/policy",
+              surface: "attestation",
+              model: "",
+              provider: "",
+              status: 200,
+              stream: false,
+              bodyRead: false,
+              responseSha256: sha(served),
+            },
             identity.receipt.privateKey,
           );
           res.writeHead(200, { "content-type": "application/json", "content-length": served.length, "x-egw-receipt": Buffer.from(receipt).toString("base64url") });
@@ -208,7 +223,20 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
           const nonce = url.searchParams.get("nonce");
           const doc = await nsm.attest({ publicKey: identity.receipt.publicSpkiDer, userData, ...(nonce && { nonce: new Uint8Array(Buffer.from(nonce, "hex")) }) });
           const receipt = signReceipt(
-            { v: 2, id: "egw-fake-attestation", time: now().getTime(), method: "GET", path: "/v1/attestation", surface: "attestation", model: "", provider: "", status: 200, stream: false, bodyRead: false, responseSha256: sha(doc) },
+            {
+              v: 2,
+              id: "egw-fake-attestation",
+              time: now().getTime(),
+              method: "GET",
+              path: "/v1/attestation",
+              surface: "attestation",
+              model: "",
+              provider: "",
+              status: 200,
+              stream: false,
+              bodyRead: false,
+              responseSha256: sha(doc),
+            },
             identity.receipt.privateKey,
           );
           res.writeHead(200, { "content-type": "application/cbor", "content-length": doc.length, "x-egw-receipt": Buffer.from(receipt).toString("base64url") });
@@ -221,9 +249,13 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
           const created = Math.floor(now().getTime() / 1000);
           if (parsed.stream) {
             const events = ["Hello", " from", " the", " fake"].map(
-              (word, i) => `data: ${JSON.stringify({ id: "chatcmpl-fake", object: "chat.completion.chunk", created, model: "fake", choices: [{ index: 0, delta: i === 0 ? { role: "assistant", content: word } : { content: word }, finish_reason: null }] })}\n\n`,
+              (word, i) =>
+                `data: ${JSON.stringify({ id: "chatcmpl-fake", object: "chat.completion.chunk", created, model: "fake", choices: [{ index: 0, delta: i === 0 ? { role: "assistant", content: word } : { content: word }, finish_reason: null }] })}\n\n`,
             );
-            events.push(`data: ${JSON.stringify({ id: "chatcmpl-fake", object: "chat.completion.chunk", created, model: "fake", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\n`, "data: [DONE]\n\n");
+            events.push(
+              `data: ${JSON.stringify({ id: "chatcmpl-fake", object: "chat.completion.chunk", created, model: "fake", choices: [{ index: 0, delta: {}, finish_reason: "stop" }] })}\n\n`,
+              "data: [DONE]\n\n",
+            );
             const signed = new TextEncoder().encode(events.join(""));
             const receipt = receiptFor(body, signed, true, "chat.completions");
             const sent = fake.tamper === "flip-body" ? flip(signed) : signed;
@@ -241,7 +273,14 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
             return;
           }
           const answer = new TextEncoder().encode(
-            JSON.stringify({ id: "chatcmpl-fake", object: "chat.completion", created, model: "fake", choices: [{ index: 0, message: { role: "assistant", content: "Hello from the fake", refusal: null }, finish_reason: "stop", logprobs: null }], usage: { prompt_tokens: 1, completion_tokens: 4, total_tokens: 5 } }),
+            JSON.stringify({
+              id: "chatcmpl-fake",
+              object: "chat.completion",
+              created,
+              model: "fake",
+              choices: [{ index: 0, message: { role: "assistant", content: "Hello from the fake", refusal: null }, finish_reason: "stop", logprobs: null }],
+              usage: { prompt_tokens: 1, completion_tokens: 4, total_tokens: 5 },
+            }),
           );
           const receipt = receiptFor(body, answer, false, "chat.completions");
           const sent = fake.tamper === "flip-body" ? flip(answer) : answer;

@@ -68,7 +68,9 @@ describe("exchangeHttp1", () => {
     servers.push(server);
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     const socket = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
-    await expect(exchangeHttp1(socket, "GET / HTTP/1.1\r\n\r\n", { maxHeaderBytes: 1024, maxBodyBytes: 256, timeoutMs: 2000 })).rejects.toMatchObject({ code: "ERR_ATTESTATION_UNAVAILABLE" });
+    await expect(exchangeHttp1(socket, "GET / HTTP/1.1\r\n\r\n", { maxHeaderBytes: 1024, maxBodyBytes: 256, timeoutMs: 2000 })).rejects.toMatchObject({
+      code: "ERR_ATTESTATION_UNAVAILABLE",
+    });
     socket.destroy();
   });
 });

@@ -21,7 +21,8 @@ const valid = () => ({
   allowDebug: false,
 });
 const parse = (value: unknown) => parseManifest(JSON.stringify(value));
-const refused = (value: unknown, where: RegExp) => expect(() => parse(value)).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID", message: expect.stringMatching(where) }));
+const refused = (value: unknown, where: RegExp) =>
+  expect(() => parse(value)).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID", message: expect.stringMatching(where) }));
 
 describe("parseManifest", () => {
   it("reads the documented schema", () => {
@@ -47,14 +48,33 @@ describe("parseManifest", () => {
     const pcrTwice = JSON.stringify(valid()).replace(`"0":"${hex48(1)}"`, `"0":"${hex48(1)}","0":"${hex48(5)}"`);
     expect(() => parseManifest(pcrTwice)).toThrow(expect.objectContaining({ message: expect.stringContaining('"0" appears twice') }));
     // Equal keys in different objects are fine; escaped text in strings does not confuse the scan.
-    expect(() => parseManifest(JSON.stringify({ ...valid(), measurements: [{ label: 'a "quoted" \\ label {', pcrs: { "0": hex48(1) } }, { label: "b", pcrs: { "0": hex48(1) } }] }))).not.toThrow();
+    expect(() =>
+      parseManifest(
+        JSON.stringify({
+          ...valid(),
+          measurements: [
+            { label: 'a "quoted" \\ label {', pcrs: { "0": hex48(1) } },
+            { label: "b", pcrs: { "0": hex48(1) } },
+          ],
+        }),
+      ),
+    ).not.toThrow();
   });
 
   it("refuses bad values with the field's path", () => {
     refused({ ...valid(), version: 2 }, /version/);
     refused({ ...valid(), measurements: [] }, /measurements: expected a non-empty array/);
     refused({ ...valid(), measurements: [{ label: "", pcrs: { "0": hex48(1) } }] }, /measurements\[0\]\.label/);
-    refused({ ...valid(), measurements: [{ label: "a", pcrs: { "0": hex48(1) } }, { label: "a", pcrs: { "0": hex48(2) } }] }, /used twice/);
+    refused(
+      {
+        ...valid(),
+        measurements: [
+          { label: "a", pcrs: { "0": hex48(1) } },
+          { label: "a", pcrs: { "0": hex48(2) } },
+        ],
+      },
+      /used twice/,
+    );
     refused({ ...valid(), measurements: [{ label: "a", pcrs: {} }] }, /measurements\[0\]\.pcrs/);
     refused({ ...valid(), measurements: [{ label: "a", pcrs: { "32": hex48(1) } }] }, /not a PCR index/);
     refused({ ...valid(), measurements: [{ label: "a", pcrs: { "01": hex48(1) } }] }, /not a PCR index/);
@@ -74,7 +94,7 @@ describe("parseManifest", () => {
 
 describe("resolvePolicy fails closed", () => {
   const set = { label: "a", pcrs: new Map([[0, PCR0_TEST]]) };
-  it("requires measurements, or \"any\" on purpose", () => {
+  it('requires measurements, or "any" on purpose', () => {
     expect(() => resolvePolicy({} as never)).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID", action: "fix-policy" }));
     expect(() => resolvePolicy({ measurements: [], trust: "any" })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
     expect(resolvePolicy({ measurements: "any", trust: "any" }).measurements).toBe("any");
@@ -84,7 +104,9 @@ describe("resolvePolicy fails closed", () => {
     expect(() => resolvePolicy({ measurements: [set], trust: "any", configSha256: [] })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
     expect(() => resolvePolicy({ measurements: [set], trust: "any", trustedRoots: [] })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
     expect(() => resolvePolicy({ measurements: [set], trust: "any", maxAgeMs: -1 })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
-    expect(() => resolvePolicy({ measurements: [{ label: "a", pcrs: new Map([[0, new Uint8Array(47)]]) }], trust: "any" })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+    expect(() => resolvePolicy({ measurements: [{ label: "a", pcrs: new Map([[0, new Uint8Array(47)]]) }], trust: "any" })).toThrow(
+      expect.objectContaining({ code: "ERR_POLICY_INVALID" }),
+    );
   });
 });
 
@@ -96,7 +118,13 @@ describe("matchMeasurements", () => {
   it("matches an entry when every PCR it lists is equal; the first match wins", () => {
     const sets = [
       { label: "other", pcrs: new Map([[0, PCR0_OTHER]]) },
-      { label: "both", pcrs: new Map([[0, PCR0_TEST], [1, PCR0_OTHER]]) },
+      {
+        label: "both",
+        pcrs: new Map([
+          [0, PCR0_TEST],
+          [1, PCR0_OTHER],
+        ]),
+      },
       { label: "pcr0", pcrs: new Map([[0, PCR0_TEST]]) },
     ];
     expect(matchMeasurements(sets, doc)?.label).toBe("both");

@@ -96,9 +96,9 @@ describe("a receipt binds the method and path it answered", () => {
     const v = await receipt;
     expect(v.claims.bodyRead).toBe(false);
     const body = new Uint8Array(await response.arrayBuffer());
-    expect(() =>
-      checkBufferedResponse({ peer, status: 200, headers: response.headers, body, request: { ...v.request, body: new TextEncoder().encode("{}") } }),
-    ).toThrow(expect.objectContaining({ code: "ERR_RECEIPT_REQUEST_MISMATCH" }));
+    expect(() => checkBufferedResponse({ peer, status: 200, headers: response.headers, body, request: { ...v.request, body: new TextEncoder().encode("{}") } })).toThrow(
+      expect.objectContaining({ code: "ERR_RECEIPT_REQUEST_MISMATCH" }),
+    );
   });
 });
 

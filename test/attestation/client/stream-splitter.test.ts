@@ -19,7 +19,7 @@ function run(body: Uint8Array, cuts: number[]): { passed: Buffer; receipt: Uint8
 }
 
 describe("StreamReceiptSplitter", () => {
-  const events = "data: {\"a\":1}\n\ndata: {\"b\":2}\n\ndata: [DONE]\n\n";
+  const events = 'data: {"a":1}\n\ndata: {"b":2}\n\ndata: [DONE]\n\n';
   const receipt = new Uint8Array(Buffer.from("a receipt of some bytes, not really COSE"));
   const body = enc(events + receiptSseBlock(receipt));
 

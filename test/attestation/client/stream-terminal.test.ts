@@ -38,7 +38,7 @@ describe("TerminalEventHolder", () => {
   it("anthropic: message_stop is held (by event name or data type), other events pass", () => {
     const start = 'event: message_start\ndata: {"type":"message_start","message":{"id":"m"}}\n\n';
     const delta = 'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"text_delta","text":"the word message_stop"}}\n\n';
-    for (const stop of ['event: message_stop\ndata: {"type":"message_stop"}\n\n', 'data: {"type":"message_stop"}\n\n', 'event: message_stop\r\ndata: {}\r\n\r\n']) {
+    for (const stop of ['event: message_stop\ndata: {"type":"message_stop"}\n\n', 'data: {"type":"message_stop"}\n\n', "event: message_stop\r\ndata: {}\r\n\r\n"]) {
       const { holder, passed } = run("/v1/messages", `${start}${delta}${stop}`, 4);
       expect(passed).toBe(`${start}${delta}`);
       expect(Buffer.from(holder.release()).toString()).toBe(stop);
@@ -57,7 +57,9 @@ describe("TerminalEventHolder", () => {
     expect(err).toBe('data: {"error":{"message":"bad","type":"egw_verification_failed","param":null,"code":"ERR_SIGNATURE_INVALID"}}\n\n');
     expect(openai.release().length).toBe(0);
     const anthropic = run("/v1/messages", "event: message_stop\ndata: {}\n\n", 9).holder;
-    expect(Buffer.from(anthropic.errorEvent("ERR_RECEIPT_MISSING", "cut")).toString()).toMatch(/^event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"cut \(ERR_RECEIPT_MISSING\)"\}\}\n\n$/);
+    expect(Buffer.from(anthropic.errorEvent("ERR_RECEIPT_MISSING", "cut")).toString()).toMatch(
+      /^event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"cut \(ERR_RECEIPT_MISSING\)"\}\}\n\n$/,
+    );
   });
 
   it("the table: responses surface, and any other path holds every known end marker", () => {

@@ -165,7 +165,9 @@ describe("the receipt-checking stage with altered real gateway bytes", () => {
 
   it("a different request body: ERR_RECEIPT_REQUEST_MISMATCH", async () => {
     const r = await buffered();
-    expect(() => checkBufferedResponse({ peer, request: sent(requestText.replace("tamper", "Tamper")), ...r })).toThrow(expect.objectContaining({ code: "ERR_RECEIPT_REQUEST_MISMATCH" }));
+    expect(() => checkBufferedResponse({ peer, request: sent(requestText.replace("tamper", "Tamper")), ...r })).toThrow(
+      expect.objectContaining({ code: "ERR_RECEIPT_REQUEST_MISMATCH" }),
+    );
   });
 
   it("a flipped receipt byte: refused (signature or structure)", async () => {

@@ -99,12 +99,16 @@ describe("checkServedTrustPolicy", () => {
     expect(() => checkServedTrustPolicy({ bytes: other, attestedSha256: trustPolicySha256(good), dev: false, trust: "any" })).toThrow(
       expect.objectContaining({ code: "ERR_TRUST_POLICY_MISMATCH", action: "reject" }),
     );
-    expect(() => checkServedTrustPolicy({ bytes: new Uint8Array(), attestedSha256: trustPolicySha256(good), dev: false, trust: "any" })).toThrow(expect.objectContaining({ code: "ERR_TRUST_POLICY_MISMATCH" }));
+    expect(() => checkServedTrustPolicy({ bytes: new Uint8Array(), attestedSha256: trustPolicySha256(good), dev: false, trust: "any" })).toThrow(
+      expect.objectContaining({ code: "ERR_TRUST_POLICY_MISMATCH" }),
+    );
   });
 
   it("attested bytes that are no valid policy are ERR_TRUST_POLICY_INVALID", () => {
     for (const junk of [new TextEncoder().encode("{"), bytes({ version: 2 }), bytes([]), new Uint8Array([0xff, 0xfe])]) {
-      expect(() => checkServedTrustPolicy({ bytes: junk, attestedSha256: trustPolicySha256(junk), dev: false, trust: "any" })).toThrow(expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID" }));
+      expect(() => checkServedTrustPolicy({ bytes: junk, attestedSha256: trustPolicySha256(junk), dev: false, trust: "any" })).toThrow(
+        expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID" }),
+      );
     }
   });
 
@@ -119,13 +123,16 @@ describe("checkServedTrustPolicy", () => {
     });
     const args = { bytes: devPolicy, attestedSha256: trustPolicySha256(devPolicy), trust: { upstreamOrigins: ["http://127.0.0.1:9999", "http://127.0.0.1:9998"] } };
     expect(checkServedTrustPolicy({ ...args, dev: true }).attested.origins).toEqual(["http://127.0.0.1:9998", "http://127.0.0.1:9999"]);
-    expect(() => checkServedTrustPolicy({ ...args, dev: false })).toThrow(expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID", message: expect.stringContaining("production rules") }));
+    expect(() => checkServedTrustPolicy({ ...args, dev: false })).toThrow(
+      expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID", message: expect.stringContaining("production rules") }),
+    );
   });
 });
 
 describe("checkReceiptUpstream", () => {
   const b = bytes(policyJson());
-  const attested = (constraints: TrustSetting): AttestedTrustPolicy => checkServedTrustPolicy({ bytes: b, attestedSha256: trustPolicySha256(b), dev: false, trust: constraints }).attested;
+  const attested = (constraints: TrustSetting): AttestedTrustPolicy =>
+    checkServedTrustPolicy({ bytes: b, attestedSha256: trustPolicySha256(b), dev: false, trust: constraints }).attested;
   const claims = (origin?: string) => ({ upstream: origin === undefined ? undefined : { origin } }) as unknown as ReceiptClaims;
 
   it("an origin of one of the attested providers passes; no upstream (a refusal) passes", () => {
@@ -134,7 +141,7 @@ describe("checkReceiptUpstream", () => {
     expect(() => checkReceiptUpstream(claims(), attested({ upstreamOrigins: ALL }))).not.toThrow();
   });
 
-  it("an origin no attested provider uses is ERR_RECEIPT_UPSTREAM_NOT_ALLOWED, even under trust \"any\"", () => {
+  it('an origin no attested provider uses is ERR_RECEIPT_UPSTREAM_NOT_ALLOWED, even under trust "any"', () => {
     for (const origin of ["https://evil.example", "https://api.openai.com.evil.example", "http://api.openai.com", ""]) {
       expect(() => checkReceiptUpstream(claims(origin), attested("any")), origin).toThrow(expect.objectContaining({ code: "ERR_RECEIPT_UPSTREAM_NOT_ALLOWED", action: "reject" }));
     }
@@ -143,10 +150,12 @@ describe("checkReceiptUpstream", () => {
   it("an attested origin outside the allowed ones is refused too", () => {
     // Stands for a constraint set narrower than the policy (checked at connect time too).
     const narrowed = { ...attested({ upstreamOrigins: ALL }), constraints: { upstreamOrigins: ["local"] } };
-    expect(() => checkReceiptUpstream(claims("https://api.openai.com"), narrowed)).toThrow(expect.objectContaining({ code: "ERR_RECEIPT_UPSTREAM_NOT_ALLOWED", message: expect.stringContaining("not an allowed") }));
+    expect(() => checkReceiptUpstream(claims("https://api.openai.com"), narrowed)).toThrow(
+      expect.objectContaining({ code: "ERR_RECEIPT_UPSTREAM_NOT_ALLOWED", message: expect.stringContaining("not an allowed") }),
+    );
   });
 
-  it("no attested policy (v1/v2 document, trust \"any\"): nothing to hold the receipt to", () => {
+  it('no attested policy (v1/v2 document, trust "any"): nothing to hold the receipt to', () => {
     expect(() => checkReceiptUpstream(claims("https://evil.example"), null)).not.toThrow();
   });
 });

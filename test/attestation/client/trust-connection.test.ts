@@ -26,7 +26,11 @@ afterAll(async () => {
   await v1?.close();
 });
 
-const policyFor = (fake: FakeGateway, trust: ClientPolicy["trust"]): ClientPolicy => ({ measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust, trustedRoots: [fake.anchor] });
+const policyFor = (fake: FakeGateway, trust: ClientPolicy["trust"]): ClientPolicy => ({
+  measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }],
+  trust,
+  trustedRoots: [fake.anchor],
+});
 const chat = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ model: "fake", messages: [{ role: "user", content: "secret prompt" }] }) };
 
 function reset(fake: FakeGateway): void {
@@ -104,7 +108,7 @@ describe("the attested trust policy, before any request byte", () => {
     expect(requestsBeyondAttestation(v3)).toEqual([]);
   });
 
-  it("an older enclave (binding v1) attests no policy: refused when trust is constrained, accepted under \"any\"", async () => {
+  it('an older enclave (binding v1) attests no policy: refused when trust is constrained, accepted under "any"', async () => {
     reset(v1);
     const err = await refusal(v1, { upstreamOrigins: ["local"] });
     expect(err.code).toBe("ERR_TRUST_POLICY_MISMATCH");
@@ -159,7 +163,9 @@ describe("verifySavedExchange and the trust policy", () => {
       expect(ok.trust?.origins).toEqual(ORIGINS);
       expect(decodeReceipt(saved.receipt).claims.upstream?.origin).toBe("local");
       await expect(verifySavedExchange({ ...saved, policy: constrained })).rejects.toMatchObject({ code: "ERR_TRUST_POLICY_MISMATCH" });
-      await expect(verifySavedExchange({ ...saved, policy: constrained, trustPolicy: new TextEncoder().encode(developmentTrustPolicy()) })).rejects.toMatchObject({ code: "ERR_TRUST_POLICY_MISMATCH" });
+      await expect(verifySavedExchange({ ...saved, policy: constrained, trustPolicy: new TextEncoder().encode(developmentTrustPolicy()) })).rejects.toMatchObject({
+        code: "ERR_TRUST_POLICY_MISMATCH",
+      });
       const notAllowed = resolvePolicy(policyFor(v3, { upstreamOrigins: ["local"] }));
       await expect(verifySavedExchange({ ...saved, policy: notAllowed, trustPolicy: peer.trust!.bytes })).rejects.toMatchObject({ code: "ERR_TRUST_NOT_ALLOWED" });
       expect((await verifySavedExchange({ ...saved, policy: resolvePolicy(policyFor(v3, "any")) })).trust).toBeNull();

@@ -11,8 +11,7 @@ import { ClientError } from "../../../attestation/client/errors.js";
 const ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const OTHER_ARN = "arn:aws:kms:us-east-1:444455556666:key/mrk-0123456789abcdef0123456789abcdef";
 const HASH = "ab".repeat(32);
-const manifest = (trust: unknown, omit = false) =>
-  JSON.stringify({ version: 1, measurements: [{ label: "a", pcrs: { "0": "11".repeat(48) } }], ...(!omit && { trust }) });
+const manifest = (trust: unknown, omit = false) => JSON.stringify({ version: 1, measurements: [{ label: "a", pcrs: { "0": "11".repeat(48) } }], ...(!omit && { trust }) });
 const parse = (trust: unknown) => parseManifest(manifest(trust)).trust;
 const invalidAt = (trust: unknown, where: string) =>
   expect(() => parse(trust), JSON.stringify(trust)).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID", message: expect.stringContaining(`manifest ${where}:`) }));
@@ -45,7 +44,7 @@ describe("manifest trust section", () => {
     expect(unconstrainedTrust({ policySha256: [new Uint8Array(32)] })).toEqual([]);
   });
 
-  it("a manifest without trust, or with an object that constrains nothing, is refused and told to write \"any\"", () => {
+  it('a manifest without trust, or with an object that constrains nothing, is refused and told to write "any"', () => {
     for (const text of [manifest(undefined, true), manifest({})]) {
       expect(() => parseManifest(text)).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID", message: expect.stringContaining('"any" on purpose') }));
     }
@@ -93,7 +92,9 @@ describe("manifest trust section", () => {
   }
 
   it("refuses a repeated key inside the trust section", () => {
-    const text = manifest({ identity: { mode: "ephemeral" } }).replace('"trust":{', '"trust":{"secretsKmsKeyArn":"x",').replace('"identity"', '"secretsKmsKeyArn"');
+    const text = manifest({ identity: { mode: "ephemeral" } })
+      .replace('"trust":{', '"trust":{"secretsKmsKeyArn":"x",')
+      .replace('"identity"', '"secretsKmsKeyArn"');
     expect(() => parseManifest(text)).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID", message: expect.stringContaining("appears twice") }));
   });
 });
@@ -110,8 +111,12 @@ describe("parseMeasurementsManifest (egw measure: PCRs only)", () => {
 
 describe("ClientPolicy.trust (programmatic)", () => {
   it('is required, and "any" must be said on purpose', () => {
-    expect(() => resolvePolicy({ measurements: [set] } as never)).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID", message: expect.stringContaining('"any" on purpose') }));
-    expect(() => resolvePolicy({ measurements: [set], trust: {} })).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID", message: expect.stringContaining('"any" on purpose') }));
+    expect(() => resolvePolicy({ measurements: [set] } as never)).toThrow(
+      expect.objectContaining({ code: "ERR_POLICY_INVALID", message: expect.stringContaining('"any" on purpose') }),
+    );
+    expect(() => resolvePolicy({ measurements: [set], trust: {} })).toThrow(
+      expect.objectContaining({ code: "ERR_POLICY_INVALID", message: expect.stringContaining('"any" on purpose') }),
+    );
     expect(resolvePolicy({ measurements: [set], trust: "any" }).trust).toBe("any");
   });
 

@@ -24,7 +24,12 @@ afterAll(async () => {
   await h?.close();
 });
 
-const policy = (): ClientPolicy => ({ measurements: [{ label: "test build", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any", trustedRoots: [h.anchor], expires: new Date(EXPIRY) });
+const policy = (): ClientPolicy => ({
+  measurements: [{ label: "test build", pcrs: new Map([[0, PCR0_TEST]]) }],
+  trust: "any",
+  trustedRoots: [h.anchor],
+  expires: new Date(EXPIRY),
+});
 const origin = () => new URL(h.baseURL).origin;
 const chatRequests = () => h.logs.filter((l) => l.includes('"request"') && l.includes('"surface":"chat.completions"')).length;
 const chat = (f: VerifiedFetch, content: string) =>

@@ -70,7 +70,23 @@ describe("createVerifiedFetch with the official SDKs", () => {
     expect(Buffer.from(peer.tlsSpkiSha256).equals(Buffer.from(h.enclave.identity.tls.spkiSha256))).toBe(true);
     expect(Buffer.from(peer.configSha256).equals(Buffer.from(h.enclave.configSha256))).toBe(true);
     expect(peer.result.root.production).toBe(false);
-    expect(peer.steps.map((s) => s.step)).toEqual(["tls", "decode", "cose-header", "fields", "chain", "signature", "debug-mode", "nonce", "freshness", "measurements", "tls-binding", "config", "receipt-key", "trust-policy", "trust"]);
+    expect(peer.steps.map((s) => s.step)).toEqual([
+      "tls",
+      "decode",
+      "cose-header",
+      "fields",
+      "chain",
+      "signature",
+      "debug-mode",
+      "nonce",
+      "freshness",
+      "measurements",
+      "tls-binding",
+      "config",
+      "receipt-key",
+      "trust-policy",
+      "trust",
+    ]);
 
     const receipts = f.getReceipts();
     expect(receipts).toHaveLength(2);
@@ -85,7 +101,12 @@ describe("createVerifiedFetch with the official SDKs", () => {
 
   it("openai streaming: chunks arrive, the receipt block is consumed, the receipt verifies at the end", async () => {
     const f = vfetch({ retainStreamBodies: true });
-    const stream = await openai(f).chat.completions.create({ model: "local", stream: true, stream_options: { include_usage: true }, messages: [{ role: "user", content: "stream these words please" }] });
+    const stream = await openai(f).chat.completions.create({
+      model: "local",
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: "user", content: "stream these words please" }],
+    });
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
     expect(text).toContain("stream these words please");
@@ -226,14 +247,28 @@ describe("refusals happen before any request body leaves the process", () => {
 
   it("PCRs outside the manifest are refused", async () => {
     const before = gatewaySaw("chat.completions");
-    const f = vfetch({ policy: policy({ measurements: [{ label: "other build", pcrs: pcrs(PCR0_OTHER) }, { label: "third", pcrs: new Map([[1, PCR0_OTHER]]) }] }) });
+    const f = vfetch({
+      policy: policy({
+        measurements: [
+          { label: "other build", pcrs: pcrs(PCR0_OTHER) },
+          { label: "third", pcrs: new Map([[1, PCR0_OTHER]]) },
+        ],
+      }),
+    });
     const err = await refusal(openai(f).chat.completions.create({ model: "local", messages: [{ role: "user", content: PROMPT }] }));
     expect(err).toMatchObject({ code: "ERR_MEASUREMENTS_NOT_ALLOWED", action: "reject" });
     expect(gatewaySaw("chat.completions")).toBe(before);
   });
 
   it("the second of several manifest entries matches, and its label is reported", async () => {
-    const f = vfetch({ policy: policy({ measurements: [{ label: "old build", pcrs: pcrs(PCR0_OTHER) }, { label: "new build", pcrs: pcrs(PCR0_TEST) }] }) });
+    const f = vfetch({
+      policy: policy({
+        measurements: [
+          { label: "old build", pcrs: pcrs(PCR0_OTHER) },
+          { label: "new build", pcrs: pcrs(PCR0_TEST) },
+        ],
+      }),
+    });
     const { peer } = await f.exchange(`${h.baseURL}/models`, { headers: { authorization: `Bearer ${CLIENT_TOKEN}` } });
     expect(peer.measurement).toBe("new build");
   });
@@ -336,7 +371,11 @@ describe("attestation rate limit", () => {
   it("a 429 from the attestation endpoint is ERR_ATTESTATION_UNAVAILABLE (retry), and nothing is sent", async () => {
     const hl = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1, attestationReservedShare: 1 } }) });
     try {
-      const f = createVerifiedFetch({ baseURL: hl.baseURL, policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trust: "any", trustedRoots: [hl.anchor] }, maxConnections: 2 });
+      const f = createVerifiedFetch({
+        baseURL: hl.baseURL,
+        policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trust: "any", trustedRoots: [hl.anchor] },
+        maxConnections: 2,
+      });
       opened.push(f);
       const client = openai(f, hl.baseURL);
       const results = await Promise.allSettled([1, 2].map(() => client.chat.completions.create({ model: "local", messages: [{ role: "user", content: "x" }] })));
@@ -354,10 +393,18 @@ describe("a direct exchange exposes the receipt promise", () => {
   it("buffered: resolves at once; streamed: resolves at the end", async () => {
     const f = vfetch();
     const headers = { authorization: `Bearer ${CLIENT_TOKEN}`, "content-type": "application/json" };
-    const plain = await f.exchange(`${h.baseURL}/chat/completions`, { method: "POST", headers, body: JSON.stringify({ model: "local", messages: [{ role: "user", content: "x" }] }) });
+    const plain = await f.exchange(`${h.baseURL}/chat/completions`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ model: "local", messages: [{ role: "user", content: "x" }] }),
+    });
     expect((await plain.receipt).claims.id).toBe(plain.response.headers.get("x-request-id"));
     expect(plain.response.headers.get(RECEIPT_HEADER)).toBeTruthy();
-    const streamed = await f.exchange(`${h.baseURL}/chat/completions`, { method: "POST", headers, body: JSON.stringify({ model: "local", stream: true, messages: [{ role: "user", content: "y" }] }) });
+    const streamed = await f.exchange(`${h.baseURL}/chat/completions`, {
+      method: "POST",
+      headers,
+      body: JSON.stringify({ model: "local", stream: true, messages: [{ role: "user", content: "y" }] }),
+    });
     const text = await streamed.response.text();
     expect(text.endsWith("data: [DONE]\n\n")).toBe(true);
     expect((await streamed.receipt).claims.stream).toBe(true);

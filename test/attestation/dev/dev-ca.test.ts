@@ -12,15 +12,7 @@ import { chmod, mkdtemp, readFile, rm, stat, unlink, writeFile } from "node:fs/p
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  DEV_CA_STORE_FILE,
-  DEV_ROOT_FILE,
-  createDevCa,
-  loadDevCa,
-  loadOrCreateDevCa,
-  saveDevCa,
-  type DevCa,
-} from "../../../attestation/dev/dev-ca.js";
+import { DEV_CA_STORE_FILE, DEV_ROOT_FILE, createDevCa, loadDevCa, loadOrCreateDevCa, saveDevCa, type DevCa } from "../../../attestation/dev/dev-ca.js";
 
 const NOW = new Date("2030-06-01T12:00:00.750Z");
 const clock = { now: () => NOW };
@@ -80,9 +72,7 @@ describe("chain layout (mirrors the AWS Nitro chain)", () => {
     expect(bc).toMatchObject({ critical: true, ca: true, pathLength: undefined });
     expect(ku).toMatchObject({ critical: true, usages: CA_USAGES });
     expect(aki).toBeNull();
-    expect(cert.subject).toBe(
-      "C=ZZ, O=enclave-gateway, OU=DEVELOPMENT, CN=enclave-gateway development root (NOT FOR PRODUCTION)",
-    );
+    expect(cert.subject).toBe("C=ZZ, O=enclave-gateway, OU=DEVELOPMENT, CN=enclave-gateway development root (NOT FOR PRODUCTION)");
     expect(cert.notBefore.getTime()).toBeLessThanOrEqual(NOW.getTime());
     expect(cert.notAfter.getTime() - NOW.getTime()).toBeGreaterThan(29 * 365 * 24 * HOUR);
   });
@@ -118,9 +108,7 @@ describe("chain layout (mirrors the AWS Nitro chain)", () => {
     expect(cert.notAfter.toISOString()).toBe("2030-06-01T15:00:00.000Z");
     expect(leaf.notBefore).toEqual(cert.notBefore);
     expect(leaf.notAfter).toEqual(cert.notAfter);
-    expect(cert.subject).toBe(
-      "C=ZZ, ST=Development, L=localhost, O=enclave-gateway, OU=DEVELOPMENT, CN=dev-test-enc1.development",
-    );
+    expect(cert.subject).toBe("C=ZZ, ST=Development, L=localhost, O=enclave-gateway, OU=DEVELOPMENT, CN=dev-test-enc1.development");
     const nodeLeaf = new X509Certificate(leaf.certificate);
     const instance = new X509Certificate(ca.cabundle()[3]!);
     expect(nodeLeaf.ca).toBe(false);
@@ -170,9 +158,7 @@ describe("save and load", () => {
     expect(store.chain[0].privateKey).toMatch(/^-----BEGIN PRIVATE KEY-----\n/);
 
     const loaded = await loadDevCa(caDir(), clock);
-    expect(loaded.cabundle().map((c) => Buffer.from(c).toString("hex"))).toEqual(
-      ca.cabundle().map((c) => Buffer.from(c).toString("hex")),
-    );
+    expect(loaded.cabundle().map((c) => Buffer.from(c).toString("hex"))).toEqual(ca.cabundle().map((c) => Buffer.from(c).toString("hex")));
     // The loaded keys still sign: a leaf from the loaded CA chains to the saved root.
     const leaf = new X509Certificate((await loaded.issueLeaf({ commonName: "dev-loaded", at: NOW })).certificate);
     expect(leaf.verify(new X509Certificate(ca.cabundle()[3]!).publicKey)).toBe(true);

@@ -5,12 +5,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import {
-  encodeCoseSign1,
-  encodeDocumentPayload,
-  encodeSigStructure,
-  es384ProtectedHeader,
-} from "../../../attestation/dev/encode-document.js";
+import { encodeCoseSign1, encodeDocumentPayload, encodeSigStructure, es384ProtectedHeader } from "../../../attestation/dev/encode-document.js";
 import type { AttestationDocument } from "../../../attestation/types.js";
 
 /** ../shared beside the repository root, as in test/helpers/fixtures.ts. */
@@ -66,17 +61,7 @@ function sampleDoc(overrides: Partial<AttestationDocument> = {}): AttestationDoc
   };
 }
 
-const KEY_ORDER = [
-  "module_id",
-  "digest",
-  "timestamp",
-  "pcrs",
-  "certificate",
-  "cabundle",
-  "public_key",
-  "user_data",
-  "nonce",
-];
+const KEY_ORDER = ["module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle", "public_key", "user_data", "nonce"];
 
 describe("encoder against documents from real Nitro hardware", () => {
   const fixtures = loadFixtures();
@@ -97,14 +82,11 @@ describe("encoder against documents from real Nitro hardware", () => {
     expect(hex(encodeCoseSign1(f.cose[0], f.cose[2], f.cose[3]))).toBe(hex(f.bytes));
   });
 
-  it.each(fixtures.map((f) => [f.name, f] as const))(
-    "builds a Sig_structure that the hardware signature of %s verifies over",
-    (_name, f) => {
-      const leaf = new X509Certificate(f.doc.certificate);
-      const toBeSigned = encodeSigStructure(f.cose[0], f.cose[2]);
-      expect(verify("sha384", toBeSigned, { key: leaf.publicKey, dsaEncoding: "ieee-p1363" }, f.cose[3])).toBe(true);
-    },
-  );
+  it.each(fixtures.map((f) => [f.name, f] as const))("builds a Sig_structure that the hardware signature of %s verifies over", (_name, f) => {
+    const leaf = new X509Certificate(f.doc.certificate);
+    const toBeSigned = encodeSigStructure(f.cose[0], f.cose[2]);
+    expect(verify("sha384", toBeSigned, { key: leaf.publicKey, dsaEncoding: "ieee-p1363" }, f.cose[3])).toBe(true);
+  });
 });
 
 describe("encodeDocumentPayload", () => {
@@ -157,16 +139,12 @@ describe("encodeDocumentPayload", () => {
     ["a digest other than SHA384", { digest: "SHA256" as "SHA384" }],
     ["user_data that is not bytes", { userData: "hello" as unknown as Uint8Array }],
   ])("rejects %s with ERR_NSM_REQUEST", (_what, overrides) => {
-    expect(() => encodeDocumentPayload(sampleDoc(overrides as Partial<AttestationDocument>))).toThrow(
-      expect.objectContaining({ code: "ERR_NSM_REQUEST" }),
-    );
+    expect(() => encodeDocumentPayload(sampleDoc(overrides as Partial<AttestationDocument>))).toThrow(expect.objectContaining({ code: "ERR_NSM_REQUEST" }));
   });
 
   it("accepts 1024-byte user_data, nonce and public_key (the NSM maximum)", () => {
     const full = new Uint8Array(1024).fill(1);
-    const decoded = decoder.decode(
-      encodeDocumentPayload(sampleDoc({ userData: full, nonce: full, publicKey: full })),
-    ) as Map<string, unknown>;
+    const decoded = decoder.decode(encodeDocumentPayload(sampleDoc({ userData: full, nonce: full, publicKey: full }))) as Map<string, unknown>;
     expect(decoded.get("user_data")).toEqual(full);
   });
 
@@ -217,9 +195,7 @@ describe("COSE_Sign1 framing", () => {
 
   it("builds Sig_structure as [\"Signature1\", protected, h'', payload]", () => {
     const payload = Uint8Array.of(0xa0);
-    expect(hex(encodeSigStructure(es384ProtectedHeader(), payload))).toBe(
-      `84${"6a"}${hex(Buffer.from("Signature1"))}44a1013822${"40"}41a0`,
-    );
+    expect(hex(encodeSigStructure(es384ProtectedHeader(), payload))).toBe(`84${"6a"}${hex(Buffer.from("Signature1"))}44a1013822${"40"}41a0`);
   });
 
   it("frames an untagged 4-array with an empty unprotected map", () => {
@@ -232,8 +208,6 @@ describe("COSE_Sign1 framing", () => {
   });
 
   it("refuses a signature that is not 96 bytes", () => {
-    expect(() => encodeCoseSign1(es384ProtectedHeader(), Uint8Array.of(0xa0), new Uint8Array(64))).toThrow(
-      expect.objectContaining({ code: "ERR_NSM_REQUEST" }),
-    );
+    expect(() => encodeCoseSign1(es384ProtectedHeader(), Uint8Array.of(0xa0), new Uint8Array(64))).toThrow(expect.objectContaining({ code: "ERR_NSM_REQUEST" }));
   });
 });

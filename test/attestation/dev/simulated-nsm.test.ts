@@ -8,12 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { trustAnchorFromPem } from "../../../attestation/roots.js";
 import { verifyAttestation } from "../../../attestation/verify.js";
 import { DEV_ROOT_FILE, loadOrCreateDevCa, type DevCa } from "../../../attestation/dev/dev-ca.js";
-import {
-  SOURCE_FOLDERS,
-  SimulatedNsm,
-  defaultCodeBundle,
-  measureCodeBundle,
-} from "../../../attestation/dev/simulated-nsm.js";
+import { SOURCE_FOLDERS, SimulatedNsm, defaultCodeBundle, measureCodeBundle } from "../../../attestation/dev/simulated-nsm.js";
 
 const NOW = new Date("2031-02-03T04:05:06.789Z");
 const clock = () => NOW;
@@ -119,16 +114,7 @@ function payloadEntries(payload: Uint8Array) {
 function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array): Uint8Array {
   const bstrHead = (n: number) =>
     n < 24 ? [0x40 + n] : n < 256 ? [0x58, n] : n < 65536 ? [0x59, n >> 8, n & 0xff] : [0x5a, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
-  return Uint8Array.from([
-    0x84,
-    0x6a,
-    ...Buffer.from("Signature1"),
-    ...bstrHead(protectedBytes.length),
-    ...protectedBytes,
-    0x40,
-    ...bstrHead(payload.length),
-    ...payload,
-  ]);
+  return Uint8Array.from([0x84, 0x6a, ...Buffer.from("Signature1"), ...bstrHead(protectedBytes.length), ...protectedBytes, 0x40, ...bstrHead(payload.length), ...payload]);
 }
 
 // ---------------------------------------------------------------------------
@@ -153,17 +139,7 @@ function nsm(extra: Partial<ConstructorParameters<typeof SimulatedNsm>[0]> = {})
   return new SimulatedNsm({ ca, now: clock, codeBundle: { root: bundleDir }, ...extra });
 }
 
-const KEY_ORDER = [
-  "module_id",
-  "digest",
-  "timestamp",
-  "pcrs",
-  "certificate",
-  "cabundle",
-  "public_key",
-  "user_data",
-  "nonce",
-];
+const KEY_ORDER = ["module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle", "public_key", "user_data", "nonce"];
 
 describe("document bytes", () => {
   it("is an untagged COSE_Sign1 with protected a1 01 38 22, empty unprotected map, 96-byte signature", async () => {
@@ -281,7 +257,13 @@ describe("PCRs", () => {
   it("document PCRs equal describePcr; overrides from a Map or a Record", async () => {
     const pcr0 = new Uint8Array(48).fill(0xaa);
     const pcr8 = new Uint8Array(48).fill(0x88);
-    for (const pcrs of [new Map([[0, pcr0], [8, pcr8]]), { 0: pcr0, 8: pcr8 }]) {
+    for (const pcrs of [
+      new Map([
+        [0, pcr0],
+        [8, pcr8],
+      ]),
+      { 0: pcr0, 8: pcr8 },
+    ]) {
       const sim = nsm({ pcrs, codeBundle: { root: join(tmp, "does-not-exist") } });
       const decoded = decode(splitCose(await sim.attest({})).payload) as { pcrs: Record<number, Uint8Array> };
       for (let i = 0; i < 16; i++) expect(hex(decoded.pcrs[i]!)).toBe(hex((await sim.describePcr(i)).data));
@@ -353,9 +335,7 @@ describe("measureCodeBundle", () => {
   it("is SHA-384 of a sha384sum-style manifest in byte order of the paths", async () => {
     const root = await tree(join(tmp, "m1"), FILES);
     const sha = (s: string) => createHash("sha384").update(s).digest("hex");
-    const manifest = ["B.js", "a.js", "b/c.js", "b/d/e.js"]
-      .map((rel) => `${sha(FILES[rel as keyof typeof FILES])}  ${rel}\n`)
-      .join("");
+    const manifest = ["B.js", "a.js", "b/c.js", "b/d/e.js"].map((rel) => `${sha(FILES[rel as keyof typeof FILES])}  ${rel}\n`).join("");
     expect(hex(await measureCodeBundle(root))).toBe(sha(manifest));
   });
 

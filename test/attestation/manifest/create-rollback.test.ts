@@ -35,8 +35,18 @@ describe("createManifest with sequence and expires", () => {
   });
 
   it("refuses values the client would refuse (ERR_RELEASE_INPUT)", () => {
-    for (const lifecycle of [{ sequence: 0 }, { sequence: 1.5 }, { sequence: 2 ** 53 }, { expires: "2026-12-01" }, { expires: "2026-12-01T00:00:00.000Z" }, { expires: "2026-02-30T00:00:00Z" }]) {
-      expect(code(() => createManifest(OLD, [], lifecycle as never, "any")), JSON.stringify(lifecycle)).toBe("ERR_RELEASE_INPUT");
+    for (const lifecycle of [
+      { sequence: 0 },
+      { sequence: 1.5 },
+      { sequence: 2 ** 53 },
+      { expires: "2026-12-01" },
+      { expires: "2026-12-01T00:00:00.000Z" },
+      { expires: "2026-02-30T00:00:00Z" },
+    ]) {
+      expect(
+        code(() => createManifest(OLD, [], lifecycle as never, "any")),
+        JSON.stringify(lifecycle),
+      ).toBe("ERR_RELEASE_INPUT");
     }
   });
 });
@@ -50,7 +60,10 @@ describe("mergeManifest: the sequence must increase, the expiry is restated", ()
     expect(merged.measurements.map((e) => e.label)).toEqual(["egw 0.1.0", "egw 0.2.0"]);
     expect(mergeManifest(old({ sequence: 3 }), NEW, [], { sequence: 1000 }).sequence).toBe(1000);
     for (const lifecycle of [{}, { sequence: 3 }, { sequence: 2 }, { expires: E2 }]) {
-      expect(code(() => mergeManifest(old({ sequence: 3 }), NEW, [], lifecycle)), JSON.stringify(lifecycle)).toBe("ERR_RELEASE_SEQUENCE");
+      expect(
+        code(() => mergeManifest(old({ sequence: 3 }), NEW, [], lifecycle)),
+        JSON.stringify(lifecycle),
+      ).toBe("ERR_RELEASE_SEQUENCE");
     }
   });
 

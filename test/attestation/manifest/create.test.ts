@@ -45,7 +45,13 @@ describe("releaseEntry", () => {
     const entry = releaseEntry(input(signedEif, { builtAt: "2026-11-25T12:00:00Z" }));
     expect(entry.label).toBe("egw 0.1.0 (0123456789ab)");
     expect(Object.fromEntries([...entry.pcrs].map(([k, v]) => [String(k), Buffer.from(v).toString("hex")]))).toEqual(expectedPcrs(signedParts));
-    expect(entry.release).toEqual({ version: "0.1.0", gitCommit: COMMIT, imageDigest: DIGEST, eifSha384: Buffer.from(sha384(signedEif)).toString("hex"), builtAt: "2026-11-25T12:00:00Z" });
+    expect(entry.release).toEqual({
+      version: "0.1.0",
+      gitCommit: COMMIT,
+      imageDigest: DIGEST,
+      eifSha384: Buffer.from(sha384(signedEif)).toString("hex"),
+      builtAt: "2026-11-25T12:00:00Z",
+    });
   });
 
   it("an unsigned EIF: no PCR8 (it is all zero in the enclave, and pinning zero would pin nothing)", () => {
@@ -73,34 +79,33 @@ describe("createManifest + serializeManifest", () => {
   it("writes the schema's key order, 2-space JSON and a final newline", () => {
     const text = serializeManifest(createManifest(releaseEntry(input(signedEif, { builtAt: "2026-11-25T12:00:00Z" })), [CONFIG, CONFIG], {}, "any"));
     const p = expectedPcrs(signedParts);
-    const expected =
-      [
-        "{",
-        '  "version": 1,',
-        '  "measurements": [',
-        "    {",
-        '      "label": "egw 0.1.0 (0123456789ab)",',
-        '      "pcrs": {',
-        `        "0": "${p[0]}",`,
-        `        "1": "${p[1]}",`,
-        `        "2": "${p[2]}",`,
-        `        "8": "${p[8]}"`,
-        "      },",
-        '      "release": {',
-        '        "version": "0.1.0",',
-        `        "gitCommit": "${COMMIT}",`,
-        `        "imageDigest": "${DIGEST}",`,
-        `        "eifSha384": "${Buffer.from(sha384(signedEif)).toString("hex")}",`,
-        '        "builtAt": "2026-11-25T12:00:00Z"',
-        "      }",
-        "    }",
-        "  ],",
-        '  "trust": "any",',
-        '  "configSha256": [',
-        `    "${Buffer.from(CONFIG).toString("hex")}"`,
-        "  ]",
-        "}",
-      ].join("\n") + "\n";
+    const expected = `${[
+      "{",
+      '  "version": 1,',
+      '  "measurements": [',
+      "    {",
+      '      "label": "egw 0.1.0 (0123456789ab)",',
+      '      "pcrs": {',
+      `        "0": "${p[0]}",`,
+      `        "1": "${p[1]}",`,
+      `        "2": "${p[2]}",`,
+      `        "8": "${p[8]}"`,
+      "      },",
+      '      "release": {',
+      '        "version": "0.1.0",',
+      `        "gitCommit": "${COMMIT}",`,
+      `        "imageDigest": "${DIGEST}",`,
+      `        "eifSha384": "${Buffer.from(sha384(signedEif)).toString("hex")}",`,
+      '        "builtAt": "2026-11-25T12:00:00Z"',
+      "      }",
+      "    }",
+      "  ],",
+      '  "trust": "any",',
+      '  "configSha256": [',
+      `    "${Buffer.from(CONFIG).toString("hex")}"`,
+      "  ]",
+      "}",
+    ].join("\n")}\n`;
     expect(text).toBe(expected);
   });
 
@@ -163,11 +168,17 @@ describe("mergeManifest (overlapping releases)", () => {
   it("refuses an image an existing entry already matches (the new entry would never be reported)", () => {
     expect(() => mergeManifest(old(), releaseEntry(input(unsignedEif, { version: "0.1.1" })))).toThrow(expect.objectContaining({ code: "ERR_RELEASE_DUPLICATE_IMAGE" }));
     const pcr0Only: Manifest = { version: 1, measurements: [{ label: "pcr0 only", pcrs: new Map([[0, measureEif(readEif(signedEif)).pcr0]]) }], trust: "any" };
-    expect(() => mergeManifest(pcr0Only, releaseEntry(input(signedEif)))).toThrow(expect.objectContaining({ code: "ERR_RELEASE_DUPLICATE_IMAGE", message: expect.stringContaining('"pcr0 only"') }));
+    expect(() => mergeManifest(pcr0Only, releaseEntry(input(signedEif)))).toThrow(
+      expect.objectContaining({ code: "ERR_RELEASE_DUPLICATE_IMAGE", message: expect.stringContaining('"pcr0 only"') }),
+    );
   });
 
   it("refuses a 65th entry", () => {
-    const full: Manifest = { version: 1, measurements: Array.from({ length: 64 }, (_, i) => ({ label: `r${i}`, pcrs: new Map([[0, new Uint8Array(48).fill(i + 1)]]) })), trust: "any" };
+    const full: Manifest = {
+      version: 1,
+      measurements: Array.from({ length: 64 }, (_, i) => ({ label: `r${i}`, pcrs: new Map([[0, new Uint8Array(48).fill(i + 1)]]) })),
+      trust: "any",
+    };
     expect(() => mergeManifest(full, releaseEntry(input(signedEif)))).toThrow(expect.objectContaining({ code: "ERR_RELEASE_TOO_MANY" }));
   });
 });

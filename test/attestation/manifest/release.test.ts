@@ -37,9 +37,13 @@ describe("manifest entry release", () => {
 
   it("refuses a release that is not an object, or has unknown or repeated fields", () => {
     for (const bad of ["0.1.0", [release()], null, 1]) {
-      expect(() => parse(manifest(bad))).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID", message: expect.stringContaining("measurements[0].release: expected an object") }));
+      expect(() => parse(manifest(bad))).toThrow(
+        expect.objectContaining({ code: "ERR_MANIFEST_INVALID", message: expect.stringContaining("measurements[0].release: expected an object") }),
+      );
     }
-    expect(() => parse(manifest({ ...release(), signedBy: "me" }))).toThrow(expect.objectContaining({ message: expect.stringContaining('measurements[0].release: unknown field "signedBy"') }));
+    expect(() => parse(manifest({ ...release(), signedBy: "me" }))).toThrow(
+      expect.objectContaining({ message: expect.stringContaining('measurements[0].release: unknown field "signedBy"') }),
+    );
     const proto = JSON.stringify(manifest(release())).replace('"version":"0.1.0"', '"__proto__":{"version":"9.9.9"},"version":"0.1.0"');
     expect(() => parseManifest(proto)).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID", message: expect.stringContaining('unknown field "__proto__"') }));
     const twice = JSON.stringify(manifest(release())).replace('"version":"0.1.0"', '"version":"0.1.0","version":"9.9.9"');
@@ -64,7 +68,14 @@ describe("manifest entry release", () => {
   });
 
   it("imageDigest: sha256: and 64 lower-case hex digits", () => {
-    for (const bad of ["ab".repeat(32), `sha256:${"AB".repeat(32)}`, `sha512:${"ab".repeat(64)}`, `sha256:${"ab".repeat(31)}a`, `SHA256:${"ab".repeat(32)}`, ` sha256:${"ab".repeat(32)}`]) {
+    for (const bad of [
+      "ab".repeat(32),
+      `sha256:${"AB".repeat(32)}`,
+      `sha512:${"ab".repeat(64)}`,
+      `sha256:${"ab".repeat(31)}a`,
+      `SHA256:${"ab".repeat(32)}`,
+      ` sha256:${"ab".repeat(32)}`,
+    ]) {
       refusedField("imageDigest", bad);
     }
   });

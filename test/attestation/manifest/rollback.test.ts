@@ -40,7 +40,9 @@ describe("schema: sequence", () => {
   it("refuses anything else, naming the field", () => {
     for (const sequence of [0, -1, -0, 1.5, 2 ** 53, 1e300, "1", "", null, true, [1], { n: 1 }]) invalidAt(base({ sequence }), "sequence");
     // 2^53 + 1 is not representable: JSON.parse rounds it, and the result is refused.
-    expect(() => parseManifest(JSON.stringify(base({ sequence: 1 })).replace('"sequence":1', '"sequence":9007199254740993'))).toThrow(expect.objectContaining({ code: "ERR_MANIFEST_INVALID" }));
+    expect(() => parseManifest(JSON.stringify(base({ sequence: 1 })).replace('"sequence":1', '"sequence":9007199254740993'))).toThrow(
+      expect.objectContaining({ code: "ERR_MANIFEST_INVALID" }),
+    );
   });
 
   it("refuses it twice", () => {
@@ -137,7 +139,9 @@ describe("expiry, with an injected clock", () => {
     }
     const set = { label: "a", pcrs: new Map([[0, PCR0_TEST]]) };
     for (const expires of [undefined, new Date(NaN), EXPIRES, EXPIRY]) {
-      expect(() => resolvePolicy({ measurements: [set], trust: "any", expires } as never, new Date(0)), String(expires)).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
+      expect(() => resolvePolicy({ measurements: [set], trust: "any", expires } as never, new Date(0)), String(expires)).toThrow(
+        expect.objectContaining({ code: "ERR_POLICY_INVALID" }),
+      );
     }
     expect(() => resolvePolicy({ measurements: [set], trust: "any" }, new Date(NaN))).toThrow(expect.objectContaining({ code: "ERR_POLICY_INVALID" }));
   });

@@ -33,7 +33,14 @@ function handMade(
   o: { header?: Map<number, unknown>; unprotected?: Map<unknown, unknown>; payload?: Uint8Array | null; tag?: number | null; alterSig?: (s: Uint8Array) => Uint8Array } = {},
 ): Uint8Array {
   const spki = spkiOf(signer);
-  const header = o.header ?? new Map<number, unknown>([[1, -35], [3, MANIFEST_CONTENT_TYPE], [4, sha256(spki)], [-65537, spki]]);
+  const header =
+    o.header ??
+    new Map<number, unknown>([
+      [1, -35],
+      [3, MANIFEST_CONTENT_TYPE],
+      [4, sha256(spki)],
+      [-65537, spki],
+    ]);
   const protectedBytes = enc(header);
   const toBeSigned = enc(["Signature1", protectedBytes, new Uint8Array(0), manifest]);
   let signature: Uint8Array = new Uint8Array(sign("sha384", toBeSigned, { key: signer, dsaEncoding: "ieee-p1363" }));
@@ -114,12 +121,22 @@ describe("verifyManifestSignature", () => {
     await refused(verifyManifestSignature(manifest, foreign, { spkiSha256: pin }), /not by the pinned key/);
     // The pinned key and kid in the header, the signature by another key.
     const posing = handMade(manifest, other.privateKey, {
-      header: new Map<number, unknown>([[1, -35], [3, MANIFEST_CONTENT_TYPE], [4, pin], [-65537, spkiOf(key.publicKey)]]),
+      header: new Map<number, unknown>([
+        [1, -35],
+        [3, MANIFEST_CONTENT_TYPE],
+        [4, pin],
+        [-65537, spkiOf(key.publicKey)],
+      ]),
     });
     await refused(verifyManifestSignature(manifest, posing, { spkiSha256: pin }), /does not verify/);
     // Another key carried under the pinned kid.
     const mismatched = handMade(manifest, other.privateKey, {
-      header: new Map<number, unknown>([[1, -35], [3, MANIFEST_CONTENT_TYPE], [4, pin], [-65537, spkiOf(other.publicKey)]]),
+      header: new Map<number, unknown>([
+        [1, -35],
+        [3, MANIFEST_CONTENT_TYPE],
+        [4, pin],
+        [-65537, spkiOf(other.publicKey)],
+      ]),
     });
     await refused(verifyManifestSignature(manifest, mismatched, { spkiSha256: pin }), /kid is not the SHA-256/);
   });
@@ -127,7 +144,12 @@ describe("verifyManifestSignature", () => {
   it("refuses every other shape: one change per case", async () => {
     const spki = spkiOf(key.publicKey);
     const header = (changes: [number, unknown][], drop: number[] = []) => {
-      const m = new Map<number, unknown>([[1, -35], [3, MANIFEST_CONTENT_TYPE], [4, pin], [-65537, spki]]);
+      const m = new Map<number, unknown>([
+        [1, -35],
+        [3, MANIFEST_CONTENT_TYPE],
+        [4, pin],
+        [-65537, spki],
+      ]);
       for (const d of drop) m.delete(d);
       for (const [k, v] of changes) m.set(k, v);
       return m;
@@ -151,14 +173,22 @@ describe("verifyManifestSignature", () => {
       ["empty", new Uint8Array(0), /CBOR/],
     ];
     for (const [name, bytes, message] of cases) {
-      await expect(verifyManifestSignature(manifest, bytes, { spkiSha256: pin }), name).rejects.toMatchObject({ code: "ERR_MANIFEST_SIGNATURE", message: expect.stringMatching(message) });
+      await expect(verifyManifestSignature(manifest, bytes, { spkiSha256: pin }), name).rejects.toMatchObject({
+        code: "ERR_MANIFEST_SIGNATURE",
+        message: expect.stringMatching(message),
+      });
     }
   });
 
   it("refuses keys that are not P-384, even when pinned", async () => {
     for (const pair of [generateKeyPairSync("ec", { namedCurve: "P-256" }), generateKeyPairSync("ed25519")]) {
       const spki = spkiOf(pair.publicKey);
-      const header = new Map<number, unknown>([[1, -35], [3, MANIFEST_CONTENT_TYPE], [4, sha256(spki)], [-65537, spki]]);
+      const header = new Map<number, unknown>([
+        [1, -35],
+        [3, MANIFEST_CONTENT_TYPE],
+        [4, sha256(spki)],
+        [-65537, spki],
+      ]);
       const protectedBytes = enc(header);
       const bytes = enc(new Tag([protectedBytes, new Map(), null, new Uint8Array(96)], 18));
       await refused(verifyManifestSignature(manifest, bytes, { spkiSha256: sha256(spki) }), /P-384/);

@@ -1,11 +1,7 @@
 import { describe, it, expect } from "vitest";
 import type { Attester } from "../../../attestation/attester.js";
 import { AttestationError } from "../../../attestation/errors.js";
-import {
-  NSM_MAX_GET_RANDOM_CALLS,
-  NSM_MAX_RANDOM_LENGTH,
-  NsmAttester,
-} from "../../../attestation/nsm/nsm-attester.js";
+import { NSM_MAX_GET_RANDOM_CALLS, NSM_MAX_RANDOM_LENGTH, NsmAttester } from "../../../attestation/nsm/nsm-attester.js";
 import type { NsmDevice } from "../../../attestation/nsm/nsm-device.js";
 import { nsmErrorCodeOf } from "../../../attestation/nsm/nsm-protocol.js";
 
@@ -24,7 +20,7 @@ const bstr = (b: Uint8Array): string => head(2, b.length) + hex(b);
 const map = (...entries: [string, string][]): string => head(5, entries.length) + entries.map(([k, v]) => tstr(k) + v).join("");
 
 const GET_RANDOM = "6947657452616e646f6d";
-const DOC = unhex("d28443a10126a0590001ff5860" + "00".repeat(4));
+const DOC = unhex(`d28443a10126a0590001ff5860${"00".repeat(4)}`);
 const PCR = new Uint8Array(48).fill(0x5a);
 
 /** A scripted NSM: answers by request kind, records every request it saw. */
@@ -73,10 +69,7 @@ describe("NsmAttester with an injected device", () => {
     const doc = await attester.attest({ nonce, publicKey: unhex("aabb") });
     expect(hex(doc)).toBe(hex(DOC));
     expect(device.requests).toEqual([
-      "a1" + "6b4174746573746174696f6e" + "a3" +
-        "69757365725f64617461" + "f6" +
-        "656e6f6e6365" + "480102030405060708" +
-        "6a7075626c69635f6b6579" + "42aabb",
+      "a1" + "6b4174746573746174696f6e" + "a3" + "69757365725f64617461" + "f6" + "656e6f6e6365" + "480102030405060708" + "6a7075626c69635f6b6579" + "42aabb",
     ]);
   });
 
@@ -178,10 +171,7 @@ describe("getRandom", () => {
   it("stops at an NSM error in the middle of the loop", async () => {
     const device = new FakeNsm();
     let calls = 0;
-    device.answer = () =>
-      ++calls < 3
-        ? unhex(map(["GetRandom", map(["random", bstr(new Uint8Array(8))])]))
-        : unhex(map(["Error", tstr("InternalError")]));
+    device.answer = () => (++calls < 3 ? unhex(map(["GetRandom", map(["random", bstr(new Uint8Array(8))])])) : unhex(map(["Error", tstr("InternalError")])));
     const err = await new NsmAttester(device).getRandom(64).catch((e: unknown) => e);
     expect(nsmErrorCodeOf(err)).toBe("InternalError");
     expect(calls).toBe(3);
@@ -238,12 +228,7 @@ describe("serialization and close", () => {
       }
     };
     const attester = new NsmAttester(device);
-    const results = await Promise.all([
-      attester.describePcr(1),
-      attester.getRandom(600),
-      attester.attest({}),
-      attester.describePcr(2),
-    ]);
+    const results = await Promise.all([attester.describePcr(1), attester.getRandom(600), attester.attest({}), attester.describePcr(2)]);
     expect(maxActive).toBe(1);
     expect(results[1]).toHaveLength(600);
     const kinds = device.requests.map((r) => (r === GET_RANDOM ? "R" : r.startsWith("a16b44") ? "P" : "A"));

@@ -1,14 +1,7 @@
 import { existsSync, readdirSync } from "node:fs";
 import { describe, it, expect } from "vitest";
 import { AttestationError } from "../../../attestation/errors.js";
-import {
-  NSM_IOCTL_MAGIC,
-  NSM_IOCTL_REQUEST,
-  NSM_MESSAGE_SIZE,
-  iowr,
-  nsmMessageLayout,
-  openNsmDevice,
-} from "../../../attestation/nsm/nsm-device.js";
+import { NSM_IOCTL_MAGIC, NSM_IOCTL_REQUEST, NSM_MESSAGE_SIZE, iowr, nsmMessageLayout, openNsmDevice } from "../../../attestation/nsm/nsm-device.js";
 import { NsmAttester } from "../../../attestation/nsm/nsm-attester.js";
 import { NSM_REQUEST_MAX_SIZE, encodeGetRandomRequest } from "../../../attestation/nsm/nsm-protocol.js";
 
@@ -28,7 +21,7 @@ function expectError(fn: () => unknown, code: string, message?: RegExp): Attesta
 describe("ioctl request number", () => {
   it("is _IOWR(0x0A, 0, 32) = 0xC0200A00", () => {
     // Linux asm-generic/ioctl.h: dir (READ|WRITE = 3) << 30 | size << 16 | type << 8 | nr.
-    const expected = (3 * 2 ** 30) + (32 * 2 ** 16) + (0x0a * 2 ** 8) + 0;
+    const expected = 3 * 2 ** 30 + 32 * 2 ** 16 + 0x0a * 2 ** 8 + 0;
     expect(expected).toBe(0xc0200a00);
     expect(NSM_IOCTL_REQUEST).toBe(0xc0200a00);
     expect(iowr(NSM_IOCTL_MAGIC, 0, NSM_MESSAGE_SIZE)).toBe(expected);
@@ -56,11 +49,7 @@ describe.skipIf(!linux)("koffi binding (real FFI, no NSM needed)", () => {
   });
 
   it("a missing device is ERR_NSM_UNAVAILABLE naming the path and ENOENT", () => {
-    const e = expectError(
-      () => openNsmDevice("/nonexistent/dev/nsm"),
-      "ERR_NSM_UNAVAILABLE",
-      /NSM device \/nonexistent\/dev\/nsm not found \(ENOENT\)/,
-    );
+    const e = expectError(() => openNsmDevice("/nonexistent/dev/nsm"), "ERR_NSM_UNAVAILABLE", /NSM device \/nonexistent\/dev\/nsm not found \(ENOENT\)/);
     expect(e.action).toBe("retry");
     expect(e.cause).toMatchObject({ syscall: "open", code: "ENOENT" });
   });
@@ -80,11 +69,7 @@ describe.skipIf(!linux)("koffi binding (real FFI, no NSM needed)", () => {
   it("performs the real ioctl: /dev/null answers ENOTTY, mapped to ERR_NSM_UNAVAILABLE", () => {
     const device = openNsmDevice("/dev/null");
     try {
-      const e = expectError(
-        () => device.call(encodeGetRandomRequest()),
-        "ERR_NSM_UNAVAILABLE",
-        /\/dev\/null is not an NSM device \(ioctl: ENOTTY\)/,
-      );
+      const e = expectError(() => device.call(encodeGetRandomRequest()), "ERR_NSM_UNAVAILABLE", /\/dev\/null is not an NSM device \(ioctl: ENOTTY\)/);
       expect(e.cause).toMatchObject({ syscall: "ioctl", code: "ENOTTY", errno: 25 });
       // The device stays usable after a failed call.
       expectError(() => device.call(encodeGetRandomRequest()), "ERR_NSM_UNAVAILABLE", /ENOTTY/);

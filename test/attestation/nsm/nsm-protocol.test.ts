@@ -57,30 +57,31 @@ describe("request encoding (byte-exact, serde_cbor layout of src/api/mod.rs Requ
   it("DescribePCR is a one-key map holding { index: u16 }", () => {
     const prefix =
       "a1" + // map(1)
-      "6b" + "4465736372696265504352" + // text(11) "DescribePCR"
+      "6b" +
+      "4465736372696265504352" + // text(11) "DescribePCR"
       "a1" + // map(1)
-      "65" + "696e646578"; // text(5) "index"
-    expect(hex(encodeDescribePcrRequest(0))).toBe(prefix + "00");
-    expect(hex(encodeDescribePcrRequest(4))).toBe(prefix + "04");
-    expect(hex(encodeDescribePcrRequest(23))).toBe(prefix + "17");
-    expect(hex(encodeDescribePcrRequest(24))).toBe(prefix + "1818");
-    expect(hex(encodeDescribePcrRequest(255))).toBe(prefix + "18ff");
-    expect(hex(encodeDescribePcrRequest(256))).toBe(prefix + "190100");
-    expect(hex(encodeDescribePcrRequest(65535))).toBe(prefix + "19ffff");
+      "65" +
+      "696e646578"; // text(5) "index"
+    expect(hex(encodeDescribePcrRequest(0))).toBe(`${prefix}00`);
+    expect(hex(encodeDescribePcrRequest(4))).toBe(`${prefix}04`);
+    expect(hex(encodeDescribePcrRequest(23))).toBe(`${prefix}17`);
+    expect(hex(encodeDescribePcrRequest(24))).toBe(`${prefix}1818`);
+    expect(hex(encodeDescribePcrRequest(255))).toBe(`${prefix}18ff`);
+    expect(hex(encodeDescribePcrRequest(256))).toBe(`${prefix}190100`);
+    expect(hex(encodeDescribePcrRequest(65535))).toBe(`${prefix}19ffff`);
   });
 
   const attestationPrefix =
     "a1" + // map(1)
-    "6b" + "4174746573746174696f6e" + // text(11) "Attestation"
+    "6b" +
+    "4174746573746174696f6e" + // text(11) "Attestation"
     "a3"; // map(3)
   const USER_DATA = "69" + "757365725f64617461"; // text(9) "user_data"
   const NONCE = "65" + "6e6f6e6365"; // text(5) "nonce"
   const PUBLIC_KEY = "6a" + "7075626c69635f6b6579"; // text(10) "public_key"
 
   it("Attestation with every field omitted sends three nulls, in declaration order", () => {
-    expect(hex(encodeAttestationRequest({}))).toBe(
-      attestationPrefix + USER_DATA + "f6" + NONCE + "f6" + PUBLIC_KEY + "f6",
-    );
+    expect(hex(encodeAttestationRequest({}))).toBe(`${attestationPrefix + USER_DATA}f6${NONCE}f6${PUBLIC_KEY}f6`);
   });
 
   it("Attestation byte fields are major type 2 byte strings; an empty one is not null", () => {
@@ -91,9 +92,14 @@ describe("request encoding (byte-exact, serde_cbor layout of src/api/mod.rs Requ
     });
     expect(hex(encoded)).toBe(
       attestationPrefix +
-        USER_DATA + "43" + "010203" + // bytes(3)
-        NONCE + "40" + // bytes(0)
-        PUBLIC_KEY + "5818" + "aa".repeat(24), // bytes(24)
+        USER_DATA +
+        "43" +
+        "010203" + // bytes(3)
+        NONCE +
+        "40" + // bytes(0)
+        PUBLIC_KEY +
+        "5818" +
+        "aa".repeat(24), // bytes(24)
     );
   });
 
@@ -103,19 +109,14 @@ describe("request encoding (byte-exact, serde_cbor layout of src/api/mod.rs Requ
       nonce: new Uint8Array(1024).fill(0x22),
       publicKey: new Uint8Array(1024).fill(0x33),
     });
-    expect(hex(encoded)).toBe(
-      attestationPrefix +
-        USER_DATA + "590400" + "11".repeat(1024) +
-        NONCE + "590400" + "22".repeat(1024) +
-        PUBLIC_KEY + "590400" + "33".repeat(1024),
-    );
+    expect(hex(encoded)).toBe(`${attestationPrefix + USER_DATA}590400${"11".repeat(1024)}${NONCE}590400${"22".repeat(1024)}${PUBLIC_KEY}590400${"33".repeat(1024)}`);
     expect(encoded.length).toBeLessThanOrEqual(NSM_REQUEST_MAX_SIZE);
   });
 
   it("accepts Buffers and subarray views and encodes only the viewed bytes", () => {
     const backing = new Uint8Array([9, 9, 1, 2, 9]);
     const encoded = encodeAttestationRequest({ nonce: backing.subarray(2, 4), userData: Buffer.from([7]) });
-    expect(hex(encoded)).toBe(attestationPrefix + USER_DATA + "4107" + NONCE + "420102" + PUBLIC_KEY + "f6");
+    expect(hex(encoded)).toBe(`${attestationPrefix + USER_DATA}4107${NONCE}420102${PUBLIC_KEY}f6`);
   });
 
   it("returns a plain Uint8Array that is not shared between calls", () => {
@@ -194,7 +195,7 @@ describe("Attestation response", () => {
   });
 
   it("accepts indefinite-length maps (RFC 8949 §3.2.2)", () => {
-    const bytes = unhex("bf" + tstr("Attestation") + "bf" + tstr("document") + bstr(doc) + "ff" + "ff");
+    const bytes = unhex(`bf${tstr("Attestation")}bf${tstr("document")}${bstr(doc)}ffff`);
     expect(hex(decodeAttestationResponse(bytes))).toBe(hex(doc));
   });
 
@@ -292,11 +293,7 @@ describe("NSM Error responses", () => {
   });
 
   it("an unknown error code is not echoed", () => {
-    const e = expectError(
-      () => decodeAttestationResponse(unhex(map(["Error", tstr("SomethingNew")]))),
-      "ERR_NSM_RESPONSE",
-      /unrecognised error code/,
-    );
+    const e = expectError(() => decodeAttestationResponse(unhex(map(["Error", tstr("SomethingNew")]))), "ERR_NSM_RESPONSE", /unrecognised error code/);
     expect(e.message).not.toContain("SomethingNew");
     expect(nsmErrorCodeOf(e)).toBeUndefined();
   });
@@ -320,20 +317,20 @@ describe("malformed responses: every branch is ERR_NSM_RESPONSE", () => {
     ["empty input", new Uint8Array(0), /expected 1\.\.12288 bytes, got length=0/],
     ["input above the response buffer", new Uint8Array(NSM_RESPONSE_MAX_SIZE + 1), /expected 1\.\.12288 bytes, got length=12289/],
     ["truncated CBOR", unhex(goodRandom).subarray(0, 20), /not well-formed CBOR/],
-    ["trailing bytes", unhex(goodRandom + "00"), /not well-formed CBOR.*trailing/],
-    ["a tag", unhex("d818" + goodRandom), /not well-formed CBOR.*tag/],
+    ["trailing bytes", unhex(`${goodRandom}00`), /not well-formed CBOR.*trailing/],
+    ["a tag", unhex(`d818${goodRandom}`), /not well-formed CBOR.*tag/],
     ["a float", unhex(map(["GetRandom", map(["random", "f93c00"])])), /not well-formed CBOR/],
-    ["invalid UTF-8 in a key", unhex("a1" + "62c328" + map(["random", "4101"])), /not well-formed CBOR.*UTF-8/],
-    ["a duplicate variant key", unhex("a2" + tstr("GetRandom") + map(["random", "4101"]) + tstr("GetRandom") + map(["random", "4101"])), /not well-formed CBOR.*duplicate/],
-    ["a duplicate field", unhex(map(["DescribePCR", "a3" + tstr("lock") + TRUE + tstr("data") + bstr(pcr48) + tstr("lock") + FALSE])), /not well-formed CBOR.*duplicate/],
+    ["invalid UTF-8 in a key", unhex(`a162c328${map(["random", "4101"])}`), /not well-formed CBOR.*UTF-8/],
+    ["a duplicate variant key", unhex(`a2${tstr("GetRandom")}${map(["random", "4101"])}${tstr("GetRandom")}${map(["random", "4101"])}`), /not well-formed CBOR.*duplicate/],
+    ["a duplicate field", unhex(map(["DescribePCR", `a3${tstr("lock")}${TRUE}${tstr("data")}${bstr(pcr48)}${tstr("lock")}${FALSE}`])), /not well-formed CBOR.*duplicate/],
     ["nesting below the field level", unhex(map(["GetRandom", map(["random", map(["x", "01"])])])), /not well-formed CBOR.*nesting/],
-    ["an array at the top", unhex("81" + tstr("GetRandom")), /expected a one-key map, got Array/],
+    ["an array at the top", unhex(`81${tstr("GetRandom")}`), /expected a one-key map, got Array/],
     ["a byte string at the top", unhex("4401020304"), /expected a one-key map, got Uint8Array/],
     ["an integer at the top", unhex("00"), /expected a one-key map, got number/],
     ["null at the top", unhex("f6"), /expected a one-key map, got null/],
     ["an empty map", unhex("a0"), /expected a one-key map, got 0 keys/],
-    ["a two-key map", unhex("a2" + tstr("GetRandom") + map(["random", "4101"]) + tstr("Attestation") + map(["document", "4101"])), /got 2 keys/],
-    ["an integer variant key", unhex("a1" + "01" + map(["random", "4101"])), /expected a text variant name, got number/],
+    ["a two-key map", unhex(`a2${tstr("GetRandom")}${map(["random", "4101"])}${tstr("Attestation")}${map(["document", "4101"])}`), /got 2 keys/],
+    ["an integer variant key", unhex(`a101${map(["random", "4101"])}`), /expected a text variant name, got number/],
     ["a unit variant", unhex(tstr("LockPCR")), /NSM answered "LockPCR" to GetRandom/],
     ["an unknown unit variant", unhex(tstr("Banana")), /NSM answered an unknown variant to GetRandom/],
     ["another variant", unhex(map(["Attestation", map(["document", "4101"])])), /NSM answered "Attestation" to GetRandom/],
@@ -342,7 +339,7 @@ describe("malformed responses: every branch is ERR_NSM_RESPONSE", () => {
     ["a missing field", unhex(map(["GetRandom", "a0"])), /"GetRandom" response lacks field "random"/],
     ["an unexpected field", unhex(map(["GetRandom", map(["random", "4101"], ["extra", "01"])])), /unexpected field "extra"/],
     ["an unprintable unexpected key", unhex(map(["GetRandom", map(["random", "4101"], ["has space", "01"])])), /unexpected field an unprintable key/],
-    ["an integer field key", unhex(map(["GetRandom", "a2" + tstr("random") + "4101" + "01" + "02"])), /unexpected field an unprintable key/],
+    ["an integer field key", unhex(map(["GetRandom", `a2${tstr("random")}41010102`])), /unexpected field an unprintable key/],
   ];
 
   it.each(cases)("%s", (_name, bytes, message) => {

@@ -19,7 +19,16 @@ describe("createGatewayApp through app.request()", () => {
     expect(res.headers.get("x-request-id")).toMatch(/^egw-[0-9a-f]{24}$/);
     const { claims, body: bytes } = await receiptOf(g, res, body);
     expect(JSON.parse(new TextDecoder().decode(bytes))).toMatchObject({ object: "chat.completion", model: "local" });
-    expect(claims).toMatchObject({ method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "local", provider: "local", status: 200, stream: false, bodyRead: true });
+    expect(claims).toMatchObject({
+      method: "POST",
+      path: "/v1/chat/completions",
+      surface: "chat.completions",
+      model: "local",
+      provider: "local",
+      status: 200,
+      stream: false,
+      bodyRead: true,
+    });
     expect(claims.upstream).toEqual({ origin: "local", model: "local" });
     expect(claims.id).toBe(res.headers.get("x-request-id"));
     expect(claims.time).toBe(g.clock.now().getTime());
@@ -33,7 +42,11 @@ describe("createGatewayApp through app.request()", () => {
     const all = new Uint8Array(await res.arrayBuffer());
     const split = splitStreamReceipt(all)!;
     expect(new TextDecoder().decode(split.signed)).toMatch(/data: \[DONE\]\n\n$/);
-    const claims = verifyReceipt(split.receipt, { publicKey: receiptKeyFromSpki(g.identity.receipt.publicSpkiDer), requestBody: new TextEncoder().encode(body), responseBody: split.signed });
+    const claims = verifyReceipt(split.receipt, {
+      publicKey: receiptKeyFromSpki(g.identity.receipt.publicSpkiDer),
+      requestBody: new TextEncoder().encode(body),
+      responseBody: split.signed,
+    });
     expect(claims).toMatchObject({ surface: "chat.completions", stream: true, status: 200, bodyRead: true });
   });
 

@@ -32,7 +32,14 @@ describe("struct ifreq encoding", () => {
     const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
     const sockaddr = koffi.struct({ sa_family: "uint16_t", sa_data: koffi.array("char", 14) });
     // struct ifmap is the union's largest member on LP64 (21 bytes padded to 24).
-    const ifmap = koffi.struct({ mem_start: "unsigned long", mem_end: "unsigned long", base_addr: "unsigned short", irq: "unsigned char", dma: "unsigned char", port: "unsigned char" });
+    const ifmap = koffi.struct({
+      mem_start: "unsigned long",
+      mem_end: "unsigned long",
+      base_addr: "unsigned short",
+      irq: "unsigned char",
+      dma: "unsigned char",
+      port: "unsigned char",
+    });
     const union = koffi.union({ addr: sockaddr, flags: "short", ivalue: "int", map: ifmap, data: "void *" });
     const ifreq = koffi.struct({ name: koffi.array("char", IFNAMSIZ), u: union });
     expect(koffi.sizeof(ifreq)).toBe(IFREQ_SIZE);
@@ -73,7 +80,7 @@ describe("struct ifreq encoding", () => {
     writeIfreqFlags(buf, 0xffff);
     writeIfreqInet4(buf, "127.0.0.1");
     // sin_family=AF_INET (2, LE) | sin_port=0 | sin_addr=7f000001 | sin_zero[8]
-    expect(hex(buf.subarray(16, 32))).toBe("020000007f000001" + "00".repeat(8));
+    expect(hex(buf.subarray(16, 32))).toBe(`020000007f000001${"00".repeat(8)}`);
     expect(hex(buf.subarray(32))).toBe("00".repeat(8));
     expect(readIfreqInet4(buf)).toBe("127.0.0.1");
   });

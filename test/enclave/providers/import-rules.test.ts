@@ -47,7 +47,11 @@ describe("enclave/providers import rules", () => {
   it("shared/ imports no provider folder", () => {
     for (const [file, deps] of graph) {
       if (!file.startsWith("enclave/providers/shared/")) continue;
-      for (const dep of deps) expect(PROVIDER_FOLDERS.some((p) => dep.startsWith(`enclave/providers/${p}/`)), `${file} → ${dep}`).toBe(false);
+      for (const dep of deps)
+        expect(
+          PROVIDER_FOLDERS.some((p) => dep.startsWith(`enclave/providers/${p}/`)),
+          `${file} → ${dep}`,
+        ).toBe(false);
     }
   });
 

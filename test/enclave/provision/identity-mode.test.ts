@@ -53,31 +53,57 @@ describe("identityRequestOptions", () => {
         ...(identity && { identity: { dataKey: "AAAA", iv: Buffer.alloc(12).toString("base64"), sealed: Buffer.alloc(40).toString("base64"), attestation: "AAAA" } }),
       }),
     );
-  const generate = (bundle: Parameters<typeof generateIdentityFromBundle>[0]["bundle"]) => generateIdentityFromBundle({ bundle, attester, log: memoryLogger(), now: () => new Date() });
+  const generate = (bundle: Parameters<typeof generateIdentityFromBundle>[0]["bundle"]) =>
+    generateIdentityFromBundle({ bundle, attester, log: memoryLogger(), now: () => new Date() });
 
   it("generateIdentityFromBundle checks the request against the trust policy and the file the bundle carries, before any KMS call", async () => {
     const ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
     const docs = splitConfig(configJson(), { identity: { mode: "sealed", kmsKeyArn: ARN } });
     const inputs = { trustPolicyBytes: new TextEncoder().encode(docs.trustPolicy), operationsBytes: new TextEncoder().encode(docs.operations) };
     await expect(generate({ ...inputs })).rejects.toMatchObject({ code: "ERR_PROVISION_IDENTITY" });
-    await expect(generate({ ...inputs, sealedSecrets: { file: sealed(true), credentials: creds }, identity: { generate: { validityDays: 30 } } })).rejects.toMatchObject({ code: "ERR_PROVISION_IDENTITY" });
-    await expect(generate({ ...inputs, sealedSecrets: { file: sealed(false), credentials: creds }, identity: { generate: { validityDays: 30, overlapDays: 1 } } })).rejects.toMatchObject({
+    await expect(generate({ ...inputs, sealedSecrets: { file: sealed(true), credentials: creds }, identity: { generate: { validityDays: 30 } } })).rejects.toMatchObject({
+      code: "ERR_PROVISION_IDENTITY",
+    });
+    await expect(
+      generate({ ...inputs, sealedSecrets: { file: sealed(false), credentials: creds }, identity: { generate: { validityDays: 30, overlapDays: 1 } } }),
+    ).rejects.toMatchObject({
       code: "ERR_PROVISION_IDENTITY",
     });
     // Both inputs and the sealed file are parsed as at boot, with their codes.
-    await expect(generate({ ...inputs, trustPolicyBytes: new TextEncoder().encode("{}"), sealedSecrets: { file: sealed(false), credentials: creds }, identity: { generate: { validityDays: 30 } } })).rejects.toMatchObject({
+    await expect(
+      generate({
+        ...inputs,
+        trustPolicyBytes: new TextEncoder().encode("{}"),
+        sealedSecrets: { file: sealed(false), credentials: creds },
+        identity: { generate: { validityDays: 30 } },
+      }),
+    ).rejects.toMatchObject({
       code: "ERR_TRUST_POLICY_INVALID",
     });
-    await expect(generate({ ...inputs, operationsBytes: new TextEncoder().encode("{}"), sealedSecrets: { file: sealed(false), credentials: creds }, identity: { generate: { validityDays: 30 } } })).rejects.toMatchObject({
+    await expect(
+      generate({
+        ...inputs,
+        operationsBytes: new TextEncoder().encode("{}"),
+        sealedSecrets: { file: sealed(false), credentials: creds },
+        identity: { generate: { validityDays: 30 } },
+      }),
+    ).rejects.toMatchObject({
       code: "ERR_CONFIG",
     });
-    await expect(generate({ ...inputs, sealedSecrets: { file: new TextEncoder().encode("{}"), credentials: creds }, identity: { generate: { validityDays: 30 } } })).rejects.toMatchObject({
+    await expect(
+      generate({ ...inputs, sealedSecrets: { file: new TextEncoder().encode("{}"), credentials: creds }, identity: { generate: { validityDays: 30 } } }),
+    ).rejects.toMatchObject({
       code: "ERR_SEALED_FILE_MALFORMED",
     });
     // A trust policy whose identity is ephemeral makes no shared identity, whatever the host asks.
     const ephemeral = splitConfig(configJson());
     await expect(
-      generate({ trustPolicyBytes: new TextEncoder().encode(ephemeral.trustPolicy), operationsBytes: inputs.operationsBytes, sealedSecrets: { file: sealed(false), credentials: creds }, identity: { generate: { validityDays: 30 } } }),
+      generate({
+        trustPolicyBytes: new TextEncoder().encode(ephemeral.trustPolicy),
+        operationsBytes: inputs.operationsBytes,
+        sealedSecrets: { file: sealed(false), credentials: creds },
+        identity: { generate: { validityDays: 30 } },
+      }),
     ).rejects.toMatchObject({ code: "ERR_IDENTITY_POLICY" });
   });
 });

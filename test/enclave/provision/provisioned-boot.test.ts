@@ -88,7 +88,10 @@ describe("provisionedBoot", () => {
       received = b;
       return { ready: READY, value: "booted" };
     });
-    const { status } = await exchange(await r.port, frame({ trustPolicy: CONFIG, operations: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "http://127.0.0.1:9" }));
+    const { status } = await exchange(
+      await r.port,
+      frame({ trustPolicy: CONFIG, operations: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "http://127.0.0.1:9" }),
+    );
     expect(status).toEqual({ status: "ready", ...READY });
     expect(await r.result).toBe("booted");
     expect(Buffer.from(received!.trustPolicyBytes).equals(Buffer.from(CONFIG))).toBe(true);
@@ -99,7 +102,12 @@ describe("provisionedBoot", () => {
 
   it("an identity request reaches the boot function, and its identity outcome is answered with an identity status", async () => {
     const IDENTITY = {
-      identity: { dataKey: "AQID", iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(33, 2).toString("base64"), attestation: Buffer.alloc(20, 3).toString("base64") },
+      identity: {
+        dataKey: "AQID",
+        iv: Buffer.alloc(12, 1).toString("base64"),
+        sealed: Buffer.alloc(33, 2).toString("base64"),
+        attestation: Buffer.alloc(20, 3).toString("base64"),
+      },
       tlsSpkiSha256: "c".repeat(64),
       receiptKeys: [{ spkiSha256: "d".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-01-31T00:00:00.000Z" }],
     };
@@ -108,7 +116,10 @@ describe("provisionedBoot", () => {
       received = b;
       return { identity: IDENTITY, value: "generated" };
     });
-    const { status } = await exchange(await r.port, frame({ trustPolicy: CONFIG, operations: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, identity: { generate: { validityDays: 30, overlapDays: 2 } } }));
+    const { status } = await exchange(
+      await r.port,
+      frame({ trustPolicy: CONFIG, operations: CONFIG, sealedSecrets: SEALED, awsCredentials: creds, identity: { generate: { validityDays: 30, overlapDays: 2 } } }),
+    );
     expect(status).toEqual({ status: "identity", ...IDENTITY });
     expect(await r.result).toBe("generated");
     expect(received!.identity).toEqual({ generate: { validityDays: 30, overlapDays: 2 } });

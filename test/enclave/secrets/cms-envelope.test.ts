@@ -5,24 +5,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_CMS_BYTES, MAX_CONTENT_CHUNKS, parseCmsEnvelope } from "../../../enclave/secrets/cms-envelope.js";
 import { CmsError, type CmsErrorCode } from "../../../enclave/secrets/cms-error.js";
 import { KMS_CMS_DIR } from "../../helpers/fixtures.js";
-import {
-  KMS_LAYOUT,
-  NULL,
-  OID,
-  algId,
-  assemble,
-  cons,
-  int,
-  ktri,
-  oaepParams,
-  octets,
-  oid,
-  prim,
-  seq,
-  set,
-  type CmsParts,
-  type Layout,
-} from "../../../infra/dev/cms-encode.js";
+import { KMS_LAYOUT, NULL, OID, algId, assemble, cons, int, ktri, oaepParams, octets, prim, seq, type CmsParts, type Layout } from "../../../infra/dev/cms-encode.js";
 
 /**
  * Parse-only: the two real KMS samples (aws-nitro-enclaves-sdk-c
@@ -161,10 +144,7 @@ describe("one mutated field → one code", () => {
       "OAEP with a non-empty label",
       assemble({
         ...BASE,
-        keyEncryptionAlgorithm: algId(
-          OID.rsaesOaep,
-          seq([...oaepInner(), cons(0xa2, [algId(OID.pSpecified, octets(Uint8Array.of(1)))], false)]),
-        ),
+        keyEncryptionAlgorithm: algId(OID.rsaesOaep, seq([...oaepInner(), cons(0xa2, [algId(OID.pSpecified, octets(Uint8Array.of(1)))], false)])),
       }),
       "ERR_CMS_ALGORITHM",
     ],
@@ -173,10 +153,18 @@ describe("one mutated field → one code", () => {
       assemble({ ...BASE, keyEncryptionAlgorithm: algId(OID.rsaesOaep, seq([...oaepInner(), cons(0xa3, [NULL], false)])) }),
       "ERR_CMS_MALFORMED",
     ],
-    ["OAEP hash params not NULL", assemble({ ...BASE, keyEncryptionAlgorithm: algId(OID.rsaesOaep, seq([cons(0xa0, [algId(OID.sha256, int(0))], false), oaepInner()[1]!])) }), "ERR_CMS_MALFORMED"],
+    [
+      "OAEP hash params not NULL",
+      assemble({ ...BASE, keyEncryptionAlgorithm: algId(OID.rsaesOaep, seq([cons(0xa0, [algId(OID.sha256, int(0))], false), oaepInner()[1]!])) }),
+      "ERR_CMS_MALFORMED",
+    ],
     ["encryptedKey 255 bytes", assemble({ ...BASE, encryptedKey: BASE.encryptedKey.subarray(1) }), "ERR_CMS_MALFORMED"],
     ["encryptedKey 512 bytes", assemble({ ...BASE, encryptedKey: new Uint8Array(512) }), "ERR_CMS_MALFORMED"],
-    ["encryptedKey constructed", assemble({ ...BASE, recipients: [seq([int(2), BASE.rid, BASE.keyEncryptionAlgorithm, cons(0x24, [octets(BASE.encryptedKey)], false)])] }), "ERR_CMS_MALFORMED"],
+    [
+      "encryptedKey constructed",
+      assemble({ ...BASE, recipients: [seq([int(2), BASE.rid, BASE.keyEncryptionAlgorithm, cons(0x24, [octets(BASE.encryptedKey)], false)])] }),
+      "ERR_CMS_MALFORMED",
+    ],
     ["AES-128-CBC", assemble({ ...BASE, contentEncryptionAlgorithm: algId(OID.aes128Cbc, octets(new Uint8Array(16))) }), "ERR_CMS_ALGORITHM"],
     ["AES-256-GCM", assemble({ ...BASE, contentEncryptionAlgorithm: algId(OID.aes256Gcm, seq([octets(new Uint8Array(12))])) }), "ERR_CMS_ALGORITHM"],
     ["IV 12 bytes", assemble({ ...BASE, contentEncryptionAlgorithm: algId(OID.aes256Cbc, octets(new Uint8Array(12))) }), "ERR_CMS_MALFORMED"],
@@ -185,11 +173,7 @@ describe("one mutated field → one code", () => {
     ["encryptedContent missing", assemble(BASE, { ...KMS_LAYOUT, content: "absent" }), "ERR_CMS_MALFORMED"],
     ["encryptedContent 47 bytes", assemble({ ...BASE, encryptedContent: BASE.encryptedContent.subarray(1) }), "ERR_CMS_MALFORMED"],
     ["encryptedContent empty", assemble({ ...BASE, encryptedContent: new Uint8Array(0) }, { ...KMS_LAYOUT, content: "primitive" }), "ERR_CMS_MALFORMED"],
-    [
-      "encryptedContent chunk not an OCTET STRING",
-      assemble(BASE, KMS_LAYOUT).map((b, i, all) => (i === findChunkTag(all) ? 0x0c : b)),
-      "ERR_CMS_MALFORMED",
-    ],
+    ["encryptedContent chunk not an OCTET STRING", assemble(BASE, KMS_LAYOUT).map((b, i, all) => (i === findChunkTag(all) ? 0x0c : b)), "ERR_CMS_MALFORMED"],
     ["trailing byte", cat(assemble(BASE), Uint8Array.of(0)), "ERR_CMS_MALFORMED"],
     ["trailing end-of-contents", cat(assemble(BASE), Uint8Array.of(0, 0)), "ERR_CMS_MALFORMED"],
     ["two ContentInfos", cat(assemble(BASE), assemble(BASE)), "ERR_CMS_MALFORMED"],
@@ -263,12 +247,18 @@ describe("property: junk only ever yields a CmsError", () => {
   };
 
   it("random bytes", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 1024 }), (b) => onlyTyped(b)), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 1024 }), (b) => onlyTyped(b)),
+      { numRuns: 2000 },
+    );
   });
 
   it("random bytes behind a valid-looking prefix", () => {
     const prefix = FIXTURES[0]!.bytes.subarray(0, 15);
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 600 }), (b) => onlyTyped(cat(prefix, b))), { numRuns: 2000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (b) => onlyTyped(cat(prefix, b))),
+      { numRuns: 2000 },
+    );
   });
 
   const mutation = fc.oneof(

@@ -35,7 +35,14 @@ describe("sealed identity format", () => {
       ["v", 1],
       ["created", B(T)],
       ["tls", Buffer.from(k.tlsPkcs8)],
-      ["signing", map([["pkcs8", Buffer.from(k.signing.pkcs8)], ["nbf", B(T)], ["exp", B(T + 1)]])],
+      [
+        "signing",
+        map([
+          ["pkcs8", Buffer.from(k.signing.pkcs8)],
+          ["nbf", B(T)],
+          ["exp", B(T + 1)],
+        ]),
+      ],
       ["retired", []],
     ];
     expect(() => decodeIdentity(encodeCbor(map(base)))).not.toThrow();
@@ -45,16 +52,78 @@ describe("sealed identity format", () => {
       ["version 2", encodeCbor(map(base.map(([key, v]) => [key, key === "v" ? 2 : v])))],
       ["unknown field", encodeCbor(map([...base, ["extra", 1]]))],
       ["missing retired", encodeCbor(map(base.filter(([key]) => key !== "retired")))],
-      ["window reversed", encodeCbor(map(base.map(([key, v]) => [key, key === "signing" ? map([["pkcs8", Buffer.from(k.signing.pkcs8)], ["nbf", B(T + 1)], ["exp", B(T)]]) : v])))],
+      [
+        "window reversed",
+        encodeCbor(
+          map(
+            base.map(([key, v]) => [
+              key,
+              key === "signing"
+                ? map([
+                    ["pkcs8", Buffer.from(k.signing.pkcs8)],
+                    ["nbf", B(T + 1)],
+                    ["exp", B(T)],
+                  ])
+                : v,
+            ]),
+          ),
+        ),
+      ],
       ["tls not a key", encodeCbor(map(base.map(([key, v]) => [key, key === "tls" ? Buffer.alloc(40, 1) : v])))],
-      ["RSA signing key", encodeCbor(map(base.map(([key, v]) => [key, key === "signing" ? map([["pkcs8", generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ type: "pkcs8", format: "der" })], ["nbf", B(T)], ["exp", B(T + 1)]]) : v])))],
+      [
+        "RSA signing key",
+        encodeCbor(
+          map(
+            base.map(([key, v]) => [
+              key,
+              key === "signing"
+                ? map([
+                    ["pkcs8", generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey.export({ type: "pkcs8", format: "der" })],
+                    ["nbf", B(T)],
+                    ["exp", B(T + 1)],
+                  ])
+                : v,
+            ]),
+          ),
+        ),
+      ],
       [
         "four retired keys",
-        encodeCbor(map(base.map(([key, v]) => [key, key === "retired" ? Array.from({ length: 4 }, () => map([["spki", Buffer.from(signingSpki(p256()))], ["nbf", B(T)], ["exp", B(T + 1)]])) : v]))),
+        encodeCbor(
+          map(
+            base.map(([key, v]) => [
+              key,
+              key === "retired"
+                ? Array.from({ length: 4 }, () =>
+                    map([
+                      ["spki", Buffer.from(signingSpki(p256()))],
+                      ["nbf", B(T)],
+                      ["exp", B(T + 1)],
+                    ]),
+                  )
+                : v,
+            ]),
+          ),
+        ),
       ],
       [
         "signing key retired too",
-        encodeCbor(map(base.map(([key, v]) => [key, key === "retired" ? [map([["spki", Buffer.from(signingSpki(k.signing.pkcs8))], ["nbf", B(T - 5)], ["exp", B(T)]])] : v]))),
+        encodeCbor(
+          map(
+            base.map(([key, v]) => [
+              key,
+              key === "retired"
+                ? [
+                    map([
+                      ["spki", Buffer.from(signingSpki(k.signing.pkcs8))],
+                      ["nbf", B(T - 5)],
+                      ["exp", B(T)],
+                    ]),
+                  ]
+                : v,
+            ]),
+          ),
+        ),
       ],
     ];
     for (const [name, bytes] of cases) {
@@ -90,7 +159,9 @@ describe("sealed identity format", () => {
     const { attestation: _, ...withoutAttestation } = ok;
     expect(() => parseSealedFile(file(withoutAttestation))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
     expect(() => parseSealedFile(file({ ...ok, attestation: "" }))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
-    expect(() => parseSealedFile(file({ ...ok, attestation: Buffer.alloc(16 * 1024 + 1).toString("base64") }))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_TOO_LARGE" }));
+    expect(() => parseSealedFile(file({ ...ok, attestation: Buffer.alloc(16 * 1024 + 1).toString("base64") }))).toThrow(
+      expect.objectContaining({ code: "ERR_SEALED_FILE_TOO_LARGE" }),
+    );
   });
 });
 
@@ -109,15 +180,47 @@ describe("channel binding v2 and receipts under a key set", () => {
     for (const bad of [
       v2([]),
       v2([["receipt_keys", []]]),
-      v2([["receipt_keys", [new Map<string, unknown>([["spki", Buffer.alloc(10)], ["nbf", 5], ["exp", 5]])]]]),
-      v2([["receipt_keys", [new Map<string, unknown>([["spki", Buffer.alloc(10)], ["nbf", 1], ["exp", 5], ["x", 1]])]]]),
+      v2([
+        [
+          "receipt_keys",
+          [
+            new Map<string, unknown>([
+              ["spki", Buffer.alloc(10)],
+              ["nbf", 5],
+              ["exp", 5],
+            ]),
+          ],
+        ],
+      ]),
+      v2([
+        [
+          "receipt_keys",
+          [
+            new Map<string, unknown>([
+              ["spki", Buffer.alloc(10)],
+              ["nbf", 1],
+              ["exp", 5],
+              ["x", 1],
+            ]),
+          ],
+        ],
+      ]),
     ]) {
       expect(() => decodeBinding(bad)).toThrow(expect.objectContaining({ code: "ERR_USER_DATA_MISMATCH" }));
     }
     // A v1 binding may not carry receipt_keys.
-    expect(() => decodeBinding(encodeCbor(new Map<string, unknown>([["v", 1], ["tls_spki_sha256", Buffer.alloc(32)], ["config_sha256", Buffer.alloc(32)], ["receipt_keys", []]])))).toThrow(
-      expect.objectContaining({ code: "ERR_USER_DATA_MISMATCH" }),
-    );
+    expect(() =>
+      decodeBinding(
+        encodeCbor(
+          new Map<string, unknown>([
+            ["v", 1],
+            ["tls_spki_sha256", Buffer.alloc(32)],
+            ["config_sha256", Buffer.alloc(32)],
+            ["receipt_keys", []],
+          ]),
+        ),
+      ),
+    ).toThrow(expect.objectContaining({ code: "ERR_USER_DATA_MISMATCH" }));
   });
 
   it("verifies with the key whose window holds the receipt time, and says when a key signed outside its window", async () => {
@@ -129,8 +232,19 @@ describe("channel binding v2 and receipts under a key set", () => {
       { spki: spkiOf(a), notBefore: T, notAfter: T + 150 },
     ];
     const claims = (time: number): ReceiptClaims => ({
-      v: 2, id: "r", time, method: "POST", path: "/v1/chat/completions", surface: "chat.completions", model: "m", provider: "p", status: 200, stream: false,
-      bodyRead: true, requestSha256: sha256(Uint8Array.of(1)), responseSha256: sha256(Uint8Array.of(2)),
+      v: 2,
+      id: "r",
+      time,
+      method: "POST",
+      path: "/v1/chat/completions",
+      surface: "chat.completions",
+      model: "m",
+      provider: "p",
+      status: 200,
+      stream: false,
+      bodyRead: true,
+      requestSha256: sha256(Uint8Array.of(1)),
+      responseSha256: sha256(Uint8Array.of(2)),
     });
     const sign = (pkcs8: Uint8Array, time: number) => signReceipt(claims(time), createPrivateKey({ key: Buffer.from(pkcs8), format: "der", type: "pkcs8" }));
     const digests = { requestSha256: sha256(Uint8Array.of(1)), responseSha256: sha256(Uint8Array.of(2)) };

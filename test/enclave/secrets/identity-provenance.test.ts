@@ -6,13 +6,7 @@ import { createDevCa, type DevCa } from "../../../attestation/dev/dev-ca.js";
 import { SimulatedNsm } from "../../../attestation/dev/simulated-nsm.js";
 import { trustAnchorFromPem, type TrustAnchor } from "../../../attestation/roots.js";
 import { IDENTITY_ENCRYPTION_CONTEXT, sealIdentity, type IdentityKeys } from "../../../enclave/secrets/identity-blob.js";
-import {
-  decodeIdentityClaims,
-  encodeIdentityClaims,
-  identityBlobSha256,
-  identityKeyHashes,
-  IDENTITY_ATTESTATION_PURPOSE,
-} from "../../../enclave/secrets/identity-provenance.js";
+import { decodeIdentityClaims, encodeIdentityClaims, identityBlobSha256, identityKeyHashes, IDENTITY_ATTESTATION_PURPOSE } from "../../../enclave/secrets/identity-provenance.js";
 import { generateSealedIdentity, nextIdentityKeys, openSealedIdentity } from "../../../enclave/secrets/identity-source.js";
 import { createKmsClient } from "../../../enclave/secrets/kms-source.js";
 import type { SealedIdentityBlob } from "../../../host/transport/codec/sealed-file.js";
@@ -45,7 +39,10 @@ beforeAll(async () => {
   kms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs: { 0: PCR0 } }, now });
   // The host's key: its policy is the host's to write, so it hands out data keys in the clear too.
   hostKms = await startMockKms({ trustedRoot: anchor, policy: { allowedPcrs: { 0: PCR0 }, denyWithoutRecipient: false }, now, account: "444455556666" });
-  closers.push(() => kms.close(), () => hostKms.close());
+  closers.push(
+    () => kms.close(),
+    () => hostKms.close(),
+  );
 });
 
 const enclave = (pcr0 = PCR0, withCa = ca) => new SimulatedNsm({ ca: withCa, now, pcrs: { 0: pcr0 } });
@@ -78,7 +75,16 @@ describe("the legitimate path", { timeout: 60_000 }, () => {
     expect(v1.blob.attestation.length).toBeGreaterThan(1000);
     const opened = await open(v1.blob);
     expect(Buffer.from(opened.signing.pkcs8).equals(Buffer.from(v1.keys.signing.pkcs8))).toBe(true);
-    const v2 = await generateSealedIdentity({ attester: enclave(), kmsClient: client(kms), keyArn: kms.keyArn, dev: false, now, validityMs: 30 * DAY, previous: opened, overlapMs: DAY });
+    const v2 = await generateSealedIdentity({
+      attester: enclave(),
+      kmsClient: client(kms),
+      keyArn: kms.keyArn,
+      dev: false,
+      now,
+      validityMs: 30 * DAY,
+      previous: opened,
+      overlapMs: DAY,
+    });
     expect(Buffer.from(v2.blob.attestation).equals(Buffer.from(v1.blob.attestation))).toBe(false);
     const rotated = await open(v2.blob);
     expect(rotated.retired).toHaveLength(1);
@@ -93,15 +99,15 @@ describe("the legitimate path", { timeout: 60_000 }, () => {
 describe("an identity under the host's key", { timeout: 60_000 }, () => {
   it("is refused at generation: the pinned key is asked for, and an answer for another key is not used", async () => {
     // The host points the enclave at its own KMS: it does not hold the pinned key.
-    await expect(
-      generateSealedIdentity({ attester: enclave(), kmsClient: client(hostKms), keyArn: kms.keyArn, dev: false, now, validityMs: DAY }),
-    ).rejects.toMatchObject({ code: "ERR_KMS_RELEASE_DENIED" });
+    await expect(generateSealedIdentity({ attester: enclave(), kmsClient: client(hostKms), keyArn: kms.keyArn, dev: false, now, validityMs: DAY })).rejects.toMatchObject({
+      code: "ERR_KMS_RELEASE_DENIED",
+    });
     // A host KMS that answers anyway answers for its own key.
     hostKms.misbehave = "any-key-id";
     try {
-      await expect(
-        generateSealedIdentity({ attester: enclave(), kmsClient: client(hostKms), keyArn: kms.keyArn, dev: false, now, validityMs: DAY }),
-      ).rejects.toMatchObject({ code: "ERR_KMS_KEY_MISMATCH" });
+      await expect(generateSealedIdentity({ attester: enclave(), kmsClient: client(hostKms), keyArn: kms.keyArn, dev: false, now, validityMs: DAY })).rejects.toMatchObject({
+        code: "ERR_KMS_KEY_MISMATCH",
+      });
     } finally {
       hostKms.misbehave = "none";
     }
@@ -204,8 +210,17 @@ describe("a blob made offline", { timeout: 60_000 }, () => {
     const { keys, blob } = await offlineBlob();
     const debug = new SimulatedNsm({ ca, now, pcrs: { 0: zero, 1: zero, 2: zero } });
     const attestation = await debug.attest(claimsFor(keys, blob));
-    const generatorPcrs = [new Map([[0, zero], [1, zero], [2, zero]])];
-    await expect(open({ ...blob, attestation }, hostKms, { generatorPcrs })).rejects.toMatchObject({ code: "ERR_IDENTITY_PROVENANCE", message: expect.stringContaining("ERR_DEBUG_MODE") });
+    const generatorPcrs = [
+      new Map([
+        [0, zero],
+        [1, zero],
+        [2, zero],
+      ]),
+    ];
+    await expect(open({ ...blob, attestation }, hostKms, { generatorPcrs })).rejects.toMatchObject({
+      code: "ERR_IDENTITY_PROVENANCE",
+      message: expect.stringContaining("ERR_DEBUG_MODE"),
+    });
     // In development the document passes; the host's data key still does not open under the pinned key.
     await expect(open({ ...blob, attestation }, kms, { generatorPcrs, dev: true })).rejects.toMatchObject({ code: "ERR_KMS_RELEASE_DENIED" });
   });
@@ -226,14 +241,25 @@ describe("a blob made offline", { timeout: 60_000 }, () => {
       ),
     );
     await expect(
-      startHarness({ ca, now, config: configJson(), identity: { mode: "sealed", kmsKeyArn: kms.keyArn }, sealedSecrets: { file, credentials: kms.credentials, endpoint: kms.endpoint } }),
+      startHarness({
+        ca,
+        now,
+        config: configJson(),
+        identity: { mode: "sealed", kmsKeyArn: kms.keyArn },
+        sealedSecrets: { file, credentials: kms.credentials, endpoint: kms.endpoint },
+      }),
     ).rejects.toMatchObject({ code: "ERR_IDENTITY_PROVENANCE" });
   });
 });
 
 describe("the claim map", () => {
   it("decodes only its one encoding", () => {
-    const claims = { tlsSpkiSha256: new Uint8Array(32).fill(1), receiptKeysSha256: new Uint8Array(32).fill(2), blobSha256: new Uint8Array(32).fill(3), keyArn: "arn:aws:kms:us-east-1:111122223333:key/x" };
+    const claims = {
+      tlsSpkiSha256: new Uint8Array(32).fill(1),
+      receiptKeysSha256: new Uint8Array(32).fill(2),
+      blobSha256: new Uint8Array(32).fill(3),
+      keyArn: "arn:aws:kms:us-east-1:111122223333:key/x",
+    };
     const bytes = encodeIdentityClaims(claims);
     expect(decodeIdentityClaims(bytes)).toEqual(claims);
     const map = (entries: [string, unknown][]) => encodeCbor(new Map(entries));

@@ -43,7 +43,9 @@ describe("the boot refuses a host-named endpoint on Nitro", () => {
     const { kmsClientFor } = await import("../../../enclave/boot.js");
     const { loadRuntimeConfig } = await import("../../../enclave/runtime-config.js");
     const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
-    const config = loadRuntimeConfig(enc({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" } }), enc({ version: 1, clients: [] }), { dev: false });
+    const config = loadRuntimeConfig(enc({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" } }), enc({ version: 1, clients: [] }), {
+      dev: false,
+    });
     const sealed = { file: new Uint8Array(), credentials: { accessKeyId: "AKIAEXAMPLE000000000", secretAccessKey: "x" }, endpoint: "https://kms.attacker.example" };
     const noFetch = (() => Promise.reject(new Error("no network"))) as unknown as typeof fetch;
     expect(() => kmsClientFor(config, "eu-west-1", sealed, noFetch, { kind: "nsm" })).toThrow(expect.objectContaining({ code: "ERR_KMS_ENDPOINT" }));
@@ -60,7 +62,9 @@ describe("the boot refuses a host-named endpoint on Nitro before the trust polic
     const operationsBytes = enc({ version: 1, clients: [] });
     const sealed = (endpoint: string) => ({ file: new Uint8Array(), credentials: { accessKeyId: "AKIAEXAMPLE000000000", secretAccessKey: "x" }, endpoint });
     for (const endpoint of ["https://kms.attacker.example", "https://kms.us-east-1.amazonaws.com"]) {
-      expect(() => runtimeConfigFor({ trustPolicyBytes, operationsBytes, attester: { kind: "nsm" } as never, sealedSecrets: sealed(endpoint) })).toThrow(expect.objectContaining({ code: "ERR_KMS_ENDPOINT" }));
+      expect(() => runtimeConfigFor({ trustPolicyBytes, operationsBytes, attester: { kind: "nsm" } as never, sealedSecrets: sealed(endpoint) })).toThrow(
+        expect.objectContaining({ code: "ERR_KMS_ENDPOINT" }),
+      );
     }
     const ok = runtimeConfigFor({ trustPolicyBytes, operationsBytes, attester: { kind: "nsm" } as never, sealedSecrets: sealed("https://kms.eu-west-1.amazonaws.com") });
     expect(ok.egressAllowlist).toEqual(["api.openai.com:443", "kms.eu-west-1.amazonaws.com:443"]);

@@ -252,7 +252,14 @@ describe("refusals", () => {
   it("an attester that fails → ERR_KMS_ATTESTATION, and KMS is never called", async () => {
     const file = await sealWithSdk({ OPENAI_API_KEY: CANARY });
     kms.requests.length = 0;
-    const broken: Attester = { ...nsm, kind: "simulated", attest: () => Promise.reject(new Error("nsm gone")), describePcr: (i) => nsm.describePcr(i), getRandom: (n) => nsm.getRandom(n), close: async () => {} };
+    const broken: Attester = {
+      ...nsm,
+      kind: "simulated",
+      attest: () => Promise.reject(new Error("nsm gone")),
+      describePcr: (i) => nsm.describePcr(i),
+      getRandom: (n) => nsm.getRandom(n),
+      close: async () => {},
+    };
     expect(await failure(openSealedSecrets({ ...pinned(file), attester: broken, kmsClient: client(), now: clock }))).toBe("ERR_KMS_ATTESTATION");
     expect(kms.requests).toHaveLength(0);
   });
@@ -260,9 +267,7 @@ describe("refusals", () => {
   it("a malformed file → its parser code, before any attestation", async () => {
     const attest = vi.fn();
     const attester = { ...nsm, attest } as unknown as Attester;
-    expect(await failure(openSealedSecrets({ ...pinned(new Uint8Array(Buffer.from("{}"))), attester, kmsClient: client(), now: clock }))).toBe(
-      "ERR_SEALED_FILE_MALFORMED",
-    );
+    expect(await failure(openSealedSecrets({ ...pinned(new Uint8Array(Buffer.from("{}"))), attester, kmsClient: client(), now: clock }))).toBe("ERR_SEALED_FILE_MALFORMED");
     expect(attest).not.toHaveBeenCalled();
   });
 });
@@ -272,7 +277,12 @@ describe("a hostile host's file and config (secrets bound to name and origin, un
 
   it("decrypts only the secrets providers use; the rest stay sealed and are counted", async () => {
     const file = await sealWithSdk({ OPENAI_API_KEY: CANARY, ANTHROPIC_API_KEY: OTHER });
-    const source = await openSealedSecrets({ ...pinned(file, { secrets: [{ name: "ANTHROPIC_API_KEY", origin: ORIGINS.ANTHROPIC_API_KEY! }] }), attester: nsm, kmsClient: client(), now: clock });
+    const source = await openSealedSecrets({
+      ...pinned(file, { secrets: [{ name: "ANTHROPIC_API_KEY", origin: ORIGINS.ANTHROPIC_API_KEY! }] }),
+      attester: nsm,
+      kmsClient: client(),
+      now: clock,
+    });
     expect(source.names).toEqual(["ANTHROPIC_API_KEY"]);
     expect(source.unused).toBe(1);
     expect(decrypts()).toHaveLength(1);
@@ -282,7 +292,12 @@ describe("a hostile host's file and config (secrets bound to name and origin, un
     const file = await sealWithSdk({ OPENAI_API_KEY: CANARY });
     const attest = vi.fn();
     const attester = { ...nsm, kind: "simulated", attest } as unknown as Attester;
-    const opening = openSealedSecrets({ ...pinned(file, { secrets: [{ name: "GEMINI_API_KEY", origin: "https://generativelanguage.googleapis.com" }] }), attester, kmsClient: client(), now: clock });
+    const opening = openSealedSecrets({
+      ...pinned(file, { secrets: [{ name: "GEMINI_API_KEY", origin: "https://generativelanguage.googleapis.com" }] }),
+      attester,
+      kmsClient: client(),
+      now: clock,
+    });
     await expect(opening).rejects.toMatchObject({ code: "ERR_SECRET_MISSING", message: expect.stringContaining("GEMINI_API_KEY") });
     expect(attest).not.toHaveBeenCalled();
     expect(kms.requests).toHaveLength(0);
@@ -290,7 +305,12 @@ describe("a hostile host's file and config (secrets bound to name and origin, un
 
   it("a ciphertext sealed for origin A, handed in for a provider at origin B → refused by KMS (ERR_KMS_RELEASE_DENIED)", async () => {
     const file = await sealWithSdk({ OPENAI_API_KEY: CANARY });
-    const opening = openSealedSecrets({ ...pinned(file, { secrets: [{ name: "OPENAI_API_KEY", origin: "https://evil.example" }] }), attester: nsm, kmsClient: client(), now: clock });
+    const opening = openSealedSecrets({
+      ...pinned(file, { secrets: [{ name: "OPENAI_API_KEY", origin: "https://evil.example" }] }),
+      attester: nsm,
+      kmsClient: client(),
+      now: clock,
+    });
     await expect(opening).rejects.toMatchObject({ code: "ERR_KMS_RELEASE_DENIED", message: expect.stringContaining("InvalidCiphertextException") });
     // The request named the origin the config gave, not the one it was sealed for.
     expect((decrypts()[0]!.body.EncryptionContext as Record<string, string>)["egw:origin"]).toBe("https://evil.example");
@@ -307,7 +327,9 @@ describe("a hostile host's file and config (secrets bound to name and origin, un
     const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
     const blob = (await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(CANARY) }))).CiphertextBlob!;
     operator.destroy();
-    const bytes = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));
+    const bytes = new Uint8Array(
+      Buffer.from(JSON.stringify({ version: 1, keyId: kms.keyArn, region: kms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })),
+    );
     expect(await failure(openSealedSecrets({ ...pinned(bytes), attester: nsm, kmsClient: client(), now: clock }))).toBe("ERR_KMS_RELEASE_DENIED");
   });
 
@@ -319,7 +341,9 @@ describe("a hostile host's file and config (secrets bound to name and origin, un
       const blob = (await operator.send(new EncryptCommand({ KeyId: hostKms.keyArn, Plaintext: Buffer.from(CANARY), EncryptionContext: { ...context } }))).CiphertextBlob!;
       operator.destroy();
       hostKms.requests.length = 0;
-      const bytes = new Uint8Array(Buffer.from(JSON.stringify({ version: 1, keyId: hostKms.keyArn, region: hostKms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })));
+      const bytes = new Uint8Array(
+        Buffer.from(JSON.stringify({ version: 1, keyId: hostKms.keyArn, region: hostKms.region, secrets: { OPENAI_API_KEY: Buffer.from(blob).toString("base64") } })),
+      );
       const hostClient = new KMSClient({ region: hostKms.region, endpoint: hostKms.endpoint, credentials: hostKms.credentials, maxAttempts: 1 });
       expect(await failure(openSealedSecrets({ ...pinned(bytes), attester: nsm, kmsClient: hostClient, now: clock }))).toBe("ERR_KMS_KEY_MISMATCH");
       expect(hostKms.requests).toHaveLength(0);
@@ -342,7 +366,9 @@ describe("a hostile host's file and config (secrets bound to name and origin, un
   it("an http origin outside development → ERR_SECRET_ORIGIN; one secret listed for two providers is a programming error", async () => {
     const file = await sealWithSdk({ OPENAI_API_KEY: CANARY });
     expect(
-      await failure(openSealedSecrets({ ...pinned(file, { secrets: [{ name: "OPENAI_API_KEY", origin: "http://api.openai.com" }] }), attester: nsm, kmsClient: client(), now: clock })),
+      await failure(
+        openSealedSecrets({ ...pinned(file, { secrets: [{ name: "OPENAI_API_KEY", origin: "http://api.openai.com" }] }), attester: nsm, kmsClient: client(), now: clock }),
+      ),
     ).toBe("ERR_SECRET_ORIGIN");
     const twice = [
       { name: "OPENAI_API_KEY", origin: "https://api.openai.com" },

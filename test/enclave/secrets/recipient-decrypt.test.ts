@@ -124,11 +124,7 @@ describe("decryption failures → their code, canary never in the error", () => 
     ],
     ["padding byte 0", () => decryptCiphertextForRecipient(withPadding(Array(16).fill(0)), recipient.privateKey), "ERR_CMS_CONTENT_DECRYPT"],
     ["padding byte 17", () => decryptCiphertextForRecipient(withPadding(Array(16).fill(17)), recipient.privateKey), "ERR_CMS_CONTENT_DECRYPT"],
-    [
-      "padding bytes disagree",
-      () => decryptCiphertextForRecipient(withPadding([...Array(12).fill(0x41), 4, 4, 3, 4]), recipient.privateKey),
-      "ERR_CMS_CONTENT_DECRYPT",
-    ],
+    ["padding bytes disagree", () => decryptCiphertextForRecipient(withPadding([...Array(12).fill(0x41), 4, 4, 3, 4]), recipient.privateKey), "ERR_CMS_CONTENT_DECRYPT"],
     [
       "tampered last ciphertext block",
       // Flipping the low bit of the second-to-last block's last byte turns pad
@@ -138,16 +134,8 @@ describe("decryption failures → their code, canary never in the error", () => 
     ],
     ["structure error comes before key use", () => decryptCiphertextForRecipient(new Uint8Array(3), recipient.privateKey), "ERR_CMS_MALFORMED"],
     ["public key instead of private", () => decryptCiphertextForRecipient(assemble(sealed.parts), recipient.publicKey), "ERR_CMS_KEY_INVALID"],
-    [
-      "RSA-3072 key",
-      () => decryptCiphertextForRecipient(assemble(sealed.parts), generateKeyPairSync("rsa", { modulusLength: 3072 }).privateKey),
-      "ERR_CMS_KEY_INVALID",
-    ],
-    [
-      "EC key",
-      () => decryptCiphertextForRecipient(assemble(sealed.parts), generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey),
-      "ERR_CMS_KEY_INVALID",
-    ],
+    ["RSA-3072 key", () => decryptCiphertextForRecipient(assemble(sealed.parts), generateKeyPairSync("rsa", { modulusLength: 3072 }).privateKey), "ERR_CMS_KEY_INVALID"],
+    ["EC key", () => decryptCiphertextForRecipient(assemble(sealed.parts), generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey), "ERR_CMS_KEY_INVALID"],
     ["not a KeyObject", () => decryptCiphertextForRecipient(assemble(sealed.parts), "pem" as unknown as KeyObject), "ERR_CMS_KEY_INVALID"],
   ];
   it("control: the unmutated envelope opens", () => {
@@ -176,15 +164,12 @@ describe("decryption failures → their code, canary never in the error", () => 
   it("property: random mutations of a sealed envelope give the plaintext, altered bytes, or a CmsError without the canary", () => {
     const bytes = assemble(sealed.parts);
     fc.assert(
-      fc.property(
-        fc.array(fc.record({ at: fc.nat({ max: bytes.length - 1 }), xor: fc.integer({ min: 1, max: 255 }) }), { minLength: 1, maxLength: 3 }),
-        (muts) => {
-          const b = Uint8Array.from(bytes);
-          for (const m of muts) b[m.at] = b[m.at]! ^ m.xor;
-          const result = outcome(() => decryptCiphertextForRecipient(b, recipient.privateKey));
-          expect(typeof result).toBe("string");
-        },
-      ),
+      fc.property(fc.array(fc.record({ at: fc.nat({ max: bytes.length - 1 }), xor: fc.integer({ min: 1, max: 255 }) }), { minLength: 1, maxLength: 3 }), (muts) => {
+        const b = Uint8Array.from(bytes);
+        for (const m of muts) b[m.at] = b[m.at]! ^ m.xor;
+        const result = outcome(() => decryptCiphertextForRecipient(b, recipient.privateKey));
+        expect(typeof result).toBe("string");
+      }),
       { numRuns: 300 },
     );
   });

@@ -28,7 +28,13 @@ describe("CONNECT head: valid", () => {
   it.each([
     ["a DNS name", head("CONNECT api.openai.com:443 HTTP/1.1", "Host: api.openai.com:443"), "api.openai.com", 443, "dns"],
     ["upper case names are normalized", head("CONNECT API.OpenAI.com:443 HTTP/1.1", "host: api.openai.COM:443"), "api.openai.com", 443, "dns"],
-    ["Host without the port (undici sends the origin's host)", head("CONNECT kms.eu-west-1.amazonaws.com:443 HTTP/1.1", "host: kms.eu-west-1.amazonaws.com", "connection: close", "proxy-connection: keep-alive"), "kms.eu-west-1.amazonaws.com", 443, "dns"],
+    [
+      "Host without the port (undici sends the origin's host)",
+      head("CONNECT kms.eu-west-1.amazonaws.com:443 HTTP/1.1", "host: kms.eu-west-1.amazonaws.com", "connection: close", "proxy-connection: keep-alive"),
+      "kms.eu-west-1.amazonaws.com",
+      443,
+      "dns",
+    ],
     ["IPv4", head("CONNECT 127.0.0.1:8443 HTTP/1.1", "Host: 127.0.0.1:8443"), "127.0.0.1", 8443, "ipv4"],
     ["IPv6 in brackets, canonicalized", head("CONNECT [0:0::0001]:1 HTTP/1.1", "Host: [::1]:1"), "::1", 1, "ipv6"],
     ["port 65535, OWS around the Host value", head("CONNECT x.example:65535 HTTP/1.1", "Host: \t x.example:65535 \t"), "x.example", 65535, "dns"],
@@ -230,16 +236,10 @@ function feed(bytes: Uint8Array, cuts: number[]): { outcome: string; authority?:
 }
 
 const tokenChar = fc.constantFrom(..."!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".split(""));
-const fieldName = fc
-  .string({ unit: tokenChar, minLength: 1, maxLength: 20 })
-  .filter((n) => !["host", "content-length", "transfer-encoding"].includes(n.toLowerCase()));
-const fieldValue = fc
-  .string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 })
-  .map((v) => v.trim());
+const fieldName = fc.string({ unit: tokenChar, minLength: 1, maxLength: 20 }).filter((n) => !["host", "content-length", "transfer-encoding"].includes(n.toLowerCase()));
+const fieldValue = fc.string({ unit: fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 40 }).map((v) => v.trim());
 const label = fc.stringMatching(/^[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?$/);
-const dnsName = fc
-  .tuple(fc.array(label, { minLength: 0, maxLength: 4 }), fc.stringMatching(/^[a-z]([a-z0-9-]{0,8}[a-z0-9])?$/))
-  .map(([labels, tld]) => [...labels, tld].join("."));
+const dnsName = fc.tuple(fc.array(label, { minLength: 0, maxLength: 4 }), fc.stringMatching(/^[a-z]([a-z0-9-]{0,8}[a-z0-9])?$/)).map(([labels, tld]) => [...labels, tld].join("."));
 const ipv4 = fc.ipV4();
 const ipv6 = fc.ipV6();
 const host = fc.oneof(dnsName, ipv4, ipv6);

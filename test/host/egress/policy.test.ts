@@ -91,7 +91,16 @@ describe("classifyAddress", () => {
   it("agrees with node:net BlockList on the private IPv4 ranges for any address", async () => {
     const { BlockList } = await import("node:net");
     const list = new BlockList();
-    for (const [net, bits] of [["10.0.0.0", 8], ["172.16.0.0", 12], ["192.168.0.0", 16], ["127.0.0.0", 8], ["169.254.0.0", 16], ["100.64.0.0", 10], ["224.0.0.0", 3], ["0.0.0.0", 8]] as const) {
+    for (const [net, bits] of [
+      ["10.0.0.0", 8],
+      ["172.16.0.0", 12],
+      ["192.168.0.0", 16],
+      ["127.0.0.0", 8],
+      ["169.254.0.0", 16],
+      ["100.64.0.0", 10],
+      ["224.0.0.0", 3],
+      ["0.0.0.0", 8],
+    ] as const) {
       list.addSubnet(net, bits, "ipv4");
     }
     fc.assert(
@@ -115,7 +124,7 @@ describe("egress policy decisions", () => {
     "metadata.example": [v4("169.254.169.254")],
     "metadata6.example": [v6("fd00:ec2::254")],
     "mapped.example": [v6("::ffff:127.0.0.1")],
-    "localhost": [v4("127.0.0.1"), v6("::1")],
+    localhost: [v4("127.0.0.1"), v6("::1")],
     "servfail.example": new Error("SERVFAIL"),
   });
   const policy = createEgressPolicy({

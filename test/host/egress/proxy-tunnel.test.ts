@@ -113,7 +113,12 @@ describe("TLS end to end through the tunnel", () => {
         expect(bytes.length, where).toBeGreaterThan(0);
         const asText = bytes.toString("latin1");
         for (const canary of [PROMPT, ANSWER, KEY]) {
-          for (const encoded of [canary, Buffer.from(canary).toString("base64").slice(0, 24), Buffer.from(canary).toString("hex"), Buffer.from(canary).toString("base64url").slice(0, 24)]) {
+          for (const encoded of [
+            canary,
+            Buffer.from(canary).toString("base64").slice(0, 24),
+            Buffer.from(canary).toString("hex"),
+            Buffer.from(canary).toString("base64url").slice(0, 24),
+          ]) {
             expect(asText.includes(encoded), `${where} contains ${canary} (${encoded.slice(0, 8)}…)`).toBe(false);
             expect(bytes.toString("hex").includes(Buffer.from(canary).toString("hex")), `${where} hex`).toBe(false);
           }
@@ -129,7 +134,8 @@ describe("TLS end to end through the tunnel", () => {
       const close = p.logger.entries.find((e) => e.event === "egress.tunnel_close");
       expect(close?.fields).toMatchObject({ entry: `upstream.test:${back.port}`, bytesUp: records["proxy→provider"].length, bytesDown: records["provider→proxy"].length });
       for (const e of p.logger.entries) {
-        for (const key of Object.keys(e.fields)) expect(["conn", "status", "rule", "code", "outcome", "reason", "entry", "addressClass", "bytesUp", "bytesDown", "ms", "port", "count"]).toContain(key);
+        for (const key of Object.keys(e.fields))
+          expect(["conn", "status", "rule", "code", "outcome", "reason", "entry", "addressClass", "bytesUp", "bytesDown", "ms", "port", "count"]).toContain(key);
       }
     } finally {
       await front.close();
@@ -270,42 +276,46 @@ describe("backpressure", () => {
     pump();
   }
 
-  it.each(["downstream", "upstream"] as const)("a reader that stops does not make the proxy buffer (%s)", async (direction) => {
-    const progress = { written: 0 };
-    let serverSide: Socket | undefined;
-    const server = await startTcpServer((s) => {
-      serverSide = s;
-      if (direction === "downstream") flood(s, progress);
-      else s.pause();
-    });
-    servers.push(server);
-    const p = await proxyTo(server.port);
-    const t = await tunnel(p, server.port);
-    await waitFor(() => serverSide !== undefined, 1000, "accept");
-    const reader = direction === "downstream" ? t : serverSide!;
-    if (direction === "upstream") flood(t, progress);
-    // The reader reads nothing for a while; sample what the proxy holds.
-    let maxBuffered = 0;
-    const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, p.proxy.stats().bufferedBytes)), 5);
-    const rssBefore = process.memoryUsage().rss;
-    await sleep(800);
-    const stalledAt = progress.written;
-    await sleep(200);
-    clearInterval(sampler);
-    // The writer is stuck: only kernel socket buffers and the proxy's bounded
-    // queue took anything (an unbounded proxy would have swallowed all 96 MiB
-    // at loopback speed by now).
-    expect(progress.written).toBe(stalledAt);
-    expect(progress.written).toBeLessThan(32 * 1024 * 1024);
-    // What the proxy itself queues: the socket high-water mark plus one read chunk, per direction.
-    expect(maxBuffered).toBeLessThanOrEqual(256 * 1024);
-    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(48 * 1024 * 1024);
-    // Nothing lost: once the reader reads, every byte arrives.
-    const all = await readAll(reader);
-    expect(all.length).toBe(TOTAL);
-    expect(await p.metric("egw_egress_bytes_total", { direction })).toBe(TOTAL);
-    t.destroy();
-  }, 30_000);
+  it.each(["downstream", "upstream"] as const)(
+    "a reader that stops does not make the proxy buffer (%s)",
+    async (direction) => {
+      const progress = { written: 0 };
+      let serverSide: Socket | undefined;
+      const server = await startTcpServer((s) => {
+        serverSide = s;
+        if (direction === "downstream") flood(s, progress);
+        else s.pause();
+      });
+      servers.push(server);
+      const p = await proxyTo(server.port);
+      const t = await tunnel(p, server.port);
+      await waitFor(() => serverSide !== undefined, 1000, "accept");
+      const reader = direction === "downstream" ? t : serverSide!;
+      if (direction === "upstream") flood(t, progress);
+      // The reader reads nothing for a while; sample what the proxy holds.
+      let maxBuffered = 0;
+      const sampler = setInterval(() => (maxBuffered = Math.max(maxBuffered, p.proxy.stats().bufferedBytes)), 5);
+      const rssBefore = process.memoryUsage().rss;
+      await sleep(800);
+      const stalledAt = progress.written;
+      await sleep(200);
+      clearInterval(sampler);
+      // The writer is stuck: only kernel socket buffers and the proxy's bounded
+      // queue took anything (an unbounded proxy would have swallowed all 96 MiB
+      // at loopback speed by now).
+      expect(progress.written).toBe(stalledAt);
+      expect(progress.written).toBeLessThan(32 * 1024 * 1024);
+      // What the proxy itself queues: the socket high-water mark plus one read chunk, per direction.
+      expect(maxBuffered).toBeLessThanOrEqual(256 * 1024);
+      expect(process.memoryUsage().rss - rssBefore).toBeLessThan(48 * 1024 * 1024);
+      // Nothing lost: once the reader reads, every byte arrives.
+      const all = await readAll(reader);
+      expect(all.length).toBe(TOTAL);
+      expect(await p.metric("egw_egress_bytes_total", { direction })).toBe(TOTAL);
+      t.destroy();
+    },
+    30_000,
+  );
 });
 
 describe("DNS at every connection", () => {
@@ -339,7 +349,12 @@ describe("DNS at every connection", () => {
     await closed.close();
     const p = await startTestProxy({
       rules: [{ host: "multi.test", port: echo.port, allowPrivate: true }],
-      resolve: { "multi.test": [{ address: "127.0.0.5", family: 4 }, { address: "127.0.0.4", family: 4 }] },
+      resolve: {
+        "multi.test": [
+          { address: "127.0.0.5", family: 4 },
+          { address: "127.0.0.4", family: 4 },
+        ],
+      },
     });
     proxies.push(p);
     const res = await sendConnect(p.port, connectHead(`multi.test:${echo.port}`));

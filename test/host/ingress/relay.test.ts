@@ -2,7 +2,7 @@ import "reflect-metadata";
 import * as x509 from "@peculiar/x509";
 import fc from "fast-check";
 import { createHash, randomBytes, webcrypto } from "node:crypto";
-import net from "node:net";
+import type net from "node:net";
 import tls from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeProxyV2 } from "../../../host/transport/codec/proxy-v2.js";
@@ -111,7 +111,11 @@ async function selfSigned(): Promise<{ keyPem: string; certPem: string; fingerpr
   return {
     keyPem: `-----BEGIN PRIVATE KEY-----\n${pkcs8.toString("base64").replace(/.{1,64}/g, "$&\n")}-----END PRIVATE KEY-----\n`,
     certPem,
-    fingerprint256: new x509.X509Certificate(certPem).rawData ? createHash("sha256").update(Buffer.from(new x509.X509Certificate(certPem).rawData)).digest("hex") : "",
+    fingerprint256: new x509.X509Certificate(certPem).rawData
+      ? createHash("sha256")
+          .update(Buffer.from(new x509.X509Certificate(certPem).rawData))
+          .digest("hex")
+      : "",
   };
 }
 
@@ -162,7 +166,12 @@ describe("TLS end to end through the relay", () => {
     const wire = Buffer.concat(recorded);
     expect(wire.length).toBeGreaterThan(500);
     for (const canary of [promptCanary, answerCanary, "client-token"]) {
-      for (const encoded of [canary, Buffer.from(canary).toString("base64").slice(0, 24), Buffer.from(canary).toString("hex"), Buffer.from(canary).toString("base64url").slice(0, 24)]) {
+      for (const encoded of [
+        canary,
+        Buffer.from(canary).toString("base64").slice(0, 24),
+        Buffer.from(canary).toString("hex"),
+        Buffer.from(canary).toString("base64url").slice(0, 24),
+      ]) {
         expect(wire.includes(encoded)).toBe(false);
         expect(wire.toString("latin1").toLowerCase().includes(encoded.toLowerCase())).toBe(false);
       }

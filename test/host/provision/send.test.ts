@@ -39,7 +39,6 @@ async function fakeEnclave(then: (socket: net.Socket, bundle: Buffer) => void, p
   return { port: (server.address() as net.AddressInfo).port, connections: () => connections };
 }
 
-
 const tcp = (port: number) => ({ kind: "tcp" as const, host: "127.0.0.1", port });
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
@@ -60,7 +59,13 @@ describe("sendBundle", () => {
       s.end(encodeStatus(READY));
     });
     const lines: string[] = [];
-    const status = await sendBundle({ endpoint: tcp(e.port), transport: nodeTransport, bundle: BUNDLE, deadlineMs: 5000, log: { log: (_l, ev, f) => lines.push(JSON.stringify({ ev, ...f })) } });
+    const status = await sendBundle({
+      endpoint: tcp(e.port),
+      transport: nodeTransport,
+      bundle: BUNDLE,
+      deadlineMs: 5000,
+      log: { log: (_l, ev, f) => lines.push(JSON.stringify({ ev, ...f })) },
+    });
     expect(status).toEqual(READY);
     expect(got!.equals(Buffer.from(BUNDLE))).toBe(true);
     expect(e.connections()).toBe(1);
@@ -70,19 +75,37 @@ describe("sendBundle", () => {
 
   it("returns a failed status as an answer, not an error", async () => {
     const e = await fakeEnclave((s) => s.end(encodeStatus({ status: "failed", code: "ERR_KMS_RELEASE_DENIED", message: "KMS refused" })));
-    expect(await sendBundle({ endpoint: tcp(e.port), transport: nodeTransport, bundle: BUNDLE, deadlineMs: 5000 })).toEqual({ status: "failed", code: "ERR_KMS_RELEASE_DENIED", message: "KMS refused" });
+    expect(await sendBundle({ endpoint: tcp(e.port), transport: nodeTransport, bundle: BUNDLE, deadlineMs: 5000 })).toEqual({
+      status: "failed",
+      code: "ERR_KMS_RELEASE_DENIED",
+      message: "KMS refused",
+    });
   });
 
   it("returns an identity status when one was asked for, and refuses the other success (ERR_PROVISION_MALFORMED)", async () => {
     const identity = {
       status: "identity" as const,
-      identity: { dataKey: "AQID", iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(40, 2).toString("base64"), attestation: Buffer.alloc(20, 3).toString("base64") },
+      identity: {
+        dataKey: "AQID",
+        iv: Buffer.alloc(12, 1).toString("base64"),
+        sealed: Buffer.alloc(40, 2).toString("base64"),
+        attestation: Buffer.alloc(20, 3).toString("base64"),
+      },
       tlsSpkiSha256: "d".repeat(64),
       receiptKeys: [{ spkiSha256: "e".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-02-01T00:00:00.000Z" }],
     };
     const lines: string[] = [];
     const e = await fakeEnclave((s) => s.end(encodeStatus(identity)));
-    expect(await sendBundle({ endpoint: tcp(e.port), transport: nodeTransport, bundle: BUNDLE, deadlineMs: 5000, expect: "identity", log: { log: (_l, ev, f) => lines.push(JSON.stringify({ ev, ...f })) } })).toEqual(identity);
+    expect(
+      await sendBundle({
+        endpoint: tcp(e.port),
+        transport: nodeTransport,
+        bundle: BUNDLE,
+        deadlineMs: 5000,
+        expect: "identity",
+        log: { log: (_l, ev, f) => lines.push(JSON.stringify({ ev, ...f })) },
+      }),
+    ).toEqual(identity);
     // The log names the hash and the count, never the blob.
     expect(lines.at(-1)).toContain('"ev":"provision.identity"');
     expect(lines.join("\n")).not.toContain(identity.identity.sealed);
@@ -94,9 +117,7 @@ describe("sendBundle", () => {
 
   it("retries while the enclave is still booting, then provisions it", async () => {
     const port = await freePort();
-    const later = new Promise<void>((resolve) =>
-      setTimeout(() => void fakeEnclave((s) => s.end(encodeStatus(READY)), port).then(() => resolve()), 400),
-    );
+    const later = new Promise<void>((resolve) => setTimeout(() => void fakeEnclave((s) => s.end(encodeStatus(READY)), port).then(() => resolve()), 400));
     const attempts: number[] = [];
     const status = await sendBundle({
       endpoint: tcp(port),
@@ -132,7 +153,9 @@ describe("sendBundle", () => {
         throw new TransportError("ERR_CONNECT_REFUSED", "refused", { errno: "ECONNRESET" });
       },
     };
-    expect(await codeOf(sendBundle({ endpoint: { kind: "vsock", cid: 16, port: 9000 }, transport: refusing, bundle: BUNDLE, deadlineMs: 10_000, clock }))).toBe("ERR_PROVISION_DEADLINE");
+    expect(await codeOf(sendBundle({ endpoint: { kind: "vsock", cid: 16, port: 9000 }, transport: refusing, bundle: BUNDLE, deadlineMs: 10_000, clock }))).toBe(
+      "ERR_PROVISION_DEADLINE",
+    );
     expect(sleeps.slice(0, 7)).toEqual([100, 200, 400, 800, 1600, 2000, 2000]);
     expect(t).toBeLessThanOrEqual(10_000 + 5);
   });
@@ -146,7 +169,9 @@ describe("sendBundle", () => {
         throw new TransportError("ERR_VSOCK_UNSUPPORTED", "no vsock", { errno: "EAFNOSUPPORT" });
       },
     };
-    await expect(sendBundle({ endpoint: { kind: "vsock", cid: 16, port: 9000 }, transport: unsupported, bundle: BUNDLE, deadlineMs: 5000 })).rejects.toMatchObject({ code: "ERR_VSOCK_UNSUPPORTED" });
+    await expect(sendBundle({ endpoint: { kind: "vsock", cid: 16, port: 9000 }, transport: unsupported, bundle: BUNDLE, deadlineMs: 5000 })).rejects.toMatchObject({
+      code: "ERR_VSOCK_UNSUPPORTED",
+    });
     expect(dials).toBe(1);
   });
 

@@ -503,10 +503,7 @@ describe("development documents", () => {
 
   beforeAll(async () => {
     cwd = tempDir();
-    const r = await egw(
-      ["attest", "issue", "--dev", "--state-dir", "state", "--nonce", nonce, "--user-data", userData, "--public-key", publicKey],
-      { cwd },
-    );
+    const r = await egw(["attest", "issue", "--dev", "--state-dir", "state", "--nonce", nonce, "--user-data", userData, "--public-key", publicKey], { cwd });
     expect(r.code, r.stderr).toBe(0);
     doc = r.stdoutBytes;
     issueStderr = r.stderr;
@@ -527,14 +524,22 @@ describe("development documents", () => {
     expect(r.stdout).toContain("NOT the AWS root");
     expect(r.code).toBe(0);
 
-    const abs = await egw(
-      [
-        "attest", "verify", path.join(cwd, "dev.cbor"),
-        "--root", path.join(cwd, "state", "dev-root.pem"),
-        "--at", FROZEN_NOW.toISOString(),
-        "--nonce", nonce, "--user-data", userData, "--public-key", publicKey, "--json",
-      ],
-    );
+    const abs = await egw([
+      "attest",
+      "verify",
+      path.join(cwd, "dev.cbor"),
+      "--root",
+      path.join(cwd, "state", "dev-root.pem"),
+      "--at",
+      FROZEN_NOW.toISOString(),
+      "--nonce",
+      nonce,
+      "--user-data",
+      userData,
+      "--public-key",
+      publicKey,
+      "--json",
+    ]);
     expect(abs.code).toBe(0);
     const json = parseJson(abs.stdout);
     expect(json.accepted).toBe(true);

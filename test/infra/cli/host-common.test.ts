@@ -7,7 +7,10 @@ import { egressRules, kmsEndpointRule, kmsRegion, proxyProtocolFromOperations, t
  * from the trust policy exactly as the enclave derives its own, and the
  * PROXY protocol switch from the operations file. Nothing is listed by hand.
  */
-const file = (value: unknown, name = "trust-policy.json") => ({ file: `/etc/egw/${name}`, bytes: new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value)) });
+const file = (value: unknown, name = "trust-policy.json") => ({
+  file: `/etc/egw/${name}`,
+  bytes: new TextEncoder().encode(typeof value === "string" ? value : JSON.stringify(value)),
+});
 const SECRETS_ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const IDENTITY_ARN = "arn:aws:kms:eu-central-1:111122223333:key/abcd1234-12ab-34cd-56ef-1234567890ab";
 const POLICY = {
@@ -47,7 +50,9 @@ describe("egress rules on the host", () => {
   it("add --allow as given, and --allow-private replaces the same pair (the explicit flag wins)", () => {
     const rules = egressRules(trustPolicyOnHost(file(POLICY)), ["s3.eu-west-1.amazonaws.com:443"], ["LLM.acme.example:8443"]);
     expect(rules).toContain("s3.eu-west-1.amazonaws.com:443");
-    expect(rules.filter((r) => (typeof r === "string" ? r : r.host).toLowerCase().startsWith("llm.acme.example"))).toEqual([{ host: "llm.acme.example", port: 8443, allowPrivate: true }]);
+    expect(rules.filter((r) => (typeof r === "string" ? r : r.host).toLowerCase().startsWith("llm.acme.example"))).toEqual([
+      { host: "llm.acme.example", port: 8443, allowPrivate: true },
+    ]);
     expect(usage(() => egressRules(undefined, [], ["no-port"]))).toContain("--allow-private no-port");
   });
 

@@ -14,7 +14,12 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), "egw-idout-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const enc = (s: string) => new TextEncoder().encode(s);
-const IDENTITY = { dataKey: Buffer.alloc(184, 5).toString("base64"), iv: Buffer.alloc(12, 6).toString("base64"), sealed: Buffer.alloc(300, 7).toString("base64"), attestation: Buffer.alloc(90, 8).toString("base64") };
+const IDENTITY = {
+  dataKey: Buffer.alloc(184, 5).toString("base64"),
+  iv: Buffer.alloc(12, 6).toString("base64"),
+  sealed: Buffer.alloc(300, 7).toString("base64"),
+  attestation: Buffer.alloc(90, 8).toString("base64"),
+};
 const KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 
 describe("sealedFileWithIdentity", () => {
@@ -30,17 +35,30 @@ describe("sealedFileWithIdentity", () => {
   });
 
   it("replaces an existing identity, and a file with only an identity stays valid", () => {
-    const first = sealedFileWithIdentity(readSealedFile(enc(`{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{},"identity":${JSON.stringify({ ...IDENTITY, iv: Buffer.alloc(12, 1).toString("base64") })}}`)), IDENTITY);
+    const first = sealedFileWithIdentity(
+      readSealedFile(
+        enc(`{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{},"identity":${JSON.stringify({ ...IDENTITY, iv: Buffer.alloc(12, 1).toString("base64") })}}`),
+      ),
+      IDENTITY,
+    );
     expect(Buffer.from(parseSealedFile(first).identity!.iv).equals(Buffer.alloc(12, 6))).toBe(true);
     expect(parseSealedFile(first).secrets.size).toBe(0);
   });
 
   it("refuses an identity the enclave would refuse (ERR_IDENTITY_FILE_CHECK), and an input it would refuse (its own code)", () => {
     const input = readSealedFile(enc(`{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{"A":"AAAA"}}`));
-    for (const bad of [{ ...IDENTITY, iv: Buffer.alloc(11).toString("base64") }, { ...IDENTITY, sealed: "QR==" }, { ...IDENTITY, dataKey: "" }, { ...IDENTITY, sealed: 'AAAA","x":"' }, { ...IDENTITY, attestation: "" }]) {
+    for (const bad of [
+      { ...IDENTITY, iv: Buffer.alloc(11).toString("base64") },
+      { ...IDENTITY, sealed: "QR==" },
+      { ...IDENTITY, dataKey: "" },
+      { ...IDENTITY, sealed: 'AAAA","x":"' },
+      { ...IDENTITY, attestation: "" },
+    ]) {
       expect(() => sealedFileWithIdentity(input, bad)).toThrow(expect.objectContaining({ code: "ERR_IDENTITY_FILE_CHECK" }));
     }
-    expect(() => readSealedFile(enc(`{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{"A":"AAAA"},"extra":1}`))).toThrow(expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }));
+    expect(() => readSealedFile(enc(`{"version":1,"keyId":"alias/egw","region":"eu-west-1","secrets":{"A":"AAAA"},"extra":1}`))).toThrow(
+      expect.objectContaining({ code: "ERR_SEALED_FILE_MALFORMED" }),
+    );
   });
 });
 

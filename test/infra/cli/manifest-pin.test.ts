@@ -64,7 +64,9 @@ beforeAll(async () => {
   const key = generateKeyPairSync("ec", { namedCurve: "P-384" });
   fs.writeFileSync(file("signing.key"), key.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
   fs.writeFileSync(file("signing.pub"), key.publicKey.export({ type: "spki", format: "pem" }) as string);
-  keyId = createHash("sha256").update(key.publicKey.export({ type: "spki", format: "der" })).digest("hex");
+  keyId = createHash("sha256")
+    .update(key.publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex");
   const signed = await egw(["manifest", "sign", "--key", "signing.key", "m.json"]);
   expect(signed.code).toBe(0);
   const other = generateKeyPairSync("ec", { namedCurve: "P-384" });
@@ -80,7 +82,7 @@ describe("egw verify with a pinned manifest signing key", () => {
     const r = await egw(["verify", origin, "--policy", "m.json", "--dev-root", "dev-root.pem", "--policy-pubkey-sha256", keyId]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`signature verified: key sha256:${keyId}`);
-    expect(r.stdout).toContain('ACCEPTED attested enclave');
+    expect(r.stdout).toContain("ACCEPTED attested enclave");
     expect(r.stdout).toContain(`release 0.1.0, commit ${COMMIT}, image sha256:${"ab".repeat(32)}, built 2026-11-25T12:00:00Z`);
     const json = await egw(["verify", origin, "--policy", "m.json", "--dev-root", "dev-root.pem", "--policy-pubkey", "signing.pub", "--json"]);
     expect(json.code).toBe(0);
@@ -147,7 +149,9 @@ describe("egw proxy with a pinned manifest signing key", () => {
 
     const { ctx, out, err } = context();
     const abort = new AbortController();
-    const done = proxyCommand(["--upstream", origin, "--policy", "m.json", "--policy-pubkey-sha256", keyId, "--dev-root", "dev-root.pem", "--listen", "127.0.0.1:0"], ctx, { signal: abort.signal });
+    const done = proxyCommand(["--upstream", origin, "--policy", "m.json", "--policy-pubkey-sha256", keyId, "--dev-root", "dev-root.pem", "--listen", "127.0.0.1:0"], ctx, {
+      signal: abort.signal,
+    });
     for (let i = 0; i < 400 && !/listening on/.test(out()); i++) await new Promise((r) => setTimeout(r, 10));
     expect(out()).toContain(`signature verified: key sha256:${keyId}`);
     expect(err()).toContain("release 0.1.0");

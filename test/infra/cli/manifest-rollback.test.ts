@@ -90,11 +90,19 @@ beforeAll(async () => {
   origin = new URL(h.baseURL).origin;
   dir = tempDir();
   fs.writeFileSync(file("dev-root.pem"), h.ca.rootPem);
-  fs.writeFileSync(file("v1.eif"), buildEif(imageSections({ kernel: bytesOf("kernel"), cmdline: bytesOf("console=ttyS0"), ramdisks: [bytesOf("init"), bytesOf("gateway 0.1.0")] })));
-  fs.writeFileSync(file("v2.eif"), buildEif(imageSections({ kernel: bytesOf("kernel"), cmdline: bytesOf("console=ttyS0"), ramdisks: [bytesOf("init"), bytesOf("gateway 0.2.0")] })));
+  fs.writeFileSync(
+    file("v1.eif"),
+    buildEif(imageSections({ kernel: bytesOf("kernel"), cmdline: bytesOf("console=ttyS0"), ramdisks: [bytesOf("init"), bytesOf("gateway 0.1.0")] })),
+  );
+  fs.writeFileSync(
+    file("v2.eif"),
+    buildEif(imageSections({ kernel: bytesOf("kernel"), cmdline: bytesOf("console=ttyS0"), ramdisks: [bytesOf("init"), bytesOf("gateway 0.2.0")] })),
+  );
   const key = generateKeyPairSync("ec", { namedCurve: "P-384" });
   fs.writeFileSync(file("signing.key"), key.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
-  keyId = createHash("sha256").update(key.publicKey.export({ type: "spki", format: "der" })).digest("hex");
+  keyId = createHash("sha256")
+    .update(key.publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex");
   fs.writeFileSync(file("seq5.json"), harnessManifest({ sequence: 5, expires: EXPIRES }));
   fs.writeFileSync(file("seq4.json"), harnessManifest({ sequence: 4, expires: EXPIRES }));
   fs.writeFileSync(file("noseq.json"), harnessManifest({}));
@@ -105,7 +113,22 @@ afterAll(async () => {
   removeTempDirs();
 });
 
-const create = (version: string, eif: string, ...extra: string[]) => ["manifest", "create", "--eif", eif, "--version", version, "--git-commit", COMMIT, "--image-digest", DIGEST, "--config-sha256", "cd".repeat(32), "--trust-any", ...extra];
+const create = (version: string, eif: string, ...extra: string[]) => [
+  "manifest",
+  "create",
+  "--eif",
+  eif,
+  "--version",
+  version,
+  "--git-commit",
+  COMMIT,
+  "--image-digest",
+  DIGEST,
+  "--config-sha256",
+  "cd".repeat(32),
+  "--trust-any",
+  ...extra,
+];
 
 describe("egw manifest create --sequence --expires", () => {
   it("writes both, after version; without them it warns", async () => {
@@ -208,7 +231,7 @@ describe("egw verify with sequence and expiry", () => {
     const r = await egw(["verify", origin, "--policy", "seq5.json", "--policy-pubkey-sha256", keyId, "--policy-min-sequence", "5"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(`sequence 5 (at least 5 pinned), expires ${EXPIRES}, signature verified`);
-    expect(r.stdout).toMatch(/^  ok   expiry +the manifest is valid until 2026-12-01T00:00:00Z \(1 s left\)/m);
+    expect(r.stdout).toMatch(/^ {2}ok {3}expiry +the manifest is valid until 2026-12-01T00:00:00Z \(1 s left\)/m);
     const json = await egw(["verify", origin, "--policy", "seq5.json", "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({ accepted: true, manifestSequence: 5, manifestExpires: EXPIRES });
   });
@@ -238,7 +261,12 @@ describe("egw verify with sequence and expiry", () => {
 
   it("usage: --policy-min-sequence needs --policy and an integer 1..2^53-1 (exit 2)", async () => {
     t = EXPIRY - 1000;
-    for (const argv of [["--policy-min-sequence", "1"], ["--policy", "seq5.json", "--policy-min-sequence", "0"], ["--policy", "seq5.json", "--policy-min-sequence", "five"], ["--policy", "seq5.json", "--policy-min-sequence", ""]]) {
+    for (const argv of [
+      ["--policy-min-sequence", "1"],
+      ["--policy", "seq5.json", "--policy-min-sequence", "0"],
+      ["--policy", "seq5.json", "--policy-min-sequence", "five"],
+      ["--policy", "seq5.json", "--policy-min-sequence", ""],
+    ]) {
       const r = await egw(["verify", origin, ...argv]);
       expect(r.code, argv.join(" ")).toBe(2);
       expect(r.stderr).toContain("--policy-min-sequence");
@@ -265,7 +293,11 @@ describe("egw proxy with sequence and expiry", () => {
     const gw = await startHarness({ now: clock, ca: h.ca, config: configJson({ limits: { attestationPerSecond: 1000 } }) });
     const { ctx, out, err } = context();
     const abort = new AbortController();
-    const done = proxyCommand(["--upstream", new URL(gw.baseURL).origin, "--policy", "seq5.json", "--policy-pubkey-sha256", keyId, "--policy-min-sequence", "5", "--listen", "127.0.0.1:0"], ctx, { signal: abort.signal });
+    const done = proxyCommand(
+      ["--upstream", new URL(gw.baseURL).origin, "--policy", "seq5.json", "--policy-pubkey-sha256", keyId, "--policy-min-sequence", "5", "--listen", "127.0.0.1:0"],
+      ctx,
+      { signal: abort.signal },
+    );
     for (let i = 0; i < 400 && !/listening on/.test(out()); i++) await new Promise((r) => setTimeout(r, 10));
     const url = /listening on (http:\/\/\S+)/.exec(out())?.[1];
     expect(url, `${out()} ${err()}`).toBeTruthy();

@@ -53,18 +53,28 @@ let v1: ImageParts;
 let v2: ImageParts;
 let keyId: string;
 beforeAll(async () => {
-  v1 = { kernel: bytesOf("kernel"), cmdline: bytesOf("console=ttyS0"), ramdisks: [bytesOf("init"), bytesOf("gateway 0.1.0")], signer: await makeSigningCertificate("egw release signer") };
+  v1 = {
+    kernel: bytesOf("kernel"),
+    cmdline: bytesOf("console=ttyS0"),
+    ramdisks: [bytesOf("init"), bytesOf("gateway 0.1.0")],
+    signer: await makeSigningCertificate("egw release signer"),
+  };
   v2 = { kernel: bytesOf("kernel"), cmdline: bytesOf("console=ttyS0"), ramdisks: [bytesOf("init"), bytesOf("gateway 0.2.0")] };
   fs.writeFileSync(file("v1.eif"), buildEif(imageSections(v1)));
   fs.writeFileSync(file("v2.eif"), buildEif(imageSections(v2)));
   fs.writeFileSync(file("runtime-config.json"), '{"providers":[]}\n');
   fs.writeFileSync(file("trust-policy.json"), `${JSON.stringify(TRUST_POLICY, null, 2)}\n`);
-  fs.writeFileSync(file("dev-trust-policy.json"), JSON.stringify({ version: 1, providers: [{ name: "mock", kind: "openai-compatible", baseUrl: "http://127.0.0.1:9/v1" }], identity: { mode: "ephemeral" } }));
+  fs.writeFileSync(
+    file("dev-trust-policy.json"),
+    JSON.stringify({ version: 1, providers: [{ name: "mock", kind: "openai-compatible", baseUrl: "http://127.0.0.1:9/v1" }], identity: { mode: "ephemeral" } }),
+  );
   fs.writeFileSync(file("operations.json"), '{"version":1,"clients":[]}\n');
   const key = generateKeyPairSync("ec", { namedCurve: "P-384" });
   fs.writeFileSync(file("signing.key"), key.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
   fs.writeFileSync(file("signing.pub"), key.publicKey.export({ type: "spki", format: "pem" }) as string);
-  keyId = createHash("sha256").update(key.publicKey.export({ type: "spki", format: "der" })).digest("hex");
+  keyId = createHash("sha256")
+    .update(key.publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex");
   const other = generateKeyPairSync("ec", { namedCurve: "P-384" });
   fs.writeFileSync(file("other.key"), other.privateKey.export({ type: "pkcs8", format: "pem" }) as string);
   fs.writeFileSync(file("other.pub"), other.publicKey.export({ type: "spki", format: "pem" }) as string);
@@ -81,7 +91,7 @@ describe("egw manifest create", () => {
     expect(expected).not.toBe(Buffer.from(attestedConfigHash(bytesOfFile("trust-policy.json"), bytesOfFile("operations.json"))).toString("hex"));
   });
 
-  it("derives the trust section from the trust policy; --pin-policy-hash adds its hash; --trust-any says \"any\" and warns", async () => {
+  it('derives the trust section from the trust policy; --pin-policy-hash adds its hash; --trust-any says "any" and warns', async () => {
     const derived = await egw([...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json"]);
     expect(derived.code).toBe(0);
     expect(JSON.parse(derived.stdout).trust).toEqual(DERIVED_TRUST);
@@ -114,7 +124,9 @@ describe("egw manifest create", () => {
       version: "0.1.0",
       gitCommit: COMMIT_1,
       imageDigest: DIGEST,
-      eifSha384: createHash("sha384").update(fs.readFileSync(file("v1.eif"))).digest("hex"),
+      eifSha384: createHash("sha384")
+        .update(fs.readFileSync(file("v1.eif")))
+        .digest("hex"),
       builtAt: "2026-11-25T12:00:00Z",
     });
     const { attestedConfigHash } = await import("../../../host/transport/codec/config-hash.js");
@@ -170,7 +182,10 @@ describe("egw manifest create", () => {
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "runtime-config.json"], /--trust-policy runtime-config\.json: trust policy/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--operations", "operations.json"], /--operations is folded .* with a --trust-policy file/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--operations", "missing.json"], /--operations missing\.json: cannot read/],
-      [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--sealed-secrets", "runtime-config.json"], /--sealed-secrets is folded into the deployment hash/],
+      [
+        [...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-policy", "trust-policy.json", "--sealed-secrets", "runtime-config.json"],
+        /--sealed-secrets is folded into the deployment hash/,
+      ],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--merge", "runtime-config.json"], /--merge runtime-config\.json: ERR_MANIFEST_INVALID/],
       [[...release("0.1.0", COMMIT_1, "v1.eif"), "--trust-any", "--label", ""], /label/],
       [[...release("0.1.0", COMMIT_1, "missing.eif"), "--trust-any"], /--eif missing\.eif: cannot read/],

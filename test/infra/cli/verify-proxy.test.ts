@@ -31,7 +31,10 @@ beforeAll(async () => {
   dir = tempDir();
   fs.writeFileSync(file("dev-root.pem"), h.ca.rootPem);
   // The harness's trust policy: the built-in model only, an identity made at boot.
-  fs.writeFileSync(file("good.json"), manifestJson({ label: "test build", configSha256: [h.enclave.configSha256], trust: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" } } }));
+  fs.writeFileSync(
+    file("good.json"),
+    manifestJson({ label: "test build", configSha256: [h.enclave.configSha256], trust: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" } } }),
+  );
   fs.writeFileSync(file("other.json"), manifestJson({ label: "other build", pcr0: PCR0_OTHER }));
   fs.writeFileSync(file("with-root.json"), manifestJson({ label: "test build", devRootPem: "dev-root.pem" }));
   // A relying party that allows only OpenAI: the harness's policy routes to the built-in model.
@@ -92,7 +95,7 @@ describe("egw verify", () => {
     expect(r.stdout).not.toContain("UNCONSTRAINED");
     expect(r.stdout).toContain('measurement "test build"');
     // The attested trust policy, and what the manifest required of it.
-    expect(r.stdout).toMatch(/^  trust policy sha256 [0-9a-f]{64}$/m);
+    expect(r.stdout).toMatch(/^ {2}trust policy sha256 [0-9a-f]{64}$/m);
     expect(r.stdout).toContain("    upstream origins: local");
     expect(r.stdout).toContain("    identity: ephemeral");
     expect(r.stdout).toContain("secrets KMS key: none");
@@ -118,15 +121,15 @@ describe("egw verify", () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("policy: no manifest: measurements and trust policy are NOT checked");
     expect(r.stdout).toContain("ACCEPTED (UNCONSTRAINED: measurements, trust policy (trust: any))");
-    expect(r.stdout).toMatch(/^  --   measurements  not checked against any manifest/m);
+    expect(r.stdout).toMatch(/^ {2}-- {3}measurements {2}not checked against any manifest/m);
     expect(r.stdout).toContain("measurements NOT checked against any manifest");
   });
 
   it("a trust policy outside the manifest's constraints: REJECTED with the code and the constraint, text and JSON", async () => {
     const r = await egw(verifyCommand, [origin, "--policy", "openai-only.json"]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^  ok   trust-policy /m);
-    expect(r.stdout).toMatch(/^  FAIL trust +ERR_TRUST_NOT_ALLOWED: upstreamOrigins: provider "local" sends to local/m);
+    expect(r.stdout).toMatch(/^ {2}ok {3}trust-policy /m);
+    expect(r.stdout).toMatch(/^ {2}FAIL trust +ERR_TRUST_NOT_ALLOWED: upstreamOrigins: provider "local" sends to local/m);
     expect(r.stdout).toMatch(/^REJECTED ERR_TRUST_NOT_ALLOWED$/m);
     const j = JSON.parse((await egw(verifyCommand, [origin, "--policy", "openai-only.json", "--json"])).stdout);
     expect(j).toMatchObject({ accepted: false, code: "ERR_TRUST_NOT_ALLOWED", action: "reject" });
@@ -135,9 +138,9 @@ describe("egw verify", () => {
   it('trust "any" in a manifest: accepted, and the verdict says the trust policy was not constrained', async () => {
     const r = await egw(verifyCommand, [origin, "--policy", "any-trust.json"]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('ACCEPTED (UNCONSTRAINED: trust policy (trust: any)) attested enclave dev-');
+    expect(r.stdout).toContain("ACCEPTED (UNCONSTRAINED: trust policy (trust: any)) attested enclave dev-");
     expect(r.stdout).toContain('    trust: "any" — the trust policy is NOT constrained');
-    expect(r.stdout).toMatch(/^  --   trust +NOT constrained/m);
+    expect(r.stdout).toMatch(/^ {2}-- {3}trust +NOT constrained/m);
     const j = JSON.parse((await egw(verifyCommand, [origin, "--policy", "any-trust.json", "--json"])).stdout);
     expect(j).toMatchObject({ accepted: true, trustConstrained: false, unconstrained: ["trust policy (trust: any)"], trustPolicy: { upstreamOrigins: ["local"] } });
   });
@@ -158,7 +161,7 @@ describe("egw verify", () => {
   it("refuses a development document without the development root", async () => {
     const r = await egw(verifyCommand, [origin, "--policy", "good.json"]);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^  FAIL chain +ERR_ROOT_UNTRUSTED/m);
+    expect(r.stdout).toMatch(/^ {2}FAIL chain +ERR_ROOT_UNTRUSTED/m);
     expect(r.stdout).toMatch(/^REJECTED ERR_ROOT_UNTRUSTED$/m);
   });
 
@@ -176,7 +179,7 @@ describe("egw verify", () => {
     try {
       const r = await egw(verifyCommand, [impostor.origin, "--policy", "good.json", "--dev-root", "dev-root.pem"]);
       expect(r.code).toBe(1);
-      expect(r.stdout).toMatch(/^  FAIL tls-binding +ERR_TLS_BINDING/m);
+      expect(r.stdout).toMatch(/^ {2}FAIL tls-binding +ERR_TLS_BINDING/m);
       expect(impostor.received().toString("latin1")).toMatch(/^GET \/v1\/attestation\?nonce=[0-9a-f]{64} HTTP\/1\.1\r\n/);
     } finally {
       await impostor.close();
@@ -349,13 +352,33 @@ describe("egw proxy", () => {
   });
 
   it.skipIf(!curl)("works with curl, streamed and not", async () => {
-    const plain = await runCurl(["-sS", "-i", `${proxy.url}/v1/chat/completions`, "-H", `authorization: Bearer ${CLIENT_TOKEN}`, "-H", "content-type: application/json", "-d", chatBody("hello from curl")]);
+    const plain = await runCurl([
+      "-sS",
+      "-i",
+      `${proxy.url}/v1/chat/completions`,
+      "-H",
+      `authorization: Bearer ${CLIENT_TOKEN}`,
+      "-H",
+      "content-type: application/json",
+      "-d",
+      chatBody("hello from curl"),
+    ]);
     expect(plain.code).toBe(0);
     expect(plain.stdout).toMatch(/^HTTP\/1\.1 200/);
     expect(plain.stdout).toMatch(/^x-egw-verified: attestation\+receipt; trust=constrained\r$/m);
     expect(plain.stdout).toMatch(/^x-egw-measurement: test build\r$/m);
     expect(plain.stdout).toContain("hello from curl");
-    const streamed = await runCurl(["-sS", "-N", `${proxy.url}/v1/chat/completions`, "-H", `authorization: Bearer ${CLIENT_TOKEN}`, "-H", "content-type: application/json", "-d", chatBody("curl streams", true)]);
+    const streamed = await runCurl([
+      "-sS",
+      "-N",
+      `${proxy.url}/v1/chat/completions`,
+      "-H",
+      `authorization: Bearer ${CLIENT_TOKEN}`,
+      "-H",
+      "content-type: application/json",
+      "-d",
+      chatBody("curl streams", true),
+    ]);
     expect(streamed.code).toBe(0);
     expect(streamed.stdout).toContain("data: [DONE]");
     expect(streamed.stdout).toContain(": egw-receipt ");
@@ -414,10 +437,10 @@ describe("egw proxy in front of a gateway path that alters answers", () => {
     fake.tamper = "flip-body";
     const { default: OpenAI } = await import("openai");
     const sdk = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "unused", maxRetries: 0 });
-    let text = "";
+    let _text = "";
     const error = await (async () => {
       const stream = await sdk.chat.completions.create({ model: "fake", stream: true, messages: [{ role: "user", content: "x" }] });
-      for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? "";
+      for await (const chunk of stream) _text += chunk.choices[0]?.delta?.content ?? "";
     })().then(
       () => undefined,
       (e: unknown) => e,
@@ -495,7 +518,7 @@ describe("egw receipt verify", () => {
     expect(r.stdout).toContain(`VERIFIED receipt ${plain.claims.id}: POST /v1/chat/completions status 200 from local`);
     expect(r.stdout).toContain("  upstream: local");
     expect(r.stdout).toContain("  request body: read and hashed");
-    expect(r.stdout).toMatch(/^  ok   response-hash /m);
+    expect(r.stdout).toMatch(/^ {2}ok {3}response-hash /m);
     expect(r.stdout).toContain("measurements NOT checked");
   });
 
@@ -512,7 +535,10 @@ describe("egw receipt verify", () => {
     const later = new Date(Date.parse(expires) + 3600_000);
     const run = async (extra: string[]) => {
       const { ctx, out } = context();
-      const code = await receiptCommand([...args("plain"), "--policy", "expiring.json", "--trust-policy", "plain.trust-policy", "--dev-root", "dev-root.pem", ...extra], { ...ctx, now: () => later });
+      const code = await receiptCommand([...args("plain"), "--policy", "expiring.json", "--trust-policy", "plain.trust-policy", "--dev-root", "dev-root.pem", ...extra], {
+        ...ctx,
+        now: () => later,
+      });
       return { code, stdout: out() };
     };
     const refused = await run([]);
@@ -545,7 +571,10 @@ describe("egw receipt verify", () => {
       [{ request: flipped("plain.request", (n) => n >> 1) }, /FAIL request-hash +ERR_RECEIPT_REQUEST_MISMATCH/],
       [{ receipt: flipped("plain.receipt", (n) => n - 1) }, /FAIL receipt-signature +ERR_SIGNATURE_INVALID/],
       [{ attestation: flipped("plain.attestation", (n) => n - 1) }, /FAIL \S+ +ERR_/],
-      [{ response: flipped("stream.response", (n) => n >> 1), receipt: "stream.receipt", request: "stream.request", attestation: "stream.attestation" }, /ERR_RECEIPT_RESPONSE_MISMATCH/],
+      [
+        { response: flipped("stream.response", (n) => n >> 1), receipt: "stream.receipt", request: "stream.request", attestation: "stream.attestation" },
+        /ERR_RECEIPT_RESPONSE_MISMATCH/,
+      ],
     ];
     for (const [overrides, expected] of cases) {
       const r = await egw(receiptCommand, [...args("plain", overrides), "--dev-root", "dev-root.pem"]);

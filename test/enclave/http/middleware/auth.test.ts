@@ -29,7 +29,9 @@ describe("authenticate", () => {
   });
 
   it("the surface may depend on the request", async () => {
-    const either = appAround([nodeRequest(), authenticate(clients, (c) => (c.req.header("anthropic-version") ? "anthropic" : "openai"))], (c) => c.json({ client: c.var.client.name }));
+    const either = appAround([nodeRequest(), authenticate(clients, (c) => (c.req.header("anthropic-version") ? "anthropic" : "openai"))], (c) =>
+      c.json({ client: c.var.client.name }),
+    );
     expect((await either.request("/x", { headers: { "x-api-key": "tok-a", "anthropic-version": "2023-06-01" } })).status).toBe(200);
     expect((await either.request("/x", { headers: { "x-api-key": "tok-a" } })).status).toBe(401);
   });

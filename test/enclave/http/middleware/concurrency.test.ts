@@ -63,7 +63,9 @@ describe("concurrencySlot", () => {
 
   it("the slot carries the body's reservation in the shared byte budget, released with it", async () => {
     const bodyBytes = new ByteBudget(100);
-    const app = appAround([concurrencySlot({ concurrency: new Semaphore(2), bodyBytes, metrics: createMetrics() })], (c) => c.json({ reserved: c.var.slot.reservation.ensure(80) }));
+    const app = appAround([concurrencySlot({ concurrency: new Semaphore(2), bodyBytes, metrics: createMetrics() })], (c) =>
+      c.json({ reserved: c.var.slot.reservation.ensure(80) }),
+    );
     expect(await (await app.request("/x", { method: "POST" })).json()).toEqual({ reserved: true });
     // Released: the whole budget is free again.
     expect(bodyBytes.reservation().ensure(100)).toBe(true);

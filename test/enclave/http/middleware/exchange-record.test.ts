@@ -35,7 +35,17 @@ describe("exchangeRecord", () => {
       ex.bodyWasRead(new TextEncoder().encode("{}"));
       ex.streams();
       const after = ex.claims(200, new Uint8Array(32), 2);
-      return c.json({ before: { model: before.model, provider: before.provider, bodyRead: before.bodyRead, stream: before.stream, hasHash: "requestSha256" in before, label: "(unrouted)" === ex.label }, after: { bodyRead: after.bodyRead, stream: after.stream, hasHash: after.requestSha256?.length === 32, bytes: ex.requestBytes } });
+      return c.json({
+        before: {
+          model: before.model,
+          provider: before.provider,
+          bodyRead: before.bodyRead,
+          stream: before.stream,
+          hasHash: "requestSha256" in before,
+          label: "(unrouted)" === ex.label,
+        },
+        after: { bodyRead: after.bodyRead, stream: after.stream, hasHash: after.requestSha256?.length === 32, bytes: ex.requestBytes },
+      });
     });
     expect(await (await app.request("/x")).json()).toEqual({
       before: { model: "", provider: "", bodyRead: false, stream: false, hasHash: false, label: true },

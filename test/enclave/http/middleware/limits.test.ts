@@ -50,7 +50,11 @@ describe("clientRateLimit", () => {
 
   it("uses the client's own limit, else the gateway's, per client", async () => {
     const clock = testClock();
-    const app = appAround([nodeRequest(), authenticate(clients, "openai"), clientRateLimit({ limits: { rateLimitPerMinute: 3 }, rates: new TokenBuckets(() => clock.now().getTime()) })]);
+    const app = appAround([
+      nodeRequest(),
+      authenticate(clients, "openai"),
+      clientRateLimit({ limits: { rateLimitPerMinute: 3 }, rates: new TokenBuckets(() => clock.now().getTime()) }),
+    ]);
     const as = (token: string) => app.request("/x", { method: "POST", headers: { authorization: `Bearer ${token}` } });
     expect((await as("slow")).status).toBe(200);
     const limited = await as("slow");

@@ -49,7 +49,12 @@ describe("signed errors", () => {
   });
 
   it("a model this token may not use is 403 model_not_allowed, with the model in the receipt", async () => {
-    const g = await gatewayApp({ config: { models: { local: { provider: "local", model: "local" }, extra: { provider: "local", model: "x" } }, clients: [{ name: "t", tokenSha256: (await import("../../../../enclave/auth.js")).hashToken(TOKEN), models: ["local"] }] } });
+    const g = await gatewayApp({
+      config: {
+        models: { local: { provider: "local", model: "local" }, extra: { provider: "local", model: "x" } },
+        clients: [{ name: "t", tokenSha256: (await import("../../../../enclave/auth.js")).hashToken(TOKEN), models: ["local"] }],
+      },
+    });
     const body = JSON.stringify({ ...chat, model: "extra" });
     const res = await post(g, "/v1/chat/completions", body);
     expect(res.status).toBe(403);

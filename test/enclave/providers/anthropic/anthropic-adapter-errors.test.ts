@@ -115,7 +115,11 @@ describe("stream faults", () => {
   ])("error event %s mid-stream → status %d, after the chunks already received", async (type, status) => {
     const received: ChatCompletionChunk[] = [];
     // message_start, block start, ping, one delta, then the error event.
-    const err = await streamFailure({ content: [{ type: "text", text: "partial answer here" }], errorEventAfterEvents: { after: 4, type, message: `Overloaded ${CANARY}` } }, undefined, received);
+    const err = await streamFailure(
+      { content: [{ type: "text", text: "partial answer here" }], errorEventAfterEvents: { after: 4, type, message: `Overloaded ${CANARY}` } },
+      undefined,
+      received,
+    );
     expect(err.kind).toBe("status");
     expect(err.status).toBe(status);
     expect(err.message).toContain(type);

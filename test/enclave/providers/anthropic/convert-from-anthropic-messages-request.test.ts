@@ -32,7 +32,14 @@ describe("anthropicRequestToOpenAI", () => {
 
   test("system string, and system text blocks joined", () => {
     expect(req({ system: "Be brief." }).messages[0]).toEqual({ role: "system", content: "Be brief." });
-    expect(req({ system: [{ type: "text", text: "A", cache_control: { type: "ephemeral" } }, { type: "text", text: "B" }] }).messages[0]).toEqual({
+    expect(
+      req({
+        system: [
+          { type: "text", text: "A", cache_control: { type: "ephemeral" } },
+          { type: "text", text: "B" },
+        ],
+      }).messages[0],
+    ).toEqual({
       role: "system",
       content: "A\n\nB",
     });
@@ -116,7 +123,10 @@ describe("anthropicRequestToOpenAI", () => {
   test("tools, stop_sequences, sampling, metadata.user_id", () => {
     const schema = { type: "object", properties: { city: { type: "string" } } };
     const out = req({
-      tools: [{ name: "weather", description: "Weather", input_schema: schema, cache_control: { type: "ephemeral" } }, { type: "custom", name: "now", input_schema: { type: "object" } }],
+      tools: [
+        { name: "weather", description: "Weather", input_schema: schema, cache_control: { type: "ephemeral" } },
+        { type: "custom", name: "now", input_schema: { type: "object" } },
+      ],
       stop_sequences: ["END"],
       temperature: 0.2,
       top_p: 0.8,
@@ -163,7 +173,10 @@ describe("anthropicRequestToOpenAI", () => {
     ["role system in messages", { model: "m", max_tokens: 1, messages: [{ role: "system", content: "x" }] }],
     ["content number", { model: "m", max_tokens: 1, messages: [{ role: "user", content: 1 }] }],
     ["tool_use input not object", { model: "m", max_tokens: 1, messages: [{ role: "assistant", content: [{ type: "tool_use", id: "t", name: "f", input: CANARY }] }] }],
-    ["image bad base64", { model: "m", max_tokens: 1, messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: `${CANARY}!` } }] }] }],
+    [
+      "image bad base64",
+      { model: "m", max_tokens: 1, messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", media_type: "image/png", data: `${CANARY}!` } }] }] },
+    ],
     ["tool_choice bad", { model: "m", max_tokens: 1, messages: [], tool_choice: { type: "maybe" } }],
     ["stop_sequences bad", { model: "m", max_tokens: 1, messages: [], stop_sequences: [1] }],
     ["temperature string", { model: "m", max_tokens: 1, messages: [], temperature: "hot" }],
@@ -270,7 +283,10 @@ describe("completionToAnthropicMessage", () => {
   test("tool arguments that are not a JSON object are a malformed upstream, without echo", () => {
     for (const args of [`{"a": "${CANARY}"`, "[1]"]) {
       try {
-        completionToAnthropicMessage(completion({ role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: args } }] }, "tool_calls"), { provider: "openai" });
+        completionToAnthropicMessage(
+          completion({ role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: args } }] }, "tool_calls"),
+          { provider: "openai" },
+        );
         expect.unreachable();
       } catch (err) {
         expect(err).toBeInstanceOf(UpstreamError);

@@ -37,7 +37,12 @@ describe("toAnthropicRequest: messages", () => {
   });
 
   test("one system message becomes a string system", () => {
-    const out = translate({ messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "hi" }] });
+    const out = translate({
+      messages: [
+        { role: "system", content: "Be brief." },
+        { role: "user", content: "hi" },
+      ],
+    });
     expect(out.system).toBe("Be brief.");
     expect(out.messages).toEqual([{ role: "user", content: "hi" }]);
   });
@@ -47,7 +52,13 @@ describe("toAnthropicRequest: messages", () => {
       messages: [
         { role: "system", content: "A" },
         { role: "user", content: "hi" },
-        { role: "developer", content: [{ type: "text", text: "B" }, { type: "text", text: "C" }] },
+        {
+          role: "developer",
+          content: [
+            { type: "text", text: "B" },
+            { type: "text", text: "C" },
+          ],
+        },
         { role: "assistant", content: "hello" },
         { role: "user", content: "again" },
       ],
@@ -65,9 +76,7 @@ describe("toAnthropicRequest: messages", () => {
   });
 
   test("system content must be text", () => {
-    const err = gatewayError(() =>
-      translate({ messages: [{ role: "system", content: [{ type: "image_url", image_url: { url: "https://x/y.png" } }] }] }),
-    );
+    const err = gatewayError(() => translate({ messages: [{ role: "system", content: [{ type: "image_url", image_url: { url: "https://x/y.png" } }] }] }));
     expect(err.code).toBe("invalid_request");
   });
 
@@ -119,9 +128,7 @@ describe("toAnthropicRequest: messages", () => {
   });
 
   test("unsupported part types are refused without echoing content", () => {
-    const err = gatewayError(() =>
-      translate({ messages: [{ role: "user", content: [{ type: "input_audio", input_audio: { data: CANARY, format: "wav" } }] }] }),
-    );
+    const err = gatewayError(() => translate({ messages: [{ role: "user", content: [{ type: "input_audio", input_audio: { data: CANARY, format: "wav" } }] }] }));
     expect(err.code).toBe("unsupported_capability");
     expect(err.message).not.toContain(CANARY);
   });
@@ -130,15 +137,33 @@ describe("toAnthropicRequest: messages", () => {
     const out = translate({
       messages: [
         { role: "user", content: "one" },
-        { role: "user", content: [{ type: "text", text: "two" }, { type: "text", text: "" }] },
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "two" },
+            { type: "text", text: "" },
+          ],
+        },
         { role: "assistant", content: "" },
         { role: "assistant", content: "three" },
         { role: "assistant", content: "four" },
       ],
     });
     expect(out.messages).toEqual([
-      { role: "user", content: [{ type: "text", text: "one" }, { type: "text", text: "two" }] },
-      { role: "assistant", content: [{ type: "text", text: "three" }, { type: "text", text: "four" }] },
+      {
+        role: "user",
+        content: [
+          { type: "text", text: "one" },
+          { type: "text", text: "two" },
+        ],
+      },
+      {
+        role: "assistant",
+        content: [
+          { type: "text", text: "three" },
+          { type: "text", text: "four" },
+        ],
+      },
     ]);
   });
 
@@ -211,9 +236,7 @@ describe("toAnthropicRequest: messages", () => {
     ["42", "invalid_request"],
     ["null", "invalid_request"],
   ])("tool call arguments %j are refused, without echo", (args, code) => {
-    const err = gatewayError(() =>
-      translate({ messages: [{ role: "assistant", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: args } }] }] }),
-    );
+    const err = gatewayError(() => translate({ messages: [{ role: "assistant", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: args } }] }] }));
     expect(err.code).toBe(code);
     expect(err.message).not.toContain(CANARY);
     expect(err.message).toContain("messages[0].tool_calls[0]");
@@ -305,7 +328,15 @@ describe("toAnthropicRequest: parameters", () => {
 
   test("response_format json_object adds a system instruction", () => {
     expect(translate({ response_format: { type: "json_object" } }).system).toBe(JSON_OBJECT_INSTRUCTION);
-    expect(translate({ messages: [{ role: "system", content: "S" }, { role: "user", content: "u" }], response_format: { type: "json_object" } }).system).toEqual([
+    expect(
+      translate({
+        messages: [
+          { role: "system", content: "S" },
+          { role: "user", content: "u" },
+        ],
+        response_format: { type: "json_object" },
+      }).system,
+    ).toEqual([
       { type: "text", text: "S" },
       { type: "text", text: JSON_OBJECT_INSTRUCTION },
     ]);
@@ -380,7 +411,14 @@ describe("fromAnthropicMessage", () => {
 
   test("text blocks are concatenated; created from the clock", () => {
     const out = fromAnthropicMessage(
-      { ...base, content: [{ type: "thinking", thinking: "hmm", signature: "s" }, { type: "text", text: "Hello, " }, { type: "text", text: "world" }] },
+      {
+        ...base,
+        content: [
+          { type: "thinking", thinking: "hmm", signature: "s" },
+          { type: "text", text: "Hello, " },
+          { type: "text", text: "world" },
+        ],
+      },
       { provider: "anthropic", now },
     );
     expect(out).toEqual({

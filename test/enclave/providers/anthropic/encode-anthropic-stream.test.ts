@@ -2,12 +2,7 @@ import Anthropic from "@anthropic-ai/sdk";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { UpstreamError, type ChatCompletionChunk, type Usage } from "../../../../enclave/providers/types.js";
-import {
-  OpenAIToAnthropicStreamMapper,
-  anthropicErrorEvent,
-  formatAnthropicSse,
-  type AnthropicSseEvent,
-} from "../../../../enclave/providers/anthropic/encode-anthropic-stream.js";
+import { OpenAIToAnthropicStreamMapper, anthropicErrorEvent, formatAnthropicSse, type AnthropicSseEvent } from "../../../../enclave/providers/anthropic/encode-anthropic-stream.js";
 import { frameEvent, startMockAnthropic, type MockAnthropic } from "../../../helpers/mock-anthropic.js";
 
 type Delta = ChatCompletionChunk["choices"][number]["delta"];
@@ -52,7 +47,16 @@ describe("OpenAIToAnthropicStreamMapper", () => {
         event: "message_start",
         data: {
           type: "message_start",
-          message: { id: "msg_xyz", type: "message", role: "assistant", model: "gpt-x", content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
+          message: {
+            id: "msg_xyz",
+            type: "message",
+            role: "assistant",
+            model: "gpt-x",
+            content: [],
+            stop_reason: null,
+            stop_sequence: null,
+            usage: { input_tokens: 0, output_tokens: 0 },
+          },
         },
       },
       { event: "content_block_start", data: { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } } },
@@ -210,7 +214,10 @@ describe("the official @anthropic-ai/sdk accepts the sequence", () => {
     await fc.assert(
       fc.asyncProperty(
         fc.string({ maxLength: 40 }),
-        fc.array(fc.record({ name: fc.stringMatching(/^[a-z_]{1,10}$/), input: fc.dictionary(fc.stringMatching(/^[a-z]{1,6}$/), fc.oneof(fc.string(), fc.integer(), fc.boolean())) }), { maxLength: 3 }),
+        fc.array(
+          fc.record({ name: fc.stringMatching(/^[a-z_]{1,10}$/), input: fc.dictionary(fc.stringMatching(/^[a-z]{1,6}$/), fc.oneof(fc.string(), fc.integer(), fc.boolean())) }),
+          { maxLength: 3 },
+        ),
         fc.array(fc.nat(), { maxLength: 6 }),
         async (text, tools, cuts) => {
           const chunks: ChatCompletionChunk[] = [c({ role: "assistant", content: "" })];

@@ -79,7 +79,11 @@ describe("AnthropicStreamMapper", () => {
     expect(tools[0]).toEqual({ index: 0, id: "toolu_A", type: "function", function: { name: "weather", arguments: "" } });
     const firstB = tools.findIndex((t) => t.id === "toolu_B");
     expect(tools[firstB]).toEqual({ index: 1, id: "toolu_B", type: "function", function: { name: "weather", arguments: "" } });
-    const args = (i: number) => tools.filter((t) => t.index === i).map((t) => t.function?.arguments ?? "").join("");
+    const args = (i: number) =>
+      tools
+        .filter((t) => t.index === i)
+        .map((t) => t.function?.arguments ?? "")
+        .join("");
     expect(JSON.parse(args(0))).toEqual({ city: "Paris", unit: "C" });
     expect(JSON.parse(args(1))).toEqual({ city: "Rome" });
     // several argument deltas per tool, none empty
@@ -220,7 +224,10 @@ describe("AnthropicStreamMapper", () => {
             ),
           );
           expect(out.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe(text);
-          const args = out.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []).map((t) => t.function?.arguments ?? "").join("");
+          const args = out
+            .flatMap((c) => c.choices[0]?.delta.tool_calls ?? [])
+            .map((t) => t.function?.arguments ?? "")
+            .join("");
           expect(JSON.parse(args)).toEqual(input);
         },
       ),

@@ -29,10 +29,7 @@ describe("GenerateContentResponse → ChatCompletion", () => {
   });
 
   it("functionCall parts → tool_calls with ids call_<n>, content null, finish tool_calls", () => {
-    const out = fromGeminiResponse(
-      { candidates: [candidate([{ functionCall: { name: "weather", args: { city: "Paris" } } }, { functionCall: { name: "now" } }])] },
-      meta,
-    );
+    const out = fromGeminiResponse({ candidates: [candidate([{ functionCall: { name: "weather", args: { city: "Paris" } } }, { functionCall: { name: "now" } }])] }, meta);
     expect(out.choices[0]).toEqual({
       index: 0,
       message: {
@@ -126,12 +123,27 @@ describe("GenerateContentResponse → ChatCompletion", () => {
 
 describe("usageMetadata → usage", () => {
   it.each([
-    [{ promptTokenCount: 4, candidatesTokenCount: 6, totalTokenCount: 10 }, { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 }],
-    [{ promptTokenCount: 4, candidatesTokenCount: 6 }, { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 }],
-    [{ promptTokenCount: 5, candidatesTokenCount: 39, thoughtsTokenCount: 186, totalTokenCount: 230 }, { prompt_tokens: 5, completion_tokens: 225, total_tokens: 230, completion_tokens_details: { reasoning_tokens: 186 } }],
-    [{ promptTokenCount: 100, cachedContentTokenCount: 80, candidatesTokenCount: 1, totalTokenCount: 101 }, { prompt_tokens: 100, completion_tokens: 1, total_tokens: 101, prompt_tokens_details: { cached_tokens: 80 } }],
+    [
+      { promptTokenCount: 4, candidatesTokenCount: 6, totalTokenCount: 10 },
+      { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 },
+    ],
+    [
+      { promptTokenCount: 4, candidatesTokenCount: 6 },
+      { prompt_tokens: 4, completion_tokens: 6, total_tokens: 10 },
+    ],
+    [
+      { promptTokenCount: 5, candidatesTokenCount: 39, thoughtsTokenCount: 186, totalTokenCount: 230 },
+      { prompt_tokens: 5, completion_tokens: 225, total_tokens: 230, completion_tokens_details: { reasoning_tokens: 186 } },
+    ],
+    [
+      { promptTokenCount: 100, cachedContentTokenCount: 80, candidatesTokenCount: 1, totalTokenCount: 101 },
+      { prompt_tokens: 100, completion_tokens: 1, total_tokens: 101, prompt_tokens_details: { cached_tokens: 80 } },
+    ],
     [{}, { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }],
-    [{ promptTokenCount: -3, candidatesTokenCount: "9" }, { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 }],
+    [
+      { promptTokenCount: -3, candidatesTokenCount: "9" },
+      { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+    ],
   ])("%j → %j", (metadata, expected) => {
     expect(mapUsage(metadata)).toEqual(expected);
   });

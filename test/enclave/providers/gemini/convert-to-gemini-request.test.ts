@@ -58,7 +58,15 @@ describe("messages → contents and systemInstruction", () => {
 });
 
 describe("images", () => {
-  const image = (url: string) => toGeminiRequest(req([user([{ type: "text", text: "what is this" }, { type: "image_url", image_url: { url, detail: "high" } }])])).contents[0]!.parts[1];
+  const image = (url: string) =>
+    toGeminiRequest(
+      req([
+        user([
+          { type: "text", text: "what is this" },
+          { type: "image_url", image_url: { url, detail: "high" } },
+        ]),
+      ]),
+    ).contents[0]!.parts[1];
 
   const rows: [string, string, unknown][] = [
     ["base64 data URL → inlineData", "data:image/png;base64,iVBORw0KGgo=", { inlineData: { mimeType: "image/png", data: "iVBORw0KGgo=" } }],
@@ -111,10 +119,7 @@ describe("tool calls and tool results", () => {
       },
       {
         role: "user",
-        parts: [
-          { functionResponse: { name: "weather", response: { temp: 21 } } },
-          { functionResponse: { name: "weather_v2", response: { result: "sunny" } } },
-        ],
+        parts: [{ functionResponse: { name: "weather", response: { temp: 21 } } }, { functionResponse: { name: "weather_v2", response: { result: "sunny" } } }],
       },
     ]);
   });
@@ -286,7 +291,29 @@ describe("JSON Schema → Gemini Schema", () => {
     expect(codeOf(() => toGeminiSchema(deep))).toBe("invalid_request");
   });
 
-  const ALLOWED = new Set(["type", "format", "title", "description", "nullable", "enum", "items", "minItems", "maxItems", "properties", "required", "propertyOrdering", "anyOf", "minimum", "maximum", "minLength", "maxLength", "pattern", "minProperties", "maxProperties", "default"]);
+  const ALLOWED = new Set([
+    "type",
+    "format",
+    "title",
+    "description",
+    "nullable",
+    "enum",
+    "items",
+    "minItems",
+    "maxItems",
+    "properties",
+    "required",
+    "propertyOrdering",
+    "anyOf",
+    "minimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "minProperties",
+    "maxProperties",
+    "default",
+  ]);
   function keywordsOK(schema: unknown): boolean {
     if (typeof schema !== "object" || schema === null) return true;
     const s = schema as Record<string, unknown>;
@@ -300,12 +327,43 @@ describe("JSON Schema → Gemini Schema", () => {
   }
 
   it("property: any JSON-ish schema comes out with only Gemini keywords and types", () => {
-    const keyword = fc.constantFrom("type", "format", "additionalProperties", "$schema", "const", "enum", "oneOf", "anyOf", "allOf", "items", "properties", "required", "description", "exclusiveMinimum", "not", "examples", "nullable", "$ref");
-    const leaf = fc.oneof(fc.constantFrom("string", "object", "null", "integer", "bogus"), fc.array(fc.constantFrom("string", "null", "number")), fc.integer(), fc.boolean(), fc.constant(null));
+    const keyword = fc.constantFrom(
+      "type",
+      "format",
+      "additionalProperties",
+      "$schema",
+      "const",
+      "enum",
+      "oneOf",
+      "anyOf",
+      "allOf",
+      "items",
+      "properties",
+      "required",
+      "description",
+      "exclusiveMinimum",
+      "not",
+      "examples",
+      "nullable",
+      "$ref",
+    );
+    const leaf = fc.oneof(
+      fc.constantFrom("string", "object", "null", "integer", "bogus"),
+      fc.array(fc.constantFrom("string", "null", "number")),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+    );
     const schema = fc.letrec((tie) => ({
       node: fc.dictionary(
         keyword,
-        fc.oneof({ depthSize: "small", maxDepth: 4 }, leaf, tie("node"), fc.array(tie("node"), { maxLength: 2 }), fc.dictionary(fc.string({ maxLength: 3 }), tie("node"), { maxKeys: 2 })),
+        fc.oneof(
+          { depthSize: "small", maxDepth: 4 },
+          leaf,
+          tie("node"),
+          fc.array(tie("node"), { maxLength: 2 }),
+          fc.dictionary(fc.string({ maxLength: 3 }), tie("node"), { maxKeys: 2 }),
+        ),
         { maxKeys: 4 },
       ),
     })).node;
@@ -343,7 +401,10 @@ describe("generationConfig", () => {
   it("json_schema → responseMimeType + sanitized responseSchema", () => {
     const out = toGeminiRequest(
       req([user("x")], {
-        response_format: { type: "json_schema", json_schema: { name: "r", strict: true, schema: { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false } } },
+        response_format: {
+          type: "json_schema",
+          json_schema: { name: "r", strict: true, schema: { type: "object", properties: { ok: { type: "boolean" } }, required: ["ok"], additionalProperties: false } },
+        },
       }),
     );
     expect(out.generationConfig).toEqual({

@@ -174,7 +174,12 @@ describe("model ids", () => {
   it.each(bad)("refuses %j with invalid_request before any request", async (model) => {
     expect(() => geminiModelId(model)).toThrow(GatewayError);
     await expect(adapter.chat(chatRequest(), ctx({ upstreamModel: model }))).rejects.toMatchObject({ code: "invalid_request" });
-    await expect(adapter.chatStream(chatRequest(), ctx({ upstreamModel: model }))[Symbol.asyncIterator]().next()).rejects.toMatchObject({ code: "invalid_request" });
+    await expect(
+      adapter
+        .chatStream(chatRequest(), ctx({ upstreamModel: model }))
+        [Symbol.asyncIterator]()
+        .next(),
+    ).rejects.toMatchObject({ code: "invalid_request" });
     await expect(adapter.embeddings!({ model: "x", input: "a" }, ctx({ upstreamModel: model }))).rejects.toMatchObject({ code: "invalid_request" });
     expect(mock.requests).toHaveLength(0);
   });

@@ -35,7 +35,12 @@ beforeEach(() => {
 
 describe("adapter info", () => {
   it("is kind gemini, default base URL Google's", () => {
-    expect(createGeminiAdapter({ name: "g", apiKey: () => "k" }).info).toEqual({ name: "g", kind: "gemini", baseUrl: GEMINI_DEFAULT_BASE_URL, requestIdHeader: "x-goog-request-id" });
+    expect(createGeminiAdapter({ name: "g", apiKey: () => "k" }).info).toEqual({
+      name: "g",
+      kind: "gemini",
+      baseUrl: GEMINI_DEFAULT_BASE_URL,
+      requestIdHeader: "x-goog-request-id",
+    });
     expect(adapter.info).toEqual({ name: "gemini", kind: "gemini", baseUrl: mock.url, requestIdHeader: "x-goog-request-id" });
   });
 });
@@ -43,7 +48,16 @@ describe("adapter info", () => {
 describe("chat", () => {
   it("POSTs the translated body to :generateContent with the key in x-goog-api-key only", async () => {
     mock.setScenario({ text: "Hello there", responseId: "rid42" });
-    const out = await adapter.chat(chatRequest({ temperature: 0.3, messages: [{ role: "system", content: "Be kind" }, { role: "user", content: "Say hello" }] }), ctx());
+    const out = await adapter.chat(
+      chatRequest({
+        temperature: 0.3,
+        messages: [
+          { role: "system", content: "Be kind" },
+          { role: "user", content: "Say hello" },
+        ],
+      }),
+      ctx(),
+    );
     expect(out).toEqual({
       id: "chatcmpl-rid42",
       object: "chat.completion",
@@ -69,7 +83,10 @@ describe("chat", () => {
 
   it("maps a function-call answer to tool_calls", async () => {
     mock.setScenario({ text: "", functionCalls: [{ name: "weather", args: { city: "Paris" } }] });
-    const out = await adapter.chat(chatRequest({ tools: [{ type: "function", function: { name: "weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }] }), ctx());
+    const out = await adapter.chat(
+      chatRequest({ tools: [{ type: "function", function: { name: "weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }] }),
+      ctx(),
+    );
     expect(out.choices[0]).toMatchObject({
       message: { content: null, tool_calls: [{ id: "call_0", type: "function", function: { name: "weather", arguments: '{"city":"Paris"}' } }] },
       finish_reason: "tool_calls",
@@ -168,7 +185,12 @@ describe("chatStream", () => {
   it("also parses LF-framed events", async () => {
     mock.setScenario({ text: ["x", "y"], lineEnding: "\n" });
     const chunks = await collect(adapter.chatStream(chatRequest(), ctx()));
-    expect(chunks.map((c) => c.choices[0]?.delta.content).filter(Boolean).join("")).toBe("xy");
+    expect(
+      chunks
+        .map((c) => c.choices[0]?.delta.content)
+        .filter(Boolean)
+        .join(""),
+    ).toBe("xy");
   });
 
   it("a blocked prompt streams one content_filter chunk", async () => {
@@ -178,7 +200,12 @@ describe("chatStream", () => {
   });
 
   it("translation errors are thrown before anything goes upstream", async () => {
-    const bad = chatRequest({ messages: [{ role: "user", content: "x" }, { role: "assistant", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{" } }] }] });
+    const bad = chatRequest({
+      messages: [
+        { role: "user", content: "x" },
+        { role: "assistant", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "{" } }] },
+      ],
+    });
     await expect(collect(adapter.chatStream(bad, ctx()))).rejects.toBeInstanceOf(GatewayError);
     await expect(adapter.chat(bad, ctx())).rejects.toMatchObject({ code: "invalid_request" });
     expect(mock.requests).toHaveLength(0);

@@ -58,7 +58,7 @@ describe("mock Gemini wire format", () => {
     mock.setScenario({ text: "Hi there", functionCalls: [{ name: "f", args: { x: 1 } }] });
     const response = await post("/v1beta/models/m:generateContent");
     const text = await response.text();
-    expect(text).toMatch(/^\{\n  "candidates": \[\n    \{\n      "content": \{/);
+    expect(text).toMatch(/^\{\n {2}"candidates": \[\n {4}\{\n {6}"content": \{/);
     expect(text.endsWith("}\n")).toBe(true);
     expect(JSON.parse(text).candidates[0].content.parts).toEqual([{ text: "Hi there" }, { functionCall: { name: "f", args: { x: 1 } } }]);
   });

@@ -139,11 +139,13 @@ describe("Gemini stream events → OpenAI chunks", () => {
     }
   });
 
-  it.each([["a string", "x"], ["an array", []], ["candidates not an array", { candidates: 1 }], ["a bad part", { candidates: [{ content: { parts: [1] } }] }]])(
-    "an event that is %s is malformed",
-    (_, event) => {
-      const mapper = createGeminiStreamMapper({ ...base, includeUsage: false });
-      expect(() => mapper.push(event)).toThrow(expect.objectContaining({ kind: "malformed" }));
-    },
-  );
+  it.each([
+    ["a string", "x"],
+    ["an array", []],
+    ["candidates not an array", { candidates: 1 }],
+    ["a bad part", { candidates: [{ content: { parts: [1] } }] }],
+  ])("an event that is %s is malformed", (_, event) => {
+    const mapper = createGeminiStreamMapper({ ...base, includeUsage: false });
+    expect(() => mapper.push(event)).toThrow(expect.objectContaining({ kind: "malformed" }));
+  });
 });

@@ -83,7 +83,14 @@ describe("local: chat", () => {
           { role: "system", content: "be nice" },
           { role: "user", content: "first" },
           { role: "assistant", content: "ok" },
-          { role: "user", content: [{ type: "text", text: "hello\n  there" }, { type: "image_url", image_url: { url: "data:," } }, { type: "text", text: "friend" }] },
+          {
+            role: "user",
+            content: [
+              { type: "text", text: "hello\n  there" },
+              { type: "image_url", image_url: { url: "data:," } },
+              { type: "text", text: "friend" },
+            ],
+          },
         ],
       },
       context(),
@@ -93,7 +100,9 @@ describe("local: chat", () => {
       object: "chat.completion",
       created: CREATED,
       model: "local",
-      choices: [{ index: 0, message: { role: "assistant", content: "local model (not an LLM): you said: hello there friend", refusal: null }, logprobs: null, finish_reason: "stop" }],
+      choices: [
+        { index: 0, message: { role: "assistant", content: "local model (not an LLM): you said: hello there friend", refusal: null }, logprobs: null, finish_reason: "stop" },
+      ],
       // prompt: "be nice" 2 + "first" 1 + "ok" 1 + 3 = 7; completion: 10 words
       usage: { prompt_tokens: 7, completion_tokens: 10, total_tokens: 17 },
     });
@@ -221,7 +230,14 @@ describe("local: chat", () => {
     expect(JSON.parse(shaped.choices[0]!.message.content!)).toEqual({ answer: "rate it", score: 0, ok: false });
 
     const afterTool = await a.chat(
-      { model: "local", response_format: { type: "json_object" }, messages: [{ role: "user", content: "q" }, { role: "tool", tool_call_id: "c", content: "r1" }] },
+      {
+        model: "local",
+        response_format: { type: "json_object" },
+        messages: [
+          { role: "user", content: "q" },
+          { role: "tool", tool_call_id: "c", content: "r1" },
+        ],
+      },
       context(),
     );
     expect(JSON.parse(afterTool.choices[0]!.message.content!)).toEqual({ model: "local", not_an_llm: true, tool_result: "r1" });
@@ -248,7 +264,12 @@ describe("local: chat", () => {
 
   it("rejects requests it cannot read", async () => {
     const a = createLocalAdapter();
-    for (const bad of [{ model: "local", messages: [] }, { model: "local" }, { model: "local", messages: [{ content: "x" }] }, { model: "local", messages: [{ role: "user", content: "x" }], tools: "x" }]) {
+    for (const bad of [
+      { model: "local", messages: [] },
+      { model: "local" },
+      { model: "local", messages: [{ content: "x" }] },
+      { model: "local", messages: [{ role: "user", content: "x" }], tools: "x" },
+    ]) {
       await expect(a.chat(bad as unknown as ChatRequest, context())).rejects.toMatchObject({ code: "invalid_request" });
     }
   });
@@ -256,7 +277,16 @@ describe("local: chat", () => {
   it("argumentsFromSchema: enum, const, anyOf, $ref, depth and junk", () => {
     expect(argumentsFromSchema(undefined, "t")).toEqual({});
     expect(argumentsFromSchema({ type: "string" }, "t")).toEqual({});
-    expect(argumentsFromSchema({ type: "object", properties: { a: { const: 5 }, b: { anyOf: [{ type: "integer" }, { type: "string" }] }, c: { $ref: "#/x" }, d: {} }, required: ["a", "b", "c", "d", "missing"] }, "t")).toEqual({
+    expect(
+      argumentsFromSchema(
+        {
+          type: "object",
+          properties: { a: { const: 5 }, b: { anyOf: [{ type: "integer" }, { type: "string" }] }, c: { $ref: "#/x" }, d: {} },
+          required: ["a", "b", "c", "d", "missing"],
+        },
+        "t",
+      ),
+    ).toEqual({
       a: 5,
       b: 0,
       c: null,

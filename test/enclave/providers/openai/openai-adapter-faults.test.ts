@@ -116,7 +116,14 @@ describe("malformed upstream", () => {
     ["choices not an array", completionWith({ choices: CANARY })],
     ["choice without message", completionWith({ choices: [{ index: 0, finish_reason: "stop" }] })],
     ["content a number", completionWith({ choices: [{ index: 0, message: { role: "assistant", content: 5 }, finish_reason: "stop" }] })],
-    ["tool call without arguments", completionWith({ choices: [{ index: 0, message: { role: "assistant", content: null, tool_calls: [{ id: "x", type: "function", function: { name: CANARY } }] }, finish_reason: "tool_calls" }] })],
+    [
+      "tool call without arguments",
+      completionWith({
+        choices: [
+          { index: 0, message: { role: "assistant", content: null, tool_calls: [{ id: "x", type: "function", function: { name: CANARY } }] }, finish_reason: "tool_calls" },
+        ],
+      }),
+    ],
     ["missing id", completionWith({ id: undefined })],
     ["created a string", completionWith({ created: CANARY })],
     ["usage without numbers", completionWith({ usage: { prompt_tokens: CANARY } })],
@@ -157,7 +164,14 @@ describe("malformed upstream", () => {
     mock.setScenario({
       rawEvents: [
         JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta: { content: "a" }, finish_reason: null }] }),
-        JSON.stringify({ id: "c", object: "chat.completion.chunk", created: 1, model: "m", error: { message: CANARY, code: 502 }, choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }] }),
+        JSON.stringify({
+          id: "c",
+          object: "chat.completion.chunk",
+          created: 1,
+          model: "m",
+          error: { message: CANARY, code: 502 },
+          choices: [{ index: 0, delta: { content: "" }, finish_reason: "error" }],
+        }),
       ],
     });
     const { error, chunks } = await streamFailure();

@@ -9,12 +9,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { GatewayError } from "../../../../enclave/errors.js";
 import { createOpenAIAdapter } from "../../../../enclave/providers/openai/openai-adapter.js";
-import {
-  UpstreamError,
-  type ChatCompletionChunk,
-  type ChatRequest,
-  type ProviderCallContext,
-} from "../../../../enclave/providers/types.js";
+import { UpstreamError, type ChatCompletionChunk, type ChatRequest, type ProviderCallContext } from "../../../../enclave/providers/types.js";
 import { MOCK_DEFAULT_CONTENT, startMockOpenAI, type MockOpenAI } from "../../../helpers/mock-openai.js";
 
 const NOW = new Date("2031-02-03T04:05:06.000Z");
@@ -63,7 +58,7 @@ describe("chat", () => {
     const seen = mock.requests[0]!;
     expect(seen.method).toBe("POST");
     expect(seen.path).toBe("/v1/chat/completions");
-    expect(seen.headers["authorization"]).toBe("Bearer sk-test-key");
+    expect(seen.headers.authorization).toBe("Bearer sk-test-key");
     expect(seen.headers["content-type"]).toBe("application/json");
     expect(seen.headers["x-title"]).toBe("egw tests");
     // Byte-exact: the same JSON the client sent, only `model` swapped in place.
@@ -75,24 +70,26 @@ describe("chat", () => {
     expect(result.choices[0]!.message.content).toBe(MOCK_DEFAULT_CONTENT);
     expect(result.choices[0]!.finish_reason).toBe("stop");
     // Extra upstream fields pass through.
-    expect((result as unknown as Record<string, unknown>)["service_tier"]).toBe("default");
+    expect((result as unknown as Record<string, unknown>).service_tier).toBe("default");
     expect(result.system_fingerprint).toBe("fp_mock");
   });
 
   it("sends no authorization header when no key is configured, and reads the key on every call", async () => {
     await createOpenAIAdapter({ name: "ollama", baseUrl: mock.url }).chat(request, context());
-    expect(mock.requests[0]!.headers["authorization"]).toBeUndefined();
+    expect(mock.requests[0]!.headers.authorization).toBeUndefined();
 
     let n = 0;
     const rotating = adapter({ apiKey: async () => `sk-${++n}` });
     await rotating.chat(request, context());
     await rotating.chat(request, context());
-    expect(mock.requests.slice(1).map((r) => r.headers["authorization"])).toEqual(["Bearer sk-1", "Bearer sk-2"]);
+    expect(mock.requests.slice(1).map((r) => r.headers.authorization)).toEqual(["Bearer sk-1", "Bearer sk-2"]);
   });
 
   it("refuses an unusable key without sending anything or quoting it", async () => {
     for (const key of ["", "sk-bad\r\nx-evil: 1"]) {
-      const err = await adapter({ apiKey: () => key }).chat(request, context()).catch((e: unknown) => e);
+      const err = await adapter({ apiKey: () => key })
+        .chat(request, context())
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(GatewayError);
       expect((err as GatewayError).code).toBe("internal_error");
       expect((err as Error).message).not.toContain("sk-bad");
@@ -103,9 +100,9 @@ describe("chat", () => {
   it("a non-streamed call drops stream and stream_options so JSON comes back", async () => {
     await adapter().chat({ ...request, stream: true, stream_options: { include_usage: true } }, context());
     const body = mock.requests[0]!.body as Record<string, unknown>;
-    expect(body["stream"]).toBeUndefined();
-    expect(body["stream_options"]).toBeUndefined();
-    expect(body["reasoning_effort"]).toBe("low");
+    expect(body.stream).toBeUndefined();
+    expect(body.stream_options).toBeUndefined();
+    expect(body.reasoning_effort).toBe("low");
   });
 
   it("returns tool calls", async () => {
@@ -138,7 +135,7 @@ describe("chatStream", () => {
     const chunks = await collect(adapter().chatStream({ ...request, stream_options: { include_usage: true } }, context()));
     const seen = mock.requests[0]!;
     expect(seen.rawBody.toString("utf8")).toBe(JSON.stringify({ ...request, stream_options: { include_usage: true }, model: "gpt-upstream", stream: true }));
-    expect(seen.headers["accept"]).toContain("text/event-stream");
+    expect(seen.headers.accept).toContain("text/event-stream");
 
     expect(chunks[0]!.choices[0]!.delta.role).toBe("assistant");
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? "").join("")).toBe(MOCK_DEFAULT_CONTENT);
@@ -177,7 +174,14 @@ describe("chatStream", () => {
   });
 
   it("keeps extra chunk fields (OpenRouter-style reasoning, native_finish_reason)", async () => {
-    const event = { id: "c", object: "chat.completion.chunk", created: 1, model: "m", provider: "x", choices: [{ index: 0, delta: { content: "hi", reasoning: "r" }, finish_reason: null, native_finish_reason: null }] };
+    const event = {
+      id: "c",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "m",
+      provider: "x",
+      choices: [{ index: 0, delta: { content: "hi", reasoning: "r" }, finish_reason: null, native_finish_reason: null }],
+    };
     mock.setScenario({ rawEvents: [JSON.stringify(event)] });
     const chunks = await collect(adapter().chatStream(request, context()));
     expect(chunks).toEqual([event]);
@@ -235,7 +239,11 @@ describe("embeddings", () => {
   });
 
   it("rejects a response without vectors", async () => {
-    for (const rawBody of [{ object: "list", data: [{ index: 0, embedding: ["x"] }], model: "m", usage: { prompt_tokens: 1, total_tokens: 1 } }, { object: "list", model: "m" }, { data: [], model: "m" }]) {
+    for (const rawBody of [
+      { object: "list", data: [{ index: 0, embedding: ["x"] }], model: "m", usage: { prompt_tokens: 1, total_tokens: 1 } },
+      { object: "list", model: "m" },
+      { data: [], model: "m" },
+    ]) {
       mock.setScenario({ rawBody });
       const err = await adapter().embeddings!({ model: "a", input: "x" }, context()).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(UpstreamError);
@@ -273,7 +281,7 @@ describe("images (ModelArk / Seedream)", () => {
     const result = await a.images!(seedream, context({ upstreamModel: "seedream-4-0-250828" }));
     const seen = ark.requests[0]!;
     expect(seen.path).toBe("/api/v3/images/generations");
-    expect(seen.headers["authorization"]).toBe("Bearer ark-key");
+    expect(seen.headers.authorization).toBe("Bearer ark-key");
     expect(seen.rawBody.toString("utf8")).toBe(JSON.stringify({ ...seedream, model: "seedream-4-0-250828" }));
     expect(result.data[0]!.b64_json).toMatch(/^iVBORw0KGgo/);
   });

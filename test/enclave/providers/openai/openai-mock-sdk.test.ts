@@ -25,7 +25,7 @@ describe("mock-openai speaks OpenAI to the official SDK", () => {
     const completion = await client.chat.completions.create({ model: "gpt-x", messages: [{ role: "user", content: "hello world" }] });
     expect(completion.choices[0]!.message.content).toBe(MOCK_DEFAULT_CONTENT);
     expect(completion.usage).toMatchObject({ prompt_tokens: 2, completion_tokens: 5, total_tokens: 7 });
-    expect(mock.requests[0]!.headers["authorization"]).toBe("Bearer sk-sdk");
+    expect(mock.requests[0]!.headers.authorization).toBe("Bearer sk-sdk");
     expect(mock.requests[0]!.path).toBe("/v1/chat/completions");
   });
 
@@ -48,7 +48,12 @@ describe("mock-openai speaks OpenAI to the official SDK", () => {
 
   it("streamed tool calls reassemble in the SDK's stream helper", async () => {
     const args = '{"location":"Paris, France","unit":"celsius"}';
-    mock.setScenario({ toolCalls: [{ name: "get_weather", arguments: args }, { name: "get_time", arguments: "{}" }] });
+    mock.setScenario({
+      toolCalls: [
+        { name: "get_weather", arguments: args },
+        { name: "get_time", arguments: "{}" },
+      ],
+    });
     const final = await client.chat.completions
       .stream({
         model: "gpt-x",

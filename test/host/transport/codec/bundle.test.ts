@@ -31,7 +31,9 @@ function expectCode(body: Uint8Array | string, code: string): ProvisionError {
 describe("boot bundle: host encoder → enclave decoder", () => {
   it("carries the trust policy, the operations and the sealed file byte for byte (whitespace, key order, non-ASCII), with credentials and endpoint", () => {
     const config = utf8('{"version":1, "b":"é",\t"a":[ ]}\r\n');
-    const decoded = decodeBundle(encodeBundle({ trustPolicy: config, operations: OPS, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "https://kms.eu-west-1.amazonaws.com" }));
+    const decoded = decodeBundle(
+      encodeBundle({ trustPolicy: config, operations: OPS, sealedSecrets: SEALED, awsCredentials: creds, kmsEndpoint: "https://kms.eu-west-1.amazonaws.com" }),
+    );
     expect(Buffer.from(decoded.trustPolicyBytes).equals(Buffer.from(config))).toBe(true);
     expect(Buffer.from(decoded.operationsBytes).equals(Buffer.from(OPS))).toBe(true);
     expect(Buffer.from(decoded.sealedSecrets!.file).equals(Buffer.from(SEALED))).toBe(true);
@@ -42,7 +44,10 @@ describe("boot bundle: host encoder → enclave decoder", () => {
   it("a config-only bundle has no sealedSecrets; a session token is optional", () => {
     expect(decodeBundle(encodeBundle({ trustPolicy: CONFIG, operations: OPS }))).toEqual({ trustPolicyBytes: new Uint8Array(CONFIG), operationsBytes: new Uint8Array(OPS) });
     const { sessionToken: _, ...noToken } = creds;
-    expect(decodeBundle(encodeBundle({ trustPolicy: CONFIG, operations: OPS, sealedSecrets: SEALED, awsCredentials: noToken })).sealedSecrets).toEqual({ file: new Uint8Array(SEALED), credentials: noToken });
+    expect(decodeBundle(encodeBundle({ trustPolicy: CONFIG, operations: OPS, sealedSecrets: SEALED, awsCredentials: noToken })).sealedSecrets).toEqual({
+      file: new Uint8Array(SEALED),
+      credentials: noToken,
+    });
   });
 
   it("carries an identity request: validity, then overlap and rotateTls only when given", () => {
@@ -52,8 +57,23 @@ describe("boot bundle: host encoder → enclave decoder", () => {
       generate: { validityDays: MAX_IDENTITY_DAYS, overlapDays: 0, rotateTls: true },
     });
     // rotateTls false is the default, so the encoder leaves it out; the decoder keeps an explicit false.
-    expect(decodeBundle(encodeBundle({ ...base, identity: { generate: { validityDays: 1, overlapDays: 7, rotateTls: false } } })).identity).toEqual({ generate: { validityDays: 1, overlapDays: 7 } });
-    expect(decodeBundle(utf8(JSON.stringify({ version: 2, trustPolicy: b64(CONFIG), operations: b64(OPS), sealedSecrets: b64(SEALED), awsCredentials: creds, identity: { generate: { validityDays: 2, rotateTls: false } } }))).identity).toEqual({
+    expect(decodeBundle(encodeBundle({ ...base, identity: { generate: { validityDays: 1, overlapDays: 7, rotateTls: false } } })).identity).toEqual({
+      generate: { validityDays: 1, overlapDays: 7 },
+    });
+    expect(
+      decodeBundle(
+        utf8(
+          JSON.stringify({
+            version: 2,
+            trustPolicy: b64(CONFIG),
+            operations: b64(OPS),
+            sealedSecrets: b64(SEALED),
+            awsCredentials: creds,
+            identity: { generate: { validityDays: 2, rotateTls: false } },
+          }),
+        ),
+      ).identity,
+    ).toEqual({
       generate: { validityDays: 2, rotateTls: false },
     });
     expect(decodeBundle(encodeBundle(base)).identity).toBeUndefined();
@@ -154,7 +174,11 @@ describe("boot bundle: refusals", () => {
   });
 
   it("never puts a credential in an error message", () => {
-    for (const bad of [{ ...creds, accessKeyId: `${SECRET} ` }, { ...creds, secretAccessKey: `${SECRET} x` }, { ...creds, extra: SECRET }]) {
+    for (const bad of [
+      { ...creds, accessKeyId: `${SECRET} ` },
+      { ...creds, secretAccessKey: `${SECRET} x` },
+      { ...creds, extra: SECRET },
+    ]) {
       const err = expectCode(json({ ...good, awsCredentials: bad }), "ERR_PROVISION_MALFORMED");
       expect(err.message).not.toContain("CANARY");
     }
@@ -198,9 +222,17 @@ describe("bundle inputs on the host", () => {
 
   it("refuses an identity request the enclave would refuse, before dialling", () => {
     const sealed = body({ version: 1, keyId: "alias/x", region: "eu-central-1", secrets: {} });
-    const with_ = (generate: { validityDays: number; overlapDays?: number }) => () => encodeBundle({ ...files, sealedSecrets: sealed, awsCredentials: creds, identity: { generate } });
+    const with_ = (generate: { validityDays: number; overlapDays?: number }) => () =>
+      encodeBundle({ ...files, sealedSecrets: sealed, awsCredentials: creds, identity: { generate } });
     expect(code(() => encodeBundle({ ...files, identity: { generate: { validityDays: 30 } } }))).toBe("ERR_PROVISION_INPUT");
-    for (const bad of [{ validityDays: 0 }, { validityDays: 1826 }, { validityDays: 1.5 }, { validityDays: 30, overlapDays: -1 }, { validityDays: 30, overlapDays: 1826 }, { validityDays: Number.NaN }]) {
+    for (const bad of [
+      { validityDays: 0 },
+      { validityDays: 1826 },
+      { validityDays: 1.5 },
+      { validityDays: 30, overlapDays: -1 },
+      { validityDays: 30, overlapDays: 1826 },
+      { validityDays: Number.NaN },
+    ]) {
       expect(code(with_(bad))).toBe("ERR_PROVISION_INPUT");
     }
   });

@@ -49,13 +49,16 @@ describe("PROXY v2 vectors (HAProxy proxy-protocol.txt §2.2)", () => {
   });
 
   it("encodes the same bytes HAProxy sent", () => {
-    const bytes = encodeProxyV2({ command: "proxy", address: { family: "ipv4", sourceAddress: "172.19.0.1", sourcePort: 42578, destinationAddress: "172.19.0.3", destinationPort: 80 } });
+    const bytes = encodeProxyV2({
+      command: "proxy",
+      address: { family: "ipv4", sourceAddress: "172.19.0.1", sourcePort: 42578, destinationAddress: "172.19.0.3", destinationPort: 80 },
+    });
     expect(Buffer.from(bytes).toString("hex")).toBe(Buffer.from(haproxy.subarray(0, 28)).toString("hex"));
   });
 
   it("IPv6: 0x21 family byte, 36 address bytes, 52 in all", () => {
     const bytes = encodeProxyV2({ command: "proxy", address: { family: "ipv6", sourceAddress: "2001:db8::1", sourcePort: 1, destinationAddress: "::1", destinationPort: 443 } });
-    expect(Buffer.from(bytes).toString("hex")).toBe(`${SIG}2121` + "0024" + "20010db8000000000000000000000001" + "00000000000000000000000000000001" + "0001" + "01bb");
+    expect(Buffer.from(bytes).toString("hex")).toBe(`${SIG}2121002420010db800000000000000000000000100000000000000000000000000000001000101bb`);
     expect(complete(bytes).header.address).toEqual({ family: "ipv6", sourceAddress: "2001:db8::1", sourcePort: 1, destinationAddress: "::1", destinationPort: 443 });
   });
 
@@ -115,7 +118,11 @@ describe("PROXY v2 decoder is strict and bounded", () => {
   });
 
   it("every proper prefix of a valid header is 'incomplete', never an error", () => {
-    const bytes = encodeProxyV2({ command: "proxy", address: { family: "ipv4", sourceAddress: "1.2.3.4", sourcePort: 5, destinationAddress: "6.7.8.9", destinationPort: 10 }, tlvs: [{ type: 0xe0, value: new Uint8Array(7) }] });
+    const bytes = encodeProxyV2({
+      command: "proxy",
+      address: { family: "ipv4", sourceAddress: "1.2.3.4", sourcePort: 5, destinationAddress: "6.7.8.9", destinationPort: 10 },
+      tlvs: [{ type: 0xe0, value: new Uint8Array(7) }],
+    });
     for (let n = 0; n < bytes.length; n++) {
       const r = decodeProxyV2(bytes.subarray(0, n));
       expect(r.status).toBe("incomplete");
@@ -124,9 +131,9 @@ describe("PROXY v2 decoder is strict and bounded", () => {
   });
 
   it("random bytes: a ProxyProtocolError or a result, never anything else, and a complete result never claims more bytes than given", () => {
-    const prefixed = fc.tuple(fc.constantFrom(0x20, 0x21, 0x22, 0x11), fc.constantFrom(0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32, 0x13), fc.uint8Array({ maxLength: 300 })).map(
-      ([v, f, rest]) => new Uint8Array([...hex(SIG), v, f, ...rest]),
-    );
+    const prefixed = fc
+      .tuple(fc.constantFrom(0x20, 0x21, 0x22, 0x11), fc.constantFrom(0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32, 0x13), fc.uint8Array({ maxLength: 300 }))
+      .map(([v, f, rest]) => new Uint8Array([...hex(SIG), v, f, ...rest]));
     fc.assert(
       fc.property(fc.oneof(fc.uint8Array({ maxLength: 64 }), prefixed), (bytes) => {
         try {
@@ -187,19 +194,34 @@ describe("proxyHeaderForConnection", () => {
   const decode = (bytes: Uint8Array) => complete(bytes).header.address;
   it("IPv4 client on an IPv4 listener", () => {
     expect(decode(proxyHeaderForConnection({ address: "203.0.113.7", port: 50000, localAddress: "10.0.0.5", localPort: 443 }))).toEqual({
-      family: "ipv4", sourceAddress: "203.0.113.7", sourcePort: 50000, destinationAddress: "10.0.0.5", destinationPort: 443,
+      family: "ipv4",
+      sourceAddress: "203.0.113.7",
+      sourcePort: 50000,
+      destinationAddress: "10.0.0.5",
+      destinationPort: 443,
     });
   });
   it("IPv4 client on a dual-stack listener (::ffff:a.b.c.d) becomes INET", () => {
-    expect(decode(proxyHeaderForConnection({ address: "::ffff:203.0.113.7", port: 1, localAddress: "::ffff:10.0.0.5", localPort: 443 }))).toMatchObject({ family: "ipv4", sourceAddress: "203.0.113.7", destinationAddress: "10.0.0.5" });
+    expect(decode(proxyHeaderForConnection({ address: "::ffff:203.0.113.7", port: 1, localAddress: "::ffff:10.0.0.5", localPort: 443 }))).toMatchObject({
+      family: "ipv4",
+      sourceAddress: "203.0.113.7",
+      destinationAddress: "10.0.0.5",
+    });
   });
   it("IPv6 client", () => {
     expect(decode(proxyHeaderForConnection({ address: "2001:DB8:0:0:0:0:0:7", port: 2, localAddress: "2001:db8::5", localPort: 443 }))).toEqual({
-      family: "ipv6", sourceAddress: "2001:db8::7", sourcePort: 2, destinationAddress: "2001:db8::5", destinationPort: 443,
+      family: "ipv6",
+      sourceAddress: "2001:db8::7",
+      sourcePort: 2,
+      destinationAddress: "2001:db8::5",
+      destinationPort: 443,
     });
   });
   it("mixed families map the IPv4 side into IPv6", () => {
-    expect(decode(proxyHeaderForConnection({ address: "2001:db8::7", port: 2, localAddress: "10.0.0.5", localPort: 443 }))).toMatchObject({ family: "ipv6", destinationAddress: "::ffff:10.0.0.5" });
+    expect(decode(proxyHeaderForConnection({ address: "2001:db8::7", port: 2, localAddress: "10.0.0.5", localPort: 443 }))).toMatchObject({
+      family: "ipv6",
+      destinationAddress: "::ffff:10.0.0.5",
+    });
   });
   it("unknown addresses give PROXY + UNSPEC", () => {
     expect(complete(proxyHeaderForConnection({})).header).toEqual({ command: "proxy", transport: "unspec", address: { family: "unspec" }, tlvs: [] });

@@ -6,7 +6,12 @@ const body = (s: string | object) => new TextEncoder().encode(typeof s === "stri
 const ready = { status: "ready" as const, configSha256: "a".repeat(64), policySha256: "f".repeat(64), tlsSpkiSha256: "b".repeat(64), port: 443 };
 const identity = {
   status: "identity" as const,
-  identity: { dataKey: Buffer.alloc(184, 7).toString("base64"), iv: Buffer.alloc(12, 1).toString("base64"), sealed: Buffer.alloc(420, 9).toString("base64"), attestation: Buffer.alloc(4500, 4).toString("base64") },
+  identity: {
+    dataKey: Buffer.alloc(184, 7).toString("base64"),
+    iv: Buffer.alloc(12, 1).toString("base64"),
+    sealed: Buffer.alloc(420, 9).toString("base64"),
+    attestation: Buffer.alloc(4500, 4).toString("base64"),
+  },
   tlsSpkiSha256: "c".repeat(64),
   receiptKeys: [
     { spkiSha256: "d".repeat(64), notBefore: "2030-01-01T00:00:00.000Z", notAfter: "2030-01-31T00:00:00.000Z" },
@@ -26,7 +31,11 @@ function code(f: () => unknown): string {
 
 describe("the enclave's status, as the host reads it", () => {
   it("round-trips the enclave's encoder (ready with and without port/vsock, failed)", () => {
-    for (const s of [ready, { ...ready, vsock: "vsock://4294967295:8443" }, { status: "ready", configSha256: "a".repeat(64), policySha256: "f".repeat(64), tlsSpkiSha256: "b".repeat(64) }] as const) {
+    for (const s of [
+      ready,
+      { ...ready, vsock: "vsock://4294967295:8443" },
+      { status: "ready", configSha256: "a".repeat(64), policySha256: "f".repeat(64), tlsSpkiSha256: "b".repeat(64) },
+    ] as const) {
       expect(decodeStatus(encodeStatus(s).subarray(4))).toEqual(s);
     }
     const failed = failedStatus(Object.assign(new Error("no"), { code: "ERR_CONFIG" }));
@@ -71,7 +80,7 @@ describe("the enclave's status, as the host reads it", () => {
       "an empty data key": mutate((v) => (v.identity.dataKey = "")),
       "a data key over 6144 bytes": mutate((v) => (v.identity.dataKey = Buffer.alloc(6145).toString("base64"))),
       "a 16-byte sealed part (tag only)": mutate((v) => (v.identity.sealed = Buffer.alloc(16).toString("base64"))),
-      "base64url": mutate((v) => (v.identity.sealed = "_-_-")),
+      base64url: mutate((v) => (v.identity.sealed = "_-_-")),
       "non-canonical base64": mutate((v) => (v.identity.dataKey = "QR==")),
       "no generator attestation": mutate((v) => delete v.identity.attestation),
       "an empty generator attestation": mutate((v) => (v.identity.attestation = "")),
@@ -87,7 +96,11 @@ describe("the enclave's status, as the host reads it", () => {
       "an impossible date": mutate((v) => (v.receiptKeys[0].notAfter = "2030-02-30T00:00:00.000Z")),
       "notBefore equal to notAfter": mutate((v) => (v.receiptKeys[0].notAfter = v.receiptKeys[0].notBefore)),
     };
-    for (const [what, value] of Object.entries(cases)) expect(code(() => decodeStatus(body(value))), what).toBe("ERR_PROVISION_MALFORMED");
+    for (const [what, value] of Object.entries(cases))
+      expect(
+        code(() => decodeStatus(body(value))),
+        what,
+      ).toBe("ERR_PROVISION_MALFORMED");
   });
 
   it("refuses a status over its cap", () => {

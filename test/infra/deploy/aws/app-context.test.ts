@@ -15,7 +15,15 @@ const manifest = path.join(files.dir, "manifest.json");
 writeFileSync(manifest, MANIFEST);
 
 const keyContext = { manifest, adminArn: ADMIN };
-const fullContext = { ...keyContext, eif: files.eif, hostPackage: files.hostPackage, trustPolicy: files.trustPolicy, operations: files.operations, sealedSecrets: files.sealedSecrets, ingressCidr: "0.0.0.0/0" };
+const fullContext = {
+  ...keyContext,
+  eif: files.eif,
+  hostPackage: files.hostPackage,
+  trustPolicy: files.trustPolicy,
+  operations: files.operations,
+  sealedSecrets: files.sealedSecrets,
+  ingressCidr: "0.0.0.0/0",
+};
 
 const contextError = (context: Record<string, unknown>): string | undefined => {
   try {
@@ -34,9 +42,20 @@ describe("deployment inputs from CDK context", () => {
   });
 
   it("parses -c strings into numbers, lists and flags", () => {
-    const context = readDeployContext(testApp({
-      context: { ...fullContext, relayPort: "8443", egressPorts: "443, 8443", enclaveCpuCount: "4", allowDebug: "false", sessionManager: "false", provisionPort: "false", hostArgs: '["--provision-timeout","600"]' },
-    }).node);
+    const context = readDeployContext(
+      testApp({
+        context: {
+          ...fullContext,
+          relayPort: "8443",
+          egressPorts: "443, 8443",
+          enclaveCpuCount: "4",
+          allowDebug: "false",
+          sessionManager: "false",
+          provisionPort: "false",
+          hostArgs: '["--provision-timeout","600"]',
+        },
+      }).node,
+    );
     expect(context.key.sessionManager).toBe(false);
     expect(context.enclave).toMatchObject({
       eif: { file: files.eif },

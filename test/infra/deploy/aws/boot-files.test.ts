@@ -28,15 +28,42 @@ const codeOf = (fn: () => unknown): string | undefined => {
 describe("relay and enclave commands", () => {
   it("relay: the endpoints docs/HOST.md gives for Nitro, as separate arguments", () => {
     expect(relayCommand({ ...relayInput, extraArgs: ["--proxy-protocol"] }).slice(2)).toEqual([
-      "host", "--enclave", "vsock://16:8443", "--listen", "tcp://0.0.0.0:443", "--egress-listen", "vsock://4294967295:8001", "--trust-policy", "/etc/egw/trust-policy.json", "--operations", "/etc/egw/operations.json", "--proxy-protocol",
+      "host",
+      "--enclave",
+      "vsock://16:8443",
+      "--listen",
+      "tcp://0.0.0.0:443",
+      "--egress-listen",
+      "vsock://4294967295:8001",
+      "--trust-policy",
+      "/etc/egw/trust-policy.json",
+      "--operations",
+      "/etc/egw/operations.json",
+      "--proxy-protocol",
     ]);
     expect(relayCommand({ ...relayInput, provision: { port: 9000 } }).slice(-2)).toEqual(["--provision", "vsock://16:9000"]);
-    expect(relayCommand({ ...relayInput, provision: { port: 9000, sealedSecretsPath: "/etc/egw/s.json" } }).slice(-4)).toEqual(["--provision", "vsock://16:9000", "--sealed-secrets", "/etc/egw/s.json"]);
+    expect(relayCommand({ ...relayInput, provision: { port: 9000, sealedSecretsPath: "/etc/egw/s.json" } }).slice(-4)).toEqual([
+      "--provision",
+      "vsock://16:9000",
+      "--sealed-secrets",
+      "/etc/egw/s.json",
+    ]);
   });
 
   it("enclave: nitro-cli run-enclave with the allocator's sizes; --debug-mode only when asked", () => {
     const base = { eifPath: "/opt/egw/egw.eif", cpuCount: 2, memoryMib: 4096, cid: 16 };
-    expect(runEnclaveCommand({ ...base, debugMode: false })).toEqual(["/usr/bin/nitro-cli", "run-enclave", "--eif-path", "/opt/egw/egw.eif", "--cpu-count", "2", "--memory", "4096", "--enclave-cid", "16"]);
+    expect(runEnclaveCommand({ ...base, debugMode: false })).toEqual([
+      "/usr/bin/nitro-cli",
+      "run-enclave",
+      "--eif-path",
+      "/opt/egw/egw.eif",
+      "--cpu-count",
+      "2",
+      "--memory",
+      "4096",
+      "--enclave-cid",
+      "16",
+    ]);
     expect(runEnclaveCommand({ ...base, debugMode: true }).at(-1)).toBe("--debug-mode");
     expect(enclaveUnit({ ...base, debugMode: false })).not.toMatch(/ExecStartPre/);
   });
@@ -50,7 +77,12 @@ describe("relay and enclave commands", () => {
 });
 
 describe("boot script", () => {
-  const input = { allocator: { memoryMib: 2048, cpuCount: 2 }, fetch: ["echo fetch"], relayReadable: ["/etc/egw/trust-policy.json"], units: [{ name: "a.service", text: "[Unit]\n" }] };
+  const input = {
+    allocator: { memoryMib: 2048, cpuCount: 2 },
+    fetch: ["echo fetch"],
+    relayReadable: ["/etc/egw/trust-policy.json"],
+    units: [{ name: "a.service", text: "[Unit]\n" }],
+  };
 
   it("stops at the first failure and writes files with quoted heredocs", () => {
     const script = bootScript(input).join("\n");
@@ -83,10 +115,13 @@ describe("guards", () => {
   it.each(["0.0.0.0/0", "203.0.113.0/24", "10.1.2.3/32", "::/0", "2001:db8::/32"])("cidr accepts %s", (v) => {
     expect(cidr(v, "x").cidr).toBe(v);
   });
-  it.each(["", "0.0.0.0", "0.0.0.0/", "0.0.0.0/-1", "300.0.0.0/8", "10.0.0.0/33", "2001:db8::/129", "10.0.0.0/8 ", " 10.0.0.0/8", "10.0.0.0/08x", 42, null])("cidr refuses %j", (v) => {
-    expect(codeOf(() => cidr(v, "x"))).toBe("ERR_DEPLOY_PROPS");
-  });
-  it.each(["a b", "", "'", "\"", "$x", "`x`", "%n", "a\\b", "a;b", "a\nb", "x".repeat(1025)])("safeArg refuses %j", (v) => {
+  it.each(["", "0.0.0.0", "0.0.0.0/", "0.0.0.0/-1", "300.0.0.0/8", "10.0.0.0/33", "2001:db8::/129", "10.0.0.0/8 ", " 10.0.0.0/8", "10.0.0.0/08x", 42, null])(
+    "cidr refuses %j",
+    (v) => {
+      expect(codeOf(() => cidr(v, "x"))).toBe("ERR_DEPLOY_PROPS");
+    },
+  );
+  it.each(["a b", "", "'", '"', "$x", "`x`", "%n", "a\\b", "a;b", "a\nb", "x".repeat(1025)])("safeArg refuses %j", (v) => {
     expect(codeOf(() => safeArg(v, "x"))).toBe("ERR_DEPLOY_PROPS");
   });
   it.each(["relative", "/", "/a//b", "/a/./b", "/a/../b", "/a b", "/a/$b"])("instancePath refuses %j", (v) => {

@@ -48,7 +48,7 @@ describe("the hashes a deployment's enclave attests", () => {
 describe("the manifest's trust-policy pins", () => {
   const policy = expectedPolicySha256(files.trustPolicy);
 
-  it("are read from the client's trust section (bytes) or its JSON form (hex); none for \"any\" or constraints without pins", () => {
+  it('are read from the client\'s trust section (bytes) or its JSON form (hex); none for "any" or constraints without pins', () => {
     expect(manifestPolicyPins({ trust: { policySha256: [Buffer.from(policy, "hex")] } })).toEqual([policy]);
     expect(manifestPolicyPins({ trust: { policySha256: [policy.toUpperCase()] } })).toEqual([policy]);
     expect(manifestPolicyPins({ trust: "any" })).toBeUndefined();

@@ -1,6 +1,6 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
-import { Match, Template } from "aws-cdk-lib/assertions";
+import { Match, type Template } from "aws-cdk-lib/assertions";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { EnclaveStack, type EnclaveStackProps } from "../../../../infra/deploy/aws/enclave-stack.js";
 import { DeployError } from "../../../../infra/deploy/aws/errors.js";
@@ -25,7 +25,13 @@ type Rule = { IpProtocol: string; FromPort?: number; ToPort?: number; CidrIp?: s
 function rules(template: Template, direction: "Ingress" | "Egress"): Rule[] {
   const inline = Object.values(template.findResources("AWS::EC2::SecurityGroup")).flatMap((sg) => (sg.Properties[`SecurityGroup${direction}`] ?? []) as Rule[]);
   const separate = Object.values(template.findResources(`AWS::EC2::Security${direction === "Ingress" ? "GroupIngress" : "GroupEgress"}`)).map((r) => r.Properties as Rule);
-  return [...inline, ...separate].map(({ IpProtocol, FromPort, ToPort, CidrIp, CidrIpv6 }) => ({ IpProtocol, FromPort, ToPort, ...(CidrIp && { CidrIp }), ...(CidrIpv6 && { CidrIpv6 }) }));
+  return [...inline, ...separate].map(({ IpProtocol, FromPort, ToPort, CidrIp, CidrIpv6 }) => ({
+    IpProtocol,
+    FromPort,
+    ToPort,
+    ...(CidrIp && { CidrIp }),
+    ...(CidrIpv6 && { CidrIpv6 }),
+  }));
 }
 
 function instanceProps(template: Template): Record<string, any> {
@@ -46,7 +52,10 @@ function writtenFile(script: string, path: string): string {
 }
 
 function execStart(unit: string, key = "ExecStart"): string {
-  return unit.split("\n").find((l) => l.startsWith(`${key}=`))!.slice(key.length + 1);
+  return unit
+    .split("\n")
+    .find((l) => l.startsWith(`${key}=`))!
+    .slice(key.length + 1);
 }
 
 const EGW = `${PARENT_NODE.node} /opt/egw/lib/node_modules/enclave-gateway/dist/infra/cli/egw.js`;
@@ -89,7 +98,9 @@ describe("parent instance with defaults", () => {
   it("runs the relay as a service: vsock to the enclave, TCP 443 in, egress proxy on vsock, provisioning with trust policy, operations and sealed secrets", () => {
     const unit = writtenFile(script, "/etc/systemd/system/egw-relay.service");
     // Ports as infra/deploy/image/Dockerfile's ENTRYPOINT has them: TLS 8443, egress proxy 8128, provisioning 9000.
-    expect(execStart(unit)).toBe(`${EGW} host --enclave vsock://16:8443 --listen tcp://0.0.0.0:443 --egress-listen vsock://4294967295:8128 --trust-policy /etc/egw/trust-policy.json --operations /etc/egw/operations.json --provision vsock://16:9000 --sealed-secrets /etc/egw/sealed-secrets.json`);
+    expect(execStart(unit)).toBe(
+      `${EGW} host --enclave vsock://16:8443 --listen tcp://0.0.0.0:443 --egress-listen vsock://4294967295:8128 --trust-policy /etc/egw/trust-policy.json --operations /etc/egw/operations.json --provision vsock://16:9000 --sealed-secrets /etc/egw/sealed-secrets.json`,
+    );
     expect(unit).toMatch(/^User=egw$/m);
     expect(unit).toMatch(/^AmbientCapabilities=CAP_NET_BIND_SERVICE$/m);
     expect(unit).toMatch(/^Requires=egw-enclave\.service$/m);
@@ -114,23 +125,26 @@ describe("parent instance with defaults", () => {
 });
 
 describe("parent instance with its props set", () => {
-  const { enclaveTemplate: template } = synthStacks({}, {
-    instanceType: "c6a.2xlarge",
-    ingressCidr: "203.0.113.0/24",
-    relayPort: 8443,
-    egressPorts: [443, 8443],
-    enclaveCpuCount: 4,
-    enclaveMemoryMib: 8192,
-    enclaveCid: 21,
-    enclavePort: 9443,
-    egressVsockPort: 8002,
-    provisionPort: 9100,
-    trustPolicyPath: "/srv/egw/trust.json",
-    operationsPath: "/srv/egw/ops.json",
-    sealedSecretsPath: "/srv/egw/sealed.json",
-    hostArgs: ["--provision-timeout", "600", "--metrics-listen", "tcp://127.0.0.1:9100"],
-    eif: { url: "https://releases.example.com/egw-0.1.0.eif", sha256: "ab".repeat(32) },
-  });
+  const { enclaveTemplate: template } = synthStacks(
+    {},
+    {
+      instanceType: "c6a.2xlarge",
+      ingressCidr: "203.0.113.0/24",
+      relayPort: 8443,
+      egressPorts: [443, 8443],
+      enclaveCpuCount: 4,
+      enclaveMemoryMib: 8192,
+      enclaveCid: 21,
+      enclavePort: 9443,
+      egressVsockPort: 8002,
+      provisionPort: 9100,
+      trustPolicyPath: "/srv/egw/trust.json",
+      operationsPath: "/srv/egw/ops.json",
+      sealedSecretsPath: "/srv/egw/sealed.json",
+      hostArgs: ["--provision-timeout", "600", "--metrics-listen", "tcp://127.0.0.1:9100"],
+      eif: { url: "https://releases.example.com/egw-0.1.0.eif", sha256: "ab".repeat(32) },
+    },
+  );
   const script = userData(template);
 
   it("carries every size, port and CID into the security group, allocator and units", () => {
@@ -138,7 +152,9 @@ describe("parent instance with its props set", () => {
     expect(rules(template, "Ingress")).toEqual([{ IpProtocol: "tcp", FromPort: 8443, ToPort: 8443, CidrIp: "203.0.113.0/24" }]);
     expect(rules(template, "Egress").map((r) => r.FromPort)).toEqual([443, 8443]);
     expect(writtenFile(script, "/etc/nitro_enclaves/allocator.yaml")).toMatch(/memory_mib: 8192\ncpu_count: 4$/);
-    expect(execStart(writtenFile(script, "/etc/systemd/system/egw-enclave.service"))).toBe("/usr/bin/nitro-cli run-enclave --eif-path /opt/egw/egw.eif --cpu-count 4 --memory 8192 --enclave-cid 21");
+    expect(execStart(writtenFile(script, "/etc/systemd/system/egw-enclave.service"))).toBe(
+      "/usr/bin/nitro-cli run-enclave --eif-path /opt/egw/egw.eif --cpu-count 4 --memory 8192 --enclave-cid 21",
+    );
   });
 
   it("appends the extra relay flags after its own, and reads the files from their paths", () => {
@@ -151,7 +167,9 @@ describe("parent instance with its props set", () => {
   });
 
   it("downloads an EIF given by URL over https only, and checks its SHA-256 before moving it in place", () => {
-    expect(script).toContain(`curl --fail --silent --show-error --location --proto '=https' --proto-redir '=https' --retry 5 --output '/opt/egw/egw.eif.part' 'https://releases.example.com/egw-0.1.0.eif'\necho '${"ab".repeat(32)}  /opt/egw/egw.eif.part' | sha256sum --check --strict --quiet\nmv -f '/opt/egw/egw.eif.part' '/opt/egw/egw.eif'`);
+    expect(script).toContain(
+      `curl --fail --silent --show-error --location --proto '=https' --proto-redir '=https' --retry 5 --output '/opt/egw/egw.eif.part' 'https://releases.example.com/egw-0.1.0.eif'\necho '${"ab".repeat(32)}  /opt/egw/egw.eif.part' | sha256sum --check --strict --quiet\nmv -f '/opt/egw/egw.eif.part' '/opt/egw/egw.eif'`,
+    );
   });
 });
 
@@ -167,7 +185,10 @@ describe("an image that reads its files itself (provisionPort: false)", () => {
 describe("egress ports derived from the trust policy", () => {
   it("adds a provider's port to the instance's own, without a hand-kept list", () => {
     const policy = path.join(artifactFiles().dir, "acme-trust-policy.json");
-    writeFileSync(policy, JSON.stringify({ version: 1, providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "https://llm.acme.example:8443/v1" }], identity: { mode: "ephemeral" } }));
+    writeFileSync(
+      policy,
+      JSON.stringify({ version: 1, providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "https://llm.acme.example:8443/v1" }], identity: { mode: "ephemeral" } }),
+    );
     const { enclaveTemplate } = synthStacks({}, { trustPolicyFile: policy, sealedSecretsFile: undefined });
     expect(rules(enclaveTemplate, "Egress").map((r) => r.FromPort)).toEqual([443, 8443]);
   });
@@ -243,10 +264,23 @@ describe("parent instance: refusals", () => {
     ["a missing trust policy", () => ({ trustPolicyFile: "/nonexistent/trust.json" })],
     ["a policy whose provider uses a secret, without a sealed file (ERR_SECRET_MISSING at boot)", () => ({ sealedSecretsFile: undefined })],
     ["a trust policy that lists egress by hand", () => ({ trustPolicyFile: fixture("t1.json", { ...JSON.parse(TRUST_POLICY), egressAllowlist: ["evil.example:443"] }) })],
-    ["a trust policy with a plain-http origin (development only)", () => ({ trustPolicyFile: fixture("t2.json", { version: 1, providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "http://llm.acme.example/v1" }], identity: { mode: "ephemeral" } }), sealedSecretsFile: undefined })],
+    [
+      "a trust policy with a plain-http origin (development only)",
+      () => ({
+        trustPolicyFile: fixture("t2.json", {
+          version: 1,
+          providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "http://llm.acme.example/v1" }],
+          identity: { mode: "ephemeral" },
+        }),
+        sealedSecretsFile: undefined,
+      }),
+    ],
     ["a secrets key named by alias", () => ({ trustPolicyFile: fixture("t3.json", { ...JSON.parse(TRUST_POLICY), secrets: { kmsKeyArn: "alias/egw" } }) })],
     ["operations that name a destination", () => ({ operationsFile: fixture("o1.json", { ...JSON.parse(OPERATIONS), egressAllowlist: ["evil.example:443"] }) })],
-    ["a sealed identity in the policy, none in the file (ERR_IDENTITY_MISSING at boot)", () => ({ trustPolicyFile: fixture("t4.json", { ...JSON.parse(TRUST_POLICY), identity: { mode: "sealed", kmsKeyArn: KEY_ARN } }) })],
+    [
+      "a sealed identity in the policy, none in the file (ERR_IDENTITY_MISSING at boot)",
+      () => ({ trustPolicyFile: fixture("t4.json", { ...JSON.parse(TRUST_POLICY), identity: { mode: "sealed", kmsKeyArn: KEY_ARN } }) }),
+    ],
     ["a sealed-secrets file the enclave cannot parse", () => ({ sealedSecretsFile: fixture("s1.json", { version: 1, secrets: {} }) })],
   ])("refuses %s with ERR_DEPLOY_INPUTS", (_, props) => {
     expect(attempt(props())).toBe("ERR_DEPLOY_INPUTS");
@@ -265,7 +299,14 @@ describe("parent instance: refusals", () => {
     const big = new KeyStack(app, "BigKey", { manifestJson: many, adminArn: ADMIN });
     let caught: unknown;
     try {
-      new EnclaveStack(app, "Big", { keyStack: big, eif: { file: files.eif }, hostPackage: { file: files.hostPackage }, trustPolicyFile: files.localTrustPolicy, operationsFile: files.operations, ingressCidr: "0.0.0.0/0" });
+      new EnclaveStack(app, "Big", {
+        keyStack: big,
+        eif: { file: files.eif },
+        hostPackage: { file: files.hostPackage },
+        trustPolicyFile: files.localTrustPolicy,
+        operationsFile: files.operations,
+        ingressCidr: "0.0.0.0/0",
+      });
     } catch (err) {
       caught = err;
     }

@@ -36,7 +36,12 @@ export const TRUST_POLICY = JSON.stringify({
 /** Only the built-in model: no secret, no egress; deployable without a sealed file. */
 export const LOCAL_TRUST_POLICY = JSON.stringify({ version: 1, providers: [{ name: "local", kind: "local" }], identity: { mode: "ephemeral" } });
 export const OPERATIONS = JSON.stringify({ version: 1, clients: [{ name: "app", tokenSha256: "0".repeat(64), models: ["*"] }] });
-export const SEALED_SECRETS = JSON.stringify({ version: 1, keyId: KEY_ARN, region: "eu-west-1", secrets: { OPENAI_API_KEY: Buffer.from("not a real ciphertext").toString("base64") } });
+export const SEALED_SECRETS = JSON.stringify({
+  version: 1,
+  keyId: KEY_ARN,
+  region: "eu-west-1",
+  secrets: { OPENAI_API_KEY: Buffer.from("not a real ciphertext").toString("base64") },
+});
 let shared: ArtifactFiles | undefined;
 
 /** Small stand-ins for the files a deployment uploads (assets are hashed and copied at synth); one set per test file. */
@@ -128,5 +133,9 @@ export function intrinsicText(value: unknown): string {
  * validation: seconds per call).
  */
 export function warningsOf(stack: Construct): string[] {
-  return stack.node.findAll().flatMap((c) => c.node.metadata).filter((m) => m.type === "aws:cdk:warning").map((m) => String(m.data));
+  return stack.node
+    .findAll()
+    .flatMap((c) => c.node.metadata)
+    .filter((m) => m.type === "aws:cdk:warning")
+    .map((m) => String(m.data));
 }

@@ -19,7 +19,8 @@ const { keyPolicyDocument } = await import("../../../../infra/deploy/aws/key-pol
 
 const manifest = parseManifest(JSON.stringify({ version: 1, measurements: [{ label: "v1", pcrs: { 0: "ab".repeat(48) } }], trust: "any" }));
 const input = { manifest, roleArn: "${Token[ROLE]}", adminArn: "arn:aws:iam::111122223333:root" };
-const reEncryptDenies = (statements: Record<string, unknown>[]) => statements.filter((s) => s.Effect === "Deny" && [s.Action].flat().some((a) => String(a).startsWith("kms:ReEncrypt")));
+const reEncryptDenies = (statements: Record<string, unknown>[]) =>
+  statements.filter((s) => s.Effect === "Deny" && [s.Action].flat().some((a) => String(a).startsWith("kms:ReEncrypt")));
 
 describe("keyPolicyDocument", () => {
   it("adds a Deny of kms:ReEncryptFrom when the shared policy has none", () => {
@@ -47,10 +48,11 @@ describe("keyPolicyDocument", () => {
   });
 
   it("refuses a policy KMS would reject for its size", () => {
-    const sets = (n: number) => Array.from({ length: n }, (_, i) => ({
-      label: `build ${i}`,
-      pcrs: { 0: i.toString(16).padStart(96, "1"), 1: "cd".repeat(48), 2: "ef".repeat(48) },
-    }));
+    const sets = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        label: `build ${i}`,
+        pcrs: { 0: i.toString(16).padStart(96, "1"), 1: "cd".repeat(48), 2: "ef".repeat(48) },
+      }));
     const big = parseManifest(JSON.stringify({ version: 1, measurements: sets(64), trust: "any" }));
     expect(() => keyPolicyDocument({ ...input, manifest: big })).toThrow(expect.objectContaining({ code: "ERR_DEPLOY_KEY_POLICY" }));
     const fits = parseManifest(JSON.stringify({ version: 1, measurements: sets(30), trust: "any" }));

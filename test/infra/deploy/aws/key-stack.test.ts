@@ -47,12 +47,14 @@ describe("KMS key stack: key policy from the manifest", () => {
   });
 
   it("carries the explicit Deny of kms:Decrypt without attestation, for every principal, and denies ReEncrypt", () => {
-    expect(statements).toContainEqual(expect.objectContaining({
-      Effect: "Deny",
-      Principal: "*",
-      Action: "kms:Decrypt",
-      Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "true" } },
-    }));
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: "Deny",
+        Principal: "*",
+        Action: "kms:Decrypt",
+        Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "true" } },
+      }),
+    );
     // ReEncryptFrom would move a sealed secret under a key the caller controls, attestation-free.
     const reEncryptDenied = statements.filter((s) => s.Effect === "Deny" && s.Principal === "*" && s.Condition === undefined && coversAction(s, "kms:ReEncryptFrom"));
     expect(reEncryptDenied.length).toBeGreaterThanOrEqual(1);
@@ -85,7 +87,11 @@ describe("KMS key stack: key policy from the manifest", () => {
 
   it("gives the role kms:Decrypt on this key only, with an attestation required", () => {
     keyTemplate.hasResourceProperties("AWS::IAM::Policy", {
-      PolicyDocument: { Statement: [{ Action: "kms:Decrypt", Effect: "Allow", Resource: { "Fn::GetAtt": [keyId, "Arn"] }, Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "false" } } }] },
+      PolicyDocument: {
+        Statement: [
+          { Action: "kms:Decrypt", Effect: "Allow", Resource: { "Fn::GetAtt": [keyId, "Arn"] }, Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "false" } } },
+        ],
+      },
     });
   });
 
@@ -119,12 +125,14 @@ describe("the decrypt walk can fail", () => {
 
   it("flags an identity policy with an attestation condition but on every key", () => {
     const stack = keyStack();
-    stack.role.addToPrincipalPolicy(new PolicyStatement({
-      sid: "AnyKey",
-      actions: ["kms:Decrypt"],
-      resources: ["*"],
-      conditions: { Null: { "kms:RecipientAttestation:ImageSha384": "false" } },
-    }));
+    stack.role.addToPrincipalPolicy(
+      new PolicyStatement({
+        sid: "AnyKey",
+        actions: ["kms:Decrypt"],
+        resources: ["*"],
+        conditions: { Null: { "kms:RecipientAttestation:ImageSha384": "false" } },
+      }),
+    );
     expect(decryptViolations({ key: Template.fromStack(stack) })).toEqual([expect.stringMatching(/AnyKey$/)]);
   });
 });
@@ -149,7 +157,15 @@ describe("KMS key stack: refusals", () => {
   });
 
   it("turns an invalid manifest into ERR_DEPLOY_MANIFEST with the parser's error as cause", () => {
-    for (const bad of ["", "{", "[]", manifestJson([]), manifestJson([{ label: "x", pcrs: { 0: "ab" } }]), JSON.stringify({ version: 2, measurements: [{ label: "x", pcrs: { 0: PCR0 } }], trust: "any" }), manifestJson([{ label: "x", pcrs: { 0: PCR0 } }], { extra: 1 })]) {
+    for (const bad of [
+      "",
+      "{",
+      "[]",
+      manifestJson([]),
+      manifestJson([{ label: "x", pcrs: { 0: "ab" } }]),
+      JSON.stringify({ version: 2, measurements: [{ label: "x", pcrs: { 0: PCR0 } }], trust: "any" }),
+      manifestJson([{ label: "x", pcrs: { 0: PCR0 } }], { extra: 1 }),
+    ]) {
       let caught: unknown;
       try {
         keyStack({ manifestJson: bad });

@@ -29,7 +29,13 @@ const toList = (v: unknown): unknown[] => (v === undefined ? [] : Array.isArray(
 
 function globMatches(pattern: unknown, action: string): boolean {
   if (typeof pattern !== "string") return true; // an intrinsic: cannot rule it out
-  const re = new RegExp(`^${pattern.split("").map((ch) => (ch === "*" ? ".*" : ch === "?" ? "." : ch.replace(/[.+^${}()|[\]\\]/g, "\\$&"))).join("")}$`, "i");
+  const re = new RegExp(
+    `^${pattern
+      .split("")
+      .map((ch) => (ch === "*" ? ".*" : ch === "?" ? "." : ch.replace(/[.+^${}()|[\]\\]/g, "\\$&")))
+      .join("")}$`,
+    "i",
+  );
   return re.test(action);
 }
 
@@ -66,7 +72,9 @@ export function allStatements(templates: Record<string, Template>): FoundStateme
   const found: FoundStatement[] = [];
   for (const [name, template] of Object.entries(templates)) {
     const resources = template.toJSON().Resources as Record<string, { Type: string; Properties?: Record<string, any> }>;
-    const keyIds = Object.entries(resources).filter(([, r]) => r.Type === "AWS::KMS::Key").map(([id]) => id);
+    const keyIds = Object.entries(resources)
+      .filter(([, r]) => r.Type === "AWS::KMS::Key")
+      .map(([id]) => id);
     const push = (where: string, kind: FoundStatement["kind"], doc: any) => {
       for (const statement of toList(doc?.Statement) as Statement[]) found.push({ where: `${name}/${where}`, kind, statement, keyIds });
     };
@@ -85,10 +93,13 @@ export function allStatements(templates: Record<string, Template>): FoundStateme
 /** True when every resource of the statement is the ARN of a KMS key of the same template. */
 function limitedToKey(f: FoundStatement): boolean {
   const resources = toList(f.statement.Resource);
-  return resources.length > 0 && resources.every((r) => {
-    const att = (r as { "Fn::GetAtt"?: unknown[] })?.["Fn::GetAtt"];
-    return Array.isArray(att) && att[1] === "Arn" && f.keyIds.includes(String(att[0]));
-  });
+  return (
+    resources.length > 0 &&
+    resources.every((r) => {
+      const att = (r as { "Fn::GetAtt"?: unknown[] })?.["Fn::GetAtt"];
+      return Array.isArray(att) && att[1] === "Arn" && f.keyIds.includes(String(att[0]));
+    })
+  );
 }
 
 /**

@@ -109,7 +109,11 @@ beforeAll(async () => {
   for (const [name, body] of Object.entries({ docker: DOCKER, "nitro-cli": NITRO_CLI, git: GIT, egw: EGW })) {
     fs.writeFileSync(path.join(stubs, name), body, { mode: 0o755 });
   }
-  const parts: ImageParts = { kernel: bytesOf("bzImage"), cmdline: bytesOf("reboot=k panic=30 pci=off nomodules console=ttyS0"), ramdisks: [bytesOf("init ramdisk"), bytesOf("user ramdisk")] };
+  const parts: ImageParts = {
+    kernel: bytesOf("bzImage"),
+    cmdline: bytesOf("reboot=k panic=30 pci=off nomodules console=ttyS0"),
+    ramdisks: [bytesOf("init ramdisk"), bytesOf("user ramdisk")],
+  };
   const signer = await makeSigningCertificate("egw build.sh test signer");
   unsignedPcrs = expectedPcrs(parts);
   signedPcrs = expectedPcrs({ ...parts, signer });
@@ -168,7 +172,13 @@ function buildSh(args: string[], env: Record<string, string> = {}, opts: { witho
       ...env,
     },
   });
-  const calls: Call[] = fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Call) : [];
+  const calls: Call[] = fs.existsSync(log)
+    ? fs
+        .readFileSync(log, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as Call)
+    : [];
   const call = (tool: string, first: string) => calls.find((c) => c.tool === tool && c.argv.includes(first));
   const builds = calls.filter((c) => c.tool === "docker" && c.argv[0] === "buildx" && c.argv[1] === "build");
   const file = (name: string) => path.join(out, name);
@@ -378,7 +388,9 @@ describe("build.sh --parent-image: the pod image after the EIF", () => {
   it("hands it the EIF nitro-cli wrote, by named context and SHA-256: the pod image never builds one", () => {
     const argv = parentBuild();
     expect(flag(argv, "--build-context")).toBe(`eif=${r.out}`);
-    const sha = createHash("sha256").update(fs.readFileSync(r.file("egw.eif"))).digest("hex");
+    const sha = createHash("sha256")
+      .update(fs.readFileSync(r.file("egw.eif")))
+      .digest("hex");
     expect(argv).toContain(`EIF_SHA256=${sha}`);
     expect(r.calls.filter((c) => c.tool === "nitro-cli" && c.argv[0] === "build-enclave")).toHaveLength(1);
   });
@@ -418,15 +430,12 @@ describe("build.sh --parent-image: the pod image after the EIF", () => {
     expect(bad.call("nitro-cli", "build-enclave")).toBeUndefined();
   });
 
-  it.each([["enclave-gateway-pod:latest"]])(
-    "refuses the pod image tag %j (exit 2)",
-    (tag) => {
-      const bad = buildSh(["--parent-image", tag]);
-      expect(bad.status).toBe(2);
-      expect(bad.stderr).toContain("not a name:tag reference");
-      expect(bad.builds).toEqual([]);
-    },
-  );
+  it.each([["enclave-gateway-pod:latest"]])("refuses the pod image tag %j (exit 2)", (tag) => {
+    const bad = buildSh(["--parent-image", tag]);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("not a name:tag reference");
+    expect(bad.builds).toEqual([]);
+  });
 
   it("exits 1 when the pod image build fails, keeping the EIF's manifest and build-info.json", () => {
     const failed = buildSh(["--parent-image", PARENT_TAG], { STUB_PARENT_BUILD: "fail" });

@@ -54,7 +54,12 @@ function treeListing(root: string): string[] {
     for (const entry of fs.readdirSync(path.join(root, rel), { withFileTypes: true })) {
       const child = path.join(rel, entry.name);
       if (entry.isDirectory()) walk(child);
-      else out.push(`${createHash("sha256").update(fs.readFileSync(path.join(root, child))).digest("hex")}  ${child}`);
+      else
+        out.push(
+          `${createHash("sha256")
+            .update(fs.readFileSync(path.join(root, child)))
+            .digest("hex")}  ${child}`,
+        );
     }
   };
   walk("");
@@ -183,7 +188,11 @@ describe("inputs.json: what the PCRs cover", () => {
     expect(r.format).toBe(INPUTS_FORMAT);
     expect(r.entry).toBe(ENTRY);
     expect(r.bundle).toEqual({ file: BUNDLE_FILE, bytes: report.bytes, sha256: report.sha256 });
-    expect(createHash("sha256").update(fs.readFileSync(path.join(app, BUNDLE_FILE))).digest("hex")).toBe(r.bundle.sha256);
+    expect(
+      createHash("sha256")
+        .update(fs.readFileSync(path.join(app, BUNDLE_FILE)))
+        .digest("hex"),
+    ).toBe(r.bundle.sha256);
   });
 
   it("lists every input once, grouped by allowed folder or package, with sizes that add up", () => {
@@ -229,7 +238,9 @@ describe("bundle refusals", () => {
   }, 60_000);
 
   it("refuses a devDependency reaching the bundle", async () => {
-    const err = await refusal(bundleEnclave({ repoRoot: REPO_ROOT, entry: "test/infra/deploy/image/fixtures/dev-dependency-entry.ts", outDir: path.join(dir, "dev"), nodeModules: NODE_MODULES }));
+    const err = await refusal(
+      bundleEnclave({ repoRoot: REPO_ROOT, entry: "test/infra/deploy/image/fixtures/dev-dependency-entry.ts", outDir: path.join(dir, "dev"), nodeModules: NODE_MODULES }),
+    );
     expect(err.code).toBe("ERR_BUNDLE_DEV_DEPENDENCY");
     expect(err.message).toContain("node_modules/fast-check");
     expect(fs.existsSync(path.join(dir, "dev")), "nothing is written when refused").toBe(false);
@@ -258,7 +269,9 @@ describe("bundle refusals", () => {
   });
 
   it("reports esbuild's errors as ERR_BUNDLE_BUILD", async () => {
-    const err = await refusal(bundleEnclave({ repoRoot: REPO_ROOT, entry: "test/infra/deploy/image/fixtures/missing-import.mjs", outDir: path.join(dir, "broken"), nodeModules: NODE_MODULES }));
+    const err = await refusal(
+      bundleEnclave({ repoRoot: REPO_ROOT, entry: "test/infra/deploy/image/fixtures/missing-import.mjs", outDir: path.join(dir, "broken"), nodeModules: NODE_MODULES }),
+    );
     expect(err.code).toBe("ERR_BUNDLE_BUILD");
     expect(err.message).toContain("does-not-exist.mjs");
   });

@@ -61,7 +61,11 @@ describe("infra/deploy/image/Dockerfile", () => {
   });
 
   it("requires SOURCE_DATE_EPOCH and sets every shipped file's mtime to it", () => {
-    for (const stage of stages) expect(stage.body.some((i) => i.keyword === "ARG" && i.args === "SOURCE_DATE_EPOCH"), stage.name).toBe(true);
+    for (const stage of stages)
+      expect(
+        stage.body.some((i) => i.keyword === "ARG" && i.args === "SOURCE_DATE_EPOCH"),
+        stage.name,
+      ).toBe(true);
     const builderRuns = runs(builder).join("\n");
     expect(builderRuns).toContain('test -n "${SOURCE_DATE_EPOCH}"');
     expect(builderRuns).toMatch(/find \/out -exec touch -h -d "@\$\{SOURCE_DATE_EPOCH\}" \{\} \+/);
@@ -88,7 +92,9 @@ describe("infra/deploy/image/Dockerfile", () => {
 });
 
 describe("infra/deploy/image/Dockerfile.dockerignore", () => {
-  const lines = IGNORE.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  const lines = IGNORE.split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
 
   it("is an allow-list", () => {
     expect(lines[0]).toBe("*");

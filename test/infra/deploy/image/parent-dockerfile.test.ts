@@ -153,7 +153,11 @@ describe("infra/deploy/image/parent.Dockerfile: the EIF is an input", () => {
 
   it("never builds an EIF nor runs docker", () => {
     for (const s of stages) for (const r of runs(s)) expect(r, s.name).not.toMatch(/build-enclave|\bdocker\s+(build|buildx|run)\b/);
-    for (const s of stages) expect(s.body.filter((i) => i.keyword === "COPY" && /\.eif\b/.test(i.args) && !/^--from=/.test(i.args)), s.name).toEqual([]);
+    for (const s of stages)
+      expect(
+        s.body.filter((i) => i.keyword === "COPY" && /\.eif\b/.test(i.args) && !/^--from=/.test(i.args)),
+        s.name,
+      ).toEqual([]);
   });
 });
 
@@ -207,7 +211,10 @@ describe("infra/deploy/image/parent.Dockerfile: builds from the lockfile, reprod
   it("requires SOURCE_DATE_EPOCH where files are made, and fixes their modes and times", () => {
     for (const name of ["builder", "eif-checked", "runtime"]) {
       const s = stage(name);
-      expect(s.body.some((i) => i.keyword === "ARG" && i.args === "SOURCE_DATE_EPOCH"), name).toBe(true);
+      expect(
+        s.body.some((i) => i.keyword === "ARG" && i.args === "SOURCE_DATE_EPOCH"),
+        name,
+      ).toBe(true);
       expect(runs(s).join("\n"), name).toContain('test -n "${SOURCE_DATE_EPOCH}"');
     }
     expect(builder).toMatch(/chmod -R u=rwX,go=rX \/opt\/egw\/lib/);
@@ -218,7 +225,9 @@ describe("infra/deploy/image/parent.Dockerfile: builds from the lockfile, reprod
 });
 
 describe("infra/deploy/image/parent.Dockerfile.dockerignore", () => {
-  const lines = IGNORE.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  const lines = IGNORE.split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "" && !l.startsWith("#"));
 
   it("is an allow-list", () => {
     expect(lines[0]).toBe("*");
@@ -236,7 +245,7 @@ describe("infra/deploy/image/parent.Dockerfile.dockerignore", () => {
     expect(lines).toContain("**/*.test.ts");
   });
 
-  it("lets in every file package.json \"files\" packs that is not built", () => {
+  it('lets in every file package.json "files" packs that is not built', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, "package.json"), "utf8")) as { files: string[] };
     const allowed = new Set(lines.filter((l) => l.startsWith("!")).map((l) => l.slice(1)));
     for (const f of pkg.files.filter((f) => !f.startsWith("dist/"))) expect(allowed.has(f), f).toBe(true);

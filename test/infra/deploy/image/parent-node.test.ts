@@ -21,7 +21,9 @@ const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..
 const read = (file: string) => fs.readFileSync(path.join(REPO_ROOT, file), "utf8");
 const DOCKERFILE = read("infra/deploy/image/parent.Dockerfile");
 /** Instruction lines only (comments dropped), continuations left as they are. */
-const DOCKERFILE_CODE = DOCKERFILE.split("\n").filter((l) => !l.trim().startsWith("#")).join("\n");
+const DOCKERFILE_CODE = DOCKERFILE.split("\n")
+  .filter((l) => !l.trim().startsWith("#"))
+  .join("\n");
 
 /** The Node majors a text names through AL2023's namespaced names: nodejs<N>, nodejs<N>-npm, node-<N>, npm-<N>. */
 function majorsNamed(text: string): Set<number> {
@@ -52,7 +54,14 @@ describe("the EC2 parent and the pod run the same Node", () => {
     expect(EGW_ON_INSTANCE.node).toBe(PARENT_NODE.node);
     expect(IMAGE_PATHS.egw[0]).toBe(PARENT_NODE.node);
     const unitCommand = relayCommand({
-      egw: EGW_ON_INSTANCE, enclaveCid: 16, enclavePort: 8443, listenPort: 443, egressVsockPort: 8128, trustPolicyPath: "/etc/egw/trust-policy.json", operationsPath: "/etc/egw/operations.json", extraArgs: [],
+      egw: EGW_ON_INSTANCE,
+      enclaveCid: 16,
+      enclavePort: 8443,
+      listenPort: 443,
+      egressVsockPort: 8128,
+      trustPolicyPath: "/etc/egw/trust-policy.json",
+      operationsPath: "/etc/egw/operations.json",
+      extraArgs: [],
     });
     expect(unitCommand[0]).toBe(PARENT_NODE.node);
     expect(container(synth(), "relay").command[0]).toBe(PARENT_NODE.node);

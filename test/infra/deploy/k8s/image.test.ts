@@ -7,7 +7,10 @@ const DIGEST = `sha256:${"0123456789abcdef".repeat(4)}`;
 describe("image references", () => {
   it.each([
     ["111122223333.dkr.ecr.eu-west-1.amazonaws.com/enclave-gateway:0.1.0", { repository: "111122223333.dkr.ecr.eu-west-1.amazonaws.com/enclave-gateway", tag: "0.1.0" }],
-    ["public.ecr.aws/aws-nitro-enclaves/aws-nitro-enclaves-k8s-device-plugin:v0.3", { repository: "public.ecr.aws/aws-nitro-enclaves/aws-nitro-enclaves-k8s-device-plugin", tag: "v0.3" }],
+    [
+      "public.ecr.aws/aws-nitro-enclaves/aws-nitro-enclaves-k8s-device-plugin:v0.3",
+      { repository: "public.ecr.aws/aws-nitro-enclaves/aws-nitro-enclaves-k8s-device-plugin", tag: "v0.3" },
+    ],
     [`registry.example.com:5000/egw@${DIGEST}`, { repository: "registry.example.com:5000/egw", digest: DIGEST }],
     [`egw/pod:1.2.3@${DIGEST}`, { repository: "egw/pod", tag: "1.2.3", digest: DIGEST }],
     ["localhost:5000/egw:dev-1", { repository: "localhost:5000/egw", tag: "dev-1" }],

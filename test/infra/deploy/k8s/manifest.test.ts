@@ -83,7 +83,13 @@ describe("synth.js", () => {
     const { io: streams } = io();
     expect(await main(["--trust-policy", tp, "--operations", opsFile, "--sealed-secrets", sealedFile, "--image", image, "--replicas", "5", "--out", target], streams)).toBe(0);
     expect(readFileSync(target, "utf8")).toBe(
-      renderManifest({ trustPolicy: bytes(EXAMPLE_TRUST_POLICY), operations: new Uint8Array(readFileSync(opsFile)), sealedSecrets: bytes(EXAMPLE_SEALED_SECRETS), image, replicas: 5 }),
+      renderManifest({
+        trustPolicy: bytes(EXAMPLE_TRUST_POLICY),
+        operations: new Uint8Array(readFileSync(opsFile)),
+        sealedSecrets: bytes(EXAMPLE_SEALED_SECRETS),
+        image,
+        replicas: 5,
+      }),
     );
   });
 

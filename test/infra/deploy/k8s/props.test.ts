@@ -49,17 +49,33 @@ describe("props the chart refuses, each with its code", () => {
     ["a trust policy with an unknown field", { trustPolicy: trust({ replicas: 3 }) }, "ERR_K8S_TRUST_POLICY"],
     ["a trust policy that still lists egress by hand", { trustPolicy: trust({ egressAllowlist: ["api.openai.com:443"] }) }, "ERR_K8S_TRUST_POLICY"],
     // Real enclave rules, not development ones: the pod runs on Nitro.
-    ["a trust policy with a plain-http origin", { trustPolicy: trust({ providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "http://llm.acme.example/v1", secret: "OPENAI_API_KEY" }] , models: {} }) }, "ERR_K8S_TRUST_POLICY"],
-    ["a first-party kind pointed elsewhere", { trustPolicy: trust({ providers: [{ name: "openai", kind: "openai", baseUrl: "https://evil.example/v1", secret: "OPENAI_API_KEY" }] }) }, "ERR_K8S_TRUST_POLICY"],
+    [
+      "a trust policy with a plain-http origin",
+      { trustPolicy: trust({ providers: [{ name: "acme", kind: "openai-compatible", baseUrl: "http://llm.acme.example/v1", secret: "OPENAI_API_KEY" }], models: {} }) },
+      "ERR_K8S_TRUST_POLICY",
+    ],
+    [
+      "a first-party kind pointed elsewhere",
+      { trustPolicy: trust({ providers: [{ name: "openai", kind: "openai", baseUrl: "https://evil.example/v1", secret: "OPENAI_API_KEY" }] }) },
+      "ERR_K8S_TRUST_POLICY",
+    ],
     ["a secrets key given as an alias", { trustPolicy: trust({ secrets: { kmsKeyArn: "alias/egw" } }) }, "ERR_K8S_TRUST_POLICY"],
     ["operations that are not JSON", { operations: bytes("{") }, "ERR_K8S_OPERATIONS"],
     ["operations that name a destination", { operations: ops({ egressAllowlist: ["evil.example:443"] }) }, "ERR_K8S_OPERATIONS"],
-    ["operations whose client names a model the policy lacks", { operations: ops({ clients: [{ name: "a", tokenSha256: "0".repeat(64), models: ["nope"] }] }) }, "ERR_K8S_OPERATIONS"],
+    [
+      "operations whose client names a model the policy lacks",
+      { operations: ops({ clients: [{ name: "a", tokenSha256: "0".repeat(64), models: ["nope"] }] }) },
+      "ERR_K8S_OPERATIONS",
+    ],
     ["a sealed-secrets file of the wrong version", { sealedSecrets: sealed({ version: 2 }) }, "ERR_K8S_SEALED_SECRETS"],
     ["a sealed-secrets file with an unknown field", { sealedSecrets: sealed({ plaintext: "x" }) }, "ERR_K8S_SEALED_SECRETS"],
     ["a policy whose provider uses a secret, without a sealed file (ERR_SECRET_MISSING at boot)", { sealedSecrets: undefined }, "ERR_K8S_SEALED_SECRETS"],
     ["a sealed file without the secret the policy's provider uses", { sealedSecrets: sealed({ secrets: { OTHER_KEY: "AQID" } }) }, "ERR_K8S_SEALED_SECRETS"],
-    ["a sealed identity in the policy, none in the file (ERR_IDENTITY_MISSING at boot)", { trustPolicy: trust({ identity: { mode: "sealed", kmsKeyArn: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab" } }) }, "ERR_K8S_SEALED_SECRETS"],
+    [
+      "a sealed identity in the policy, none in the file (ERR_IDENTITY_MISSING at boot)",
+      { trustPolicy: trust({ identity: { mode: "sealed", kmsKeyArn: "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab" } }) },
+      "ERR_K8S_SEALED_SECRETS",
+    ],
     // Each file within the enclave's own cap (256 KiB, 1 MiB), together over what one ConfigMap holds.
     [
       "more than a ConfigMap holds",
@@ -96,8 +112,8 @@ describe("props the chart refuses, each with its code", () => {
   });
 
   it("keeps the enclave parser's reason as the cause", () => {
-    expect(((refusal({ trustPolicy: trust({ replicas: 3 }) }).cause as { cause?: { code?: string } }).cause)?.code).toBe("ERR_TRUST_POLICY_INVALID");
-    expect(((refusal({ operations: ops({ replicas: 3 }) }).cause as { cause?: { code?: string } }).cause)?.code).toBe("ERR_CONFIG");
+    expect((refusal({ trustPolicy: trust({ replicas: 3 }) }).cause as { cause?: { code?: string } }).cause?.code).toBe("ERR_TRUST_POLICY_INVALID");
+    expect((refusal({ operations: ops({ replicas: 3 }) }).cause as { cause?: { code?: string } }).cause?.code).toBe("ERR_CONFIG");
   });
 });
 

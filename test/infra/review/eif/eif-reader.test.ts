@@ -55,10 +55,33 @@ describe("readEif: rejections, one defect each", () => {
     ["version 5", () => buildEif(imageSections(parts), { version: 5 }), "ERR_EIF_VERSION"],
     ["metadata in a v3 image", () => buildEif(imageSections(parts), { version: 3 }), "ERR_EIF_SECTION_TYPE"],
     ["corrupted CRC", () => buildEif(imageSections(parts), { crc: 0xdeadbeef }), "ERR_EIF_CRC"],
-    ["a flipped payload byte", () => { const b = good(); b[b.length - 1]! ^= 1; return b; }, "ERR_EIF_CRC"],
-    ["a flipped reserved header byte", () => { const b = good(); b[25]! ^= 1; return b; }, "ERR_EIF_CRC"],
+    [
+      "a flipped payload byte",
+      () => {
+        const b = good();
+        b[b.length - 1]! ^= 1;
+        return b;
+      },
+      "ERR_EIF_CRC",
+    ],
+    [
+      "a flipped reserved header byte",
+      () => {
+        const b = good();
+        b[25]! ^= 1;
+        return b;
+      },
+      "ERR_EIF_CRC",
+    ],
     ["truncated section", () => good().subarray(0, -3), "ERR_EIF_TRUNCATED"],
-    ["truncated section header", () => { const b = good(); return fixCrc(new Uint8Array(Buffer.concat([b, new Uint8Array(5)]))); }, "ERR_EIF_TRUNCATED"],
+    [
+      "truncated section header",
+      () => {
+        const b = good();
+        return fixCrc(new Uint8Array(Buffer.concat([b, new Uint8Array(5)])));
+      },
+      "ERR_EIF_TRUNCATED",
+    ],
     ["truncated header", () => good().subarray(0, 547), "ERR_EIF_TRUNCATED"],
     ["header only", () => buildEif([]), "ERR_EIF_TRUNCATED"],
     ["unknown section type 6", () => buildEif([...imageSections(parts), { type: 6, data: bytesOf("x") }]), "ERR_EIF_SECTION_TYPE"],
@@ -70,15 +93,66 @@ describe("readEif: rejections, one defect each", () => {
     ["section count above 32", () => buildEif(imageSections(parts), { numSections: 33 }), "ERR_EIF_LAYOUT"],
     ["section count mismatch (header says more)", () => buildEif(imageSections(parts), { numSections: 6 }), "ERR_EIF_LAYOUT"],
     ["section count mismatch (header says fewer)", () => buildEif(imageSections(parts), { numSections: 4 }), "ERR_EIF_LAYOUT"],
-    ["overlapping sections in the offset table", () => buildEif(imageSections(parts), { tableOverride: (o) => { o[1] = o[0]! + 4n; } }), "ERR_EIF_LAYOUT"],
-    ["a size in the table that disagrees", () => buildEif(imageSections(parts), { tableOverride: (_, s) => { s[2] = s[2]! + 1n; } }), "ERR_EIF_LAYOUT"],
-    ["a non-zero unused table entry", () => buildEif(imageSections(parts), { tableOverride: (o) => { o[31] = 548n; } }), "ERR_EIF_LAYOUT"],
-    ["an offset beyond 2^53", () => buildEif(imageSections(parts), { tableOverride: (o) => { o[0] = 2n ** 60n; } }), "ERR_EIF_LAYOUT"],
-    ["cmdline before kernel", () => { const s = imageSections(parts); return buildEif([s[1]!, s[0]!, ...s.slice(2)]); }, "ERR_EIF_LAYOUT"],
+    [
+      "overlapping sections in the offset table",
+      () =>
+        buildEif(imageSections(parts), {
+          tableOverride: (o) => {
+            o[1] = o[0]! + 4n;
+          },
+        }),
+      "ERR_EIF_LAYOUT",
+    ],
+    [
+      "a size in the table that disagrees",
+      () =>
+        buildEif(imageSections(parts), {
+          tableOverride: (_, s) => {
+            s[2] = s[2]! + 1n;
+          },
+        }),
+      "ERR_EIF_LAYOUT",
+    ],
+    [
+      "a non-zero unused table entry",
+      () =>
+        buildEif(imageSections(parts), {
+          tableOverride: (o) => {
+            o[31] = 548n;
+          },
+        }),
+      "ERR_EIF_LAYOUT",
+    ],
+    [
+      "an offset beyond 2^53",
+      () =>
+        buildEif(imageSections(parts), {
+          tableOverride: (o) => {
+            o[0] = 2n ** 60n;
+          },
+        }),
+      "ERR_EIF_LAYOUT",
+    ],
+    [
+      "cmdline before kernel",
+      () => {
+        const s = imageSections(parts);
+        return buildEif([s[1]!, s[0]!, ...s.slice(2)]);
+      },
+      "ERR_EIF_LAYOUT",
+    ],
     ["no ramdisk", () => buildEif(imageSections({ ...parts, ramdisks: [] })), "ERR_EIF_LAYOUT"],
-    ["a section after the signature", () => buildEif([...imageSections(parts), { type: TYPE.signature, data: bytesOf("x") }, { type: TYPE.ramdisk, data: bytesOf("x") }]), "ERR_EIF_LAYOUT"],
+    [
+      "a section after the signature",
+      () => buildEif([...imageSections(parts), { type: TYPE.signature, data: bytesOf("x") }, { type: TYPE.ramdisk, data: bytesOf("x") }]),
+      "ERR_EIF_LAYOUT",
+    ],
     ["two kernels", () => buildEif([{ type: TYPE.kernel, data: bytesOf("k") }, ...imageSections(parts)]), "ERR_EIF_LAYOUT"],
-    ["33 sections", () => buildEif([...imageSections(parts), ...Array.from({ length: 28 }, (): RawSection => ({ type: TYPE.ramdisk, data: bytesOf("r") }))], { numSections: 32 }), "ERR_EIF_LAYOUT"],
+    [
+      "33 sections",
+      () => buildEif([...imageSections(parts), ...Array.from({ length: 28 }, (): RawSection => ({ type: TYPE.ramdisk, data: bytesOf("r") }))], { numSections: 32 }),
+      "ERR_EIF_LAYOUT",
+    ],
   ];
   it.each(cases)("%s → %s", (_, make, code) => {
     expect(codeOf(() => readEif(make()))).toBe(code);

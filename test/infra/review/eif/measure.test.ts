@@ -4,7 +4,19 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { readEif } from "../../../../infra/review/eif/eif-reader.js";
 import { EifError } from "../../../../infra/review/eif/errors.js";
 import { compareWithManifest, measureEif } from "../../../../infra/review/eif/measure.js";
-import { buildEif, bytesOf, fixCrc, expectedPcr, expectedPcrs, imageSections, makeSigningCertificate, signatureSection, TYPE, type ImageParts, type TestSigner } from "./eif-builder.js";
+import {
+  buildEif,
+  bytesOf,
+  fixCrc,
+  expectedPcr,
+  expectedPcrs,
+  imageSections,
+  makeSigningCertificate,
+  signatureSection,
+  TYPE,
+  type ImageParts,
+  type TestSigner,
+} from "./eif-builder.js";
 
 const hex = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString("hex") : undefined);
 const kernel = bytesOf("K".repeat(1000));
@@ -99,8 +111,14 @@ describe("measureEif: rejections", () => {
     ["an empty list", () => withSignature(signatureSection([]))],
     ["a DER certificate instead of PEM", () => withSignature(signatureSection([{ certificate: signer.der, signature: bytesOf("s") }]))],
     ["two PEM blocks", () => withSignature(signatureSection([{ certificate: bytesOf(signer.pem + signer.pem), signature: bytesOf("s") }]))],
-    ["PEM of garbage", () => withSignature(signatureSection([{ certificate: bytesOf("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), signature: bytesOf("s") }]))],
-    ["a map with an extra key", () => withSignature(Uint8Array.from([0x81, 0xa3, ...[...signatureSection([{ certificate: cert(), signature: bytesOf("s") }])].slice(2), 0x61, 0x78, 0x00]))],
+    [
+      "PEM of garbage",
+      () => withSignature(signatureSection([{ certificate: bytesOf("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), signature: bytesOf("s") }])),
+    ],
+    [
+      "a map with an extra key",
+      () => withSignature(Uint8Array.from([0x81, 0xa3, ...[...signatureSection([{ certificate: cert(), signature: bytesOf("s") }])].slice(2), 0x61, 0x78, 0x00])),
+    ],
   ])("signature section: %s → ERR_EIF_SIGNATURE", (_, make) => {
     expect(codeOf(() => measureEif(readEif(make())))).toBe("ERR_EIF_SIGNATURE");
   });
@@ -122,21 +140,18 @@ describe("measureEif under random mutation of the signature and metadata section
     const sig = eif.sections.find((s) => s.type === "signature")!;
     const meta = eif.sections.find((s) => s.type === "metadata")!;
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.boolean(), fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
-        (edits) => {
-          const bytes = new Uint8Array(base);
-          for (const [inSig, at, value] of edits) {
-            const s = inSig ? sig : meta;
-            bytes[s.offset + 12 + (at % s.size)] = value;
-          }
-          try {
-            measureEif(readEif(fixCrc(bytes)));
-          } catch (err) {
-            if (!(err instanceof EifError)) throw err;
-          }
-        },
-      ),
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }), (edits) => {
+        const bytes = new Uint8Array(base);
+        for (const [inSig, at, value] of edits) {
+          const s = inSig ? sig : meta;
+          bytes[s.offset + 12 + (at % s.size)] = value;
+        }
+        try {
+          measureEif(readEif(fixCrc(bytes)));
+        } catch (err) {
+          if (!(err instanceof EifError)) throw err;
+        }
+      }),
       { numRuns: 1000 },
     );
   });
@@ -148,23 +163,35 @@ describe("compareWithManifest", () => {
   const manifest = (entries: { label: string; pcrs: Record<string, string> }[]) => JSON.stringify({ version: 1, measurements: entries, trust: "any" });
 
   it("reports the first entry whose every PCR matches", () => {
-    const result = compareWithManifest(measure(p), manifest([
-      { label: "old build", pcrs: { 0: "00".repeat(48) } },
-      { label: "release", pcrs: { 0: want[0]!, 1: want[1]!, 2: want[2]!.toUpperCase() } },
-    ]));
+    const result = compareWithManifest(
+      measure(p),
+      manifest([
+        { label: "old build", pcrs: { 0: "00".repeat(48) } },
+        { label: "release", pcrs: { 0: want[0]!, 1: want[1]!, 2: want[2]!.toUpperCase() } },
+      ]),
+    );
     expect(result).toEqual({ matched: true, label: "release" });
   });
 
   it("lists every mismatch of every entry", () => {
-    const result = compareWithManifest(measure(p), manifest([
-      { label: "a", pcrs: { 0: "00".repeat(48), 1: want[1]! } },
-      { label: "b", pcrs: { 2: "11".repeat(48), 8: "22".repeat(48) } },
-    ]));
+    const result = compareWithManifest(
+      measure(p),
+      manifest([
+        { label: "a", pcrs: { 0: "00".repeat(48), 1: want[1]! } },
+        { label: "b", pcrs: { 2: "11".repeat(48), 8: "22".repeat(48) } },
+      ]),
+    );
     expect(result).toEqual({
       matched: false,
       entries: [
         { label: "a", mismatches: [{ index: 0, expected: "00".repeat(48), actual: want[0] }] },
-        { label: "b", mismatches: [{ index: 2, expected: "11".repeat(48), actual: want[2] }, { index: 8, expected: "22".repeat(48), actual: null }] },
+        {
+          label: "b",
+          mismatches: [
+            { index: 2, expected: "11".repeat(48), actual: want[2] },
+            { index: 8, expected: "22".repeat(48), actual: null },
+          ],
+        },
       ],
     });
   });

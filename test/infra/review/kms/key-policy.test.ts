@@ -16,10 +16,17 @@ const SEALER = "arn:aws:iam::111122223333:role/sealer";
 const STRANGER = "arn:aws:iam::444455556666:root";
 const OPENAI = "https://api.openai.com";
 const ANTHROPIC = "https://api.anthropic.com";
-const SECRETS = [{ name: "OPENAI_API_KEY", origin: OPENAI }, { name: "ANTHROPIC_API_KEY", origin: ANTHROPIC }, { name: "OPENAI_ORG_KEY", origin: `${OPENAI}/` }];
+const SECRETS = [
+  { name: "OPENAI_API_KEY", origin: OPENAI },
+  { name: "ANTHROPIC_API_KEY", origin: ANTHROPIC },
+  { name: "OPENAI_ORG_KEY", origin: `${OPENAI}/` },
+];
 
 const manifest = (measurements: unknown, extra: Record<string, unknown> = {}) => parseManifest(JSON.stringify({ version: 1, measurements, trust: "any", ...extra }));
-const TWO_SETS = manifest([{ label: "v1", pcrs: V1 }, { label: "v2", pcrs: V2 }]);
+const TWO_SETS = manifest([
+  { label: "v1", pcrs: V1 },
+  { label: "v2", pcrs: V2 },
+]);
 const build = (over: Partial<KeyPolicyInput> = {}) => buildKeyPolicy({ manifest: TWO_SETS, enclaveRoleArn: ROLE, adminArn: ADMIN, sealerArn: SEALER, ...over });
 const statementsOf = (over: Partial<KeyPolicyInput> = {}) => build(over).policy.Statement as unknown as Statement[];
 const codeOf = (fn: () => unknown) => {
@@ -42,26 +49,62 @@ const ROWS: Row[] = [
   ["v1 opens its OpenAI key", { principal: ROLE, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", OPENAI) }, "allow", "allow", "allow"],
   ["v2 opens the Anthropic key", { principal: ROLE, action: "kms:Decrypt", pcrs: V2, context: secret("ANTHROPIC_API_KEY", ANTHROPIC) }, "allow", "allow", "allow"],
   ["two names for one origin", { principal: ROLE, action: "kms:Decrypt", pcrs: V2, context: secret("OPENAI_ORG_KEY", OPENAI) }, "allow", "allow", "allow"],
-  ["PCRs in upper-case hex", { principal: ROLE, action: "kms:Decrypt", pcrs: { 0: V1[0].toUpperCase(), 1: V1[1], 2: V1[2] }, context: secret("OPENAI_API_KEY", OPENAI) }, "allow", "allow", "allow"],
+  [
+    "PCRs in upper-case hex",
+    { principal: ROLE, action: "kms:Decrypt", pcrs: { 0: V1[0].toUpperCase(), 1: V1[1], 2: V1[2] }, context: secret("OPENAI_API_KEY", OPENAI) },
+    "allow",
+    "allow",
+    "allow",
+  ],
   ["another image's attestation", { principal: ROLE, action: "kms:Decrypt", pcrs: OTHER, context: secret("OPENAI_API_KEY", OPENAI) }, "deny", "deny", "deny"],
   ["v1's PCR0 with another PCR2", { principal: ROLE, action: "kms:Decrypt", pcrs: { ...V1, 2: h("c2") }, context: secret("OPENAI_API_KEY", OPENAI) }, "deny", "deny", "deny"],
   ["an attestation without PCR1", { principal: ROLE, action: "kms:Decrypt", pcrs: { 0: V1[0], 2: V1[2] }, context: secret("OPENAI_API_KEY", OPENAI) }, "deny", "deny", "deny"],
   ["no attestation", { principal: ROLE, action: "kms:Decrypt", context: secret("OPENAI_API_KEY", OPENAI) }, "deny", "deny", "deny"],
   ["no attestation, no context", { principal: ROLE, action: "kms:Decrypt" }, "deny", "deny", "deny"],
-  ["the OpenAI key for an attacker's origin", { principal: ROLE, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", "https://attacker.example") }, "allow", "implicit-deny", "allow"],
-  ["the OpenAI key for the Anthropic origin", { principal: ROLE, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", ANTHROPIC) }, "allow", "implicit-deny", "allow"],
+  [
+    "the OpenAI key for an attacker's origin",
+    { principal: ROLE, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", "https://attacker.example") },
+    "allow",
+    "implicit-deny",
+    "allow",
+  ],
+  [
+    "the OpenAI key for the Anthropic origin",
+    { principal: ROLE, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", ANTHROPIC) },
+    "allow",
+    "implicit-deny",
+    "allow",
+  ],
   ["an unlisted secret", { principal: ROLE, action: "kms:Decrypt", pcrs: V1, context: secret("OTHER_KEY", OPENAI) }, "allow", "implicit-deny", "allow"],
   ["a ciphertext with no context", { principal: ROLE, action: "kms:Decrypt", pcrs: V1 }, "allow", "implicit-deny", "allow"],
   ["v1 opens the shared identity", { principal: ROLE, action: "kms:Decrypt", pcrs: V1, context: identity }, "allow", "allow", "allow"],
   ["v2 makes an identity data key", { principal: ROLE, action: "kms:GenerateDataKey", pcrs: V2, context: identity }, "allow", "allow", "allow"],
-  ["a data key under a provider context", { principal: ROLE, action: "kms:GenerateDataKey", pcrs: V1, context: secret("OPENAI_API_KEY", OPENAI) }, "allow", "implicit-deny", "allow"],
+  [
+    "a data key under a provider context",
+    { principal: ROLE, action: "kms:GenerateDataKey", pcrs: V1, context: secret("OPENAI_API_KEY", OPENAI) },
+    "allow",
+    "implicit-deny",
+    "allow",
+  ],
   ["another image makes an identity data key", { principal: ROLE, action: "kms:GenerateDataKey", pcrs: OTHER, context: identity }, "deny", "deny", "deny"],
   ["a data key without attestation", { principal: ROLE, action: "kms:GenerateDataKey", context: identity }, "deny", "deny", "deny"],
   ["a data key without plaintext (cannot carry Recipient)", { principal: ROLE, action: "kms:GenerateDataKeyWithoutPlaintext", context: identity }, "deny", "deny", "deny"],
   ["a data key pair for another image", { principal: ROLE, action: "kms:GenerateDataKeyPair", pcrs: OTHER }, "deny", "deny", "deny"],
   ["the admin decrypts", { principal: ADMIN, action: "kms:Decrypt", context: secret("OPENAI_API_KEY", OPENAI) }, "deny", "deny", "deny"],
-  ["the admin decrypts with v1's attestation", { principal: ADMIN, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", OPENAI) }, "implicit-deny", "implicit-deny", "allow"],
-  ["a stranger with v1's attestation", { principal: STRANGER, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", OPENAI) }, "implicit-deny", "implicit-deny", "allow"],
+  [
+    "the admin decrypts with v1's attestation",
+    { principal: ADMIN, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", OPENAI) },
+    "implicit-deny",
+    "implicit-deny",
+    "allow",
+  ],
+  [
+    "a stranger with v1's attestation",
+    { principal: STRANGER, action: "kms:Decrypt", pcrs: V1, context: secret("OPENAI_API_KEY", OPENAI) },
+    "implicit-deny",
+    "implicit-deny",
+    "allow",
+  ],
   ["the sealer seals a provider key", { principal: SEALER, action: "kms:Encrypt", context: secret("OPENAI_API_KEY", OPENAI) }, "allow", "allow", "allow"],
   ["the sealer makes an identity blob", { principal: SEALER, action: "kms:Encrypt", context: identity }, "deny", "deny", "deny"],
   ["the sealer decrypts", { principal: SEALER, action: "kms:Decrypt", context: secret("OPENAI_API_KEY", OPENAI) }, "deny", "deny", "deny"],
@@ -125,14 +168,16 @@ describe("buildKeyPolicy: statement walk", () => {
 
   it("has one Deny per PCR index, listing that index's allowed values, for every principal and every release action", () => {
     const denies = statementsOf().filter((s) => s.Sid?.startsWith("DenyUnlistedPCR"));
-    expect(denies).toEqual([0, 1, 2].map((i) => ({
-      Sid: `DenyUnlistedPCR${i}`,
-      Effect: "Deny",
-      Principal: "*",
-      Action: [...KEY_RELEASE_ACTIONS],
-      Resource: "*",
-      Condition: { StringNotEqualsIgnoreCase: { [`kms:RecipientAttestation:PCR${i}`]: [V1[i as 0], V2[i as 0]] } },
-    })));
+    expect(denies).toEqual(
+      [0, 1, 2].map((i) => ({
+        Sid: `DenyUnlistedPCR${i}`,
+        Effect: "Deny",
+        Principal: "*",
+        Action: [...KEY_RELEASE_ACTIONS],
+        Resource: "*",
+        Condition: { StringNotEqualsIgnoreCase: { [`kms:RecipientAttestation:PCR${i}`]: [V1[i as 0], V2[i as 0]] } },
+      })),
+    );
     // One set: a single value, not a list.
     const single = buildKeyPolicy({ manifest: manifest([{ label: "v1", pcrs: V1 }]), enclaveRoleArn: ROLE, adminArn: ADMIN }).policy.Statement as unknown as Statement[];
     expect(single.find((s) => s.Sid === "DenyUnlistedPCR0")!.Condition).toEqual({ StringNotEqualsIgnoreCase: { "kms:RecipientAttestation:PCR0": V1[0] } });
@@ -145,8 +190,18 @@ describe("buildKeyPolicy: statement walk", () => {
       Condition: { StringEquals: { "kms:EncryptionContext:egw:purpose": "enclave-identity" } },
     });
     expect(statements.filter((s) => s.Sid?.startsWith("EnclaveSecrets1")).map((s) => [s.Action, s.Condition?.StringEquals])).toEqual([
-      ["kms:Decrypt", { "kms:EncryptionContext:egw:purpose": "provider-secret", "kms:EncryptionContext:egw:secret": ["OPENAI_API_KEY", "OPENAI_ORG_KEY"], "kms:EncryptionContext:egw:origin": OPENAI }],
-      ["kms:Decrypt", { "kms:EncryptionContext:egw:purpose": "provider-secret", "kms:EncryptionContext:egw:secret": "ANTHROPIC_API_KEY", "kms:EncryptionContext:egw:origin": ANTHROPIC }],
+      [
+        "kms:Decrypt",
+        {
+          "kms:EncryptionContext:egw:purpose": "provider-secret",
+          "kms:EncryptionContext:egw:secret": ["OPENAI_API_KEY", "OPENAI_ORG_KEY"],
+          "kms:EncryptionContext:egw:origin": OPENAI,
+        },
+      ],
+      [
+        "kms:Decrypt",
+        { "kms:EncryptionContext:egw:purpose": "provider-secret", "kms:EncryptionContext:egw:secret": "ANTHROPIC_API_KEY", "kms:EncryptionContext:egw:origin": ANTHROPIC },
+      ],
     ]);
     expect(statements.some((s) => s.Sid === "EnclaveDecrypt1")).toBe(false);
   });
@@ -155,7 +210,10 @@ describe("buildKeyPolicy: statement walk", () => {
     const { policy, warnings, bypassPolicyLockoutSafetyCheck } = build({ immutable: true });
     const statements = policy.Statement as unknown as Statement[];
     for (const action of POLICY_CHANGE_ACTIONS) {
-      expect(statements.filter((s) => s.Effect === "Allow" && coversAction(s, action)), action).toEqual([]);
+      expect(
+        statements.filter((s) => s.Effect === "Allow" && coversAction(s, action)),
+        action,
+      ).toEqual([]);
       expect(statements.some((s) => s.Effect === "Deny" && s.Principal === "*" && s.Condition === undefined && coversAction(s, action))).toBe(true);
     }
     expect(statements.filter((s) => s.Effect === "Allow" && coversAction(s, "kms:UpdatePrimaryRegion"))).toEqual([]);
@@ -170,8 +228,18 @@ describe("buildKeyPolicy: statement walk", () => {
   it("denies Encrypt and ReEncrypt under the identity encryption context, and ReEncrypt altogether", () => {
     const statements = statementsOf();
     const [[key, value]] = Object.entries(IDENTITY_ENCRYPTION_CONTEXT) as [[string, string]];
-    expect(statements.find((s) => s.Sid === "DenyIdentityOutsideEnclave")).toMatchObject({ Effect: "Deny", Principal: "*", Condition: { StringEquals: { [`kms:EncryptionContext:${key}`]: value } } });
-    expect(statements.find((s) => s.Sid === "DenyReEncrypt")).toEqual({ Sid: "DenyReEncrypt", Effect: "Deny", Principal: "*", Action: ["kms:ReEncryptFrom", "kms:ReEncryptTo"], Resource: "*" });
+    expect(statements.find((s) => s.Sid === "DenyIdentityOutsideEnclave")).toMatchObject({
+      Effect: "Deny",
+      Principal: "*",
+      Condition: { StringEquals: { [`kms:EncryptionContext:${key}`]: value } },
+    });
+    expect(statements.find((s) => s.Sid === "DenyReEncrypt")).toEqual({
+      Sid: "DenyReEncrypt",
+      Effect: "Deny",
+      Principal: "*",
+      Action: ["kms:ReEncryptFrom", "kms:ReEncryptTo"],
+      Resource: "*",
+    });
     expect(statements.find((s) => s.Sid === "DenyDecryptWithoutAttestation")).toMatchObject({ Condition: { Null: { "kms:RecipientAttestation:ImageSha384": "true" } } });
   });
 });
@@ -200,15 +268,32 @@ describe("buildKeyPolicy: warnings and refusals", () => {
   });
 
   it("refuses sets with no PCR in common (no Deny could require an allowed measurement); warns about PCRs only some sets pin", () => {
-    expect(codeOf(() => build({ manifest: manifest([{ label: "a", pcrs: { 0: V1[0] } }, { label: "b", pcrs: { 8: V2[0] } }]) }))).toBe("ERR_KEY_POLICY");
-    const partial = build({ manifest: manifest([{ label: "a", pcrs: V1 }, { label: "b", pcrs: { 0: V2[0] } }]) });
+    expect(
+      codeOf(() =>
+        build({
+          manifest: manifest([
+            { label: "a", pcrs: { 0: V1[0] } },
+            { label: "b", pcrs: { 8: V2[0] } },
+          ]),
+        }),
+      ),
+    ).toBe("ERR_KEY_POLICY");
+    const partial = build({
+      manifest: manifest([
+        { label: "a", pcrs: V1 },
+        { label: "b", pcrs: { 0: V2[0] } },
+      ]),
+    });
     expect(partial.warnings.join("\n")).toMatch(/PCR1, PCR2 are pinned by some measurement sets only/);
     expect((partial.policy.Statement as unknown as Statement[]).filter((s) => s.Sid?.startsWith("DenyUnlistedPCR")).map((s) => s.Sid)).toEqual(["DenyUnlistedPCR0"]);
   });
 
   it("names the residual when PCRs vary independently of the image (PCR3, PCR8), and not when PCR0 decides PCR1/PCR2", () => {
     expect(build().warnings.join("\n")).not.toMatch(/combinations/);
-    const roles = manifest([{ label: "a", pcrs: { 0: V1[0], 3: h("d1") } }, { label: "b", pcrs: { 0: V2[0], 3: h("d2") } }]);
+    const roles = manifest([
+      { label: "a", pcrs: { 0: V1[0], 3: h("d1") } },
+      { label: "b", pcrs: { 0: V2[0], 3: h("d2") } },
+    ]);
     const { policy, warnings } = build({ manifest: roles });
     expect(warnings.join("\n")).toMatch(/admit 4 combinations of PCR0\/PCR3 for 2 measurement sets \(PCR3 vary independently/);
     // The residual, shown: set a's image under set b's role passes the Denies, and only the Allows stop it.
@@ -222,7 +307,13 @@ describe("buildKeyPolicy: warnings and refusals", () => {
     ["a bad name", [{ name: "lower", origin: OPENAI }]],
     ["an http: origin", [{ name: "K", origin: "http://api.openai.com" }]],
     ["an origin with a path", [{ name: "K", origin: `${OPENAI}/v1` }]],
-    ["a name twice", [{ name: "K", origin: OPENAI }, { name: "K", origin: ANTHROPIC }]],
+    [
+      "a name twice",
+      [
+        { name: "K", origin: OPENAI },
+        { name: "K", origin: ANTHROPIC },
+      ],
+    ],
     ["an empty list", []],
     ["too many", Array.from({ length: 65 }, (_, i) => ({ name: `K${i}`, origin: OPENAI }))],
   ])("refuses --secret with %s", (_what, secrets) => {
