@@ -45,7 +45,13 @@ function silentUntilAborted(ctx: ProviderCallContext): Promise<never> {
 /** Settles the promise's state without waiting: "pending", or what it settled to. */
 async function state<T>(p: Promise<T>): Promise<"pending" | { value: T } | { error: unknown }> {
   const marker = Symbol("pending");
-  const r = await Promise.race([p.then((value) => ({ value }), (error: unknown) => ({ error })), Promise.resolve().then(() => marker)]);
+  const r = await Promise.race([
+    p.then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    ),
+    Promise.resolve().then(() => marker),
+  ]);
   return r === marker ? "pending" : (r as { value: T } | { error: unknown });
 }
 
