@@ -24,8 +24,9 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * batchEmbedContents names the model again in each request, and Google
- * refuses a batch whose requests name another model than the path: those
+ * Some bodies name the model again, and Google refuses one that names
+ * another model than the path: batchEmbedContents in each request,
+ * embedContent at the top, countTokens in its generateContentRequest. Those
  * are rewritten to the upstream model too (the client named its alias).
  */
 function withUpstreamModel(method: NativeGeminiMethod, body: Record<string, unknown>, model: string): Record<string, unknown> {
@@ -33,6 +34,7 @@ function withUpstreamModel(method: NativeGeminiMethod, body: Record<string, unkn
     return { ...body, requests: body.requests.map((r: unknown) => (isRecord(r) ? { ...r, model: `models/${model}` } : r)) };
   }
   if (method === "embedContent" && body.model !== undefined) return { ...body, model: `models/${model}` };
+  if (method === "countTokens" && isRecord(body.generateContentRequest)) return { ...body, generateContentRequest: { ...body.generateContentRequest, model: `models/${model}` } };
   return body;
 }
 

@@ -45,6 +45,14 @@ describe("gateway refusals on /v1beta, in Google's shape", () => {
     expect(g.logs.join("\n")).not.toContain("key=");
   });
 
+  it("the receipt names the path without its query: a ?key= token is in no receipt", async () => {
+    const body = JSON.stringify(HELLO);
+    const res = await request(g, `${GEN}?key=${TOKEN}&alt=json`, body, {});
+    const { claims } = await receiptOf(g, res, body);
+    expect(claims.path).toBe(GEN);
+    expect(JSON.stringify(claims)).not.toContain(TOKEN);
+  });
+
   it("missing and wrong keys: 401 UNAUTHENTICATED (x-api-key is not the Gemini surface's header)", async () => {
     await googleError(g, await request(g, GEN, HELLO, {}), 401, "UNAUTHENTICATED", "");
     await googleError(g, await request(g, GEN, HELLO, { "x-goog-api-key": "wrong" }), 401, "UNAUTHENTICATED", "");
@@ -129,6 +137,7 @@ describe("upstream failures through the real server", () => {
         version: 1,
         providers: [{ name: "gemini", kind: "gemini", baseUrl: mock.url, secret: "GEMINI_API_KEY" }],
         models: { gemini: { provider: "gemini", model: "gemini-2.5-flash" } },
+        prefixRouting: true,
         egressAllowlist: [new URL(mock.url).host],
         clients: [{ name: "test", tokenSha256: hashToken(CLIENT_TOKEN), models: ["*"] }],
         limits: { maxRetries: 0 },
@@ -142,6 +151,24 @@ describe("upstream failures through the real server", () => {
     await mock?.close();
   });
   beforeEach(() => mock.setScenario({}));
+
+  it("a model name that would steer the upstream path (prefix routing) is refused before any upstream request", async () => {
+    const before = mock.requests.length;
+    for (const path of [
+      "/v1beta/models/gemini/x:streamGenerateContent:generateContent",
+      "/v1beta/models/gemini%2F..%2F..%2Fv1%2Ffiles:generateContent",
+      "/v1beta/models/gemini/a%3Fb:generateContent",
+    ]) {
+      const res = await h.fetch(`${h.baseURL.replace(/\/v1$/, "")}${path}`, {
+        method: "POST",
+        headers: { "x-goog-api-key": CLIENT_TOKEN, "content-type": "application/json" },
+        body: JSON.stringify(HELLO),
+      });
+      expect([400, 404]).toContain(res.status);
+      expect(await res.json()).toMatchObject({ error: { status: expect.stringMatching(/^(INVALID_ARGUMENT|NOT_FOUND)$/) } });
+    }
+    expect(mock.requests.length).toBe(before);
+  });
 
   it("Google's 400: ApiError 400 with Google's message passed on", async () => {
     mock.setScenario({ status: 400, errorMessage: "Invalid value at 'generation_config.temperature'" });
