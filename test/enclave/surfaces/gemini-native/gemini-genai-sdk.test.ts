@@ -13,7 +13,7 @@ import { startMockOpenAI, type MockOpenAI } from "../../../helpers/mock-openai.j
  * translated on the OpenAI, Anthropic and local routes.
  */
 let h: Harness;
-let mocks: { openai: MockOpenAI; anthropic: MockAnthropic; gemini: MockGemini };
+let mocks: { openai: MockOpenAI; compat: MockOpenAI; anthropic: MockAnthropic; gemini: MockGemini };
 let ai: GoogleGenAI;
 /** What @google/genai put on the wire, request by request. */
 const sent: { url: string; body: string; headers: Headers }[] = [];
@@ -23,6 +23,7 @@ const answers: Response[] = [];
 beforeAll(async () => {
   mocks = {
     openai: await startMockOpenAI({ scenario: { content: "hello from openai mock" } }),
+    compat: await startMockOpenAI({ scenario: { content: "hello from a compatible mock" } }),
     anthropic: await startMockAnthropic({ apiKey: "sk-ant-test" }),
     gemini: await startMockGemini({ apiKey: "gem-test" }),
   };
@@ -33,6 +34,7 @@ beforeAll(async () => {
       providers: [
         { name: "local", kind: "local" },
         { name: "openai", kind: "openai", baseUrl: mocks.openai.url, secret: "OPENAI_API_KEY" },
+        { name: "compat", kind: "openai-compatible", baseUrl: mocks.compat.url },
         { name: "anthropic", kind: "anthropic", baseUrl: mocks.anthropic.url, secret: "ANTHROPIC_API_KEY" },
         { name: "gemini", kind: "gemini", baseUrl: mocks.gemini.url, secret: "GEMINI_API_KEY" },
       ],
@@ -41,9 +43,10 @@ beforeAll(async () => {
         "gpt-4o": { provider: "openai", model: "gpt-4o" },
         claude: { provider: "anthropic", model: "claude-sonnet-4-5" },
         gemini: { provider: "gemini", model: "gemini-2.5-flash" },
+        compat: { provider: "compat", model: "compat-model" },
       },
       prefixRouting: true,
-      egressAllowlist: [hostOf(mocks.openai.url), hostOf(mocks.anthropic.url), hostOf(mocks.gemini.url)],
+      egressAllowlist: [hostOf(mocks.compat.url), hostOf(mocks.openai.url), hostOf(mocks.anthropic.url), hostOf(mocks.gemini.url)],
       clients: [{ name: "test", tokenSha256: hashToken(CLIENT_TOKEN), models: ["*"] }],
     }),
     secrets: new Map([
@@ -69,7 +72,7 @@ beforeEach(() => {
   mocks.openai.setScenario({ content: "hello from openai mock" });
 });
 
-const MODELS = ["gemini", "gpt-4o", "claude", "local"] as const;
+const MODELS = ["gemini", "gpt-4o", "compat", "claude", "local"] as const;
 const WEATHER = {
   name: "get_weather",
   description: "Weather for a city",
@@ -135,7 +138,27 @@ describe("@google/genai on every provider kind", () => {
     expect(mocks.gemini.requests.at(-1)!.query).toEqual({ alt: "sse" });
   });
 
-  it("embedContent: native on gemini, translated on openai and local, refused on anthropic", async () => {
+  it("openai (translated): an upstream cut mid-stream reaches genai as Google's in-stream error, after the text already sent", async () => {
+    mocks.openai.setScenario({ content: "one two three four", destroyAfterChunks: 3 });
+    const stream = await ai.models.generateContentStream({ model: "gpt-4o", contents: "count" });
+    const texts: string[] = [];
+    const err = await (async () => {
+      for await (const chunk of stream) texts.push(chunk.text ?? "");
+    })().catch((e: unknown) => e);
+    expect(texts.join("").length).toBeGreaterThan(0);
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).status).toBe(502);
+    const raw = Buffer.from(await answers.at(-1)!.arrayBuffer()).toString("utf8");
+    expect(raw).toMatch(/data: \{"error":\{"code":502,"message":"[^"]+","status":"UNAVAILABLE"\}\}\r\n\r\n: egw-receipt [A-Za-z0-9_-]+\n\n$/);
+  });
+
+  it("a prefix-routed name with a slash keeps it: openai/gpt-4o", async () => {
+    const res = await ai.models.generateContent({ model: "openai/gpt-4o", contents: "hi" });
+    expect(res.text).toBe("hello from openai mock");
+    expect(sent.at(-1)!.url).toContain("/v1beta/models/openai/gpt-4o:generateContent");
+  });
+
+  it("embedContent: native on gemini, translated on openai, openai-compatible and local, refused on anthropic", async () => {
     const native = await ai.models.embedContent({ model: "gemini", contents: ["a b", "c"], config: { outputDimensionality: 4 } });
     expect(native.embeddings).toHaveLength(2);
     expect(native.embeddings![0]!.values).toHaveLength(4);
@@ -143,7 +166,7 @@ describe("@google/genai on every provider kind", () => {
     expect(upstream.rpc).toBe("batchEmbedContents");
     expect((upstream.body as { requests: { model: string }[] }).requests.every((r) => r.model === "models/gemini-2.5-flash")).toBe(true);
 
-    for (const model of ["gpt-4o", "local"]) {
+    for (const model of ["gpt-4o", "compat", "local"]) {
       const res = await ai.models.embedContent({ model, contents: ["a b", "c"] });
       expect(res.embeddings).toHaveLength(2);
       expect(res.embeddings![0]!.values!.length).toBeGreaterThan(0);
@@ -157,7 +180,7 @@ describe("@google/genai on every provider kind", () => {
   it("models.list and models.get in Google's Model shape", async () => {
     const names: string[] = [];
     for await (const m of await ai.models.list()) names.push(m.name!);
-    expect(names.sort()).toEqual(["models/claude", "models/gemini", "models/gpt-4o", "models/local"]);
+    expect(names.sort()).toEqual(["models/claude", "models/compat", "models/gemini", "models/gpt-4o", "models/local"]);
     const one = await ai.models.get({ model: "claude" });
     expect(one.name).toBe("models/claude");
     const err = await ai.models.get({ model: "nope" }).catch((e: unknown) => e);
