@@ -70,11 +70,14 @@ export function embedContentHandler(s: GatewayServices, method: "embedContent" |
   return async function embedContent(c: Context<GatewayEnv>): Promise<Response> {
     const { body, client, exchange: ex, view } = c.var;
     const { model } = modelMethodOf(c.req.path);
-    const items = embedRequests(method, body);
     const routes = routeRequest(router, ex, client, model);
+    // Read for a translated route only: a Gemini route takes what Google takes (images for multimodal embedding models, taskType…).
+    let read: EmbedOne[] | undefined;
+    const items = () => (read ??= embedRequests(method, body));
+    if (!routes[0]!.adapter.nativeGemini) items();
     const result = await callOnce<{ bytes: Uint8Array; model: unknown }>(routes, view.signal, config.limits, deps.upstream, async (route, ctx) => {
       if (route.adapter.nativeGemini) return route.adapter.nativeGemini.call(method, body, ctx);
-      const vectors = await translatedEmbeddings(route.adapter, model, items, ctx);
+      const vectors = await translatedEmbeddings(route.adapter, model, items(), ctx);
       const answer = method === "embedContent" ? { embedding: { values: vectors[0] } } : { embeddings: vectors.map((values) => ({ values })) };
       return { bytes: new TextEncoder().encode(JSON.stringify(answer)), model: route.upstreamModel };
     });

@@ -177,6 +177,16 @@ describe("@google/genai on every provider kind", () => {
     expect((err as ApiError).message).toContain("does not offer embeddings");
   });
 
+  it("embedContent with an image part: passed to Gemini as is, refused where it would be translated", async () => {
+    const contents = [{ parts: [{ inlineData: { mimeType: "image/png", data: "iVBORw0KGgo=" } }] }];
+    const native = await ai.models.embedContent({ model: "gemini", contents });
+    expect(native.embeddings).toHaveLength(1);
+    expect(JSON.stringify(mocks.gemini.requests.at(-1)!.body)).toContain("iVBORw0KGgo=");
+    const err = await ai.models.embedContent({ model: "gpt-4o", contents }).catch((e: unknown) => e);
+    expect((err as ApiError).status).toBe(400);
+    expect((err as ApiError).message).toContain("only text can be embedded");
+  });
+
   it("models.list and models.get in Google's Model shape", async () => {
     const names: string[] = [];
     for await (const m of await ai.models.list()) names.push(m.name!);
