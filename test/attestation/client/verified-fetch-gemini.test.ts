@@ -89,6 +89,20 @@ describe("createVerifiedFetch with @google/genai", () => {
     expect(r.claims.status).toBe(200);
   });
 
+  it("models.list, countTokens and embedContent: each answer's receipt verified", async () => {
+    const before = f.getReceipts().length;
+    const names: string[] = [];
+    for await (const m of await genai(f).models.list()) names.push(m.name!);
+    expect(names).toEqual(["models/local"]);
+    expect((await genai(f).models.countTokens({ model: "local", contents: "one two three four" })).totalTokens).toBe(5);
+    expect((await genai(f).models.embedContent({ model: "local", contents: "embed me" })).embeddings).toHaveLength(1);
+    const paths = f
+      .getReceipts()
+      .slice(before)
+      .map((r) => r.claims.path);
+    expect(paths).toEqual(["/v1beta/models", "/v1beta/models/local:countTokens", "/v1beta/models/local:batchEmbedContents"]);
+  });
+
   it("a complete stream is accepted: every chunk, the finishReason last, the receipt verified at the end", async () => {
     const stream = await genai(f).models.generateContentStream({ model: "local", contents: "stream these words please" });
     let text = "";
