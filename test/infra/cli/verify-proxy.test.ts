@@ -329,11 +329,15 @@ describe("egw proxy", () => {
     expect(text).toContain("proxy");
   });
 
-  it("answers without a receipt become a 502 with a clear JSON error", async () => {
-    const res = await fetch(`${proxy.url}/healthz`);
-    expect(res.status).toBe(502);
+  it("answers without a receipt (here /metrics) become the local 495 refusal, never the gateway's bytes", async () => {
+    const res = await fetch(`${proxy.url}/metrics`);
+    expect(res.status).toBe(495);
     expect(res.headers.get("x-egw-verified")).toBe("failed");
-    expect(await res.json()).toMatchObject({ error: { type: "egw_verification_failed", code: "ERR_RECEIPT_MISSING" } });
+    expect(res.headers.get("x-egw-client-error")).toBe("ERR_RECEIPT_MISSING");
+    expect(res.headers.get("x-should-retry")).toBe("false");
+    const text = await res.text();
+    expect(text).not.toContain("# HELP"); // no Prometheus line of the gateway's got through
+    expect(JSON.parse(text)).toMatchObject({ error: { type: "egw_verification_failed", code: "ERR_RECEIPT_MISSING", message: expect.stringMatching(/^ERR_RECEIPT_MISSING: /) } });
   });
 
   it("refuses requests addressed to a non-loopback Host (DNS rebinding)", async () => {
@@ -412,10 +416,10 @@ describe("egw proxy in front of a gateway path that alters answers", () => {
     await fake?.close();
   });
 
-  it("non-streamed: 502, the altered body is never passed on", async () => {
+  it("non-streamed: 495, the altered body is never passed on", async () => {
     fake.tamper = "flip-body";
     const res = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", headers: authHeaders, body: chatBody("x") });
-    expect(res.status).toBe(502);
+    expect(res.status).toBe(495);
     const text = await res.text();
     expect(text).not.toContain("fake");
     expect(JSON.parse(text)).toMatchObject({ error: { code: "ERR_RECEIPT_RESPONSE_MISMATCH" } });
