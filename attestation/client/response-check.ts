@@ -186,7 +186,8 @@ export function checkStreamedResponse(args: {
           // (Erroring at once would drop the event from the stream's queue.)
           const code = wrapped instanceof ClientError ? wrapped.code : "ERR_CONNECT";
           // "CODE: reason" first, as in the local error answers (error-response.ts): SDKs show this message.
-          const message = wrapped instanceof ClientError ? clientErrorMessage(code, `the stream failed verification: ${wrapped.message}`) : `${code}: the gateway connection failed mid-stream`;
+          const message =
+            wrapped instanceof ClientError ? clientErrorMessage(code, `the stream failed verification: ${wrapped.message}`) : `${code}: the gateway connection failed mid-stream`;
           failed = wrapped;
           controller.enqueue(holder.errorEvent(code, message));
         }
