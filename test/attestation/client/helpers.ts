@@ -126,6 +126,8 @@ export interface FakeGateway {
   servedPolicy: Uint8Array | undefined;
   /** The upstream origin chat receipts claim. Default "local". */
   receiptUpstream: string;
+  /** Served at GET /healthz (unsigned, like the real gateway's) when set; else 404. */
+  healthzBody: string | undefined;
   close(): Promise<void>;
 }
 
@@ -154,6 +156,7 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
     trustPolicy,
     servedPolicy: undefined,
     receiptUpstream: "local",
+    healthzBody: undefined,
     close: async () => {},
   };
 
@@ -217,6 +220,11 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
           );
           res.writeHead(200, { "content-type": "application/json", "content-length": served.length, "x-egw-receipt": Buffer.from(receipt).toString("base64url") });
           res.end(served);
+          return;
+        }
+        if (req.method === "GET" && url.pathname === "/healthz" && fake.healthzBody !== undefined) {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(fake.healthzBody);
           return;
         }
         if (req.method === "GET" && url.pathname === "/v1/attestation") {
