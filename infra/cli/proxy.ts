@@ -20,7 +20,14 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  * passed on only if its receipt verifies.
  *
  *  - Non-streamed answers are checked before a byte is passed on; a failure
- *    becomes a 502 with a JSON error in the surface's own shape.
+ *    becomes the verifying client's local error answer, in the surface's
+ *    own shape (attestation/client/error-response.ts: 495, x-should-retry:
+ *    false, x-egw-client-error, "CODE: reason"; a transient failure such as
+ *    an unreachable gateway is a 502 with x-should-retry: true), exactly
+ *    what createVerifiedFetch hands an SDK. Never the gateway's bytes.
+ *  - GET /healthz passes through over an attested connection, unsigned (the
+ *    gateway signs no receipt outside /v1), marked x-egw-verified
+ *    "attestation; no receipt …"; at most 64 KiB.
  *  - Streams pass through as they arrive, event by event, except the
  *    terminal event (`[DONE]`, `message_stop`), which is held until the
  *    receipt at the stream's end verifies. Verified, the held event and the
@@ -44,7 +51,7 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *    attests no trust policy).
  *  - The trust policy is read and checked on every attested connection
  *    before a request byte is sent; a receipt naming an upstream outside
- *    it, or outside the allowed origins, is refused (502).
+ *    it, or outside the allowed origins, is refused (495).
  *
  * Loopback only: it speaks plain HTTP, and a Host header that is not
  * loopback is refused (DNS rebinding).
@@ -56,7 +63,7 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *
  * The manifest is read once, at start. When its `expires` time comes while
  * the proxy runs, the proxy keeps listening but forwards nothing more: every
- * request is answered 502 with x-egw-error ERR_MANIFEST_EXPIRED, without a
+ * request is answered 495 with x-egw-error ERR_MANIFEST_EXPIRED, without a
  * byte sent to the gateway (the verified fetch refuses before choosing a
  * connection, so connections attested earlier are not reused either). It
  * does not exit, so a supervisor does not restart it into the same refusal
