@@ -13,7 +13,8 @@ import net from "node:net";
 import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
-import { APICallError, generateText } from "ai";
+import { GoogleGenAI } from "@google/genai";
+import { APICallError, generateText, streamText } from "ai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createVerifiedFetch, isClientErrorResponse, type ClientPolicy, type VerifiedFetch } from "../../../attestation/client/index.js";
@@ -134,6 +135,7 @@ const clients = (origin: string, fetch?: VerifiedFetch) => ({
   anthropic: new Anthropic({ baseURL: origin, apiKey: CLIENT_TOKEN, ...(fetch && { fetch }) }),
   aiOpenAI: createOpenAI({ baseURL: `${origin}/v1`, apiKey: CLIENT_TOKEN, ...(fetch && { fetch }) }),
   aiAnthropic: createAnthropic({ baseURL: `${origin}/v1`, apiKey: CLIENT_TOKEN, ...(fetch && { fetch }) }),
+  genai: new GoogleGenAI({ apiKey: CLIENT_TOKEN, httpOptions: { baseUrl: origin, ...(fetch && { fetch }) } }),
 });
 
 for (const via of ["createVerifiedFetch", "egw proxy"] as const) {
@@ -183,6 +185,17 @@ for (const via of ["createVerifiedFetch", "egw proxy"] as const) {
       expect(b.message).toContain("ERR_MEASUREMENTS_NOT_ALLOWED");
       expect(counter.connections).toBe(2);
     });
+
+    it("@google/genai: ApiError status 495, the Google error body with the code", async () => {
+      const { genai } = await setup();
+      const err = await caught(genai.models.generateContent({ model: "local", contents: "secret prompt" }));
+      expect(err.name).toBe("ApiError");
+      expect(err.status).toBe(495);
+      expect(JSON.parse(err.message)).toEqual({
+        error: { code: 495, message: expect.stringMatching(/^ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none/), status: "EGW_VERIFICATION_FAILED" },
+      });
+      expect(counter.connections).toBe(1);
+    });
   });
 }
 
@@ -195,6 +208,14 @@ describe("the option and its control", () => {
     expect((err.cause as { code?: string }).code).toBe("ERR_MEASUREMENTS_NOT_ALLOWED");
     expect(counter.connections).toBe(3);
   }, 20_000);
+
+  it("healthz(): GET /healthz over an attested connection, without a receipt; a wrong PCR is refused there too", async () => {
+    const { response, peer } = await vfetch(PCR0_TEST).healthz();
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ status: "ok" });
+    expect(peer.measurement).toBe("test build");
+    await expect(vfetch(PCR0_OTHER).healthz()).rejects.toMatchObject({ code: "ERR_MEASUREMENTS_NOT_ALLOWED" });
+  });
 
   it("the right PCR passes, and the gateway's own answer is never marked as a client error", async () => {
     const f = vfetch(PCR0_TEST);
@@ -276,6 +297,30 @@ describe("a receipt failure, buffered and mid-stream, reaches the SDK with its c
       expect(err.code).toBe("ERR_RECEIPT_RESPONSE_MISMATCH");
       expect(text).toContain("Hello"); // control: events before the end passed on as they came
       expect(posts() - before).toBe(1);
+    });
+
+    const ai = () => createOpenAI(via === "createVerifiedFetch" ? { baseURL: fake.baseURL, apiKey: "t", fetch: fakeFetch } : { baseURL: `${proxy.url}/v1`, apiKey: "t" });
+
+    it(`${via}, AI SDK: buffered, APICallError 495 not retryable; streamed, the error part carries the code`, async () => {
+      fake.tamper = "flip-body";
+      const before = posts();
+      const err = await caught(generateText({ model: ai().chat("fake"), prompt: "x" }));
+      expect(APICallError.isInstance(err)).toBe(true);
+      expect(err).toMatchObject({ statusCode: 495, isRetryable: false });
+      expect(err.message).toMatch(/^ERR_RECEIPT_RESPONSE_MISMATCH: /);
+      expect(posts() - before).toBe(1);
+      const errors: unknown[] = [];
+      const result = streamText({ model: ai().chat("fake"), prompt: "x", onError: ({ error }) => void errors.push(error) });
+      let text = "";
+      // The error event becomes an error part (onError), then the cut body ends the stream in a throw.
+      await caught(
+        (async () => {
+          for await (const part of result.textStream) text += part;
+        })(),
+      );
+      expect(text).toContain("Hello");
+      expect(JSON.stringify(errors.map((e) => (e instanceof Error ? e.message : e)))).toContain("ERR_RECEIPT_RESPONSE_MISMATCH: the stream failed verification");
+      expect(posts() - before).toBe(2);
     });
   }
 });
