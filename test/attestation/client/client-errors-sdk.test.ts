@@ -299,6 +299,23 @@ describe("a receipt failure, buffered and mid-stream, reaches the SDK with its c
       expect(posts() - before).toBe(1);
     });
 
+    it(`${via}, Anthropic stream whose receipt fails: the SDK throws an APIError carrying the code`, async () => {
+      const anthropic = via === "createVerifiedFetch" ? new Anthropic({ baseURL: fake.origin, apiKey: "t", fetch: fakeFetch }) : new Anthropic({ baseURL: proxy.url, apiKey: "t" });
+      const run = async (): Promise<string> => {
+        let text = "";
+        const stream = await anthropic.messages.create({ model: "fake", max_tokens: 16, stream: true, messages: [{ role: "user", content: "x" }] });
+        for await (const event of stream) if (event.type === "content_block_delta" && event.delta.type === "text_delta") text += event.delta.text;
+        return text;
+      };
+      fake.tamper = "none";
+      expect(await run()).toBe("Hello from the fake"); // control: the honest stream passes
+      // A bad signature on the stream's receipt: the events themselves stay well-formed.
+      fake.tamper = "flip-receipt";
+      const err = await caught(run());
+      expect(err).toBeInstanceOf(Anthropic.APIError);
+      expect(err.message).toContain("ERR_SIGNATURE_INVALID: the stream failed verification");
+    });
+
     const ai = () => createOpenAI(via === "createVerifiedFetch" ? { baseURL: fake.baseURL, apiKey: "t", fetch: fakeFetch } : { baseURL: `${proxy.url}/v1`, apiKey: "t" });
 
     it(`${via}, AI SDK: buffered, APICallError 495 not retryable; streamed, the error part carries the code`, async () => {
