@@ -386,7 +386,7 @@ export async function proxyCommand(args: string[], ctx: CliContext, options: { s
     log: (line) => print(ctx.stderr, `egw proxy: ${line}`),
   });
   print(ctx.stdout, `egw proxy: listening on ${proxy.url} → ${upstream} (${source})`);
-  print(ctx.stdout, `  e.g. OPENAI_BASE_URL=${proxy.url}/v1, or curl ${proxy.url}/v1/models -H "authorization: Bearer $TOKEN"`);
+  print(ctx.stdout, `  e.g. OPENAI_BASE_URL=${proxy.url}/v1, or curl ${proxy.url}/v1/models -H "authorization: Bearer $TOKEN"; health: curl ${proxy.url}/healthz`);
 
   await new Promise<void>((resolve) => {
     const stop = () => {
