@@ -172,7 +172,7 @@ for (const via of ["createVerifiedFetch", "egw proxy"] as const) {
       expect(counter.connections).toBe(1);
     });
 
-    it("AI SDK (@ai-sdk/openai chat, @ai-sdk/anthropic): APICallError 495, not retryable, one attestation each", async () => {
+    it("AI SDK (@ai-sdk/openai chat and Responses, @ai-sdk/anthropic): APICallError 495, not retryable, one attestation each", async () => {
       const { aiOpenAI, aiAnthropic } = await setup();
       const a = await caught(generateText({ model: aiOpenAI.chat("local"), prompt: "secret prompt" }));
       expect(APICallError.isInstance(a)).toBe(true);
@@ -184,6 +184,11 @@ for (const via of ["createVerifiedFetch", "egw proxy"] as const) {
       expect(b).toMatchObject({ statusCode: 495, isRetryable: false });
       expect(b.message).toContain("ERR_MEASUREMENTS_NOT_ALLOWED");
       expect(counter.connections).toBe(2);
+      // openai(model), the provider's default, speaks the Responses API: refused the same way, before any path matters.
+      const c = await caught(generateText({ model: aiOpenAI("local"), prompt: "secret prompt" }));
+      expect(c).toMatchObject({ statusCode: 495, isRetryable: false, url: expect.stringMatching(/\/v1\/responses$/) });
+      expect(c.message).toMatch(/^ERR_MEASUREMENTS_NOT_ALLOWED: /);
+      expect(counter.connections).toBe(3);
     });
 
     it("@google/genai: ApiError status 495, the Google error body with the code", async () => {
