@@ -13,14 +13,20 @@ import type { ClientError } from "./errors.js";
  * the AI SDK retries an APICallError marked retryable, which a thrown network
  * error is (provider-utils handleFetchError). A Response with a status the
  * SDKs map to their plain API error, and `x-should-retry: false`, reaches the
- * caller as `APIError` with `status`, `code` and a message "495 CODE: reason".
+ * caller as `APIError` with `status`, `code` and a message "406 CODE: reason".
  *
- * Why 495: the SDKs retry 408, 409, 429 and 5xx (openai-node shouldRetry,
- * Anthropic shouldRetry, ai-sdk APICallError.isRetryable), so the status of
- * a refusal must be none of those; and the gateway never answers 495
- * (enclave/errors.ts), so the status alone already says "the client refused
- * this", never "the gateway said this". 495 is nginx's "SSL Certificate
- * Error": the peer's identity did not check out, which is what it means here.
+ * Why 406: the status of a refusal must be one that no client retries.
+ * The openai and Anthropic SDKs retry 408, 409, 429 and 5xx (shouldRetry;
+ * they also obey x-should-retry), the AI SDK retries 408, 409, 429 and 5xx
+ * (APICallError.isRetryable, no header), @google/genai 408, 429 and 5xx
+ * when retries are on, and LangChain's AsyncCaller retries every status
+ * except 400-407, 409 and 413 (six times by default) and reads no header.
+ * Of the statuses none of them retries, 406 is the one the gateway never
+ * sends (enclave/errors.ts: 400, 401, 403, 404, 405, 408, 413, 415 …) and
+ * fetch gives no special meaning (407 is a network error in WHATWG fetch;
+ * 402 reads as billing). Its meaning fits: the answer is not acceptable to
+ * the client. (495, nginx's "SSL Certificate Error", was the first choice;
+ * LangChain retries it.) The SDKs map 406 to their generic `APIError`.
  *
  * A transient failure (action "retry": the gateway was unreachable, or its
  * attestation endpoint rate-limited us) is a 502 with `x-should-retry: true`
@@ -36,7 +42,7 @@ import type { ClientError } from "./errors.js";
  */
 
 /** Status of a refusal: not retried by any SDK, never sent by the gateway. */
-export const CLIENT_REFUSAL_STATUS = 495;
+export const CLIENT_REFUSAL_STATUS = 406;
 /** Status of a transient client-side failure (gateway unreachable, attestation rate-limited): retried. */
 export const CLIENT_UNAVAILABLE_STATUS = 502;
 /** Header naming the client's error code on a locally made answer. Never on a gateway answer. */

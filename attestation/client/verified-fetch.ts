@@ -49,7 +49,7 @@ import { checkBufferedResponse, checkStreamedResponse, type SentRequest, type Ve
  *
  * Failures. `exchange()` throws a ClientError. The fetch itself, by default
  * (`verificationErrors: "response"`), turns a ClientError into a Response it
- * makes up (error-response.ts: status 495, `x-should-retry: false`,
+ * makes up (error-response.ts: status 406, `x-should-retry: false`,
  * `x-egw-client-error: <code>`, the surface's error body "CODE: reason", no
  * receipt), so SDKs show the code and do not retry a refusal; a transient
  * one (action "retry") is a 502 the SDK may retry. With "throw" the fetch

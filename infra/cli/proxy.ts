@@ -21,7 +21,7 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *
  *  - Non-streamed answers are checked before a byte is passed on; a failure
  *    becomes the verifying client's local error answer, in the surface's
- *    own shape (attestation/client/error-response.ts: 495, x-should-retry:
+ *    own shape (attestation/client/error-response.ts: 406, x-should-retry:
  *    false, x-egw-client-error, "CODE: reason"; a transient failure such as
  *    an unreachable gateway is a 502 with x-should-retry: true), exactly
  *    what createVerifiedFetch hands an SDK. Never the gateway's bytes.
@@ -51,7 +51,7 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *    attests no trust policy).
  *  - The trust policy is read and checked on every attested connection
  *    before a request byte is sent; a receipt naming an upstream outside
- *    it, or outside the allowed origins, is refused (495).
+ *    it, or outside the allowed origins, is refused (406).
  *
  * Loopback only: it speaks plain HTTP, and a Host header that is not
  * loopback is refused (DNS rebinding).
@@ -63,7 +63,7 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *
  * The manifest is read once, at start. When its `expires` time comes while
  * the proxy runs, the proxy keeps listening but forwards nothing more: every
- * request is answered 495 with x-egw-error ERR_MANIFEST_EXPIRED, without a
+ * request is answered 406 with x-egw-error ERR_MANIFEST_EXPIRED, without a
  * byte sent to the gateway (the verified fetch refuses before choosing a
  * connection, so connections attested earlier are not reused either). It
  * does not exit, so a supervisor does not restart it into the same refusal
@@ -153,7 +153,7 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
 
   /**
    * An answer of the proxy's own, never gateway bytes: the verifying
-   * client's local error answer (attestation/client/error-response.ts: 495
+   * client's local error answer (attestation/client/error-response.ts: 406
    * for a refusal, 502 for a transient failure, x-should-retry,
    * x-egw-client-error, the surface's error body "CODE: reason"), the same
    * as createVerifiedFetch gives an SDK. `status` overrides it for the
@@ -232,7 +232,7 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
         signal: abort.signal,
       });
     } catch (err) {
-      // Never the gateway's bytes: the local answer for the code (495, or 502 when transient).
+      // Never the gateway's bytes: the local answer for the code (406, or 502 when transient).
       if (!(err instanceof ClientError)) {
         log(`${method} ${path} → 502 ERR_UPSTREAM`);
         fail(res, path, "ERR_UPSTREAM", "the gateway could not be reached", { retry: true });
@@ -240,7 +240,7 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
       }
       const message = err.code === "ERR_MANIFEST_EXPIRED" ? `nothing was sent: ${err.message}; restart the proxy with the current manifest` : err.message;
       const retry = err.action === "retry";
-      log(`${method} ${path} → ${retry ? 502 : 495} ${err.code}`);
+      log(`${method} ${path} → ${retry ? 502 : 406} ${err.code}`);
       fail(res, path, err.code, message, { retry });
       return;
     }

@@ -107,7 +107,7 @@ export const PROXY_USAGE = `Usage:
 Plain-HTTP verifying proxy on loopback for curl, Python openai, LangChain
 (base URL http://127.0.0.1:8787/v1). Every gateway connection is attested;
 every answer is passed on only if its receipt verifies. A refusal is the
-proxy's own answer, never the gateway's bytes: status 495 (a status no SDK
+proxy's own answer, never the gateway's bytes: status 406 (a status no SDK
 retries and the gateway never sends), x-should-retry: false,
 x-egw-client-error: <code>, and the surface's JSON error with the message
 "CODE: reason"; a gateway that cannot be reached is a 502 with
@@ -118,13 +118,13 @@ say what was verified: x-egw-verified ("attestation+receipt; trust=constrained",
 or "trust=UNCONSTRAINED" without a manifest or with "trust": "any"),
 x-egw-upstream (the receipt's upstream origin), x-egw-policy-sha256,
 x-egw-measurement, x-egw-root, x-egw-receipt-id. A receipt naming an
-upstream outside the attested trust policy or the allowed origins is a 495
+upstream outside the attested trust policy or the allowed origins is a 406
 ERR_RECEIPT_UPSTREAM_NOT_ALLOWED. Exits 1 at start if the gateway fails
 attestation or its trust policy breaks the manifest's trust section, if a
 signing key is pinned and the manifest's signature is missing or wrong
 (ERR_MANIFEST_SIGNATURE), if the manifest has expired (ERR_MANIFEST_EXPIRED)
 or is below --policy-min-sequence (ERR_MANIFEST_ROLLBACK). Once the
-manifest's "expires" passes, every request gets a 495 ERR_MANIFEST_EXPIRED
+manifest's "expires" passes, every request gets a 406 ERR_MANIFEST_EXPIRED
 and nothing is sent: restart it with the current manifest. Stops on
 SIGINT/SIGTERM.`;
 

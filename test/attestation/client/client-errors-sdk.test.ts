@@ -14,6 +14,7 @@ import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAI } from "@ai-sdk/openai";
 import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
+import { ChatOpenAI } from "@langchain/openai";
 import { APICallError, generateText, streamText } from "ai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -127,7 +128,7 @@ async function caught(promise: Promise<unknown>): Promise<Error & Record<string,
   throw new Error("expected an error");
 }
 
-const WRONG_PCR = /^495 ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none of the 1 allowed entr/;
+const WRONG_PCR = /^406 ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none of the 1 allowed entr/;
 
 /** The three SDKs, each at its default retry policy, pointed at a base (verified fetch, or the proxy's URL). */
 const clients = (origin: string, fetch?: VerifiedFetch) => ({
@@ -136,6 +137,7 @@ const clients = (origin: string, fetch?: VerifiedFetch) => ({
   aiOpenAI: createOpenAI({ baseURL: `${origin}/v1`, apiKey: CLIENT_TOKEN, ...(fetch && { fetch }) }),
   aiAnthropic: createAnthropic({ baseURL: `${origin}/v1`, apiKey: CLIENT_TOKEN, ...(fetch && { fetch }) }),
   genai: new GoogleGenAI({ apiKey: CLIENT_TOKEN, httpOptions: { baseUrl: origin, ...(fetch && { fetch }) } }),
+  langchain: new ChatOpenAI({ model: "local", apiKey: CLIENT_TOKEN, configuration: { baseURL: `${origin}/v1`, ...(fetch && { fetch }) } }),
 });
 
 for (const via of ["createVerifiedFetch", "egw proxy"] as const) {
@@ -145,12 +147,12 @@ for (const via of ["createVerifiedFetch", "egw proxy"] as const) {
       return clients((await proxyWith(PCR0_OTHER)).url);
     };
 
-    it("openai: APIError status 495 (not APIConnectionError), message and code name the check", async () => {
+    it("openai: APIError status 406 (not APIConnectionError), message and code name the check", async () => {
       const { openai } = await setup();
       const err = await caught(openai.chat.completions.create({ model: "local", messages: [{ role: "user", content: "secret prompt" }] }));
       expect(err).toBeInstanceOf(OpenAI.APIError);
       expect(err).not.toBeInstanceOf(OpenAI.APIConnectionError);
-      expect(err.status).toBe(495);
+      expect(err.status).toBe(406);
       expect(err.message).toMatch(WRONG_PCR);
       expect(err).toMatchObject({ code: "ERR_MEASUREMENTS_NOT_ALLOWED", type: "egw_verification_failed" });
       const headers = err.headers as Headers;
@@ -160,44 +162,53 @@ for (const via of ["createVerifiedFetch", "egw proxy"] as const) {
       expect(counter.connections).toBe(1);
     });
 
-    it("anthropic: APIError status 495, the code in the message and apiMessage", async () => {
+    it("anthropic: APIError status 406, the code in the message and apiMessage", async () => {
       const { anthropic } = await setup();
       const err = await caught(anthropic.messages.create({ model: "local", max_tokens: 16, messages: [{ role: "user", content: "secret prompt" }] }));
       expect(err).toBeInstanceOf(Anthropic.APIError);
       expect(err).not.toBeInstanceOf(Anthropic.APIConnectionError);
-      expect(err.status).toBe(495);
+      expect(err.status).toBe(406);
       expect(err.message).toContain("ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none of the 1 allowed entr");
       expect(err.apiMessage).toMatch(/^ERR_MEASUREMENTS_NOT_ALLOWED: /);
       expect(err.type).toBe("egw_verification_failed");
       expect(counter.connections).toBe(1);
     });
 
-    it("AI SDK (@ai-sdk/openai chat and Responses, @ai-sdk/anthropic): APICallError 495, not retryable, one attestation each", async () => {
+    it("AI SDK (@ai-sdk/openai chat and Responses, @ai-sdk/anthropic): APICallError 406, not retryable, one attestation each", async () => {
       const { aiOpenAI, aiAnthropic } = await setup();
       const a = await caught(generateText({ model: aiOpenAI.chat("local"), prompt: "secret prompt" }));
       expect(APICallError.isInstance(a)).toBe(true);
-      expect(a).toMatchObject({ statusCode: 495, isRetryable: false });
+      expect(a).toMatchObject({ statusCode: 406, isRetryable: false });
       expect(a.message).toMatch(/^ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none/);
       expect(counter.connections).toBe(1);
       const b = await caught(generateText({ model: aiAnthropic("local"), prompt: "secret prompt" }));
       expect(APICallError.isInstance(b)).toBe(true);
-      expect(b).toMatchObject({ statusCode: 495, isRetryable: false });
+      expect(b).toMatchObject({ statusCode: 406, isRetryable: false });
       expect(b.message).toContain("ERR_MEASUREMENTS_NOT_ALLOWED");
       expect(counter.connections).toBe(2);
       // openai(model), the provider's default, speaks the Responses API: refused the same way, before any path matters.
       const c = await caught(generateText({ model: aiOpenAI("local"), prompt: "secret prompt" }));
-      expect(c).toMatchObject({ statusCode: 495, isRetryable: false, url: expect.stringMatching(/\/v1\/responses$/) });
+      expect(c).toMatchObject({ statusCode: 406, isRetryable: false, url: expect.stringMatching(/\/v1\/responses$/) });
       expect(c.message).toMatch(/^ERR_MEASUREMENTS_NOT_ALLOWED: /);
       expect(counter.connections).toBe(3);
     });
 
-    it("@google/genai: ApiError status 495, the Google error body with the code", async () => {
+    it("LangChain JS (ChatOpenAI, its default six retries): one attestation, the openai APIError 406 with the code", async () => {
+      const { langchain } = await setup();
+      const err = await caught(langchain.invoke("secret prompt"));
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect(err.status).toBe(406);
+      expect(err.message).toMatch(/^406 ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none/);
+      expect(counter.connections).toBe(1);
+    });
+
+    it("@google/genai: ApiError status 406, the Google error body with the code", async () => {
       const { genai } = await setup();
       const err = await caught(genai.models.generateContent({ model: "local", contents: "secret prompt" }));
       expect(err.name).toBe("ApiError");
-      expect(err.status).toBe(495);
+      expect(err.status).toBe(406);
       expect(JSON.parse(err.message)).toEqual({
-        error: { code: 495, message: expect.stringMatching(/^ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none/), status: "EGW_VERIFICATION_FAILED" },
+        error: { code: 406, message: expect.stringMatching(/^ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none/), status: "EGW_VERIFICATION_FAILED" },
       });
       expect(counter.connections).toBe(1);
     });
@@ -233,7 +244,7 @@ describe("the option and its control", () => {
   it("a refusal answer is recognisable without an SDK: isClientErrorResponse, no receipt, the body's shape", async () => {
     const f = vfetch(PCR0_OTHER);
     const res = await f(`${counter.origin}/v1/messages`, { method: "POST", headers: { "x-api-key": CLIENT_TOKEN }, body: "{}" });
-    expect(res.status).toBe(495);
+    expect(res.status).toBe(406);
     expect(isClientErrorResponse(res)).toBe(true);
     expect(res.headers.get("x-egw-receipt")).toBeNull();
     expect(await res.json()).toEqual({
@@ -276,13 +287,13 @@ describe("a receipt failure, buffered and mid-stream, reaches the SDK with its c
     const sdk = () =>
       via === "createVerifiedFetch" ? new OpenAI({ baseURL: fake.baseURL, apiKey: "t", fetch: fakeFetch }) : new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: "t" });
 
-    it(`${via}, non-streamed altered body: APIError 495 ERR_RECEIPT_RESPONSE_MISMATCH, sent once`, async () => {
+    it(`${via}, non-streamed altered body: APIError 406 ERR_RECEIPT_RESPONSE_MISMATCH, sent once`, async () => {
       fake.tamper = "flip-body";
       const before = posts();
       const err = await caught(sdk().chat.completions.create({ model: "fake", messages: [{ role: "user", content: "x" }] }));
       expect(err).toBeInstanceOf(OpenAI.APIError);
-      expect(err.status).toBe(495);
-      expect(err.message).toMatch(/^495 ERR_RECEIPT_RESPONSE_MISMATCH: /);
+      expect(err.status).toBe(406);
+      expect(err.message).toMatch(/^406 ERR_RECEIPT_RESPONSE_MISMATCH: /);
       expect(posts() - before).toBe(1);
     });
 
@@ -323,12 +334,12 @@ describe("a receipt failure, buffered and mid-stream, reaches the SDK with its c
 
     const ai = () => createOpenAI(via === "createVerifiedFetch" ? { baseURL: fake.baseURL, apiKey: "t", fetch: fakeFetch } : { baseURL: `${proxy.url}/v1`, apiKey: "t" });
 
-    it(`${via}, AI SDK: buffered, APICallError 495 not retryable; streamed, the error part carries the code`, async () => {
+    it(`${via}, AI SDK: buffered, APICallError 406 not retryable; streamed, the error part carries the code`, async () => {
       fake.tamper = "flip-body";
       const before = posts();
       const err = await caught(generateText({ model: ai().chat("fake"), prompt: "x" }));
       expect(APICallError.isInstance(err)).toBe(true);
-      expect(err).toMatchObject({ statusCode: 495, isRetryable: false });
+      expect(err).toMatchObject({ statusCode: 406, isRetryable: false });
       expect(err.message).toMatch(/^ERR_RECEIPT_RESPONSE_MISMATCH: /);
       expect(posts() - before).toBe(1);
       const errors: unknown[] = [];

@@ -13,9 +13,9 @@ describe("clientErrorAnswer", () => {
     expect(errorShapeFor("/v1betax")).toBe("openai");
   });
 
-  it("a refusal: 495, x-should-retry false, the code in a header and the message in each shape", () => {
+  it("a refusal: 406, x-should-retry false, the code in a header and the message in each shape", () => {
     const openai = clientErrorAnswer("/v1/responses", "ERR_TLS_BINDING", "the TLS key is not the attested one", false);
-    expect(openai.status).toBe(495);
+    expect(openai.status).toBe(406);
     expect(openai.headers).toMatchObject({ "x-should-retry": "false", "x-egw-client-error": "ERR_TLS_BINDING", "content-type": "application/json" });
     expect(Number(openai.headers["content-length"])).toBe(Buffer.byteLength(openai.body));
     expect(JSON.parse(openai.body)).toEqual({
@@ -25,7 +25,7 @@ describe("clientErrorAnswer", () => {
       type: "error",
       error: { type: "egw_verification_failed", message: "ERR_X: r", code: "ERR_X" },
     });
-    expect(JSON.parse(clientErrorAnswer("/v1beta/models", "ERR_X", "r", false).body)).toEqual({ error: { code: 495, message: "ERR_X: r", status: "EGW_VERIFICATION_FAILED" } });
+    expect(JSON.parse(clientErrorAnswer("/v1beta/models", "ERR_X", "r", false).body)).toEqual({ error: { code: 406, message: "ERR_X: r", status: "EGW_VERIFICATION_FAILED" } });
   });
 
   it("a transient failure: 502, x-should-retry true, another type", () => {
@@ -41,10 +41,10 @@ describe("clientErrorAnswer", () => {
 
   it("clientErrorResponse follows the error's action; isClientErrorResponse tells it from any other Response", async () => {
     const refused = clientErrorResponse(new ClientError("ERR_MEASUREMENTS_NOT_ALLOWED", "PCRs match none of the 1 allowed entries"), "/v1/chat/completions");
-    expect(refused.status).toBe(495);
+    expect(refused.status).toBe(406);
     expect(isClientErrorResponse(refused)).toBe(true);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toBe("ERR_MEASUREMENTS_NOT_ALLOWED: PCRs match none of the 1 allowed entries");
     expect(clientErrorResponse(new ClientError("ERR_ATTESTATION_UNAVAILABLE", "429"), "/v1/models").status).toBe(502);
-    expect(isClientErrorResponse(new Response("{}", { status: 495 }))).toBe(false);
+    expect(isClientErrorResponse(new Response("{}", { status: 406 }))).toBe(false);
   });
 });

@@ -329,9 +329,9 @@ describe("egw proxy", () => {
     expect(text).toContain("proxy");
   });
 
-  it("answers without a receipt (here /metrics) become the local 495 refusal, never the gateway's bytes", async () => {
+  it("answers without a receipt (here /metrics) become the local 406 refusal, never the gateway's bytes", async () => {
     const res = await fetch(`${proxy.url}/metrics`);
-    expect(res.status).toBe(495);
+    expect(res.status).toBe(406);
     expect(res.headers.get("x-egw-verified")).toBe("failed");
     expect(res.headers.get("x-egw-client-error")).toBe("ERR_RECEIPT_MISSING");
     expect(res.headers.get("x-should-retry")).toBe("false");
@@ -434,7 +434,7 @@ describe("egw proxy in front of a gateway path that alters answers", () => {
     fake.healthzBody = `{"status":"${"x".repeat(70 * 1024)}"}`;
     try {
       const res = await fetch(`${proxy.url}/healthz`);
-      expect(res.status).toBe(495);
+      expect(res.status).toBe(406);
       expect(res.headers.get("x-egw-client-error")).toBe("ERR_RESPONSE_TOO_LARGE");
       expect(await res.text()).not.toContain("xxxx");
       fake.healthzBody = '{"status":"ok"}';
@@ -444,13 +444,13 @@ describe("egw proxy in front of a gateway path that alters answers", () => {
     }
   });
 
-  it("/healthz through a man in the middle: 495 ERR_TLS_BINDING, and the impostor never gets the request", async () => {
+  it("/healthz through a man in the middle: 406 ERR_TLS_BINDING, and the impostor never gets the request", async () => {
     const impostor = await startImpostor({ host: "127.0.0.1", port: Number(new URL(fake.origin).port) });
     const policy = { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any" as const, trustedRoots: [fake.anchor] };
     const p = await startVerifyingProxy({ upstream: impostor.origin, policy, host: "127.0.0.1", port: 0 });
     try {
       const res = await fetch(`${p.url}/healthz`);
-      expect(res.status).toBe(495);
+      expect(res.status).toBe(406);
       expect(res.headers.get("x-egw-client-error")).toBe("ERR_TLS_BINDING");
       expect(impostor.connections()).toBe(1); // control: it was dialled
       expect(impostor.received().toString("latin1")).not.toContain("/healthz");
@@ -460,10 +460,10 @@ describe("egw proxy in front of a gateway path that alters answers", () => {
     }
   });
 
-  it("non-streamed: 495, the altered body is never passed on", async () => {
+  it("non-streamed: 406, the altered body is never passed on", async () => {
     fake.tamper = "flip-body";
     const res = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", headers: authHeaders, body: chatBody("x") });
-    expect(res.status).toBe(495);
+    expect(res.status).toBe(406);
     const text = await res.text();
     expect(text).not.toContain("fake");
     expect(JSON.parse(text)).toMatchObject({ error: { code: "ERR_RECEIPT_RESPONSE_MISMATCH" } });
