@@ -233,6 +233,12 @@ describe("the option and its control", () => {
     await expect(vfetch(PCR0_OTHER).healthz()).rejects.toMatchObject({ code: "ERR_MEASUREMENTS_NOT_ALLOWED" });
   });
 
+  it("an unknown verificationErrors value is refused at creation", () => {
+    expect(() => createVerifiedFetch({ baseURL: counter.origin, policy: policyWith(PCR0_TEST), verificationErrors: "ignore" as "throw" })).toThrow(
+      expect.objectContaining({ code: "ERR_POLICY_INVALID" }),
+    );
+  });
+
   it("the right PCR passes, and the gateway's own answer is never marked as a client error", async () => {
     const f = vfetch(PCR0_TEST);
     const res = await f(`${counter.origin}/v1/models`, { headers: { authorization: `Bearer ${CLIENT_TOKEN}` } });
