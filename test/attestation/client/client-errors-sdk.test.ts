@@ -88,7 +88,8 @@ beforeAll(async () => {
         { name: "limited", tokenSha256: hashToken(LIMITED_TOKEN), models: ["local"] },
         { name: "slow", tokenSha256: hashToken(SLOW_TOKEN), models: ["*"], rateLimitPerMinute: 1 },
       ],
-      limits: { attestationPerSecond: 1000, attestationPerAddressPerSecond: 1000, maxBodyBytes: MAX_BODY },
+      // maxRetries 0: the gateway passes an upstream 429/500 on at once instead of retrying it itself.
+      limits: { attestationPerSecond: 1000, attestationPerAddressPerSecond: 1000, maxBodyBytes: MAX_BODY, maxRetries: 0 },
     }),
     secrets: new Map([
       ["OPENAI_API_KEY", "sk-upstream-openai"],
@@ -415,5 +416,18 @@ describe("the gateway's own errors reach the SDKs' own classes, with the message
     const b = await caught(an().messages.create(msg("claude")));
     expect(b).toBeInstanceOf(Anthropic.BadRequestError);
     expect(b.message).toContain("max_tokens: must be at most 64000");
+  });
+
+  it("an upstream 429 is RateLimitError, an upstream 500 InternalServerError (both the gateway's, with receipts)", async () => {
+    upstreamOpenAI.queueScenarios({ status: 429, retryAfter: "1" }, { status: 500 });
+    const limited = await caught(oa().chat.completions.create(chatBody("gpt")));
+    expect(limited).toBeInstanceOf(OpenAI.RateLimitError);
+    expect((limited.headers as Headers).get("x-egw-receipt")).not.toBeNull();
+    const failed = await caught(oa().chat.completions.create(chatBody("gpt")));
+    expect(failed).toBeInstanceOf(OpenAI.InternalServerError);
+    expect((failed.headers as Headers).get("x-egw-client-error")).toBeNull();
+    upstreamAnthropic.enqueue({ status: 429, retryAfter: "1" }, { status: 500 });
+    expect(await caught(an().messages.create(msg("claude")))).toBeInstanceOf(Anthropic.RateLimitError);
+    expect(await caught(an().messages.create(msg("claude")))).toBeInstanceOf(Anthropic.InternalServerError);
   });
 });
