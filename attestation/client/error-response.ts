@@ -73,9 +73,13 @@ export function clientErrorMessage(code: string, reason: string): string {
   return reason.startsWith(`${code}:`) ? reason : `${code}: ${reason}`;
 }
 
-/** The status, headers and body of the local answer for `code` on `path`. */
-export function clientErrorAnswer(path: string, code: string, reason: string, retry: boolean): ClientErrorAnswer {
-  const status = retry ? CLIENT_UNAVAILABLE_STATUS : CLIENT_REFUSAL_STATUS;
+/**
+ * The status, headers and body of the local answer for `code` on `path`.
+ * `statusOverride` is for the proxy's checks of the local request itself
+ * (403, 400, 413): the body then names the same status as the answer.
+ */
+export function clientErrorAnswer(path: string, code: string, reason: string, retry: boolean, statusOverride?: number): ClientErrorAnswer {
+  const status = statusOverride ?? (retry ? CLIENT_UNAVAILABLE_STATUS : CLIENT_REFUSAL_STATUS);
   const type = retry ? CLIENT_UNAVAILABLE_TYPE : CLIENT_REFUSAL_TYPE;
   const message = clientErrorMessage(code, reason);
   const shape = errorShapeFor(path);

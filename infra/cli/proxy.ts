@@ -164,8 +164,8 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
       res.destroy();
       return;
     }
-    const answer = clientErrorAnswer(path, code, message, options.retry ?? false);
-    res.writeHead(options.status ?? answer.status, { ...answer.headers, "x-egw-verified": "failed", "x-egw-error": code });
+    const answer = clientErrorAnswer(path, code, message, options.retry ?? false, options.status);
+    res.writeHead(answer.status, { ...answer.headers, "x-egw-verified": "failed", "x-egw-error": code });
     res.end(answer.body);
   }
 
