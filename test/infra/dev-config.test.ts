@@ -166,11 +166,11 @@ describe("what egw dev adds to a user's documents", () => {
     expect(p.policy.models.fast).toEqual({ provider: "openai", model: "gpt-4o-mini" });
     // Taken by the user: left as it is.
     expect(p.policy.models["claude-haiku-4-5"]).toMatchObject({ provider: "openai" });
-    expect(p.policy.models["claude-sonnet-4-5"]).toMatchObject({ provider: "claude", model: "claude-sonnet-4-5" });
+    expect(p.policy.models["claude-sonnet-4-6"]).toMatchObject({ provider: "claude", model: "claude-sonnet-4-6" });
     // openai has a route of its own, acme is not first-party: no defaults.
     expect(p.policy.models["gpt-4.1"]).toBeUndefined();
     expect(Object.values(p.policy.models).filter((r) => r.provider === "acme")).toEqual([]);
-    expect(p.notes).toEqual([expect.stringMatching(/^added default routes for provider claude \(no route named it\): claude-sonnet-4-5, claude-opus-4-1$/)]);
+    expect(p.notes).toEqual([expect.stringMatching(/^added default routes for provider claude \(no route named it\): claude-sonnet-4-6, claude-opus-4-6$/)]);
   });
 
   it("the local KMS key when providers name secrets but no key does; refuses keys the local KMS cannot play and a sealed identity", async () => {

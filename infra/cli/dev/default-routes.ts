@@ -7,10 +7,12 @@ import type { ProviderKind, TrustProvider } from "../../../attestation/trust-pol
  * "<provider>/<model>", serves any id but lists none; enclave/router.ts).
  * A few current models per kind, chat and embeddings; any other id is still
  * reachable as "<provider>/<model>". The exposed name is the upstream id.
+ * Names are taken from the model lists of the SDK versions in package.json.
  */
 export const DEFAULT_MODELS: Readonly<Partial<Record<ProviderKind, readonly string[]>>> = Object.freeze({
-  openai: ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini", "text-embedding-3-small"],
-  anthropic: ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"],
+  openai: ["gpt-4o-mini", "gpt-4o", "gpt-4.1", "gpt-4.1-mini", "gpt-5", "gpt-5-mini", "gpt-5.4", "gpt-5.4-mini", "text-embedding-3-small"],
+  // None the SDK marks deprecated (@anthropic-ai/sdk internal/data/deprecated-models.ts warns on those).
+  anthropic: ["claude-sonnet-4-6", "claude-haiku-4-5", "claude-opus-4-6"],
   gemini: ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.5-flash-lite", "gemini-embedding-001"],
   xai: ["grok-4", "grok-3-mini"],
 });

@@ -42,7 +42,8 @@ export async function sealWithLocalKms(kms: MockKms, secrets: readonly SecretToS
   const operator = createKmsClient({ region: kms.region, endpoint: kms.endpoint, credentials: kms.credentials });
   try {
     for (const s of secrets) {
-      const EncryptionContext = { ...providerSecretContext(s.name, s.origin) };
+      // Development rules, as the simulated enclave rebuilds the context (a local mock may be plain http).
+      const EncryptionContext = { ...providerSecretContext(s.name, s.origin, { dev: true }) };
       const out = await operator.send(new EncryptCommand({ KeyId: kms.keyArn, Plaintext: Buffer.from(s.value), EncryptionContext }));
       sealed[s.name] = Buffer.from(out.CiphertextBlob!).toString("base64");
     }
