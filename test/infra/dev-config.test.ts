@@ -382,3 +382,31 @@ describe("a child's own error on the terminal", () => {
     expect(childFailure(['{"level":"info","event":"y"}'])).toBeUndefined();
   });
 });
+
+describe("the examples under infra/dev/examples", () => {
+  const examples = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../infra/dev/examples");
+
+  it("dev-config.json loads as documented: defaults added where no route names a provider, the Groq key from MY_GROQ_KEY, capabilities stated", async () => {
+    const c = await readDevConfig(path.join(examples, "dev-config.json"));
+    const p = prepareTrustPolicy(c.trustPolicy, DEV_KEY);
+    checkTogether(p.bytes, operationsWithDevClient(c.operations, TOKEN_SHA), c.trustPolicy, c.operations);
+    expect(p.notes).toEqual([expect.stringMatching(/^added default routes for provider anthropic/), expect.stringMatching(/^added secrets\.kmsKeyArn/)]);
+    const secrets = secretsFromEnv(p.policy, { OPENAI_API_KEY: "a", ANTHROPIC_API_KEY: "b", MY_GROQ_KEY: "c" }, c.secretsEnv);
+    expect(secrets.map((s) => [s.provider, s.env])).toEqual([
+      ["openai", "OPENAI_API_KEY"],
+      ["anthropic", "ANTHROPIC_API_KEY"],
+      ["groq", "MY_GROQ_KEY"],
+    ]);
+    expect(describeCapabilities(p.policy.providers.find((x) => x.name === "groq")!)).toBe("chat; off: embeddings, images");
+  });
+
+  it("dev-config-mock.json: accepted by egw dev, refused by the enclave with the real NSM", async () => {
+    const c = await readDevConfig(path.join(examples, "dev-config-mock.json"));
+    const p = prepareTrustPolicy(c.trustPolicy, DEV_KEY);
+    expect(p.policy.providers.map((x) => x.origin)).toEqual(["http://127.0.0.1:4010", "http://127.0.0.1:4011"]);
+    const opsBytes = operationsWithDevClient(c.operations, TOKEN_SHA);
+    expect(() => runtimeConfigFor({ trustPolicyBytes: p.bytes, operationsBytes: opsBytes, attester: { kind: "nsm" } as never })).toThrow(
+      expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID" }),
+    );
+  });
+});
