@@ -301,6 +301,34 @@ describe("what a developer meets first, on the terminal", () => {
     expect(r.stderr).toContain(`egw dev: ERR_DEV_CONFIG: ${bad}: /trustPolicy/providers/0/kind: must be one of`);
   });
 
+  it("the enclave failing at boot: exit 1 with the enclave's own error, and the host it started is stopped", async () => {
+    const r = await devFails(["--config", configFile, "--port", "0", "--state-dir", path.join(dir, "state-enclave")], {
+      ...baseEnv(),
+      OPENAI_API_KEY: OPENAI_KEY,
+      MY_CLAUDE_KEY: CLAUDE_KEY,
+      EGW_LOG_LEVEL: "loud",
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /egw dev: ERR_DEV_BOOT: enclave exited with code 2 before it was ready: egw enclave: EGW_LOG_LEVEL must be one of debug, info, warn, error \(log: .*enclave\.log\)/,
+    );
+    expect(r.stdout).toBe("");
+    // The host had started (its log exists); no process is left that names this state dir.
+    const state = path.join(dir, "state-enclave");
+    expect(fs.existsSync(path.join(state, "logs", "host.log"))).toBe(true);
+    const left = fs
+      .readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/cmdline`, "latin1").includes(state);
+        } catch {
+          return false;
+        }
+      });
+    expect(left).toEqual([]);
+  }, 60_000);
+
   it("a port in use: exit 1 with the host's own error (code and message), not a pointer to a log file", async () => {
     const held = net.createServer();
     await new Promise<void>((r) => held.listen(0, "127.0.0.1", r));

@@ -59,7 +59,9 @@ export function bannerText(b: BannerInput): string {
     ...b.notes.map((n) => `  egw dev ${n}`),
     "  providers (effective capabilities):",
     ...providerLines(b.policy, b.sealedSecrets, b.source === "generated"),
-    ...(b.source === "generated" ? ["  (set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY to add real providers, or pass --config <file>)"] : []),
+    ...(b.source === "generated" && b.policy.providers.length === 1
+      ? ["  (set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY to add real providers, or pass --config <file>)"]
+      : []),
     ...modelLines(b.policy),
     ...Object.entries(b.measurements).map(([i, hex]) => `  PCR${i}: ${hex}`),
     `  upstream origins:       ${upstreamOrigins(b.policy).join(", ")}`,
