@@ -5,8 +5,8 @@ import type { TrustPolicy } from "../../../attestation/trust-policy.js";
  * (TypeScript, top-level await) that verifies the stack with the dev
  * manifest (createVerifiedFetch: attestation, measurements, trust policy
  * and development root, then a receipt on every answer) and makes one call.
- * test/infra/dev-config.test.ts transpiles each as printed and runs the
- * openai, Anthropic and AI SDK ones against a running stack.
+ * test/infra/dev-config.test.ts transpiles each as printed;
+ * test/infra/dev-config-stack.test.ts runs all four against a running stack.
  */
 export interface SnippetInput {
   /** https://127.0.0.1:<port> */
