@@ -132,6 +132,30 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
   for (const p of ENV_PROVIDERS) delete baseEnv[p.env];
   delete baseEnv[LOCAL_KEY_ENV];
   if (values["capture-dir"] !== undefined) await fs.mkdir(path.resolve(ctx.cwd, values["capture-dir"]), { recursive: true });
+  // Ctrl-C is ours from the first child on: a signal that arrived before a
+  // listener existed would kill this process with Node's default action and
+  // leave the children running (it did, right after the ready line).
+  // During the boot it stops what is running; the pending start then fails
+  // and is reported as a stop, not as a boot error.
+  let stopRequested = false;
+  let onStop: () => void = () => {};
+  const stopped = new Promise<"stop">((resolve) => {
+    onStop = () => {
+      stopRequested = true;
+      resolve("stop");
+      void stopAll(children);
+    };
+  });
+  process.once("SIGINT", onStop);
+  process.once("SIGTERM", onStop);
+  /** Between boot steps: a stop asked for during the last one ends the boot here. */
+  const unlessStopped = () => {
+    if (stopRequested) throw new DevError("ERR_DEV_BOOT", "stopped");
+  };
+  const releaseSignals = () => {
+    process.off("SIGINT", onStop);
+    process.off("SIGTERM", onStop);
+  };
   try {
     // 1. What the enclave boots with. A user's file is checked whole before anything starts.
     let plan: Plan;
@@ -191,6 +215,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
 
     // 3. The host: ingress relay and egress proxy (allowlist derived from the
     //    trust policy). It dials the enclave per connection, so it can start first.
+    unlessStopped();
     const enclavePort = await freePort();
     const capture = values["capture-dir"] !== undefined ? ["--capture-dir", path.resolve(ctx.cwd, values["capture-dir"])] : [];
     const host = await startChild(
@@ -214,6 +239,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       logDir,
     );
     children.push(host);
+    unlessStopped();
     const egress = String(host.ready.egress).replace(/^tcp:/, "http:");
 
     // 4. The enclave: no provider key in its environment, only the sealed
@@ -241,6 +267,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
       logDir,
     );
     children.push(enclave);
+    unlessStopped();
 
     const ingress = String(host.ready.listen).replace(/^tcp:/, "https:");
     const devRoot = path.join(stateDir, DEV_ROOT_FILE);
@@ -306,13 +333,10 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
         });
       }
     });
-    const stopped = new Promise<string>((resolve) => {
-      process.once("SIGINT", () => resolve("stop"));
-      process.once("SIGTERM", () => resolve("stop"));
-    });
     const why = await Promise.race([exited, stopped]);
     await stopAll(children);
     await kms?.close();
+    releaseSignals();
     if (why !== "stop") {
       print(ctx.stderr, `egw dev: ${why}; stopped the others (logs in ${logDir})`);
       return EXIT.rejected;
@@ -321,6 +345,11 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
   } catch (err) {
     await stopAll(children);
     await kms?.close();
+    releaseSignals();
+    if (stopRequested) {
+      print(ctx.stderr, "egw dev: stopped before the stack was up");
+      return EXIT.ok;
+    }
     if (err instanceof DevError) {
       print(ctx.stderr, `egw dev: ${err.code}: ${err.message}`);
       return err.code === "ERR_DEV_BOOT" ? EXIT.rejected : EXIT.usage;

@@ -307,6 +307,28 @@ describe("egw dev --config: the user's providers, through the host relay", () =>
 });
 
 describe("what a developer meets first, on the terminal", () => {
+  it("Ctrl-C the moment the ready line is out: exit 0, and no process of the stack is left", async () => {
+    const stdout: string[] = [];
+    const child = runDev(
+      ["--config", configFile, "--port", "0", "--state-dir", path.join(dir, "state-quick")],
+      { ...baseEnv(), OPENAI_API_KEY: OPENAI_KEY, MY_CLAUDE_KEY: CLAUDE_KEY, GEMINI_API_KEY: GEMINI_KEY },
+      stdout,
+    );
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.once("exit", (code, signal) => r([code, signal])));
+    const pids = await new Promise<Record<string, number>>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("no ready line")), 60_000);
+      child.stdout!.on("data", () => {
+        const text = stdout.join("");
+        if (!text.includes("\n")) return;
+        clearTimeout(timer);
+        child.kill("SIGINT");
+        resolve(JSON.parse(text.slice(0, text.indexOf("\n"))).pids);
+      });
+    });
+    expect(await exited).toEqual([0, null]);
+    for (const pid of Object.values(pids)) expect(() => process.kill(pid, 0)).toThrow();
+  }, 60_000);
+
   it("a secret the policy names but the environment lacks: exit 2 before anything starts, naming the provider and the variable", async () => {
     const state = path.join(dir, "state-missing");
     const r = await devFails(["--config", configFile, "--port", "0", "--state-dir", state], { ...baseEnv(), OPENAI_API_KEY: OPENAI_KEY });

@@ -249,5 +249,8 @@ describe("egw dev: the whole stack as separate processes", () => {
       again.child.kill("SIGINT");
       await new Promise((r) => again.child.once("exit", r));
     }
+    // Ctrl-C moments after the ready line stops the children too (a signal before the listener once orphaned them).
+    expect(again.child.exitCode).toBe(0);
+    for (const pid of Object.values(again.ready.pids)) expect(() => process.kill(pid, 0)).toThrow();
   }, 90_000);
 });
