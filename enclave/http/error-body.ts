@@ -22,6 +22,7 @@ const OPENAI_TYPE: Record<GatewayErrorCode, string> = {
   upstream_unreachable: "api_error",
   upstream_timeout: "api_error",
   unsupported_capability: "invalid_request_error",
+  unsupported_parameter: "invalid_request_error",
   identity_expired: "api_error",
   internal_error: "api_error",
 };
@@ -44,6 +45,7 @@ const ANTHROPIC_TYPE: Record<GatewayErrorCode, string> = {
   upstream_unreachable: "api_error",
   upstream_timeout: "api_error",
   unsupported_capability: "invalid_request_error",
+  unsupported_parameter: "invalid_request_error",
   identity_expired: "api_error",
   internal_error: "api_error",
 };
@@ -52,5 +54,5 @@ export type Surface = "openai" | "anthropic";
 
 export function errorObject(err: GatewayError, surface: Surface): unknown {
   if (surface === "anthropic") return { type: "error", error: { type: ANTHROPIC_TYPE[err.code], message: err.message } };
-  return { error: { message: err.message, type: OPENAI_TYPE[err.code], param: null, code: err.code } };
+  return { error: { message: err.message, type: OPENAI_TYPE[err.code], param: err.param ?? null, code: err.code } };
 }
