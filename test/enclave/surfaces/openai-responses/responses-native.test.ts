@@ -5,7 +5,7 @@
  */
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { post, receiptOf, TOKEN } from "../../../helpers/gateway-app.js";
+import { gatewayApp, OTHER_TOKEN, post, receiptOf, TOKEN } from "../../../helpers/gateway-app.js";
 import { MOCK_RESPONSES_TEXT } from "../../../helpers/mock-openai-responses.js";
 import { MODELS, startResponsesFixture, verifiedStream, type ResponsesFixture } from "./responses-fixture.js";
 
@@ -250,5 +250,35 @@ describe("stored responses: GET, DELETE, input_items", () => {
     const res = await f.g.app.request("/v1/responses/resp_1?model=gpt");
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ error: { type: "authentication_error" } });
+  });
+});
+
+describe("stored responses: which provider, without ?model=", () => {
+  it("the token's one native provider is used; a token that reaches none gets unsupported_parameter", async () => {
+    const g = await gatewayApp({
+      config: {
+        providers: [
+          { name: "local", kind: "local" },
+          { name: "openai", kind: "openai", baseUrl: f.mocks.responses.url, secret: "OPENAI_API_KEY" },
+        ],
+        models: { local: { provider: "local", model: "local" }, gpt: { provider: "openai", model: "gpt-4.1" } },
+      },
+      secrets: new Map([["OPENAI_API_KEY", "sk-openai-upstream"]]),
+      upstream: { fetch: (url, init) => fetch(url, init as RequestInit) },
+    });
+    const created = (await (await post(g, "/v1/responses", { model: "gpt", input: "keep" })).json()) as { id: string };
+    const res = await g.app.request(`/v1/responses/${created.id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+    expect(((await receiptOf(g, res)).claims as { provider: string }).provider).toBe("openai");
+    expect(last()).toMatchObject({ method: "GET", path: `/v1/responses/${created.id}` });
+    // OTHER_TOKEN may use "local" only: no provider it reaches stores responses.
+    const none = await g.app.request(`/v1/responses/${created.id}`, { headers: { authorization: `Bearer ${OTHER_TOKEN}` } });
+    expect(none.status).toBe(400);
+    expect(await none.json()).toMatchObject({ error: { code: "unsupported_parameter", param: "response_id" } });
+    // ?model= naming a model the token may not use: 403, before anything is sent.
+    const before = f.mocks.responses.requests.length;
+    const denied = await g.app.request(`/v1/responses/${created.id}?model=gpt`, { headers: { authorization: `Bearer ${OTHER_TOKEN}` } });
+    expect(denied.status).toBe(403);
+    expect(f.mocks.responses.requests.length).toBe(before);
   });
 });
