@@ -280,3 +280,40 @@ describe("refusals, in OpenAI's error shape", () => {
     expect(err).toBeInstanceOf(OpenAI.APIError);
   });
 });
+
+describe("fallbacks across the two paths, and what is logged", () => {
+  it("a native route that keeps failing falls back to a translated one, streamed and not; the receipt names who answered", async () => {
+    const g = await startResponsesFixture({
+      models: {
+        local: { provider: "local", model: "local" },
+        gpt: { provider: "openai", model: "gpt-4.1", fallbacks: ["claude"] },
+        claude: { provider: "anthropic", model: "claude-sonnet-4-5" },
+      },
+    });
+    try {
+      g.mocks.responses.enqueue(...Array.from({ length: 8 }, () => ({ status: 503 })));
+      const body = JSON.stringify({ model: "gpt", input: "fall back please" });
+      const res = await post(g.g, "/v1/responses", body);
+      const { claims, body: bytes } = await receiptOf(g.g, res, body);
+      expect(claims).toMatchObject({ status: 200, provider: "anthropic", model: "gpt" });
+      expect(JSON.parse(Buffer.from(bytes).toString("utf8"))).toMatchObject({ object: "response", status: "completed", model: "gpt" });
+      const streamBody = JSON.stringify({ model: "gpt", input: "fall back please", stream: true });
+      const streamed = await verifiedStream(g.g, await post(g.g, "/v1/responses", streamBody), streamBody);
+      expect(streamed.claims.provider).toBe("anthropic");
+      expect(streamed.events.at(-1)!.type).toBe("response.completed");
+    } finally {
+      await g.close();
+    }
+  });
+
+  it("logs carry sizes, codes and names, never the prompt, the answer or a refused field's value", async () => {
+    const secret = "zebra-prompt-7731";
+    await f.openai.responses.create({ model: MODELS.anthropic, input: secret });
+    await post(f.g, "/v1/responses", { model: MODELS.local, input: [{ type: `unknown-${secret}` }] });
+    await post(f.g, "/v1/responses", { model: MODELS.gemini, input: secret, previous_response_id: secret });
+    const logs = f.g.logs.join("\n");
+    expect(logs).toContain('"surface":"responses"');
+    expect(logs).not.toContain("zebra");
+    expect(logs).not.toContain("Hello from the mock");
+  });
+});
