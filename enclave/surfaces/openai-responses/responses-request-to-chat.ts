@@ -8,7 +8,8 @@ import type { ChatMessage, ChatRequest, ContentPart, ToolCall, ToolChoice, ToolD
  * reaches a provider unless it is named here.
  *
  * Translated: `instructions` (a leading system message), `input` as a string
- * or as items — messages (roles user, assistant, system, developer; parts
+ * or as items — messages (roles user, assistant, system, and developer as
+ * system; parts
  * input_text, input_image by URL or data URL, and output_text / refusal in
  * assistant history), function_call and function_call_output items (a tool
  * loop) —, function `tools`, `tool_choice`, `text.format` (json_schema,
@@ -145,11 +146,14 @@ function messageOf(item: Json, at: string): ChatMessage {
   if (role !== "user" && role !== "assistant" && role !== "system" && role !== "developer") {
     throw invalid(`${at}.role must be one of user, assistant, system, developer.`, `${at}.role`);
   }
-  if (typeof item.content === "string") return role === "assistant" ? { role, content: item.content } : { role, content: item.content };
+  // Developer messages become system messages: Chat Completions servers other than OpenAI's rarely know the role, and every translated target treats the two alike.
+  const canonicalRole = role === "developer" ? "system" : role;
+  if (typeof item.content === "string") return { role: canonicalRole, content: item.content };
   if (!Array.isArray(item.content)) throw invalid(`${at}.content must be a string or an array of parts.`, `${at}.content`);
   const parts = item.content.map((part: unknown, j) => partOf(part, `${at}.content[${j}]`, role));
-  if (role === "assistant") return { role, content: parts.map((p) => (p as { text: string }).text).join("") };
-  return { role, content: parts };
+  // Assistant history is text (output_text and refusal parts, joined).
+  if (canonicalRole === "assistant") return { role: canonicalRole, content: parts.map((p) => (p as { text: string }).text).join("") };
+  return { role: canonicalRole, content: parts };
 }
 
 function partOf(part: unknown, at: string, role: string): ContentPart {

@@ -80,6 +80,20 @@ describe("Responses request → canonical request", () => {
     });
   });
 
+  it("developer messages become system messages (Chat Completions servers rarely know the role)", () => {
+    expect(
+      req({
+        input: [
+          { role: "developer", content: "rules" },
+          { role: "user", content: [{ type: "input_text", text: "hi" }] },
+        ],
+      }).messages,
+    ).toEqual([
+      { role: "system", content: "rules" },
+      { role: "user", content: [{ type: "text", text: "hi" }] },
+    ]);
+  });
+
   it("images: URL and data URL, with detail", () => {
     const chat = req({ input: [{ role: "user", content: [{ type: "input_image", image_url: "https://x.example/a.png", detail: "low" }] }] });
     expect(chat.messages[0]!.content).toEqual([{ type: "image_url", image_url: { url: "https://x.example/a.png", detail: "low" } }]);
