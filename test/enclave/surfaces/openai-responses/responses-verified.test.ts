@@ -66,6 +66,18 @@ describe("createVerifiedFetch + openai SDK on /v1/responses", () => {
     ]);
   });
 
+  it("stored responses through the verifying client: retrieve and delete, each answer with a verified receipt", async () => {
+    const created = await client.responses.create({ model: "gpt", input: "keep" });
+    // One native provider in this policy: no ?model= needed.
+    expect((await client.responses.retrieve(created.id)).id).toBe(created.id);
+    await client.responses.delete(created.id);
+    const receipts = f.getReceipts().slice(-2);
+    expect(receipts.map((r) => [r.claims.surface, r.claims.method, r.claims.path])).toEqual([
+      ["responses.stored", "GET", `/v1/responses/${created.id}`],
+      ["responses.stored", "DELETE", `/v1/responses/${created.id}`],
+    ]);
+  });
+
   it("streamed, native (the stream helper) and translated: the terminal event arrives after the receipt verified", async () => {
     const native = await client.responses.stream({ model: "gpt", input: "hi" }).finalResponse();
     expect(native.output_text).toBe(MOCK_RESPONSES_TEXT);
