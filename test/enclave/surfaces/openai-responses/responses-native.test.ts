@@ -230,12 +230,27 @@ describe("stored responses: GET, DELETE, input_items", () => {
     expect(gone).toBeInstanceOf(OpenAI.NotFoundError);
   });
 
-  it("?model= naming a translated route: unsupported_parameter, nothing sent", async () => {
+  it("?model= naming a translated route (each kind), GET, DELETE and input_items: unsupported_parameter, nothing sent", async () => {
     const before = f.mocks.responses.requests.length;
-    const res = await f.g.app.request("/v1/responses/resp_1?model=claude", { headers: { authorization: `Bearer ${TOKEN}` } });
-    expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ error: { code: "unsupported_parameter", param: "model" } });
+    for (const model of [MODELS.anthropic, MODELS.gemini, MODELS.local, MODELS.compat]) {
+      for (const [method, path] of [
+        ["GET", "/v1/responses/resp_1"],
+        ["DELETE", "/v1/responses/resp_1"],
+        ["GET", "/v1/responses/resp_1/input_items"],
+      ] as const) {
+        const res = await f.g.app.request(`${path}?model=${model}`, { method, headers: { authorization: `Bearer ${TOKEN}` } });
+        expect(res.status, `${method} ${path} ${model}`).toBe(400);
+        expect(await res.json()).toMatchObject({ error: { code: "unsupported_parameter", param: "model", type: "invalid_request_error" } });
+      }
+    }
     expect(f.mocks.responses.requests.length).toBe(before);
+  });
+
+  it("an openai-compatible provider with capabilities.responses serves stored responses too", async () => {
+    const created = await f.openai.responses.create({ model: MODELS.compatNative, input: "keep" });
+    const got = await f.openai.responses.retrieve(created.id, {}, { query: { model: MODELS.compatNative } });
+    expect(got.id).toBe(created.id);
+    expect(last().headers.authorization).toBe("Bearer sk-compatr-upstream");
   });
 
   it("a hostile id or query is refused before it reaches a URL; stream=true is refused", async () => {
