@@ -57,6 +57,7 @@ export function responsesApi(s: GatewayServices): Hono<GatewayEnv> {
       ex.streams();
       // Set by the attempt that answers (attempts run one after another, each resets them).
       let reported: unknown;
+      // How a break after the first byte is written: the answering attempt's own (its sequence numbers, its response).
       let failure: StreamFailureSource = new NativeStreamTracker(() => responseObject(frame, "failed", []));
       const opened = await openStream<string>(routes, view.signal, config.limits, deps.upstream, (route, ctx) => {
         reported = undefined;
