@@ -10,6 +10,7 @@ import { healthApi } from "./surfaces/health/health.js";
 import { imagesApi } from "./surfaces/images/images.js";
 import { modelsApi } from "./surfaces/models/models.js";
 import { chatCompletionsApi } from "./surfaces/openai-chat/chat-completions.js";
+import { responsesApi } from "./surfaces/openai-responses/responses.js";
 
 export type { GatewayDeps } from "./http/gateway-services.js";
 
@@ -26,6 +27,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono<GatewayEnv> {
   return new Hono<GatewayEnv>()
     .route("/v1", chatCompletionsApi(services))
     .route("/v1", messagesApi(services))
+    .route("/v1", responsesApi(services))
     .route("/v1", embeddingsApi(services))
     .route("/v1", imagesApi(services))
     .route("/v1", modelsApi(services))

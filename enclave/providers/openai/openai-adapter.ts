@@ -6,6 +6,7 @@ import { networkError, postJson, readJson } from "../shared/upstream-http.js";
 import { UpstreamError, type ProviderAdapter, type ProviderCallContext, type ProviderInfo } from "../types.js";
 import { checkHeaders, normalizeBaseUrl } from "./check-openai-options.js";
 import { checkChatCompletion, checkChunk, checkEmbeddings, checkImages } from "./check-openai-response.js";
+import { openaiNativeResponses } from "./openai-native-responses.js";
 
 /**
  * Adapter for OpenAI and for every endpoint that speaks its wire format
@@ -38,8 +39,13 @@ export interface OpenAIAdapterOptions {
   apiKey?: () => string | Promise<string>;
   /** Extra request headers (OpenRouter's HTTP-Referer, OpenAI-Organization …). Cannot override `authorization`. */
   extraHeaders?: Record<string, string>;
-  /** What this endpoint serves; each defaults to true. A disabled one throws GatewayError("unsupported_capability"). */
-  capabilities?: { chat?: boolean; embeddings?: boolean; images?: boolean };
+  /**
+   * What this endpoint serves; chat, embeddings and images default to true (a disabled one throws
+   * GatewayError("unsupported_capability")). `responses` (the Responses API spoken natively, so
+   * /v1/responses passes through) defaults to true for kind openai and to false otherwise: most
+   * OpenAI-compatible servers speak Chat Completions only, and those are translated.
+   */
+  capabilities?: { chat?: boolean; embeddings?: boolean; images?: boolean; responses?: boolean };
 }
 
 /** Event data that ends an OpenAI stream. A stream that closes without it was cut off. */
@@ -56,6 +62,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
     images: options.capabilities?.images ?? true,
   };
   const extraHeaders = checkHeaders(options.extraHeaders ?? {});
+  const speaksResponses = options.capabilities?.responses ?? info.kind === "openai";
 
   async function headers(): Promise<Record<string, string>> {
     const result: Record<string, string> = { ...extraHeaders };
@@ -80,6 +87,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
 
   return {
     info,
+    ...(speaksResponses && { nativeResponses: openaiNativeResponses(name, baseUrl, headers) }),
 
     async chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion> {
       ensure("chat");
