@@ -1,0 +1,51 @@
+import { GatewayError } from "../errors.js";
+import type { Capabilities } from "../../attestation/trust-policy.js";
+import type { ChatRequest, NativeMessages, ProviderAdapter, ProviderCallContext } from "./types.js";
+
+/**
+ * Holds an adapter to the capabilities its provider has under the trust
+ * policy (attestation/provider-catalog.ts: the kind's defaults, narrowed by
+ * the policy), for every kind alike, so no adapter has to remember to check.
+ * A capability that is off answers 400 unsupported_capability before
+ * anything goes upstream; embeddings and images that are off are removed,
+ * so the surfaces' own "does not offer" check answers. Every other member
+ * of the adapter (native surfaces other helpers add) passes through
+ * unchanged, through the prototype.
+ */
+export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): ProviderAdapter {
+  const name = adapter.info.name;
+  const refuse = (what: string): never => {
+    throw new GatewayError("unsupported_capability", `provider "${name}" does not serve ${what} under this enclave's trust policy`);
+  };
+  const checkChat = (request: { tools?: unknown; stream?: unknown }, streamed: boolean): void => {
+    if (!caps.chat) refuse("chat");
+    if (streamed && !caps.streaming) refuse("streaming");
+    if (!caps.tools && Array.isArray(request?.tools) && request.tools.length > 0) refuse("tools");
+  };
+  const held = Object.create(adapter) as { -readonly [K in keyof ProviderAdapter]: ProviderAdapter[K] };
+  held.chat = (request: ChatRequest, ctx: ProviderCallContext) => {
+    checkChat(request, false);
+    return adapter.chat(request, ctx);
+  };
+  // A generator, so a refusal surfaces where the stream is read, as every adapter's own errors do.
+  held.chatStream = async function* (request: ChatRequest, ctx: ProviderCallContext) {
+    checkChat(request, true);
+    yield* adapter.chatStream(request, ctx);
+  };
+  if (!caps.embeddings) held.embeddings = undefined;
+  if (!caps.images) held.images = undefined;
+  const native = adapter.native;
+  if (native) {
+    const nativeHeld: NativeMessages = Object.create(native);
+    nativeHeld.messages = (body, ctx) => {
+      checkChat(body, false);
+      return native.messages(body, ctx);
+    };
+    nativeHeld.messagesStream = async function* (body, ctx, onModel) {
+      checkChat(body, true);
+      yield* native.messagesStream(body, ctx, onModel);
+    };
+    held.native = nativeHeld;
+  }
+  return held;
+}
