@@ -53,6 +53,8 @@ export interface GatewayAppOptions {
   upstream?: Partial<UpstreamDeps>;
   /** Wraps each configured adapter (to observe what the gateway hands it). */
   wrapAdapter?: (adapter: ProviderAdapter) => ProviderAdapter;
+  /** Provider keys by secret name (default none). */
+  secrets?: ReadonlyMap<string, string>;
 }
 
 export function appConfigJson(overrides: Record<string, unknown> = {}): string {
@@ -92,7 +94,7 @@ export async function gatewayApp(options: GatewayAppOptions = {}): Promise<Gatew
   const app = createGatewayApp({
     config,
     trustPolicyBytes,
-    adapters: new Map([...createAdapters(config.providers, staticSecrets(new Map()))].map(([name, a]) => [name, options.wrapAdapter ? options.wrapAdapter(a) : a])),
+    adapters: new Map([...createAdapters(config.providers, staticSecrets(options.secrets ?? new Map()))].map(([name, a]) => [name, options.wrapAdapter ? options.wrapAdapter(a) : a])),
     attestation,
     identity,
     log,
