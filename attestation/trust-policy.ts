@@ -304,7 +304,11 @@ function parseProvider(value: unknown, i: number, dev: boolean): TrustProvider {
     if (Object.keys(o).some((k) => k !== "name" && k !== "kind")) fail(path, "a local provider takes only name and kind");
     return { name, kind, baseUrl: "local://", origin: "local", capabilities: parseCapabilities(undefined, kind, name, `${path}.capabilities`) };
   }
-  onlyKeys(o, kind === "bedrock" ? ["name", "kind", "region", "accountId", "roleArn", "baseUrl", "stsUrl", "secret", "capabilities"] : ["name", "kind", "baseUrl", "secret", "capabilities"], path);
+  onlyKeys(
+    o,
+    kind === "bedrock" ? ["name", "kind", "region", "accountId", "roleArn", "baseUrl", "stsUrl", "secret", "capabilities"] : ["name", "kind", "baseUrl", "secret", "capabilities"],
+    path,
+  );
   const capabilities = parseCapabilities(o.capabilities, kind, name, `${path}.capabilities`);
   if (kind === "bedrock") {
     const { provider, raw } = parseBedrock(o, name, path, dev);

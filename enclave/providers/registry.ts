@@ -38,11 +38,16 @@ export function createAdapters(providers: ProviderConfig[], secrets: SecretSourc
     const module = providerModuleFor(p.kind);
     if (module === undefined) throw new ConfigError(`provider "${p.name}": no adapter serves kind ${JSON.stringify(p.kind)}`);
     const adapter = module.create(p, secrets, env);
-    const caps = capabilitiesOf(p);
-    for (const c of ["embeddings", "images"] as const) {
-      if (caps[c] && typeof adapter[c] !== "function") throw new ConfigError(`provider "${p.name}": kind ${p.kind} is to serve ${c}, but its adapter has no ${c} call`);
-    }
-    adapters.set(p.name, withCapabilities(adapter, caps));
+    adapters.set(p.name, withCapabilities(adapter, requireCapabilityCalls(p, adapter)));
   }
   return adapters;
+}
+
+/** The provider's effective capabilities, once its adapter is seen to have a call for each (else ConfigError naming the provider). */
+export function requireCapabilityCalls(p: ProviderConfig, adapter: ProviderAdapter): ReturnType<typeof capabilitiesOf> {
+  const caps = capabilitiesOf(p);
+  for (const c of ["embeddings", "images"] as const) {
+    if (caps[c] && typeof adapter[c] !== "function") throw new ConfigError(`provider "${p.name}": kind ${p.kind} is to serve ${c}, but its adapter has no ${c} call`);
+  }
+  return caps;
 }

@@ -14,9 +14,7 @@ const PRESETS = PROVIDER_KINDS.filter((k) => kindEntry(k).preset);
 
 function policy(providers: unknown[], extra: Record<string, unknown> = {}): Uint8Array {
   const usesSecret = providers.some((p) => (p as { secret?: string }).secret !== undefined);
-  return new TextEncoder().encode(
-    JSON.stringify({ version: 1, providers, ...(usesSecret && { secrets: { kmsKeyArn: KEY_ARN } }), identity: { mode: "ephemeral" }, ...extra }),
-  );
+  return new TextEncoder().encode(JSON.stringify({ version: 1, providers, ...(usesSecret && { secrets: { kmsKeyArn: KEY_ARN } }), identity: { mode: "ephemeral" }, ...extra }));
 }
 
 describe("provider presets", () => {
@@ -106,7 +104,9 @@ describe("bedrock in the trust policy", () => {
       bedrock: { region: "eu-central-1", accountId: "111122223333", roleArn: "arn:aws:iam::111122223333:role/path/egw-bedrock", stsUrl: "https://sts.eu-central-1.amazonaws.com" },
     });
     expect(derivedEgress(p)).toEqual(["bedrock-runtime.eu-central-1.amazonaws.com:443", "sts.eu-central-1.amazonaws.com:443"]);
-    expect(describeTrustPolicy(p).join("\n")).toContain("as AWS arn:aws:iam::111122223333:role/path/egw-bedrock (checked with STS at https://sts.eu-central-1.amazonaws.com); serves chat, streaming, tools");
+    expect(describeTrustPolicy(p).join("\n")).toContain(
+      "as AWS arn:aws:iam::111122223333:role/path/egw-bedrock (checked with STS at https://sts.eu-central-1.amazonaws.com); serves chat, streaming, tools",
+    );
   });
 
   it("the China partition's domain", () => {
@@ -121,10 +121,16 @@ describe("bedrock in the trust policy", () => {
     ["a user, not a role", { roleArn: "arn:aws:iam::111122223333:user/alice" }, "must be an IAM role ARN"],
     ["a sealed secret (Bedrock signs with role credentials)", { accountId: "111122223333", secret: "AWS_KEY" }, "takes no sealed secret"],
     ["a baseUrl outside development", { accountId: "111122223333", baseUrl: "https://bedrock.evil.example" }, "is fixed to https://bedrock-runtime.eu-central-1.amazonaws.com"],
-    ["an stsUrl outside development (a host-run STS would vouch for anything)", { accountId: "111122223333", stsUrl: "https://sts.evil.example" }, "is fixed to https://sts.eu-central-1.amazonaws.com"],
+    [
+      "an stsUrl outside development (a host-run STS would vouch for anything)",
+      { accountId: "111122223333", stsUrl: "https://sts.evil.example" },
+      "is fixed to https://sts.eu-central-1.amazonaws.com",
+    ],
     ["no region", { region: undefined, accountId: "111122223333" }, "region"],
   ])("refuses %s", (_what, fields, message) => {
-    expect(() => parseTrustPolicy(bedrock(fields), { dev: false })).toThrow(expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID", message: expect.stringContaining(message) }));
+    expect(() => parseTrustPolicy(bedrock(fields), { dev: false })).toThrow(
+      expect.objectContaining({ code: "ERR_TRUST_POLICY_INVALID", message: expect.stringContaining(message) }),
+    );
   });
 
   it("in development baseUrl and stsUrl may point at a local mock, and both are in the egress set", () => {

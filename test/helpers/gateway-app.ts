@@ -94,7 +94,9 @@ export async function gatewayApp(options: GatewayAppOptions = {}): Promise<Gatew
   const app = createGatewayApp({
     config,
     trustPolicyBytes,
-    adapters: new Map([...createAdapters(config.providers, staticSecrets(options.secrets ?? new Map()))].map(([name, a]) => [name, options.wrapAdapter ? options.wrapAdapter(a) : a])),
+    adapters: new Map(
+      [...createAdapters(config.providers, staticSecrets(options.secrets ?? new Map()))].map(([name, a]) => [name, options.wrapAdapter ? options.wrapAdapter(a) : a]),
+    ),
     attestation,
     identity,
     log,

@@ -104,7 +104,7 @@ export function bedrockEvent(eventType: string, payload: Record<string, unknown>
     ":message-type": { type: "string", value: "event" },
   };
   // Bedrock pads every payload with a "p" field of varying length, so sizes do not reveal token lengths.
-  const body = JSON.stringify({ ...payload, p: PAD.slice(0, 1 + (serial * 7) % PAD.length) });
+  const body = JSON.stringify({ ...payload, p: PAD.slice(0, 1 + ((serial * 7) % PAD.length)) });
   return codec.encode({ headers, body: new Uint8Array(Buffer.from(body, "utf8")) });
 }
 

@@ -48,13 +48,19 @@ export async function checkBedrockIdentity(pins: BedrockPins, credentials: AwsCr
   } catch (cause) {
     // STS's own error names (InvalidClientTokenId, ExpiredToken …) only; no SDK message, which may echo a header.
     const name = (cause as { name?: unknown })?.name;
-    throw new BedrockIdentityError("ERR_BEDROCK_IDENTITY_UNCHECKED", `bedrock: STS GetCallerIdentity failed (${typeof name === "string" ? name.slice(0, 64) : "error"}); no prompt is sent until it answers`);
+    throw new BedrockIdentityError(
+      "ERR_BEDROCK_IDENTITY_UNCHECKED",
+      `bedrock: STS GetCallerIdentity failed (${typeof name === "string" ? name.slice(0, 64) : "error"}); no prompt is sent until it answers`,
+    );
   } finally {
     client.destroy();
   }
   if (typeof account !== "string" || typeof arn !== "string") throw new BedrockIdentityError("ERR_BEDROCK_IDENTITY_UNCHECKED", "bedrock: STS answered without Account and Arn");
   if (account !== pins.accountId) {
-    throw new BedrockIdentityError("ERR_BEDROCK_IDENTITY", `bedrock: the AWS credentials belong to account ${account.slice(0, 12)}, but the trust policy pins account ${pins.accountId}`);
+    throw new BedrockIdentityError(
+      "ERR_BEDROCK_IDENTITY",
+      `bedrock: the AWS credentials belong to account ${account.slice(0, 12)}, but the trust policy pins account ${pins.accountId}`,
+    );
   }
   if (pins.roleArn !== undefined) {
     const want = ROLE_ARN.exec(pins.roleArn);

@@ -67,7 +67,9 @@ export function toConverseRequest(request: ChatRequest): ConverseRequest {
         if (message.content !== undefined && message.content !== null) content.push(...textBlocks(message.content, at, true));
         if (message.tool_calls !== undefined) {
           if (!Array.isArray(message.tool_calls)) throw invalid(`${at}.tool_calls must be an array`);
-          message.tool_calls.forEach((call, j) => content.push({ toolUse: toolUse(call, `${at}.tool_calls[${j}]`) }));
+          message.tool_calls.forEach((call, j) => {
+            content.push({ toolUse: toolUse(call, `${at}.tool_calls[${j}]`) });
+          });
           usesTools ||= message.tool_calls.length > 0;
         }
         push("assistant", content);
@@ -222,7 +224,8 @@ function inferenceConfig(request: ChatRequest): ConverseInferenceConfig {
   const stop = request.stop;
   if (stop !== undefined && stop !== null) {
     const list = typeof stop === "string" ? [stop] : stop;
-    if (!Array.isArray(list) || list.length > 4 || !list.every((s) => typeof s === "string" && s !== "")) throw invalid("stop must be a string or an array of at most 4 non-empty strings");
+    if (!Array.isArray(list) || list.length > 4 || !list.every((s) => typeof s === "string" && s !== ""))
+      throw invalid("stop must be a string or an array of at most 4 non-empty strings");
     if (list.length > 0) config.stopSequences = list;
   }
   const format = request.response_format;

@@ -44,13 +44,18 @@ export function createConverseStreamMapper(options: ConverseStreamMapperOptions)
   let usage: Usage | undefined;
   const toolIndex = new Map<number, number>();
 
-  const chunk = (delta: Delta, finishReason: FinishReason): ChatCompletionChunk => ({
-    id: options.id,
-    object: "chat.completion.chunk",
-    created: options.created,
-    model: options.model,
-    choices: [{ index: 0, delta: roleSent ? delta : ((roleSent = true), { role: "assistant", ...delta }), finish_reason: finishReason, logprobs: null }],
-  });
+  const chunk = (delta: Delta, finishReason: FinishReason): ChatCompletionChunk => {
+    // The first chunk of the answer carries the role, whichever event produced it.
+    const withRole: Delta = roleSent ? delta : { role: "assistant", ...delta };
+    roleSent = true;
+    return {
+      id: options.id,
+      object: "chat.completion.chunk",
+      created: options.created,
+      model: options.model,
+      choices: [{ index: 0, delta: withRole, finish_reason: finishReason, logprobs: null }],
+    };
+  };
   const malformed = (what: string) => new UpstreamError("malformed", `${options.provider}: ${what}`);
 
   return {
@@ -115,7 +120,16 @@ export function createConverseStreamMapper(options: ConverseStreamMapperOptions)
     finish(): ChatCompletionChunk[] {
       if (!stopped) throw malformed("stream ended before messageStop");
       if (!options.includeUsage) return [];
-      return [{ id: options.id, object: "chat.completion.chunk", created: options.created, model: options.model, choices: [], usage: usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 } }];
+      return [
+        {
+          id: options.id,
+          object: "chat.completion.chunk",
+          created: options.created,
+          model: options.model,
+          choices: [],
+          usage: usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+        },
+      ];
     },
   };
 

@@ -29,7 +29,8 @@ export async function* readEventStream(body: Readable | null, provider: string, 
       for (;;) {
         if (buffer.length < PRELUDE) break;
         const total = buffer.readUInt32BE(0);
-        if (total < MIN_MESSAGE || total > maxMessageBytes) throw new UpstreamError("malformed", `${provider}: event stream message of ${total} bytes is outside [${MIN_MESSAGE}, ${maxMessageBytes}]`);
+        if (total < MIN_MESSAGE || total > maxMessageBytes)
+          throw new UpstreamError("malformed", `${provider}: event stream message of ${total} bytes is outside [${MIN_MESSAGE}, ${maxMessageBytes}]`);
         if (buffer.length < total) break;
         const frame = buffer.subarray(0, total);
         buffer = buffer.subarray(total);

@@ -88,7 +88,9 @@ describe("bedrock through the gateway", () => {
   });
 
   it("tools: function tools become toolConfig; toolUse comes back as tool_calls, streamed and not; tool results go back as toolResult", async () => {
-    const tools = [{ type: "function" as const, function: { name: "get_weather", description: "Weather", parameters: { type: "object", properties: { city: { type: "string" } } } } }];
+    const tools = [
+      { type: "function" as const, function: { name: "get_weather", description: "Weather", parameters: { type: "object", properties: { city: { type: "string" } } } } },
+    ];
     mock.setScenario({ text: "", toolUses: [{ toolUseId: "tooluse_A", name: "get_weather", input: { city: "Oslo" } }] });
     const out = await openai.chat.completions.create({ model: "claude", messages: [{ role: "user", content: "weather in Oslo" }], tools, tool_choice: "required" });
     expect(out.choices[0]!.finish_reason).toBe("tool_calls");
@@ -217,7 +219,10 @@ describe("a hostile host and Bedrock credentials", () => {
 
   it("a session of another role in the pinned account → refused when the policy pins the role", async () => {
     mock.setIdentity({ account: "111122223333", arn: "arn:aws:sts::111122223333:assumed-role/host-admin/i-0host" });
-    await expect(startHarness({ config: config(), awsCredentials: CREDS })).rejects.toMatchObject({ code: "ERR_BEDROCK_IDENTITY", message: expect.stringContaining("egw-bedrock") });
+    await expect(startHarness({ config: config(), awsCredentials: CREDS })).rejects.toMatchObject({
+      code: "ERR_BEDROCK_IDENTITY",
+      message: expect.stringContaining("egw-bedrock"),
+    });
   });
 
   it("no credentials handed in → the boot stops (ERR_BEDROCK_CREDENTIALS_MISSING)", async () => {

@@ -45,7 +45,7 @@ describe("mock Bedrock against the official AWS SDK", () => {
     let args = "";
     let stop: string | undefined;
     for await (const event of out.stream!) {
-      const kind = Object.keys(event).find((k) => (event as Record<string, unknown>)[k] !== undefined)!;
+      const kind = Object.keys(event).find((k) => (event as unknown as Record<string, unknown>)[k] !== undefined)!;
       kinds.push(kind);
       if (event.contentBlockDelta?.delta?.text) text += event.contentBlockDelta.delta.text;
       if (event.contentBlockDelta?.delta?.toolUse?.input) args += event.contentBlockDelta.delta.toolUse.input;
