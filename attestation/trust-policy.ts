@@ -25,8 +25,11 @@ import { CAPABILITY_NAMES, defaultCapabilities, kindEntry, PROVIDER_CATALOG, typ
  *   "version": 1,
  *   "providers": [                                   // 1..64, names unique
  *     { "name": "openai", "kind": "openai", "secret": "OPENAI_API_KEY" },
+ *     { "name": "groq", "kind": "groq", "secret": "GROQ_API_KEY" },   // a preset: origin from the catalog
  *     { "name": "acme", "kind": "openai-compatible", "baseUrl": "https://llm.acme.example/v1",
- *       "secret": "ACME_KEY", "capabilities": { "chat": true, "embeddings": false, "images": false } },
+ *       "secret": "ACME_KEY", "capabilities": { "embeddings": false, "images": false } },
+ *     { "name": "aws", "kind": "bedrock", "region": "us-east-1",
+ *       "roleArn": "arn:aws:iam::111122223333:role/egw-bedrock" },     // and/or "accountId"; no secret
  *     { "name": "local", "kind": "local" }
  *   ],
  *   "models": { "gpt": { "provider": "openai", "model": "gpt-5", "fallbacks": ["..."], "description": "..." } },
@@ -38,10 +41,28 @@ import { CAPABILITY_NAMES, defaultCapabilities, kindEntry, PROVIDER_CATALOG, typ
  * }
  * ```
  *
+ * Kinds are the catalog's (attestation/provider-catalog.ts, the one list:
+ * first party, presets, bedrock, openai-compatible, local).
+ *
+ * Capabilities (chat, streaming, tools, embeddings, images; the catalog's
+ * CAPABILITIES table, so a new one is one line there): every parsed
+ * provider carries its effective set. A kind has what its catalog entry
+ * `serves` unless the policy switches a capability off; an
+ * `openai-compatible` entry therefore has every capability unless it says
+ * otherwise (the default, stated); a capability the kind does not serve
+ * (images on anthropic, embeddings on groq) is refused, naming the provider;
+ * without chat, streaming and tools are off. describeTrustPolicy prints the
+ * effective set of each provider.
+ *
  * Rules outside development (a simulated NSM; `dev: true`):
- *  - first-party kinds are fixed to their official origin (`baseUrl` is
- *    refused), every other endpoint is an `openai-compatible` entry whose
- *    origin is written here for a client to see;
+ *  - first-party and preset kinds are fixed to their official origin
+ *    (`baseUrl` is refused), bedrock to its region's runtime and STS
+ *    endpoints (`baseUrl`, `stsUrl` refused); every other endpoint is an
+ *    `openai-compatible` entry whose origin is written here for a client to
+ *    see;
+ *  - a bedrock provider pins the AWS identity it may use (`accountId`
+ *    and/or `roleArn`): the enclave checks the host's credentials with STS
+ *    before first use (enclave/providers/bedrock/check-bedrock-identity.ts);
  *  - origins are https only, with no credentials, query or fragment;
  *  - one sealed secret serves at most one provider (always, not only outside
  *    dev: the secret's KMS encryption context names exactly one origin);
