@@ -98,13 +98,17 @@ const PAD = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
 /** One event-stream message as Bedrock frames it. */
 export function bedrockEvent(eventType: string, payload: Record<string, unknown>, serial = 0): Uint8Array {
+  // Bedrock pads every payload with a "p" field of varying length, so sizes do not reveal token lengths.
+  return bedrockRawEvent(eventType, JSON.stringify({ ...payload, p: PAD.slice(0, 1 + ((serial * 7) % PAD.length)) }));
+}
+
+/** An event message whose payload is exactly `body` (for malformed payloads). */
+export function bedrockRawEvent(eventType: string, body: string): Uint8Array {
   const headers: MessageHeaders = {
     ":event-type": { type: "string", value: eventType },
     ":content-type": { type: "string", value: "application/json" },
     ":message-type": { type: "string", value: "event" },
   };
-  // Bedrock pads every payload with a "p" field of varying length, so sizes do not reveal token lengths.
-  const body = JSON.stringify({ ...payload, p: PAD.slice(0, 1 + ((serial * 7) % PAD.length)) });
   return codec.encode({ headers, body: new Uint8Array(Buffer.from(body, "utf8")) });
 }
 
