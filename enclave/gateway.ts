@@ -5,6 +5,7 @@ import { signedErrors, signedNotFound } from "./http/middleware/receipts.js";
 import { messagesApi } from "./surfaces/anthropic-messages/messages.js";
 import { attestationApi } from "./surfaces/attestation/attestation.js";
 import { embeddingsApi } from "./surfaces/embeddings/embeddings.js";
+import { geminiApi } from "./surfaces/gemini-native/gemini-api.js";
 import { healthApi } from "./surfaces/health/health.js";
 import { imagesApi } from "./surfaces/images/images.js";
 import { modelsApi } from "./surfaces/models/models.js";
@@ -29,6 +30,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono<GatewayEnv> {
     .route("/v1", imagesApi(services))
     .route("/v1", modelsApi(services))
     .route("/v1", attestationApi(services))
+    .route("/v1beta", geminiApi(services))
     .route("/", healthApi(services))
     .notFound(signedNotFound(services))
     .onError(signedErrors(services));

@@ -17,6 +17,8 @@ import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from ".
  *   event carries the cumulative usageMetadata; the last one carries the
  *   finishReason and the final counts. There is no `[DONE]`.
  * - `…:streamGenerateContent` without alt=sse → one JSON array, streamed.
+ * - `…:countTokens` → `{"totalTokens", "promptTokensDetails"}` (the mock's
+ *   "tokens" are words).
  * - `…:batchEmbedContents` (at most 100 requests, as Google enforces) and
  *   `…:embedContent` → deterministic vectors derived from the text.
  * - Errors → `{"error": {"code", "message", "status"[, "details"]}}`.
@@ -400,6 +402,15 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
           return json(200, googlePrettyJson(generateContentBody(scenario, p)));
         case "streamGenerateContent":
           return stream(scenario, streamEvents(scenario, p), url.searchParams.get("alt") === "sse");
+        case "countTokens": {
+          // Either `contents` or a whole `generateContentRequest` (whose model must be models/<path model>).
+          const b = body as Record<string, unknown>;
+          const inner = b.generateContentRequest as Record<string, unknown> | undefined;
+          if (inner !== undefined && inner.model !== `models/${recorded.model}`)
+            return json(400, googleErrorBody(400, "* CountTokensRequest.generate_content_request.model: must match the model"));
+          const totalTokens = scenario.usage?.promptTokenCount ?? promptWords(inner ?? b);
+          return json(200, googlePrettyJson({ totalTokens, promptTokensDetails: [{ modality: "TEXT", tokenCount: totalTokens }] }));
+        }
         case "batchEmbedContents":
         case "embedContent":
           return embed(recorded, scenario);
