@@ -1,6 +1,6 @@
 import { GatewayError } from "../errors.js";
 import type { Capabilities } from "../../attestation/trust-policy.js";
-import type { ChatRequest, NativeMessages, ProviderAdapter, ProviderCallContext } from "./types.js";
+import type { ChatRequest, NativeGemini, NativeMessages, ProviderAdapter, ProviderCallContext } from "./types.js";
 
 /**
  * Holds an adapter to the capabilities its provider has under the trust
@@ -8,7 +8,8 @@ import type { ChatRequest, NativeMessages, ProviderAdapter, ProviderCallContext 
  * the policy), for every kind alike, so no adapter has to remember to check.
  * A capability that is off answers 400 unsupported_capability before
  * anything goes upstream; embeddings and images that are off are removed,
- * so the surfaces' own "does not offer" check answers. Every other member
+ * so the surfaces' own "does not offer" check answers. The native surfaces
+ * (Anthropic's messages, Gemini's methods) are held to the same set. Every other member
  * of the adapter (native surfaces other helpers add) passes through
  * unchanged, through the prototype.
  */
@@ -23,7 +24,8 @@ export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): 
     if (!caps.tools && Array.isArray(request?.tools) && request.tools.length > 0) refuse("tools");
   };
   const held = Object.create(adapter) as { -readonly [K in keyof ProviderAdapter]: ProviderAdapter[K] };
-  held.chat = (request: ChatRequest, ctx: ProviderCallContext) => {
+  // Async, so a refusal is a rejection like every adapter error, never a synchronous throw.
+  held.chat = async (request: ChatRequest, ctx: ProviderCallContext) => {
     checkChat(request, false);
     return adapter.chat(request, ctx);
   };
@@ -37,7 +39,7 @@ export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): 
   const native = adapter.native;
   if (native) {
     const nativeHeld: NativeMessages = Object.create(native);
-    nativeHeld.messages = (body, ctx) => {
+    nativeHeld.messages = async (body, ctx) => {
       checkChat(body, false);
       return native.messages(body, ctx);
     };
@@ -46,6 +48,24 @@ export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): 
       yield* native.messagesStream(body, ctx, onModel);
     };
     held.native = nativeHeld;
+  }
+  const gemini = adapter.nativeGemini;
+  if (gemini) {
+    // Gemini's own request names tools as `tools` too (functionDeclarations inside).
+    const geminiHeld: NativeGemini = Object.create(gemini);
+    geminiHeld.call = async (method, body, ctx) => {
+      if (method === "embedContent" || method === "batchEmbedContents") {
+        if (!caps.embeddings) refuse("embeddings");
+      } else {
+        checkChat(body, false);
+      }
+      return gemini.call(method, body, ctx);
+    };
+    geminiHeld.stream = async function* (body, ctx, onModel) {
+      checkChat(body, true);
+      yield* gemini.stream(body, ctx, onModel);
+    };
+    held.nativeGemini = geminiHeld;
   }
   return held;
 }
