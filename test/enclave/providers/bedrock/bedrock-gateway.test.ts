@@ -1,4 +1,5 @@
 import Anthropic from "@anthropic-ai/sdk";
+import { GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../../../helpers/enclave-harness.js";
@@ -195,6 +196,23 @@ describe("bedrock through the gateway", () => {
     });
     expect(tooled.stop_reason).toBe("tool_use");
     expect(tooled.content).toContainEqual(expect.objectContaining({ type: "tool_use", id: "tooluse_B", name: "lookup", input: { q: "x" } }));
+    mock.setScenario({});
+  });
+
+  it("Gemini-native surface (translated): @google/genai generateContent and its stream, and embedContent refused (Bedrock serves no embeddings)", async () => {
+    const ai = new GoogleGenAI({ apiKey: CLIENT_TOKEN, httpOptions: { baseUrl: h.baseURL.replace(/\/v1$/, ""), fetch: h.fetch } });
+    mock.setScenario({ text: "Hallo" });
+    const res = await ai.models.generateContent({ model: "claude", contents: "say hello", config: { systemInstruction: "be brief" } });
+    expect(res.text).toBe("Hallo");
+    expect(res.candidates![0]!.finishReason).toBe("STOP");
+    expect((mock.requests.at(-1)!.body as { system: unknown }).system).toEqual([{ text: "be brief" }]);
+    mock.setScenario({ text: ["Hal", "lo"] });
+    let text = "";
+    for await (const chunk of await ai.models.generateContentStream({ model: "claude", contents: "say hello" })) text += chunk.text ?? "";
+    expect(text).toBe("Hallo");
+    const before = mock.requests.length;
+    await expect(ai.models.embedContent({ model: "claude", contents: "x" })).rejects.toMatchObject({ status: 400 });
+    expect(mock.requests.length).toBe(before);
     mock.setScenario({});
   });
 
