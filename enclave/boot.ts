@@ -122,8 +122,8 @@ export function runtimeConfigFor(options: Pick<BootOptions, "trustPolicyBytes" |
 }
 
 /** The secrets the trust policy's providers use, each with the one origin it may be sent to. */
-export function secretsUsedBy(config: RuntimeConfig): { name: string; origin: string }[] {
-  return secretBindings(config.trust).map(({ name, origin }) => ({ name, origin }));
+export function secretsUsedBy(config: RuntimeConfig): { name: string; origin: string; provider: string }[] {
+  return secretBindings(config.trust).map(({ name, origin, provider }) => ({ name, origin, provider }));
 }
 
 /**
