@@ -1,5 +1,6 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
+import { RECEIPT_HEADER, receiptKeyFromSpki, verifyReceipt } from "../../../../attestation/receipt.js";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../../../helpers/enclave-harness.js";
@@ -213,6 +214,21 @@ describe("bedrock through the gateway", () => {
     const before = mock.requests.length;
     await expect(ai.models.embedContent({ model: "claude", contents: "x" })).rejects.toMatchObject({ status: 400 });
     expect(mock.requests.length).toBe(before);
+    mock.setScenario({});
+  });
+
+  it("the receipt covers the exact bytes and names Bedrock's origin and request id", async () => {
+    mock.setScenario({ text: "receipted" });
+    const body = JSON.stringify({ model: "claude", messages: [{ role: "user", content: "x" }] });
+    const res = await h.fetch(`${h.baseURL}/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${CLIENT_TOKEN}`, "content-type": "application/json" }, body });
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const claims = verifyReceipt(new Uint8Array(Buffer.from(res.headers.get(RECEIPT_HEADER)!, "base64url")), {
+      publicKey: receiptKeyFromSpki(h.enclave.identity.receipt.publicSpkiDer),
+      requestBody: new TextEncoder().encode(body),
+      responseBody: bytes,
+    });
+    expect(claims.upstream?.origin).toBe(new URL(mock.url).origin);
+    expect(claims.upstream?.requestId).toMatch(/^[0-9a-f-]{36}$/);
     mock.setScenario({});
   });
 
