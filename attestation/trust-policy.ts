@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { rejectDuplicateJsonKeys } from "./client/strict-json.js";
 import { EgwError } from "./egw-error.js";
+import { CAPABILITY_NAMES, defaultCapabilities, kindEntry, PROVIDER_CATALOG, type Capabilities, type Capability, type ProviderKind } from "./provider-catalog.js";
 
 /**
  * The trust policy: every setting that decides where a prompt, a provider key
@@ -24,8 +25,11 @@ import { EgwError } from "./egw-error.js";
  *   "version": 1,
  *   "providers": [                                   // 1..64, names unique
  *     { "name": "openai", "kind": "openai", "secret": "OPENAI_API_KEY" },
+ *     { "name": "groq", "kind": "groq", "secret": "GROQ_API_KEY" },   // a preset: origin from the catalog
  *     { "name": "acme", "kind": "openai-compatible", "baseUrl": "https://llm.acme.example/v1",
- *       "secret": "ACME_KEY", "capabilities": { "chat": true, "embeddings": false, "images": false, "responses": false } },
+ *       "secret": "ACME_KEY", "capabilities": { "embeddings": false, "images": false } },
+ *     { "name": "aws", "kind": "bedrock", "region": "us-east-1",
+ *       "roleArn": "arn:aws:iam::111122223333:role/egw-bedrock" },     // and/or "accountId"; no secret
  *     { "name": "local", "kind": "local" }
  *   ],
  *   "models": { "gpt": { "provider": "openai", "model": "gpt-5", "fallbacks": ["..."], "description": "..." } },
@@ -37,10 +41,28 @@ import { EgwError } from "./egw-error.js";
  * }
  * ```
  *
+ * Kinds are the catalog's (attestation/provider-catalog.ts, the one list:
+ * first party, presets, bedrock, openai-compatible, local).
+ *
+ * Capabilities (chat, streaming, tools, embeddings, images; the catalog's
+ * CAPABILITIES table, so a new one is one line there): every parsed
+ * provider carries its effective set. A kind has what its catalog entry
+ * `serves` unless the policy switches a capability off; an
+ * `openai-compatible` entry therefore has every capability unless it says
+ * otherwise (the default, stated); a capability the kind does not serve
+ * (images on anthropic, embeddings on groq) is refused, naming the provider;
+ * without chat, streaming and tools are off. describeTrustPolicy prints the
+ * effective set of each provider.
+ *
  * Rules outside development (a simulated NSM; `dev: true`):
- *  - first-party kinds are fixed to their official origin (`baseUrl` is
- *    refused), every other endpoint is an `openai-compatible` entry whose
- *    origin is written here for a client to see;
+ *  - first-party and preset kinds are fixed to their official origin
+ *    (`baseUrl` is refused), bedrock to its region's runtime and STS
+ *    endpoints (`baseUrl`, `stsUrl` refused); every other endpoint is an
+ *    `openai-compatible` entry whose origin is written here for a client to
+ *    see;
+ *  - a bedrock provider pins the AWS identity it may use (`accountId`
+ *    and/or `roleArn`): the enclave checks the host's credentials with STS
+ *    before first use (enclave/providers/bedrock/check-bedrock-identity.ts);
  *  - origins are https only, with no credentials, query or fragment;
  *  - one sealed secret serves at most one provider (always, not only outside
  *    dev: the secret's KMS encryption context names exactly one origin);
@@ -53,16 +75,32 @@ import { EgwError } from "./egw-error.js";
 export const TRUST_POLICY_VERSION = 1;
 export const MAX_TRUST_POLICY_BYTES = 256 * 1024;
 
-export type ProviderKind = "openai" | "anthropic" | "gemini" | "xai" | "openai-compatible" | "local";
-export const PROVIDER_KINDS: readonly ProviderKind[] = Object.freeze(["openai", "anthropic", "gemini", "xai", "openai-compatible", "local"]);
+export type { Capabilities, Capability, ProviderKind } from "./provider-catalog.js";
 
-/** The official base URL of each first-party kind; its origin is the only one that kind may reach outside development. */
-export const FIRST_PARTY_BASE_URLS: Readonly<Partial<Record<ProviderKind, string>>> = Object.freeze({
-  openai: "https://api.openai.com/v1",
-  anthropic: "https://api.anthropic.com",
-  gemini: "https://generativelanguage.googleapis.com",
-  xai: "https://api.x.ai/v1",
-});
+/** Every kind a policy may name: the catalog's (attestation/provider-catalog.ts), the one list. */
+export const PROVIDER_KINDS: readonly ProviderKind[] = Object.freeze(Object.keys(PROVIDER_CATALOG) as ProviderKind[]);
+
+/** The official base URL of each kind that has one (first party and presets); its origin is the only one that kind may reach outside development. */
+export const FIRST_PARTY_BASE_URLS: Readonly<Partial<Record<ProviderKind, string>>> = Object.freeze(
+  Object.fromEntries(PROVIDER_KINDS.flatMap((k) => (kindEntry(k).baseUrl === undefined ? [] : [[k, kindEntry(k).baseUrl!]]))),
+);
+
+/**
+ * What the enclave pins about the AWS identity it calls Bedrock with. The
+ * host hands in the role credentials; an account of the host's own could log
+ * every prompt (Bedrock model-invocation logging), so the enclave checks the
+ * credentials' identity with STS GetCallerIdentity before first use and
+ * refuses any other account or role.
+ */
+export interface BedrockPins {
+  region: string;
+  /** The 12-digit account the credentials must belong to. */
+  accountId: string;
+  /** When given, the credentials must be a session of exactly this role (arn:aws:sts::<account>:assumed-role/<name>/<session>). */
+  roleArn?: string;
+  /** STS endpoint for the check: https://sts.<region>.amazonaws.com (a local mock in development only). */
+  stsUrl: string;
+}
 
 export interface TrustProvider {
   name: string;
@@ -74,11 +112,13 @@ export interface TrustProvider {
   /** Name of the sealed secret this provider's key comes from. */
   secret?: string;
   /**
-   * openai-compatible only: what the endpoint serves (absent fields: chat true, the rest false).
-   * `responses`: the endpoint speaks OpenAI's Responses API itself, so /v1/responses passes through
-   * to it instead of being translated (kind openai always does; absent means false).
+   * What this provider serves. The parser always fills every capability
+   * with its effective value (the kind's default unless the policy switched
+   * it off: attestation/provider-catalog.ts); read it with capabilitiesOf.
    */
-  capabilities?: { chat?: boolean; embeddings?: boolean; images?: boolean; responses?: boolean };
+  capabilities?: Partial<Record<Capability, boolean>>;
+  /** kind bedrock only: region and the pinned AWS identity. */
+  bedrock?: BedrockPins;
 }
 
 export interface TrustModelRoute {
@@ -185,16 +225,116 @@ function parseBaseUrl(raw: string, path: string, dev: boolean): URL {
   return url;
 }
 
+const AWS_REGION = /^[a-z]{2}(?:-[a-z]+){1,2}-\d{1,2}$/;
+const AWS_ACCOUNT = /^\d{12}$/;
+/** IAM role ARN (IAM User Guide, "IAM identifiers"): partition, account, role/<path/>name. */
+const IAM_ROLE_ARN = /^arn:aws[a-z-]*:iam::(\d{12}):role\/(?:[\w+=,.@-]+\/)*([\w+=,.@-]{1,64})$/;
+
+/** The AWS domain of a region: .amazonaws.com.cn in the China partition (AWS General Reference, "Service endpoints"). */
+function awsDomain(region: string): string {
+  return region.startsWith("cn-") ? "amazonaws.com.cn" : "amazonaws.com";
+}
+
+/** Bedrock's runtime endpoint for a region (Converse and ConverseStream). */
+export function bedrockRuntimeBaseUrl(region: string): string {
+  return `https://bedrock-runtime.${region}.${awsDomain(region)}`;
+}
+
+/** The regional STS endpoint the enclave checks Bedrock credentials against. */
+export function stsRegionalUrl(region: string): string {
+  return `https://sts.${region}.${awsDomain(region)}`;
+}
+
+/**
+ * The effective capabilities of a parsed provider: the kind's defaults
+ * with what the policy switched off. The parser has already refused a
+ * capability the kind cannot serve.
+ */
+export function capabilitiesOf(p: Pick<TrustProvider, "kind" | "capabilities">): Capabilities {
+  const defaults = defaultCapabilities(p.kind);
+  const out = {} as Record<Capability, boolean>;
+  for (const c of CAPABILITY_NAMES) out[c] = kindEntry(p.kind).serves.includes(c) && (p.capabilities?.[c] ?? defaults[c]);
+  return Object.freeze(out);
+}
+
+/**
+ * A policy may switch capabilities off, or on where the kind serves them
+ * but has them off by default; never on beyond what the kind serves
+ * (e.g. images on anthropic, embeddings on groq), which would only become
+ * a failed call later.
+ */
+function parseCapabilities(value: unknown, kind: ProviderKind, name: string, path: string): Record<Capability, boolean> {
+  const out = { ...defaultCapabilities(kind) } as Record<Capability, boolean>;
+  if (value === undefined) return out;
+  const c = obj(value, path);
+  onlyKeys(c, CAPABILITY_NAMES, path);
+  const serves = kindEntry(kind).serves;
+  for (const k of CAPABILITY_NAMES) {
+    if (c[k] === undefined) continue;
+    const on = bool(c[k], `${path}.${k}`, false);
+    if (on && !serves.includes(k)) fail(`${path}.${k}`, `provider "${name}" (kind ${kind}) cannot serve ${k}; it serves ${serves.join(", ")}`);
+    out[k] = on;
+  }
+  // Streaming and tools are ways of chatting: without chat they are off, and saying otherwise is a contradiction.
+  if (!out.chat) {
+    for (const k of ["streaming", "tools"] as const) {
+      if (c[k] === true) fail(`${path}.${k}`, `provider "${name}": ${k} needs chat, which is off`);
+      out[k] = false;
+    }
+  }
+  return out;
+}
+
+function parseBedrock(o: Record<string, unknown>, name: string, path: string, dev: boolean): { provider: TrustProvider; raw: string } {
+  if (o.secret !== undefined) fail(`${path}.secret`, "a bedrock provider signs with the host's AWS role credentials, pinned by accountId / roleArn; it takes no sealed secret");
+  const region = str(o.region, `${path}.region`, AWS_REGION);
+  let accountId = o.accountId === undefined ? undefined : str(o.accountId, `${path}.accountId`, AWS_ACCOUNT);
+  let roleArn: string | undefined;
+  if (o.roleArn !== undefined) {
+    roleArn = str(o.roleArn, `${path}.roleArn`);
+    const m = roleArn.length <= 2048 ? IAM_ROLE_ARN.exec(roleArn) : null;
+    if (!m) fail(`${path}.roleArn`, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
+    if (accountId !== undefined && accountId !== m[1]) fail(`${path}.roleArn`, `names account ${m[1]}, but accountId is ${accountId}`);
+    accountId = m[1];
+  }
+  // Without a pin the host's own account would do, and its invocation logging would see every prompt.
+  if (accountId === undefined) fail(path, "a bedrock provider must pin the AWS identity it may use: accountId and/or roleArn");
+  let raw = bedrockRuntimeBaseUrl(region);
+  let stsUrl = stsRegionalUrl(region);
+  for (const [field, fixed] of [
+    ["baseUrl", raw],
+    ["stsUrl", stsUrl],
+  ] as const) {
+    if (o[field] === undefined) continue;
+    if (!dev) fail(`${path}.${field}`, `kind bedrock in ${region} is fixed to ${fixed}`);
+    const url = parseBaseUrl(str(o[field], `${path}.${field}`), `${path}.${field}`, dev).href.replace(/\/+$/, "");
+    if (field === "baseUrl") raw = url;
+    else stsUrl = url;
+  }
+  const bedrock: BedrockPins = { region, accountId, stsUrl, ...(roleArn !== undefined && { roleArn }) };
+  return { provider: { name, kind: "bedrock", baseUrl: "", origin: "", bedrock }, raw };
+}
+
 function parseProvider(value: unknown, i: number, dev: boolean): TrustProvider {
   const path = `providers[${i}]`;
   const o = obj(value, path);
-  onlyKeys(o, ["name", "kind", "baseUrl", "secret", "capabilities"], path);
   const name = str(o.name, `${path}.name`, NAME);
   const kind = str(o.kind, `${path}.kind`) as ProviderKind;
   if (!PROVIDER_KINDS.includes(kind)) fail(`${path}.kind`, `must be one of ${PROVIDER_KINDS.join(", ")}`);
   if (kind === "local") {
-    if (o.baseUrl !== undefined || o.secret !== undefined || o.capabilities !== undefined) fail(path, "a local provider takes only name and kind");
-    return { name, kind, baseUrl: "local://", origin: "local" };
+    if (Object.keys(o).some((k) => k !== "name" && k !== "kind")) fail(path, "a local provider takes only name and kind");
+    return { name, kind, baseUrl: "local://", origin: "local", capabilities: parseCapabilities(undefined, kind, name, `${path}.capabilities`) };
+  }
+  onlyKeys(
+    o,
+    kind === "bedrock" ? ["name", "kind", "region", "accountId", "roleArn", "baseUrl", "stsUrl", "secret", "capabilities"] : ["name", "kind", "baseUrl", "secret", "capabilities"],
+    path,
+  );
+  const capabilities = parseCapabilities(o.capabilities, kind, name, `${path}.capabilities`);
+  if (kind === "bedrock") {
+    const { provider, raw } = parseBedrock(o, name, path, dev);
+    const url = parseBaseUrl(raw, `${path}.baseUrl`, dev);
+    return { ...provider, baseUrl: url.href.replace(/\/+$/, ""), origin: url.origin, capabilities };
   }
   const official = FIRST_PARTY_BASE_URLS[kind];
   let raw: string;
@@ -203,21 +343,15 @@ function parseProvider(value: unknown, i: number, dev: boolean): TrustProvider {
     raw = official;
   } else {
     raw = str(o.baseUrl, `${path}.baseUrl`);
-    // A first-party kind names its official origin and nothing else: a
-    // policy that says "openai" must mean api.openai.com to the client that
-    // reads it. Other endpoints are openai-compatible entries, visible as such.
+    // A first-party or preset kind names its official origin and nothing
+    // else: a policy that says "openai" (or "groq") must mean that
+    // provider's origin to the client that reads it. Other endpoints are
+    // openai-compatible entries, visible as such.
     if (official !== undefined && !dev) fail(`${path}.baseUrl`, `kind ${kind} is fixed to ${new URL(official).origin}; use kind openai-compatible for another endpoint`);
   }
   const url = parseBaseUrl(raw, `${path}.baseUrl`, dev);
-  const provider: TrustProvider = { name, kind, baseUrl: url.href.replace(/\/+$/, ""), origin: url.origin };
+  const provider: TrustProvider = { name, kind, baseUrl: url.href.replace(/\/+$/, ""), origin: url.origin, capabilities };
   if (o.secret !== undefined) provider.secret = str(o.secret, `${path}.secret`, SECRET_NAME);
-  if (o.capabilities !== undefined) {
-    if (kind !== "openai-compatible") fail(`${path}.capabilities`, "only openai-compatible providers declare capabilities");
-    const c = obj(o.capabilities, `${path}.capabilities`);
-    onlyKeys(c, ["chat", "embeddings", "images", "responses"], `${path}.capabilities`);
-    provider.capabilities = {};
-    for (const k of ["chat", "embeddings", "images", "responses"] as const) if (c[k] !== undefined) provider.capabilities[k] = bool(c[k], `${path}.capabilities.${k}`, false);
-  }
   return provider;
 }
 
@@ -352,12 +486,17 @@ export function hostPort(url: URL): string {
 
 /**
  * The egress set, derived rather than listed by hand: every provider
- * origin, plus the AWS KMS endpoint of each key ARN's region. Nothing else
- * is reachable from the enclave.
+ * origin, the STS endpoint of each Bedrock provider's region, and the AWS
+ * KMS endpoint of each key ARN's region. Nothing else is reachable from the
+ * enclave.
  */
 export function derivedEgress(policy: TrustPolicy): string[] {
   const out = new Set<string>();
-  for (const p of policy.providers) if (p.kind !== "local") out.add(hostPort(new URL(p.baseUrl)));
+  for (const p of policy.providers) {
+    if (p.kind !== "local") out.add(hostPort(new URL(p.baseUrl)));
+    // Bedrock's credentials are checked with STS GetCallerIdentity before first use.
+    if (p.bedrock) out.add(hostPort(new URL(p.bedrock.stsUrl)));
+  }
   const arns = [policy.secrets?.kmsKeyArn, policy.identity.mode === "sealed" ? policy.identity.kmsKeyArn : undefined];
   for (const arn of arns) if (arn !== undefined) out.add(`${kmsEndpointHost(arn)}:443`);
   return [...out].sort();
@@ -371,7 +510,12 @@ export function secretBindings(policy: TrustPolicy): { name: string; origin: str
 /** A few lines a person can read: what `egw verify` prints. */
 export function describeTrustPolicy(policy: TrustPolicy): string[] {
   const lines = [`upstream origins: ${upstreamOrigins(policy).join(", ")}`];
-  for (const p of policy.providers) lines.push(`  provider ${p.name} (${p.kind}) → ${p.origin}${p.secret ? ` with sealed secret ${p.secret}` : ""}`);
+  for (const p of policy.providers) {
+    const caps = capabilitiesOf(p);
+    const on = CAPABILITY_NAMES.filter((c) => caps[c]);
+    const aws = p.bedrock ? ` as AWS ${p.bedrock.roleArn ?? `account ${p.bedrock.accountId}`} (checked with STS at ${new URL(p.bedrock.stsUrl).origin})` : "";
+    lines.push(`  provider ${p.name} (${p.kind}) → ${p.origin}${p.secret ? ` with sealed secret ${p.secret}` : ""}${aws}; serves ${on.length > 0 ? on.join(", ") : "nothing"}`);
+  }
   lines.push(
     policy.identity.mode === "ephemeral"
       ? "identity: ephemeral (keys made in this enclave at boot, never leave it)"

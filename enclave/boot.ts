@@ -62,6 +62,12 @@ export interface BootOptions {
     endpoint?: string;
   };
   /**
+   * AWS role credentials for Bedrock when no sealed-secrets file brings them
+   * (with one, its credentials are used). Useless to a host: Bedrock is
+   * called only after STS confirms they are the trust policy's pinned account.
+   */
+  awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /**
    * Development: the simulated NSM's root. A sealed identity's generator
    * document must chain to it (on hardware: to the AWS Nitro root, always).
    */
@@ -116,8 +122,24 @@ export function runtimeConfigFor(options: Pick<BootOptions, "trustPolicyBytes" |
 }
 
 /** The secrets the trust policy's providers use, each with the one origin it may be sent to. */
-export function secretsUsedBy(config: RuntimeConfig): { name: string; origin: string }[] {
-  return secretBindings(config.trust).map(({ name, origin }) => ({ name, origin }));
+export function secretsUsedBy(config: RuntimeConfig): { name: string; origin: string; provider: string }[] {
+  return secretBindings(config.trust).map(({ name, origin, provider }) => ({ name, origin, provider }));
+}
+
+/**
+ * Every secret a provider names must be at hand at boot: released from the
+ * sealed file, or (development) in the environment. A host that drops one
+ * stops the boot, naming the provider, instead of leaving a provider that
+ * answers 502 to every request.
+ */
+export function requireProviderSecrets(config: RuntimeConfig, secrets: SecretSource): void {
+  const missing = secretBindings(config.trust).filter((b) => !secrets.has(b.name));
+  if (missing.length > 0) {
+    throw new SealedSecretsError(
+      "ERR_SECRET_MISSING",
+      `provider${missing.length > 1 ? "s" : ""} ${missing.map((m) => `"${m.provider}" (secret ${m.name})`).join(", ")}: no key was handed in, so ${missing.length > 1 ? "they" : "it"} cannot be served`,
+    );
+  }
 }
 
 /** Which roots a sealed identity's generator document must chain to. */
@@ -279,7 +301,11 @@ export async function bootEnclave(options: BootOptions): Promise<BootedEnclave> 
     clientTokenSha256: config.clients.map((c) => c.tokenSha256),
   });
   const metrics = createMetrics();
-  const adapters = options.adapters ?? createAdapters(config.providers, secrets);
+  // Boot checks: each provider can be served as the policy says, or the enclave does not start (never a 502 per request later).
+  if (!options.adapters) requireProviderSecrets(config, secrets);
+  const awsCredentials = options.sealedSecrets?.credentials ?? options.awsCredentials;
+  const adapters = options.adapters ?? createAdapters(config.providers, secrets, awsCredentials ? { awsCredentials } : {});
+  for (const adapter of adapters.values()) if (adapter.ready) await adapter.ready(fetch);
   const app = createGatewayApp({
     config,
     trustPolicyBytes: options.trustPolicyBytes,

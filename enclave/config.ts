@@ -25,7 +25,8 @@ import { ConfigError } from "./runtime-config.js";
  * | EGW_SEALED_SECRETS / --sealed-secrets | KMS-sealed provider keys (replaces env secrets) |
  * | EGW_KMS_ENDPOINT / --kms-endpoint | KMS endpoint override (VPC endpoint, tests)        |
  * | AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN | credentials for KMS, handed in by the host; |
- * |                              | useless without the attestation the key policy requires       |
+ * |                              | useless without the attestation the key policy requires; also |
+ * |                              | Bedrock's, used only once STS confirms the pinned account     |
  * | <secret names>               | development only (simulated NSM): each provider's `secret` names an env var |
  * | EGW_PROVISION_LISTEN / --provision-listen | instead of the trust policy, operations, sealed-secrets files and AWS_*: |
  * |                              | receive them from the host over this endpoint at boot (Nitro: |
@@ -71,6 +72,8 @@ export interface FileEnclaveSettings extends CommonEnclaveSettings {
   /** Provider secrets found in the environment (development). */
   secrets: Map<string, string>;
   sealedSecrets: { file: Uint8Array; endpoint: string | undefined; credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string } } | undefined;
+  /** AWS_* when set (Bedrock signs with them once STS confirms the pinned account; see enclave/providers/bedrock/). */
+  awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 export interface EnclaveFlags {
@@ -216,7 +219,11 @@ async function fileSettings(env: Readonly<Record<string, string | undefined>>, f
     if (endpoint !== undefined && !/^https?:\/\/[^\s/]+\/?$/.test(endpoint)) throw new ConfigError("the KMS endpoint must be a URL without a path");
     sealedSecrets = { file, endpoint, credentials: { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }) } };
   }
-  return { mode: "files", ...common, sealedSecrets, trustPolicyPath, trustPolicyBytes, operationsPath, operationsBytes, secrets };
+  const awsCredentials =
+    env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY
+      ? { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...(env.AWS_SESSION_TOKEN && { sessionToken: env.AWS_SESSION_TOKEN }) }
+      : undefined;
+  return { mode: "files", ...common, sealedSecrets, trustPolicyPath, trustPolicyBytes, operationsPath, operationsBytes, secrets, ...(awsCredentials && { awsCredentials }) };
 }
 
 async function readInput(file: string, what: string, max: number): Promise<Uint8Array> {

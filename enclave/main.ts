@@ -43,6 +43,8 @@ interface BootInputs {
   operationsBytes: Uint8Array;
   secrets: Map<string, string>;
   sealedSecrets: BootOptions["sealedSecrets"];
+  /** Files mode: AWS_* from the environment without a sealed file (a Bedrock-only policy); provisioned, they come with the sealed file. */
+  awsCredentials?: BootOptions["awsCredentials"];
 }
 
 interface Running {
@@ -83,6 +85,7 @@ async function bootAndBridge(
     ...(egressProxy && { egressProxy }),
     ...(settings.upstreamCa && { upstreamCa: settings.upstreamCa }),
     ...(inputs.sealedSecrets && { sealedSecrets: inputs.sealedSecrets }),
+    ...(inputs.awsCredentials && { awsCredentials: inputs.awsCredentials }),
     ...(devRoot && { devRoot }),
   });
   if (!vsockListen) return { enclave, vsockAddress: undefined, inbound: undefined };
@@ -205,7 +208,13 @@ export async function main(args: string[], ctx: CliContext, deps: EnclaveCommand
     if (settings.mode === "files") {
       running = await bootAndBridge(
         settings,
-        { trustPolicyBytes: settings.trustPolicyBytes, operationsBytes: settings.operationsBytes, secrets: settings.secrets, sealedSecrets: settings.sealedSecrets ?? undefined },
+        {
+          trustPolicyBytes: settings.trustPolicyBytes,
+          operationsBytes: settings.operationsBytes,
+          secrets: settings.secrets,
+          sealedSecrets: settings.sealedSecrets ?? undefined,
+          ...(settings.awsCredentials && { awsCredentials: settings.awsCredentials }),
+        },
         attester,
         egressProxy,
         log,

@@ -76,6 +76,20 @@ export function checkTrustConstraints(policy: TrustPolicy, sha256: Uint8Array, t
     }
     passed.push(`identity ${actual.mode}${actual.mode === "sealed" ? ` under ${actual.kmsKeyArn}` : ""}`);
   }
+  // A Bedrock origin is the same for every AWS account; the account the enclave signs as is what decides who could log prompts.
+  const bedrock = policy.providers.filter((p) => p.bedrock !== undefined);
+  if (bedrock.length > 0 && !trust.policySha256) {
+    if (!trust.awsAccounts) {
+      throw notAllowed(
+        `awsAccounts: provider "${bedrock[0]!.name}" signs as AWS account ${bedrock[0]!.bedrock!.accountId}, and this trust section does not constrain Bedrock accounts`,
+      );
+    }
+    for (const p of bedrock) {
+      if (!trust.awsAccounts.includes(p.bedrock!.accountId))
+        throw notAllowed(`awsAccounts: provider "${p.name}" signs as AWS account ${p.bedrock!.accountId}, which is not an allowed account (${trust.awsAccounts.join(", ")})`);
+    }
+    passed.push(`Bedrock accounts ${[...new Set(bedrock.map((p) => p.bedrock!.accountId))].join(", ")} allowed`);
+  }
   if (trust.secretsKmsKeyArn !== undefined) {
     // A policy with no sealed secret sends no provider key anywhere: it passes.
     if (policy.secrets !== undefined && policy.secrets.kmsKeyArn !== trust.secretsKmsKeyArn) {

@@ -13,9 +13,16 @@ import { ClientError } from "./errors.js";
  *   "upstreamOrigins": ["https://api.openai.com", "local"],  // every provider origin of the policy is one of these
  *   "identity": { "mode": "ephemeral" },           // or { "mode": "sealed", "kmsKeyArn": "arn:aws:kms:…:key/…" }
  *   "secretsKmsKeyArn": "arn:aws:kms:…:key/…",     // the policy's secrets key is this one (no secrets passes)
+ *   "awsAccounts": ["111122223333"],               // every Bedrock provider is pinned to one of these accounts
  *   "policySha256": ["<64 hex>"]                   // the policy's exact bytes hash to one of these
  * }
  * ```
+ *
+ * `awsAccounts` exists because a Bedrock provider's origin is the same for
+ * every AWS account: a policy the host wrote could pin the host's own
+ * account (whose invocation logging would see every prompt) and still pass
+ * `upstreamOrigins`. So a policy with a Bedrock provider passes only a
+ * section that names `awsAccounts` (or pins the exact policy hash).
  *
  * Fail closed, as `measurements` does: the section is required, an object
  * that constrains nothing is refused (it would look checked and check
@@ -29,6 +36,8 @@ export interface TrustConstraints {
   upstreamOrigins?: readonly string[];
   identity?: IdentityConstraint;
   secretsKmsKeyArn?: string;
+  /** The AWS accounts (12 digits) a Bedrock provider of the policy may be pinned to. */
+  awsAccounts?: readonly string[];
   /** Exact SHA-256 pins of the trust policy's bytes (32 bytes each). */
   policySha256?: readonly Uint8Array[];
 }
@@ -37,9 +46,9 @@ export type TrustSetting = TrustConstraints | "any";
 
 export const MAX_TRUST_LIST = 64;
 const MAX_ORIGIN_CHARS = 2048;
-const FIELDS = ["upstreamOrigins", "identity", "secretsKmsKeyArn", "policySha256"] as const;
+const FIELDS = ["upstreamOrigins", "identity", "secretsKmsKeyArn", "awsAccounts", "policySha256"] as const;
 
-const NOTHING_CONSTRAINED = 'trust constrains nothing: name upstreamOrigins, identity, secretsKmsKeyArn or policySha256, or write "any" on purpose';
+const NOTHING_CONSTRAINED = 'trust constrains nothing: name upstreamOrigins, identity, secretsKmsKeyArn, awsAccounts or policySha256, or write "any" on purpose';
 
 /** Why an allowed-origin entry is unusable, or undefined. Origins are compared as strings, so only the canonical form is accepted. */
 export function originProblem(value: unknown): string | undefined {
@@ -112,6 +121,17 @@ export function readTrustSetting(value: unknown, form: "json" | "bytes", fail: (
     if (problem) throw fail("trust.secretsKmsKeyArn", problem);
     out.secretsKmsKeyArn = o.secretsKmsKeyArn as string;
   }
+  if (present("awsAccounts")) {
+    const list = o.awsAccounts;
+    if (!Array.isArray(list) || list.length === 0 || list.length > MAX_TRUST_LIST) throw fail("trust.awsAccounts", `expected 1..${MAX_TRUST_LIST} AWS account ids`);
+    const seen = new Set<string>();
+    out.awsAccounts = list.map((a, i) => {
+      if (typeof a !== "string" || !/^\d{12}$/.test(a)) throw fail(`trust.awsAccounts[${i}]`, "expected a 12-digit AWS account id");
+      if (seen.has(a)) throw fail(`trust.awsAccounts[${i}]`, "listed twice");
+      seen.add(a);
+      return a;
+    });
+  }
   if (present("policySha256")) {
     const list = o.policySha256;
     if (!Array.isArray(list) || list.length === 0 || list.length > MAX_TRUST_LIST) throw fail("trust.policySha256", `expected 1..${MAX_TRUST_LIST} hashes`);
@@ -142,6 +162,7 @@ export function trustJson(trust: TrustSetting): unknown {
   if (trust.upstreamOrigins) out.upstreamOrigins = [...trust.upstreamOrigins];
   if (trust.identity) out.identity = trust.identity.mode === "ephemeral" ? { mode: "ephemeral" } : { mode: "sealed", kmsKeyArn: trust.identity.kmsKeyArn };
   if (trust.secretsKmsKeyArn !== undefined) out.secretsKmsKeyArn = trust.secretsKmsKeyArn;
+  if (trust.awsAccounts) out.awsAccounts = [...trust.awsAccounts];
   if (trust.policySha256) out.policySha256 = trust.policySha256.map((h) => Buffer.from(h).toString("hex"));
   return out;
 }
@@ -159,6 +180,7 @@ export function describeTrustConstraints(trust: TrustSetting): string[] {
         : `identity required: sealed under ${trust.identity.kmsKeyArn}`,
   );
   lines.push(trust.secretsKmsKeyArn !== undefined ? `secrets KMS key required: ${trust.secretsKmsKeyArn}` : "secrets KMS key: NOT constrained");
+  if (trust.awsAccounts) lines.push(`Bedrock AWS accounts allowed: ${trust.awsAccounts.join(", ")}`);
   lines.push(trust.policySha256 ? `trust policy sha256 pinned: ${trust.policySha256.map((h) => Buffer.from(h).toString("hex")).join(", ")}` : "trust policy sha256: not pinned");
   return lines;
 }

@@ -135,10 +135,12 @@ export function trustFromPolicyFile(bytes: Uint8Array, options: { dev: boolean; 
     throw err;
   }
   const identity = policy.identity.mode === "ephemeral" ? ({ mode: "ephemeral" } as const) : ({ mode: "sealed", kmsKeyArn: policy.identity.kmsKeyArn } as const);
+  const awsAccounts = [...new Set(policy.providers.flatMap((p) => (p.bedrock ? [p.bedrock.accountId] : [])))];
   return {
     upstreamOrigins: upstreamOrigins(policy),
     identity,
     ...(policy.secrets && { secretsKmsKeyArn: policy.secrets.kmsKeyArn }),
+    ...(awsAccounts.length > 0 && { awsAccounts }),
     ...(options.pinHash && { policySha256: [trustPolicySha256(bytes)] }),
   };
 }

@@ -58,8 +58,10 @@ export interface MeasurementSet {
  *     "upstreamOrigins": ["https://api.openai.com", "local"], // optional, 1..64: every provider origin
  *     "identity": { "mode": "ephemeral" }, // optional; or { "mode": "sealed", "kmsKeyArn": "arn:aws:kms:…" }
  *     "secretsKmsKeyArn": "arn:aws:kms:…", // optional: the key that releases provider keys
+ *     "awsAccounts": ["111122223333"],     // optional, 1..64: accounts a Bedrock provider may be pinned to
+ *                                          // (required for a policy with Bedrock, unless policySha256 pins it)
  *     "policySha256": ["<64 hex digits>"] }, // optional, 1..64: exact trust-policy hashes
- *                                          // at least one of the four, or "trust": "any" on purpose
+ *                                          // at least one of these, or "trust": "any" on purpose
  *   "configSha256": ["<64 hex digits>"],   // optional, 1..64 unique entries: the attested
  *                                          // deployment hash (trust policy + operations + sealed
  *                                          // file, host/transport/codec/config-hash.ts) must be one of them

@@ -13,7 +13,13 @@ import type { ProviderAdapter } from "./types.js";
  */
 export interface ProviderModule {
   readonly kinds: readonly ProviderKind[];
-  create(config: ProviderConfig, secrets: SecretSource): ProviderAdapter;
+  create(config: ProviderConfig, secrets: SecretSource, env?: ProviderEnvironment): ProviderAdapter;
+}
+
+/** What the host handed in besides sealed secrets, for the kinds that use it. */
+export interface ProviderEnvironment {
+  /** The role credentials the host provisions (as for KMS): Bedrock signs with them once STS has confirmed whose they are. */
+  awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
 
 /**

@@ -47,7 +47,7 @@ export interface ProviderCallContext {
 export interface ProviderInfo {
   /** Instance name from config, e.g. "openai", "anthropic", "xai", "local". */
   name: string;
-  kind: "openai" | "openai-compatible" | "anthropic" | "gemini" | "local";
+  kind: "openai" | "openai-compatible" | "anthropic" | "gemini" | "bedrock" | "local";
   /** Base URL of the upstream API (for the receipt's upstream host and the egress allowlist). */
   baseUrl: string;
   /**
@@ -127,6 +127,12 @@ export interface ProviderAdapter {
   chatStream(request: ChatRequest, ctx: ProviderCallContext): AsyncIterable<ChatCompletionChunk>;
   embeddings?(request: EmbeddingsRequest, ctx: ProviderCallContext): Promise<EmbeddingsResponse>;
   images?(request: ImagesRequest, ctx: ProviderCallContext): Promise<ImagesResponse>;
+  /**
+   * Checks made once before first use (Bedrock: whose AWS credentials these
+   * are, with STS). The boot awaits it for every adapter, so a provider that
+   * cannot be used stops the boot; the adapter awaits it on every call too.
+   */
+  ready?(fetch: UpstreamFetch): Promise<void>;
 }
 
 /**

@@ -40,7 +40,7 @@ export interface OpenSealedSecretsOptions {
    * providerSecretContext(name, origin): a ciphertext sealed for another
    * name or origin does not open (KMS InvalidCiphertextException).
    */
-  secrets: ReadonlyArray<{ name: string; origin: string }>;
+  secrets: ReadonlyArray<{ name: string; origin: string; provider?: string }>;
   /** Development (simulated NSM, local KMS): aliases and http origins allowed, the file's keyId not compared. */
   dev: boolean;
   attester: Attester;
@@ -134,7 +134,10 @@ export async function openSealedSecrets(options: OpenSealedSecretsOptions): Prom
   }
   const contexts = secretContexts(options.secrets, dev);
   for (const name of contexts.keys()) {
-    if (!sealed.secrets.has(name)) throw new SealedSecretsError("ERR_SECRET_MISSING", `sealed secrets: ${name} is used by a provider but not in the sealed file`);
+    if (!sealed.secrets.has(name)) {
+      const provider = options.secrets.find((s) => s.name === name)?.provider;
+      throw new SealedSecretsError("ERR_SECRET_MISSING", `sealed secrets: ${name} is used by ${provider ? `provider "${provider}"` : "a provider"} but not in the sealed file`);
+    }
   }
 
   const recipient = generateRecipientKey();

@@ -9,6 +9,7 @@ import { hostPort, parseTrustPolicy, trustPolicySha256, upstreamOrigins, type Tr
 import { startMockKms, type MockKms } from "../dev/local-kms.js";
 import { EXIT, parseFlags, print, UsageError, type CliContext } from "./context.js";
 import { bannerText } from "./dev/banner.js";
+import { statedCapabilities } from "./dev/capabilities.js";
 import { startChild, stopAll, freePort, childFailure, type Child } from "./dev/child-process.js";
 import { checkTogether, operationsWithDevClient } from "./dev/config-operations.js";
 import { prepareTrustPolicy, type LocalKmsKey } from "./dev/config-trust-policy.js";
@@ -322,6 +323,7 @@ export async function devCommand(args: string[], ctx: CliContext): Promise<numbe
         tokenFile,
         logDir,
         sealedSecrets: Object.keys(sealed),
+        stated: statedCapabilities(plan.trustBytes, plan.policy),
       }),
     );
 

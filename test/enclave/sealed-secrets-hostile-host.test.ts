@@ -156,7 +156,10 @@ describe("sealed provider keys a hostile host arranged", { timeout: 60_000 }, ()
 
   it("a secret a provider uses but the file lacks → ERR_SECRET_MISSING; entries no provider uses stay sealed", async () => {
     const good = await legitimate();
-    await expect(boot(file(kms.keyArn, { A_KEY: good.A_KEY! }))).rejects.toMatchObject({ code: "ERR_SECRET_MISSING", message: expect.stringContaining("B_KEY") });
+    await expect(boot(file(kms.keyArn, { A_KEY: good.A_KEY! }))).rejects.toMatchObject({
+      code: "ERR_SECRET_MISSING",
+      message: expect.stringContaining('B_KEY is used by provider "b"'),
+    });
     const before = decrypts(kms);
     const h = await boot(file(kms.keyArn, { ...good, SPARE_KEY: await seal(kms, "SPARE_KEY", "https://elsewhere.example", "sk-spare") }));
     closers.push(() => h.close());

@@ -60,3 +60,14 @@ describe("a hostile host's environment", () => {
     await expect(loadEnclaveSettings({}, { provisionListen: "tcp://127.0.0.1:0", operations: "o.json" })).rejects.toMatchObject({ message: expect.stringMatching(/--operations/) });
   });
 });
+
+describe("AWS credentials for Bedrock from the environment", () => {
+  it("AWS_* without a sealed file become the Bedrock credentials (useless to a host: STS must confirm the pinned account first)", async () => {
+    const bedrock = { version: 1, providers: [{ name: "aws", kind: "bedrock", region: "us-east-1", accountId: "111122223333" }], identity: { mode: "ephemeral" } };
+    const flags = { trustPolicy: write("b.json", bedrock), operations: write("o2.json", { version: 1, clients: [] }) };
+    const settings = await loadEnclaveSettings({ AWS_ACCESS_KEY_ID: "AKIA1", AWS_SECRET_ACCESS_KEY: "s", AWS_SESSION_TOKEN: "t", EGW_ATTESTER: "nsm" }, flags);
+    expect(settings.mode === "files" && settings.awsCredentials).toEqual({ accessKeyId: "AKIA1", secretAccessKey: "s", sessionToken: "t" });
+    const none = await loadEnclaveSettings({ AWS_ACCESS_KEY_ID: "AKIA1", EGW_ATTESTER: "nsm" }, flags);
+    expect(none.mode === "files" && none.awsCredentials).toBeUndefined();
+  });
+});

@@ -59,6 +59,8 @@ export async function startHarness(
     pcr0?: Uint8Array;
     /** Development: an extra PEM root for upstream TLS (a local HTTPS mock's certificate). */
     upstreamCa?: string;
+    /** The host's AWS credentials (Bedrock). */
+    awsCredentials?: Parameters<typeof bootEnclave>[0]["awsCredentials"];
   } = {},
 ): Promise<Harness> {
   const now = options.now ?? (() => new Date());
@@ -85,6 +87,7 @@ export async function startHarness(
     ...(options.egressProxy && { egressProxy: options.egressProxy }),
     ...(options.upstreamCa && { upstreamCa: options.upstreamCa }),
     ...(options.sealedSecrets && { sealedSecrets: options.sealedSecrets }),
+    ...(options.awsCredentials && { awsCredentials: options.awsCredentials }),
     devRoot: trustAnchorFromPem(ca.rootPem, "development"),
   });
   const agent = new Agent({ connect: { ca: enclave.identity.tls.certPem } });

@@ -53,8 +53,8 @@ export interface GatewayAppOptions {
   upstream?: Partial<UpstreamDeps>;
   /** Wraps each configured adapter (to observe what the gateway hands it). */
   wrapAdapter?: (adapter: ProviderAdapter) => ProviderAdapter;
-  /** Provider secrets by name (default none). */
-  secrets?: Map<string, string>;
+  /** Provider keys by secret name (default none). */
+  secrets?: ReadonlyMap<string, string>;
 }
 
 export function appConfigJson(overrides: Record<string, unknown> = {}): string {

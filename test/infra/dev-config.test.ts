@@ -10,7 +10,7 @@ import { openaiModule } from "../../enclave/providers/openai/index.js";
 import { staticSecrets } from "../../enclave/secrets.js";
 import { createEgressPolicy, parseAuthority } from "../../host/egress/index.js";
 import { bannerText } from "../../infra/cli/dev/banner.js";
-import { describeCapabilities, effectiveCapabilities } from "../../infra/cli/dev/capabilities.js";
+import { describeCapabilities, effectiveCapabilities, statedCapabilities } from "../../infra/cli/dev/capabilities.js";
 import { childFailure } from "../../infra/cli/dev/child-process.js";
 import { clientSnippets } from "../../infra/cli/dev/client-snippets.js";
 import { checkTogether, DEV_CLIENT_NAME, operationsWithDevClient } from "../../infra/cli/dev/config-operations.js";
@@ -274,11 +274,15 @@ describe("base-URL overrides: development only", () => {
 
 describe("effective capabilities, stated", () => {
   it("an openai-compatible provider without capabilities serves everything, and the banner says those are defaults", () => {
-    expect(effectiveCapabilities({ kind: "openai-compatible" })).toEqual({ on: ["chat", "embeddings", "images"], off: [], defaulted: ["chat", "embeddings", "images"] });
+    expect(effectiveCapabilities({ kind: "openai-compatible" })).toEqual({
+      on: ["chat", "streaming", "tools", "embeddings", "images"],
+      off: ["responses"],
+      defaulted: ["chat", "streaming", "tools", "embeddings", "images", "responses"],
+    });
     expect(describeCapabilities({ kind: "openai-compatible", capabilities: { chat: true, images: false } })).toBe(
-      "chat, embeddings; off: images (embeddings: not in the policy, on by default)",
+      "chat, streaming, tools, embeddings; off: images, responses (streaming, tools, embeddings, responses: not in the policy, the kind's default)",
     );
-    expect(describeCapabilities({ kind: "anthropic" })).toBe("chat; off: embeddings, images");
+    expect(describeCapabilities({ kind: "anthropic" })).toBe("chat, streaming, tools; off: embeddings, images, responses");
   });
 
   it("agrees with the adapter: an absent capability is served, a false one is refused", async () => {
@@ -291,7 +295,7 @@ describe("effective capabilities, stated", () => {
     await expect(defaulted.images!({ model: "m", prompt: "x" } as never, ctx)).rejects.toMatchObject({ code: "ERR_UPSTREAM_CONNECT" });
     const off = openaiModule.create({ ...config, capabilities: { images: false } } as never, staticSecrets(new Map()));
     await expect(off.images!({ model: "m", prompt: "x" } as never, ctx)).rejects.toMatchObject({ code: "unsupported_capability" });
-    expect(effectiveCapabilities({ kind: "openai-compatible", capabilities: { images: false } }).off).toEqual(["images"]);
+    expect(effectiveCapabilities({ kind: "openai-compatible", capabilities: { images: false } }).off).toEqual(["images", "responses"]);
   });
 });
 
@@ -307,21 +311,19 @@ describe("the generated policy (no --config)", () => {
 });
 
 describe("the banner", () => {
-  const policy = parseTrustPolicy(
-    new TextEncoder().encode(
-      JSON.stringify(
-        trust({
-          providers: [
-            { name: "openai", kind: "openai", secret: "OPENAI_API_KEY" },
-            { name: "claude", kind: "anthropic", secret: "ANTHROPIC_API_KEY" },
-            { name: "acme", kind: "openai-compatible", baseUrl: "https://llm.acme.example/v1", capabilities: { images: false } },
-          ],
-          models: { fast: { provider: "openai", model: "gpt-4o-mini" }, haiku: { provider: "claude", model: "claude-haiku-4-5" } },
-        }),
-      ),
+  const policyBytes = new TextEncoder().encode(
+    JSON.stringify(
+      trust({
+        providers: [
+          { name: "openai", kind: "openai", secret: "OPENAI_API_KEY" },
+          { name: "claude", kind: "anthropic", secret: "ANTHROPIC_API_KEY" },
+          { name: "acme", kind: "openai-compatible", baseUrl: "https://llm.acme.example/v1", capabilities: { images: false } },
+        ],
+        models: { fast: { provider: "openai", model: "gpt-4o-mini" }, haiku: { provider: "claude", model: "claude-haiku-4-5" } },
+      }),
     ),
-    { dev: true },
   );
+  const policy = parseTrustPolicy(policyBytes, { dev: true });
   const text = bannerText({
     origin: "https://127.0.0.1:8443",
     policy,
@@ -336,12 +338,15 @@ describe("the banner", () => {
     tokenFile: "/s/client-token",
     logDir: "/s/logs",
     sealedSecrets: ["OPENAI_API_KEY"],
+    stated: statedCapabilities(policyBytes, policy),
   });
 
   it("states each provider's origin and effective capabilities, defaults named, and what egw dev added", () => {
-    expect(text).toContain("openai (openai) → https://api.openai.com, key OPENAI_API_KEY (sealed under the local KMS): chat, embeddings, images");
-    expect(text).toContain("claude (anthropic) → https://api.anthropic.com, key ANTHROPIC_API_KEY: chat; off: embeddings, images");
-    expect(text).toContain("acme (openai-compatible) → https://llm.acme.example: chat, embeddings; off: images (chat, embeddings: not in the policy, on by default)");
+    expect(text).toContain("openai (openai) → https://api.openai.com, key OPENAI_API_KEY (sealed under the local KMS): chat, streaming, tools, embeddings, images, responses");
+    expect(text).toContain("claude (anthropic) → https://api.anthropic.com, key ANTHROPIC_API_KEY: chat, streaming, tools; off: embeddings, images, responses");
+    expect(text).toContain(
+      "acme (openai-compatible) → https://llm.acme.example: chat, streaming, tools, embeddings; off: images, responses (chat, streaming, tools, embeddings, responses: not in the policy, the kind's default)",
+    );
     expect(text).toContain("models (/v1/models): fast, haiku");
     expect(text).toContain('no route names acme: call them as "<provider>/<model id>"');
     expect(text).toContain("egw dev added secrets.kmsKeyArn x");
@@ -397,7 +402,7 @@ describe("the examples under infra/dev/examples", () => {
       ["anthropic", "ANTHROPIC_API_KEY"],
       ["groq", "MY_GROQ_KEY"],
     ]);
-    expect(describeCapabilities(p.policy.providers.find((x) => x.name === "groq")!)).toBe("chat; off: embeddings, images");
+    expect(describeCapabilities(p.policy.providers.find((x) => x.name === "groq")!)).toBe("chat, streaming, tools; off: embeddings, images, responses");
   });
 
   it("dev-config-mock.json: accepted by egw dev, refused by the enclave with the real NSM", async () => {

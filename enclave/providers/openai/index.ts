@@ -1,19 +1,22 @@
+import { capabilitiesOf, PROVIDER_KINDS } from "../../../attestation/trust-policy.js";
+import { kindEntry } from "../../../attestation/provider-catalog.js";
 import type { ProviderModule } from "../module.js";
 import { apiKeyOf } from "../module.js";
 import { createOpenAIAdapter } from "./openai-adapter.js";
 
-/** OpenAI, and every endpoint that speaks its wire format. */
+/** OpenAI, and every endpoint that speaks its wire format: openai-compatible entries and every preset of the catalog (attestation/provider-catalog.ts). */
 export const openaiModule: ProviderModule = {
-  kinds: ["openai", "openai-compatible", "xai"],
+  kinds: PROVIDER_KINDS.filter((k) => kindEntry(k).wire === "openai"),
   create(config, secrets) {
+    const caps = capabilitiesOf(config);
     return createOpenAIAdapter({
       name: config.name,
-      // xAI speaks the OpenAI wire format at its fixed origin (attestation/trust-policy.ts).
+      // Presets speak the OpenAI wire format at their fixed origin (attestation/trust-policy.ts).
       kind: config.kind === "openai" ? "openai" : "openai-compatible",
       baseUrl: config.baseUrl,
-      // No secret, no authorization header (local Ollama / vLLM).
+      // No secret, no authorization header (local Ollama / vLLM). Every preset authenticates with a bearer key.
       ...(config.secret && { apiKey: apiKeyOf(config, secrets) }),
-      ...(config.capabilities && { capabilities: config.capabilities }),
+      capabilities: { chat: caps.chat, embeddings: caps.embeddings, images: caps.images, responses: caps.responses },
     });
   },
 };

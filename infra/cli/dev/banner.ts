@@ -24,16 +24,18 @@ export interface BannerInput {
   tokenFile: string;
   logDir: string;
   sealedSecrets: readonly string[];
+  /** The capabilities each provider's entry wrote (statedCapabilities), so defaults can be named. */
+  stated?: ReadonlyMap<string, Record<string, unknown> | undefined>;
 }
 
 const MAX_LISTED_MODELS = 24;
 
-function providerLines(policy: TrustPolicy, sealed: readonly string[], generated: boolean): string[] {
+function providerLines(policy: TrustPolicy, sealed: readonly string[], generated: boolean, stated?: ReadonlyMap<string, Record<string, unknown> | undefined>): string[] {
   return policy.providers.map((p) => {
     const what =
       generated && p.name === "local" ? "  (egw dev's local model: deterministic, NOT an LLM)" : p.kind === "local" ? "  (built-in responder: deterministic, NOT an LLM)" : "";
     const key = p.secret ? `, key ${p.secret}${sealed.includes(p.secret) ? " (sealed under the local KMS)" : ""}` : "";
-    return `    ${p.name} (${p.kind}) → ${p.origin}${key}: ${describeCapabilities(p)}${what}`;
+    return `    ${p.name} (${p.kind}) → ${p.origin}${key}: ${describeCapabilities(p, stated?.get(p.name))}${what}`;
   });
 }
 
@@ -58,7 +60,7 @@ export function bannerText(b: BannerInput): string {
     `  trust policy: ${b.source}`,
     ...b.notes.map((n) => `  egw dev ${n}`),
     "  providers (effective capabilities):",
-    ...providerLines(b.policy, b.sealedSecrets, b.source === "generated"),
+    ...providerLines(b.policy, b.sealedSecrets, b.source === "generated", b.stated),
     ...(b.source === "generated" && b.policy.providers.length === 1
       ? ["  (set OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY to add real providers, or pass --config <file>)"]
       : []),

@@ -36,7 +36,7 @@ const PROVIDER_FOLDERS = [...new Set([...graph.keys()].map(folderOf))].filter((p
 
 describe("enclave/providers import rules", () => {
   it("sees every provider folder and its imports", () => {
-    expect(PROVIDER_FOLDERS.sort()).toEqual(["anthropic", "gemini", "local", "openai"]);
+    expect(PROVIDER_FOLDERS.sort()).toEqual(["anthropic", "bedrock", "gemini", "local", "openai"]);
     expect(graph.get("enclave/providers/registry")).toContain("enclave/providers/openai/index");
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { PROVIDER_KINDS, type ProviderKind } from "../../../attestation/trust-policy.js";
+import { kindEntry } from "../../../attestation/provider-catalog.js";
+import { FIRST_PARTY_BASE_URLS, PROVIDER_KINDS, type ProviderKind } from "../../../attestation/trust-policy.js";
 import { createAdapters, PROVIDER_MODULES, providerModuleFor } from "../../../enclave/providers/registry.js";
 import type { ProviderConfig } from "../../../enclave/runtime-config.js";
 import { staticSecrets } from "../../../enclave/secrets.js";
@@ -23,35 +24,33 @@ describe("provider registry", () => {
   });
 
   it("finds no module for a kind the trust policy does not know", () => {
-    expect(providerModuleFor("bedrock" as ProviderKind)).toBeUndefined();
+    expect(providerModuleFor("nonesuch" as ProviderKind)).toBeUndefined();
   });
 
-  const configs: Record<ProviderKind, ProviderConfig> = {
-    openai: { name: "o", kind: "openai", baseUrl: "https://api.openai.com/v1", origin: "https://api.openai.com", secret: "k" },
-    "openai-compatible": { name: "c", kind: "openai-compatible", baseUrl: "https://llm.example/v1", origin: "https://llm.example" },
-    xai: { name: "x", kind: "xai", baseUrl: "https://api.x.ai/v1", origin: "https://api.x.ai", secret: "k" },
-    anthropic: { name: "a", kind: "anthropic", baseUrl: "https://api.anthropic.com", origin: "https://api.anthropic.com", secret: "k" },
-    gemini: { name: "g", kind: "gemini", baseUrl: "https://generativelanguage.googleapis.com", origin: "https://generativelanguage.googleapis.com", secret: "k" },
-    local: { name: "l", kind: "local", baseUrl: "local://", origin: "local" },
+  const name = (kind: ProviderKind) => kind.replace(/[^a-z]/g, "").slice(0, 12);
+  const configOf = (kind: ProviderKind): ProviderConfig => {
+    if (kind === "local") return { name: name(kind), kind, baseUrl: "local://", origin: "local" };
+    if (kind === "bedrock") {
+      const baseUrl = "https://bedrock-runtime.us-east-1.amazonaws.com";
+      return { name: name(kind), kind, baseUrl, origin: baseUrl, bedrock: { region: "us-east-1", accountId: "111122223333", stsUrl: "https://sts.us-east-1.amazonaws.com" } };
+    }
+    const baseUrl = FIRST_PARTY_BASE_URLS[kind] ?? "https://llm.example/v1";
+    return { name: name(kind), kind, baseUrl, origin: new URL(baseUrl).origin, secret: "k" };
   };
-  // xAI is the OpenAI wire format at a fixed origin; ProviderInfo.kind names the wire format.
-  const infoKind: Record<ProviderKind, string> = {
-    openai: "openai",
-    "openai-compatible": "openai-compatible",
-    xai: "openai-compatible",
-    anthropic: "anthropic",
-    gemini: "gemini",
-    local: "local",
+  // ProviderInfo.kind names the wire format; presets are the OpenAI wire format at a fixed origin.
+  const infoKind = (kind: ProviderKind): string => {
+    const wire = kindEntry(kind).wire;
+    return wire === "openai" ? (kind === "openai" ? "openai" : "openai-compatible") : wire;
   };
 
   it.each([...PROVIDER_KINDS])("createAdapters builds an adapter for kind %s under its configured name", (kind) => {
-    const adapters = createAdapters([configs[kind]], staticSecrets(new Map([["k", "secret-key"]])));
-    const adapter = adapters.get(configs[kind].name);
-    expect(adapter?.info).toMatchObject({ name: configs[kind].name, kind: infoKind[kind] });
+    const adapters = createAdapters([configOf(kind)], staticSecrets(new Map([["k", "secret-key"]])));
+    const adapter = adapters.get(name(kind));
+    expect(adapter?.info).toMatchObject({ name: name(kind), kind: infoKind(kind) });
   });
 
   it("createAdapters refuses a kind no module serves instead of leaving the provider out", () => {
-    const stray = { name: "b", kind: "bedrock", baseUrl: "https://bedrock.example", origin: "https://bedrock.example" } as unknown as ProviderConfig;
-    expect(() => createAdapters([configs.local, stray], staticSecrets(new Map()))).toThrow(expect.objectContaining({ code: "ERR_CONFIG" }));
+    const stray = { name: "b", kind: "nonesuch", baseUrl: "https://nonesuch.example", origin: "https://nonesuch.example" } as unknown as ProviderConfig;
+    expect(() => createAdapters([configOf("local"), stray], staticSecrets(new Map()))).toThrow(expect.objectContaining({ code: "ERR_CONFIG" }));
   });
 });
