@@ -76,9 +76,10 @@ describe("capabilities of the other kinds", () => {
   });
 
   it("openai-compatible: every capability on unless switched off, said in the summary; without chat, streaming and tools are off", () => {
-    expect(defaultCapabilities("openai-compatible")).toEqual({ chat: true, streaming: true, tools: true, embeddings: true, images: true });
+    // responses is the one asked for: most OpenAI-compatible servers speak Chat Completions only.
+    expect(defaultCapabilities("openai-compatible")).toEqual({ chat: true, streaming: true, tools: true, embeddings: true, images: true, responses: false });
     const p = parseTrustPolicy(policy([{ name: "emb", kind: "openai-compatible", baseUrl: "https://llm.example/v1", capabilities: { chat: false } }]), { dev: false });
-    expect(capabilitiesOf(p.providers[0]!)).toEqual({ chat: false, streaming: false, tools: false, embeddings: true, images: true });
+    expect(capabilitiesOf(p.providers[0]!)).toEqual({ chat: false, streaming: false, tools: false, embeddings: true, images: true, responses: false });
     expect(describeTrustPolicy(p).join("\n")).toContain("serves embeddings, images");
     expect(() =>
       parseTrustPolicy(policy([{ name: "emb", kind: "openai-compatible", baseUrl: "https://llm.example/v1", capabilities: { chat: false, streaming: true } }]), { dev: false }),

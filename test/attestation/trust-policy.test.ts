@@ -1,5 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { derivedEgress, describeTrustPolicy, kmsEndpointHost, parseTrustPolicy, secretBindings, trustPolicySha256, upstreamOrigins } from "../../attestation/trust-policy.js";
+import {
+  capabilitiesOf,
+  derivedEgress,
+  describeTrustPolicy,
+  kmsEndpointHost,
+  parseTrustPolicy,
+  secretBindings,
+  trustPolicySha256,
+  upstreamOrigins,
+} from "../../attestation/trust-policy.js";
 
 const ARN = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 const OTHER_ARN = "arn:aws:kms:us-east-1:444455556666:key/mrk-0123456789abcdef0123456789abcdef";
@@ -91,11 +100,6 @@ describe("trust policy codec", () => {
       mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.capabilities = { responses: "yes" })),
       /capabilities\.responses/,
     ],
-    [
-      "capabilities on a first-party kind (openai always speaks Responses)",
-      mutate((p) => ((p.providers as Record<string, unknown>[])[0]!.capabilities = { responses: false })),
-      /only openai-compatible/,
-    ],
     ["an unknown capability", mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.capabilities = { assistants: true })), /unknown field/],
   ];
   it.each(refusals)("refuses %s (ERR_TRUST_POLICY_INVALID)", (_name, policy, message) => {
@@ -111,8 +115,12 @@ describe("trust policy codec", () => {
 
   it("an openai-compatible provider may say it speaks the Responses API; the attested policy shows it", () => {
     const policy = parse(mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.capabilities = { chat: true, responses: true })));
-    expect(policy.providers[1]!.capabilities).toEqual({ chat: true, responses: true });
-    expect(parse(base()).providers[1]!.capabilities).toBeUndefined();
+    expect(capabilitiesOf(policy.providers[1]!).responses).toBe(true);
+    expect(capabilitiesOf(parse(base()).providers[1]!).responses).toBe(false);
+    // The provider catalog: kind openai speaks it unless the policy switches it off (then /v1/responses is translated).
+    expect(capabilitiesOf(parse(base()).providers[0]!).responses).toBe(true);
+    const off = parse(mutate((p) => ((p.providers as Record<string, unknown>[])[0]!.capabilities = { responses: false })));
+    expect(capabilitiesOf(off.providers[0]!).responses).toBe(false);
   });
 
   it("in development only: a first-party kind at a local mock, and plain http", () => {
