@@ -403,6 +403,8 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
         case "batchEmbedContents":
         case "embedContent":
           return embed(recorded, scenario);
+        case "countTokens":
+          return json(200, googlePrettyJson({ totalTokens: countTokenWords(body), promptTokensDetails: [{ modality: "TEXT", tokenCount: countTokenWords(body) }] }));
         default:
           return json(404, googleErrorBody(404, `Method not found.`));
       }
@@ -490,4 +492,22 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
     waitForStall: () => upstream.waitForStall(),
     close: () => upstream.close(),
   };
+}
+
+/** countTokens: the words of every text part, in `contents` or `generateContentRequest` (system instruction included). */
+function countTokenWords(body: unknown): number {
+  const b = (body ?? {}) as { contents?: unknown; generateContentRequest?: { contents?: unknown; systemInstruction?: unknown } };
+  const source = b.generateContentRequest ?? b;
+  const texts: string[] = [];
+  const walk = (value: unknown): void => {
+    if (Array.isArray(value)) value.forEach(walk);
+    else if (value !== null && typeof value === "object") {
+      for (const [k, v] of Object.entries(value)) {
+        if (k === "text" && typeof v === "string") texts.push(v);
+        else walk(v);
+      }
+    }
+  };
+  walk([source.contents, (source as { systemInstruction?: unknown }).systemInstruction]);
+  return texts.join(" ").split(/\s+/).filter((w) => w !== "").length;
 }

@@ -6,6 +6,7 @@ import { networkError, postJson, readJson } from "../shared/upstream-http.js";
 import { UpstreamError, type ProviderAdapter, type ProviderCallContext, type ProviderInfo } from "../types.js";
 import { checkHeaders, normalizeBaseUrl } from "./check-openai-options.js";
 import { checkChatCompletion, checkChunk, checkEmbeddings, checkImages } from "./check-openai-response.js";
+import { openaiAudio, openaiCompletions, openaiModerations, openaiOnly, openaiSpeech } from "./openai-more-endpoints.js";
 
 /**
  * Adapter for OpenAI and for every endpoint that speaks its wire format
@@ -78,8 +79,26 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
     }
   }
 
+  const endpoint = { name, baseUrl, headers };
+
   return {
     info,
+    completions: openaiCompletions(endpoint),
+
+    async moderations(request, ctx) {
+      openaiOnly(info.kind, name, "moderations");
+      return openaiModerations(endpoint, request, ctx);
+    },
+
+    async audio(upload, ctx) {
+      openaiOnly(info.kind, name, "audio");
+      return openaiAudio(endpoint, upload, ctx);
+    },
+
+    async speech(request, ctx) {
+      openaiOnly(info.kind, name, "audio");
+      return openaiSpeech(endpoint, request, ctx);
+    },
 
     async chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion> {
       ensure("chat");
