@@ -509,5 +509,8 @@ function countTokenWords(body: unknown): number {
     }
   };
   walk([source.contents, (source as { systemInstruction?: unknown }).systemInstruction]);
-  return texts.join(" ").split(/\s+/).filter((w) => w !== "").length;
+  return texts
+    .join(" ")
+    .split(/\s+/)
+    .filter((w) => w !== "").length;
 }

@@ -95,7 +95,11 @@ export async function openaiAudio(e: OpenAIEndpoint, upload: AudioUpload, ctx: P
     bytes = new Uint8Array(await encoded.arrayBuffer());
     contentType = encoded.headers.get("content-type") ?? contentType;
   }
-  const response = await postBody(ctx, e.name, `${e.baseUrl}/audio/${upload.task}`, bytes, { ...(await e.headers()), "content-type": contentType, accept: "application/json, text/plain" });
+  const response = await postBody(ctx, e.name, `${e.baseUrl}/audio/${upload.task}`, bytes, {
+    ...(await e.headers()),
+    "content-type": contentType,
+    accept: "application/json, text/plain",
+  });
   const type = response.headers.get("content-type") ?? "";
   if (!TRANSCRIPT_TYPES.test(type)) {
     response.body?.destroy();
