@@ -51,6 +51,8 @@ export interface GatewayAppOptions {
   clock?: TestClock;
   identity?: EnclaveIdentity;
   upstream?: Partial<UpstreamDeps>;
+  /** Provider secrets by name (default none). */
+  secrets?: Map<string, string>;
   /** Wraps each configured adapter (to observe what the gateway hands it). */
   wrapAdapter?: (adapter: ProviderAdapter) => ProviderAdapter;
 }
@@ -92,7 +94,9 @@ export async function gatewayApp(options: GatewayAppOptions = {}): Promise<Gatew
   const app = createGatewayApp({
     config,
     trustPolicyBytes,
-    adapters: new Map([...createAdapters(config.providers, staticSecrets(new Map()))].map(([name, a]) => [name, options.wrapAdapter ? options.wrapAdapter(a) : a])),
+    adapters: new Map(
+      [...createAdapters(config.providers, staticSecrets(options.secrets ?? new Map()))].map(([name, a]) => [name, options.wrapAdapter ? options.wrapAdapter(a) : a]),
+    ),
     attestation,
     identity,
     log,

@@ -13,6 +13,8 @@
  *   providers, the error message echoes the prompt (the last user text), so
  *   suites can prove the gateway never forwards upstream error text.
  *
+ * Legacy completions, moderations and audio: mock-openai-more.ts.
+ *
  * The wire encoder for OpenAI on the one mock upstream (mock-upstream.ts).
  * Every request is recorded (method, path, headers, raw body bytes, parsed
  * body) unless `record: false`. Fault knobs come per request from a
@@ -20,6 +22,7 @@
  * unless a delay is asked for, so benchmarks can drive it hard.
  */
 import type http from "node:http";
+import { answerMore } from "./mock-openai-more.js";
 import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from "./mock-upstream.js";
 
 export interface MockRequest {
@@ -135,6 +138,10 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
       const scenario = scenarios.next(request);
       if (scenario.headersDelayMs) await wait(scenario.headersDelayMs);
       if (gone()) return undefined;
+      if (r.method === "POST" && (scenario.status ?? 200) < 300) {
+        const more = await answerMore(r.path.split("?")[0] ?? "", request, created, { "x-request-id": `req_mock_${request.index}`, ...(scenario.headers ?? {}) });
+        if (more !== undefined) return more;
+      }
       return answer(request, scenario);
     },
   });

@@ -32,7 +32,7 @@ export interface UpstreamRequest {
 
 export type StreamStep =
   /** Writes one framed event, then waits until it is flushed to the socket; `then` runs after. */
-  | { write: string; then?: () => void }
+  | { write: string | Buffer; then?: () => void }
   /** Waits (ends early if the client goes away). */
   | { delay: number }
   /** Holds the stream until release(), `until` settles, or the client goes away. */
