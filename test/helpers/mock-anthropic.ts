@@ -281,11 +281,6 @@ export async function startMockAnthropic(options: MockAnthropicOptions = {}): Pr
       if (options.apiKey !== undefined && request.headers["x-api-key"] !== options.apiKey) return error(401, "authentication_error", "invalid x-api-key");
       if (typeof request.headers["anthropic-version"] !== "string") return error(400, "invalid_request_error", "anthropic-version: header is required");
       if (typeof body !== "object" || body === null) return error(400, "invalid_request_error", "request body is not valid JSON");
-      // count_tokens answers exactly {"input_tokens": n}; n here is the request's word count.
-      if (route === "/v1/messages/count_tokens") {
-        const payload = JSON.stringify({ input_tokens: mockTokenCount(body) });
-        return { status: 200, headers: { "content-type": "application/json", "request-id": requestId, "content-length": Buffer.byteLength(payload) }, body: payload };
-      }
 
       const scenario = scenarios.next(record);
       if (scenario.delayBeforeHeadersMs) await wait(scenario.delayBeforeHeadersMs);
@@ -300,6 +295,11 @@ export async function startMockAnthropic(options: MockAnthropicOptions = {}): Pr
         );
       }
 
+      // count_tokens answers exactly {"input_tokens": n}; n here is the request's word count (scenario json/rawBody replace it).
+      if (route === "/v1/messages/count_tokens") {
+        const payload = scenario.rawBody ?? JSON.stringify(scenario.json !== undefined ? scenario.json : { input_tokens: mockTokenCount(body) });
+        return { status: 200, headers: { "content-type": "application/json", "request-id": requestId, "content-length": Buffer.byteLength(payload) }, body: payload };
+      }
       const model = typeof body.model === "string" ? body.model : "claude-mock";
       const id = `msg_mock_${n}`;
       if (body.stream !== true) {

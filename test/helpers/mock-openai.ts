@@ -138,8 +138,8 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
       const scenario = scenarios.next(request);
       if (scenario.headersDelayMs) await wait(scenario.headersDelayMs);
       if (gone()) return undefined;
-      if (r.method === "POST" && (scenario.status ?? 200) < 300) {
-        const more = await answerMore(r.path.split("?")[0] ?? "", request, created, { "x-request-id": `req_mock_${request.index}`, ...(scenario.headers ?? {}) });
+      if (r.method === "POST" && (scenario.status ?? 200) < 300 && scenario.rawBody === undefined && scenario.contentType === undefined) {
+        const more = await answerMore(r.path.split("?")[0] ?? "", request, created, { "x-request-id": `req_mock_${request.index}`, ...(scenario.headers ?? {}) }, scenario);
         if (more !== undefined) return more;
       }
       return answer(request, scenario);
@@ -177,6 +177,8 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
     }
     if (route === `${basePath}/embeddings`) return json(200, scenario.rawBody ?? embeddings(body), extra, scenario);
     if (route === `${basePath}/images/generations`) return json(200, scenario.rawBody ?? images(body), extra, scenario);
+    // Any other endpoint with a verbatim body (legacy completions, moderations, audio: mock-openai-more.ts).
+    if (scenario.rawBody !== undefined || scenario.contentType !== undefined) return json(200, scenario.rawBody ?? "", extra, scenario);
     return json(404, { error: { message: `Invalid URL (POST ${route})`, type: "invalid_request_error", param: null, code: null } }, extra, scenario);
   }
 

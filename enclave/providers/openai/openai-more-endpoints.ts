@@ -122,10 +122,14 @@ export async function openaiSpeech(e: OpenAIEndpoint, request: Json, ctx: Provid
 }
 
 async function* nodeChunks(node: Readable, ctx: ProviderCallContext, provider: string): AsyncGenerator<Uint8Array> {
+  let yielded = 0;
   try {
-    for await (const chunk of node as AsyncIterable<Buffer>) yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for await (const chunk of node as AsyncIterable<Buffer>) {
+      yielded++;
+      yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    }
   } catch (cause) {
-    throw networkError(ctx, provider, cause);
+    throw streamReadFailure(ctx, provider, cause, yielded > 0);
   } finally {
     node.destroy();
   }

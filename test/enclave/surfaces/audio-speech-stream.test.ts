@@ -96,6 +96,24 @@ describe("speech streamed with a trailer receipt", () => {
     expect(seen.at(-1)!.claims).toMatchObject({ path: "/v1/audio/speech", status: 200 });
   });
 
+  it("a provider that dies after the first audio chunk: the client's body is cut, with no trailer receipt", async () => {
+    mock.queueScenarios({ destroyAfterChunks: 1 });
+    const res = await request(`${h.baseURL}/audio/speech`, {
+      method: "POST",
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${CLIENT_TOKEN}`, "content-type": "application/json" },
+      body: speechBody("tts-1", "cut me"),
+    });
+    expect(res.statusCode).toBe(200);
+    const chunks: Buffer[] = [];
+    const read = (async () => {
+      for await (const chunk of res.body) chunks.push(chunk as Buffer);
+    })();
+    await expect(read).rejects.toThrow();
+    expect(Buffer.concat(chunks).length).toBeLessThan(mockSpeechBytes("cut me").length);
+    expect(res.trailers[RECEIPT_HEADER]).toBeUndefined();
+  });
+
   it("a refusal before the stream is a plain signed JSON error", async () => {
     const res = await request(`${h.baseURL}/audio/speech`, {
       method: "POST",
