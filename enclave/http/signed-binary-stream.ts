@@ -57,11 +57,15 @@ export async function signedBinaryStream(
     hash.update(chunk);
     sent += chunk.byteLength;
     return new Promise<void>((resolve) => {
-      if ((outgoing as ServerResponse).write(chunk)) resolve();
-      else {
-        outgoing.once("drain", resolve);
-        outgoing.once("close", resolve);
-      }
+      if ((outgoing as ServerResponse).write(chunk)) return resolve();
+      // Wait for the client to take it (or go away); neither listener outlives the wait.
+      const done = () => {
+        outgoing.off("drain", done);
+        outgoing.off("close", done);
+        resolve();
+      };
+      outgoing.once("drain", done);
+      outgoing.once("close", done);
     });
   };
   (outgoing as ServerResponse).writeHead(200, {
