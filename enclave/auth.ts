@@ -7,8 +7,11 @@ import type { ClientConfig } from "./runtime-config.js";
  * Client authentication. Tokens are configured as SHA-256 hashes only; the
  * presented token is hashed and looked up, so the configuration (which the
  * host sees) never holds a usable credential. Accepted as
- * `Authorization: Bearer <token>` everywhere and as `x-api-key` on the
- * Anthropic surface, where the Anthropic SDK sends it.
+ * `Authorization: Bearer <token>` everywhere, as `x-api-key` on the
+ * Anthropic surface, where the Anthropic SDK sends it, and as
+ * `x-goog-api-key` (or Google's `?key=` query parameter, passed in as
+ * `queryKey`) on the Gemini surface, where @google/genai and @ai-sdk/google
+ * send it.
  */
 export class ClientDirectory {
   private readonly byHash: Map<string, ClientConfig>;
@@ -17,8 +20,8 @@ export class ClientDirectory {
     this.byHash = new Map(clients.map((c) => [c.tokenSha256, c]));
   }
 
-  authenticate(headers: HeaderReader, surface: "openai" | "anthropic"): ClientConfig {
-    const token = extractToken(headers, surface);
+  authenticate(headers: HeaderReader, surface: "openai" | "anthropic" | "gemini", queryKey?: string | null): ClientConfig {
+    const token = extractToken(headers, surface, queryKey ?? null);
     if (token === undefined) throw new GatewayError("invalid_api_key", "Missing API key.");
     const client = this.byHash.get(createHash("sha256").update(token, "utf8").digest("hex"));
     if (!client) throw new GatewayError("invalid_api_key", "Invalid API key.");
@@ -28,7 +31,7 @@ export class ClientDirectory {
 
 const MAX_TOKEN_LENGTH = 512;
 
-function extractToken(headers: HeaderReader, surface: "openai" | "anthropic"): string | undefined {
+function extractToken(headers: HeaderReader, surface: "openai" | "anthropic" | "gemini", queryKey: string | null): string | undefined {
   const authorization = headers.get("authorization");
   if (authorization !== null) {
     const match = /^Bearer[ ]+([^\s]+)\s*$/i.exec(authorization);
@@ -37,6 +40,10 @@ function extractToken(headers: HeaderReader, surface: "openai" | "anthropic"): s
   }
   if (surface === "anthropic") {
     const key = headers.get("x-api-key");
+    if (key !== null && key.length > 0 && key.length <= MAX_TOKEN_LENGTH) return key.trim();
+  }
+  if (surface === "gemini") {
+    const key = headers.get("x-goog-api-key") ?? queryKey;
     if (key !== null && key.length > 0 && key.length <= MAX_TOKEN_LENGTH) return key.trim();
   }
   return undefined;

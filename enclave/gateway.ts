@@ -8,6 +8,7 @@ import { attestationApi } from "./surfaces/attestation/attestation.js";
 import { audioSpeechApi } from "./surfaces/audio/speech.js";
 import { audioTranscriptionsApi } from "./surfaces/audio/transcriptions.js";
 import { embeddingsApi } from "./surfaces/embeddings/embeddings.js";
+import { geminiApi } from "./surfaces/gemini-native/gemini-api.js";
 import { healthApi } from "./surfaces/health/health.js";
 import { imagesApi } from "./surfaces/images/images.js";
 import { moderationsApi } from "./surfaces/moderations/moderations.js";
@@ -39,6 +40,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono<GatewayEnv> {
     .route("/v1", audioTranscriptionsApi(services))
     .route("/v1", audioSpeechApi(services))
     .route("/v1", attestationApi(services))
+    .route("/v1beta", geminiApi(services))
     .route("/", healthApi(services))
     .notFound(signedNotFound(services))
     .onError(signedErrors(services));

@@ -4,7 +4,7 @@
  * flags) and what `egw enclave` delegates to for development and tests
  * (infra/cli/enclave.ts). Flags are parsed here and nowhere else. It imports
  * only enclave/, attestation/ and the vsock transport (host/transport), the
- * allowlist infra/image/allowlist.ts enforces on the image's bundle.
+ * allowlist infra/deploy/image/allowlist.ts enforces on the image's bundle.
  */
 import path from "node:path";
 import { loadOrCreateDevCa } from "../attestation/dev/dev-ca.js";

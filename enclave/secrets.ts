@@ -3,7 +3,7 @@ import { GatewayError } from "./errors.js";
 /**
  * Where provider API keys come from. Development: the environment (read once
  * by enclave/config.ts and handed in as a map). Production: KMS-sealed blobs
- * opened with the enclave's attestation (a later issue). Values live only in
+ * opened with the enclave's attestation (secrets/kms-source.ts). Values live only in
  * memory and are never logged; a missing key fails the call, not the boot,
  * so one unconfigured provider does not take the others down.
  */

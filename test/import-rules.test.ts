@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { ENCLAVE_ALLOWLIST } from "../infra/image/allowlist.js";
+import { ENCLAVE_ALLOWLIST } from "../infra/deploy/image/allowlist.js";
 
 /**
  * The trust rules of the folders, as a test over the import statements
@@ -14,7 +14,7 @@ import { ENCLAVE_ALLOWLIST } from "../infra/image/allowlist.js";
  *    other and that scanner, so both sides can load them;
  *  - the enclave program reaches only enclave/, attestation/, the shared
  *    codecs and the allowlisted vsock transport files: what the image's
- *    bundle may hold (infra/image/allowlist.ts, which the image build also
+ *    bundle may hold (infra/deploy/image/allowlist.ts, which the image build also
  *    enforces on esbuild's metafile).
  * Static and dynamic imports both count; type-only imports too (a type
  * import today is a value import after the next edit).

@@ -6,7 +6,7 @@ import { EgwError } from "../egw-error.js";
  *
  * A client that stops reading at the surface's end marker (OpenAI chat
  * `data: [DONE]`, legacy completions the same, Anthropic `event: message_stop`, OpenAI Responses
- * `response.completed`) would report success for a stream whose receipt —
+ * `response.completed`, Gemini's first event carrying a `finishReason`) would report success for a stream whose receipt —
  * which comes after that marker — never verifies. So the terminal event, and
  * anything after it, is held back; every other event passes on as soon as
  * its blank line arrives (an SSE consumer dispatches an event only then, so
@@ -57,6 +57,33 @@ const RESPONSES_END = ["response.completed", "response.incomplete"];
 const anthropicEnd = (f: SseEventFields): boolean => ANTHROPIC_END.includes(f.event) || dataTypeIs(f, ANTHROPIC_END);
 const responsesEnd = (f: SseEventFields): boolean => RESPONSES_END.includes(f.event) || dataTypeIs(f, RESPONSES_END);
 
+/**
+ * Gemini's alt=sse stream has no end marker: it stops after the event whose
+ * candidates carry their finishReason (or whose promptFeedback says the
+ * prompt was blocked). So that event is the terminal one: a verifying client
+ * holds it, and everything after it, until the receipt verifies; a stream
+ * cut before it never ends in success. @google/genai and @ai-sdk/google read
+ * `data:` lines only; the receipt comment after the last event is ignored.
+ */
+function geminiEnd(f: SseEventFields): boolean {
+  if (!f.data.includes("finishReason") && !f.data.includes("blockReason")) return false;
+  try {
+    const parsed = JSON.parse(f.data) as { candidates?: unknown; promptFeedback?: { blockReason?: unknown } } | null;
+    if (typeof parsed !== "object" || parsed === null) return false;
+    if (
+      Array.isArray(parsed.candidates) &&
+      parsed.candidates.some((c) => typeof c === "object" && c !== null && typeof (c as { finishReason?: unknown }).finishReason === "string")
+    )
+      return true;
+    return typeof parsed.promptFeedback?.blockReason === "string";
+  } catch {
+    return false;
+  }
+}
+
+/** Google's in-stream error, which @google/genai throws as ApiError (its code must be an HTTP error status). */
+const geminiError = (code: string, message: string): string => `data: ${JSON.stringify({ error: { code: 502, message: `${code}: ${message}`, status: code } })}\r\n\r\n`;
+
 const openaiError = (code: string, message: string): string => `data: ${JSON.stringify({ error: { message, type: "egw_verification_failed", param: null, code } })}\n\n`;
 
 /** Path prefix match on a segment boundary: "/v1/messages" and "/v1/messages/x", not "/v1/messagesx". */
@@ -81,6 +108,7 @@ export const STREAM_SURFACES: readonly StreamSurface[] = [
     isTerminal: responsesEnd,
     errorEvent: (code, message) => `event: error\ndata: ${JSON.stringify({ type: "error", code, message, param: null })}\n\n`,
   },
+  { name: "gemini", matches: (path) => path.startsWith("/v1beta/"), isTerminal: geminiEnd, errorEvent: geminiError },
 ];
 
 /**
@@ -91,7 +119,7 @@ export const STREAM_SURFACES: readonly StreamSurface[] = [
 export const DEFAULT_STREAM_SURFACE: StreamSurface = {
   name: "default",
   matches: () => true,
-  isTerminal: (f) => openaiDone(f) || anthropicEnd(f) || responsesEnd(f),
+  isTerminal: (f) => openaiDone(f) || anthropicEnd(f) || responsesEnd(f) || geminiEnd(f),
   errorEvent: openaiError,
 };
 

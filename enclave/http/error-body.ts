@@ -48,9 +48,38 @@ const ANTHROPIC_TYPE: Record<GatewayErrorCode, string> = {
   internal_error: "api_error",
 };
 
-export type Surface = "openai" | "anthropic";
+/** google.rpc.Code names, as Google's `error.status` carries them (the HTTP status is the code's own). */
+const GOOGLE_STATUS: Record<GatewayErrorCode, string> = {
+  invalid_request: "INVALID_ARGUMENT",
+  invalid_api_key: "UNAUTHENTICATED",
+  model_not_allowed: "PERMISSION_DENIED",
+  model_not_found: "NOT_FOUND",
+  not_found: "NOT_FOUND",
+  method_not_allowed: "UNIMPLEMENTED",
+  request_timeout: "DEADLINE_EXCEEDED",
+  request_too_large: "INVALID_ARGUMENT",
+  unsupported_media_type: "INVALID_ARGUMENT",
+  rate_limited: "RESOURCE_EXHAUSTED",
+  overloaded: "RESOURCE_EXHAUSTED",
+  attestation_rate_limited: "RESOURCE_EXHAUSTED",
+  upstream_rate_limited: "RESOURCE_EXHAUSTED",
+  upstream_error: "UNAVAILABLE",
+  upstream_unreachable: "UNAVAILABLE",
+  upstream_timeout: "DEADLINE_EXCEEDED",
+  unsupported_capability: "INVALID_ARGUMENT",
+  identity_expired: "UNAVAILABLE",
+  internal_error: "INTERNAL",
+};
+
+export type Surface = "openai" | "anthropic" | "gemini";
+
+/** Google's error shape: `{"error": {"code": <HTTP status>, "message", "status": <google.rpc.Code name>}}`; @google/genai's ApiError reads it. */
+export function googleErrorObject(err: GatewayError): { error: { code: number; message: string; status: string } } {
+  return { error: { code: err.status, message: err.message, status: GOOGLE_STATUS[err.code] } };
+}
 
 export function errorObject(err: GatewayError, surface: Surface): unknown {
+  if (surface === "gemini") return googleErrorObject(err);
   if (surface === "anthropic") return { type: "error", error: { type: ANTHROPIC_TYPE[err.code], message: err.message } };
   return { error: { message: err.message, type: OPENAI_TYPE[err.code], param: null, code: err.code } };
 }

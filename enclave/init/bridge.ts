@@ -15,7 +15,7 @@ import { abortSocket, nodeTransport, type Transport } from "../../host/transport
  * Why not the host's ingress relay (host/ingress/relay.ts), which this used
  * to be: that is the untrusted side's program (PROXY protocol, prom-client
  * metrics, dial retries for an enclave that restarts), and the measured
- * image holds enclave code only (infra/image/allowlist.ts). What both share
+ * image holds enclave code only (infra/deploy/image/allowlist.ts). What both share
  * is the transport (host/transport: AF_VSOCK through koffi, and the byte
  * pump), which is in the image's allowlist for exactly this file.
  *

@@ -119,9 +119,29 @@ export interface BinaryStream {
   chunks: AsyncIterable<Uint8Array>;
 }
 
+/**
+ * Google's Gemini API (v1beta) spoken natively. Only the Gemini adapter has
+ * it: on `/v1beta/models/{model}:{method}` a Gemini route is then a
+ * pass-through (the model in the path, and in batchEmbedContents' requests,
+ * replaced by the route's upstream model; every other field kept).
+ */
+export type NativeGeminiMethod = "generateContent" | "countTokens" | "embedContent" | "batchEmbedContents";
+
+export interface NativeGemini {
+  /** The upstream JSON answer of one unary method (checked to be a JSON object, every field kept), and the model it reports (for the receipt). */
+  call(method: NativeGeminiMethod, body: Record<string, unknown>, ctx: ProviderCallContext): Promise<{ bytes: Uint8Array; model: unknown }>;
+  /**
+   * `streamGenerateContent?alt=sse`: yields each upstream event re-framed as
+   * `data: …\r\n\r\n` (Google's framing), data as received; `onModel` gets the
+   * modelVersion of the first event. An in-stream `{"error":…}` is thrown as an UpstreamError.
+   */
+  stream(body: Record<string, unknown>, ctx: ProviderCallContext, onModel?: (model: unknown) => void): AsyncIterable<string>;
+}
+
 export interface ProviderAdapter {
   readonly info: ProviderInfo;
   readonly native?: NativeMessages;
+  readonly nativeGemini?: NativeGemini;
   chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion>;
   /** Yields chunks as the provider's events arrive; never buffers the whole answer. */
   chatStream(request: ChatRequest, ctx: ProviderCallContext): AsyncIterable<ChatCompletionChunk>;

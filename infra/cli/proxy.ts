@@ -113,10 +113,13 @@ function headerSafe(text: string): string {
   return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
 }
 
-function errorBody(path: string, code: string, message: string): { type: string; body: string } {
+function errorBody(path: string, status: number, code: string, message: string): { type: string; body: string } {
   const text = `egw proxy: ${message} (${code})`;
   if (path.startsWith("/v1/messages")) {
     return { type: "anthropic", body: JSON.stringify({ type: "error", error: { type: "api_error", message: text } }) };
+  }
+  if (path.startsWith("/v1beta/")) {
+    return { type: "gemini", body: JSON.stringify({ error: { code: status, message: text, status: code } }) };
   }
   return { type: "openai", body: JSON.stringify({ error: { message: text, type: "egw_verification_failed", param: null, code } }) };
 }
@@ -152,7 +155,7 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
   let port = options.port;
 
   function fail(res: ServerResponse, path: string, status: number, code: string, message: string): void {
-    const { body } = errorBody(path, code, message);
+    const { body } = errorBody(path, status, code, message);
     if (res.headersSent) {
       res.destroy();
       return;
@@ -163,6 +166,8 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = req.url ?? "/";
+    // Logged without its query: Google's `?key=<client token>` must not reach a log line.
+    const logged = path.replace(/\?.*$/s, "");
     const method = req.method ?? "GET";
     const hostHeader = (req.headers.host ?? "").replace(/:\d+$/, "");
     if (!isLoopbackHost(hostHeader)) {
@@ -203,7 +208,7 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
         : err.code === "ERR_MANIFEST_EXPIRED"
           ? `nothing was sent: ${err.message}; restart the proxy with it`
           : `the gateway's answer failed verification: ${err.message}`;
-      log(`${method} ${path} → 502 ${code}`);
+      log(`${method} ${logged} → 502 ${code}`);
       fail(res, path, 502, code, message);
       return;
     }
@@ -227,7 +232,7 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
       outHeaders["content-length"] = String(bytes.length);
       res.writeHead(response.status, outHeaders);
       res.end(bytes);
-      log(`${method} ${path} → ${response.status} verified (receipt ${verified.claims.id})`);
+      log(`${method} ${logged} → ${response.status} verified (receipt ${verified.claims.id})`);
       return;
     }
 
@@ -249,10 +254,10 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
       // Verified: the receipt block goes on too, so the caller gets the
       // gateway's bytes unchanged and can keep the receipt.
       res.end(receiptSseBlock(verified.receipt));
-      log(`${method} ${path} → ${response.status} stream verified (receipt ${verified.claims.id})`);
+      log(`${method} ${logged} → ${response.status} stream verified (receipt ${verified.claims.id})`);
     } catch (err) {
       const code = err instanceof ClientError ? err.code : "ERR_UPSTREAM";
-      log(`${method} ${path} → stream REFUSED ${code}`);
+      log(`${method} ${logged} → stream REFUSED ${code}`);
       if (res.destroyed) return;
       // The error event is out; now a cut without the final chunk: the body
       // is visibly incomplete to every HTTP client, even one past [DONE].

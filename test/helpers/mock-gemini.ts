@@ -17,6 +17,8 @@ import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from ".
  *   event carries the cumulative usageMetadata; the last one carries the
  *   finishReason and the final counts. There is no `[DONE]`.
  * - `…:streamGenerateContent` without alt=sse → one JSON array, streamed.
+ * - `…:countTokens` → `{"totalTokens", "promptTokensDetails"}` (the mock's
+ *   "tokens" are words).
  * - `…:batchEmbedContents` (at most 100 requests, as Google enforces) and
  *   `…:embedContent` → deterministic vectors derived from the text.
  * - Errors → `{"error": {"code", "message", "status"[, "details"]}}`.
@@ -400,11 +402,18 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
           return json(200, googlePrettyJson(generateContentBody(scenario, p)));
         case "streamGenerateContent":
           return stream(scenario, streamEvents(scenario, p), url.searchParams.get("alt") === "sse");
+        case "countTokens": {
+          // Either `contents` or a whole `generateContentRequest` (whose model must be models/<path model>).
+          const b = body as Record<string, unknown>;
+          const inner = b.generateContentRequest as Record<string, unknown> | undefined;
+          if (inner !== undefined && inner.model !== `models/${recorded.model}`)
+            return json(400, googleErrorBody(400, "* CountTokensRequest.generate_content_request.model: must match the model"));
+          const totalTokens = scenario.usage?.promptTokenCount ?? promptWords(inner ?? b);
+          return json(200, googlePrettyJson({ totalTokens, promptTokensDetails: [{ modality: "TEXT", tokenCount: totalTokens }] }));
+        }
         case "batchEmbedContents":
         case "embedContent":
           return embed(recorded, scenario);
-        case "countTokens":
-          return json(200, googlePrettyJson({ totalTokens: countTokenWords(body), promptTokensDetails: [{ modality: "TEXT", tokenCount: countTokenWords(body) }] }));
         default:
           return json(404, googleErrorBody(404, `Method not found.`));
       }
@@ -492,25 +501,4 @@ export async function startMockGemini(options: MockGeminiOptions = {}): Promise<
     waitForStall: () => upstream.waitForStall(),
     close: () => upstream.close(),
   };
-}
-
-/** countTokens: the words of every text part, in `contents` or `generateContentRequest` (system instruction included). */
-function countTokenWords(body: unknown): number {
-  const b = (body ?? {}) as { contents?: unknown; generateContentRequest?: { contents?: unknown; systemInstruction?: unknown } };
-  const source = b.generateContentRequest ?? b;
-  const texts: string[] = [];
-  const walk = (value: unknown): void => {
-    if (Array.isArray(value)) value.forEach(walk);
-    else if (value !== null && typeof value === "object") {
-      for (const [k, v] of Object.entries(value)) {
-        if (k === "text" && typeof v === "string") texts.push(v);
-        else walk(v);
-      }
-    }
-  };
-  walk([source.contents, (source as { systemInstruction?: unknown }).systemInstruction]);
-  return texts
-    .join(" ")
-    .split(/\s+/)
-    .filter((w) => w !== "").length;
 }

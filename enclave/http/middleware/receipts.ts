@@ -34,11 +34,11 @@ export function signedErrors(options: ReceiptsOptions): ErrorHandler<GatewayEnv>
   };
 }
 
-/** Unknown paths: a signed not_found, in the Anthropic shape under /v1/messages. */
+/** Unknown paths: a signed not_found, in the Anthropic shape under /v1/messages, Google's under /v1beta/. */
 export function signedNotFound(options: ReceiptsOptions): NotFoundHandler<GatewayEnv> {
   const { responder, now } = options;
   return function signedUnknownPath(c) {
-    const surface: Surface = c.req.path.startsWith("/v1/messages") ? "anthropic" : "openai";
+    const surface: Surface = c.req.path.startsWith("/v1/messages") ? "anthropic" : c.req.path.startsWith("/v1beta/") ? "gemini" : "openai";
     return responder.fail(newExchange(c, "unknown", now), new GatewayError("not_found", "Unknown path."), surface);
   };
 }

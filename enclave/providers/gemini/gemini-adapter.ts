@@ -11,6 +11,7 @@ import { fromGeminiResponse } from "./convert-from-gemini-response.js";
 import { embeddingInputs, embeddingTokens, embeddingVectors } from "./convert-gemini-embeddings.js";
 import { toGeminiRequest } from "./convert-to-gemini-request.js";
 import { createGeminiStreamMapper } from "./map-gemini-stream.js";
+import { createNativeGemini } from "./native-gemini.js";
 
 /**
  * Google Gemini API (generativelanguage.googleapis.com, v1beta REST).
@@ -213,6 +214,14 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
     // Google documents no request id header for the Gemini API; some of its
     // front ends send x-goog-request-id, taken when present.
     info: { name, kind: "gemini", baseUrl, requestIdHeader: "x-goog-request-id" },
+    nativeGemini: createNativeGemini({
+      name,
+      methodUrl,
+      headers,
+      modelId: geminiModelId,
+      retry: GEMINI_RETRY,
+      ...(options.maxSseEventBytes === undefined ? {} : { maxSseEventBytes: options.maxSseEventBytes }),
+    }),
     chat,
     chatStream,
     embeddings,

@@ -4,7 +4,7 @@ import { cp, mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { builtinModules } from "node:module";
 import path from "node:path";
 import { build, type Metafile } from "esbuild";
-import { checkBundleInputs, lockKeyOf, type BundleAllowlist, type ClassifiedInput, ENCLAVE_ALLOWLIST } from "../../image/allowlist.js";
+import { checkBundleInputs, lockKeyOf, type BundleAllowlist, type ClassifiedInput, ENCLAVE_ALLOWLIST } from "./allowlist.js";
 import { BundleError } from "./errors.js";
 import { INPUTS_FILE, inputsReport } from "./inputs-report.js";
 
@@ -16,7 +16,7 @@ export { lockKeyOf };
  * and every pure-JavaScript production dependency it loads, next to the
  * native packages copied exactly as `npm ci --omit=dev` installed them. Not
  * `egw`: the host relay, the operator tools and the dev stack stay out of
- * the measured image (infra/image/allowlist.ts).
+ * the measured image (infra/deploy/image/allowlist.ts).
  *
  * Why a bundle: the image's PCR2 measures every file in it; a bundle is one
  * file a reviewer can read and hash instead of ~1,500 files of

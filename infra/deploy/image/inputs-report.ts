@@ -1,4 +1,4 @@
-import type { ClassifiedInput } from "../../image/allowlist.js";
+import type { ClassifiedInput } from "./allowlist.js";
 
 /**
  * inputs.json, written next to the bundle (build/app/inputs.json; the

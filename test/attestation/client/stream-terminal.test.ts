@@ -71,4 +71,20 @@ describe("TerminalEventHolder", () => {
     }
     expect(run("/v1/other", chunk(1), 3).passed).toBe(chunk(1));
   });
+
+  it("gemini: the first event with a finishReason (or a blocked prompt) is held; text that merely says finishReason passes", () => {
+    const path = "/v1beta/models/m:streamGenerateContent";
+    const text = 'data: {"candidates":[{"content":{"parts":[{"text":"the \\"finishReason\\": word"}],"role":"model"},"index":0}]}\r\n\r\n';
+    const last = 'data: {"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"totalTokenCount":3}}\r\n\r\n';
+    for (const size of [1, 5, 4096]) {
+      const { holder, passed } = run(path, `${text}${last}`, size);
+      expect(passed).toBe(text);
+      expect(Buffer.from(holder.release()).toString()).toBe(last);
+    }
+    expect(run(path, 'data: {"promptFeedback":{"blockReason":"SAFETY"}}\r\n\r\n', 3).holder.holding).toBe(true);
+    const err = Buffer.from(run(path, last, 9).holder.errorEvent("ERR_RECEIPT_MISSING", "cut")).toString();
+    expect(JSON.parse(err.replace(/^data: /, ""))).toEqual({ error: { code: 502, message: "ERR_RECEIPT_MISSING: cut", status: "ERR_RECEIPT_MISSING" } });
+    expect(err.endsWith("\r\n\r\n")).toBe(true);
+    expect(run("/v1/other", last, 3).holder.holding).toBe(true);
+  });
 });

@@ -35,6 +35,16 @@ describe("mock Gemini wire format", () => {
     expect(last.usageMetadata).toMatchObject({ promptTokenCount: 2, candidatesTokenCount: 1, totalTokenCount: 3 });
   });
 
+  it("answers countTokens as Google does, and @google/genai reads it", async () => {
+    const response = await post("/v1beta/models/gemini-2.5-flash:countTokens");
+    expect(await response.text()).toBe('{\n  "totalTokens": 2,\n  "promptTokensDetails": [\n    {\n      "modality": "TEXT",\n      "tokenCount": 2\n    }\n  ]\n}\n');
+    const mismatched = await post("/v1beta/models/gemini-2.5-flash:countTokens", { generateContentRequest: { model: "models/other", ...body } });
+    expect(mismatched.status).toBe(400);
+    const { GoogleGenAI } = await import("@google/genai");
+    const ai = new GoogleGenAI({ apiKey: "mock-key", httpOptions: { baseUrl: mock.url } });
+    expect((await ai.models.countTokens({ model: "gemini-2.5-flash", contents: "three small words" })).totalTokens).toBe(3);
+  });
+
   it("googleSseJson matches the captured spacing of a real event", () => {
     expect(googleSseJson({ a: [{ b: 1, c: "x" }, 2], d: { e: null }, skip: undefined })).toBe('{"a": [{"b": 1,"c": "x"},2],"d": {"e": null}}');
   });

@@ -16,7 +16,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Agent, request } from "undici";
-import { ENCLAVE_ALLOWLIST } from "../../../../infra/image/allowlist.js";
+import { ENCLAVE_ALLOWLIST } from "../../../../infra/deploy/image/allowlist.js";
 import { BUNDLE_FILE, bundleEnclave, type BundleReport } from "../../../../infra/deploy/image/bundle.js";
 import { BundleError } from "../../../../infra/deploy/image/errors.js";
 import { INPUTS_FORMAT, type InputsReport } from "../../../../infra/deploy/image/inputs-report.js";

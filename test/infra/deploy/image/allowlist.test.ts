@@ -1,10 +1,10 @@
 /**
- * The image allowlist (infra/image/allowlist.ts) on synthetic metafiles:
+ * The image allowlist (infra/deploy/image/allowlist.ts) on synthetic metafiles:
  * one hostile input per row, the way a new import would drag it in.
  */
 import { describe, expect, it } from "vitest";
-import { checkBundleInputs, ENCLAVE_ALLOWLIST, lockKeyOf } from "../../../infra/image/allowlist.js";
-import { BundleError } from "../../../infra/deploy/image/errors.js";
+import { checkBundleInputs, ENCLAVE_ALLOWLIST, lockKeyOf } from "../../../../infra/deploy/image/allowlist.js";
+import { BundleError } from "../../../../infra/deploy/image/errors.js";
 
 /** A metafile's inputs: the enclave's usual files plus whatever the row adds. */
 function inputs(...extra: string[]): Record<string, { bytes: number }> {

@@ -1,4 +1,4 @@
-import { BundleError } from "../deploy/image/errors.js";
+import { BundleError } from "./errors.js";
 
 /**
  * What the measured image may contain: the enclave program and nothing
@@ -126,7 +126,7 @@ export function checkBundleInputs(inputs: Readonly<Record<string, { bytes: numbe
     const shown = refused.slice(0, 50).join(", ");
     throw new BundleError(
       "ERR_BUNDLE_NOT_ALLOWED",
-      `the enclave bundle would contain ${refused.length} input(s) outside the image allowlist (infra/image/allowlist.ts): ` + `${shown}${refused.length > 50 ? ", …" : ""}`,
+      `the enclave bundle would contain ${refused.length} input(s) outside the image allowlist (infra/deploy/image/allowlist.ts): ` + `${shown}${refused.length > 50 ? ", …" : ""}`,
     );
   }
   return classified;
