@@ -62,6 +62,14 @@ describe("count_tokens", () => {
     expect((await f.anthropic.beta.messages.countTokens({ model: "local", messages: MESSAGES })).input_tokens).toBe(10);
   });
 
+  it("on a translated route count_tokens refuses any other beta, as /v1/messages does", async () => {
+    for (const model of ["local", "gemini"]) {
+      const err = await f.anthropic.beta.messages.countTokens({ model, messages: MESSAGES, betas: ["files-api-2025-04-14"] }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(Anthropic.BadRequestError);
+      expect((err as Error).message).toContain("files-api-2025-04-14");
+    }
+  });
+
   it("bad input: a typed 400 in Anthropic's shape", async () => {
     const res = await post(f.g, "/v1/messages/count_tokens", { model: "claude" });
     expect(res.status).toBe(400);

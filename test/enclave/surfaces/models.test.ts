@@ -1,6 +1,6 @@
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { OTHER_TOKEN, receiptOf, TOKEN } from "../../helpers/gateway-app.js";
+import { gatewayApp, OTHER_TOKEN, receiptOf, TOKEN } from "../../helpers/gateway-app.js";
 import { startApisFixture, type ApisFixture } from "./apis-fixture.js";
 
 /**
@@ -53,5 +53,14 @@ describe("models", () => {
     expect(missing).toBeInstanceOf((await import("@anthropic-ai/sdk")).default.NotFoundError);
     const body = await (await f.g.app.request("/v1/models/nope", { headers: { "x-api-key": TOKEN, "anthropic-version": "2023-06-01" } })).json();
     expect(body).toMatchObject({ type: "error", error: { type: "not_found_error" } });
+  });
+
+  it("an alias with a slash is retrievable, encoded (as the SDKs send it) or not", async () => {
+    const g = await gatewayApp({ config: { models: { local: { provider: "local", model: "local" }, "local/echo": { provider: "local", model: "local" } } } });
+    for (const path of ["/v1/models/local%2Fecho", "/v1/models/local/echo"]) {
+      const res = await g.app.request(path, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(res.status, path).toBe(200);
+      expect(await res.json()).toMatchObject({ id: "local/echo", object: "model", owned_by: "local" });
+    }
   });
 });
