@@ -49,12 +49,12 @@ export async function answerMore(
   request: { headers: Record<string, string | string[] | undefined>; rawBody: Buffer; body: unknown },
   created: number,
   extra: Record<string, string>,
-  faults: { destroyAfterChunks?: number } = {},
+  faults: { destroyAfterChunks?: number; stallAfterChunks?: number } = {},
 ): Promise<Reply | undefined> {
   const body = (typeof request.body === "object" && request.body !== null ? request.body : {}) as Record<string, unknown>;
   if (route.endsWith("/completions") && !route.endsWith("/chat/completions")) return completions(body, created, extra);
   if (route.endsWith("/moderations")) return moderations(body, extra);
-  if (route.endsWith("/audio/speech")) return speech(body, extra, faults.destroyAfterChunks);
+  if (route.endsWith("/audio/speech")) return speech(body, extra, faults);
   const task = /\/audio\/(transcriptions|translations)$/.exec(route)?.[1];
   if (task === undefined) return undefined;
   let form: FormData;
@@ -132,8 +132,9 @@ function moderations(body: Record<string, unknown>, extra: Record<string, string
   return json(200, { id: "modr-mock", model: String(body.model ?? "omni-moderation-latest"), results }, extra);
 }
 
-/** `destroyAfterChunks`: the connection is reset after that many chunks (a provider dying mid-answer). */
-function speech(body: Record<string, unknown>, extra: Record<string, string>, destroyAfterChunks: number | undefined): Reply {
+/** `destroyAfterChunks`: the connection is reset after that many chunks (a provider dying mid-answer); `stallAfterChunks`: held there until released. */
+function speech(body: Record<string, unknown>, extra: Record<string, string>, faults: { destroyAfterChunks?: number; stallAfterChunks?: number }): Reply {
+  const { destroyAfterChunks, stallAfterChunks } = faults;
   const bytes = mockSpeechBytes(String(body.input ?? ""));
   const size = bytes.length / MOCK_SPEECH_CHUNKS;
   const steps: StreamStep[] = [];
@@ -142,6 +143,7 @@ function speech(body: Record<string, unknown>, extra: Record<string, string>, de
       steps.push({ cut: true });
       break;
     }
+    if (stallAfterChunks === i) steps.push({ stall: true });
     steps.push({ write: bytes.subarray(i * size, (i + 1) * size) });
   }
   return { status: 200, headers: { "content-type": "audio/mpeg", ...extra }, stream: steps };

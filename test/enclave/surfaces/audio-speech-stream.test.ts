@@ -114,6 +114,27 @@ describe("speech streamed with a trailer receipt", () => {
     expect(res.trailers[RECEIPT_HEADER]).toBeUndefined();
   });
 
+  it("the first audio bytes reach the client before the provider has sent the rest; a client that leaves aborts the upstream", async () => {
+    mock.queueScenarios({ stallAfterChunks: 1 });
+    const res = await request(`${h.baseURL}/audio/speech`, {
+      method: "POST",
+      dispatcher: agent,
+      headers: { authorization: `Bearer ${CLIENT_TOKEN}`, "content-type": "application/json" },
+      body: speechBody("tts-1", "leave early"),
+    });
+    const first = await (res.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>).next();
+    expect(first.done).toBe(false);
+    // The provider is holding the rest: what arrived is its first chunk, passed on as it came.
+    expect(Buffer.from(first.value as Buffer)).toEqual(mockSpeechBytes("leave early").subarray(0, first.value.length));
+    expect(mock.activeStreams()).toBe(1);
+    res.body.destroy();
+    const deadline = Date.now() + 5000;
+    while (mock.activeStreams() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(mock.activeStreams()).toBe(0);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(h.logs.some((l) => l.includes('"surface":"audio.speech"') && l.includes('"status":499'))).toBe(true);
+  });
+
   it("a refusal before the stream is a plain signed JSON error", async () => {
     const res = await request(`${h.baseURL}/audio/speech`, {
       method: "POST",
