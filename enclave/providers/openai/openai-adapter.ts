@@ -83,7 +83,8 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
 
   return {
     info,
-    completions: openaiCompletions(endpoint),
+    // Legacy completions are a chat capability: with chat off, the surface's chat translation refuses them.
+    ...(capabilities.chat && { completions: openaiCompletions(endpoint) }),
 
     async moderations(request, ctx) {
       openaiOnly(info.kind, name, "moderations");
