@@ -18,6 +18,8 @@ export function audioSpeechApi(s: GatewayServices): Hono<GatewayEnv> {
   async function speech(c: Context<GatewayEnv>): Promise<Response> {
     const { body, client, exchange: ex, view, slot } = c.var;
     if (typeof body.input !== "string") throw new GatewayError("invalid_request", "`input` must be a string.");
+    // stream_format "sse" (base64 audio in SSE events) is another wire format; the binary stream is already streamed.
+    if (body.stream_format !== undefined && body.stream_format !== "audio") throw new GatewayError("invalid_request", '`stream_format` must be "audio" here.');
     const routes = routeRequest(router, ex, client, body.model);
     ex.streams();
     // The answering attempt's content type: attempts run one after another, each setting it before its first chunk.

@@ -22,6 +22,8 @@ export function audioTranscriptionsApi(s: GatewayServices): Hono<GatewayEnv> {
   const { config, deps, responder, router } = s;
   async function transcribe(c: Context<GatewayEnv>): Promise<Response> {
     const { upload, client, exchange: ex, view } = c.var;
+    // OpenAI's streamed transcription answers SSE deltas; this endpoint answers one document, so it says so instead of failing upstream.
+    if (upload.form.get("stream") === "true") throw new GatewayError("invalid_request", "Streamed transcription (`stream=true`) is not supported by this gateway.");
     const routes = routeRequest(router, ex, client, upload.model);
     const result = await callOnce<RawAnswer>(routes, view.signal, config.limits, deps.upstream, (route, ctx) => {
       if (!route.adapter.audio) throw new GatewayError("unsupported_capability", "This model's provider does not offer audio transcription.");

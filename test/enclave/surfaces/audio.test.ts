@@ -115,6 +115,8 @@ describe("transcriptions and translations", () => {
     ];
     const noModel = await multipart({});
     cases.push([noModel.bytes, noModel.contentType, 400, "invalid_request"]);
+    const streamed = await multipart({ model: "whisper-1", stream: "true" });
+    cases.push([streamed.bytes, streamed.contentType, 400, "invalid_request"]);
     const badFormat = await multipart({ model: "local", response_format: "mp3" });
     cases.push([badFormat.bytes, badFormat.contentType, 400, "invalid_request"]);
     for (const [bytes, contentType, status, code] of cases) {
@@ -181,5 +183,6 @@ describe("speech", () => {
   it("bad input: no input, an unknown model", async () => {
     expect((await post(f.g, "/v1/audio/speech", { model: "local", voice: "alloy" })).status).toBe(400);
     expect((await post(f.g, "/v1/audio/speech", { model: "nope", voice: "alloy", input: "x" })).status).toBe(404);
+    expect((await post(f.g, "/v1/audio/speech", { model: "gpt-4o", voice: "alloy", input: "x", stream_format: "sse" })).status).toBe(400);
   });
 });
