@@ -23,6 +23,18 @@ export { verifyManifestSignature, spkiSha256, MANIFEST_CONTENT_TYPE, MANIFEST_SI
 export type { ManifestKeyPin, VerifiedManifestSignature } from "../manifest/signature.js";
 export { EgwError, isEgwError } from "../egw-error.js";
 export { ClientError, isClientError } from "./errors.js";
+export {
+  clientErrorAnswer,
+  clientErrorResponse,
+  isClientErrorResponse,
+  errorShapeFor,
+  CLIENT_ERROR_HEADER,
+  CLIENT_REFUSAL_STATUS,
+  CLIENT_UNAVAILABLE_STATUS,
+  CLIENT_REFUSAL_TYPE,
+  CLIENT_UNAVAILABLE_TYPE,
+} from "./error-response.js";
+export type { ClientErrorAnswer, ErrorShape } from "./error-response.js";
 export type { ClientErrorCode, ClientOwnErrorCode, ClientStep } from "./errors.js";
 export { verifySavedExchange } from "./offline.js";
 export type { SavedExchange, SavedExchangeResult } from "./offline.js";

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { RECEIPT_HEADER, receiptPath, sha256, type ReceiptClaims } from "../receipt.js";
+import { clientErrorMessage } from "./error-response.js";
 import { ClientError, asClientError } from "./errors.js";
 import type { AttestedPeer } from "./peer.js";
 import { decodeReceiptText, verifyReceiptDigests } from "./receipt-check.js";
@@ -184,7 +185,9 @@ export function checkStreamedResponse(args: {
           // The error event goes to the read waiting now; the next read errors.
           // (Erroring at once would drop the event from the stream's queue.)
           const code = wrapped instanceof ClientError ? wrapped.code : "ERR_CONNECT";
-          const message = wrapped instanceof ClientError ? `egw: the stream failed verification: ${wrapped.message}` : "egw: the gateway connection failed mid-stream";
+          // "CODE: reason" first, as in the local error answers (error-response.ts): SDKs show this message.
+          const message =
+            wrapped instanceof ClientError ? clientErrorMessage(code, `the stream failed verification: ${wrapped.message}`) : `${code}: the gateway connection failed mid-stream`;
           failed = wrapped;
           controller.enqueue(holder.errorEvent(code, message));
         }

@@ -4,6 +4,7 @@ import { requestToken } from "../attest-proof.js";
 import { ChainCache } from "../chain.js";
 import { RECEIPT_HEADER, sha256 } from "../receipt.js";
 import { openAttestedConnection, parseGatewayOrigin } from "./connection.js";
+import { CLIENT_ERROR_HEADER, clientErrorResponse } from "./error-response.js";
 import { ClientError, asClientError } from "./errors.js";
 import { checkNotExpired } from "../manifest/rollback.js";
 import type { AttestedPeer } from "./peer.js";
@@ -43,7 +44,19 @@ import { checkBufferedResponse, checkStreamedResponse, type SentRequest, type Ve
  * with the same status, headers and body. Streams (text/event-stream) pass
  * through unbuffered minus the final receipt block, and error at their end
  * if the receipt is missing or wrong. Responses outside the gateway's /v1
- * API carry no receipt and are therefore refused.
+ * API carry no receipt and are therefore refused; `healthz()` is the one
+ * exception, for `GET /healthz` (the gateway signs no receipt there).
+ *
+ * Failures. `exchange()` throws a ClientError. The fetch itself, by default
+ * (`verificationErrors: "response"`), turns a ClientError into a Response it
+ * makes up (error-response.ts: status 406, `x-should-retry: false`,
+ * `x-egw-client-error: <code>`, the surface's error body "CODE: reason", no
+ * receipt), so SDKs show the code and do not retry a refusal; a transient
+ * one (action "retry") is a 502 the SDK may retry. With "throw" the fetch
+ * throws the ClientError as it is. Anything else (an abort, a socket error
+ * mid-answer) is thrown either way. A stream that fails verification after
+ * its headers cannot change status: its surface's error event carries
+ * "CODE: reason" (response-check.ts).
  */
 export interface VerifiedFetchOptions {
   /** The gateway: https://host:port, with any path (only the origin is used; requests must stay on it). */
@@ -70,6 +83,14 @@ export interface VerifiedFetchOptions {
   /** undici headersTimeout / bodyTimeout. Defaults 300 s each. */
   headersTimeoutMs?: number;
   bodyTimeoutMs?: number;
+  /**
+   * How the fetch reports a verification failure (a ClientError):
+   * "response" (default) answers with a local error Response that SDKs show
+   * as an API error with the code and do not retry (error-response.ts);
+   * "throw" throws the ClientError (SDKs then report a connection error and
+   * retry it). `exchange()` always throws.
+   */
+  verificationErrors?: "response" | "throw";
 }
 
 export interface VerifiedExchange {
@@ -86,6 +107,12 @@ export interface VerifiedFetch {
   (input: FetchInput, init?: RequestInit): Promise<Response>;
   /** Like the fetch itself, and also says which attestation and receipt cover the response. */
   exchange(input: FetchInput, init?: RequestInit): Promise<VerifiedExchange>;
+  /**
+   * `GET /healthz` over an attested connection. The gateway signs no receipt
+   * for it (it is outside /v1), so the answer is vouched for by the attested
+   * TLS channel alone; it is read whole, at most 64 KiB. Throws a ClientError.
+   */
+  healthz(init?: { signal?: AbortSignal }): Promise<{ response: Response; peer: AttestedPeer }>;
   /** The most recent verified receipts, oldest first. */
   getReceipts(): VerifiedReceipt[];
   /** Closes every connection; later calls fail with ERR_CLOSED. */
@@ -108,6 +135,17 @@ const HOP_BY_HOP = new Set([
   "accept-encoding",
 ]);
 const NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+/** The one path answered without a receipt (healthz()), and how much of it is read. */
+const HEALTHZ_PATH = "/healthz";
+const MAX_HEALTHZ_BYTES = 64 * 1024;
+
+function pathOf(input: FetchInput): string {
+  try {
+    return new URL(input instanceof Request ? input.url : input).pathname;
+  } catch {
+    return "/";
+  }
+}
 
 class Slot {
   readonly client: Client;
@@ -248,7 +286,15 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
     options.onReceipt?.(receipt);
   }
 
-  async function exchange(input: FetchInput, init?: RequestInit): Promise<VerifiedExchange> {
+  const verificationErrors = options.verificationErrors ?? "response";
+  if (verificationErrors !== "response" && verificationErrors !== "throw") throw new ClientError("ERR_POLICY_INVALID", 'verificationErrors must be "response" or "throw"');
+
+  function exchange(input: FetchInput, init?: RequestInit): Promise<VerifiedExchange> {
+    return send(input, init, false);
+  }
+
+  /** `unsigned` only for healthz(): a bounded, non-streamed GET /healthz whose answer has no receipt. */
+  async function send(input: FetchInput, init: RequestInit | undefined, unsigned: boolean): Promise<VerifiedExchange> {
     if (closed) throw new ClientError("ERR_CLOSED", "the verified fetch was closed");
     if (policy.expires !== undefined) checkNotExpired(policy.expires, now(), "the policy's manifest");
     // The WHATWG Request serializes every body kind (string, bytes, Blob,
@@ -300,12 +346,26 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
       }
       const responseHeaders = new Headers();
       for (const [name, value] of Object.entries(res.headers)) {
-        if (value === undefined) continue;
+        // Only an answer this client made up may carry it (error-response.ts).
+        if (value === undefined || name === CLIENT_ERROR_HEADER) continue;
         for (const v of Array.isArray(value) ? value : [value]) responseHeaders.append(name, v);
       }
       const status = res.statusCode;
       const init = { status, statusText: res.statusText ?? "", headers: responseHeaders };
       const streamed = /^text\/event-stream\s*(;|$)/i.test(responseHeaders.get("content-type") ?? "");
+
+      if (unsigned) {
+        const bytes = await readLimited(res.body, MAX_HEALTHZ_BYTES, () => {
+          res.body.destroy();
+          return new ClientError("ERR_RESPONSE_TOO_LARGE", `${HEALTHZ_PATH} answer over ${MAX_HEALTHZ_BYTES} bytes`);
+        });
+        done();
+        const response = new Response(NULL_BODY_STATUS.has(status) ? null : bytes, init);
+        Object.defineProperty(response, "url", { value: url.href });
+        const none = Promise.reject(new ClientError("ERR_RECEIPT_MISSING", `the gateway signs no receipt for ${HEALTHZ_PATH}`));
+        none.catch(() => {});
+        return { response, peer, receipt: none };
+      }
 
       if (!streamed) {
         const bytes = await readLimited(res.body, maxResponseBytes, () => {
@@ -346,8 +406,19 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
     }
   }
 
-  const verifiedFetch = (async (input: FetchInput, init?: RequestInit) => (await exchange(input, init)).response) as VerifiedFetch;
+  const verifiedFetch = (async (input: FetchInput, init?: RequestInit) => {
+    try {
+      return (await exchange(input, init)).response;
+    } catch (err) {
+      if (verificationErrors === "throw" || !(err instanceof ClientError)) throw err;
+      return clientErrorResponse(err, pathOf(input));
+    }
+  }) as VerifiedFetch;
   verifiedFetch.exchange = exchange;
+  verifiedFetch.healthz = async (init) => {
+    const { response, peer } = await send(`${origin}${HEALTHZ_PATH}`, { method: "GET", ...(init?.signal && { signal: init.signal }) }, true);
+    return { response, peer };
+  };
   verifiedFetch.getReceipts = () => [...receipts];
   verifiedFetch.close = async () => {
     closed = true;

@@ -1,76 +1,13 @@
 import { EXIT, print, UsageError, type CliContext } from "./context.js";
-import {
-  ATTEST_USAGE,
-  DEV_USAGE,
-  ENCLAVE_USAGE,
-  HOST_USAGE,
-  INSPECT_USAGE,
-  KMS_POLICY_USAGE,
-  LOCAL_MODEL_USAGE,
-  MANIFEST_USAGE,
-  MEASURE_USAGE,
-  PROXY_USAGE,
-  RECEIPT_USAGE,
-  SEAL_USAGE,
-  VERIFY_USAGE,
-} from "./usage.js";
+import { commandHelp, COMMAND_HELP, isCommandName, overviewHelp, type CommandName } from "./usage.js";
 import { isEgwError } from "../../attestation/egw-error.js";
-
-export const USAGE = `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
-
-Commands:
-  inspect <file|->          decode and explain an attestation document
-  attest verify <file|->    verify a document against the AWS root and a policy
-  attest issue --dev        issue a document from the simulated NSM
-  attest dev-root           print the development root certificate (PEM)
-  dev                       development mode on one machine (npm start)
-  enclave --config <file>   run the gateway service (inside the enclave;
-                            --provision-listen on Nitro)
-  host --enclave <endpoint> run the host relay and egress proxy (parent instance);
-                            with --provision, hand the enclave its config and sealed
-                            secrets at boot; with --generate-identity, have it make
-                            or rotate the shared identity
-  local-model               the built-in local model as its own HTTPS server
-  verify <url>              attest a running gateway and print every check
-  proxy --upstream <url>    local verifying proxy for curl, Python, LangChain
-  receipt verify …          verify a saved receipt offline
-  kms-policy …              print the attestation-conditioned KMS key policy
-  seal …                    seal a provider key (stdin) with KMS into a sealed-secrets file
-  measure <file.eif>        compute an enclave image's PCRs (and compare with a manifest)
-  manifest create|sign|verify  write a release's measurements manifest; sign it; check a signature
-  help [command]            show help
-
-${ATTEST_USAGE}
-
-${INSPECT_USAGE}
-
-${DEV_USAGE}
-
-${ENCLAVE_USAGE}
-
-${HOST_USAGE}
-
-${LOCAL_MODEL_USAGE}
-
-${VERIFY_USAGE}
-
-${PROXY_USAGE}
-
-${RECEIPT_USAGE}
-
-${KMS_POLICY_USAGE}
-
-${SEAL_USAGE}
-
-${MEASURE_USAGE}
-
-${MANIFEST_USAGE}`;
 
 type Command = (args: string[], ctx: CliContext) => Promise<number>;
 
 // Each command is imported only when it runs, so e.g. a host-side command
-// never loads enclave code into its process.
-const COMMANDS: Record<string, () => Promise<Command>> = {
+// never loads enclave code into its process. Keyed like the help table
+// (usage.ts COMMAND_HELP), so a command without help does not compile.
+const COMMANDS: Record<CommandName, () => Promise<Command>> = {
   inspect: async () => (await import("./inspect.js")).inspectCommand,
   attest: async () => (await import("./attest.js")).attestCommand,
   dev: async () => (await import("./dev.js")).devCommand,
@@ -86,19 +23,42 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   manifest: async () => (await import("./manifest.js")).manifestCommand,
 };
 
+const HELP_FLAGS = new Set(["--help", "-h"]);
+
+/** `egw help [command]`: the overview, or one command's help; an unknown name is a usage error naming the known ones. */
+function help(args: string[], ctx: CliContext): number {
+  const [topic] = args;
+  if (topic === undefined || topic === "help") {
+    print(ctx.stdout, overviewHelp());
+    return EXIT.ok;
+  }
+  if (!isCommandName(topic)) {
+    print(ctx.stderr, `egw help: unknown command "${topic}"; the commands are: ${Object.keys(COMMAND_HELP).join(", ")}`);
+    return EXIT.usage;
+  }
+  print(ctx.stdout, commandHelp(topic));
+  return EXIT.ok;
+}
+
 export async function run(argv: string[], ctx: CliContext): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
-    print(ctx.stdout, USAGE);
-    return name === undefined ? EXIT.usage : EXIT.ok;
+  if (name === undefined) {
+    print(ctx.stdout, overviewHelp());
+    return EXIT.usage;
   }
-  const load = COMMANDS[name];
-  if (!load) {
+  if (HELP_FLAGS.has(name)) {
+    print(ctx.stdout, overviewHelp());
+    return EXIT.ok;
+  }
+  if (name === "help") return help(args, ctx);
+  if (!isCommandName(name)) {
     print(ctx.stderr, `egw: unknown command "${name}" (see "egw help")`);
     return EXIT.usage;
   }
-  if (args.includes("--help") || args.includes("-h")) {
-    print(ctx.stdout, USAGE);
+  const load = COMMANDS[name];
+  // `egw attest verify --help` too: the help of the command, printed before any of its code loads.
+  if (args.some((a) => HELP_FLAGS.has(a))) {
+    print(ctx.stdout, commandHelp(name));
     return EXIT.ok;
   }
   try {

@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { openAttestedConnection, parseGatewayOrigin } from "../../attestation/client/connection.js";
+import { clientErrorAnswer } from "../../attestation/client/error-response.js";
 import { ClientError } from "../../attestation/client/errors.js";
 import type { AttestedPeer } from "../../attestation/client/peer.js";
 import { resolvePolicy, type ClientPolicy, type ResolvedPolicy } from "../../attestation/client/policy.js";
@@ -19,7 +20,14 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  * passed on only if its receipt verifies.
  *
  *  - Non-streamed answers are checked before a byte is passed on; a failure
- *    becomes a 502 with a JSON error in the surface's own shape.
+ *    becomes the verifying client's local error answer, in the surface's
+ *    own shape (attestation/client/error-response.ts: 406, x-should-retry:
+ *    false, x-egw-client-error, "CODE: reason"; a transient failure such as
+ *    an unreachable gateway is a 502 with x-should-retry: true), exactly
+ *    what createVerifiedFetch hands an SDK. Never the gateway's bytes.
+ *  - GET /healthz passes through over an attested connection, unsigned (the
+ *    gateway signs no receipt outside /v1), marked x-egw-verified
+ *    "attestation; no receipt …"; at most 64 KiB.
  *  - Streams pass through as they arrive, event by event, except the
  *    terminal event (`[DONE]`, `message_stop`), which is held until the
  *    receipt at the stream's end verifies. Verified, the held event and the
@@ -43,7 +51,7 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *    attests no trust policy).
  *  - The trust policy is read and checked on every attested connection
  *    before a request byte is sent; a receipt naming an upstream outside
- *    it, or outside the allowed origins, is refused (502).
+ *    it, or outside the allowed origins, is refused (406).
  *
  * Loopback only: it speaks plain HTTP, and a Host header that is not
  * loopback is refused (DNS rebinding).
@@ -55,7 +63,7 @@ import { loadCliPolicy, manifestRejection, matchedRelease, POLICY_FLAGS, release
  *
  * The manifest is read once, at start. When its `expires` time comes while
  * the proxy runs, the proxy keeps listening but forwards nothing more: every
- * request is answered 502 with x-egw-error ERR_MANIFEST_EXPIRED, without a
+ * request is answered 406 with x-egw-error ERR_MANIFEST_EXPIRED, without a
  * byte sent to the gateway (the verified fetch refuses before choosing a
  * connection, so connections attested earlier are not reused either). It
  * does not exit, so a supervisor does not restart it into the same refusal
@@ -113,17 +121,6 @@ function headerSafe(text: string): string {
   return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
 }
 
-function errorBody(path: string, status: number, code: string, message: string): { type: string; body: string } {
-  const text = `egw proxy: ${message} (${code})`;
-  if (path.startsWith("/v1/messages")) {
-    return { type: "anthropic", body: JSON.stringify({ type: "error", error: { type: "api_error", message: text } }) };
-  }
-  if (path.startsWith("/v1beta/")) {
-    return { type: "gemini", body: JSON.stringify({ error: { code: status, message: text, status: code } }) };
-  }
-  return { type: "openai", body: JSON.stringify({ error: { message: text, type: "egw_verification_failed", param: null, code } }) };
-}
-
 function verifiedHeaders(peer: AttestedPeer): Record<string, string> {
   return {
     ...(peer.policySha256 !== null && { "x-egw-policy-sha256": Buffer.from(peer.policySha256).toString("hex") }),
@@ -154,14 +151,45 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
   const log = options.log ?? (() => {});
   let port = options.port;
 
-  function fail(res: ServerResponse, path: string, status: number, code: string, message: string): void {
-    const { body } = errorBody(path, status, code, message);
+  /**
+   * An answer of the proxy's own, never gateway bytes: the verifying
+   * client's local error answer (attestation/client/error-response.ts: 406
+   * for a refusal, 502 for a transient failure, x-should-retry,
+   * x-egw-client-error, the surface's error body "CODE: reason"), the same
+   * as createVerifiedFetch gives an SDK. `status` overrides it for the
+   * proxy's own checks of the local request (403, 400, 413).
+   */
+  function fail(res: ServerResponse, path: string, code: string, message: string, options: { retry?: boolean; status?: number } = {}): void {
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(body), "x-egw-verified": "failed", "x-egw-error": code });
-    res.end(body);
+    const answer = clientErrorAnswer(path, code, message, options.retry ?? false, options.status);
+    res.writeHead(answer.status, { ...answer.headers, "x-egw-verified": "failed", "x-egw-error": code });
+    res.end(answer.body);
+  }
+
+  /** GET /healthz: over an attested connection, but unsigned (the gateway signs no receipt outside /v1). */
+  async function health(res: ServerResponse, path: string, signal: AbortSignal): Promise<void> {
+    let answer;
+    try {
+      answer = await verifiedFetch.healthz({ signal });
+    } catch (err) {
+      const refused = err instanceof ClientError;
+      log(`GET ${path} → ${refused ? err.code : "ERR_UPSTREAM"}`);
+      if (refused) fail(res, path, err.code, err.message, { retry: err.action === "retry" });
+      else fail(res, path, "ERR_UPSTREAM", "the gateway could not be reached", { retry: true });
+      return;
+    }
+    const bytes = new Uint8Array(await answer.response.arrayBuffer());
+    res.writeHead(answer.response.status, {
+      "content-type": answer.response.headers.get("content-type") ?? "application/json",
+      "content-length": String(bytes.length),
+      ...verifiedHeaders(answer.peer),
+      "x-egw-verified": `attestation; no receipt (the gateway signs none for ${path}); trust=${trustWord(answer.peer, resolved)}`,
+    });
+    res.end(bytes);
+    log(`GET ${path} → ${answer.response.status} (attested connection, unsigned)`);
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -171,16 +199,24 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
     const method = req.method ?? "GET";
     const hostHeader = (req.headers.host ?? "").replace(/:\d+$/, "");
     if (!isLoopbackHost(hostHeader)) {
-      fail(res, path, 403, "ERR_ORIGIN", "requests must be addressed to a loopback host");
+      fail(res, path, "ERR_ORIGIN", "requests must be addressed to a loopback host", { status: 403 });
       return;
     }
     if (!path.startsWith("/")) {
-      fail(res, path, 400, "ERR_ORIGIN", "absolute-form request targets are not proxied; send requests to this proxy as if it were the gateway");
+      fail(res, path, "ERR_ORIGIN", "absolute-form request targets are not proxied; send requests to this proxy as if it were the gateway", { status: 400 });
+      return;
+    }
+    const abort = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    if (method === "GET" && (path === "/healthz" || path.startsWith("/healthz?"))) {
+      await health(res, "/healthz", abort.signal);
       return;
     }
     const body = await readBody(req, maxRequestBytes);
     if (body === null) {
-      fail(res, path, 413, "ERR_REQUEST_TOO_LARGE", `request body over ${maxRequestBytes} bytes`);
+      fail(res, path, "ERR_REQUEST_TOO_LARGE", `request body over ${maxRequestBytes} bytes`, { status: 413 });
       return;
     }
     const headers = new Headers();
@@ -188,10 +224,6 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
       if (value === undefined || HOP_BY_HOP.has(name)) continue;
       for (const v of Array.isArray(value) ? value : [value]) headers.append(name, v);
     }
-    const abort = new AbortController();
-    res.on("close", () => {
-      if (!res.writableFinished) abort.abort();
-    });
 
     let exchange;
     try {
@@ -202,21 +234,23 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
         signal: abort.signal,
       });
     } catch (err) {
-      const code = err instanceof ClientError ? err.code : "ERR_UPSTREAM";
-      const message = !(err instanceof ClientError)
-        ? "the gateway could not be reached"
-        : err.code === "ERR_MANIFEST_EXPIRED"
-          ? `nothing was sent: ${err.message}; restart the proxy with it`
-          : `the gateway's answer failed verification: ${err.message}`;
-      log(`${method} ${logged} → 502 ${code}`);
-      fail(res, path, 502, code, message);
+      // Never the gateway's bytes: the local answer for the code (406, or 502 when transient).
+      if (!(err instanceof ClientError)) {
+        log(`${method} ${logged} → 502 ERR_UPSTREAM`);
+        fail(res, path, "ERR_UPSTREAM", "the gateway could not be reached", { retry: true });
+        return;
+      }
+      const message = err.code === "ERR_MANIFEST_EXPIRED" ? `nothing was sent: ${err.message}; restart the proxy with the current manifest` : err.message;
+      const retry = err.action === "retry";
+      log(`${method} ${logged} → ${retry ? 502 : 406} ${err.code}`);
+      fail(res, path, err.code, message, { retry });
       return;
     }
     const { response, peer } = exchange;
     const outHeaders: Record<string, string | string[]> = {};
     response.headers.forEach((value, name) => {
       if (HOP_BY_HOP.has(name)) return;
-      if (name === "set-cookie") return;
+      if (name === "set-cookie" || name === "x-egw-client-error") return;
       outHeaders[name] = value;
     });
     const cookies = response.headers.getSetCookie();
@@ -268,7 +302,7 @@ export async function startVerifyingProxy(options: ProxyOptions): Promise<Runnin
 
   const server = http.createServer({ maxHeaderSize: 64 * 1024 }, (req, res) => {
     handle(req, res).catch(() => {
-      if (!res.headersSent) fail(res, req.url ?? "/", 500, "ERR_PROXY", "internal proxy error");
+      if (!res.headersSent) fail(res, req.url ?? "/", "ERR_PROXY", "internal proxy error", { status: 500 });
       else res.destroy();
     });
   });
@@ -354,7 +388,7 @@ export async function proxyCommand(args: string[], ctx: CliContext, options: { s
     log: (line) => print(ctx.stderr, `egw proxy: ${line}`),
   });
   print(ctx.stdout, `egw proxy: listening on ${proxy.url} → ${upstream} (${source})`);
-  print(ctx.stdout, `  e.g. OPENAI_BASE_URL=${proxy.url}/v1, or curl ${proxy.url}/v1/models -H "authorization: Bearer $TOKEN"`);
+  print(ctx.stdout, `  e.g. OPENAI_BASE_URL=${proxy.url}/v1, or curl ${proxy.url}/v1/models -H "authorization: Bearer $TOKEN"; health: curl ${proxy.url}/healthz`);
 
   await new Promise<void>((resolve) => {
     const stop = () => {

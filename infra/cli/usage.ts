@@ -1,4 +1,11 @@
-// Help texts, kept apart from the commands so printing help loads no command code.
+/**
+ * Help, one entry per command (COMMAND_HELP below), kept apart from the
+ * commands so printing help loads no command code. `egw help <command>` and
+ * `egw <command> --help` print one entry (commandHelp); `egw help` prints
+ * the overview, one line per command (overviewHelp). Each entry's text
+ * names every flag its command parses: test/infra/cli/help.test.ts reads
+ * the flags from the parsers themselves and checks.
+ */
 
 export const ATTEST_USAGE = `Usage:
   egw attest verify <file|-> [--at <ISO time>] [--root <pem>] [--pcr <i>=<hex>]…
@@ -99,19 +106,25 @@ export const PROXY_USAGE = `Usage:
 
 Plain-HTTP verifying proxy on loopback for curl, Python openai, LangChain
 (base URL http://127.0.0.1:8787/v1). Every gateway connection is attested;
-every answer is passed on only if its receipt verifies, else a 502 with a
-JSON error (streams: an error event, then the connection is cut). Headers
+every answer is passed on only if its receipt verifies. A refusal is the
+proxy's own answer, never the gateway's bytes: status 406 (a status no SDK
+retries and the gateway never sends), x-should-retry: false,
+x-egw-client-error: <code>, and the surface's JSON error with the message
+"CODE: reason"; a gateway that cannot be reached is a 502 with
+x-should-retry: true (streams: an error event, then the connection is cut).
+GET /healthz passes through over an attested connection; the gateway signs
+no receipt for it, so it is marked "attestation; no receipt". Headers
 say what was verified: x-egw-verified ("attestation+receipt; trust=constrained",
 or "trust=UNCONSTRAINED" without a manifest or with "trust": "any"),
 x-egw-upstream (the receipt's upstream origin), x-egw-policy-sha256,
 x-egw-measurement, x-egw-root, x-egw-receipt-id. A receipt naming an
-upstream outside the attested trust policy or the allowed origins is a 502
+upstream outside the attested trust policy or the allowed origins is a 406
 ERR_RECEIPT_UPSTREAM_NOT_ALLOWED. Exits 1 at start if the gateway fails
 attestation or its trust policy breaks the manifest's trust section, if a
 signing key is pinned and the manifest's signature is missing or wrong
 (ERR_MANIFEST_SIGNATURE), if the manifest has expired (ERR_MANIFEST_EXPIRED)
 or is below --policy-min-sequence (ERR_MANIFEST_ROLLBACK). Once the
-manifest's "expires" passes, every request gets a 502 ERR_MANIFEST_EXPIRED
+manifest's "expires" passes, every request gets a 406 ERR_MANIFEST_EXPIRED
 and nothing is sent: restart it with the current manifest. Stops on
 SIGINT/SIGTERM.`;
 
@@ -168,11 +181,14 @@ nothing on failure), prints the TLS SPKI hash and receipt key windows as one
 JSON line and exits 0; a failure exits 1 with the code, a usage error 2.`;
 
 export const LOCAL_MODEL_USAGE = `Usage:
-  egw local-model [--listen tcp://127.0.0.1:0] [--cert-out <pem>]
+  egw local-model [--listen tcp://127.0.0.1:0] [--cert-out <pem>] [--require-key-sha256 <hex>]
 
 The built-in local model as an HTTPS, OpenAI-compatible server on loopback
 (what "egw dev" starts as its model process). NOT a language model: a
-deterministic responder for running the stack without keys or network.`;
+deterministic responder for running the stack without keys or network.
+--cert-out writes its self-signed certificate (for "egw enclave --upstream-ca");
+--require-key-sha256 makes it refuse requests whose bearer key does not hash
+to that SHA-256 (hex), as a real provider refuses a wrong key.`;
 
 export const KMS_POLICY_USAGE = `Usage:
   egw kms-policy --measurements <manifest.json> --enclave-role <arn> --admin <arn> [--sealer <arn>]
@@ -261,3 +277,129 @@ checking a signature (exit 1 when the client would refuse the file).
 Exits 0 done/valid, 1 refused (invalid EIF, duplicate label or image,
 sequence not increased or expiry dropped by --merge, bad signature,
 expired, rollback), 2 usage or I/O (sign: an expired manifest).`;
+
+/** One command's help: a line for the overview, its usage text, and examples. */
+export interface CommandHelp {
+  /** The overview's line: what it does, in a few words. */
+  summary: string;
+  /** Usage lines (every flag), then what it does and how it exits. */
+  text: string;
+  /** Command lines that work as shown (given the files they name). */
+  examples: readonly string[];
+}
+
+/** The table: one entry per command of main.ts, in the overview's order. */
+export const COMMAND_HELP = {
+  inspect: {
+    summary: "decode and explain an attestation document",
+    text: INSPECT_USAGE,
+    examples: ["egw inspect doc.cbor --at 2024-09-07T14:40:00Z", "egw attest issue --dev | egw inspect - --root .egw-dev/dev-root.pem"],
+  },
+  attest: {
+    summary: "verify a document (verify), issue one from the simulated NSM (issue --dev), print the dev root (dev-root)",
+    text: ATTEST_USAGE,
+    examples: [
+      "egw attest verify doc.cbor --pcr 0=4b8d4cf2…cfab --max-age 600",
+      "egw attest issue --dev --nonce 00ff --out /tmp/doc.cbor && egw attest verify /tmp/doc.cbor --root .egw-dev/dev-root.pem --nonce 00ff",
+    ],
+  },
+  dev: {
+    summary: "the whole stack on one machine (npm start)",
+    text: DEV_USAGE,
+    examples: ["egw dev", "egw dev --port 9443 --state-dir /tmp/egw-dev"],
+  },
+  enclave: {
+    summary: "run the gateway service (inside the enclave)",
+    text: ENCLAVE_USAGE,
+    examples: ["egw enclave --dev --trust-policy trust-policy.json --operations operations.json --listen tcp://127.0.0.1:8443"],
+  },
+  host: {
+    summary: "run the host relay and egress proxy (parent instance); provision the enclave at boot",
+    text: HOST_USAGE,
+    examples: [
+      "egw host --enclave vsock://16:8443 --listen tcp://0.0.0.0:443 --egress-listen vsock://3:8000 --trust-policy trust-policy.json",
+      "egw host --enclave vsock://16:8443 --egress-listen vsock://3:8000 --provision vsock://16:9000 --trust-policy trust-policy.json --operations operations.json --sealed-secrets sealed-secrets.json",
+    ],
+  },
+  "local-model": {
+    summary: "the built-in local model as its own HTTPS server (not an LLM)",
+    text: LOCAL_MODEL_USAGE,
+    examples: ["egw local-model --listen tcp://127.0.0.1:9000 --cert-out /tmp/local-model.pem"],
+  },
+  verify: {
+    summary: "attest a running gateway and print every check",
+    text: VERIFY_USAGE,
+    examples: [
+      "egw verify https://127.0.0.1:8443 --policy .egw-dev/manifest.json",
+      "egw verify https://gateway.example.com --policy manifest.json --policy-pubkey-sha256 <hex> --json",
+    ],
+  },
+  proxy: {
+    summary: "local verifying proxy for curl, Python, LangChain",
+    text: PROXY_USAGE,
+    examples: [
+      "egw proxy --upstream https://127.0.0.1:8443 --policy .egw-dev/manifest.json",
+      'curl http://127.0.0.1:8787/healthz; curl http://127.0.0.1:8787/v1/models -H "authorization: Bearer $TOKEN"',
+    ],
+  },
+  receipt: {
+    summary: "verify a saved receipt offline",
+    text: RECEIPT_USAGE,
+    examples: ["egw receipt verify --receipt r.txt --request req.json --response res.json --attestation doc.cbor --trust-policy policy.json --policy manifest.json"],
+  },
+  "kms-policy": {
+    summary: "print the attestation-conditioned KMS key policy",
+    text: KMS_POLICY_USAGE,
+    examples: [
+      "egw kms-policy --measurements manifest.json --enclave-role arn:aws:iam::111122223333:role/egw-enclave --admin arn:aws:iam::111122223333:role/admin --secret OPENAI_API_KEY=https://api.openai.com",
+    ],
+  },
+  seal: {
+    summary: "seal a provider key (stdin) with KMS into a sealed-secrets file",
+    text: SEAL_USAGE,
+    examples: [
+      "printf '%s' \"$OPENAI_API_KEY\" | egw seal --key-id arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab --name OPENAI_API_KEY --origin https://api.openai.com --out sealed-secrets.json",
+    ],
+  },
+  measure: {
+    summary: "compute an enclave image's PCRs (and compare with a manifest)",
+    text: MEASURE_USAGE,
+    examples: ["egw measure enclave.eif --manifest manifest.json"],
+  },
+  manifest: {
+    summary: "write a release's measurements manifest (create), sign it (sign), check a signature (verify), show it (show)",
+    text: MANIFEST_USAGE,
+    examples: [
+      "egw manifest create --eif enclave.eif --version 1.4.0 --git-commit <40 hex> --image-digest sha256:<64 hex> --trust-policy trust-policy.json > manifest.json",
+      "egw manifest sign --key signing.pem manifest.json && egw manifest verify --pubkey-sha256 <hex> manifest.json",
+    ],
+  },
+} as const satisfies Record<string, CommandHelp>;
+
+export type CommandName = keyof typeof COMMAND_HELP;
+
+export function isCommandName(name: string): name is CommandName {
+  return Object.hasOwn(COMMAND_HELP, name);
+}
+
+/** `egw help <command>` and `egw <command> --help`: that command's help alone. */
+export function commandHelp(name: CommandName): string {
+  const entry: CommandHelp = COMMAND_HELP[name];
+  return `egw ${name}: ${entry.summary}\n\n${entry.text}\n\n${entry.examples.length === 1 ? "Example" : "Examples"}:\n${entry.examples.map((e) => `  ${e}`).join("\n")}`;
+}
+
+/** `egw help`: the commands, one line each. */
+export function overviewHelp(): string {
+  const names = Object.keys(COMMAND_HELP) as CommandName[];
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  const lines = names.map((n) => `  ${n.padEnd(width)}${COMMAND_HELP[n].summary}`);
+  return `egw (enclave-gateway) — confidential AI gateway for AWS Nitro Enclaves
+
+Usage: egw <command> [options]
+
+Commands:
+${lines.join("\n")}
+  ${"help".padEnd(width)}this overview; "egw help <command>" (or "egw <command> --help") for one command
+
+Exit codes: 0 accepted / done, 1 rejected (the error code is printed), 2 usage or I/O problem.`;
+}

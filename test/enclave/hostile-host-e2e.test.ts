@@ -350,7 +350,7 @@ describe("the relying party's side of the same attacks", { timeout: 60_000 }, ()
   const policyFor = (trust: ClientPolicy["trust"]): ClientPolicy => ({ measurements, trust, trustedRoots: [anchor] });
   const body = JSON.stringify({ model: "gpt", messages: [{ role: "user", content: "CANARY-PROMPT-hostile-e2e" }] });
   const send = (baseURL: string, policy: ClientPolicy) => {
-    const f = createVerifiedFetch({ baseURL, policy });
+    const f = createVerifiedFetch({ baseURL, policy, verificationErrors: "throw" });
     return f(`${baseURL}/chat/completions`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}`, "content-type": "application/json" }, body })
       .then(async (r) => ({ status: r.status, text: await r.text() }))
       .finally(() => f.close());

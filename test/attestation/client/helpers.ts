@@ -126,6 +126,8 @@ export interface FakeGateway {
   servedPolicy: Uint8Array | undefined;
   /** The upstream origin chat receipts claim. Default "local". */
   receiptUpstream: string;
+  /** Served at GET /healthz (unsigned, like the real gateway's) when set; else 404. */
+  healthzBody: string | undefined;
   close(): Promise<void>;
 }
 
@@ -154,16 +156,17 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
     trustPolicy,
     servedPolicy: undefined,
     receiptUpstream: "local",
+    healthzBody: undefined,
     close: async () => {},
   };
 
-  const receiptFor = (request: Uint8Array, response: Uint8Array, stream: boolean, surface: string): Uint8Array => {
+  const receiptFor = (request: Uint8Array, response: Uint8Array, stream: boolean, surface: string, path = "/v1/chat/completions"): Uint8Array => {
     const claims: ReceiptClaims = {
       v: 2,
       id: `egw-fake-${randomBytes(6).toString("hex")}`,
       time: now().getTime(),
       method: "POST",
-      path: "/v1/chat/completions",
+      path,
       surface,
       model: "fake",
       provider: "fake",
@@ -217,6 +220,11 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
           );
           res.writeHead(200, { "content-type": "application/json", "content-length": served.length, "x-egw-receipt": Buffer.from(receipt).toString("base64url") });
           res.end(served);
+          return;
+        }
+        if (req.method === "GET" && url.pathname === "/healthz" && fake.healthzBody !== undefined) {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(fake.healthzBody);
           return;
         }
         if (req.method === "GET" && url.pathname === "/v1/attestation") {
@@ -317,6 +325,39 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
             ...(fake.tamper !== "drop-receipt" && { "x-egw-receipt": Buffer.from(receipt).toString("base64url") }),
           });
           res.end(sent);
+          return;
+        }
+        if (req.method === "POST" && url.pathname === "/v1/messages") {
+          // Anthropic Messages, streamed only: the events the SDK's stream reads, in Anthropic's order.
+          fake.bodies.push(Buffer.from(body));
+          const frame = (data: { type: string } & Record<string, unknown>) => `event: ${data.type}\ndata: ${JSON.stringify(data)}\n\n`;
+          const events = [
+            frame({
+              type: "message_start",
+              message: {
+                id: "msg_fake",
+                type: "message",
+                role: "assistant",
+                model: "fake",
+                content: [],
+                stop_reason: null,
+                stop_sequence: null,
+                usage: { input_tokens: 1, output_tokens: 1 },
+              },
+            }),
+            frame({ type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
+            ...["Hello", " from", " the", " fake"].map((text) => frame({ type: "content_block_delta", index: 0, delta: { type: "text_delta", text } })),
+            frame({ type: "content_block_stop", index: 0 }),
+            frame({ type: "message_delta", delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: 4 } }),
+            frame({ type: "message_stop" }),
+          ];
+          const signed = new TextEncoder().encode(events.join(""));
+          const receipt = receiptFor(body, signed, true, "messages", "/v1/messages");
+          const sent = fake.tamper === "flip-body" ? flip(signed) : signed;
+          res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+          res.write(sent);
+          if (fake.tamper !== "drop-receipt") res.write(receiptSseBlock(receipt));
+          res.end();
           return;
         }
         res.writeHead(404, { "content-type": "application/json" });

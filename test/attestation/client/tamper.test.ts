@@ -28,7 +28,11 @@ let client: OpenAI;
 
 beforeAll(async () => {
   fake = await startFakeGateway();
-  f = createVerifiedFetch({ baseURL: fake.baseURL, policy: { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any", trustedRoots: [fake.anchor] } });
+  f = createVerifiedFetch({
+    baseURL: fake.baseURL,
+    verificationErrors: "throw",
+    policy: { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any", trustedRoots: [fake.anchor] },
+  });
   client = new OpenAI({ baseURL: fake.baseURL, apiKey: "k", fetch: f, maxRetries: 0 });
 });
 afterAll(async () => {

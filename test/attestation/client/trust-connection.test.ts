@@ -44,7 +44,7 @@ function reset(fake: FakeGateway): void {
 const requestsBeyondAttestation = (fake: FakeGateway) => fake.requests.filter((r) => !r.startsWith("GET /v1/attestation"));
 
 async function refusal(fake: FakeGateway, trust: ClientPolicy["trust"]): Promise<{ code?: string; message?: string; steps?: { step: string; status: string }[] }> {
-  const f = createVerifiedFetch({ baseURL: fake.baseURL, policy: policyFor(fake, trust) });
+  const f = createVerifiedFetch({ verificationErrors: "throw", baseURL: fake.baseURL, policy: policyFor(fake, trust) });
   try {
     await f(`${fake.baseURL}/chat/completions`, chat);
     return {};
@@ -58,7 +58,7 @@ async function refusal(fake: FakeGateway, trust: ClientPolicy["trust"]): Promise
 describe("the attested trust policy, before any request byte", () => {
   it("a policy within the constraints: the request goes, and the connection reports the policy", async () => {
     reset(v3);
-    const f = createVerifiedFetch({ baseURL: v3.baseURL, policy: policyFor(v3, { upstreamOrigins: ORIGINS, identity: { mode: "ephemeral" } }) });
+    const f = createVerifiedFetch({ verificationErrors: "throw", baseURL: v3.baseURL, policy: policyFor(v3, { upstreamOrigins: ORIGINS, identity: { mode: "ephemeral" } }) });
     try {
       const { response, peer, receipt } = await f.exchange(`${v3.baseURL}/chat/completions`, chat);
       expect(response.status).toBe(200);
@@ -127,7 +127,7 @@ describe("every receipt's upstream", () => {
   it("an upstream no attested provider uses: ERR_RECEIPT_UPSTREAM_NOT_ALLOWED, buffered and streamed", async () => {
     reset(v3);
     v3.receiptUpstream = "https://collector.host.example";
-    const f = createVerifiedFetch({ baseURL: v3.baseURL, policy: policyFor(v3, { upstreamOrigins: ORIGINS }) });
+    const f = createVerifiedFetch({ verificationErrors: "throw", baseURL: v3.baseURL, policy: policyFor(v3, { upstreamOrigins: ORIGINS }) });
     try {
       await expect(f(`${v3.baseURL}/chat/completions`, chat)).rejects.toMatchObject({ code: "ERR_RECEIPT_UPSTREAM_NOT_ALLOWED" });
       const streamed = await f(`${v3.baseURL}/chat/completions`, { ...chat, body: JSON.stringify({ model: "fake", stream: true, messages: [] }) });
@@ -141,7 +141,7 @@ describe("every receipt's upstream", () => {
   it("an attested provider's origin passes", async () => {
     reset(v3);
     v3.receiptUpstream = "http://127.0.0.1:9";
-    const f = createVerifiedFetch({ baseURL: v3.baseURL, policy: policyFor(v3, { upstreamOrigins: ORIGINS }) });
+    const f = createVerifiedFetch({ verificationErrors: "throw", baseURL: v3.baseURL, policy: policyFor(v3, { upstreamOrigins: ORIGINS }) });
     try {
       expect((await f(`${v3.baseURL}/chat/completions`, chat)).status).toBe(200);
     } finally {
@@ -153,7 +153,7 @@ describe("every receipt's upstream", () => {
 describe("verifySavedExchange and the trust policy", () => {
   it("checks the saved policy bytes against the document, and refuses constrained trust without them", async () => {
     reset(v3);
-    const f = createVerifiedFetch({ baseURL: v3.baseURL, policy: policyFor(v3, "any") });
+    const f = createVerifiedFetch({ verificationErrors: "throw", baseURL: v3.baseURL, policy: policyFor(v3, "any") });
     try {
       const { response, peer, receipt } = await f.exchange(`${v3.baseURL}/chat/completions`, chat);
       const responseBody = new Uint8Array(await response.arrayBuffer());

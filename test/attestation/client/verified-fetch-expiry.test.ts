@@ -43,7 +43,7 @@ describe("the verified fetch and a manifest that expires", () => {
   it("attests and answers one second before the expiry, and reports the expiry step", async () => {
     t = EXPIRY - 60_000;
     const peers: AttestedPeer[] = [];
-    const f = createVerifiedFetch({ baseURL: h.baseURL, policy: policy(), now: clock, onAttestation: (p) => peers.push(p) });
+    const f = createVerifiedFetch({ baseURL: h.baseURL, policy: policy(), verificationErrors: "throw", now: clock, onAttestation: (p) => peers.push(p) });
     opened.push(f);
     t = EXPIRY - 1000;
     const res = await chat(f, "just in time");
@@ -59,7 +59,7 @@ describe("the verified fetch and a manifest that expires", () => {
   it("one second after the expiry: ERR_MANIFEST_EXPIRED, nothing sent, the connection attested earlier not reused", async () => {
     t = EXPIRY - 60_000;
     const peers: AttestedPeer[] = [];
-    const f = createVerifiedFetch({ baseURL: h.baseURL, policy: policy(), now: clock, onAttestation: (p) => peers.push(p) });
+    const f = createVerifiedFetch({ baseURL: h.baseURL, policy: policy(), verificationErrors: "throw", now: clock, onAttestation: (p) => peers.push(p) });
     opened.push(f);
     t = EXPIRY - 1000;
     expect((await chat(f, "before")).status).toBe(200);

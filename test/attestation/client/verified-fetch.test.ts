@@ -31,7 +31,8 @@ function policy(overrides: Partial<ClientPolicy> = {}): ClientPolicy {
   return { measurements: [{ label: "test build", pcrs: pcrs(PCR0_TEST) }], trust: "any", trustedRoots: [h.anchor], ...overrides };
 }
 function vfetch(overrides: Partial<Parameters<typeof createVerifiedFetch>[0]> = {}): VerifiedFetch {
-  const f = createVerifiedFetch({ baseURL: h.baseURL, policy: policy(), ...overrides });
+  // These suites assert on the ClientError itself; the default (a local error Response) is tested in client-errors-sdk.test.ts.
+  const f = createVerifiedFetch({ baseURL: h.baseURL, policy: policy(), verificationErrors: "throw", ...overrides });
   opened.push(f);
   return f;
 }
@@ -219,7 +220,7 @@ describe("refusals happen before any request body leaves the process", () => {
     const impostor = await startImpostor({ host: "127.0.0.1", port });
     try {
       const before = gatewaySaw("chat.completions");
-      const f = createVerifiedFetch({ baseURL: `${impostor.origin}/v1`, policy: policy() });
+      const f = createVerifiedFetch({ baseURL: `${impostor.origin}/v1`, policy: policy(), verificationErrors: "throw" });
       opened.push(f);
       const err = await refusal(openai(f, `${impostor.origin}/v1`).chat.completions.create({ model: "local", messages: [{ role: "user", content: PROMPT }] }));
       expect(err).toMatchObject({ name: "ClientError", code: "ERR_TLS_BINDING", action: "reject" });
@@ -287,10 +288,10 @@ describe("refusals happen before any request body leaves the process", () => {
     try {
       const zero = new Uint8Array(48);
       const base = { measurements: [{ label: "debug", pcrs: pcrs(zero) }], trust: "any" as const, trustedRoots: [debugHarness.anchor] };
-      const strict = createVerifiedFetch({ baseURL: debugHarness.baseURL, policy: base });
+      const strict = createVerifiedFetch({ baseURL: debugHarness.baseURL, policy: base, verificationErrors: "throw" });
       opened.push(strict);
       expect(await refusal(strict(`${debugHarness.baseURL}/models`))).toMatchObject({ code: "ERR_DEBUG_MODE" });
-      const lax = createVerifiedFetch({ baseURL: debugHarness.baseURL, policy: { ...base, allowDebug: true } });
+      const lax = createVerifiedFetch({ baseURL: debugHarness.baseURL, policy: { ...base, allowDebug: true }, verificationErrors: "throw" });
       opened.push(lax);
       const { peer } = await lax.exchange(`${debugHarness.baseURL}/models`, { headers: { authorization: `Bearer ${CLIENT_TOKEN}` } });
       expect(peer.result.debug).toBe(true);
@@ -335,6 +336,7 @@ describe("attestation age", () => {
         baseURL: hc.baseURL,
         policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trust: "any", trustedRoots: [hc.anchor], maxAgeMs: 60_000 },
         now: clock,
+        verificationErrors: "throw",
         onAttestation: (p) => attestations.push(p),
       });
       opened.push(f);
@@ -375,6 +377,7 @@ describe("attestation rate limit", () => {
         baseURL: hl.baseURL,
         policy: { measurements: [{ label: "t", pcrs: pcrs(PCR0_TEST) }], trust: "any", trustedRoots: [hl.anchor] },
         maxConnections: 2,
+        verificationErrors: "throw",
       });
       opened.push(f);
       const client = openai(f, hl.baseURL);

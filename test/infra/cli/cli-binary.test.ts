@@ -74,7 +74,7 @@ describe("package.json bin", () => {
 
 describe("egw executable", { timeout: 60_000 }, () => {
   it("help exits 0 and prints usage", () => {
-    const r = egw(["help"]);
+    const r = egw(["help", "attest"]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain("egw attest verify <file|->");
     expect(r.stderr).toBe("");

@@ -287,7 +287,7 @@ describe("egw proxy with sequence and expiry", () => {
     expect(expired.stdout).not.toContain("listening");
   });
 
-  it("once the manifest expires while it runs: 502 ERR_MANIFEST_EXPIRED for every request, nothing reaches the gateway", async () => {
+  it("once the manifest expires while it runs: 406 ERR_MANIFEST_EXPIRED for every request, nothing reaches the gateway", async () => {
     t = EXPIRY - 60_000;
     // A gateway of its own (same development CA): its attestation rate limiter has not seen the clock run ahead above.
     const gw = await startHarness({ now: clock, ca: h.ca, config: configJson({ limits: { attestationPerSecond: 1000 } }) });
@@ -319,12 +319,12 @@ describe("egw proxy with sequence and expiry", () => {
       for (const at of [EXPIRY, EXPIRY + 1000, EXPIRY + 86_400_000]) {
         t = at;
         const after = await chat();
-        expect(after.status).toBe(502);
+        expect(after.status).toBe(406);
         expect(after.headers.get("x-egw-error")).toBe("ERR_MANIFEST_EXPIRED");
         expect(((await after.json()) as { error: { message: string } }).error.message).toContain(`expired at ${EXPIRES}`);
       }
       expect(chats()).toBe(sent);
-      expect(err()).toContain("502 ERR_MANIFEST_EXPIRED");
+      expect(err()).toContain("406 ERR_MANIFEST_EXPIRED");
     } finally {
       abort.abort();
       await done.finally(() => gw.close());

@@ -317,8 +317,9 @@ describe("egw manifest sign / verify", () => {
   });
 
   it("help lists the manifest command", async () => {
-    const r = await egw(["help"]);
+    expect((await egw(["help"])).stdout).toMatch(/\n {2}manifest +write a release's measurements manifest/);
+    const r = await egw(["help", "manifest"]);
     expect(r.stdout).toContain("egw manifest create --eif <file.eif>");
-    expect(r.stdout).toContain("--policy-pubkey-sha256");
+    expect(r.stdout).toContain("--pubkey-sha256 <hex>");
   });
 });

@@ -95,7 +95,9 @@ describe("egw proxy with the Gemini-native surface", () => {
       req.end();
     });
     expect(refused.status).toBe(403);
-    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: 403, status: "ERR_ORIGIN" } });
+    const body = JSON.parse(refused.body) as { error: { code: number; status: string; message: string } };
+    expect(body).toMatchObject({ error: { code: 403, status: "EGW_VERIFICATION_FAILED" } });
+    expect(body.error.message.startsWith("ERR_ORIGIN: ")).toBe(true);
     const err = await new GoogleGenAI({ apiKey: "wrong", httpOptions: { baseUrl: proxyUrl } }).models.generateContent({ model: "local", contents: "x" }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).status).toBe(401);

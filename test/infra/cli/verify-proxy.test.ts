@@ -12,11 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVerifiedFetch, type VerifiedReceipt } from "../../../attestation/client/index.js";
 import { receiptSseBlock, RECEIPT_HEADER } from "../../../attestation/receipt.js";
 import { UsageError, type CliContext } from "../../../infra/cli/context.js";
-import { proxyCommand } from "../../../infra/cli/proxy.js";
+import { proxyCommand, startVerifyingProxy } from "../../../infra/cli/proxy.js";
 import { receiptCommand } from "../../../infra/cli/receipt.js";
 import { verifyCommand } from "../../../infra/cli/verify.js";
 import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../../helpers/enclave-harness.js";
-import { manifestJson, PCR0_OTHER, removeTempDirs, startFakeGateway, startImpostor, tempDir, type FakeGateway } from "../../attestation/client/helpers.js";
+import { manifestJson, PCR0_OTHER, PCR0_TEST, removeTempDirs, startFakeGateway, startImpostor, tempDir, type FakeGateway } from "../../attestation/client/helpers.js";
 
 type Command = (args: string[], ctx: CliContext) => Promise<number>;
 
@@ -329,11 +329,29 @@ describe("egw proxy", () => {
     expect(text).toContain("proxy");
   });
 
-  it("answers without a receipt become a 502 with a clear JSON error", async () => {
-    const res = await fetch(`${proxy.url}/healthz`);
-    expect(res.status).toBe(502);
+  it("answers without a receipt (here /metrics) become the local 406 refusal, never the gateway's bytes", async () => {
+    const res = await fetch(`${proxy.url}/metrics`);
+    expect(res.status).toBe(406);
     expect(res.headers.get("x-egw-verified")).toBe("failed");
-    expect(await res.json()).toMatchObject({ error: { type: "egw_verification_failed", code: "ERR_RECEIPT_MISSING" } });
+    expect(res.headers.get("x-egw-client-error")).toBe("ERR_RECEIPT_MISSING");
+    expect(res.headers.get("x-should-retry")).toBe("false");
+    const text = await res.text();
+    expect(text).not.toContain("# HELP"); // no Prometheus line of the gateway's got through
+    expect(JSON.parse(text)).toMatchObject({ error: { type: "egw_verification_failed", code: "ERR_RECEIPT_MISSING", message: expect.stringMatching(/^ERR_RECEIPT_MISSING: /) } });
+  });
+
+  it("GET /healthz passes through over an attested connection, marked as unsigned", async () => {
+    const res = await fetch(`${proxy.url}/healthz`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: "ok" });
+    expect(res.headers.get("x-egw-verified")).toBe("attestation; no receipt (the gateway signs none for /healthz); trust=constrained");
+    expect(res.headers.get("x-egw-tls-spki-sha256")).toBe(Buffer.from(h.enclave.identity.tls.spkiSha256).toString("hex"));
+    expect(res.headers.get("x-egw-client-error")).toBeNull();
+    // Only GET, only that path: anything else takes the signed path (here the gateway's signed 404).
+    for (const res of [await fetch(`${proxy.url}/healthz`, { method: "POST", body: "{}" }), await fetch(`${proxy.url}/healthzx`)]) {
+      expect(res.status).toBe(404);
+      expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt; trust=constrained");
+    }
   });
 
   it("refuses requests addressed to a non-loopback Host (DNS rebinding)", async () => {
@@ -412,10 +430,40 @@ describe("egw proxy in front of a gateway path that alters answers", () => {
     await fake?.close();
   });
 
-  it("non-streamed: 502, the altered body is never passed on", async () => {
+  it("/healthz: an answer over 64 KiB is refused (ERR_RESPONSE_TOO_LARGE), not passed on", async () => {
+    fake.healthzBody = `{"status":"${"x".repeat(70 * 1024)}"}`;
+    try {
+      const res = await fetch(`${proxy.url}/healthz`);
+      expect(res.status).toBe(406);
+      expect(res.headers.get("x-egw-client-error")).toBe("ERR_RESPONSE_TOO_LARGE");
+      expect(await res.text()).not.toContain("xxxx");
+      fake.healthzBody = '{"status":"ok"}';
+      expect(await (await fetch(`${proxy.url}/healthz`)).json()).toEqual({ status: "ok" });
+    } finally {
+      fake.healthzBody = undefined;
+    }
+  });
+
+  it("/healthz through a man in the middle: 406 ERR_TLS_BINDING, and the impostor never gets the request", async () => {
+    const impostor = await startImpostor({ host: "127.0.0.1", port: Number(new URL(fake.origin).port) });
+    const policy = { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any" as const, trustedRoots: [fake.anchor] };
+    const p = await startVerifyingProxy({ upstream: impostor.origin, policy, host: "127.0.0.1", port: 0 });
+    try {
+      const res = await fetch(`${p.url}/healthz`);
+      expect(res.status).toBe(406);
+      expect(res.headers.get("x-egw-client-error")).toBe("ERR_TLS_BINDING");
+      expect(impostor.connections()).toBe(1); // control: it was dialled
+      expect(impostor.received().toString("latin1")).not.toContain("/healthz");
+    } finally {
+      await p.close();
+      await impostor.close();
+    }
+  });
+
+  it("non-streamed: 406, the altered body is never passed on", async () => {
     fake.tamper = "flip-body";
     const res = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", headers: authHeaders, body: chatBody("x") });
-    expect(res.status).toBe(502);
+    expect(res.status).toBe(406);
     const text = await res.text();
     expect(text).not.toContain("fake");
     expect(JSON.parse(text)).toMatchObject({ error: { code: "ERR_RECEIPT_RESPONSE_MISMATCH" } });
