@@ -14,7 +14,11 @@ let f: VerifiedFetch;
 let client: OpenAI;
 beforeAll(async () => {
   fake = await startFakeGateway();
-  f = createVerifiedFetch({ baseURL: fake.baseURL, policy: { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any", trustedRoots: [fake.anchor] } });
+  f = createVerifiedFetch({
+    baseURL: fake.baseURL,
+    verificationErrors: "throw",
+    policy: { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any", trustedRoots: [fake.anchor] },
+  });
   client = new OpenAI({ baseURL: fake.baseURL, apiKey: "k", fetch: f, maxRetries: 0 });
 });
 afterAll(async () => {
@@ -49,4 +53,22 @@ describe("speech: the trailer receipt", () => {
       expect(codeOf(err)).toBe(code);
     });
   }
+
+  it("by default the refusal is the client's own 406 answer, which the SDK raises with the code and does not retry", async () => {
+    fake.tamper = "flip-body";
+    const answering = createVerifiedFetch({
+      baseURL: fake.baseURL,
+      policy: { measurements: [{ label: "fake", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any", trustedRoots: [fake.anchor] },
+    });
+    try {
+      const sdk = new OpenAI({ baseURL: fake.baseURL, apiKey: "k", fetch: answering, maxRetries: 2 });
+      const before = fake.requests.filter((r) => r === "POST /v1/audio/speech").length;
+      const err = await sdk.audio.speech.create({ model: "tts-1", voice: "alloy", input: "hi" }).catch((e: unknown) => e);
+      expect((err as InstanceType<typeof OpenAI.APIError>).status).toBe(406);
+      expect((err as Error).message).toContain("ERR_RECEIPT_RESPONSE_MISMATCH");
+      expect(fake.requests.filter((r) => r === "POST /v1/audio/speech").length - before).toBe(1);
+    } finally {
+      await answering.close();
+    }
+  });
 });
