@@ -78,7 +78,7 @@ export async function openaiModerations(e: OpenAIEndpoint, request: Json, ctx: P
 
 /** Largest transcript the gateway reads back (verbose_json with word timestamps of a long file). */
 const MAX_TRANSCRIPT_BYTES = 8 * 1024 * 1024;
-const TRANSCRIPT_TYPES = /^(application\/json|text\/plain|text\/vtt|application\/x-subrip|text\/srt)\b/i;
+const TRANSCRIPT_TYPES = /^\s*(application\/json|text\/plain|text\/vtt|application\/x-subrip|text\/srt)\s*(?:;|$)/i;
 
 /**
  * The multipart body goes upstream byte for byte when the route keeps the
@@ -100,21 +100,22 @@ export async function openaiAudio(e: OpenAIEndpoint, upload: AudioUpload, ctx: P
     "content-type": contentType,
     accept: "application/json, text/plain",
   });
-  const type = response.headers.get("content-type") ?? "";
-  if (!TRANSCRIPT_TYPES.test(type)) {
+  const type = TRANSCRIPT_TYPES.exec(response.headers.get("content-type") ?? "")?.[1]?.toLowerCase();
+  if (type === undefined) {
     response.body?.destroy();
     throw malformed(e.name, "transcript answered with an unexpected content type");
   }
-  return { bytes: await readBytes(ctx, e.name, response, MAX_TRANSCRIPT_BYTES), contentType: type };
+  // Only the media type the check read goes on to the client, never the upstream's parameters.
+  return { bytes: await readBytes(ctx, e.name, response, MAX_TRANSCRIPT_BYTES), contentType: type === "application/json" ? type : `${type}; charset=utf-8` };
 }
 
-const AUDIO_TYPES = /^(audio\/[A-Za-z0-9.+-]+|application\/octet-stream)\s*(;|$)/i;
+const AUDIO_TYPES = /^\s*(audio\/[A-Za-z0-9.+-]{1,64}|application\/octet-stream)\s*(?:;|$)/i;
 
 /** Speech: the audio bytes as they arrive; the upstream body is destroyed when the consumer stops. */
 export async function openaiSpeech(e: OpenAIEndpoint, request: Json, ctx: ProviderCallContext): Promise<BinaryStream> {
   const response = await postJson(ctx, e.name, `${e.baseUrl}/audio/speech`, { ...request, model: ctx.upstreamModel }, { ...(await e.headers()), accept: "audio/*" });
-  const type = response.headers.get("content-type") ?? "";
-  if (!AUDIO_TYPES.test(type) || response.body === null) {
+  const type = AUDIO_TYPES.exec(response.headers.get("content-type") ?? "")?.[1]?.toLowerCase();
+  if (type === undefined || response.body === null) {
     response.body?.destroy();
     throw malformed(e.name, "speech answered with something other than audio");
   }

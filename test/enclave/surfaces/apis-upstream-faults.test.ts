@@ -54,6 +54,16 @@ describe("upstream answers of the wrong shape", () => {
     form.append("model", "whisper-1");
     const encoded = new Response(form);
     const bytes = new Uint8Array(await encoded.arrayBuffer());
+    // A transcript type passes with only its media type: the upstream's parameters stay upstream.
+    f.openaiMock.queueScenarios({ rawBody: "a transcript\n", contentType: "text/plain; x-upstream=1" });
+    const ok = await Promise.resolve(
+      f.g.app.request("/v1/audio/transcriptions", {
+        method: "POST",
+        headers: { authorization: `Bearer ${TOKEN}`, "content-type": encoded.headers.get("content-type")! },
+        body: bytes,
+      }),
+    );
+    expect([ok.status, ok.headers.get("content-type"), await ok.text()]).toEqual([200, "text/plain; charset=utf-8", "a transcript\n"]);
     f.openaiMock.queueScenarios({ rawBody: "<html>oops</html>", contentType: "text/html" });
     const res = await Promise.resolve(
       f.g.app.request("/v1/audio/transcriptions", {
