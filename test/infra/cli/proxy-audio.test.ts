@@ -5,6 +5,7 @@
  * is verified over the exact multipart bytes, and a legacy completions
  * stream ends verified.
  */
+import Anthropic from "@anthropic-ai/sdk";
 import OpenAI, { toFile } from "openai";
 import fs from "node:fs";
 import path from "node:path";
@@ -17,6 +18,7 @@ import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../../help
 
 let h: Harness;
 let client: OpenAI;
+let anthropic: Anthropic;
 let stop: () => Promise<number>;
 let stdout = "";
 let stderr = "";
@@ -48,6 +50,7 @@ beforeAll(async () => {
   for (let i = 0; i < 2000 && !/listening on (http:\/\/\S+)/.test(stdout); i++) await new Promise((r) => setTimeout(r, 5));
   const proxyUrl = /listening on (http:\/\/\S+)/.exec(stdout)![1]!;
   client = new OpenAI({ baseURL: `${proxyUrl}/v1`, apiKey: CLIENT_TOKEN, maxRetries: 0 });
+  anthropic = new Anthropic({ baseURL: proxyUrl, apiKey: CLIENT_TOKEN, maxRetries: 0 });
 });
 afterAll(async () => {
   if (stop) expect(await stop()).toBe(0);
@@ -76,5 +79,15 @@ describe("egw proxy with the audio and legacy endpoints", () => {
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
     expect(text).toBe("local model (not an LLM): you said: proxy me");
     expect(stdout + stderr).toMatch(/POST \/v1\/completions → 200 stream verified/);
+  });
+
+  it("count_tokens, models and moderations through the proxy, each verified", async () => {
+    const { data, response } = await anthropic.messages.countTokens({ model: "local", messages: [{ role: "user", content: "abcd" }] }).withResponse();
+    expect(data.input_tokens).toBe(5);
+    expect(response.headers.get("x-egw-token-count")).toBe("estimate");
+    expect(response.headers.get("x-egw-verified")).toMatch(/^attestation\+receipt;/);
+    expect((await anthropic.models.retrieve("local")).type).toBe("model");
+    expect((await client.models.retrieve("local")).object).toBe("model");
+    expect((await client.moderations.create({ model: "local", input: "[flag]" })).results[0]!.flagged).toBe(true);
   });
 });
