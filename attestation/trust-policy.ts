@@ -25,7 +25,7 @@ import { EgwError } from "./egw-error.js";
  *   "providers": [                                   // 1..64, names unique
  *     { "name": "openai", "kind": "openai", "secret": "OPENAI_API_KEY" },
  *     { "name": "acme", "kind": "openai-compatible", "baseUrl": "https://llm.acme.example/v1",
- *       "secret": "ACME_KEY", "capabilities": { "chat": true, "embeddings": false, "images": false } },
+ *       "secret": "ACME_KEY", "capabilities": { "chat": true, "embeddings": false, "images": false, "responses": false } },
  *     { "name": "local", "kind": "local" }
  *   ],
  *   "models": { "gpt": { "provider": "openai", "model": "gpt-5", "fallbacks": ["..."], "description": "..." } },
@@ -73,8 +73,12 @@ export interface TrustProvider {
   origin: string;
   /** Name of the sealed secret this provider's key comes from. */
   secret?: string;
-  /** openai-compatible only: what the endpoint serves (absent fields: chat true, the rest false). */
-  capabilities?: { chat?: boolean; embeddings?: boolean; images?: boolean };
+  /**
+   * openai-compatible only: what the endpoint serves (absent fields: chat true, the rest false).
+   * `responses`: the endpoint speaks OpenAI's Responses API itself, so /v1/responses passes through
+   * to it instead of being translated (kind openai always does; absent means false).
+   */
+  capabilities?: { chat?: boolean; embeddings?: boolean; images?: boolean; responses?: boolean };
 }
 
 export interface TrustModelRoute {
@@ -210,9 +214,9 @@ function parseProvider(value: unknown, i: number, dev: boolean): TrustProvider {
   if (o.capabilities !== undefined) {
     if (kind !== "openai-compatible") fail(`${path}.capabilities`, "only openai-compatible providers declare capabilities");
     const c = obj(o.capabilities, `${path}.capabilities`);
-    onlyKeys(c, ["chat", "embeddings", "images"], `${path}.capabilities`);
+    onlyKeys(c, ["chat", "embeddings", "images", "responses"], `${path}.capabilities`);
     provider.capabilities = {};
-    for (const k of ["chat", "embeddings", "images"] as const) if (c[k] !== undefined) provider.capabilities[k] = bool(c[k], `${path}.capabilities.${k}`, false);
+    for (const k of ["chat", "embeddings", "images", "responses"] as const) if (c[k] !== undefined) provider.capabilities[k] = bool(c[k], `${path}.capabilities.${k}`, false);
   }
   return provider;
 }

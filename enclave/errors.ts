@@ -38,6 +38,7 @@ export type GatewayErrorCode =
   | "upstream_unreachable" // 502: connect failure, DNS, TLS, egress refused
   | "upstream_timeout" // 504: connect, first byte, idle or total timeout
   | "unsupported_capability" // 400: the provider cannot do this (e.g. images on Anthropic)
+  | "unsupported_parameter" // 400: a parameter this route cannot honour (e.g. previous_response_id where the gateway is stateless)
   | "identity_expired" // 503: the sealed identity's receipt key is past its window; the replica must be replaced
   | "internal_error"; // 500
 
@@ -59,6 +60,7 @@ export const STATUS: Record<GatewayErrorCode, number> = {
   upstream_unreachable: 502,
   upstream_timeout: 504,
   unsupported_capability: 400,
+  unsupported_parameter: 400,
   identity_expired: 503,
   internal_error: 500,
 };
@@ -82,6 +84,7 @@ const ACTION: Record<GatewayErrorCode, EgwErrorAction> = {
   upstream_unreachable: "retry",
   upstream_timeout: "retry",
   unsupported_capability: "fix-input",
+  unsupported_parameter: "fix-input",
   identity_expired: "stop",
   internal_error: "stop",
 };
@@ -91,12 +94,15 @@ export class GatewayError extends EgwError<GatewayErrorCode> {
   readonly status: number;
   /** Seconds the client should wait, for 429s. */
   readonly retryAfter: number | undefined;
+  /** The request field at fault, for OpenAI's `error.param` (a field name, never a value). */
+  readonly param: string | undefined;
 
   /** `status` overrides the code's usual one, where one code has two (overloaded: 429 or 503). */
-  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number; status?: number }) {
+  constructor(code: GatewayErrorCode, message: string, options?: { cause?: unknown; retryAfter?: number; status?: number; param?: string }) {
     super(code, message, ACTION[code], options?.cause === undefined ? undefined : { cause: options.cause });
     this.status = options?.status ?? STATUS[code];
     this.retryAfter = options?.retryAfter;
+    this.param = options?.param;
   }
 }
 

@@ -15,6 +15,7 @@ import { moderationsApi } from "./surfaces/moderations/moderations.js";
 import { modelsApi } from "./surfaces/models/models.js";
 import { completionsApi } from "./surfaces/openai-completions/completions.js";
 import { chatCompletionsApi } from "./surfaces/openai-chat/chat-completions.js";
+import { responsesApi } from "./surfaces/openai-responses/responses.js";
 
 export type { GatewayDeps } from "./http/gateway-services.js";
 
@@ -31,6 +32,7 @@ export function createGatewayApp(deps: GatewayDeps): Hono<GatewayEnv> {
   return new Hono<GatewayEnv>()
     .route("/v1", chatCompletionsApi(services))
     .route("/v1", messagesApi(services))
+    .route("/v1", responsesApi(services))
     .route("/v1", embeddingsApi(services))
     .route("/v1", imagesApi(services))
     .route("/v1", modelsApi(services))

@@ -13,6 +13,7 @@ const E2E = [
   "test/infra/provision-e2e.test.ts",
   "test/infra/identity-provision-e2e.test.ts",
   "test/infra/dev-stack.test.ts",
+  "test/infra/dev-config-stack.test.ts",
   "test/infra/cli/cli-binary.test.ts",
   "test/infra/enclave-vsock.test.ts",
 ];

@@ -53,7 +53,8 @@ function dataTypeIs(f: SseEventFields, types: readonly string[]): boolean {
 }
 
 const ANTHROPIC_END = ["message_stop"];
-const RESPONSES_END = ["response.completed", "response.incomplete"];
+/** Every last event of a Responses stream: completed, incomplete, and failed (which the gateway writes after an in-stream error). */
+const RESPONSES_END = ["response.completed", "response.incomplete", "response.failed"];
 const anthropicEnd = (f: SseEventFields): boolean => ANTHROPIC_END.includes(f.event) || dataTypeIs(f, ANTHROPIC_END);
 const responsesEnd = (f: SseEventFields): boolean => RESPONSES_END.includes(f.event) || dataTypeIs(f, RESPONSES_END);
 
@@ -106,7 +107,9 @@ export const STREAM_SURFACES: readonly StreamSurface[] = [
     name: "openai-responses",
     matches: under("/v1/responses"),
     isTerminal: responsesEnd,
-    errorEvent: (code, message) => `event: error\ndata: ${JSON.stringify({ type: "error", code, message, param: null })}\n\n`,
+    // The flat fields are openai-node's ResponseErrorEvent; the nested `error` is what makes openai-node throw (src/core/streaming.ts throws on data.error).
+    errorEvent: (code, message) =>
+      `event: error\ndata: ${JSON.stringify({ type: "error", sequence_number: 0, code, message, param: null, error: { type: "egw_verification_failed", code, message, param: null } })}\n\n`,
   },
   { name: "gemini", matches: (path) => path.startsWith("/v1beta/"), isTerminal: geminiEnd, errorEvent: geminiError },
 ];

@@ -22,6 +22,7 @@ const OPENAI_TYPE: Record<GatewayErrorCode, string> = {
   upstream_unreachable: "api_error",
   upstream_timeout: "api_error",
   unsupported_capability: "invalid_request_error",
+  unsupported_parameter: "invalid_request_error",
   identity_expired: "api_error",
   internal_error: "api_error",
 };
@@ -44,6 +45,7 @@ const ANTHROPIC_TYPE: Record<GatewayErrorCode, string> = {
   upstream_unreachable: "api_error",
   upstream_timeout: "api_error",
   unsupported_capability: "invalid_request_error",
+  unsupported_parameter: "invalid_request_error",
   identity_expired: "api_error",
   internal_error: "api_error",
 };
@@ -67,6 +69,7 @@ const GOOGLE_STATUS: Record<GatewayErrorCode, string> = {
   upstream_unreachable: "UNAVAILABLE",
   upstream_timeout: "DEADLINE_EXCEEDED",
   unsupported_capability: "INVALID_ARGUMENT",
+  unsupported_parameter: "INVALID_ARGUMENT",
   identity_expired: "UNAVAILABLE",
   internal_error: "INTERNAL",
 };
@@ -81,5 +84,5 @@ export function googleErrorObject(err: GatewayError): { error: { code: number; m
 export function errorObject(err: GatewayError, surface: Surface): unknown {
   if (surface === "gemini") return googleErrorObject(err);
   if (surface === "anthropic") return { type: "error", error: { type: ANTHROPIC_TYPE[err.code], message: err.message } };
-  return { error: { message: err.message, type: OPENAI_TYPE[err.code], param: null, code: err.code } };
+  return { error: { message: err.message, type: OPENAI_TYPE[err.code], param: err.param ?? null, code: err.code } };
 }

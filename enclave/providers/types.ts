@@ -120,6 +120,31 @@ export interface BinaryStream {
 }
 
 /**
+ * OpenAI's Responses API spoken natively (OpenAI, and openai-compatible
+ * endpoints whose capabilities say `responses`): on `/v1/responses` such a
+ * route is a pass-through, model replaced and nothing else touched.
+ * `headers` are the OpenAI headers the client sent that go upstream as
+ * they are (openai-beta, openai-organization, openai-project), already
+ * checked and bounded by the surface.
+ */
+export interface NativeResponses {
+  /** POST /responses (stream false): the upstream JSON body, checked to be a Response object, and the model it reports. */
+  create(body: Record<string, unknown>, headers: Record<string, string>, ctx: ProviderCallContext): Promise<{ bytes: Uint8Array; model: unknown }>;
+  /**
+   * POST /responses (stream true): each upstream SSE event re-framed as
+   * `event: …\ndata: …\n\n`, data as received, unknown event types
+   * included; `observe` sees each parsed event (sequence numbers, the
+   * response snapshot) so that the surface can end a broken stream in kind.
+   */
+  createStream(body: Record<string, unknown>, headers: Record<string, string>, ctx: ProviderCallContext, observe?: (event: Record<string, unknown>) => void): AsyncIterable<string>;
+  /**
+   * GET/DELETE on a stored response (`/responses/{id}`, `/responses/{id}/input_items`):
+   * `path` is that suffix with its query, already checked. Any 2xx JSON answer is passed on.
+   */
+  stored(method: "GET" | "DELETE", path: string, headers: Record<string, string>, ctx: ProviderCallContext): Promise<{ bytes: Uint8Array; model: unknown }>;
+}
+
+/**
  * Google's Gemini API (v1beta) spoken natively. Only the Gemini adapter has
  * it: on `/v1beta/models/{model}:{method}` a Gemini route is then a
  * pass-through (the model in the path, and in batchEmbedContents' requests,
@@ -141,6 +166,7 @@ export interface NativeGemini {
 export interface ProviderAdapter {
   readonly info: ProviderInfo;
   readonly native?: NativeMessages;
+  readonly nativeResponses?: NativeResponses;
   readonly nativeGemini?: NativeGemini;
   chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion>;
   /** Yields chunks as the provider's events arrive; never buffers the whole answer. */

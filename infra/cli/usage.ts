@@ -29,18 +29,31 @@ root, or --root; it checks no measurement policy (use "egw attest verify").
 Exits 0 when the document decodes, 1 when it does not, 2 on usage or I/O.`;
 
 export const DEV_USAGE = `Usage:
-  egw dev [--port 8443] [--state-dir .egw-dev] [--capture-dir <dir>]
+  egw dev [--config <file>] [--port 8443] [--state-dir .egw-dev] [--capture-dir <dir>]
 
 The whole stack on one machine, as separate processes started with the same
-commands an operator runs: the local model (HTTPS), "egw host" (ingress relay
-and egress proxy) and "egw enclave --dev" (simulated NSM). Real providers are
-added when OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or XAI_API_KEY
-is set; those keys reach the enclave process only. State (development root,
-client token, trust-policy.json, operations.json, the dev manifest
-manifest.json, logs) lives in --state-dir; the trust policy keeps its bytes
-(and hash) across restarts unless the providers change. Prints a JSON ready
-line, then how to verify and use the stack with the dev manifest. Ctrl-C
-stops everything.`;
+commands an operator runs: "egw host" (ingress relay and egress proxy),
+"egw enclave --dev" (simulated NSM) and, without --config, the local model.
+Without --config: the local model, plus OpenAI, Anthropic, Gemini or xAI at
+their official origins when OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY
+or XAI_API_KEY is set, each with default model routes (listed by /v1/models).
+--config <file>: your own deployment in one JSON file,
+  { "trustPolicy": {…} | "<file>", "operations": {…} | "<file>",
+    "secretsEnv": { "<SECRET>": "<ENV VAR>" } }        (secretsEnv optional)
+parsed under the development rules (first-party kinds may point at local
+mocks, http allowed; the enclave with the real NSM refuses that). Each
+provider secret is read from the variable it names (or secretsEnv maps) and
+sealed under a local KMS; a missing one stops egw dev before anything
+starts. egw dev adds default routes for a first-party provider no route
+names, the local KMS key when secrets.kmsKeyArn is absent, and its own
+client "egw-dev" (the state dir's token). State (development root, client
+token, trust-policy.json, operations.json, the dev manifest manifest.json,
+logs) lives in --state-dir; the trust policy keeps its bytes (and hash)
+across restarts unless its content changes. Prints a JSON ready line, then
+each provider with its effective capabilities and how to verify and call
+the stack (egw verify, egw proxy, openai, Anthropic, @google/genai and AI SDK
+programs). A process that fails is reported with its own error. Exit 2 for a
+bad file or a missing key, 1 when a process fails; Ctrl-C stops everything.`;
 
 export const ENCLAVE_USAGE = `Usage:
   egw enclave --trust-policy <trust-policy.json> --operations <operations.json>
@@ -306,7 +319,7 @@ export const COMMAND_HELP = {
   dev: {
     summary: "the whole stack on one machine (npm start)",
     text: DEV_USAGE,
-    examples: ["egw dev", "egw dev --port 9443 --state-dir /tmp/egw-dev"],
+    examples: ["egw dev", "egw dev --port 9443 --state-dir /tmp/egw-dev", "egw dev --config infra/dev/examples/dev-config.json"],
   },
   enclave: {
     summary: "run the gateway service (inside the enclave)",

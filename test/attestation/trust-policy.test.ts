@@ -86,6 +86,17 @@ describe("trust policy codec", () => {
     ["an alias named after another provider", mutate((p) => (p.models = { "acme/gpt": { provider: "openai", model: "gpt-5" } })), /named after provider "acme"/],
     ["a route to no provider", mutate((p) => (p.models = { x: { provider: "nobody", model: "m" } })), /names no configured provider/],
     ["version 2", mutate((p) => (p.version = 2)), /version: must be 1/],
+    [
+      "a responses capability that is not a boolean",
+      mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.capabilities = { responses: "yes" })),
+      /capabilities\.responses/,
+    ],
+    [
+      "capabilities on a first-party kind (openai always speaks Responses)",
+      mutate((p) => ((p.providers as Record<string, unknown>[])[0]!.capabilities = { responses: false })),
+      /only openai-compatible/,
+    ],
+    ["an unknown capability", mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.capabilities = { assistants: true })), /unknown field/],
   ];
   it.each(refusals)("refuses %s (ERR_TRUST_POLICY_INVALID)", (_name, policy, message) => {
     let caught: unknown;
@@ -96,6 +107,12 @@ describe("trust policy codec", () => {
     }
     expect(caught).toMatchObject({ code: "ERR_TRUST_POLICY_INVALID" });
     expect((caught as Error).message).toMatch(message);
+  });
+
+  it("an openai-compatible provider may say it speaks the Responses API; the attested policy shows it", () => {
+    const policy = parse(mutate((p) => ((p.providers as Record<string, unknown>[])[1]!.capabilities = { chat: true, responses: true })));
+    expect(policy.providers[1]!.capabilities).toEqual({ chat: true, responses: true });
+    expect(parse(base()).providers[1]!.capabilities).toBeUndefined();
   });
 
   it("in development only: a first-party kind at a local mock, and plain http", () => {

@@ -51,10 +51,10 @@ export interface GatewayAppOptions {
   clock?: TestClock;
   identity?: EnclaveIdentity;
   upstream?: Partial<UpstreamDeps>;
-  /** Provider secrets by name (default none). */
-  secrets?: Map<string, string>;
   /** Wraps each configured adapter (to observe what the gateway hands it). */
   wrapAdapter?: (adapter: ProviderAdapter) => ProviderAdapter;
+  /** Provider secrets by name (default none). */
+  secrets?: Map<string, string>;
 }
 
 export function appConfigJson(overrides: Record<string, unknown> = {}): string {

@@ -21,6 +21,8 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../.
 const EGW = path.join(ROOT, "dist/infra/cli/egw.js");
 const PROMPT = "CANARYDEVPROMPT4c1e";
 const KEY = "sk-CANARYDEVKEY8f20";
+/** A provider key in the environment adds that provider (sealed like the local key) and its default routes; nothing dials it here. */
+const OPENAI_KEY = "sk-CANARYDEVOPENAI3b7c";
 
 let dir: string;
 let dev: ChildProcess;
@@ -51,7 +53,7 @@ function encodings(s: string): string[] {
 function startDev(stateDir: string, captureDir: string, out: string[] = []): Promise<{ child: ChildProcess; ready: Ready }> {
   const child = spawn(process.execPath, [EGW, "dev", "--port", "0", "--state-dir", stateDir, "--capture-dir", captureDir], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, EGW_DEV_LOCAL_KEY: KEY },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, EGW_DEV_LOCAL_KEY: KEY, OPENAI_API_KEY: OPENAI_KEY },
   });
   child.stderr!.on("data", (d: Buffer) => stderr.push(d.toString()));
   return new Promise((resolve, reject) => {
@@ -94,10 +96,11 @@ describe("egw dev: the whole stack as separate processes", () => {
     expect(Object.keys((ready as unknown as { pcrs: Record<string, string> }).pcrs)).toEqual(["0", "1", "2"]);
     expect((ready as unknown as { pcrs: Record<string, string> }).pcrs["0"]).toMatch(/^[0-9a-f]{96}$/);
     // The key is sealed under the local KMS, not handed to any process in the clear.
-    expect((ready as unknown as { sealedSecrets: string[] }).sealedSecrets).toEqual(["EGW_DEV_LOCAL_KEY"]);
+    expect((ready as unknown as { sealedSecrets: string[] }).sealedSecrets).toEqual(["EGW_DEV_LOCAL_KEY", "OPENAI_API_KEY"]);
     for (const [name, pid] of Object.entries(ready.pids)) {
       const environ = fs.readFileSync(`/proc/${pid}/environ`, "latin1");
       expect(environ.includes(KEY), `${name}'s environment holds the key`).toBe(false);
+      expect(environ.includes(OPENAI_KEY), `${name}'s environment holds the OpenAI key`).toBe(false);
     }
   });
 
@@ -127,7 +130,7 @@ describe("egw dev: the whole stack as separate processes", () => {
     expect(ingress.includes(Buffer.from([0x16, 0x03]))).toBe(true);
     expect(egress.toString("latin1")).toMatch(/CONNECT 127\.0\.0\.1:\d+ HTTP\/1\.1/);
     const captured = Buffer.concat([ingress, egress]).toString("latin1");
-    for (const canary of [PROMPT, KEY, token]) {
+    for (const canary of [PROMPT, KEY, OPENAI_KEY, token]) {
       for (const form of encodings(canary)) expect(captured.includes(form), `${canary} as ${form.slice(0, 12)}…`).toBe(false);
     }
   });
@@ -178,7 +181,7 @@ describe("egw dev: the whole stack as separate processes", () => {
     expect(path.join(path.dirname(ready.manifest), manifest.devRootPem)).toBe(ready.devRoot);
     const trust = JSON.parse(fs.readFileSync(ready.trustPolicy, "utf8")) as { providers: { baseUrl: string }[] };
     expect(manifest.trust).toEqual({
-      upstreamOrigins: [new URL(trust.providers[0]!.baseUrl).origin],
+      upstreamOrigins: [new URL(trust.providers[0]!.baseUrl).origin, "https://api.openai.com"].sort(),
       identity: { mode: "ephemeral" },
       policySha256: [ready.policySha256],
     });
@@ -200,6 +203,23 @@ describe("egw dev: the whole stack as separate processes", () => {
     expect(text).toContain(`egw proxy --upstream ${ready.url.replace(/\/v1$/, "")} --policy ${ready.manifest}`);
     expect(text).toContain(`loadPolicyFile(${JSON.stringify(ready.manifest)}`);
     expect(text).toContain("createVerifiedFetch");
+  });
+
+  it("/v1/models lists the local model and the default routes of the provider whose key is set", async () => {
+    const origin = ready.url.replace(/\/v1$/, "");
+    const policy = { measurements: "any" as const, trust: "any" as const, trustedRoots: [trustAnchorFromPem(fs.readFileSync(ready.devRoot, "utf8"), "development")] };
+    const verified = createVerifiedFetch({ baseURL: origin, policy });
+    try {
+      const openai = new OpenAI({ baseURL: ready.url, apiKey: token, fetch: verified, maxRetries: 0 });
+      const owners: Record<string, string> = {};
+      for await (const m of openai.models.list()) owners[m.id] = m.owned_by;
+      expect(owners).toMatchObject({ local: "local", "gpt-4o-mini": "openai", "gpt-4.1": "openai", "text-embedding-3-small": "openai" });
+    } finally {
+      await verified.close();
+    }
+    const banner = devOut.join("");
+    expect(banner).toContain("openai (openai) → https://api.openai.com, key OPENAI_API_KEY (sealed under the local KMS): chat, embeddings, images");
+    expect(banner).toMatch(/models \(\/v1\/models\): local, gpt-4o-mini, gpt-4o, gpt-4\.1/);
   });
 
   it("Ctrl-C stops every process cleanly", async () => {
@@ -229,5 +249,8 @@ describe("egw dev: the whole stack as separate processes", () => {
       again.child.kill("SIGINT");
       await new Promise((r) => again.child.once("exit", r));
     }
+    // Ctrl-C moments after the ready line stops the children too (a signal before the listener once orphaned them).
+    expect(again.child.exitCode).toBe(0);
+    for (const pid of Object.values(again.ready.pids)) expect(() => process.kill(pid, 0)).toThrow();
   }, 90_000);
 });

@@ -17,3 +17,5 @@ export const openaiModule: ProviderModule = {
     });
   },
 };
+
+export { frameSse, RESPONSES_TERMINAL_EVENTS } from "./openai-native-responses.js";

@@ -7,6 +7,7 @@ import { UpstreamError, type ProviderAdapter, type ProviderCallContext, type Pro
 import { checkHeaders, normalizeBaseUrl } from "./check-openai-options.js";
 import { checkChatCompletion, checkChunk, checkEmbeddings, checkImages } from "./check-openai-response.js";
 import { openaiAudio, openaiCompletions, openaiModerations, openaiOnly, openaiSpeech } from "./openai-more-endpoints.js";
+import { openaiNativeResponses } from "./openai-native-responses.js";
 
 /**
  * Adapter for OpenAI and for every endpoint that speaks its wire format
@@ -39,8 +40,13 @@ export interface OpenAIAdapterOptions {
   apiKey?: () => string | Promise<string>;
   /** Extra request headers (OpenRouter's HTTP-Referer, OpenAI-Organization …). Cannot override `authorization`. */
   extraHeaders?: Record<string, string>;
-  /** What this endpoint serves; each defaults to true. A disabled one throws GatewayError("unsupported_capability"). */
-  capabilities?: { chat?: boolean; embeddings?: boolean; images?: boolean };
+  /**
+   * What this endpoint serves; chat, embeddings and images default to true (a disabled one throws
+   * GatewayError("unsupported_capability")). `responses` (the Responses API spoken natively, so
+   * /v1/responses passes through) defaults to true for kind openai and to false otherwise: most
+   * OpenAI-compatible servers speak Chat Completions only, and those are translated.
+   */
+  capabilities?: { chat?: boolean; embeddings?: boolean; images?: boolean; responses?: boolean };
 }
 
 /** Event data that ends an OpenAI stream. A stream that closes without it was cut off. */
@@ -57,6 +63,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
     images: options.capabilities?.images ?? true,
   };
   const extraHeaders = checkHeaders(options.extraHeaders ?? {});
+  const speaksResponses = options.capabilities?.responses ?? info.kind === "openai";
 
   async function headers(): Promise<Record<string, string>> {
     const result: Record<string, string> = { ...extraHeaders };
@@ -83,6 +90,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
 
   return {
     info,
+    ...(speaksResponses && { nativeResponses: openaiNativeResponses(name, baseUrl, headers) }),
     // Legacy completions are a chat capability: with chat off, the surface's chat translation refuses them.
     ...(capabilities.chat && { completions: openaiCompletions(endpoint) }),
 

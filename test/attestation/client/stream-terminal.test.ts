@@ -62,6 +62,35 @@ describe("TerminalEventHolder", () => {
     );
   });
 
+  it("responses: completed, incomplete and failed are held (by event name or data type), the error event before failed passes", () => {
+    const delta = 'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":3,"delta":"say response.completed"}\n\n';
+    const error = 'event: error\ndata: {"type":"error","sequence_number":4,"code":"upstream_error","message":"m","param":null,"error":{"type":"api_error"}}\n\n';
+    for (const end of [
+      'event: response.completed\ndata: {"type":"response.completed","sequence_number":4}\n\n',
+      'event: response.incomplete\ndata: {"type":"response.incomplete","sequence_number":4}\n\n',
+      'data: {"type":"response.failed","sequence_number":5}\n\n',
+    ]) {
+      const before = end.includes("failed") ? `${delta}${error}` : delta;
+      const { holder, passed } = run("/v1/responses", `${before}${end}`, 6);
+      expect(passed).toBe(before);
+      expect(Buffer.from(holder.release()).toString()).toBe(end);
+    }
+  });
+
+  it("responses: the verification error event carries OpenAI's flat fields and the nested error openai-node throws on", () => {
+    const holder = run("/v1/responses", 'event: response.completed\ndata: {"type":"response.completed"}\n\n', 5).holder;
+    const text = Buffer.from(holder.errorEvent("ERR_SIGNATURE_INVALID", "bad")).toString();
+    expect(text.startsWith("event: error\ndata: ")).toBe(true);
+    expect(JSON.parse(text.slice("event: error\ndata: ".length))).toEqual({
+      type: "error",
+      sequence_number: 0,
+      code: "ERR_SIGNATURE_INVALID",
+      message: "bad",
+      param: null,
+      error: { type: "egw_verification_failed", code: "ERR_SIGNATURE_INVALID", message: "bad", param: null },
+    });
+  });
+
   it("the table: responses surface, and any other path holds every known end marker", () => {
     expect(streamSurfaceFor("/v1/responses").name).toBe("openai-responses");
     expect(run("/v1/responses", 'event: response.completed\ndata: {"type":"response.completed"}\n\n', 5).holder.holding).toBe(true);

@@ -320,6 +320,20 @@ describe("egw proxy", () => {
     expect(json.choices[0]!.message.content).toContain("via the proxy");
   });
 
+  it("the openai SDK's Responses API through the proxy, streamed and not; response.completed arrives after the receipt verified", async () => {
+    const { default: OpenAI } = await import("openai");
+    const sdk = new OpenAI({ baseURL: `${proxy.url}/v1`, apiKey: CLIENT_TOKEN, maxRetries: 0 });
+    const r = await sdk.responses.create({ model: "local", input: "responses via the proxy" });
+    expect(r.output_text).toContain("responses via the proxy");
+    const final = await sdk.responses.stream({ model: "local", input: "stream responses via the proxy" }).finalResponse();
+    expect(final.status).toBe("completed");
+    expect(final.output_text).toContain("stream responses via the proxy");
+    const res = await fetch(`${proxy.url}/v1/responses`, { method: "POST", headers: authHeaders, body: JSON.stringify({ model: "local", input: "x", stream: true }) });
+    const { text, failed } = await readAll(res);
+    expect(failed).toBe(false);
+    expect(text).toMatch(/event: response\.completed\ndata: [^\n]*\n\n: egw-receipt /);
+  });
+
   it("plain fetch, streamed: events pass through, then the verified receipt block", async () => {
     const res = await fetch(`${proxy.url}/v1/chat/completions`, { method: "POST", headers: authHeaders, body: chatBody("stream via the proxy", true) });
     expect(res.headers.get("x-egw-verified")).toBe("attestation+receipt-at-end-of-stream; trust=constrained");
