@@ -2,13 +2,18 @@ import { Hono } from "hono";
 import type { GatewayEnv } from "./http/gateway-env.js";
 import { gatewayServices, type GatewayDeps } from "./http/gateway-services.js";
 import { signedErrors, signedNotFound } from "./http/middleware/receipts.js";
+import { countTokensApi } from "./surfaces/anthropic-messages/count-tokens.js";
 import { messagesApi } from "./surfaces/anthropic-messages/messages.js";
 import { attestationApi } from "./surfaces/attestation/attestation.js";
+import { audioSpeechApi } from "./surfaces/audio/speech.js";
+import { audioTranscriptionsApi } from "./surfaces/audio/transcriptions.js";
 import { embeddingsApi } from "./surfaces/embeddings/embeddings.js";
 import { geminiApi } from "./surfaces/gemini-native/gemini-api.js";
 import { healthApi } from "./surfaces/health/health.js";
 import { imagesApi } from "./surfaces/images/images.js";
+import { moderationsApi } from "./surfaces/moderations/moderations.js";
 import { modelsApi } from "./surfaces/models/models.js";
+import { completionsApi } from "./surfaces/openai-completions/completions.js";
 import { chatCompletionsApi } from "./surfaces/openai-chat/chat-completions.js";
 import { responsesApi } from "./surfaces/openai-responses/responses.js";
 
@@ -31,6 +36,11 @@ export function createGatewayApp(deps: GatewayDeps): Hono<GatewayEnv> {
     .route("/v1", embeddingsApi(services))
     .route("/v1", imagesApi(services))
     .route("/v1", modelsApi(services))
+    .route("/v1", countTokensApi(services))
+    .route("/v1", moderationsApi(services))
+    .route("/v1", completionsApi(services))
+    .route("/v1", audioTranscriptionsApi(services))
+    .route("/v1", audioSpeechApi(services))
     .route("/v1", attestationApi(services))
     .route("/v1beta", geminiApi(services))
     .route("/", healthApi(services))

@@ -5,7 +5,7 @@ import { EgwError } from "../egw-error.js";
  * §3, "Holding the end of a stream").
  *
  * A client that stops reading at the surface's end marker (OpenAI chat
- * `data: [DONE]`, Anthropic `event: message_stop`, OpenAI Responses
+ * `data: [DONE]`, legacy completions the same, Anthropic `event: message_stop`, OpenAI Responses
  * `response.completed`, Gemini's first event carrying a `finishReason`) would report success for a stream whose receipt —
  * which comes after that marker — never verifies. So the terminal event, and
  * anything after it, is held back; every other event passes on as soon as
@@ -96,6 +96,7 @@ const under = (prefix: string) => (path: string) => path === prefix || path.star
  */
 export const STREAM_SURFACES: readonly StreamSurface[] = [
   { name: "openai-chat", matches: under("/v1/chat/completions"), isTerminal: openaiDone, errorEvent: openaiError },
+  { name: "openai-completions", matches: under("/v1/completions"), isTerminal: openaiDone, errorEvent: openaiError },
   {
     name: "anthropic-messages",
     matches: under("/v1/messages"),

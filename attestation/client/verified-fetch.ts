@@ -2,7 +2,7 @@ import type { TLSSocket } from "node:tls";
 import { Client } from "undici";
 import { requestToken } from "../attest-proof.js";
 import { ChainCache } from "../chain.js";
-import { sha256 } from "../receipt.js";
+import { RECEIPT_HEADER, sha256 } from "../receipt.js";
 import { openAttestedConnection, parseGatewayOrigin } from "./connection.js";
 import { CLIENT_ERROR_HEADER, clientErrorResponse } from "./error-response.js";
 import { ClientError, asClientError } from "./errors.js";
@@ -172,6 +172,17 @@ class Slot {
       },
     });
   }
+}
+
+/** The response headers, with the x-egw-receipt trailer in place of a missing header when `Trailer` announced it. */
+function receiptFromTrailer(headers: Headers, trailers: Record<string, string | string[] | undefined> | undefined): Headers {
+  if (headers.has(RECEIPT_HEADER)) return headers;
+  const announced = (headers.get("trailer") ?? "").split(",").some((name) => name.trim().toLowerCase() === RECEIPT_HEADER);
+  const value = trailers?.[RECEIPT_HEADER];
+  if (!announced || typeof value !== "string") return headers;
+  const merged = new Headers(headers);
+  merged.set(RECEIPT_HEADER, value);
+  return merged;
 }
 
 async function readLimited(source: AsyncIterable<Uint8Array>, max: number, onOver: () => ClientError): Promise<Uint8Array> {
@@ -362,7 +373,11 @@ export function createVerifiedFetch(options: VerifiedFetchOptions): VerifiedFetc
           return new ClientError("ERR_RESPONSE_TOO_LARGE", `response body over ${maxResponseBytes} bytes`);
         });
         done();
-        const verified = checkBufferedResponse({ peer, request: sent, status, headers: responseHeaders, body: bytes, requestSha256 });
+        // A binary stream (speech audio) carries its receipt in an HTTP
+        // trailer of the same name, announced in `Trailer` (docs/PROTOCOL.md
+        // "Audio"); undici fills res.trailers once the body has ended.
+        const receiptHeaders = receiptFromTrailer(responseHeaders, res.trailers);
+        const verified = checkBufferedResponse({ peer, request: sent, status, headers: receiptHeaders, body: bytes, requestSha256 });
         record(verified);
         const response = new Response(NULL_BODY_STATUS.has(status) ? null : bytes, init);
         Object.defineProperty(response, "url", { value: url.href });

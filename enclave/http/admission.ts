@@ -22,7 +22,7 @@ import { nodeRequest } from "./middleware/node-request.js";
  * `bodyRead: false`. The handler after it finds c.var.client, c.var.body
  * and c.var.slot.
  */
-export function modelCallAdmission(s: GatewayServices, name: string, surface: Surface): MiddlewareHandler<GatewayEnv> {
+export function modelCallAdmission(s: GatewayServices, name: string, surface: Surface, readBody?: MiddlewareHandler<GatewayEnv>): MiddlewareHandler<GatewayEnv> {
   const { config, now, rates } = s;
   return inOrder([
     nodeRequest(),
@@ -32,7 +32,8 @@ export function modelCallAdmission(s: GatewayServices, name: string, surface: Su
     authenticate(s.clients, surface),
     clientRateLimit({ limits: config.limits, rates }),
     concurrencySlot({ concurrency: s.concurrency, bodyBytes: s.bodyBytes, metrics: s.deps.metrics }),
-    jsonBody(config.limits),
+    // A surface whose body is not JSON (multipart audio) brings its own reader, bounded the same way.
+    readBody ?? jsonBody(config.limits),
   ]);
 }
 

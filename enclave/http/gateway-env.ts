@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Reservation } from "../limits/byte-budget.js";
+import type { AudioUpload } from "../providers/types.js";
 import type { ClientConfig } from "../runtime-config.js";
 import type { Surface } from "./error-body.js";
 import type { Exchange } from "./exchange.js";
@@ -48,6 +49,8 @@ export interface GatewayVariables {
   client: ClientConfig;
   slot: Slot;
   body: Record<string, unknown>;
+  /** A multipart audio upload (surfaces/audio/multipart-upload.ts), in place of `body`. */
+  upload: AudioUpload;
 }
 
 /** A model call's concurrency slot (middleware/concurrency.ts). */

@@ -65,12 +65,58 @@ export interface ProviderInfo {
  */
 export interface NativeMessages {
   /** The upstream JSON body (checked to be a Messages object, every field kept), and the model it reports (for the receipt). */
-  messages(body: Record<string, unknown>, ctx: ProviderCallContext): Promise<{ bytes: Uint8Array; model: unknown }>;
+  messages(body: Record<string, unknown>, ctx: ProviderCallContext, headers?: AnthropicClientHeaders): Promise<{ bytes: Uint8Array; model: unknown }>;
   /**
    * Yields each upstream SSE event re-framed as `event: …\ndata: …\n\n`,
    * data as received; `onModel` gets the model message_start reports.
    */
-  messagesStream(body: Record<string, unknown>, ctx: ProviderCallContext, onModel?: (model: unknown) => void): AsyncIterable<string>;
+  messagesStream(body: Record<string, unknown>, ctx: ProviderCallContext, onModel?: (model: unknown) => void, headers?: AnthropicClientHeaders): AsyncIterable<string>;
+  /** POST /v1/messages/count_tokens passed through: the upstream `{input_tokens}` object, checked, every field kept. */
+  countTokens?(body: Record<string, unknown>, ctx: ProviderCallContext, headers?: AnthropicClientHeaders): Promise<Record<string, unknown>>;
+}
+
+/**
+ * The client's own `anthropic-version` / `anthropic-beta` headers, checked
+ * and bounded by the surface (surfaces/anthropic-messages/client-headers.ts),
+ * forwarded on native Anthropic routes in place of the adapter's defaults.
+ */
+export interface AnthropicClientHeaders {
+  version?: string;
+  beta?: string;
+}
+
+/** OpenAI's legacy text completions (POST /v1/completions), spoken natively by OpenAI-format upstreams. */
+export interface NativeCompletions {
+  /** The upstream JSON (checked to be a text_completion, every field kept). */
+  create(body: Record<string, unknown>, ctx: ProviderCallContext): Promise<Record<string, unknown>>;
+  /** Each upstream `data:` event's JSON, in order, ending at `[DONE]`; never buffered. */
+  stream(body: Record<string, unknown>, ctx: ProviderCallContext): AsyncIterable<Record<string, unknown>>;
+}
+
+/** One multipart audio upload (transcriptions or translations), as received. */
+export interface AudioUpload {
+  task: "transcriptions" | "translations";
+  /** The exact multipart bytes the client sent (what the receipt hashes) and their content type, boundary included. */
+  bytes: Uint8Array;
+  contentType: string;
+  /** The form as parsed (undici's FormData): model, file, response_format … */
+  form: FormData;
+  /** The uploaded file's bytes. */
+  file: Uint8Array;
+  /** The model field the client sent (routing may replace it upstream). */
+  model: string;
+}
+
+/** A complete answer that is not necessarily JSON (transcripts as text/srt/vtt). */
+export interface RawAnswer {
+  bytes: Uint8Array;
+  contentType: string;
+}
+
+/** A binary answer streamed as it arrives (speech audio). */
+export interface BinaryStream {
+  contentType: string;
+  chunks: AsyncIterable<Uint8Array>;
 }
 
 /**
@@ -133,6 +179,16 @@ export interface ProviderAdapter {
    * cannot be used stops the boot; the adapter awaits it on every call too.
    */
   ready?(fetch: UpstreamFetch): Promise<void>;
+  /** The provider's own token counter over a canonical request (Gemini countTokens): the prompt's token count. */
+  countTokens?(request: ChatRequest, ctx: ProviderCallContext): Promise<number>;
+  /** POST /v1/moderations: the provider's JSON answer (OpenAI's shape). */
+  moderations?(request: Record<string, unknown>, ctx: ProviderCallContext): Promise<unknown>;
+  /** POST /v1/completions spoken natively; absent: the surface translates to chat. */
+  readonly completions?: NativeCompletions;
+  /** POST /v1/audio/transcriptions and /translations. */
+  audio?(upload: AudioUpload, ctx: ProviderCallContext): Promise<RawAnswer>;
+  /** POST /v1/audio/speech: binary audio, streamed. */
+  speech?(request: Record<string, unknown>, ctx: ProviderCallContext): Promise<BinaryStream>;
 }
 
 /**

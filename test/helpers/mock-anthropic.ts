@@ -2,7 +2,8 @@ import type http from "node:http";
 import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from "./mock-upstream.js";
 
 /**
- * A local stand-in for Anthropic's Messages API (POST /v1/messages) on
+ * A local stand-in for Anthropic's Messages API (POST /v1/messages, and
+ * /v1/messages/count_tokens answering `{"input_tokens": n}`) on
  * 127.0.0.1, speaking the wire format byte for byte as the real API does:
  * JSON Messages, or `event: <type>\ndata: <json>\n\n` SSE with a `ping`
  * after the first content_block_start, text cut into several text_delta
@@ -275,7 +276,8 @@ export async function startMockAnthropic(options: MockAnthropicOptions = {}): Pr
         return { status, headers: { "content-type": "application/json", "request-id": requestId, "content-length": Buffer.byteLength(payload), ...headers }, body: payload };
       };
 
-      if (record.method !== "POST" || (record.path.split("?")[0] ?? "") !== "/v1/messages") return error(404, "not_found_error", "Not found");
+      const route = record.path.split("?")[0] ?? "";
+      if (record.method !== "POST" || (route !== "/v1/messages" && route !== "/v1/messages/count_tokens")) return error(404, "not_found_error", "Not found");
       if (options.apiKey !== undefined && request.headers["x-api-key"] !== options.apiKey) return error(401, "authentication_error", "invalid x-api-key");
       if (typeof request.headers["anthropic-version"] !== "string") return error(400, "invalid_request_error", "anthropic-version: header is required");
       if (typeof body !== "object" || body === null) return error(400, "invalid_request_error", "request body is not valid JSON");
@@ -293,6 +295,11 @@ export async function startMockAnthropic(options: MockAnthropicOptions = {}): Pr
         );
       }
 
+      // count_tokens answers exactly {"input_tokens": n}; n here is the request's word count (scenario json/rawBody replace it).
+      if (route === "/v1/messages/count_tokens") {
+        const payload = scenario.rawBody ?? JSON.stringify(scenario.json !== undefined ? scenario.json : { input_tokens: mockTokenCount(body) });
+        return { status: 200, headers: { "content-type": "application/json", "request-id": requestId, "content-length": Buffer.byteLength(payload) }, body: payload };
+      }
       const model = typeof body.model === "string" ? body.model : "claude-mock";
       const id = `msg_mock_${n}`;
       if (body.stream !== true) {
@@ -347,4 +354,21 @@ export async function startMockAnthropic(options: MockAnthropicOptions = {}): Pr
     },
     close: () => upstream.close(),
   };
+}
+
+/** The mock's token count: words in every `text` string and string content of system and messages. */
+export function mockTokenCount(body: { system?: unknown; messages?: unknown }): number {
+  const texts: string[] = [];
+  const walk = (v: unknown, key = ""): void => {
+    if (typeof v === "string") {
+      if (key === "text" || key === "content" || key === "system") texts.push(v);
+    } else if (Array.isArray(v)) v.forEach((x) => walk(x, key === "system" ? "system" : ""));
+    else if (v !== null && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, k);
+  };
+  walk(body.system, "system");
+  walk(body.messages);
+  return texts
+    .join(" ")
+    .split(/\s+/)
+    .filter((w) => w !== "").length;
 }

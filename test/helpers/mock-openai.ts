@@ -13,6 +13,8 @@
  *   providers, the error message echoes the prompt (the last user text), so
  *   suites can prove the gateway never forwards upstream error text.
  *
+ * Legacy completions, moderations and audio: mock-openai-more.ts.
+ *
  * The wire encoder for OpenAI on the one mock upstream (mock-upstream.ts).
  * Every request is recorded (method, path, headers, raw body bytes, parsed
  * body) unless `record: false`. Fault knobs come per request from a
@@ -20,6 +22,7 @@
  * unless a delay is asked for, so benchmarks can drive it hard.
  */
 import type http from "node:http";
+import { answerMore } from "./mock-openai-more.js";
 import { ScenarioQueue, startMockUpstream, type Reply, type StreamStep } from "./mock-upstream.js";
 
 export interface MockRequest {
@@ -135,6 +138,10 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
       const scenario = scenarios.next(request);
       if (scenario.headersDelayMs) await wait(scenario.headersDelayMs);
       if (gone()) return undefined;
+      if (r.method === "POST" && (scenario.status ?? 200) < 300 && scenario.rawBody === undefined && scenario.contentType === undefined) {
+        const more = await answerMore(r.path.split("?")[0] ?? "", request, created, { "x-request-id": `req_mock_${request.index}`, ...(scenario.headers ?? {}) }, scenario);
+        if (more !== undefined) return more;
+      }
       return answer(request, scenario);
     },
   });
@@ -170,6 +177,8 @@ export async function startMockOpenAI(options: MockOpenAIOptions = {}): Promise<
     }
     if (route === `${basePath}/embeddings`) return json(200, scenario.rawBody ?? embeddings(body), extra, scenario);
     if (route === `${basePath}/images/generations`) return json(200, scenario.rawBody ?? images(body), extra, scenario);
+    // Any other endpoint with a verbatim body (legacy completions, moderations, audio: mock-openai-more.ts).
+    if (scenario.rawBody !== undefined || scenario.contentType !== undefined) return json(200, scenario.rawBody ?? "", extra, scenario);
     return json(404, { error: { message: `Invalid URL (POST ${route})`, type: "invalid_request_error", param: null, code: null } }, extra, scenario);
   }
 

@@ -2,7 +2,7 @@ import type { ChatCompletion, ChatCompletionChunk, ChatRequest } from "../canoni
 import { parseEventJson, readSse } from "../shared/read-sse.js";
 import { streamReadFailure } from "../shared/stream-read-failure.js";
 import { postJson, readJson } from "../shared/upstream-http.js";
-import { UpstreamError, type NativeMessages, type ProviderAdapter, type ProviderCallContext } from "../types.js";
+import { UpstreamError, type AnthropicClientHeaders, type NativeMessages, type ProviderAdapter, type ProviderCallContext } from "../types.js";
 import { fromAnthropicMessage } from "./convert-from-anthropic-message.js";
 import { toAnthropicRequest } from "./convert-to-anthropic-messages-request.js";
 import { AnthropicStreamMapper, streamErrorStatus } from "./map-anthropic-stream.js";
@@ -38,14 +38,18 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
   }
   const url = `${options.baseUrl.replace(/\/+$/, "")}/v1/messages`;
 
-  const headers = async (): Promise<Record<string, string>> => ({
+  // On the native path the client's anthropic-version and anthropic-beta
+  // (checked and bounded by the surface) go upstream as sent: a beta the
+  // client asked for must reach Anthropic, or the feature is silently off.
+  const headers = async (client: AnthropicClientHeaders = {}): Promise<Record<string, string>> => ({
     "x-api-key": await options.apiKey(),
-    "anthropic-version": version,
+    "anthropic-version": client.version ?? version,
+    ...(client.beta !== undefined && { "anthropic-beta": client.beta }),
   });
 
   const native: NativeMessages = {
-    async messages(body, ctx) {
-      const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: false }, await headers());
+    async messages(body, ctx, client) {
+      const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: false }, await headers(client));
       const json = await readJson(ctx, name, response);
       if (json === null || typeof json !== "object" || Array.isArray(json) || (json as { type?: unknown }).type !== "message") {
         throw new UpstreamError("malformed", `${name}: answer is not a Messages object`);
@@ -54,8 +58,8 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
       // what the receipt covers; JSON.parse/stringify keeps every field.
       return { bytes: new TextEncoder().encode(JSON.stringify(json)), model: (json as { model?: unknown }).model };
     },
-    async *messagesStream(body, ctx, onModel) {
-      const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: true }, await headers());
+    async *messagesStream(body, ctx, onModel, client) {
+      const response = await postJson(ctx, name, url, { ...body, model: ctx.upstreamModel, stream: true }, await headers(client));
       let yielded = 0;
       try {
         for await (const event of readSse(response.body)) {
@@ -75,6 +79,15 @@ export function createAnthropicAdapter(options: AnthropicAdapterOptions): Provid
         throw streamReadFailure(ctx, name, cause, yielded > 0);
       }
       throw new UpstreamError("malformed", `${name}: stream ended before message_stop`);
+    },
+    async countTokens(body, ctx, client) {
+      const response = await postJson(ctx, name, `${url}/count_tokens`, { ...body, model: ctx.upstreamModel }, await headers(client));
+      const json = await readJson(ctx, name, response);
+      const count = (json as { input_tokens?: unknown } | null)?.input_tokens;
+      if (json === null || typeof json !== "object" || Array.isArray(json) || typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) {
+        throw new UpstreamError("malformed", `${name}: answer is not a token count`);
+      }
+      return json as Record<string, unknown>;
     },
   };
 

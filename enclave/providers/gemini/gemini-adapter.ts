@@ -190,6 +190,26 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
     return { object: "list", data, model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } };
   }
 
+  /**
+   * countTokens over the same request generateContent would get
+   * (`generateContentRequest`, so the system instruction and tools count
+   * too); the answer is `{"totalTokens": n, …}`.
+   */
+  async function countTokens(request: ChatRequest, ctx: ProviderCallContext): Promise<number> {
+    const model = geminiModelId(ctx.upstreamModel);
+    const body = { generateContentRequest: { model: `models/${model}`, ...toGeminiRequest(request) } };
+    try {
+      const response = await postJson(ctx, name, methodUrl(model, "countTokens"), body, await headers(), GEMINI_RETRY);
+      const total = ((await readJson(ctx, name, response)) as { totalTokens?: unknown } | null)?.totalTokens;
+      // proto3 JSON leaves out a zero count.
+      const count = total === undefined ? 0 : total;
+      if (typeof count !== "number" || !Number.isSafeInteger(count) || count < 0) throw new UpstreamError("malformed", `${name}: countTokens answer has no totalTokens`);
+      return count;
+    } catch (err) {
+      throw withoutSyntaxCause(err);
+    }
+  }
+
   return {
     // Google documents no request id header for the Gemini API; some of its
     // front ends send x-goog-request-id, taken when present.
@@ -205,5 +225,6 @@ export function createGeminiAdapter(options: GeminiAdapterOptions): ProviderAdap
     chat,
     chatStream,
     embeddings,
+    countTokens,
   };
 }

@@ -18,7 +18,9 @@ import { float32Base64 } from "../shared/float32-base64.js";
 import { networkError } from "../shared/upstream-http.js";
 import type { ProviderAdapter, ProviderCallContext } from "../types.js";
 import { argumentsFromSchema } from "./arguments-from-schema.js";
+import { localSpeech, localTranscript } from "./local-audio.js";
 import { localImages } from "./local-images.js";
+import { localModerations } from "./local-moderations.js";
 
 /**
  * The built-in `local` model. IT IS NOT AN LLM: it understands nothing and
@@ -69,6 +71,9 @@ import { localImages } from "./local-images.js";
  *   and rounded to float32. Token-array inputs are hashed as their
  *   comma-joined decimal text. encoding_format "base64" gives the float32
  *   little-endian bytes in base64, as OpenAI does.
+ * - Moderations, audio transcriptions / translations and speech: see
+ *   local-moderations.ts and local-audio.ts. Legacy completions are
+ *   translated to chat by the surface, so they answer like chat.
  * - Images: per image an 8×8 RGB PNG (stored-deflate IDAT, so the bytes do
  *   not depend on the zlib build) whose pixels are SHA-256 of
  *   (prompt ‖ 0x00 ‖ image index), counter-extended; `b64_json` by default,
@@ -139,6 +144,21 @@ export function createLocalAdapter(options: LocalAdapterOptions = {}): ProviderA
     async images(request: ImagesRequest, ctx: ProviderCallContext): Promise<ImagesResponse> {
       checkAlive(ctx, name);
       return localImages(request, Math.floor(ctx.now().getTime() / 1000));
+    },
+
+    async moderations(request, ctx) {
+      checkAlive(ctx, name);
+      return localModerations(request, ctx.upstreamModel, Math.floor(ctx.now().getTime() / 1000));
+    },
+
+    async audio(upload, ctx) {
+      checkAlive(ctx, name);
+      return localTranscript(upload);
+    },
+
+    async speech(request, ctx) {
+      checkAlive(ctx, name);
+      return localSpeech(request);
     },
   };
 

@@ -6,6 +6,7 @@ import { networkError, postJson, readJson } from "../shared/upstream-http.js";
 import { UpstreamError, type ProviderAdapter, type ProviderCallContext, type ProviderInfo } from "../types.js";
 import { checkHeaders, normalizeBaseUrl } from "./check-openai-options.js";
 import { checkChatCompletion, checkChunk, checkEmbeddings, checkImages } from "./check-openai-response.js";
+import { openaiAudio, openaiCompletions, openaiModerations, openaiOnly, openaiSpeech } from "./openai-more-endpoints.js";
 import { openaiNativeResponses } from "./openai-native-responses.js";
 
 /**
@@ -85,9 +86,28 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
     }
   }
 
+  const endpoint = { name, baseUrl, headers };
+
   return {
     info,
     ...(speaksResponses && { nativeResponses: openaiNativeResponses(name, baseUrl, headers) }),
+    // Legacy completions are a chat capability: with chat off, the surface's chat translation refuses them.
+    ...(capabilities.chat && { completions: openaiCompletions(endpoint) }),
+
+    async moderations(request, ctx) {
+      openaiOnly(info.kind, name, "moderations");
+      return openaiModerations(endpoint, request, ctx);
+    },
+
+    async audio(upload, ctx) {
+      openaiOnly(info.kind, name, "audio");
+      return openaiAudio(endpoint, upload, ctx);
+    },
+
+    async speech(request, ctx) {
+      openaiOnly(info.kind, name, "audio");
+      return openaiSpeech(endpoint, request, ctx);
+    },
 
     async chat(request: ChatRequest, ctx: ProviderCallContext): Promise<ChatCompletion> {
       ensure("chat");

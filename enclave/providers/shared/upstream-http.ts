@@ -37,16 +37,21 @@ export async function postJson(
   headers: Record<string, string>,
   options: { retryHint?: (errorBody: string) => number | undefined } = {},
 ): Promise<UpstreamResponse> {
+  return postBody(ctx, provider, url, JSON.stringify(body), { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers }, options);
+}
+
+/** postJson for a body that is already bytes (a multipart upload forwarded as received): same statuses, errors and retry hints. */
+export async function postBody(
+  ctx: ProviderCallContext,
+  provider: string,
+  url: string,
+  body: string | Uint8Array,
+  headers: Record<string, string>,
+  options: { retryHint?: (errorBody: string) => number | undefined } = {},
+): Promise<UpstreamResponse> {
   let response: UpstreamResponse;
   try {
-    response = asUpstreamResponse(
-      await ctx.fetch(url, {
-        method: "POST",
-        headers: { "content-type": "application/json", accept: "application/json, text/event-stream", ...headers },
-        body: JSON.stringify(body),
-        signal: ctx.signal,
-      }),
-    );
+    response = asUpstreamResponse(await ctx.fetch(url, { method: "POST", headers, body, signal: ctx.signal }));
   } catch (cause) {
     throw networkError(ctx, provider, cause);
   }
@@ -146,6 +151,20 @@ function collectNode(node: Readable, limit: number, strict: boolean): Promise<Ui
     node.on("error", onError);
     node.on("close", onClose);
   });
+}
+
+/** Reads a whole body up to `limit` bytes (a transcript as text, srt or vtt); over it, or cut, is a malformed upstream. */
+export async function readBytes(ctx: ProviderCallContext, provider: string, response: UpstreamResponse, limit = MAX_UPSTREAM_JSON_BYTES): Promise<Uint8Array> {
+  const node = response.body;
+  if (!node) return new Uint8Array(0);
+  try {
+    return await collectNode(node, limit, true);
+  } catch (cause) {
+    if (cause instanceof LimitExceeded) throw new UpstreamError("malformed", `${provider}: response larger than ${limit} bytes`);
+    throw networkError(ctx, provider, cause);
+  } finally {
+    node.destroy();
+  }
 }
 
 /** Reads a JSON body with a size bound; unreadable JSON is a malformed upstream. */

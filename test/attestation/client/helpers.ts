@@ -251,6 +251,33 @@ export async function startFakeGateway(options: { now?: () => Date; pcrs?: Recor
           res.end(doc);
           return;
         }
+        if (req.method === "POST" && url.pathname === "/v1/audio/speech") {
+          // Binary audio, chunked, its receipt in the x-egw-receipt trailer (docs/PROTOCOL.md "Audio"); tampers apply as for chat.
+          const audio = new Uint8Array(Buffer.from("ID3fake-audio-bytes-for-the-verifying-client"));
+          const claims: ReceiptClaims = {
+            v: 2,
+            id: "egw-fake-speech",
+            time: now().getTime(),
+            method: "POST",
+            path: "/v1/audio/speech",
+            surface: "audio.speech",
+            model: "fake",
+            provider: "fake",
+            status: 200,
+            stream: true,
+            bodyRead: true,
+            requestSha256: sha(body),
+            responseSha256: sha(audio),
+            upstream: { origin: fake.receiptUpstream },
+          };
+          const receipt = signReceipt(claims, fake.tamper === "other-key" ? otherKey : identity.receipt.privateKey);
+          if (fake.tamper === "flip-receipt") receipt[receipt.length - 1]! ^= 0x01;
+          res.writeHead(200, { "content-type": "audio/mpeg", trailer: "x-egw-receipt" });
+          res.write(fake.tamper === "flip-body" ? flip(audio) : audio);
+          if (fake.tamper !== "drop-receipt") res.addTrailers({ "x-egw-receipt": Buffer.from(receipt).toString("base64url") });
+          res.end();
+          return;
+        }
         if (req.method === "POST" && url.pathname === "/v1/chat/completions") {
           fake.bodies.push(Buffer.from(body));
           const parsed = JSON.parse(Buffer.from(body).toString("utf8")) as { stream?: boolean };
