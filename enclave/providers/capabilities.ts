@@ -11,7 +11,7 @@ import type { ChatRequest, NativeGemini, NativeMessages, NativeResponses, Provid
  * so the surfaces' own "does not offer" check answers. The native surfaces
  * (Anthropic's messages, Gemini's methods, OpenAI's Responses) are held to the same set;
  * Responses is native only where `responses` is on. Every other member of
- * the adapter passes through unchanged, through the prototype.
+ * the adapter passes through unchanged.
  */
 export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): ProviderAdapter {
   const name = adapter.info.name;
@@ -23,7 +23,7 @@ export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): 
     if (streamed && !caps.streaming) refuse("streaming");
     if (!caps.tools && Array.isArray(request?.tools) && request.tools.length > 0) refuse("tools");
   };
-  const held = Object.create(adapter) as { -readonly [K in keyof ProviderAdapter]: ProviderAdapter[K] };
+  const held = copyOf(adapter) as { -readonly [K in keyof ProviderAdapter]: ProviderAdapter[K] };
   // Async, so a refusal is a rejection like every adapter error, never a synchronous throw.
   held.chat = async (request: ChatRequest, ctx: ProviderCallContext) => {
     checkChat(request, false);
@@ -38,21 +38,22 @@ export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): 
   if (!caps.images) held.images = undefined;
   const native = adapter.native;
   if (native) {
-    const nativeHeld: NativeMessages = Object.create(native);
-    nativeHeld.messages = async (body, ctx) => {
+    const nativeHeld: NativeMessages = copyOf(native);
+    // Every argument passed on as given (the client's anthropic-beta / anthropic-version ride in the last one).
+    nativeHeld.messages = async (body, ctx, headers) => {
       checkChat(body, false);
-      return native.messages(body, ctx);
+      return native.messages(body, ctx, headers);
     };
-    nativeHeld.messagesStream = async function* (body, ctx, onModel) {
+    nativeHeld.messagesStream = async function* (body, ctx, onModel, headers) {
       checkChat(body, true);
-      yield* native.messagesStream(body, ctx, onModel);
+      yield* native.messagesStream(body, ctx, onModel, headers);
     };
     held.native = nativeHeld;
   }
   const gemini = adapter.nativeGemini;
   if (gemini) {
     // Gemini's own request names tools as `tools` too (functionDeclarations inside).
-    const geminiHeld: NativeGemini = Object.create(gemini);
+    const geminiHeld: NativeGemini = copyOf(gemini);
     geminiHeld.call = async (method, body, ctx) => {
       if (method === "embedContent" || method === "batchEmbedContents") {
         if (!caps.embeddings) refuse("embeddings");
@@ -73,7 +74,7 @@ export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): 
       // Not spoken natively under this policy: /v1/responses is translated through chat (held above).
       held.nativeResponses = undefined;
     } else {
-      const responsesHeld: NativeResponses = Object.create(responses);
+      const responsesHeld: NativeResponses = copyOf(responses);
       responsesHeld.create = async (body, headers, ctx) => {
         checkChat(body, false);
         return responses.create(body, headers, ctx);
@@ -86,4 +87,13 @@ export function withCapabilities(adapter: ProviderAdapter, caps: Capabilities): 
     }
   }
   return held;
+}
+
+/**
+ * A copy with the same prototype and every own member, so that what holds
+ * it (and anything spreading it, `{ ...adapter, chat }`) still sees every
+ * member the adapter had, natives added later included.
+ */
+function copyOf<T extends object>(o: T): T {
+  return Object.assign(Object.create(Object.getPrototypeOf(o) as object) as T, o);
 }
