@@ -218,7 +218,7 @@ describe("egw dev: the whole stack as separate processes", () => {
       await verified.close();
     }
     const banner = devOut.join("");
-    expect(banner).toContain("openai (openai) → https://api.openai.com, key OPENAI_API_KEY (sealed under the local KMS): chat, embeddings, images");
+    expect(banner).toContain("openai (openai) → https://api.openai.com, key OPENAI_API_KEY (sealed under the local KMS): chat, streaming, tools, embeddings, images, responses");
     expect(banner).toMatch(/models \(\/v1\/models\): local, gpt-4o-mini, gpt-4o, gpt-4\.1/);
   });
 
