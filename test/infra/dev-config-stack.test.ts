@@ -189,7 +189,9 @@ describe("egw dev --config: the user's providers, through the host relay", () =>
     const text = out.join("");
     expect(text).toContain(`trust policy: --config ${configFile}`);
     expect(text).toContain("egw dev added default routes for provider claude (no route named it): claude-sonnet-4-6, claude-haiku-4-5, claude-opus-4-6");
-    expect(text).toContain(`openai (openai) → ${new URL(openaiMock.url).origin}, key OPENAI_API_KEY (sealed under the local KMS): chat, streaming, tools, embeddings, images, responses`);
+    expect(text).toContain(
+      `openai (openai) → ${new URL(openaiMock.url).origin}, key OPENAI_API_KEY (sealed under the local KMS): chat, streaming, tools, embeddings, images, responses`,
+    );
   });
 
   it("/v1/models lists the user's alias and the default routes of the provider that had none", async () => {
