@@ -109,7 +109,7 @@ describe("bedrock on the refused surfaces: 400 unsupported_capability, nothing s
     // The openai SDK refuses a custom fetch for uploads under Node 20's FormData, so the bytes are made by the same classes and posted directly.
     const form = new FormData();
     form.set("model", "claude");
-    form.set("file", new File([await (await toFile(Buffer.from("RIFF0000WAVE"), "a.wav")).arrayBuffer()], "a.wav", { type: "audio/wav" }));
+    form.set("file", new File([new Uint8Array(await (await toFile(Buffer.from("RIFF0000WAVE"), "a.wav")).arrayBuffer())], "a.wav", { type: "audio/wav" }));
     const encoded = new Response(form);
     const before = mock.requests.length;
     const res = await h.fetch(`${h.baseURL}/audio/transcriptions`, {
