@@ -10,22 +10,17 @@
 import Anthropic from "@anthropic-ai/sdk";
 import { GoogleGenAI } from "@google/genai";
 import { ChatOpenAI } from "@langchain/openai";
-import fs from "node:fs";
-import path from "node:path";
-import { Readable, Writable } from "node:stream";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createVerifiedFetch, type VerifiedFetch } from "../../../attestation/client/index.js";
-import type { CliContext } from "../../../infra/cli/context.js";
-import { proxyCommand } from "../../../infra/cli/proxy.js";
 import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../../helpers/enclave-harness.js";
-import { manifestJson, PCR0_TEST, removeTempDirs, tempDir } from "./helpers.js";
+import { startInProcessProxy, type InProcessProxy } from "../../helpers/in-process-proxy.js";
+import { PCR0_TEST, removeTempDirs } from "./helpers.js";
 
 let h: Harness;
 let verified: VerifiedFetch;
 let proxyUrl: string;
-let proxyLog = "";
-let stopProxy: () => Promise<number>;
+let proxy: InProcessProxy;
 
 beforeAll(async () => {
   h = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1000, attestationPerAddressPerSecond: 1000 } }) });
@@ -33,34 +28,11 @@ beforeAll(async () => {
     baseURL: h.baseURL,
     policy: { measurements: [{ label: "test build", pcrs: new Map([[0, PCR0_TEST]]) }], trust: "any", trustedRoots: [h.anchor] },
   });
-  const dir = tempDir();
-  fs.writeFileSync(path.join(dir, "dev-root.pem"), h.ca.rootPem);
-  fs.writeFileSync(
-    path.join(dir, "policy.json"),
-    manifestJson({ label: "test build", configSha256: [h.enclave.configSha256], trust: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" } } }),
-  );
-  let stdout = "";
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        append(chunk.toString("utf8"));
-        cb();
-      },
-    });
-  const ctx: CliContext = { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (proxyLog += s)), stdin: Readable.from([]), cwd: dir, now: () => new Date(), env: {} };
-  const abort = new AbortController();
-  const done = proxyCommand(["--upstream", new URL(h.baseURL).origin, "--policy", "policy.json", "--dev-root", "dev-root.pem", "--listen", "127.0.0.1:0"], ctx, {
-    signal: abort.signal,
-  });
-  stopProxy = async () => {
-    abort.abort();
-    return done;
-  };
-  for (let i = 0; i < 2000 && !/listening on (http:\/\/\S+)/.test(stdout); i++) await new Promise((r) => setTimeout(r, 5));
-  proxyUrl = /listening on (http:\/\/\S+)/.exec(stdout)![1]!;
+  proxy = await startInProcessProxy(h);
+  proxyUrl = proxy.url;
 });
 afterAll(async () => {
-  if (stopProxy) expect(await stopProxy()).toBe(0);
+  if (proxy) expect(await proxy.stop()).toBe(0);
   await verified?.close();
   await h?.close();
   removeTempDirs();
@@ -146,5 +118,5 @@ describe.each(PATHS)("through $name", (p) => {
 });
 
 it("the proxy logged each of those calls as verified", () => {
-  for (const line of ["POST /v1/moderations → 200 verified", "POST /v1/responses → 200", "POST /v1/messages/count_tokens → 200 verified"]) expect(proxyLog).toContain(line);
+  for (const line of ["POST /v1/moderations → 200 verified", "POST /v1/responses → 200", "POST /v1/messages/count_tokens → 200 verified"]) expect(proxy.log()).toContain(line);
 });

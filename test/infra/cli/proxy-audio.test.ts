@@ -7,53 +7,25 @@
  */
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI, { toFile } from "openai";
-import fs from "node:fs";
-import path from "node:path";
-import { Readable, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CliContext } from "../../../infra/cli/context.js";
-import { proxyCommand } from "../../../infra/cli/proxy.js";
-import { manifestJson, removeTempDirs, tempDir } from "../../attestation/client/helpers.js";
+import { removeTempDirs } from "../../attestation/client/helpers.js";
+import { startInProcessProxy, type InProcessProxy } from "../../helpers/in-process-proxy.js";
 import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../../helpers/enclave-harness.js";
 
 let h: Harness;
 let client: OpenAI;
 let anthropic: Anthropic;
-let stop: () => Promise<number>;
-let stdout = "";
-let stderr = "";
+let proxy: InProcessProxy;
 
 beforeAll(async () => {
   h = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1000, attestationPerAddressPerSecond: 1000 } }) });
-  const dir = tempDir();
-  fs.writeFileSync(path.join(dir, "dev-root.pem"), h.ca.rootPem);
-  fs.writeFileSync(
-    path.join(dir, "good.json"),
-    manifestJson({ label: "test build", configSha256: [h.enclave.configSha256], trust: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" } } }),
-  );
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        append(chunk.toString("utf8"));
-        cb();
-      },
-    });
-  const ctx: CliContext = { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)), stdin: Readable.from([]), cwd: dir, now: () => new Date(), env: {} };
-  const abort = new AbortController();
-  const done = proxyCommand(["--upstream", new URL(h.baseURL).origin, "--policy", "good.json", "--dev-root", "dev-root.pem", "--listen", "127.0.0.1:0"], ctx, {
-    signal: abort.signal,
-  });
-  stop = async () => {
-    abort.abort();
-    return done;
-  };
-  for (let i = 0; i < 2000 && !/listening on (http:\/\/\S+)/.test(stdout); i++) await new Promise((r) => setTimeout(r, 5));
-  const proxyUrl = /listening on (http:\/\/\S+)/.exec(stdout)![1]!;
+  proxy = await startInProcessProxy(h);
+  const proxyUrl = proxy.url;
   client = new OpenAI({ baseURL: `${proxyUrl}/v1`, apiKey: CLIENT_TOKEN, maxRetries: 0 });
   anthropic = new Anthropic({ baseURL: proxyUrl, apiKey: CLIENT_TOKEN, maxRetries: 0 });
 });
 afterAll(async () => {
-  if (stop) expect(await stop()).toBe(0);
+  if (proxy) expect(await proxy.stop()).toBe(0);
   await h?.close();
   removeTempDirs();
 });
@@ -65,7 +37,7 @@ describe("egw proxy with the audio and legacy endpoints", () => {
     const wav = Buffer.from(await res.arrayBuffer());
     expect(wav.subarray(0, 4).toString("ascii")).toBe("RIFF");
     expect(wav.length).toBe(44 + 4000);
-    expect(stdout + stderr).toMatch(/POST \/v1\/audio\/speech → 200 verified \(receipt egw-/);
+    expect(proxy.log()).toMatch(/POST \/v1\/audio\/speech → 200 verified \(receipt egw-/);
   });
 
   it("transcription: multipart verified through the proxy", async () => {
@@ -78,7 +50,7 @@ describe("egw proxy with the audio and legacy endpoints", () => {
     let text = "";
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? "";
     expect(text).toBe("local model (not an LLM): you said: proxy me");
-    expect(stdout + stderr).toMatch(/POST \/v1\/completions → 200 stream verified/);
+    expect(proxy.log()).toMatch(/POST \/v1\/completions → 200 stream verified/);
   });
 
   it("count_tokens, models and moderations through the proxy, each verified", async () => {

@@ -5,52 +5,23 @@
  * refusals on /v1beta are in Google's error shape.
  */
 import { ApiError, GoogleGenAI } from "@google/genai";
-import fs from "node:fs";
 import http from "node:http";
-import path from "node:path";
-import { Readable, Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CliContext } from "../../../infra/cli/context.js";
-import { proxyCommand } from "../../../infra/cli/proxy.js";
-import { manifestJson, removeTempDirs, tempDir } from "../../attestation/client/helpers.js";
+import { removeTempDirs } from "../../attestation/client/helpers.js";
+import { startInProcessProxy, type InProcessProxy } from "../../helpers/in-process-proxy.js";
 import { CLIENT_TOKEN, configJson, startHarness, type Harness } from "../../helpers/enclave-harness.js";
 
 let h: Harness;
-let dir: string;
 let proxyUrl: string;
-let stderr = "";
-let stop: () => Promise<number>;
+let proxy: InProcessProxy;
 
 beforeAll(async () => {
   h = await startHarness({ config: configJson({ limits: { attestationPerSecond: 1000, attestationPerAddressPerSecond: 1000 } }) });
-  dir = tempDir();
-  fs.writeFileSync(path.join(dir, "dev-root.pem"), h.ca.rootPem);
-  fs.writeFileSync(
-    path.join(dir, "good.json"),
-    manifestJson({ label: "test build", configSha256: [h.enclave.configSha256], trust: { upstreamOrigins: ["local"], identity: { mode: "ephemeral" } } }),
-  );
-  let stdout = "";
-  const sink = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        append(chunk.toString("utf8"));
-        cb();
-      },
-    });
-  const ctx: CliContext = { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)), stdin: Readable.from([]), cwd: dir, now: () => new Date(), env: {} };
-  const abort = new AbortController();
-  const done = proxyCommand(["--upstream", new URL(h.baseURL).origin, "--policy", "good.json", "--dev-root", "dev-root.pem", "--listen", "127.0.0.1:0"], ctx, {
-    signal: abort.signal,
-  });
-  stop = async () => {
-    abort.abort();
-    return done;
-  };
-  for (let i = 0; i < 2000 && !/listening on (http:\/\/\S+)/.test(stdout); i++) await new Promise((r) => setTimeout(r, 5));
-  proxyUrl = /listening on (http:\/\/\S+)/.exec(stdout)![1]!;
+  proxy = await startInProcessProxy(h);
+  proxyUrl = proxy.url;
 });
 afterAll(async () => {
-  if (stop) expect(await stop()).toBe(0);
+  if (proxy) expect(await proxy.stop()).toBe(0);
   await h?.close();
   removeTempDirs();
 });
@@ -68,7 +39,7 @@ describe("egw proxy with the Gemini-native surface", () => {
     }
     expect(text).toContain("stream through the proxy");
     expect(finish).toBe("STOP");
-    expect(stderr).toContain("POST /v1beta/models/local:streamGenerateContent → 200 stream verified");
+    expect(proxy.log()).toContain("POST /v1beta/models/local:streamGenerateContent → 200 stream verified");
   });
 
   it("a ?key= token is accepted but never logged", async () => {
@@ -79,8 +50,8 @@ describe("egw proxy with the Gemini-native surface", () => {
     });
     expect(res.status).toBe(200);
     await res.arrayBuffer();
-    expect(stderr).toContain("POST /v1beta/models/local:generateContent → 200 verified");
-    expect(stderr).not.toContain(CLIENT_TOKEN);
+    expect(proxy.log()).toContain("POST /v1beta/models/local:generateContent → 200 verified");
+    expect(proxy.log()).not.toContain(CLIENT_TOKEN);
   });
 
   it("the proxy's own refusal on /v1beta is in Google's shape; the gateway's refusals reach genai as ApiError", async () => {
