@@ -191,15 +191,25 @@ async function withRetries<T>(
  * pass through with the name the client sent, and every adapter writes
  * `ctx.upstreamModel` into what it sends upstream.
  */
-function context(deps: UpstreamDeps, route: Route, attempt: Attempt, recorder: ExchangeRecorder): ProviderCallContext {
-  return { fetch: recorder.fetch, signal: attempt.controller.signal, upstreamModel: route.upstreamModel, now: deps.now };
+function context(deps: UpstreamDeps, route: Route, attempt: Attempt, recorder: ExchangeRecorder, clientHeaders: ClientHeaders): ProviderCallContext {
+  return { fetch: recorder.fetch, signal: attempt.controller.signal, upstreamModel: route.upstreamModel, now: deps.now, ...(clientHeaders && { clientHeaders }) };
 }
 
-export async function callChat(routes: Route[], request: ChatRequest, clientSignal: AbortSignal, policy: UpstreamPolicy, deps: UpstreamDeps): Promise<Attempted<ChatCompletion>> {
+/** The client's provider headers a surface bounded (ProviderCallContext.clientHeaders); undefined: none. */
+type ClientHeaders = Readonly<Record<string, string>> | undefined;
+
+export async function callChat(
+  routes: Route[],
+  request: ChatRequest,
+  clientSignal: AbortSignal,
+  policy: UpstreamPolicy,
+  deps: UpstreamDeps,
+  clientHeaders?: ClientHeaders,
+): Promise<Attempted<ChatCompletion>> {
   return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first byte");
     try {
-      return await route.adapter.chat(request, context(deps, route, attempt, recorder));
+      return await route.adapter.chat(request, context(deps, route, attempt, recorder, clientHeaders));
     } finally {
       attempt.dispose();
     }
@@ -213,11 +223,12 @@ export async function callOnce<T>(
   policy: UpstreamPolicy,
   deps: UpstreamDeps,
   run: (route: Route, ctx: ProviderCallContext) => Promise<T>,
+  clientHeaders?: ClientHeaders,
 ): Promise<Attempted<T>> {
   return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first byte");
     try {
-      return await run(route, context(deps, route, attempt, recorder));
+      return await run(route, context(deps, route, attempt, recorder, clientHeaders));
     } finally {
       attempt.dispose();
     }
@@ -236,8 +247,15 @@ export interface OpenedStream<T = ChatCompletionChunk> {
  * while nothing has been sent to the client. Once the first chunk is in
  * hand the choice is final: later failures end the stream, never retry.
  */
-export function openChatStream(routes: Route[], request: ChatRequest, clientSignal: AbortSignal, policy: UpstreamPolicy, deps: UpstreamDeps): Promise<Attempted<OpenedStream>> {
-  return openStream(routes, clientSignal, policy, deps, (route, ctx) => route.adapter.chatStream({ ...request, stream: true }, ctx));
+export function openChatStream(
+  routes: Route[],
+  request: ChatRequest,
+  clientSignal: AbortSignal,
+  policy: UpstreamPolicy,
+  deps: UpstreamDeps,
+  clientHeaders?: ClientHeaders,
+): Promise<Attempted<OpenedStream>> {
+  return openStream(routes, clientSignal, policy, deps, (route, ctx) => route.adapter.chatStream({ ...request, stream: true }, ctx), clientHeaders);
 }
 
 /** Any stream (chunks, or pre-framed SSE text): same timeouts, retries and fallbacks. */
@@ -247,10 +265,11 @@ export async function openStream<T>(
   policy: UpstreamPolicy,
   deps: UpstreamDeps,
   open: (route: Route, ctx: ProviderCallContext) => AsyncIterable<T>,
+  clientHeaders?: ClientHeaders,
 ): Promise<Attempted<OpenedStream<T>>> {
   return withRetries(routes, clientSignal, policy, deps, async (route, attempt, budget, recorder) => {
     attempt.arm(Math.min(policy.firstByteTimeoutMs, budget.remaining()), "first chunk");
-    const iterator = open(route, context(deps, route, attempt, recorder))[Symbol.asyncIterator]();
+    const iterator = open(route, context(deps, route, attempt, recorder, clientHeaders))[Symbol.asyncIterator]();
     let first: IteratorResult<T>;
     try {
       first = await iterator.next();

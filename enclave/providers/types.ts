@@ -41,6 +41,13 @@ export interface ProviderCallContext {
   upstreamModel: string;
   /** Clock for `created` fields and ids. */
   now: () => Date;
+  /**
+   * Headers the client sent that its provider's own API reads, bounded by
+   * the surface (http/openai-client-headers.ts: OpenAI-Beta, -Organization,
+   * -Project). Only the adapter of the provider they mean sends them, under
+   * its own headers; every other adapter ignores them.
+   */
+  clientHeaders?: Readonly<Record<string, string>>;
 }
 
 /** Static description of a configured provider instance. */

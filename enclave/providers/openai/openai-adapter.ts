@@ -65,8 +65,10 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
   const extraHeaders = checkHeaders(options.extraHeaders ?? {});
   const speaksResponses = options.capabilities?.responses ?? info.kind === "openai";
 
-  async function headers(): Promise<Record<string, string>> {
-    const result: Record<string, string> = { ...extraHeaders };
+  /** The client's OpenAI headers (kind openai only: they name OpenAI's organizations and projects), then ours over them. */
+  async function headers(ctx?: ProviderCallContext): Promise<Record<string, string>> {
+    const forwarded = info.kind === "openai" ? (ctx?.clientHeaders ?? {}) : {};
+    const result: Record<string, string> = { ...forwarded, ...extraHeaders };
     if (options.apiKey) {
       const key = await options.apiKey();
       // A key with CR/LF would let header injection through; an empty one
@@ -118,7 +120,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
         delete body.stream;
         delete body.stream_options;
       }
-      const response = await postJson(ctx, name, `${baseUrl}/chat/completions`, body, await headers());
+      const response = await postJson(ctx, name, `${baseUrl}/chat/completions`, body, await headers(ctx));
       return checkChatCompletion(await readJson(ctx, name, response), name);
     },
 
@@ -129,7 +131,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
     async embeddings(request: EmbeddingsRequest, ctx: ProviderCallContext): Promise<EmbeddingsResponse> {
       ensure("embeddings");
       const body = { ...request, model: ctx.upstreamModel };
-      const response = await postJson(ctx, name, `${baseUrl}/embeddings`, body, await headers());
+      const response = await postJson(ctx, name, `${baseUrl}/embeddings`, body, await headers(ctx));
       return checkEmbeddings(await readJson(ctx, name, response), name);
     },
 
@@ -142,7 +144,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
         throw new GatewayError("invalid_request", "streamed image generation is not supported");
       }
       const body = { ...request, model: ctx.upstreamModel };
-      const response = await postJson(ctx, name, `${baseUrl}/images/generations`, body, await headers());
+      const response = await postJson(ctx, name, `${baseUrl}/images/generations`, body, await headers(ctx));
       return checkImages(await readJson(ctx, name, response), name);
     },
   };
@@ -150,7 +152,7 @@ export function createOpenAIAdapter(options: OpenAIAdapterOptions): ProviderAdap
   async function* streamChat(request: ChatRequest, ctx: ProviderCallContext): AsyncGenerator<ChatCompletionChunk> {
     ensure("chat");
     const body = { ...request, model: ctx.upstreamModel, stream: true };
-    const response = await postJson(ctx, name, `${baseUrl}/chat/completions`, body, await headers());
+    const response = await postJson(ctx, name, `${baseUrl}/chat/completions`, body, await headers(ctx));
     const contentType = response.headers.get("content-type");
     if (contentType !== null && !/^text\/event-stream\b/i.test(contentType.trim())) {
       response.body?.destroy();

@@ -15,7 +15,7 @@ import { UpstreamError, type AudioUpload, type BinaryStream, type NativeCompleti
 export interface OpenAIEndpoint {
   name: string;
   baseUrl: string;
-  headers(): Promise<Record<string, string>>;
+  headers(ctx?: ProviderCallContext): Promise<Record<string, string>>;
 }
 
 type Json = Record<string, unknown>;
@@ -40,11 +40,11 @@ export function openaiCompletions(e: OpenAIEndpoint): NativeCompletions {
       const sent: Json = { ...body, model: ctx.upstreamModel };
       delete sent.stream;
       delete sent.stream_options;
-      const response = await postJson(ctx, e.name, url, sent, await e.headers());
+      const response = await postJson(ctx, e.name, url, sent, await e.headers(ctx));
       return checkTextCompletion(await readJson(ctx, e.name, response), e.name);
     },
     async *stream(body, ctx) {
-      const response = await postJson(ctx, e.name, url, { ...body, model: ctx.upstreamModel, stream: true }, await e.headers());
+      const response = await postJson(ctx, e.name, url, { ...body, model: ctx.upstreamModel, stream: true }, await e.headers(ctx));
       const type = response.headers.get("content-type");
       if (type !== null && !/^text\/event-stream\b/i.test(type.trim())) {
         response.body?.destroy();
@@ -68,7 +68,7 @@ export function openaiCompletions(e: OpenAIEndpoint): NativeCompletions {
 }
 
 export async function openaiModerations(e: OpenAIEndpoint, request: Json, ctx: ProviderCallContext): Promise<unknown> {
-  const response = await postJson(ctx, e.name, `${e.baseUrl}/moderations`, { ...request, model: ctx.upstreamModel }, await e.headers());
+  const response = await postJson(ctx, e.name, `${e.baseUrl}/moderations`, { ...request, model: ctx.upstreamModel }, await e.headers(ctx));
   const json = await readJson(ctx, e.name, response);
   if (!isObject(json) || !Array.isArray(json.results) || !json.results.every((r) => isObject(r) && typeof r.flagged === "boolean")) {
     throw malformed(e.name, "moderation answer has no results");
@@ -96,7 +96,7 @@ export async function openaiAudio(e: OpenAIEndpoint, upload: AudioUpload, ctx: P
     contentType = encoded.headers.get("content-type") ?? contentType;
   }
   const response = await postBody(ctx, e.name, `${e.baseUrl}/audio/${upload.task}`, bytes, {
-    ...(await e.headers()),
+    ...(await e.headers(ctx)),
     "content-type": contentType,
     accept: "application/json, text/plain",
   });
@@ -113,7 +113,7 @@ const AUDIO_TYPES = /^\s*(audio\/[A-Za-z0-9.+-]{1,64}|application\/octet-stream)
 
 /** Speech: the audio bytes as they arrive; the upstream body is destroyed when the consumer stops. */
 export async function openaiSpeech(e: OpenAIEndpoint, request: Json, ctx: ProviderCallContext): Promise<BinaryStream> {
-  const response = await postJson(ctx, e.name, `${e.baseUrl}/audio/speech`, { ...request, model: ctx.upstreamModel }, { ...(await e.headers()), accept: "audio/*" });
+  const response = await postJson(ctx, e.name, `${e.baseUrl}/audio/speech`, { ...request, model: ctx.upstreamModel }, { ...(await e.headers(ctx)), accept: "audio/*" });
   const type = AUDIO_TYPES.exec(response.headers.get("content-type") ?? "")?.[1]?.toLowerCase();
   if (type === undefined || response.body === null) {
     response.body?.destroy();

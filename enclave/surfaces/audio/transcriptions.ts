@@ -7,6 +7,7 @@ import type { RawAnswer } from "../../providers/types.js";
 import { callOnce } from "../../upstream.js";
 import { routeRequest } from "../route-request.js";
 import { multipartUpload } from "./multipart-upload.js";
+import { openaiClientHeaders } from "../../http/openai-client-headers.js";
 
 /**
  * POST /v1/audio/transcriptions and /v1/audio/translations (multipart):
@@ -25,10 +26,18 @@ export function audioTranscriptionsApi(s: GatewayServices): Hono<GatewayEnv> {
     // OpenAI's streamed transcription answers SSE deltas; this endpoint answers one document, so it says so instead of failing upstream.
     if (upload.form.get("stream") === "true") throw new GatewayError("invalid_request", "Streamed transcription (`stream=true`) is not supported by this gateway.");
     const routes = routeRequest(router, ex, client, upload.model);
-    const result = await callOnce<RawAnswer>(routes, view.signal, config.limits, deps.upstream, (route, ctx) => {
-      if (!route.adapter.audio) throw new GatewayError("unsupported_capability", "This model's provider does not offer audio transcription.");
-      return route.adapter.audio(upload, ctx);
-    });
+    const clientHeaders = openaiClientHeaders(view.headers);
+    const result = await callOnce<RawAnswer>(
+      routes,
+      view.signal,
+      config.limits,
+      deps.upstream,
+      (route, ctx) => {
+        if (!route.adapter.audio) throw new GatewayError("unsupported_capability", "This model's provider does not offer audio transcription.");
+        return route.adapter.audio(upload, ctx);
+      },
+      clientHeaders,
+    );
     ex.answered(result, undefined);
     return responder.finish(ex, 200, result.value.bytes, { "content-type": result.value.contentType });
   }

@@ -6,6 +6,7 @@ import type { GatewayServices } from "../../http/gateway-services.js";
 import type { EmbeddingsRequest } from "../../providers/types.js";
 import { callOnce } from "../../upstream.js";
 import { routeRequest } from "../route-request.js";
+import { openaiClientHeaders } from "../../http/openai-client-headers.js";
 
 /** POST /v1/embeddings: the OpenAI embeddings API, for providers that offer it. */
 export function embeddingsApi(s: GatewayServices): Hono<GatewayEnv> {
@@ -13,10 +14,19 @@ export function embeddingsApi(s: GatewayServices): Hono<GatewayEnv> {
   async function embeddings(c: Context<GatewayEnv>): Promise<Response> {
     const { body, client, exchange: ex, view } = c.var;
     const routes = routeRequest(router, ex, client, body.model);
-    const result = await callOnce<unknown>(routes, view.signal, config.limits, deps.upstream, (route, ctx): Promise<unknown> => {
-      if (!route.adapter.embeddings) throw new GatewayError("unsupported_capability", "This model's provider does not offer embeddings.");
-      return route.adapter.embeddings(body as unknown as EmbeddingsRequest, ctx);
-    });
+    // OpenAI's own headers (beta, organization, project) for kind openai; bounded, never logged.
+    const clientHeaders = openaiClientHeaders(view.headers);
+    const result = await callOnce<unknown>(
+      routes,
+      view.signal,
+      config.limits,
+      deps.upstream,
+      (route, ctx): Promise<unknown> => {
+        if (!route.adapter.embeddings) throw new GatewayError("unsupported_capability", "This model's provider does not offer embeddings.");
+        return route.adapter.embeddings(body as unknown as EmbeddingsRequest, ctx);
+      },
+      clientHeaders,
+    );
     ex.answered(result, (result.value as { model?: unknown } | null)?.model);
     return responder.json(ex, 200, result.value);
   }

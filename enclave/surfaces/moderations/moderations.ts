@@ -5,6 +5,7 @@ import type { GatewayEnv } from "../../http/gateway-env.js";
 import type { GatewayServices } from "../../http/gateway-services.js";
 import { callOnce } from "../../upstream.js";
 import { routeRequest } from "../route-request.js";
+import { openaiClientHeaders } from "../../http/openai-client-headers.js";
 
 /**
  * POST /v1/moderations: native on OpenAI routes (api.openai.com's
@@ -21,10 +22,19 @@ export function moderationsApi(s: GatewayServices): Hono<GatewayEnv> {
     if (body.input === undefined) throw new GatewayError("invalid_request", "`input` is required.");
     if (body.model === undefined) throw new GatewayError("invalid_request", "`model` is required by this gateway (it routes by model).");
     const routes = routeRequest(router, ex, client, body.model);
-    const result = await callOnce<unknown>(routes, view.signal, config.limits, deps.upstream, (route, ctx) => {
-      if (!route.adapter.moderations) throw new GatewayError("unsupported_capability", "This model's provider does not offer moderations.");
-      return route.adapter.moderations(body, ctx);
-    });
+    // OpenAI's own headers (beta, organization, project) for kind openai; bounded, never logged.
+    const clientHeaders = openaiClientHeaders(view.headers);
+    const result = await callOnce<unknown>(
+      routes,
+      view.signal,
+      config.limits,
+      deps.upstream,
+      (route, ctx) => {
+        if (!route.adapter.moderations) throw new GatewayError("unsupported_capability", "This model's provider does not offer moderations.");
+        return route.adapter.moderations(body, ctx);
+      },
+      clientHeaders,
+    );
     ex.answered(result, (result.value as { model?: unknown }).model);
     return responder.json(ex, 200, result.value);
   }

@@ -9,6 +9,7 @@ import type { ChatCompletionChunk } from "../../providers/types.js";
 import { callOnce, openStream } from "../../upstream.js";
 import { routeRequest } from "../route-request.js";
 import { chatChunkToTextChunk, chatToTextCompletion, completionToChat } from "./translate-completions.js";
+import { openaiClientHeaders } from "../../http/openai-client-headers.js";
 
 /**
  * POST /v1/completions, OpenAI's legacy text completions, streamed or not:
@@ -32,19 +33,35 @@ export function completionsApi(s: GatewayServices): Hono<GatewayEnv> {
     if (!ok) throw new GatewayError("invalid_request", "`prompt` must be a string or a non-empty array.");
     if (body.stream !== undefined && typeof body.stream !== "boolean") throw new GatewayError("invalid_request", "`stream` must be a boolean.");
     const routes = routeRequest(router, ex, client, body.model);
+    // OpenAI's own headers (beta, organization, project) for kind openai; bounded, never logged.
+    const clientHeaders = openaiClientHeaders(view.headers);
     if (body.stream === true) {
       ex.streams();
-      const opened = await openStream<Record<string, unknown>>(routes, view.signal, config.limits, deps.upstream, (route, ctx) => {
-        if (route.adapter.completions) return route.adapter.completions.stream(body, ctx);
-        return translatedStream(route.adapter.chatStream({ ...completionToChat(body), stream: true }, ctx));
-      });
+      const opened = await openStream<Record<string, unknown>>(
+        routes,
+        view.signal,
+        config.limits,
+        deps.upstream,
+        (route, ctx) => {
+          if (route.adapter.completions) return route.adapter.completions.stream(body, ctx);
+          return translatedStream(route.adapter.chatStream({ ...completionToChat(body), stream: true }, ctx));
+        },
+        clientHeaders,
+      );
       ex.answered(opened, opened.value.first.model);
       return signedStream({ responder, metrics: deps.metrics, now: s.now }, ex, opened.value, slot.handOff(), completionsEncoder);
     }
-    const result = await callOnce<Record<string, unknown>>(routes, view.signal, config.limits, deps.upstream, async (route, ctx) => {
-      if (route.adapter.completions) return route.adapter.completions.create(body, ctx);
-      return chatToTextCompletion(await route.adapter.chat(completionToChat(body), ctx));
-    });
+    const result = await callOnce<Record<string, unknown>>(
+      routes,
+      view.signal,
+      config.limits,
+      deps.upstream,
+      async (route, ctx) => {
+        if (route.adapter.completions) return route.adapter.completions.create(body, ctx);
+        return chatToTextCompletion(await route.adapter.chat(completionToChat(body), ctx));
+      },
+      clientHeaders,
+    );
     ex.answered(result, result.value.model);
     return responder.json(ex, 200, result.value);
   }

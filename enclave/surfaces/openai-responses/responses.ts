@@ -16,7 +16,7 @@ import { callOnce, openStream } from "../../upstream.js";
 import { routeRequest } from "../route-request.js";
 import { ChatStreamToResponses } from "./chat-stream-to-responses.js";
 import { completionToResponse, responseObject, type ResponseFrame } from "./chat-to-response.js";
-import { openaiClientHeaders } from "./openai-client-headers.js";
+import { openaiClientHeaders } from "../../http/openai-client-headers.js";
 import { responsesRequestToChat } from "./responses-request-to-chat.js";
 import { failureEvents, NativeStreamTracker, responsesSse, type StreamFailureSource } from "./responses-stream-events.js";
 import { checkResponseId, forwardedQuery, storedResponseRoute } from "./stored-response-route.js";

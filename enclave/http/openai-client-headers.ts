@@ -1,5 +1,5 @@
-import { GatewayError } from "../../errors.js";
-import type { HeaderReader } from "../../http/gateway-env.js";
+import { GatewayError } from "../errors.js";
+import type { HeaderReader } from "./gateway-env.js";
 
 /**
  * The OpenAI headers a client's SDK sends that mean something to OpenAI
@@ -8,8 +8,8 @@ import type { HeaderReader } from "../../http/gateway-env.js";
  * sent on native routes only, after the adapter's own headers cannot be
  * overridden by them (openai-native-responses.ts merges them under its
  * own). Bounded and single-line, so that none can smuggle a second header;
- * their values are never logged. Translated routes ignore them: no other
- * provider reads them.
+ * their values are never logged. Other providers never get them, OpenAI-
+ * compatible ones included (an organization id is OpenAI's to read).
  */
 export const FORWARDED_OPENAI_HEADERS = ["openai-beta", "openai-organization", "openai-project"] as const;
 
