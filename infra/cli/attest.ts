@@ -2,8 +2,6 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { NSM_MAX_NONCE, NSM_MAX_PUBLIC_KEY, NSM_MAX_USER_DATA } from "../../attestation/attester.js";
 import { MAX_DOCUMENT_BYTES } from "../../attestation/cose-sign1.js";
-import { DEV_ROOT_FILE, loadOrCreateDevCa } from "../../attestation/dev/dev-ca.js";
-import { SimulatedNsm } from "../../attestation/dev/simulated-nsm.js";
 import { AttestationError } from "../../attestation/errors.js";
 import { trustAnchorFromPem } from "../../attestation/roots.js";
 import { verifyAttestation, type VerificationResult } from "../../attestation/verify.js";
@@ -13,6 +11,14 @@ import { EXIT, parseFlags as parse, print, UsageError, type CliContext } from ".
 import { decodeDocumentText, parseHexOption, readInput } from "./input.js";
 
 export const DEFAULT_STATE_DIR = ".egw-dev";
+
+/**
+ * The development CA (and with it @peculiar/x509 and its reflect polyfill,
+ * about 150 ms of module loading) only for `attest issue --dev` and
+ * `attest dev-root`: `attest verify`, `inspect` and `receipt verify`, which
+ * import this file, never need it.
+ */
+const devCa = () => import("../../attestation/dev/dev-ca.js");
 
 export async function attestCommand(args: string[], ctx: CliContext): Promise<number> {
   const [sub, ...rest] = args;
@@ -163,8 +169,10 @@ async function issueCommand(args: string[], ctx: CliContext): Promise<number> {
     ...(values["public-key"] !== undefined && { publicKey: parseHexOption(values["public-key"], "public-key", NSM_MAX_PUBLIC_KEY) }),
   };
   const stateDir = path.resolve(ctx.cwd, values["state-dir"] ?? DEFAULT_STATE_DIR);
+  const { loadOrCreateDevCa } = await devCa();
   const ca = await loadOrCreateDevCa(stateDir, { now: ctx.now });
   const pcrs = parsePcrFlags(values.pcr);
+  const { SimulatedNsm } = await import("../../attestation/dev/simulated-nsm.js");
   const nsm = new SimulatedNsm({ ca, now: ctx.now, ...(pcrs.size > 0 && { pcrs }) });
   try {
     const doc = await nsm.attest(request);
@@ -173,7 +181,7 @@ async function issueCommand(args: string[], ctx: CliContext): Promise<number> {
   } finally {
     await nsm.close();
   }
-  ctx.stderr.write(`issued a development document (not valid in production); trust root: ${path.join(stateDir, DEV_ROOT_FILE)}\n`);
+  ctx.stderr.write(`issued a development document (not valid in production); trust root: ${path.join(stateDir, (await devCa()).DEV_ROOT_FILE)}\n`);
   return EXIT.ok;
 }
 
@@ -181,6 +189,7 @@ async function devRootCommand(args: string[], ctx: CliContext): Promise<number> 
   const { values, positionals } = parse(args, { "state-dir": { type: "string" } });
   if (positionals.length > 0) throw new UsageError("attest dev-root takes no positional arguments");
   const stateDir = path.resolve(ctx.cwd, values["state-dir"] ?? DEFAULT_STATE_DIR);
+  const { loadOrCreateDevCa } = await devCa();
   const ca = await loadOrCreateDevCa(stateDir, { now: ctx.now });
   print(ctx.stdout, ca.rootPem);
   return EXIT.ok;
